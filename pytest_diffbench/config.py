@@ -1,0 +1,135 @@
+"""The frozen config of one case, its canonical JSON and its SHA-256 hash.
+
+The hash names baselines and files, so it must be the same in every process and on every
+machine: canonical JSON (sorted keys, fixed separators, ASCII), floats normalised to 12
+significant digits, and never Python's salted ``hash()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import PurePath
+from typing import Any, Mapping
+
+SHORT_HASH_LENGTH = 12
+FLOAT_SIGNIFICANT_DIGITS = 12
+
+
+@dataclass(frozen=True)
+class FrozenConfig:
+    """Everything that decides the pixels of one case; two equal configs must give one image."""
+
+    model: str
+    model_fingerprint: str
+    vae: str
+    loras: tuple[str, ...]
+    controlnets: tuple[str, ...]
+    prompt: str
+    negative_prompt: str | None
+    seed: int
+    sampler: str
+    steps: int
+    cfg: float
+    width: int
+    height: int
+    workflow: str
+    workflow_version: str
+    dtype: str
+    device: str
+    pipeline_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON-ready values (tuples become lists, floats normalised)."""
+        return normalise({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    def canonical_json(self) -> str:
+        return canonical_json(self.to_dict())
+
+    @property
+    def hash(self) -> str:
+        """Full SHA-256 hex digest of the canonical JSON."""
+        return config_hash(self.to_dict())
+
+    @property
+    def short_hash(self) -> str:
+        """The first 12 hex digits of :attr:`hash`, used in file names and labels."""
+        return self.hash[:SHORT_HASH_LENGTH]
+
+
+REQUIRED_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FrozenConfig))
+
+
+def normalise(value: Any, *, where: str = "config") -> Any:
+    """Turn ``value`` into JSON values whose serialisation does not depend on the machine.
+
+    Floats are rounded to 12 significant digits (so ``0.1 + 0.2`` and ``0.3`` hash alike),
+    ``-0.0`` becomes ``0.0``, non-finite floats become the strings ``"nan"``/``"inf"``/``"-inf"``,
+    tuples become lists, numpy scalars and arrays become Python values, paths become strings.
+    Anything else is refused with a message naming the field.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, Enum):
+        return normalise(value.value, where=where)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _normalise_float(value)
+    if isinstance(value, PurePath):
+        return value.as_posix()
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: keys must be strings, got {key!r}")
+            out[key] = normalise(item, where=f"{where}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [normalise(item, where=f"{where}[{i}]") for i, item in enumerate(value)]
+    item = getattr(value, "item", None)  # numpy / torch scalars
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return normalise(item(), where=where)
+    tolist = getattr(value, "tolist", None)  # numpy arrays
+    if callable(tolist):
+        return normalise(tolist(), where=where)
+    raise TypeError(
+        f"{where}: {type(value).__name__} value {value!r} cannot go into a frozen config; "
+        "use str, int, float, bool, None, or lists and dicts of them"
+    )
+
+
+def _normalise_float(value: float) -> float | str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    rounded = float(f"{value:.{FLOAT_SIGNIFICANT_DIGITS}g}")
+    return 0.0 if rounded == 0 else rounded
+
+
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """Sorted keys, no whitespace, ASCII only: one text per config on every machine."""
+    return json.dumps(normalise(data), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def config_hash(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(data).encode("ascii")).hexdigest()
+
+
+def diff_configs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Fields whose normalised values differ, as ``(field, old, new)`` sorted by field name.
+
+    A field missing on one side is reported with ``"<absent>"`` there.
+    """
+    absent = "<absent>"
+    old_n, new_n = normalise(old), normalise(new)
+    return [
+        (key, old_n.get(key, absent), new_n.get(key, absent))
+        for key in sorted(set(old_n) | set(new_n))
+        if old_n.get(key, absent) != new_n.get(key, absent)
+    ]

@@ -1,0 +1,156 @@
+"""The diffbench session: what the pytest hooks hand off to.
+
+It owns the settings, the run folder, the image generator and the records of finished cases.
+Evaluation of a case (baseline lookup, update, comparison, gates, record) happens here; the
+hooks in :mod:`pytest_diffbench.plugin` only route pytest's events to it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pytest
+
+from pytest_diffbench.baselines import case_path
+from pytest_diffbench.options import Settings
+from pytest_diffbench.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
+from pytest_diffbench.tolerances import Tolerances
+
+if TYPE_CHECKING:
+    from pytest_diffbench.baselines import Baseline, BaselineStore
+    from pytest_diffbench.case import DiffbenchCase
+    from pytest_diffbench.gates import Verdict
+    from pytest_diffbench.generation import ImageGenerator
+
+RUN_ID_KEY = "diffbench_run_id"
+RUN_DIR_KEY = "diffbench_run_dir"
+
+
+class DiffbenchSession:
+    """State of one pytest process (controller or xdist worker) for diffbench."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.records: list[dict[str, Any]] = []
+        self.run_id: str | None = None
+        self.run_dir: Path | None = None
+        self._generator: ImageGenerator | None = None
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        if workerinput is not None and RUN_DIR_KEY in workerinput:
+            self.run_id, self.run_dir = workerinput[RUN_ID_KEY], Path(workerinput[RUN_DIR_KEY])
+        elif settings.enabled and not self.is_worker:
+            from pytest_diffbench.results import create_run_folder
+
+            self.run_id, self.run_dir = create_run_folder(settings.output_dir)
+
+    # -- collection -------------------------------------------------------------------------
+
+    def expand(self, definition: pytest.Function) -> list[Case]:
+        """The cases of a test; a test without a sweep has one default case."""
+        mark = definition.get_closest_marker(SWEEP_MARK)
+        self.tolerances_for(definition)  # an invalid tolerance is a collection error too
+        if mark is None:
+            return [Case()]
+        if mark.args:
+            raise SweepError("diffbench.sweep takes keyword arguments only, e.g. sweep(seeds=[0, 1])")
+        return expand_sweep(mark.kwargs, max_cases=self.settings.max_cases)
+
+    def tolerances_for(self, node: pytest.Item) -> Tolerances:
+        """Ini defaults, overridden by the sweep's ``tolerance=`` and the tolerance marker."""
+        tolerances = self.settings.tolerances
+        sweep_mark = node.get_closest_marker(SWEEP_MARK)
+        marker = node.get_closest_marker(TOLERANCE_MARK)
+        from_sweep = dict(sweep_mark.kwargs.get("tolerance") or {}) if sweep_mark else {}
+        from_marker = dict(marker.kwargs) if marker else {}
+        both = sorted(set(from_sweep) & set(from_marker))
+        if both:
+            raise SweepError(f"tolerance {', '.join(both)} is set both in sweep(tolerance=...) and @diffbench.tolerance; set it once")
+        try:
+            tolerances = tolerances.merged(from_sweep, source="sweep(tolerance=...)")
+            return tolerances.merged(from_marker, source="@diffbench.tolerance")
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+
+    def workflow_version_for(self, node: pytest.Item) -> str:
+        mark = node.get_closest_marker(SWEEP_MARK)
+        version = mark.kwargs.get("workflow_version") if mark else None
+        return str(version) if version is not None else self.settings.workflow_version
+
+    # -- running ----------------------------------------------------------------------------
+
+    def start_case(self, item: pytest.Item, case: Case, pipeline: Any) -> "DiffbenchCase":
+        from pytest_diffbench.case import DiffbenchCase
+        from pytest_diffbench.generation import ImageGenerator
+
+        if self._generator is None:
+            self._generator = ImageGenerator()
+        return DiffbenchCase(nodeid=item.nodeid, case=case, pipeline=pipeline, generator=self._generator,
+                             workflow_version=self.workflow_version_for(item))
+
+    def finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> tuple[dict[str, Any], str | None]:
+        """Compare, gate, maybe write the baseline: the case's record, and its failure text
+        when the outcome is not passed."""
+        from pytest_diffbench.evaluation import evaluate_case
+
+        if dcase.image is None:
+            message = f"{item.nodeid}: the test did not call diffbench.generate(); a diffbench case makes one image"
+            return self.error_record(item, dcase.case, message), message
+        return evaluate_case(self, item, dcase)
+
+    def error_record(self, item: pytest.Item, case: Case, message: str) -> dict[str, Any]:
+        """The record of a case that could not finish (setup error, exception in the test)."""
+        return self.base_record(item, case, outcome="error", message=message)
+
+    def base_record(self, item: pytest.Item, case: Case, **fields: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "nodeid": item.nodeid,
+            "test": item.nodeid.split("[")[0],
+            "case_id": case.id,
+            "seed": case.seed,
+            "sampler": case.sampler,
+            "steps": case.steps,
+            "cfg": case.cfg,
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        }
+        record.update(fields)
+        return record
+
+    def add_record(self, record: Mapping[str, Any]) -> None:
+        self.records.append(dict(record))
+
+    # -- session end ------------------------------------------------------------------------
+
+    def finish(self) -> Path | None:
+        """Write results.csv and mark the run as latest (controller or single process only)."""
+        if self.is_worker or self.run_dir is None:
+            return None
+        from pytest_diffbench.results import mark_latest, write_results
+
+        path = write_results(self.run_dir, self.records)
+        mark_latest(self.settings.output_dir, self.run_id or "")
+        return path
+
+    def summary_lines(self) -> list[str]:
+        """Lines for pytest's terminal summary: counts, where the results are, warnings."""
+        if self.run_dir is None or self.is_worker:
+            return []
+        counts = Counter(record["outcome"] for record in self.records)
+        shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no cases ran"
+        lines = [f"diffbench: {len(self.records)} cases: {shown}", f"results: {self.run_dir / 'results.csv'}"]
+        unavailable = sorted({r["lpips_status"] for r in self.records if str(r.get("lpips_status", "")).startswith("unavailable")})
+        lines += [f"WARNING: LPIPS was not computed: {status.removeprefix('unavailable: ')}" for status in unavailable]
+        env_changes = sorted({r["env_diff"] for r in self.records if r.get("env_diff")})
+        if env_changes:
+            lines.append(f"note: {sum(1 for r in self.records if r.get('env_diff'))} baselines were made in another environment: "
+                         + "; ".join(env_changes[:3]))
+        if counts.get("missing-baseline"):
+            lines.append("create missing baselines with: pytest --diffbench --diffbench-update=missing")
+        return lines

@@ -1,0 +1,208 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from pytest_diffbench.pipelines import (
+    TINY_MODEL_ID,
+    TINY_SD_DIR,
+    build_tiny_pipeline,
+    default_dtype,
+    describe_pipeline,
+    model_fingerprint,
+    parse_dtype,
+    resolve_device,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return build_tiny_pipeline()
+
+
+def _image(pipe, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return pipe("a red cube", num_inference_steps=2, generator=generator, output_type="np").images[0]
+
+
+def test_builds_a_tiny_sd_pipeline(pipe):
+    assert isinstance(pipe, StableDiffusionPipeline)
+    assert pipe.name_or_path == TINY_MODEL_ID
+    assert pipe.config._name_or_path == TINY_MODEL_ID
+    assert pipe.safety_checker is None
+    assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler"
+    assert pipe.tokenizer.model_max_length == 77
+    special = pipe.tokenizer.convert_tokens_to_ids(["<|startoftext|>", "<|endoftext|>"])
+    config = pipe.text_encoder.config
+    assert special == [config.bos_token_id, config.eos_token_id] == [512, 513]
+    assert config.pad_token_id == 513
+
+
+def test_shipped_configs_are_canonical_json():
+    files = sorted(TINY_SD_DIR.rglob("*.json"))
+    assert {f.relative_to(TINY_SD_DIR).as_posix() for f in files} >= {
+        "tokenizer/vocab.json",
+        "unet/config.json",
+        "vae/config.json",
+        "text_encoder/config.json",
+        "scheduler/scheduler_config.json",
+    }
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n", path
+    vocab = json.loads((TINY_SD_DIR / "tokenizer" / "vocab.json").read_text(encoding="utf-8"))
+    assert sorted(vocab.values()) == list(range(514))
+    assert (TINY_SD_DIR / "tokenizer" / "merges.txt").read_text(encoding="utf-8") == "#version: 0.2\n"
+
+
+def test_generates_a_64x64_image(pipe):
+    image = _image(pipe, seed=0)
+    assert image.shape == (64, 64, 3)
+    assert np.isfinite(image).all()
+    assert image.std() > 0
+
+
+def test_same_seed_same_pixels_other_seed_differs(pipe):
+    first = _image(pipe, seed=7)
+    assert np.array_equal(first, _image(pipe, seed=7))
+    assert not np.array_equal(first, _image(pipe, seed=8))
+
+
+def test_build_is_deterministic(pipe):
+    other = build_tiny_pipeline()
+    for name in ("unet", "vae", "text_encoder"):
+        ours, theirs = getattr(pipe, name).state_dict(), getattr(other, name).state_dict()
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+
+
+def test_build_with_dtype():
+    half = build_tiny_pipeline(dtype=torch.bfloat16)
+    assert {half.unet.dtype, half.vae.dtype, half.text_encoder.dtype} == {torch.bfloat16}
+    assert describe_pipeline(half)["dtype"] == "bfloat16"
+
+
+def test_fingerprint_is_stable_across_processes(pipe):
+    code = (
+        "from pytest_diffbench.pipelines import build_tiny_pipeline, model_fingerprint\n"
+        "print(model_fingerprint(build_tiny_pipeline()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    fingerprint = model_fingerprint(pipe)
+    assert len(fingerprint) == 64 and int(fingerprint, 16) >= 0
+    assert result.stdout.strip().splitlines()[-1] == fingerprint
+
+
+def test_fingerprint_changes_when_a_weight_changes():
+    pipe = build_tiny_pipeline()
+    before = model_fingerprint(pipe)
+    with torch.no_grad():
+        next(iter(pipe.unet.parameters())).add_(0.01)
+    assert model_fingerprint(pipe) != before
+
+
+def test_fingerprint_depends_on_dtype_not_memory_layout(pipe):
+    reference = model_fingerprint(pipe)
+    assert model_fingerprint(build_tiny_pipeline(dtype=torch.float16)) != reference
+    channels_last = build_tiny_pipeline()
+    channels_last.unet.to(memory_format=torch.channels_last)
+    assert model_fingerprint(channels_last) == reference
+
+
+def test_describe_pipeline(pipe):
+    description = describe_pipeline(pipe)
+    assert description == {
+        "model": TINY_MODEL_ID,
+        "vae": TINY_MODEL_ID,
+        "loras": [],
+        "controlnets": [],
+        "workflow": "StableDiffusionPipeline",
+        "dtype": "float32",
+        "device": "cpu",
+        "model_fingerprint": model_fingerprint(pipe),
+    }
+    json.dumps(description)  # must be serialisable as-is
+
+
+def test_describe_pipeline_uses_portable_names():
+    pipe = build_tiny_pipeline()
+    pipe.register_to_config(_name_or_path="")
+    cache_path = "/home/me/.cache/huggingface/hub/models--madebyollin--sdxl-vae-fp16-fix/snapshots/0123abc"
+    pipe.vae.register_to_config(_name_or_path=cache_path)
+    description = describe_pipeline(pipe)
+    assert description["model"] == "StableDiffusionPipeline"
+    assert description["vae"] == "madebyollin/sdxl-vae-fp16-fix"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("cpu", "cpu"), ("CUDA", "cuda"), ("cuda:1", "cuda:1"), ("mps", "mps")],
+)
+def test_resolve_device(spec, expected):
+    assert resolve_device(spec) == torch.device(expected)
+
+
+def test_resolve_device_auto_follows_cuda_availability():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("spec", ["gpu", "cuda:x", "cpu:0:1", ""])
+def test_resolve_device_rejects_invalid(spec):
+    with pytest.raises(ValueError) as excinfo:
+        resolve_device(spec)
+    message = str(excinfo.value)
+    assert repr(spec) in message
+    for form in ("auto", "cpu", "cuda", "cuda:N", "mps"):
+        assert form in message
+
+
+def test_default_dtype():
+    assert default_dtype("cuda") == torch.float16
+    assert default_dtype(torch.device("cuda:1")) == torch.float16
+    assert default_dtype("cpu") == torch.float32
+    assert default_dtype("mps") == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("float16", torch.float16),
+        ("fp16", torch.float16),
+        ("BF16", torch.bfloat16),
+        ("bfloat16", torch.bfloat16),
+        ("float32", torch.float32),
+        ("fp32", torch.float32),
+    ],
+)
+def test_parse_dtype(name, expected):
+    assert parse_dtype(name) is expected
+
+
+@pytest.mark.parametrize("name", ["auto", "half", "int8", ""])
+def test_parse_dtype_rejects_invalid(name):
+    with pytest.raises(ValueError) as excinfo:
+        parse_dtype(name)
+    message = str(excinfo.value)
+    assert repr(name) in message
+    for valid in ("float16", "fp16", "bfloat16", "bf16", "float32", "fp32"):
+        assert valid in message

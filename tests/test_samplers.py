@@ -1,0 +1,197 @@
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_diffbench.samplers import (
+    SamplerSpec,
+    UnknownSamplerError,
+    build_scheduler,
+    known_sampler_names,
+    resolve_sampler,
+    sampler_slug,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# diffusers' schedulers call np.array()/np.log() on torch tensors, which NumPy 2 flags
+# on every set_timesteps with this torch; noise unrelated to what is tested here.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
+]
+
+EXPECTED = {
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "LMS": ("LMSDiscreteScheduler", {}),
+    "LMS Karras": ("LMSDiscreteScheduler", {"use_karras_sigmas": True}),
+    "DDIM": ("DDIMScheduler", {}),
+    "PNDM": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+    "DEIS": ("DEISMultistepScheduler", {}),
+    "DPM2": ("KDPM2DiscreteScheduler", {}),
+    "DPM2 Karras": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "DPM2 a Karras": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": False, "algorithm_type": "dpmsolver++"}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++"}),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": False, "algorithm_type": "sde-dpmsolver++"}),
+    "DPM++ 2M SDE Karras": (
+        "DPMSolverMultistepScheduler",
+        {"use_karras_sigmas": True, "algorithm_type": "sde-dpmsolver++"},
+    ),
+    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
+    "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
+}
+
+
+@pytest.fixture(scope="module")
+def scheduler_config():
+    from pytest_diffbench.pipelines import build_tiny_pipeline
+
+    return build_tiny_pipeline().scheduler.config
+
+
+def test_table_covers_the_expected_samplers_in_order():
+    assert known_sampler_names() == list(EXPECTED)
+
+
+@pytest.mark.parametrize("name", known_sampler_names())
+def test_sampler_resolves_and_builds(name, scheduler_config):
+    class_name, expected_config = EXPECTED[name]
+    spec = resolve_sampler(name)
+    assert spec == resolve_sampler(name.upper())
+    assert (spec.name, spec.class_name) == (name, class_name)
+    assert hash(spec) == hash(resolve_sampler(name))
+
+    scheduler = build_scheduler(scheduler_config, name)
+
+    assert type(scheduler).__name__ == class_name
+    for key, value in expected_config.items():
+        assert scheduler.config[key] == value, key
+    # Model properties come from the pipeline's own scheduler config.
+    assert scheduler.config.beta_schedule == "scaled_linear"
+    assert scheduler.config.beta_start == pytest.approx(0.00085)
+    assert scheduler.config.beta_end == pytest.approx(0.012)
+    scheduler.set_timesteps(10)
+    assert scheduler.num_inference_steps == 10
+    assert len(scheduler.timesteps) >= 10
+
+
+def test_spec_kwargs_are_sorted_pairs():
+    spec = resolve_sampler("DPM++ 2M SDE Karras")
+    assert spec.kwargs == (("algorithm_type", "sde-dpmsolver++"), ("use_karras_sigmas", True))
+    assert spec.kwargs_dict() == {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}
+
+
+def test_display_names_are_case_insensitive():
+    assert resolve_sampler("euler A").name == "Euler a"
+    assert resolve_sampler("dpm++ 2m karras").name == "DPM++ 2M Karras"
+    assert resolve_sampler("  DDIM ").name == "DDIM"
+
+
+def test_scheduler_class_names_resolve_without_kwargs():
+    assert resolve_sampler("EulerDiscreteScheduler") == SamplerSpec(
+        "EulerDiscreteScheduler", "EulerDiscreteScheduler", ()
+    )
+    assert resolve_sampler("lcmscheduler").class_name == "LCMScheduler"
+    assert resolve_sampler("FlowMatchEulerDiscreteScheduler").kwargs == ()
+
+
+def test_scheduler_class_name_builds_that_class(scheduler_config):
+    scheduler = build_scheduler(scheduler_config, "dpmsolvermultistepscheduler")
+    assert type(scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert scheduler.config.use_karras_sigmas is False
+
+
+def test_unlisted_class_name_is_accepted_but_build_explains(scheduler_config):
+    assert resolve_sampler("NoSuchThingScheduler").class_name == "NoSuchThingScheduler"
+    with pytest.raises(UnknownSamplerError, match=r"diffusers .* has no scheduler class 'NoSuchThingScheduler'"):
+        build_scheduler(scheduler_config, "NoSuchThingScheduler")
+
+
+def test_unknown_name_lists_every_known_name():
+    with pytest.raises(UnknownSamplerError) as excinfo:
+        resolve_sampler("Eular a")
+    message = str(excinfo.value)
+    assert "'Eular a'" in message
+    for name in known_sampler_names():
+        assert name in message
+    assert "scheduler class names" in message
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_slugs_are_readable_and_unique():
+    slugs = [sampler_slug(name) for name in known_sampler_names()]
+    assert len(set(slugs)) == len(slugs)
+    assert all(re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)*", slug) for slug in slugs)
+    assert sampler_slug("Euler a") == "euler_a"
+    assert sampler_slug("DPM++ 2M Karras") == "dpmpp_2m_karras"
+    assert sampler_slug("dpm++ 2m karras") == "dpmpp_2m_karras"
+    assert sampler_slug("EulerDiscreteScheduler") == "eulerdiscretescheduler"
+
+
+def _swap(config, *names):
+    scheduler = None
+    for name in names:
+        scheduler = build_scheduler(config, name)
+        config = scheduler.config
+    return scheduler
+
+
+def test_swap_back_from_karras_resets_to_plain_sigmas(scheduler_config):
+    karras = _swap(scheduler_config, "Euler", "DPM++ 2M Karras")
+    plain = _swap(scheduler_config, "Euler", "DPM++ 2M Karras", "DPM++ 2M")
+    assert karras.config.use_karras_sigmas is True
+    assert plain.config.use_karras_sigmas is False
+    assert plain.config.algorithm_type == "dpmsolver++"
+
+    karras.set_timesteps(10)
+    plain.set_timesteps(10)
+    fresh = build_scheduler(scheduler_config, "DPM++ 2M")
+    fresh.set_timesteps(10)
+    assert plain.sigmas.tolist() == fresh.sigmas.tolist()
+    assert plain.sigmas.tolist() != karras.sigmas.tolist()
+
+
+def test_swap_resets_algorithm_and_solver_type(scheduler_config):
+    after_sde = _swap(scheduler_config, "DPM++ 2M SDE Karras", "DPM++ 2M")
+    assert (after_sde.config.algorithm_type, after_sde.config.use_karras_sigmas) == ("dpmsolver++", False)
+
+    after_deis = _swap(scheduler_config, "DEIS", "DPM++ 2M")
+    assert after_deis.config.algorithm_type == "dpmsolver++"
+    assert after_deis.config.solver_type == "midpoint"
+
+    by_class = _swap(scheduler_config, "LMS Karras", "LMSDiscreteScheduler")
+    assert by_class.config.use_karras_sigmas is False
+
+
+def test_swap_keeps_model_properties(scheduler_config):
+    scheduler = _swap(scheduler_config, "DPM++ 2M Karras", "PNDM", "Euler a", "Euler")
+    assert type(scheduler).__name__ == "EulerDiscreteScheduler"
+    assert scheduler.config.steps_offset == 1
+    assert scheduler.config.beta_schedule == "scaled_linear"
+    assert scheduler.config.use_karras_sigmas is False
+
+
+def test_import_does_not_load_torch_or_diffusers():
+    code = (
+        "import sys\n"
+        "import pytest_diffbench.samplers as s\n"
+        "assert s.resolve_sampler('euler a').class_name == 'EulerAncestralDiscreteScheduler'\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"
