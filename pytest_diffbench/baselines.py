@@ -107,6 +107,8 @@ class BaselineStore:
             sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise BaselineError(f"baseline sidecar {sidecar_path} is not readable JSON ({exc}); rewrite it with --diffbench-update") from None
+        if not isinstance(sidecar, dict):
+            raise BaselineError(f"baseline sidecar {sidecar_path} is not a JSON object; rewrite it with --diffbench-update")
         missing = [key for key in ("config", "config_hash", "image_sha256") if key not in sidecar]
         if missing:
             raise BaselineError(f"baseline sidecar {sidecar_path} lacks {', '.join(missing)}; rewrite it with --diffbench-update")

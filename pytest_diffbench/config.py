@@ -43,6 +43,11 @@ class FrozenConfig:
     device: str
     pipeline_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # cfg 5 and 5.0 are one guidance scale: store it as a float so both hash alike.
+        if isinstance(self.cfg, (int, float)) and not isinstance(self.cfg, bool):
+            object.__setattr__(self, "cfg", float(self.cfg))
+
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON-ready values (tuples become lists, floats normalised)."""
         return normalise({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})

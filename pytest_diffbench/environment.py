@@ -63,7 +63,7 @@ def collect_environment(device: str) -> Mapping[str, Any]:
         "python": platform.python_version(),
         "platform": sys.platform,
         "machine": platform.machine(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # TorchVersion is a str subclass execnet cannot send
         "diffusers": _version("diffusers"),
         "transformers": _version("transformers"),
         "pytest_diffbench": _version("pytest-diffbench"),

@@ -42,6 +42,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 def encode_png(image: "Image.Image") -> bytes:
     """PNG bytes that depend only on the pixels: no timestamps, no text chunks, fixed compression."""
     buffer = io.BytesIO()
+    image = image.copy()
+    image.info = {}  # PIL would otherwise copy e.g. an ICC profile from image.info into the file
     image.save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
 

@@ -167,7 +167,7 @@ def check_pin_template(template: Any) -> str:
     text = str(template)
     try:
         text.format(**{name: "x" for name in PIN_FIELDS})
-    except (KeyError, IndexError, ValueError) as exc:
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise ValueError(f"unknown or malformed field {exc}; valid fields are {', '.join('{' + f + '}' for f in PIN_FIELDS)}") from None
     return text
 

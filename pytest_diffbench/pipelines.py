@@ -58,7 +58,9 @@ def build_tiny_pipeline(
 
     Weights are created on the CPU in float32 with ``torch.manual_seed(0)`` before
     each component, so they are identical across processes and machines, then
-    moved to ``device``/``dtype``.
+    moved to ``device``/``dtype``. Random weights make the 20-step trajectory
+    chaotic in half precision: float16/bfloat16 images differ wholesale from
+    float32 ones (and between torch versions), so baselines only hold per dtype.
     """
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(_read_config("unet/config.json"))
@@ -149,8 +151,8 @@ def model_fingerprint(pipe: DiffusionPipeline) -> str:
                 if numel == 0 or tensor.is_meta:
                     continue
                 count = min(numel, _FINGERPRINT_SAMPLES)
-                positions = [i * (numel - 1) // max(count - 1, 1) for i in range(count)]
-                index = torch.tensor(positions, dtype=torch.long, device=tensor.device)
+                # Built on the tensor's device: no host-to-device copy (and sync) per tensor.
+                index = torch.arange(count, device=tensor.device) * (numel - 1) // max(count - 1, 1)
                 # MPS has no float64; float32 holds every float16/bfloat16/float32 value exactly.
                 wide = torch.float32 if tensor.device.type == "mps" else torch.float64
                 samples.append(tensor.reshape(-1).index_select(0, index).to(wide))

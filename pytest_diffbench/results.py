@@ -64,7 +64,8 @@ def write_results(run_dir: Path, records: Iterable[Mapping[str, Any]]) -> Path:
     import pandas as pd
 
     rows = sorted(records, key=lambda r: r["nodeid"])
-    frame = pd.DataFrame([{column: _cell(row.get(column)) for column in COLUMNS} for row in rows], columns=list(COLUMNS))
+    frame = pd.DataFrame([{column: _cell(row.get(column)) for column in COLUMNS} for row in rows],
+                         columns=list(COLUMNS), dtype=object)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
     path = Path(run_dir) / RESULTS_FILE

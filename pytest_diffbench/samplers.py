@@ -162,7 +162,7 @@ def build_scheduler(scheduler_config: Mapping[str, Any], name: str) -> Any:
     """Build the scheduler for ``name`` from a pipeline's scheduler config (no model reload).
 
     Sampler-choice keys (Karras/exponential/beta sigmas, algorithm and solver
-    type) are not inherited from ``scheduler_config``: the target class's
+    type, lower_order_final) are not inherited from ``scheduler_config``: the target class's
     defaults apply unless the sampler sets them, so repeated swaps on one
     pipeline do not leak a previous sampler's variant.
     """

@@ -7,7 +7,6 @@ hooks in :mod:`pytest_diffbench.plugin` only route pytest's events to it.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +41,9 @@ class DiffbenchSession:
         self._generator: ImageGenerator | None = None
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
+        # From xdist's workerinput, not $PYTEST_XDIST_WORKER: a pytest started from inside an
+        # xdist worker (pytester, subprocess) inherits that variable without being a worker.
+        self.worker: str = str(workerinput.get("workerid", "main")) if workerinput is not None else "main"
         if workerinput is not None and RUN_DIR_KEY in workerinput:
             self.run_id, self.run_dir = workerinput[RUN_ID_KEY], Path(workerinput[RUN_DIR_KEY])
         elif settings.enabled and not self.is_worker:
@@ -118,7 +120,7 @@ class DiffbenchSession:
             "sampler": case.sampler,
             "steps": case.steps,
             "cfg": case.cfg,
-            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "worker": self.worker,
         }
         record.update(fields)
         return record

@@ -206,10 +206,13 @@ def _check_serialisable(name: str, value: Any) -> None:
 
 
 def _format_number(value: float) -> str:
-    return f"{value:g}" if float(value).is_integer() else repr(float(value))
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
 def _slug_value(value: Any) -> str:
-    if isinstance(value, float):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return _format_number(value)
     return re.sub(r"[^A-Za-z0-9.]+", "_", str(value)).strip("_") or "_"

@@ -22,6 +22,12 @@ from pytest_diffbench.pipelines import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+
+def _pythonpath() -> str:
+    """This checkout first, keeping whatever PYTHONPATH the run already has."""
+    return os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+
+
 pytestmark = [
     pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
@@ -103,7 +109,7 @@ def test_fingerprint_is_stable_across_processes(pipe):
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "PYTHONPATH": _pythonpath()},
         capture_output=True,
         text=True,
         check=True,

@@ -17,6 +17,12 @@ from pytest_diffbench.samplers import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+
+def _pythonpath() -> str:
+    """This checkout first, keeping whatever PYTHONPATH the run already has."""
+    return os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+
+
 # diffusers' schedulers call np.array()/np.log() on torch tensors, which NumPy 2 flags
 # on every set_timesteps with this torch; noise unrelated to what is tested here.
 pytestmark = [
@@ -189,7 +195,7 @@ def test_import_does_not_load_torch_or_diffusers():
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "PYTHONPATH": _pythonpath()},
         capture_output=True,
         text=True,
         check=True,
