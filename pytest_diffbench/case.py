@@ -87,6 +87,13 @@ class DiffbenchCase:
         normalise(recorded_kwargs, where="generate() keyword")  # refuse what a config cannot hold, before generating
         description = describe_pipeline(self.pipeline)
         image, measurement = self._generator.generate(self.pipeline, self.sampler, self.seed, call_kwargs)
+        for axis, size in (("width", image.width), ("height", image.height)):
+            asked = call_kwargs.get(axis)
+            if asked is not None and int(asked) != size:  # the config must hold what was made
+                raise ValueError(
+                    f"{self.nodeid}: asked for {axis}={asked}, but the pipeline returned a {image.width}x{image.height} "
+                    "image; set both width and height (diffusers pipelines use their default size when one is missing)"
+                )
         self.config = FrozenConfig(
             model=str(description["model"]),
             model_fingerprint=str(description["model_fingerprint"]),
@@ -99,8 +106,8 @@ class DiffbenchCase:
             sampler=self.sampler,
             steps=self.steps,
             cfg=self.cfg,
-            width=int(call_kwargs.get("width") or image.width),
-            height=int(call_kwargs.get("height") or image.height),
+            width=image.width,
+            height=image.height,
             workflow=str(description["workflow"]),
             workflow_version=self.workflow_version,
             dtype=str(description["dtype"]),

@@ -7,6 +7,7 @@ the pytest hooks (and later the ``diffbench`` command) share one definition.
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +17,8 @@ import pytest
 from pytest_diffbench.tolerances import TOLERANCE_NAMES, Tolerances
 
 UPDATE_MODES = ("all", "missing")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DTYPE_NAMES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 LPIPS_MODES = ("auto", "required", "off")
 PIN_FIELDS = ("device", "dtype", "device_name", "torch", "diffusers", "platform")
 
@@ -111,15 +114,15 @@ def read_settings(config: pytest.Config) -> Settings:
         except ValueError as exc:
             raise pytest.UsageError(f"diffbench: {exc}") from None
     return Settings(
-        enabled=bool(raw["enabled"]),
+        enabled=bool(raw["enabled"]) or raw["update"] is not None,  # --diffbench-update implies --diffbench
         update=raw["update"],
         strict_env=bool(raw["strict_env"]),
         baseline_dir=root / raw["baseline_dir"],
         pin=_check(check_pin_template, raw["pin"], "diffbench_pin"),
         output_dir=root / raw["output_dir"],
         lpips=_check(_choice(LPIPS_MODES), raw["lpips"], "diffbench_lpips"),
-        device=str(raw["device"]),
-        dtype=str(raw["dtype"]),
+        device=_check(check_device, raw["device"], "diffbench_device"),
+        dtype=_check(_choice(DTYPE_NAMES), raw["dtype"], "diffbench_dtype"),
         workflow_version=str(raw["workflow_version"]),
         max_cases=_check(_positive_int, raw["max_cases"], "diffbench_max_cases"),
         tolerances=tolerances,
@@ -150,6 +153,14 @@ def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
             raise ValueError(f"valid values are {', '.join(choices)}")
         return text
     return parse
+
+
+def check_device(spec: Any) -> str:
+    """A device option, checked without importing torch: auto, cpu, cuda, cuda:N or mps."""
+    value = str(spec).strip().lower()
+    if not DEVICE_PATTERN.fullmatch(value):
+        raise ValueError("valid devices are auto, cpu, cuda, cuda:N and mps")
+    return value
 
 
 def _positive_int(value: Any) -> int:

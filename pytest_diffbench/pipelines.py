@@ -19,6 +19,8 @@ from diffusers import (
 from diffusers.utils import USE_PEFT_BACKEND
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from pytest_diffbench.options import check_device
+
 __all__ = [
     "TINY_MODEL_ID",
     "TINY_SD_DIR",
@@ -41,7 +43,6 @@ _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "fp32": torch.float32,
 }
-_DEVICE_RE = re.compile(r"cpu|mps|cuda(:\d+)?")
 _FINGERPRINT_SAMPLES = 8
 # A Hugging Face hub cache snapshot path: .../models--org--name/snapshots/<rev>/...
 _HUB_CACHE_RE = re.compile(r"models--(?P<repo>[^/\\]+)[/\\]snapshots[/\\]")
@@ -100,11 +101,12 @@ def build_tiny_pipeline(
 
 def resolve_device(spec: str) -> torch.device:
     """Parse a device option: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:N" or "mps"."""
-    value = spec.strip().lower()
+    try:
+        value = check_device(spec)
+    except ValueError as exc:
+        raise ValueError(f"invalid device {spec!r}: {exc}") from None
     if value == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not _DEVICE_RE.fullmatch(value):
-        raise ValueError(f"invalid device {spec!r}: expected auto, cpu, cuda, cuda:N or mps")
     return torch.device(value)
 
 

@@ -7,6 +7,7 @@ hooks in :mod:`pytest_diffbench.plugin` only route pytest's events to it.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pytest
 
-from pytest_diffbench.baselines import case_path
 from pytest_diffbench.options import Settings
 from pytest_diffbench.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
 from pytest_diffbench.tolerances import Tolerances
@@ -92,8 +92,23 @@ class DiffbenchSession:
 
         if self._generator is None:
             self._generator = ImageGenerator()
+            self._share_cpu_between_workers()
         return DiffbenchCase(nodeid=item.nodeid, case=case, pipeline=pipeline, generator=self._generator,
                              workflow_version=self.workflow_version_for(item))
+
+    def _share_cpu_between_workers(self) -> None:
+        """Give each xdist worker its share of the CPU cores for torch's thread pool.
+
+        Every worker's torch would otherwise use all cores, and N workers spinning N x cores
+        threads run several times slower than one. ``OMP_NUM_THREADS`` set by the user wins.
+        """
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is None or "OMP_NUM_THREADS" in os.environ:
+            return
+        import torch
+
+        workers = int(workerinput.get("workercount", 1))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
     def finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> tuple[dict[str, Any], str | None]:
         """Compare, gate, maybe write the baseline: the case's record, and its failure text
@@ -131,8 +146,16 @@ class DiffbenchSession:
     # -- session end ------------------------------------------------------------------------
 
     def finish(self) -> Path | None:
-        """Write results.csv and mark the run as latest (controller or single process only)."""
+        """Write results.csv and mark the run as latest (controller or single process only).
+
+        A session that ran no case (``--collect-only``, ``-k`` selecting nothing) removes its
+        empty run folder instead, so ``latest`` keeps naming the last real run.
+        """
         if self.is_worker or self.run_dir is None:
+            return None
+        if not self.records and not any(self.run_dir.iterdir()):
+            self.run_dir.rmdir()
+            self.run_dir = None
             return None
         from pytest_diffbench.results import mark_latest, write_results
 
@@ -151,7 +174,8 @@ class DiffbenchSession:
         lines += [f"WARNING: LPIPS was not computed: {status.removeprefix('unavailable: ')}" for status in unavailable]
         env_changes = sorted({r["env_diff"] for r in self.records if r.get("env_diff")})
         if env_changes:
-            lines.append(f"note: {sum(1 for r in self.records if r.get('env_diff'))} baselines were made in another environment: "
+            count = sum(1 for r in self.records if r.get("env_diff"))
+            lines.append(f"note: {count} baseline{'s were' if count > 1 else ' was'} made in another environment: "
                          + "; ".join(env_changes[:3]))
         if counts.get("missing-baseline"):
             lines.append("create missing baselines with: pytest --diffbench --diffbench-update=missing")

@@ -41,9 +41,12 @@ CASE = "seed0-euler-2steps-cfg7.5"
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Child runs see no LPIPS weights unless a test provides them, and an xdist worker id
-    inherited from this (possibly xdist) process must not leak into their records."""
+    inherited from this (possibly xdist) process must not leak into their records. One torch
+    thread per child: on a shared CPU, OpenMP's spinning threads make each run several times
+    slower (the images are tiny; the run time is imports)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("empty-torch-home")))
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 def _text(result: pytest.RunResult) -> str:
@@ -341,7 +344,7 @@ def test_environment_drift_is_reported_and_fails_with_strict_env(pytester: pytes
     rows = rows_by_case(pytester)
     assert rows[f"test_case[{CASE}]"]["env_diff"] == f"diffusers: 0.0.1 -> {diffusers}"
     assert rows["test_case[seed1-euler-2steps-cfg7.5]"]["env_diff"] == ""
-    assert f"note: 1 baselines were made in another environment: diffusers: 0.0.1 -> {diffusers}" in _text(result)
+    assert f"note: 1 baseline was made in another environment: diffusers: 0.0.1 -> {diffusers}" in _text(result)
 
     result = run(pytester, "--diffbench-strict-env")
     result.assert_outcomes(passed=1, failed=1)
@@ -466,6 +469,7 @@ def test_same_results_without_xdist_with_n0_and_n2(pytester: pytest.Pytester) ->
         for step, extra in (("update", ("--diffbench-update",)), ("rerun", ())):
             result = run(pytester, *args, *extra)
             result.assert_outcomes(passed=4)
+            assert _text(result).count("diffbench: 4 cases: 4 passed") == 1, (mode, step)  # the controller's summary only
             runs = list(output_dir(pytester).joinpath("runs").iterdir())
             run_dir = latest_run_dir(pytester)
             assert run_dir in runs and len(runs) == (1 if step == "update" else 2), (mode, step)
@@ -543,18 +547,21 @@ def test_errors_in_test_bodies_and_pipeline_fixture_are_recorded(pytester: pytes
 
 
 def test_extra_axes_land_in_ids_config_and_images(pytester: pytest.Pytester) -> None:
-    write_tests(pytester, diffbench_test(sweep="seeds=0, steps=2, width=[64, 96], guidance_rescale=0.0",
-                                         body='diffbench.generate("a red cube", negative_prompt="blurry", eta=0.0)'))
+    write_tests(pytester,
+                diffbench_test(sweep="seeds=0, steps=2, width=[64, 96], guidance_rescale=0.0",
+                               body='diffbench.generate("a red cube", negative_prompt="blurry", height=64, eta=0.0)'),
+                # diffusers' SD pipelines ignore width without height: recording width=96 would be a lie.
+                diffbench_test("test_width_only", sweep="seeds=0, steps=2, width=96"))
     result = run(pytester, "--diffbench-update")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, failed=1)
     rows = rows_by_case(pytester)
-    assert sorted(rows) == [f"test_case[{CASE}-width{w}-guidance_rescale0]" for w in (64, 96)]
+    assert sorted(rows) == [f"test_case[{CASE}-width{w}-guidance_rescale0]" for w in (64, 96)] + [f"test_width_only[{CASE}-width96]"]
     from PIL import Image
 
     for width in (64, 96):
         case_id = f"{CASE}-width{width}-guidance_rescale0"
         row = rows[f"test_case[{case_id}]"]
-        assert (row["width"], row["height"], row["negative_prompt"]) == (str(width), "64", "blurry")
+        assert (row["outcome"], row["width"], row["height"], row["negative_prompt"]) == ("passed", str(width), "64", "blurry")
         assert json.loads(row["pipeline_kwargs"]) == {"eta": 0.0, "guidance_rescale": 0.0}
         png, sidecar = baseline_pair(pytester, "test_gen", "test_case", case_id)
         assert read_json(sidecar)["config"]["width"] == width
@@ -562,6 +569,10 @@ def test_extra_axes_land_in_ids_config_and_images(pytester: pytest.Pytester) -> 
             assert image.size == (width, 64)
         with Image.open(latest_run_dir(pytester) / "images" / "test_gen" / "test_case" / f"{case_id}.png") as image:
             assert image.size == (width, 64)
+    width_only = rows[f"test_width_only[{CASE}-width96]"]
+    assert width_only["outcome"] == "error"
+    assert "asked for width=96, but the pipeline returned a 64x64 image; set both width and height" in width_only["message"]
+    assert not baseline_pair(pytester, "test_gen", "test_width_only", f"{CASE}-width96")[0].exists()
 
 
 def test_collect_only_lists_cases_in_product_order(pytester: pytest.Pytester) -> None:
@@ -640,6 +651,9 @@ BAD_SETTINGS = {
     "min-ssim": ({"min_ssim": "abc"}, (), "ini diffbench_min_ssim: tolerance min_ssim='abc' is not valid; it must be a number from -1 to 1"),
     "max-cases": ({"max_cases": "0"}, (), "diffbench_max_cases = '0' is not valid: it must be a positive integer"),
     "update-flag": ({}, ("--diffbench-update=bogus",), "--diffbench-update got 'bogus'; valid values are all, missing"),
+    "device": ({"device": "tpu"}, (), "diffbench_device = 'tpu' is not valid: valid devices are auto, cpu, cuda, cuda:N and mps"),
+    "device-flag": ({}, ("--diffbench-device=cuda:x",), "diffbench_device = 'cuda:x' is not valid"),
+    "dtype": ({"dtype": "float8"}, (), "diffbench_dtype = 'float8' is not valid: valid values are auto, float32, fp32"),
 }
 
 
@@ -651,3 +665,24 @@ def test_invalid_setting_is_a_usage_error_naming_the_key(pytester: pytest.Pytest
     result = pytester.runpytest("-p", "no:cacheprovider", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert fragment in _text(result)
+
+
+def test_update_implies_diffbench_and_collect_only_leaves_no_run(pytester: pytest.Pytester) -> None:
+    write_tests(pytester, diffbench_test())
+    pytester.runpytest_subprocess("--diffbench", "--collect-only", "-q", "-p", "no:cacheprovider").assert_outcomes()
+    assert not (output_dir(pytester) / "latest").exists()
+    assert list((output_dir(pytester) / "runs").iterdir()) == []
+
+    result = pytester.runpytest_subprocess("--diffbench-update", "--diffbench-lpips=off", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert latest_rows(pytester)[0]["baseline_action"] == "created"
+
+
+def test_xdist_workers_share_the_cpu_threads(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    write_tests(pytester, diffbench_test(sweep="seeds=[0, 1], steps=2", body="""
+        import os, torch
+        diffbench.generate("a red cube")
+        assert torch.get_num_threads() == max(1, os.cpu_count() // 2)
+    """))
+    run(pytester, "--diffbench-update", "-n", "2").assert_outcomes(passed=2)
