@@ -89,8 +89,8 @@ class ImageGenerator:
 def _quiet_scheduler_warnings() -> Iterator[None]:
     """diffusers' schedulers hand torch tensors to np.array(); numpy 2 warns about it on every call."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*__array__ implementation doesn't accept a copy keyword",
-                                category=DeprecationWarning)
+        for message in (".*__array__ implementation doesn't accept a copy keyword", ".*__array_wrap__ must accept context"):
+            warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
         yield
 
 

@@ -20,9 +20,7 @@ from pytest_diffbench.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError,
 from pytest_diffbench.tolerances import Tolerances
 
 if TYPE_CHECKING:
-    from pytest_diffbench.baselines import Baseline, BaselineStore
     from pytest_diffbench.case import DiffbenchCase
-    from pytest_diffbench.gates import Verdict
     from pytest_diffbench.generation import ImageGenerator
 
 RUN_ID_KEY = "diffbench_run_id"

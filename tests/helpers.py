@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import textwrap
 from pathlib import Path
 from typing import Any, Iterable
@@ -13,6 +14,7 @@ from typing import Any, Iterable
 import pytest
 
 PIN = "cpu-float32"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Columns that legitimately differ between two runs of the same cases.
 VOLATILE_COLUMNS = frozenset({
     "run_id", "timestamp", "seconds_per_image", "warmup_seconds", "baseline_seconds_per_image",
@@ -104,3 +106,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def stable_columns(row: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in row.items() if key not in VOLATILE_COLUMNS}
+
+
+def checkout_pythonpath() -> str:
+    """PYTHONPATH for a child Python: this checkout first, then whatever the run already has."""
+    return os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])

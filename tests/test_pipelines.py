@@ -2,10 +2,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO_ROOT, checkout_pythonpath
 import torch
 from diffusers import StableDiffusionPipeline
 
@@ -20,18 +20,8 @@ from pytest_diffbench.pipelines import (
     resolve_device,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _pythonpath() -> str:
-    """This checkout first, keeping whatever PYTHONPATH the run already has."""
-    return os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
-
-
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +99,7 @@ def test_fingerprint_is_stable_across_processes(pipe):
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": _pythonpath()},
+        env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
         capture_output=True,
         text=True,
         check=True,

@@ -2,9 +2,9 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import REPO_ROOT, checkout_pythonpath
 
 from pytest_diffbench.samplers import (
     SamplerSpec,
@@ -15,20 +15,8 @@ from pytest_diffbench.samplers import (
     sampler_slug,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _pythonpath() -> str:
-    """This checkout first, keeping whatever PYTHONPATH the run already has."""
-    return os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
-
-
-# diffusers' schedulers call np.array()/np.log() on torch tensors, which NumPy 2 flags
-# on every set_timesteps with this torch; noise unrelated to what is tested here.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
-]
 
 EXPECTED = {
     "Euler": ("EulerDiscreteScheduler", {}),
@@ -195,7 +183,7 @@ def test_import_does_not_load_torch_or_diffusers():
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": _pythonpath()},
+        env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
         capture_output=True,
         text=True,
         check=True,

@@ -22,7 +22,6 @@ from pytest_diffbench.sweep import (
     SweepError,
     expand_sweep,
     sweep,
-    tolerance,
 )
 
 
