@@ -100,12 +100,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
     session = pyfuncitem.config.stash[SESSION_KEY]
     try:
         result = yield
+        record, failure = session.finish_case(pyfuncitem, dcase)
     except (pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt):
         raise
-    except BaseException as exc:
+    except BaseException as exc:  # the test body raised, or the evaluation itself broke
         pyfuncitem.stash[RECORD_KEY] = session.error_record(pyfuncitem, dcase.case, f"{type(exc).__name__}: {exc}")
         raise
-    pyfuncitem.stash[RECORD_KEY], failure = session.finish_case(pyfuncitem, dcase)
+    pyfuncitem.stash[RECORD_KEY] = record
     if failure is not None:
         pytest.fail(failure, pytrace=False)
     return result
