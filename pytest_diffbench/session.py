@@ -167,7 +167,8 @@ class DiffbenchSession:
             return []
         counts = Counter(record["outcome"] for record in self.records)
         shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no cases ran"
-        lines = [f"diffbench: {len(self.records)} cases: {shown}", f"results: {self.run_dir / 'results.csv'}"]
+        total = len(self.records)
+        lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}", f"results: {self.run_dir / 'results.csv'}"]
         unavailable = sorted({r["lpips_status"] for r in self.records if str(r.get("lpips_status", "")).startswith("unavailable")})
         lines += [f"WARNING: LPIPS was not computed: {status.removeprefix('unavailable: ')}" for status in unavailable]
         env_changes = sorted({r["env_diff"] for r in self.records if r.get("env_diff")})

@@ -67,7 +67,7 @@ def test_lifecycle_missing_created_passed_stale_refreshed(pytester: pytest.Pytes
     assert f"diffbench missing-baseline: test_gen.py::test_case[{CASE}]" in text
     assert f"no baseline at baselines/{PIN}/test_gen/test_case/{CASE}.png" in text
     assert "create it with: pytest --diffbench --diffbench-update" in text
-    assert "diffbench: 1 cases: 1 missing-baseline" in text
+    assert "diffbench: 1 case: 1 missing-baseline" in text
     (row,) = latest_rows(pytester)
     assert row["outcome"] == "missing-baseline"
     assert row["baseline_action"] == "" and row["baseline_path"] == ""

@@ -1,0 +1,95 @@
+"""Smoke tests of the diffbench-tiny training script (training/train_tiny.py): a few steps only."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from helpers import REPO_ROOT, checkout_pythonpath
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from training.train_tiny import Config, MAX_TOKENS, train_unet, train_vae  # noqa: E402
+
+TINY = ["--vae-steps", "2", "--unet-steps", "2", "--batch-size", "2", "--vae-batch-size", "2",
+        "--warmup", "1", "--log-every", "1", "--heldout-batches", "1",
+        "--vae-channels", "16", "32", "--unet-channels", "16", "32", "--text-width", "32"]
+
+
+@pytest.fixture
+def one_thread():
+    """Train as the script does (one thread), and leave the session's thread count as it was."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    env = {**os.environ, "PYTHONPATH": checkout_pythonpath()}
+    proc = subprocess.run([sys.executable, "-m", "training.train_tiny", "--out", str(out), *TINY],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, proc.stdout
+
+
+def test_script_writes_a_diffusers_folder(trained):
+    out, stdout = trained
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert (out / name).is_dir(), name
+        assert index[name][0] is not None
+    weights = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.safetensors"))
+    assert weights == ["text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
+                       "vae/diffusion_pytorch_model.safetensors"]
+    assert not list(out.rglob("*.bin"))
+    assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) <= 20 * 1024 * 1024
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["vae"]["steps"] == 2 and log["unet"]["steps"] == 2
+    assert [point["step"] for point in log["unet"]["curve"]] == [1, 2]
+    assert "[unet] step 2/2 loss" in stdout and "elapsed" in stdout
+
+
+def test_folder_loads_and_generates_a_64px_image(trained, one_thread):
+    from diffusers import StableDiffusionPipeline
+
+    out, _ = trained
+    pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.tokenizer.model_max_length == MAX_TOKENS
+    assert pipe.vae.config.scaling_factor != 0.18215  # set from the latents, not the SD default
+    image = pipe("a red circle on a blue background", num_inference_steps=2, height=64, width=64,
+                 generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+    assert image.shape == (64, 64, 3)
+    assert np.isfinite(image).all()
+
+
+def _small(**overrides):
+    values = dict(seed=3, vae_steps=2, unet_steps=2, batch_size=2, vae_batch_size=2, warmup=1,
+                  log_every=1, heldout_batches=1, vae_channels=(16, 32), unet_channels=(16, 32), text_width=32)
+    return Config(**{**values, **overrides})
+
+
+def _state(*modules):
+    return [t.clone() for m in modules for t in m.state_dict().values()]
+
+
+def test_training_is_deterministic_for_a_seed(one_thread, capsys):
+    far = float("inf")
+    runs = []
+    for seed in (3, 3, 4):
+        cfg = _small(seed=seed)
+        vae, vae_log = train_vae(cfg, far, 0.0)
+        unet, text_encoder, _, _ = train_unet(cfg, vae, far, 0.0)
+        runs.append((_state(vae, unet, text_encoder), vae_log["scaling_factor"]))
+    (first, scale1), (second, scale2), (third, _) = runs
+    assert scale1 == scale2
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert not all(torch.equal(a, b) for a, b in zip(first, third))
