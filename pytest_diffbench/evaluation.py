@@ -44,7 +44,8 @@ def evaluate_case(session: "DiffbenchSession", item: pytest.Item, dcase: "Diffbe
     sidecar_config = json.dumps({"config": config_dict, "config_hash": config_hash}, indent=2, sort_keys=True) + "\n"
     output_path = write_case_files(session.run_dir, case, encode_png(dcase.image), sidecar_config)
     measurement = {"seconds_per_image": dcase.measurement.seconds_per_image,
-                   "peak_vram_mb": dcase.measurement.peak_vram_mb, "device_name": env["device_name"]}
+                   "peak_vram_mb": dcase.measurement.peak_vram_mb, "device_name": env["device_name"],
+                   "workers": session.workers}
     tolerances = session.tolerances_for(item)
     action = ""
 
@@ -71,10 +72,10 @@ def evaluate_case(session: "DiffbenchSession", item: pytest.Item, dcase: "Diffbe
         identity = judge_identity(config_dict, config_hash, baseline.config, baseline.config_hash, env_diff, settings.strict_env)
         if identity is not None and settings.update == "all":
             baseline, env_diff, identity = write_baseline("refreshed"), {}, None
-        verdict = identity or _compare(dcase, baseline, tolerances, settings.lpips, env["device_name"])
+        verdict = identity or _compare(dcase, baseline, tolerances, settings.lpips, env["device_name"], session.workers)
         if settings.update == "all" and not action and _refreshable(verdict):
             baseline, env_diff = write_baseline("refreshed"), {}
-            verdict = _compare(dcase, baseline, tolerances, settings.lpips, env["device_name"])
+            verdict = _compare(dcase, baseline, tolerances, settings.lpips, env["device_name"], session.workers)
 
     record = session.base_record(
         item, dcase.case,
@@ -98,7 +99,8 @@ def evaluate_case(session: "DiffbenchSession", item: pytest.Item, dcase: "Diffbe
     return record, _failure_text(dcase, config.short_hash, pin, verdict, record)
 
 
-def _compare(dcase: "DiffbenchCase", baseline: Baseline, tolerances: "Tolerances", lpips_mode: str, device_name: str) -> Verdict:
+def _compare(dcase: "DiffbenchCase", baseline: Baseline, tolerances: "Tolerances", lpips_mode: str,
+             device_name: str, workers: int) -> Verdict:
     assert dcase.measurement is not None and dcase.image is not None
     try:
         scores = compare_images(baseline.load_image(), dcase.image, lpips_mode=lpips_mode,
@@ -108,7 +110,7 @@ def _compare(dcase: "DiffbenchCase", baseline: Baseline, tolerances: "Tolerances
     except LpipsUnavailable as exc:
         return Verdict(Outcome.ERROR, [f"diffbench_lpips = required, but {exc}"])
     return judge_gates(scores, dcase.measurement.seconds_per_image, dcase.measurement.peak_vram_mb,
-                       tolerances, baseline.measurement, device_name)
+                       tolerances, baseline.measurement, device_name, workers)
 
 
 def _refreshable(verdict: Verdict) -> bool:

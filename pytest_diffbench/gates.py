@@ -84,8 +84,11 @@ def judge_identity(config: Mapping[str, Any], config_hash: str, baseline_config:
 
 
 def judge_gates(scores: Any, seconds: float, peak_vram_mb: float | None, tolerances: Tolerances,
-                baseline_measurement: Mapping[str, Any], device_name: str) -> Verdict:
-    """Quality (SSIM, PSNR, LPIPS), speed (absolute and relative) and memory checks."""
+                baseline_measurement: Mapping[str, Any], device_name: str, workers: int = 1) -> Verdict:
+    """Quality (SSIM, PSNR, LPIPS), speed (absolute and relative) and memory checks.
+
+    ``workers`` is how many pytest processes shared the device while this case was timed.
+    """
     t = tolerances
     lpips_note = "" if scores.lpips_status == "ok" else scores.lpips_status
     checks = [
@@ -93,7 +96,7 @@ def judge_gates(scores: Any, seconds: float, peak_vram_mb: float | None, toleran
         _at_least("psnr", scores.psnr, t.min_psnr, unit=" dB"),
         _at_most("lpips", scores.lpips, t.max_lpips, note=lpips_note),
         _at_most("seconds/image", seconds, t.max_seconds, unit=" s", outcome=Outcome.FAILED_SPEED),
-        _slowdown_check(seconds, t.time_regression, baseline_measurement, device_name),
+        _slowdown_check(seconds, t.time_regression, baseline_measurement, device_name, workers),
         _at_most("peak VRAM", peak_vram_mb, t.max_vram_mb, unit=" MiB", outcome=Outcome.FAILED_MEMORY,
                  note="" if peak_vram_mb is not None else "measured on CUDA only"),
     ]
@@ -114,15 +117,21 @@ def _at_most(name: str, value: float | None, limit: float | None, *, unit: str =
     return Check(name, value, "<=", limit, passed, unit, note, outcome)
 
 
-def _slowdown_check(seconds: float, limit: float | None, baseline: Mapping[str, Any], device_name: str) -> Check:
-    """Relative timing, applied only when the baseline was timed on the same device name."""
+def _slowdown_check(seconds: float, limit: float | None, baseline: Mapping[str, Any], device_name: str,
+                    workers: int) -> Check:
+    """Relative timing, applied only when the baseline was timed on the same device name by as
+    many pytest processes (xdist workers sharing a device slow each other down)."""
     reference = baseline.get("seconds_per_image")
     base_device = baseline.get("device_name", "")
+    base_workers = int(baseline.get("workers", 1))
     if not reference:
         return Check("slowdown", None, "<=", limit, None, note="baseline has no timing", outcome=Outcome.FAILED_SPEED)
     slowdown = seconds / float(reference) - 1.0
     if base_device != device_name:
         return Check("slowdown", slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
                      note=f"skipped: baseline timed on {base_device or 'unknown'}, this run on {device_name}")
+    if base_workers != workers:
+        return Check("slowdown", slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
+                     note=f"skipped: baseline timed with {base_workers} pytest worker(s), this run with {workers}")
     return _at_most("slowdown", slowdown, limit, outcome=Outcome.FAILED_SPEED,
                     note=f"{seconds:.4g} s vs baseline {float(reference):.4g} s")

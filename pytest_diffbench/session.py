@@ -42,6 +42,8 @@ class DiffbenchSession:
         # From xdist's workerinput, not $PYTEST_XDIST_WORKER: a pytest started from inside an
         # xdist worker (pytester, subprocess) inherits that variable without being a worker.
         self.worker: str = str(workerinput.get("workerid", "main")) if workerinput is not None else "main"
+        #: pytest processes sharing the machine's devices in this run (xdist's -n, else 1).
+        self.workers: int = int(workerinput.get("workercount", 1)) if workerinput is not None else 1
         if workerinput is not None and RUN_DIR_KEY in workerinput:
             self.run_id, self.run_dir = workerinput[RUN_ID_KEY], Path(workerinput[RUN_DIR_KEY])
         elif settings.enabled and not self.is_worker:
@@ -105,8 +107,7 @@ class DiffbenchSession:
             return
         import torch
 
-        workers = int(workerinput.get("workercount", 1))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.workers))
 
     def finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> tuple[dict[str, Any], str | None]:
         """Compare, gate, maybe write the baseline: the case's record, and its failure text

@@ -26,8 +26,8 @@ def identity(new: FrozenConfig, old: FrozenConfig = CONFIG, env_diff=None, stric
     return judge_identity(new.to_dict(), new.hash, old.to_dict(), old.hash, env_diff or {}, strict_env)
 
 
-def gates(scores=GOOD, seconds=1.0, peak=None, tolerances=Tolerances(), baseline=None, device=DEVICE) -> Verdict:
-    return judge_gates(scores, seconds, peak, tolerances, baseline if baseline is not None else {}, device)
+def gates(scores=GOOD, seconds=1.0, peak=None, tolerances=Tolerances(), baseline=None, device=DEVICE, workers=1) -> Verdict:
+    return judge_gates(scores, seconds, peak, tolerances, baseline if baseline is not None else {}, device, workers)
 
 
 def tol(**changes) -> Tolerances:
@@ -185,6 +185,16 @@ def test_slowdown_on_another_device_is_skipped_with_the_reason():
     assert check.passed is None
     assert "NVIDIA A100" in check.note and DEVICE in check.note
     assert check.value == pytest.approx(9.0)
+
+
+def test_slowdown_with_another_worker_count_is_skipped_with_the_reason():
+    baseline = {"seconds_per_image": 1.0, "device_name": DEVICE, "workers": 1}
+    verdict = gates(seconds=10.0, baseline=baseline, tolerances=tol(time_regression=0.15), workers=2)
+    assert verdict.outcome is Outcome.PASSED
+    check = verdict.check("slowdown")
+    assert check.passed is None and "1 pytest worker(s), this run with 2" in check.note
+    same = gates(seconds=10.0, baseline={**baseline, "workers": 2}, tolerances=tol(time_regression=0.15), workers=2)
+    assert same.outcome is Outcome.FAILED_SPEED
 
 
 def test_slowdown_with_unknown_baseline_device_is_skipped():

@@ -86,14 +86,19 @@ class Config:
     unet_lr: float = 1e-3
     warmup: int = 200
     kl_weight: float = 1e-5
+    vae_init_logvar: float = -8.0
     snr_gamma: float = 5.0
     uncond_prob: float = 0.1
     ema_decay: float = 0.995
     dtype: str = "fp32"
     vae_channels: tuple[int, ...] = (16, 32, 64)
     latent_channels: int = 4
+    # GroupNorm with one channel per group is instance norm: it erases the flat colours this
+    # data is made of. Keep several channels per group.
+    vae_norm_groups: int = 1
     unet_channels: tuple[int, ...] = (32, 64)
     unet_attention_heads: int = 4
+    unet_norm_groups: int = 8
     text_width: int = 64
     text_layers: int = 2
     log_every: int = 50
@@ -115,7 +120,7 @@ def build_vae(cfg: Config):
         block_out_channels=tuple(cfg.vae_channels),
         layers_per_block=1,
         latent_channels=cfg.latent_channels,
-        norm_num_groups=16,
+        norm_num_groups=cfg.vae_norm_groups,
         sample_size=IMAGE_SIZE,
         mid_block_add_attention=False,
     )
@@ -136,7 +141,7 @@ def build_unet(cfg: Config):
         layers_per_block=1,
         cross_attention_dim=cfg.text_width,
         attention_head_dim=cfg.unet_attention_heads,
-        norm_num_groups=16,
+        norm_num_groups=cfg.unet_norm_groups,
     )
 
 
@@ -224,6 +229,11 @@ def set_determinism(cfg: Config) -> None:
 def train_vae(cfg: Config, deadline: float, start: float):
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg)
+    # Start with a nearly deterministic posterior (std ~ 0.02): with the default log-variance
+    # of 0 the decoder sees latents drowned in unit noise and learns nothing for hundreds of
+    # steps, since the tiny KL weight barely pushes the variance down.
+    with torch.no_grad():
+        vae.quant_conv.bias[cfg.latent_channels:] = cfg.vae_init_logvar
     vae.train()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + 1)
@@ -368,6 +378,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Path, Config]:
     parser.add_argument("--unet-lr", type=float, default=defaults.unet_lr)
     parser.add_argument("--warmup", type=int, default=defaults.warmup)
     parser.add_argument("--kl-weight", type=float, default=defaults.kl_weight)
+    parser.add_argument("--vae-init-logvar", type=float, default=defaults.vae_init_logvar)
     parser.add_argument("--snr-gamma", type=float, default=defaults.snr_gamma, help="0 disables min-SNR")
     parser.add_argument("--uncond-prob", type=float, default=defaults.uncond_prob)
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
@@ -375,8 +386,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[Path, Config]:
                         help="dtype of the saved weights")
     parser.add_argument("--vae-channels", type=int, nargs="+", default=list(defaults.vae_channels))
     parser.add_argument("--latent-channels", type=int, default=defaults.latent_channels)
+    parser.add_argument("--vae-norm-groups", type=int, default=defaults.vae_norm_groups)
     parser.add_argument("--unet-channels", type=int, nargs="+", default=list(defaults.unet_channels))
     parser.add_argument("--unet-attention-heads", type=int, default=defaults.unet_attention_heads)
+    parser.add_argument("--unet-norm-groups", type=int, default=defaults.unet_norm_groups)
     parser.add_argument("--text-width", type=int, default=defaults.text_width)
     parser.add_argument("--text-layers", type=int, default=defaults.text_layers)
     parser.add_argument("--log-every", type=int, default=defaults.log_every)
