@@ -141,8 +141,15 @@ def _time_check(check: Check | None) -> str:
 
 
 def _one_line(verdict: Verdict) -> str:
-    failed = [" ".join(check.render().split()) for check in verdict.checks if check.passed is False]
-    return "; ".join([line.strip() for line in verdict.reasons] + failed)
+    """The reasons and failed checks on one line (a reason ending in ':' runs on into the next)."""
+    parts: list[str] = []
+    for line in [line.strip() for line in verdict.reasons]:
+        if parts and parts[-1].endswith(":"):
+            parts[-1] += " " + line
+        else:
+            parts.append(line)
+    parts += [" ".join(check.render().split()) for check in verdict.checks if check.passed is False]
+    return "; ".join(parts)
 
 
 def _failure_text(dcase: "DiffbenchCase", short_hash: str, pin: str, verdict: Verdict, record: Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_diffbench.options import add_options, read_settings
 from pytest_diffbench.session import RUN_DIR_KEY, RUN_ID_KEY, DiffbenchSession
+from pytest_diffbench.summary import junit_properties
 from pytest_diffbench.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
         pyfuncitem.stash[RECORD_KEY] = session.error_record(pyfuncitem, dcase.case, f"{type(exc).__name__}: {exc}")
         raise
     pyfuncitem.stash[RECORD_KEY] = record
+    pyfuncitem.user_properties.extend(junit_properties(record))  # shown by CI systems reading JUnit XML
     if failure is not None:
         pytest.fail(failure, pytrace=False)
     return result

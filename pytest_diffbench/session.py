@@ -7,6 +7,7 @@ hooks in :mod:`pytest_diffbench.plugin` only route pytest's events to it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from datetime import datetime, timezone
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pytest
 
+from pytest_diffbench.files import atomic_write_text
 from pytest_diffbench.options import Settings
 from pytest_diffbench.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
 from pytest_diffbench.tolerances import Tolerances
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from pytest_diffbench.generation import ImageGenerator
 
 RUN_ID_KEY = "diffbench_run_id"
+#: Up to this many cases the terminal summary lists every case; above it only the failing ones.
+TABLE_MAX_ROWS = 30
 RUN_DIR_KEY = "diffbench_run_dir"
 
 
@@ -145,7 +149,8 @@ class DiffbenchSession:
     # -- session end ------------------------------------------------------------------------
 
     def finish(self) -> Path | None:
-        """Write results.csv and mark the run as latest (controller or single process only).
+        """Write results.csv, environment.json and summary.md, and mark the run as latest
+        (controller or single process only; summary.md also goes to $GITHUB_STEP_SUMMARY when set).
 
         A session that ran no case (``--collect-only``, ``-k`` selecting nothing) removes its
         empty run folder instead, so ``latest`` keeps naming the last real run.
@@ -156,20 +161,43 @@ class DiffbenchSession:
             self.run_dir.rmdir()
             self.run_dir = None
             return None
+        from pytest_diffbench.identity import run_environment
         from pytest_diffbench.results import mark_latest, write_results
+        from pytest_diffbench.summary import summary_markdown
 
         path = write_results(self.run_dir, self.records)
+        environment = run_environment(run_id=self.run_id or "", args=self.config.invocation_params.args,
+                                      rootdir=self.config.rootpath, records=self.records)
+        atomic_write_text(self.run_dir / "environment.json", json.dumps(environment, indent=2, sort_keys=True) + "\n")
+        markdown = summary_markdown(self.sorted_records(), self.run_id or "")
+        atomic_write_text(self.run_dir / "summary.md", markdown)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:  # GitHub Actions shows this file on the run's page
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(markdown)
         mark_latest(self.settings.output_dir, self.run_id or "")
         return path
 
+    def sorted_records(self) -> list[dict[str, Any]]:
+        return sorted(self.records, key=lambda record: record["nodeid"])
+
     def summary_lines(self) -> list[str]:
-        """Lines for pytest's terminal summary: counts, where the results are, warnings."""
+        """Lines for pytest's terminal summary: counts, the speed table, where the results are, warnings."""
+        from pytest_diffbench.summary import terminal_table
+
         if self.run_dir is None or self.is_worker:
             return []
         counts = Counter(record["outcome"] for record in self.records)
         shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no cases ran"
         total = len(self.records)
-        lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}", f"results: {self.run_dir / 'results.csv'}"]
+        lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}"]
+        shown_records = self.sorted_records()
+        if total > TABLE_MAX_ROWS:  # a big sweep shows what needs attention; summary.md has all
+            shown_records = [r for r in shown_records if r["outcome"] != "passed"]
+            lines.append(f"({total - len(shown_records)} passed cases not listed; see summary.md)")
+        if shown_records:
+            lines += terminal_table(shown_records)
+        lines += [f"results: {self.run_dir / 'results.csv'}", f"summary: {self.run_dir / 'summary.md'}"]
         unavailable = sorted({r["lpips_status"] for r in self.records if str(r.get("lpips_status", "")).startswith("unavailable")})
         lines += [f"WARNING: LPIPS was not computed: {status.removeprefix('unavailable: ')}" for status in unavailable]
         env_changes = sorted({r["env_diff"] for r in self.records if r.get("env_diff")})

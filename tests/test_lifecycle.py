@@ -686,3 +686,30 @@ def test_xdist_workers_share_the_cpu_threads(pytester: pytest.Pytester, monkeypa
         assert torch.get_num_threads() == max(1, os.cpu_count() // 2)
     """))
     run(pytester, "--diffbench-update", "-n", "2").assert_outcomes(passed=2)
+
+
+def test_run_folder_has_environment_summary_and_junit_properties(pytester: pytest.Pytester,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    step_summary = pytester.path / "step-summary.md"
+    step_summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    write_tests(pytester, diffbench_test(sweep="seeds=[0, 1], steps=2"))
+    result = run(pytester, "--diffbench-update=missing", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=2)
+    run_dir = latest_run_dir(pytester)
+
+    environment = read_json(run_dir / "environment.json")
+    assert "--diffbench-update=missing" in environment["command"]
+    assert [device["device_name"] for device in environment["devices"]] == [latest_rows(pytester)[0]["device_name"]]
+    assert environment["versions"]["pytest-diffbench"]
+
+    summary = (run_dir / "summary.md").read_text()
+    assert f"## diffbench run `{run_dir.name}`" in summary and "**2** passed" in summary
+    assert summary.count("| test_case[seed") == 2
+    assert step_summary.read_text() == "earlier step\n" + summary
+
+    junit = (pytester.path / "junit.xml").read_text()
+    assert junit.count('name="diffbench_outcome" value="passed"') == 2
+    assert 'name="diffbench_ssim" value="1.0"' in junit
+    text = _text(result)
+    assert "diffbench: 2 cases: 2 passed" in text and f"summary: {run_dir / 'summary.md'}" in text
