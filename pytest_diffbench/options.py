@@ -17,6 +17,7 @@ import pytest
 from pytest_diffbench.tolerances import TOLERANCE_NAMES, Tolerances
 
 UPDATE_MODES = ("all", "missing")
+BUNDLE_IMAGES = ("failures", "all", "none")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DTYPE_NAMES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 LPIPS_MODES = ("auto", "required", "off")
@@ -68,6 +69,9 @@ OPTIONS: tuple[Option, ...] = (
            default="auto", flag="--diffbench-dtype", ini="diffbench_dtype"),
     Option("workflow_version", "version of your workflow; a baseline of another version fails as version-mismatch",
            default="1", ini="diffbench_workflow_version"),
+    Option("bundle_images", "output images in the run's bundle: failures (the default), all, or none",
+           default="failures", flag="--diffbench-bundle-images", ini="diffbench_bundle_images",
+           argparse={"choices": BUNDLE_IMAGES}),
     Option("max_cases", "largest number of cases one sweep may expand to", default="512", ini="diffbench_max_cases"),
 ) + tuple(
     Option(name, f"default tolerance {name} (a number, or 'off')", default=getattr(Tolerances(), name), ini=f"diffbench_{name}")
@@ -100,6 +104,7 @@ class Settings:
     dtype: str
     workflow_version: str
     max_cases: int
+    bundle_images: str
     tolerances: Tolerances
 
 
@@ -125,6 +130,7 @@ def read_settings(config: pytest.Config) -> Settings:
         dtype=_check(_choice(DTYPE_NAMES), raw["dtype"], "diffbench_dtype"),
         workflow_version=str(raw["workflow_version"]),
         max_cases=_check(_positive_int, raw["max_cases"], "diffbench_max_cases"),
+        bundle_images=_check(_choice(BUNDLE_IMAGES), raw["bundle_images"], "diffbench_bundle_images"),
         tolerances=tolerances,
     )
 

@@ -41,6 +41,7 @@ class DiffbenchSession:
         self.run_id: str | None = None
         self.run_dir: Path | None = None
         self._generator: ImageGenerator | None = None
+        self.bundle_path: Path | None = None
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         # From xdist's workerinput, not $PYTEST_XDIST_WORKER: a pytest started from inside an
@@ -161,6 +162,7 @@ class DiffbenchSession:
             self.run_dir.rmdir()
             self.run_dir = None
             return None
+        from pytest_diffbench.bundle import bundle_name, write_bundle
         from pytest_diffbench.identity import run_environment
         from pytest_diffbench.results import mark_latest, write_results
         from pytest_diffbench.summary import summary_markdown
@@ -169,8 +171,9 @@ class DiffbenchSession:
         environment = run_environment(run_id=self.run_id or "", args=self.config.invocation_params.args,
                                       rootdir=self.config.rootpath, records=self.records)
         atomic_write_text(self.run_dir / "environment.json", json.dumps(environment, indent=2, sort_keys=True) + "\n")
-        markdown = summary_markdown(self.sorted_records(), self.run_id or "")
+        markdown = summary_markdown(self.sorted_records(), self.run_id or "", bundle_name(self.run_id or ""))
         atomic_write_text(self.run_dir / "summary.md", markdown)
+        self.bundle_path = write_bundle(self.run_dir, self.run_id or "", self.settings.bundle_images)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:  # GitHub Actions shows this file on the run's page
             with open(step_summary, "a", encoding="utf-8") as handle:
@@ -198,6 +201,8 @@ class DiffbenchSession:
         if shown_records:
             lines += terminal_table(shown_records)
         lines += [f"results: {self.run_dir / 'results.csv'}", f"summary: {self.run_dir / 'summary.md'}"]
+        if self.bundle_path is not None:
+            lines.append(f"bundle:  {self.bundle_path}")
         unavailable = sorted({r["lpips_status"] for r in self.records if str(r.get("lpips_status", "")).startswith("unavailable")})
         lines += [f"WARNING: LPIPS was not computed: {status.removeprefix('unavailable: ')}" for status in unavailable]
         env_changes = sorted({r["env_diff"] for r in self.records if r.get("env_diff")})

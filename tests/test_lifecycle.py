@@ -11,10 +11,13 @@ import itertools
 import json
 import re
 import shutil
+import zipfile
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+
+from pytest_diffbench.bundle import build_bundle
 from helpers import (
     PIN,
     baseline_pair,
@@ -713,3 +716,11 @@ def test_run_folder_has_environment_summary_and_junit_properties(pytester: pytes
     assert 'name="diffbench_ssim" value="1.0"' in junit
     text = _text(result)
     assert "diffbench: 2 cases: 2 passed" in text and f"summary: {run_dir / 'summary.md'}" in text
+
+    bundle = run_dir / f"diffbench-{run_dir.name}.zip"
+    assert f"bundle:  {bundle}" in text and f"Bundle: `{bundle.name}`" in summary
+    assert bundle.read_bytes() == build_bundle(run_dir, run_dir.name, "failures")  # rebuilt: the same bytes
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+    assert "summary.md" in names and "environment.json" in names and "results.csv" in names
+    assert not [name for name in names if name.startswith("images/")]  # every case passed

@@ -111,7 +111,7 @@ class _Node:
 def _session(tolerances: Tolerances) -> DiffbenchSession:
     settings = Settings(enabled=False, update=None, strict_env=False, baseline_dir=Path("b"), pin="{device}",
                         output_dir=Path("o"), lpips="auto", device="auto", dtype="auto", workflow_version="1",
-                        max_cases=512, tolerances=tolerances)
+                        max_cases=512, bundle_images="failures", tolerances=tolerances)
     return DiffbenchSession(SimpleNamespace(), settings)
 
 
@@ -207,7 +207,7 @@ def test_read_settings_defaults(pytester: pytest.Pytester):
     assert settings == Settings(
         enabled=False, update=None, strict_env=False, baseline_dir=root / "baselines", pin="{device}-{dtype}",
         output_dir=root / ".diffbench", lpips="auto", device="auto", dtype="auto", workflow_version="1",
-        max_cases=512, tolerances=Tolerances(),
+        max_cases=512, bundle_images="failures", tolerances=Tolerances(),
     )
 
 

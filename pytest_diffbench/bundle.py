@@ -1,0 +1,130 @@
+"""The run bundle: one deterministic zip with everything a reviewer needs.
+
+``diffbench-<run_id>.zip`` holds results.csv, environment.json, summary.md, configs/, grids/
+(when present), the chosen output images, a README.md that explains the layout and how to
+replay a case, and manifest.json with every other file's SHA-256. Entries are sorted and carry a
+fixed timestamp and permissions, so the same run folder always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from pytest_diffbench.files import atomic_write_bytes
+from pytest_diffbench.options import BUNDLE_IMAGES
+
+#: Files and folders of a run folder that go into every bundle (when present).
+ALWAYS = ("results.csv", "environment.json", "summary.md", "report.html", "plot.png")
+ALWAYS_FOLDERS = ("configs", "grids")
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
+
+README = """# diffbench run {run_id}
+
+This bundle is one pytest-diffbench run.
+
+- `results.csv`: one row per case: its frozen config and hash, outcome, every metric next to its
+  tolerance, seconds per image, peak VRAM, device, driver and library versions.
+- `environment.json`: the command line, git commit, OS, library versions and devices.
+- `summary.md`: counts, failing cases and the speed table, as posted on a pull request.
+- `configs/<test path>/<case>.json`: each case's frozen config and its SHA-256.
+- `grids/`: labeled baseline | output | difference images, when the run drew them.
+- `images/`: output images ({images}).
+- `manifest.json`: the SHA-256 of every file above.
+
+## Replaying a case
+
+Check out the commit in environment.json, install the versions it lists, and run the case by
+its node id (the `nodeid` column), e.g.
+
+    pytest --diffbench "{example}"
+
+The frozen config in configs/ names the model (and its weight fingerprint), sampler, steps, cfg,
+seed, size, dtype and device; a run whose config hashes to the same value made the same image on
+the same software.
+"""
+
+
+def bundle_name(run_id: str) -> str:
+    return f"diffbench-{run_id}.zip"
+
+
+def _failed_case_images(run_dir: Path) -> set[str]:
+    """Output image paths (relative to the run folder) of the cases that did not pass."""
+    results = run_dir / "results.csv"
+    if not results.exists():
+        return set()
+    with results.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    prefix = run_dir.name + "/"
+    return {row["output_path"].split(prefix, 1)[-1] for row in rows if row["outcome"] != "passed" and row["output_path"]}
+
+
+def bundle_files(run_dir: Path, images: str = "failures") -> list[str]:
+    """The run folder's files that go into the bundle, as sorted POSIX paths relative to it."""
+    if images not in BUNDLE_IMAGES:
+        raise ValueError(f"bundle images {images!r} is not valid; valid values are {', '.join(BUNDLE_IMAGES)}")
+    run_dir = Path(run_dir)
+    chosen = {name for name in ALWAYS if (run_dir / name).is_file()}
+    for folder in ALWAYS_FOLDERS:
+        chosen |= {p.relative_to(run_dir).as_posix() for p in (run_dir / folder).rglob("*") if p.is_file()}
+    all_images = {p.relative_to(run_dir).as_posix() for p in (run_dir / "images").rglob("*.png")}
+    if images == "all":
+        chosen |= all_images
+    elif images == "failures":
+        chosen |= all_images & _failed_case_images(run_dir)
+    return sorted(chosen)
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    info.create_system = 3  # unix, whatever the platform writing it
+    return info
+
+
+def _example_nodeid(run_dir: Path) -> str:
+    results = run_dir / "results.csv"
+    if results.exists():
+        with results.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                return row["nodeid"]
+    return "tests/test_x.py::test_x[seed0-euler-20steps-cfg7.5]"
+
+
+def build_bundle(run_dir: Path, run_id: str, images: str = "failures") -> bytes:
+    """The bundle's bytes (see the module docstring)."""
+    run_dir = Path(run_dir)
+    files = bundle_files(run_dir, images)
+    contents = {name: (run_dir / name).read_bytes() for name in files}
+    contents["README.md"] = README.format(run_id=run_id, images=f"{images} cases" if images != "none" else "none",
+                                          example=_example_nodeid(run_dir)).encode("utf-8")
+    manifest = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())}
+    contents["manifest.json"] = (json.dumps({"run_id": run_id, "files": manifest}, indent=2, sort_keys=True) + "\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(contents):
+            archive.writestr(_entry(name), contents[name], compresslevel=6)
+    return buffer.getvalue()
+
+
+def write_bundle(run_dir: Path, run_id: str, images: str = "failures") -> Path:
+    """Write ``diffbench-<run_id>.zip`` into the run folder, atomically."""
+    path = Path(run_dir) / bundle_name(run_id)
+    atomic_write_bytes(path, build_bundle(run_dir, run_id, images))
+    return path
+
+
+def manifest_mismatches(bundle: Path) -> list[str]:
+    """Entries whose bytes do not match the bundle's manifest (empty when it is intact)."""
+    with zipfile.ZipFile(bundle) as archive:
+        manifest = json.loads(archive.read("manifest.json"))["files"]
+        names = set(archive.namelist()) - {"manifest.json"}
+        bad = sorted(names ^ set(manifest))
+        bad += [n for n in sorted(names & set(manifest)) if hashlib.sha256(archive.read(n)).hexdigest() != manifest[n]]
+    return bad
