@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pytest
 
-from pytest_diffbench.files import atomic_write_text
+from pytest_diffbench.files import atomic_write_bytes, atomic_write_text
 from pytest_diffbench.options import Settings
 from pytest_diffbench.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
 from pytest_diffbench.tolerances import Tolerances
@@ -150,7 +150,7 @@ class DiffbenchSession:
     # -- session end ------------------------------------------------------------------------
 
     def finish(self) -> Path | None:
-        """Write results.csv, environment.json and summary.md, and mark the run as latest
+        """Write results.csv, environment.json, summary.md, plot.png and the bundle, and mark the run as latest
         (controller or single process only; summary.md also goes to $GITHUB_STEP_SUMMARY when set).
 
         A session that ran no case (``--collect-only``, ``-k`` selecting nothing) removes its
@@ -164,6 +164,7 @@ class DiffbenchSession:
             return None
         from pytest_diffbench.bundle import bundle_name, write_bundle
         from pytest_diffbench.identity import run_environment
+        from pytest_diffbench.plot import PLOT_FILE, plottable, speed_quality_png
         from pytest_diffbench.results import mark_latest, write_results
         from pytest_diffbench.summary import summary_markdown
 
@@ -173,6 +174,8 @@ class DiffbenchSession:
         atomic_write_text(self.run_dir / "environment.json", json.dumps(environment, indent=2, sort_keys=True) + "\n")
         markdown = summary_markdown(self.sorted_records(), self.run_id or "", bundle_name(self.run_id or ""))
         atomic_write_text(self.run_dir / "summary.md", markdown)
+        if plottable(self.records, "ssim"):
+            atomic_write_bytes(self.run_dir / PLOT_FILE, speed_quality_png(self.sorted_records(), f"diffbench run {self.run_id}"))
         self.bundle_path = write_bundle(self.run_dir, self.run_id or "", self.settings.bundle_images)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:  # GitHub Actions shows this file on the run's page

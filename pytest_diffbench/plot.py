@@ -1,0 +1,60 @@
+"""plot.png: seconds per image against SSIM (and LPIPS when measured), one point per case.
+
+The "sampling speed vs quality" figure: colour by sampler, each point annotated with its step
+count. Drawn with matplotlib's Agg backend (no display needed) and saved without metadata that
+would change between runs, so the same rows give the same PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Mapping, Sequence
+
+PLOT_FILE = "plot.png"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def plottable(records: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping[str, Any]]:
+    """Records that have both seconds per image and ``metric``."""
+    return [r for r in records if _number(r.get("seconds_per_image")) is not None and _number(r.get(metric)) is not None]
+
+
+def speed_quality_png(records: Sequence[Mapping[str, Any]], title: str) -> bytes:
+    """The figure as PNG bytes: one panel for SSIM, and one for LPIPS when any case has it."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    metrics = [("ssim", "SSIM vs baseline (higher is closer)")]
+    if plottable(records, "lpips"):
+        metrics.append(("lpips", "LPIPS vs baseline (lower is closer)"))
+    samplers = sorted({str(r.get("sampler", "")) for r in records})
+    colours = {s: f"C{i % 10}" for i, s in enumerate(samplers)}
+    figure = Figure(figsize=(6.4 * len(metrics), 4.8), dpi=100)
+    for index, (metric, label) in enumerate(metrics, start=1):
+        axes = figure.add_subplot(1, len(metrics), index)
+        for sampler in samplers:
+            points = [r for r in plottable(records, metric) if str(r.get("sampler", "")) == sampler]
+            xs = [_number(r["seconds_per_image"]) for r in points]
+            ys = [_number(r[metric]) for r in points]
+            axes.scatter(xs, ys, color=colours[sampler], label=sampler or "?", s=36)
+            for x, y, r in zip(xs, ys, points):
+                axes.annotate(f"{r.get('steps', '')}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        axes.set_xlabel("seconds per image")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.3)
+        if samplers:
+            axes.legend(title="sampler (labels: steps)", fontsize=8, title_fontsize=8)
+    figure.suptitle(title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
