@@ -17,7 +17,7 @@ import pytest
 
 from pytest_diffbench.baselines import Baseline, BaselineError, BaselineStore, case_path, pin_key
 from pytest_diffbench.environment import collect_environment, environment_diff
-from pytest_diffbench.files import encode_png
+from pytest_diffbench.files import atomic_write_bytes, encode_png
 from pytest_diffbench.gates import Check, Outcome, Verdict, judge_gates, judge_identity
 from pytest_diffbench.metrics import ImageSizeMismatch, LpipsUnavailable, compare_images
 from pytest_diffbench.results import write_case_files
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from pytest_diffbench.session import DiffbenchSession
     from pytest_diffbench.tolerances import Tolerances
 
+#: Folder of the run that keeps the baseline files an update replaced.
+REPLACED_DIR = "replaced-baselines"
 _REFRESHABLE = {"ssim", "psnr", "lpips", "slowdown"}
 
 
@@ -52,6 +54,10 @@ def evaluate_case(session: "DiffbenchSession", item: pytest.Item, dcase: "Diffbe
     def write_baseline(kind: str) -> Baseline:
         nonlocal action
         action = kind
+        old_image, old_sidecar = store.paths(case)
+        for old in (old_image, old_sidecar):  # nothing a user had is lost: the run folder keeps it
+            if old.exists():
+                atomic_write_bytes(session.run_dir / REPLACED_DIR / f"{case}{old.suffix}", old.read_bytes())
         return store.write(case, dcase.image, config=config_dict, config_hash=config_hash,
                            environment=env, measurement=measurement)
 

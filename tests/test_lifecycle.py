@@ -145,6 +145,10 @@ def test_lifecycle_missing_created_passed_stale_refreshed(pytester: pytest.Pytes
     data = read_json(sidecar)
     assert data["config_hash"] == new_hash and data["config"]["prompt"] == "a blue cube"
     assert data["image_sha256"] == sha256_file(png)
+    # The replaced pair is kept, byte for byte, in the run folder.
+    replaced = latest_run_dir(pytester) / "replaced-baselines"
+    kept = {path.relative_to(replaced).as_posix(): path.read_bytes() for path in replaced.rglob("*") if path.is_file()}
+    assert sorted(kept.values()) == sorted(created.values())
 
 
 def test_update_missing_writes_only_missing_baselines(pytester: pytest.Pytester) -> None:
