@@ -20,6 +20,7 @@ from pytest_diffbench.environment import collect_environment, environment_diff
 from pytest_diffbench.files import atomic_write_bytes, encode_png
 from pytest_diffbench.gates import Check, Outcome, Verdict, judge_gates, judge_identity
 from pytest_diffbench.metrics import ImageSizeMismatch, LpipsUnavailable, compare_images
+from pytest_diffbench.reports import REPLACED_DIR
 from pytest_diffbench.results import write_case_files
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from pytest_diffbench.session import DiffbenchSession
     from pytest_diffbench.tolerances import Tolerances
 
-#: Folder of the run that keeps the baseline files an update replaced.
-REPLACED_DIR = "replaced-baselines"
 _REFRESHABLE = {"ssim", "psnr", "lpips", "slowdown"}
 
 

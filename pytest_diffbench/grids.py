@@ -93,7 +93,7 @@ def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lin
     images = [output] if baseline is None else [baseline, output]
     scale = _scale(image.size for image in images)
     shown_output = _upscale(output, scale)
-    style = _Style.for_panels([_upscale(image, scale).size for image in images])
+    style = _Style.for_panels([(image.width * scale, image.height * scale) for image in images])
 
     if baseline is None:
         panels = [style.placeholder(shown_output.size, "no baseline"), shown_output,
@@ -165,13 +165,12 @@ def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str
     draw = ImageDraw.Draw(canvas)
     style.draw_lines(draw, title_lines, pad, pad, TEXT)
     cells_span = width - pad - cells_left
-    style.draw_centred(draw, style.wrap(column_axis, cells_span), (cells_left, axis_top, cells_span, line_height),
-                       AXIS_TEXT)
+    axis_box = (cells_left, axis_top, cells_span, line_height)
+    style.draw_centred(draw, style.wrap(column_axis, cells_span), axis_box, AXIS_TEXT)
     style.draw_lines(draw, corner, pad, labels_top, AXIS_TEXT)
     for j, column in enumerate(columns):
-        x = cells_left + j * (cell_width + pad)
-        style.draw_centred(draw, column_labels[column], (x, labels_top, cell_width, len(column_labels[column]) * line_height),
-                           TEXT)
+        label_box = (cells_left + j * (cell_width + pad), labels_top, cell_width, header_lines * line_height)
+        style.draw_centred(draw, column_labels[column], label_box, TEXT)
     for i, row in enumerate(rows):
         y = cells_top + i * (cell_height + pad)
         label_height = len(row_labels[row]) * line_height

@@ -35,6 +35,8 @@ class Option:
     ini: str | None = None
     ini_type: str = "string"
     argparse: dict[str, Any] | None = None
+    #: The flag of the ``diffbench`` command for the same setting, if it has one.
+    cli: str | None = None
 
 
 def _update_mode(value: str) -> str:
@@ -56,11 +58,11 @@ OPTIONS: tuple[Option, ...] = (
            default=False, flag="--diffbench-strict-env", ini="diffbench_strict_env", ini_type="bool",
            argparse={"action": "store_true", "default": None}),
     Option("baseline_dir", "folder of the baselines, relative to the rootdir", default="baselines",
-           flag="--diffbench-baseline-dir", ini="diffbench_baseline_dir"),
+           flag="--diffbench-baseline-dir", ini="diffbench_baseline_dir", cli="--baseline-dir"),
     Option("pin", "template of the baseline pin key, from the fields " + ", ".join(PIN_FIELDS),
            default="{device}-{dtype}", ini="diffbench_pin"),
     Option("output_dir", "folder that receives run folders (runs/<run_id>/) and 'latest', relative to the rootdir",
-           default=".diffbench", flag="--diffbench-output-dir", ini="diffbench_output_dir"),
+           default=".diffbench", flag="--diffbench-output-dir", ini="diffbench_output_dir", cli="--output-dir"),
     Option("lpips", "LPIPS: auto (use it when AlexNet's weights load), required, or off", default="auto",
            flag="--diffbench-lpips", ini="diffbench_lpips", argparse={"choices": LPIPS_MODES}),
     Option("device", "device of the built-in pipeline: auto, cpu, cuda, cuda:N, mps", default="auto",
@@ -71,7 +73,7 @@ OPTIONS: tuple[Option, ...] = (
            default="1", ini="diffbench_workflow_version"),
     Option("bundle_images", "output images in the run's bundle: failures (the default), all, or none",
            default="failures", flag="--diffbench-bundle-images", ini="diffbench_bundle_images",
-           argparse={"choices": BUNDLE_IMAGES}),
+           argparse={"choices": BUNDLE_IMAGES}, cli="--bundle-images"),
     Option("max_cases", "largest number of cases one sweep may expand to", default="512", ini="diffbench_max_cases"),
 ) + tuple(
     Option(name, f"default tolerance {name} (a number, or 'off')", default=getattr(Tolerances(), name), ini=f"diffbench_{name}")

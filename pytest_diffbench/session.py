@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pytest
 
-from pytest_diffbench.files import atomic_write_bytes, atomic_write_text
+from pytest_diffbench.files import atomic_write_text
 from pytest_diffbench.options import Settings
 from pytest_diffbench.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
 from pytest_diffbench.tolerances import Tolerances
@@ -140,6 +140,7 @@ class DiffbenchSession:
             "steps": case.steps,
             "cfg": case.cfg,
             "worker": self.worker,
+            "workers": self.workers,
         }
         record.update(fields)
         return record
@@ -162,25 +163,21 @@ class DiffbenchSession:
             self.run_dir.rmdir()
             self.run_dir = None
             return None
-        from pytest_diffbench.bundle import bundle_name, write_bundle
         from pytest_diffbench.identity import run_environment
-        from pytest_diffbench.plot import PLOT_FILE, plottable, speed_quality_png
+        from pytest_diffbench.reports import write_reports
         from pytest_diffbench.results import mark_latest, write_results
-        from pytest_diffbench.summary import summary_markdown
 
         path = write_results(self.run_dir, self.records)
         environment = run_environment(run_id=self.run_id or "", args=self.config.invocation_params.args,
                                       rootdir=self.config.rootpath, records=self.records)
         atomic_write_text(self.run_dir / "environment.json", json.dumps(environment, indent=2, sort_keys=True) + "\n")
-        markdown = summary_markdown(self.sorted_records(), self.run_id or "", bundle_name(self.run_id or ""))
-        atomic_write_text(self.run_dir / "summary.md", markdown)
-        if plottable(self.records, "ssim"):
-            atomic_write_bytes(self.run_dir / PLOT_FILE, speed_quality_png(self.sorted_records(), f"diffbench run {self.run_id}"))
-        self.bundle_path = write_bundle(self.run_dir, self.run_id or "", self.settings.bundle_images)
+        reports = write_reports(self.run_dir, self.run_id or "", self.records, self.settings.bundle_images,
+                                self.config.rootpath)
+        self.bundle_path = reports.bundle
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:  # GitHub Actions shows this file on the run's page
             with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown)
+                handle.write(reports.summary_markdown)
         mark_latest(self.settings.output_dir, self.run_id or "")
         return path
 

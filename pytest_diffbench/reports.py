@@ -1,0 +1,151 @@
+"""Everything a run folder shows a reviewer, made from its results rows.
+
+Shared by the pytest session (at the end of a run) and ``diffbench report`` (from a finished
+run folder's results.csv), so both give the same files: labeled grids, summary.md, plot.png
+and the bundle.
+
+Grids: ``grids/cases/<case>.png`` (baseline | output | difference, with the case's settings,
+metrics against tolerances and compute trace) for every case that did not pass or whose
+baseline was written, and ``grids/sheets/<test>/<other axes>.png``: one sweep sheet per test
+and combination of the axes other than sampler and steps (rows = sampler, columns = steps).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from PIL import Image
+
+from pytest_diffbench.baselines import case_path, safe_segment
+from pytest_diffbench.bundle import bundle_name, write_bundle
+from pytest_diffbench.files import atomic_write_bytes, atomic_write_text, encode_png
+from pytest_diffbench.grids import comparison_grid, sweep_sheet
+from pytest_diffbench.plot import PLOT_FILE, plottable, speed_quality_png
+from pytest_diffbench.results import RESULTS_FILE
+from pytest_diffbench.samplers import sampler_slug
+from pytest_diffbench.summary import badge, summary_markdown
+
+SUMMARY_FILE = "summary.md"
+REPLACED_DIR = "replaced-baselines"
+#: Baseline actions after which a case gets a comparison grid even when it passed.
+WRITTEN = ("created", "refreshed", "rewritten")
+#: (metric column, comparison, tolerance column, unit) as printed on a grid.
+METRIC_LABELS = (("ssim", ">=", "min_ssim", ""), ("psnr", ">=", "min_psnr", " dB"), ("lpips", "<=", "max_lpips", ""))
+
+
+@dataclass(frozen=True)
+class Reports:
+    summary_markdown: str
+    bundle: Path
+
+
+def read_records(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run folder's results.csv (cells as text)."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a diffbench run folder?")
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _fmt(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.4g}"
+
+
+def grid_labels(record: Mapping[str, Any]) -> list[str]:
+    """The lines printed under a case's comparison grid."""
+    short_hash = str(record.get("config_hash") or "")[:12] or "-"
+    lines = [f"{record['outcome']} · {record['nodeid']}",
+             f"sampler {record.get('sampler')} · steps {record.get('steps')} · cfg {record.get('cfg')} · "
+             f"seed {record.get('seed')} · config {short_hash}"]
+    metrics = []
+    for column, op, tolerance, unit in METRIC_LABELS:
+        value, limit = _number(record.get(column)), _number(record.get(tolerance))
+        if value is None:
+            metrics.append(f"{column} -")
+            continue
+        verdict = "" if limit is None else (" ok" if (value >= limit if op == ">=" else value <= limit) else " FAIL")
+        metrics.append(f"{column} {_fmt(value)}{unit}" + ("" if limit is None else f" {op} {_fmt(limit)}{unit}") + verdict)
+    lines.append(" · ".join(metrics))
+    trace = badge(record)
+    if trace:
+        lines.append(trace)
+    return lines
+
+
+def _open(path: Path) -> Image.Image | None:
+    if not path.is_file():
+        return None
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def write_grids(run_dir: Path, rootdir: Path, rows: Sequence[Mapping[str, Any]]) -> list[Path]:
+    """The comparison grids and sweep sheets of a run (see the module docstring), drawn anew:
+    grids are derived from the run's images, so an older set is removed first."""
+    shutil.rmtree(run_dir / "grids", ignore_errors=True)
+    written = []
+    sheets: dict[tuple[str, str], dict[tuple[str, str], Image.Image]] = defaultdict(dict)
+    axes: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for record in rows:
+        case = case_path(str(record["nodeid"]))
+        output = _open(run_dir / "images" / f"{case}.png")
+        if output is None:  # the case errored before it made an image
+            continue
+        if record["outcome"] != "passed" or record.get("baseline_action") in WRITTEN:
+            baseline = _open(run_dir / REPLACED_DIR / f"{case}.png")
+            if baseline is None and record.get("baseline_path") and record.get("baseline_action") not in WRITTEN:
+                baseline = _open(rootdir / str(record["baseline_path"]))
+            path = run_dir / "grids" / "cases" / f"{case}.png"
+            atomic_write_bytes(path, encode_png(comparison_grid(output, baseline, grid_labels(record))))
+            written.append(path)
+        sampler, steps = str(record.get("sampler")), f"{record.get('steps')}"
+        # The sheet holds the cases that differ only in sampler and steps: the case id without those.
+        dropped = {sampler_slug(sampler), f"{steps}steps"}
+        rest = [part for part in str(record.get("case_id", "")).split("-") if part not in dropped]
+        key = (str(record.get("test") or str(record["nodeid"]).split("[")[0]), " · ".join(rest))
+        sheets[key][(sampler, steps)] = output
+        row_values, column_values = axes[key]
+        if sampler not in row_values:
+            row_values.append(sampler)
+        if steps not in column_values:
+            column_values.append(steps)
+    for (test, rest), cells in sorted(sheets.items()):
+        row_values, column_values = axes[(test, rest)]
+        columns = sorted(column_values, key=lambda v: (_number(v) is None, _number(v) or 0.0, v))
+        sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps")
+        test_path = case_path(test).rsplit("/", 1)[0]
+        path = run_dir / "grids" / "sheets" / test_path / f"{safe_segment(rest.replace(' · ', '-'))}.png"
+        atomic_write_bytes(path, encode_png(sheet))
+        written.append(path)
+    return written
+
+
+def write_reports(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any]], bundle_images: str,
+                  rootdir: Path) -> Reports:
+    """Write the grids, summary.md, plot.png (when any case has timing and SSIM) and the bundle.
+
+    ``rootdir`` resolves the baseline paths that the records hold relative to it.
+    """
+    run_dir = Path(run_dir)
+    rows = sorted(records, key=lambda record: str(record["nodeid"]))
+    write_grids(run_dir, Path(rootdir), rows)
+    markdown = summary_markdown(rows, run_id, bundle_name(run_id))
+    atomic_write_text(run_dir / SUMMARY_FILE, markdown)
+    if plottable(rows, "ssim"):
+        atomic_write_bytes(run_dir / PLOT_FILE, speed_quality_png(rows, f"diffbench run {run_id}"))
+    return Reports(markdown, write_bundle(run_dir, run_id, bundle_images))
