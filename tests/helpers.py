@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Columns that legitimately differ between two runs of the same cases.
 VOLATILE_COLUMNS = frozenset({
     "run_id", "timestamp", "seconds_per_image", "warmup_seconds", "baseline_seconds_per_image",
-    "slowdown", "worker", "output_path",
+    "slowdown", "worker", "workers", "output_path",
 })
 
 
