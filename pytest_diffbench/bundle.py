@@ -31,6 +31,8 @@ This bundle is one pytest-diffbench run.
   tolerance, seconds per image, peak VRAM, device, driver and library versions.
 - `environment.json`: the command line, git commit, OS, library versions and devices.
 - `summary.md`: counts, failing cases and the speed table, as posted on a pull request.
+- `report.html`: the whole run on one page (open it from the unzipped folder).
+- `plot.png`: seconds per image against SSIM (and LPIPS), per case.
 - `configs/<test path>/<case>.json`: each case's frozen config and its SHA-256.
 - `grids/`: labeled baseline | output | difference images, when the run drew them.
 - `images/`: output images ({images}).

@@ -2,7 +2,7 @@
 
     diffbench list                          runs, newest last, with their outcome counts
     diffbench show [RUN]                    a run's summary (RUN: an id, 'latest' or a folder)
-    diffbench report RUN                    rebuild summary.md, plot.png and the bundle
+    diffbench report RUN                    rebuild grids, summary.md, plot.png, report.html and the bundle
     diffbench accept RUN [--failed-only] [-k TEXT]
                                             promote a run's output images to baselines
 
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", parents=[shared], help="print a run's summary")
     show.add_argument("run", nargs="?", default="latest", help="run id, 'latest' (default) or a run folder")
     show.set_defaults(func=command_show)
-    report = commands.add_parser("report", parents=[shared], help="rebuild summary.md, plot.png and the bundle of a run")
+    report = commands.add_parser("report", parents=[shared], help="rebuild the grids, summary.md, plot.png, report.html and bundle of a run")
     report.add_argument("run", help="run id, 'latest' or a run folder")
     report.set_defaults(func=command_report)
     accept = commands.add_parser("accept", parents=[shared], help="promote a run's output images to baselines, "

@@ -1,8 +1,8 @@
 """Everything a run folder shows a reviewer, made from its results rows.
 
 Shared by the pytest session (at the end of a run) and ``diffbench report`` (from a finished
-run folder's results.csv), so both give the same files: labeled grids, summary.md, plot.png
-and the bundle.
+run folder's results.csv), so both give the same files: labeled grids, summary.md, plot.png,
+report.html and the bundle.
 
 Grids: ``grids/cases/<case>.png`` (baseline | output | difference, with the case's settings,
 metrics against tolerances and compute trace) for every case that did not pass or whose
@@ -13,6 +13,7 @@ and combination of the axes other than sampler and steps (rows = sampler, column
 from __future__ import annotations
 
 import csv
+import json
 import math
 import shutil
 from collections import defaultdict
@@ -26,6 +27,7 @@ from pytest_diffbench.baselines import case_path, safe_segment
 from pytest_diffbench.bundle import bundle_name, write_bundle
 from pytest_diffbench.files import atomic_write_bytes, atomic_write_text, encode_png
 from pytest_diffbench.grids import comparison_grid, sweep_sheet
+from pytest_diffbench.html_report import REPORT_FILE, render_report
 from pytest_diffbench.plot import PLOT_FILE, plottable, speed_quality_png
 from pytest_diffbench.results import RESULTS_FILE
 from pytest_diffbench.samplers import sampler_slug
@@ -137,7 +139,8 @@ def write_grids(run_dir: Path, rootdir: Path, rows: Sequence[Mapping[str, Any]])
 
 def write_reports(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any]], bundle_images: str,
                   rootdir: Path) -> Reports:
-    """Write the grids, summary.md, plot.png (when any case has timing and SSIM) and the bundle.
+    """Write the grids, summary.md, plot.png (when any case has timing and SSIM), report.html
+    and the bundle.
 
     ``rootdir`` resolves the baseline paths that the records hold relative to it.
     """
@@ -148,4 +151,7 @@ def write_reports(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any
     atomic_write_text(run_dir / SUMMARY_FILE, markdown)
     if plottable(rows, "ssim"):
         atomic_write_bytes(run_dir / PLOT_FILE, speed_quality_png(rows, f"diffbench run {run_id}"))
+    environment_file = run_dir / "environment.json"
+    environment = json.loads(environment_file.read_text(encoding="utf-8")) if environment_file.is_file() else {}
+    atomic_write_text(run_dir / REPORT_FILE, render_report(run_dir, run_id, rows, environment))
     return Reports(markdown, write_bundle(run_dir, run_id, bundle_images))

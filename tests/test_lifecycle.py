@@ -726,6 +726,7 @@ def test_run_folder_has_environment_summary_and_junit_properties(pytester: pytes
     assert bundle.read_bytes() == build_bundle(run_dir, run_dir.name, "failures")  # rebuilt: the same bytes
     with zipfile.ZipFile(bundle) as archive:
         names = archive.namelist()
-    assert {"summary.md", "environment.json", "results.csv", "plot.png"} <= set(names)
+    assert {"summary.md", "environment.json", "results.csv", "plot.png", "report.html"} <= set(names)
+    assert any(name.startswith("grids/sheets/") for name in names)
     assert (run_dir / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [name for name in names if name.startswith("images/")]  # every case passed

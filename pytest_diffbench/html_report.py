@@ -1,0 +1,146 @@
+"""report.html: one self-contained page per run that works wherever the run folder is unzipped.
+
+No network and no absolute paths: styles and script are inline, images are linked relative to
+the run folder (the labeled comparison grids, which hold baseline | output | difference, and
+the sweep sheets). The case table sorts by any column and filters by outcome, sampler, steps
+and test. Every string that comes from a user (prompts above all) is HTML-escaped, and the
+rows reach the script as JSON inside a ``<script type="application/json">`` block with ``<``
+escaped, so no prompt can close the block or inject markup.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from pytest_diffbench.baselines import case_path
+from pytest_diffbench.summary import badge, outcome_counts
+
+REPORT_FILE = "report.html"
+#: Columns of the case table: (record key, header).
+TABLE_COLUMNS = (
+    ("case", "case"), ("test", "test"), ("outcome", "outcome"), ("sampler", "sampler"), ("steps", "steps"),
+    ("cfg", "cfg"), ("seed", "seed"), ("ssim", "SSIM"), ("psnr", "PSNR"), ("lpips", "LPIPS"),
+    ("seconds_per_image", "s/img"), ("peak_vram_mb", "VRAM MiB"), ("prompt", "prompt"),
+)
+FILTERS = ("outcome", "sampler", "steps", "test")
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+.counts span{display:inline-block;margin-right:1rem;padding:.2rem .6rem;border-radius:4px;background:#eee}
+.counts .passed{background:#d7f5d7}.counts .failed{background:#f8d3d3}
+table{border-collapse:collapse;font-size:.85rem}th,td{border:1px solid #ccc;padding:.25rem .4rem;text-align:left}
+th{cursor:pointer;background:#f4f4f4}tr.failed td.outcome{color:#b00;font-weight:bold}
+.filters label{margin-right:1rem}img{max-width:100%;image-rendering:pixelated}
+pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.8rem}
+"""
+
+_SCRIPT = """
+const rows = JSON.parse(document.getElementById('diffbench-rows').textContent);
+const body = document.querySelector('#cases tbody');
+const columns = [...document.querySelectorAll('#cases th')].map(th => th.dataset.key);
+const filters = [...document.querySelectorAll('.filters select')];
+let sortKey = 'case', sortUp = true;
+function cell(row, key) {
+  const td = document.createElement('td');
+  td.className = key;
+  if (key === 'case') {
+    const link = document.createElement('a');
+    link.href = row.config; link.textContent = row.case; td.appendChild(link);
+    if (row.grid) { const g = document.createElement('a'); g.href = row.grid; g.textContent = ' [grid]'; td.appendChild(g); }
+  } else { td.textContent = row[key] ?? ''; }
+  return td;
+}
+function render() {
+  const chosen = Object.fromEntries(filters.map(f => [f.name, f.value]));
+  const shown = rows.filter(r => filters.every(f => !chosen[f.name] || String(r[f.name]) === chosen[f.name]));
+  shown.sort((a, b) => {
+    const x = a[sortKey], y = b[sortKey];
+    const nx = parseFloat(x), ny = parseFloat(y);
+    const order = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x ?? '').localeCompare(String(y ?? ''));
+    return sortUp ? order : -order;
+  });
+  body.replaceChildren(...shown.map(r => {
+    const tr = document.createElement('tr');
+    tr.className = r.outcome === 'passed' ? 'passed' : 'failed';
+    columns.forEach(k => tr.appendChild(cell(r, k)));
+    return tr;
+  }));
+  document.getElementById('shown').textContent = shown.length + ' of ' + rows.length + ' cases shown';
+}
+document.querySelectorAll('#cases th').forEach(th => th.addEventListener('click', () => {
+  sortUp = sortKey === th.dataset.key ? !sortUp : true; sortKey = th.dataset.key; render();
+}));
+filters.forEach(f => f.addEventListener('change', render));
+render();
+"""
+
+
+#: Columns shown with 4 significant digits.
+NUMERIC = ("ssim", "psnr", "lpips", "seconds_per_image", "peak_vram_mb")
+
+
+def _text(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if key in NUMERIC:
+        try:
+            return f"{float(value):.4g}"
+        except (TypeError, ValueError):
+            return str(value)
+    return str(value)
+
+
+def _row(record: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    case = case_path(str(record["nodeid"]))
+    grid = f"grids/cases/{case}.png"
+    row = {key: _text(key, record.get(key)) for key, _ in TABLE_COLUMNS}
+    row.update(case=str(record.get("case_id") or record["nodeid"]), config=f"configs/{case}.json",
+               grid=grid if (run_dir / grid).is_file() else "", badge=badge(record),
+               test=str(record.get("test") or str(record["nodeid"]).split("[")[0]))
+    return row
+
+
+def render_report(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any]], environment: Mapping[str, Any]) -> str:
+    """The page's HTML (see the module docstring)."""
+    esc = html.escape
+    rows = [_row(record, Path(run_dir)) for record in sorted(records, key=lambda r: str(r["nodeid"]))]
+    counts = "".join(f'<span class="{"passed" if outcome == "passed" else "failed"}">{count} {esc(outcome)}</span>'
+                     for outcome, count in outcome_counts(records))
+    filters = []
+    for key in FILTERS:
+        values = sorted({row[key] for row in rows}, key=lambda v: (len(v), v) if key == "steps" else (0, v))
+        options = "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
+        filters.append(f'<label>{key} <select name="{key}"><option value="">all</option>{options}</select></label>')
+    headers = "".join(f'<th data-key="{key}">{esc(title)}</th>' for key, title in TABLE_COLUMNS)
+    failing = [row for row in rows if row["outcome"] != "passed" and row["grid"]]
+    grids = "".join(f'<figure><figcaption>{esc(row["outcome"])}: {esc(row["test"])}[{esc(row["case"])}]'
+                    f' · {esc(row["badge"])}</figcaption><img src="{esc(row["grid"])}" alt="grid of {esc(row["case"])}"></figure>'
+                    for row in failing)
+    sheets = "".join(f'<figure><img src="{esc(path.relative_to(run_dir).as_posix())}" alt="sweep sheet"></figure>'
+                     for path in sorted((Path(run_dir) / "grids" / "sheets").rglob("*.png")))
+    data = json.dumps(rows, sort_keys=True, ensure_ascii=True).replace("<", "\\u003c")
+    plot = '<h2>Speed vs quality</h2><img src="plot.png" alt="seconds per image vs SSIM">' if (Path(run_dir) / "plot.png").is_file() else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>diffbench run {esc(run_id)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>
+<body>
+<h1>diffbench run {esc(run_id)}</h1>
+<p class="counts" id="counts">{counts or "no cases ran"}</p>
+<h2>Cases</h2>
+<p class="filters">{"".join(filters)} <span id="shown"></span></p>
+<table id="cases"><thead><tr>{headers}</tr></thead><tbody></tbody></table>
+<h2>Failing cases: baseline | output | difference</h2>
+{grids or "<p>none</p>"}
+{plot}
+<h2>Sweep sheets</h2>
+{sheets or "<p>none</p>"}
+<h2>Environment</h2>
+<pre>{esc(json.dumps(environment, indent=2, sort_keys=True))}</pre>
+<script type="application/json" id="diffbench-rows">{data}</script>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
