@@ -50,7 +50,9 @@ function cell(row, key) {
   if (key === 'case') {
     const link = document.createElement('a');
     link.href = row.config; link.textContent = row.case; td.appendChild(link);
-    if (row.grid) { const g = document.createElement('a'); g.href = row.grid; g.textContent = ' [grid]'; td.appendChild(g); }
+    for (const [key, label] of [['grid', ' [grid]'], ['image', ' [image]']]) {
+      if (row[key]) { const a = document.createElement('a'); a.href = row[key]; a.textContent = label; td.appendChild(a); }
+    }
   } else { td.textContent = row[key] ?? ''; }
   return td;
 }
@@ -98,8 +100,10 @@ def _row(record: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     case = case_path(str(record["nodeid"]))
     grid = f"grids/cases/{case}.png"
     row = {key: _text(key, record.get(key)) for key, _ in TABLE_COLUMNS}
+    image = f"images/{case}.png"
     row.update(case=str(record.get("case_id") or record["nodeid"]), config=f"configs/{case}.json",
-               grid=grid if (run_dir / grid).is_file() else "", badge=badge(record),
+               grid=grid if (run_dir / grid).is_file() else "", image=image if (run_dir / image).is_file() else "",
+               badge=badge(record),
                test=str(record.get("test") or str(record["nodeid"]).split("[")[0]))
     return row
 

@@ -33,6 +33,9 @@ def make_run(tmp_path: Path) -> Path:
     grid = run_dir / "grids" / "cases" / "t" / "test_a" / "test_a" / "seed0-ddim-10steps-cfg7.5.png"
     grid.parent.mkdir(parents=True)
     Image.new("RGB", (32, 16), (200, 0, 0)).save(grid)
+    output = run_dir / "images" / "t" / "test_a" / "test_a" / "seed0-euler-20steps-cfg7.5.png"
+    output.parent.mkdir(parents=True)
+    Image.new("RGB", (16, 16), (0, 0, 200)).save(output)
     page = render_report(run_dir, "run-1", records(), {"command": EVIL})
     (run_dir / "report.html").write_text(page, encoding="utf-8")
     return run_dir
@@ -60,6 +63,7 @@ def test_counts_filters_and_relative_links(tmp_path: Path):
     # rows in node-id order: ddim before euler
     assert [row["grid"] for row in rows] == ["grids/cases/t/test_a/test_a/seed0-ddim-10steps-cfg7.5.png", ""]
     assert rows[1]["config"] == "configs/t/test_a/test_a/seed0-euler-20steps-cfg7.5.json"
+    assert [row["image"] for row in rows] == ["", "images/t/test_a/test_a/seed0-euler-20steps-cfg7.5.png"]
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
