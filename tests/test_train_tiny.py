@@ -50,6 +50,10 @@ def test_script_writes_a_diffusers_folder(trained):
     assert weights == ["text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
                        "vae/diffusion_pytorch_model.safetensors"]
     assert not list(out.rglob("*.bin"))
+    scheduler = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["_class_name"] == "EulerDiscreteScheduler"
+    # Kept for samplers swapped in with from_config: DDIM must not clip unit-variance latents.
+    assert scheduler["clip_sample"] is False and scheduler["set_alpha_to_one"] is False
     assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) <= 20 * 1024 * 1024
     log = json.loads((out / "training_log.json").read_text())
     assert log["vae"]["steps"] == 2 and log["unet"]["steps"] == 2

@@ -65,7 +65,7 @@ def load(folder: Path, threads: int = 1):
     from diffusers import StableDiffusionPipeline
 
     torch.set_num_threads(threads)
-    pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32)
+    pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
