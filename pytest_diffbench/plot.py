@@ -11,20 +11,19 @@ import io
 import math
 from typing import Any, Mapping, Sequence
 
+from pytest_diffbench.summary import cell_number
+
 PLOT_FILE = "plot.png"
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+def _finite(value: Any) -> float | None:
+    number = cell_number(value)
+    return number if number is not None and math.isfinite(number) else None
 
 
 def plottable(records: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping[str, Any]]:
     """Records that have both seconds per image and ``metric``."""
-    return [r for r in records if _number(r.get("seconds_per_image")) is not None and _number(r.get(metric)) is not None]
+    return [r for r in records if _finite(r.get("seconds_per_image")) is not None and _finite(r.get(metric)) is not None]
 
 
 def speed_quality_png(records: Sequence[Mapping[str, Any]], title: str) -> bytes:
@@ -44,8 +43,8 @@ def speed_quality_png(records: Sequence[Mapping[str, Any]], title: str) -> bytes
         axes = figure.add_subplot(1, len(metrics), index)
         for sampler in samplers:
             points = [r for r in plottable(records, metric) if str(r.get("sampler", "")) == sampler]
-            xs = [_number(r["seconds_per_image"]) for r in points]
-            ys = [_number(r[metric]) for r in points]
+            xs = [_finite(r["seconds_per_image"]) for r in points]
+            ys = [_finite(r[metric]) for r in points]
             axes.scatter(xs, ys, color=colours[sampler], label=sampler or "?", s=36)
             for x, y, r in zip(xs, ys, points):
                 axes.annotate(f"{r.get('steps', '')}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)

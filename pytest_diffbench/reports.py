@@ -31,7 +31,7 @@ from pytest_diffbench.html_report import REPORT_FILE, render_report
 from pytest_diffbench.plot import PLOT_FILE, plottable, speed_quality_png
 from pytest_diffbench.results import RESULTS_FILE
 from pytest_diffbench.samplers import sampler_slug
-from pytest_diffbench.summary import badge, summary_markdown
+from pytest_diffbench.summary import badge, cell_number, summary_markdown
 
 SUMMARY_FILE = "summary.md"
 REPLACED_DIR = "replaced-baselines"
@@ -56,14 +56,6 @@ def read_records(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def _fmt(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.4g}"
 
@@ -76,7 +68,7 @@ def grid_labels(record: Mapping[str, Any]) -> list[str]:
              f"seed {record.get('seed')} · config {short_hash}"]
     metrics = []
     for column, op, tolerance, unit in METRIC_LABELS:
-        value, limit = _number(record.get(column)), _number(record.get(tolerance))
+        value, limit = cell_number(record.get(column)), cell_number(record.get(tolerance))
         if value is None:
             metrics.append(f"{column} -")
             continue
@@ -128,7 +120,7 @@ def write_grids(run_dir: Path, rootdir: Path, rows: Sequence[Mapping[str, Any]])
             column_values.append(steps)
     for (test, rest), cells in sorted(sheets.items()):
         row_values, column_values = axes[(test, rest)]
-        columns = sorted(column_values, key=lambda v: (_number(v) is None, _number(v) or 0.0, v))
+        columns = sorted(column_values, key=lambda v: (cell_number(v) is None, cell_number(v) or 0.0, v))
         sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps")
         test_path = case_path(test).rsplit("/", 1)[0]
         path = run_dir / "grids" / "sheets" / test_path / f"{safe_segment(rest.replace(' · ', '-'))}.png"

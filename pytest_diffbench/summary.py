@@ -15,7 +15,7 @@ PASSED = "passed"
 SPEED_COLUMNS = ("case", "outcome", "s/img", "baseline s/img", "change", "peak VRAM", "device")
 
 
-def _number(value: Any) -> float | None:
+def cell_number(value: Any) -> float | None:
     """A float from a record cell, None for empty/NaN cells (CSV round trips give NaN)."""
     if value is None or value == "":
         return None
@@ -29,10 +29,10 @@ def _number(value: Any) -> float | None:
 def badge(record: Mapping[str, Any]) -> str:
     """The compute trace of one case, e.g. ``1.26 s/img · 2.7 GB · NVIDIA H200``."""
     parts = []
-    seconds = _number(record.get("seconds_per_image"))
+    seconds = cell_number(record.get("seconds_per_image"))
     if seconds is not None:
         parts.append(f"{seconds:.3g} s/img")
-    vram = _number(record.get("peak_vram_mb"))
+    vram = cell_number(record.get("peak_vram_mb"))
     if vram is not None:
         parts.append(f"{vram / 1024:.2g} GB" if vram >= 1024 else f"{vram:.3g} MB")
     if record.get("device_name"):
@@ -50,9 +50,9 @@ def speed_rows(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
     """One row per case for the speed table, in the records' order."""
     rows = []
     for record in records:
-        seconds = _number(record.get("seconds_per_image"))
-        reference = _number(record.get("baseline_seconds_per_image"))
-        vram = _number(record.get("peak_vram_mb"))
+        seconds = cell_number(record.get("seconds_per_image"))
+        reference = cell_number(record.get("baseline_seconds_per_image"))
+        vram = cell_number(record.get("peak_vram_mb"))
         change = f"{seconds / reference - 1:+.0%}" if seconds is not None and reference else ""
         rows.append((
             str(record["nodeid"]).split("::", 1)[-1],
