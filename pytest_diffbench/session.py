@@ -1,8 +1,9 @@
 """The diffbench session: what the pytest hooks hand off to.
 
-It owns the settings, the run folder, the image generator and the records of finished cases.
-Evaluation of a case (baseline lookup, update, comparison, gates, record) happens here; the
-hooks in :mod:`pytest_diffbench.plugin` only route pytest's events to it.
+It owns the settings, the run folder, the image generator and the records of finished cases,
+expands sweeps, hands each finished case to :func:`pytest_diffbench.evaluation.evaluate_case`
+(baseline lookup, update, comparison, gates) and writes the run's files at the end. The hooks in
+:mod:`pytest_diffbench.plugin` only route pytest's events to it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ if TYPE_CHECKING:
     from pytest_diffbench.case import DiffbenchCase
     from pytest_diffbench.generation import ImageGenerator
 
+#: workerinput keys: xdist workers write into the controller's run folder.
 RUN_ID_KEY = "diffbench_run_id"
+RUN_DIR_KEY = "diffbench_run_dir"
 #: Up to this many cases the terminal summary lists every case; above it only the failing ones.
 TABLE_MAX_ROWS = 30
-RUN_DIR_KEY = "diffbench_run_dir"
 
 
 class DiffbenchSession:
