@@ -19,6 +19,8 @@ from PIL import Image
 from pytest_diffbench.files import atomic_write_bytes, atomic_write_text, encode_png, sha256_bytes
 
 SIDECAR_FORMAT = 1
+#: Folder of a run folder that keeps the baseline pairs an update or accept replaced.
+REPLACED_DIR = "replaced-baselines"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -121,9 +123,16 @@ class BaselineStore:
         return Baseline(image_path, sidecar_path, sidecar)
 
     def write(self, case: str, image: Image.Image, *, config: Mapping[str, Any], config_hash: str,
-              environment: Mapping[str, Any], measurement: Mapping[str, Any]) -> Baseline:
-        """Write the pair atomically: the PNG first, then the sidecar that vouches for it."""
+              environment: Mapping[str, Any], measurement: Mapping[str, Any], keep_replaced_in: Path) -> Baseline:
+        """Write the pair atomically: the PNG first, then the sidecar that vouches for it.
+
+        A pair being replaced is first copied to ``<keep_replaced_in>/replaced-baselines/`` (a
+        run folder), so nothing a user had is lost, also outside version control.
+        """
         image_path, sidecar_path = self.paths(case)
+        for old in (image_path, sidecar_path):
+            if old.exists():
+                atomic_write_bytes(Path(keep_replaced_in) / REPLACED_DIR / f"{case}{old.suffix}", old.read_bytes())
         png = encode_png(image)
         sidecar = {
             "format": SIDECAR_FORMAT,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import json
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -25,14 +26,13 @@ from typing import Sequence
 from PIL import Image
 
 from pytest_diffbench.baselines import BaselineError, BaselineStore, case_path
-from pytest_diffbench.files import atomic_write_bytes, sha256_bytes
+from pytest_diffbench.files import sha256_bytes
 from pytest_diffbench.options import OPTIONS, Option
-from pytest_diffbench.reports import REPLACED_DIR, SUMMARY_FILE, read_records, write_reports
-from pytest_diffbench.results import LATEST_FILE
-from pytest_diffbench.summary import outcome_counts
+from pytest_diffbench.reports import SUMMARY_FILE, read_records, write_reports
+from pytest_diffbench.results import ENVIRONMENT_FIELDS, LATEST_FILE
+from pytest_diffbench.summary import cell_number, outcome_counts
 
 CLI_OPTIONS: tuple[Option, ...] = tuple(option for option in OPTIONS if option.cli)
-ENVIRONMENT_COLUMNS = ("device_name", "driver", "cuda", "torch", "diffusers", "transformers", "python")
 
 
 class CommandError(Exception):
@@ -135,15 +135,9 @@ def _selected(rows: Sequence[dict[str, str]], failed_only: bool, keywords: Seque
     return chosen
 
 
-def _number(text: str) -> float | None:
-    return float(text) if text not in ("", None) else None
-
-
 def accept_case(paths: Paths, run_dir: Path, row: dict[str, str]) -> tuple[str, str]:
     """Promote one case's output to its baseline: ``(action, detail)``, action being one of
     created, replaced, unchanged or refused."""
-    import json
-
     case = case_path(row["nodeid"])
     image_path = run_dir / "images" / f"{case}.png"
     config_path = run_dir / "configs" / f"{case}.json"
@@ -161,16 +155,14 @@ def accept_case(paths: Paths, run_dir: Path, row: dict[str, str]) -> tuple[str, 
     png = image_path.read_bytes()
     if current is not None and current.sidecar["image_sha256"] == sha256_bytes(png):
         return "unchanged", str(current.image_path)
-    for old in store.paths(case):  # keep what is replaced, as pytest --diffbench-update does
-        if old.exists():
-            atomic_write_bytes(run_dir / REPLACED_DIR / f"{case}{old.suffix}", old.read_bytes())
     with Image.open(image_path) as image:
         written = store.write(case, image.convert("RGB"), config=frozen["config"], config_hash=frozen["config_hash"],
-                              environment={key: row.get(key, "") for key in ENVIRONMENT_COLUMNS},
-                              measurement={"seconds_per_image": _number(row["seconds_per_image"]),
-                                           "peak_vram_mb": _number(row["peak_vram_mb"]),
+                              environment={key: row.get(key, "") for key in ENVIRONMENT_FIELDS},
+                              measurement={"seconds_per_image": cell_number(row["seconds_per_image"]),
+                                           "peak_vram_mb": cell_number(row["peak_vram_mb"]),
                                            "device_name": row.get("device_name", ""),
-                                           "workers": int(row.get("workers") or 1)})
+                                           "workers": int(row.get("workers") or 1)},
+                              keep_replaced_in=run_dir)
     return ("replaced" if current is not None else "created"), str(written.image_path)
 
 

@@ -17,11 +17,10 @@ import pytest
 
 from pytest_diffbench.baselines import Baseline, BaselineError, BaselineStore, case_path, pin_key
 from pytest_diffbench.environment import collect_environment, environment_diff
-from pytest_diffbench.files import atomic_write_bytes, encode_png
+from pytest_diffbench.files import encode_png
 from pytest_diffbench.gates import Check, Outcome, Verdict, judge_gates, judge_identity
 from pytest_diffbench.metrics import ImageSizeMismatch, LpipsUnavailable, compare_images
-from pytest_diffbench.reports import REPLACED_DIR
-from pytest_diffbench.results import write_case_files
+from pytest_diffbench.results import ENVIRONMENT_FIELDS, write_case_files
 
 if TYPE_CHECKING:
     from pytest_diffbench.case import DiffbenchCase
@@ -53,12 +52,8 @@ def evaluate_case(session: "DiffbenchSession", item: pytest.Item, dcase: "Diffbe
     def write_baseline(kind: str) -> Baseline:
         nonlocal action
         action = kind
-        old_image, old_sidecar = store.paths(case)
-        for old in (old_image, old_sidecar):  # nothing a user had is lost: the run folder keeps it
-            if old.exists():
-                atomic_write_bytes(session.run_dir / REPLACED_DIR / f"{case}{old.suffix}", old.read_bytes())
         return store.write(case, dcase.image, config=config_dict, config_hash=config_hash,
-                           environment=env, measurement=measurement)
+                           environment=env, measurement=measurement, keep_replaced_in=session.run_dir)
 
     try:
         baseline, broken = store.load(case), None
@@ -92,7 +87,7 @@ def evaluate_case(session: "DiffbenchSession", item: pytest.Item, dcase: "Diffbe
         peak_vram_mb=dcase.measurement.peak_vram_mb,
         warmup_seconds=dcase.measurement.warmup_seconds,
         baseline_seconds_per_image=(baseline.measurement.get("seconds_per_image") if baseline else None),
-        **{key: env.get(key, "") for key in ("device_name", "driver", "cuda", "torch", "diffusers", "transformers", "python")},
+        **{key: env.get(key, "") for key in ENVIRONMENT_FIELDS},
         env_diff="; ".join(f"{k}: {old} -> {new}" for k, (old, new) in sorted(env_diff.items())),
         pin=pin,
         baseline_action=action,

@@ -13,9 +13,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from pytest_diffbench.results import ENVIRONMENT_FIELDS
+
 DISTRIBUTIONS = ("pytest-diffbench", "pytest", "pytest-xdist", "torch", "diffusers", "transformers", "lpips",
                  "scikit-image", "numpy", "pillow")
-DEVICE_FIELDS = ("device_name", "driver", "cuda", "torch", "diffusers", "transformers", "python")
+DEVICE_FIELDS = ENVIRONMENT_FIELDS
 
 
 def _version(distribution: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from pytest_diffbench.baselines import case_path, safe_segment
+from pytest_diffbench.baselines import REPLACED_DIR, case_path, safe_segment
 from pytest_diffbench.bundle import bundle_name, write_bundle
 from pytest_diffbench.files import atomic_write_bytes, atomic_write_text, encode_png
 from pytest_diffbench.grids import comparison_grid, sweep_sheet
@@ -34,7 +34,6 @@ from pytest_diffbench.samplers import sampler_slug
 from pytest_diffbench.summary import badge, cell_number, summary_markdown
 
 SUMMARY_FILE = "summary.md"
-REPLACED_DIR = "replaced-baselines"
 #: Baseline actions after which a case gets a comparison grid even when it passed.
 WRITTEN = ("created", "refreshed", "rewritten")
 #: (metric column, comparison, tolerance column, unit) as printed on a grid.

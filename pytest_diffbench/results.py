@@ -25,8 +25,9 @@ VERDICT_COLUMNS = (
     "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "slowdown", "time_regression", "time_check",
     "peak_vram_mb", "max_vram_mb", "warmup_seconds",
 )
-ENVIRONMENT_COLUMNS = ("device_name", "driver", "cuda", "torch", "diffusers", "transformers", "python", "worker", "workers",
-                       "env_diff")
+#: What a figure was measured on, per case (also the devices of environment.json).
+ENVIRONMENT_FIELDS = ("device_name", "driver", "cuda", "torch", "diffusers", "transformers", "python")
+ENVIRONMENT_COLUMNS = ENVIRONMENT_FIELDS + ("worker", "workers", "env_diff")
 FILE_COLUMNS = ("pin", "baseline_action", "baseline_path", "output_path")
 COLUMNS: tuple[str, ...] = IDENTITY_COLUMNS + CONFIG_COLUMNS + VERDICT_COLUMNS + ENVIRONMENT_COLUMNS + FILE_COLUMNS
 

@@ -30,7 +30,9 @@ def astronaut() -> Image.Image:
 
 
 def write(store: BaselineStore, image: Image.Image, case: str = CASE, config_hash: str = "h" * 64):
-    return store.write(case, image, config=CONFIG, config_hash=config_hash, environment=ENVIRONMENT, measurement=MEASUREMENT)
+    """Write a pair; replaced pairs go to a run folder under the store's root."""
+    return store.write(case, image, config=CONFIG, config_hash=config_hash, environment=ENVIRONMENT, measurement=MEASUREMENT,
+                       keep_replaced_in=store.root / "run")
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -235,12 +237,16 @@ def test_written_png_bytes_are_deterministic(tmp_path, astronaut):
 def test_rewrite_replaces_the_pair(tmp_path, astronaut):
     store = BaselineStore(tmp_path, "p")
     write(store, astronaut, config_hash="1" * 64)
+    first = {path.suffix: path.read_bytes() for path in store.paths(CASE)}
     flipped = astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     write(store, flipped, config_hash="2" * 64)
     loaded = store.load(CASE)
     assert loaded.config_hash == "2" * 64
     assert np.array_equal(np.asarray(loaded.load_image()), np.asarray(flipped))
     assert leftovers(tmp_path) == []
+    # The replaced pair is kept, byte for byte, in the run folder.
+    kept = tmp_path / "run" / "replaced-baselines"
+    assert {suffix: (kept / f"{CASE}{suffix}").read_bytes() for suffix in first} == first
 
 
 def test_pins_are_kept_apart(tmp_path, astronaut):
