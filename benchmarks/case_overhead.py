@@ -8,7 +8,9 @@ Both are measured in the same process, on the same pipeline and device:
   PNG and config writes, baseline load, SSIM/PSNR/LPIPS, gates). The first case (pipeline build
   and warm-up) is reported separately.
 
-Usage: python benchmarks/case_overhead.py [--cases 8] [--steps 20] [--device auto] [--lpips off]
+The bare median is also the model's seconds per image (64x64, guidance on, batch of one).
+
+Usage: python benchmarks/case_overhead.py [--cases 8] [--steps 20] [--model diffbench-tiny] [--device auto] [--lpips off]
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pytest_diffbench.pipelines import build_tiny_pipeline, default_dtype, resolve_device
+from pytest_diffbench.pipelines import default_dtype, load_pipeline, resolve_device
 
-PROMPT = "a photo of an astronaut riding a horse"
+PROMPT = "a red circle on a blue background"
 
 
 class Durations:
@@ -39,8 +41,8 @@ class Durations:
         self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
 
 
-def bare_seconds(device: torch.device, cases: int, steps: int) -> list[float]:
-    pipe = build_tiny_pipeline(device=device, dtype=default_dtype(device))
+def bare_seconds(model: str, device: torch.device, cases: int, steps: int) -> list[float]:
+    pipe = load_pipeline(model, device=device, dtype=default_dtype(device))
     pipe(PROMPT, num_inference_steps=2, generator=torch.Generator("cpu").manual_seed(0))  # warm-up
     out = []
     for seed in range(cases):
@@ -55,7 +57,7 @@ def bare_seconds(device: torch.device, cases: int, steps: int) -> list[float]:
     return out
 
 
-def diffbench_seconds(device: torch.device, cases: int, steps: int, lpips: str) -> tuple[float, list[float]]:
+def diffbench_seconds(model: str, device: torch.device, cases: int, steps: int, lpips: str) -> tuple[float, list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "pytest.ini").write_text("[pytest]\n")
@@ -67,7 +69,7 @@ def diffbench_seconds(device: torch.device, cases: int, steps: int, lpips: str) 
                 diffbench.generate({PROMPT!r}, negative_prompt="blurry")
         """))
         args = [str(root), "-q", "-p", "no:cacheprovider", "--rootdir", str(root), "--diffbench",
-                f"--diffbench-device={device}", f"--diffbench-lpips={lpips}", "--diffbench-update"]
+                f"--diffbench-model={model}", f"--diffbench-device={device}", f"--diffbench-lpips={lpips}", "--diffbench-update"]
         durations = Durations()
         # Twice: the first run writes the baselines, the second compares against them.
         for _ in range(2):
@@ -83,16 +85,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--model", default="diffbench-tiny", help="as --diffbench-model (default: the shipped model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--lpips", default="off", choices=["auto", "required", "off"])
     args = parser.parse_args()
     device = resolve_device(args.device)
 
-    bare = bare_seconds(device, args.cases, args.steps)
-    first, cases = diffbench_seconds(device, args.cases, args.steps, args.lpips)
+    bare = bare_seconds(args.model, device, args.cases, args.steps)
+    first, cases = diffbench_seconds(args.model, device, args.cases, args.steps, args.lpips)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     bare_median, case_median = statistics.median(bare), statistics.median(cases)
-    print(f"device: {name}, tiny pipeline 64x64, {args.steps} steps, {args.cases} cases, lpips={args.lpips}")
+    print(f"device: {name}, torch threads {torch.get_num_threads()}, {args.model} 64x64, cfg 5.5, {args.steps} steps, {args.cases} cases, lpips={args.lpips}")
     print(f"bare diffusers call     median {bare_median * 1000:8.1f} ms  (min {min(bare) * 1000:.1f})")
     print(f"diffbench case, e2e     median {case_median * 1000:8.1f} ms  (min {min(cases) * 1000:.1f})")
     print(f"first case (pipeline build + warm-up) {first * 1000:.1f} ms")

@@ -65,9 +65,13 @@ OPTIONS: tuple[Option, ...] = (
            default=".diffbench", flag="--diffbench-output-dir", ini="diffbench_output_dir", cli="--output-dir"),
     Option("lpips", "LPIPS: auto (use it when AlexNet's weights load), required, or off", default="auto",
            flag="--diffbench-lpips", ini="diffbench_lpips", argparse={"choices": LPIPS_MODES}),
-    Option("device", "device of the built-in pipeline: auto, cpu, cuda, cuda:N, mps", default="auto",
+    Option("model", "pipeline of the diffbench_pipeline fixture: diffbench-tiny (the shipped model), "
+           "diffbench-tiny-random (random weights, for plumbing tests), or a diffusers folder (relative to the "
+           "rootdir) or hub id",
+           default="diffbench-tiny", flag="--diffbench-model", ini="diffbench_model"),
+    Option("device", "device of the diffbench_pipeline fixture: auto, cpu, cuda, cuda:N, mps", default="auto",
            flag="--diffbench-device", ini="diffbench_device"),
-    Option("dtype", "dtype of the built-in pipeline: auto (float16 on CUDA, else float32), float32, float16, bfloat16",
+    Option("dtype", "dtype of the diffbench_pipeline fixture: auto (float16 on CUDA, else float32), float32, float16, bfloat16",
            default="auto", flag="--diffbench-dtype", ini="diffbench_dtype"),
     Option("workflow_version", "version of your workflow; a baseline of another version fails as version-mismatch",
            default="1", ini="diffbench_workflow_version"),
@@ -102,6 +106,7 @@ class Settings:
     pin: str
     output_dir: Path
     lpips: str
+    model: str
     device: str
     dtype: str
     workflow_version: str
@@ -128,6 +133,7 @@ def read_settings(config: pytest.Config) -> Settings:
         pin=_check(check_pin_template, raw["pin"], "diffbench_pin"),
         output_dir=root / raw["output_dir"],
         lpips=_check(_choice(LPIPS_MODES), raw["lpips"], "diffbench_lpips"),
+        model=_check(_non_empty, raw["model"], "diffbench_model"),
         device=_check(check_device, raw["device"], "diffbench_device"),
         dtype=_check(_choice(DTYPE_NAMES), raw["dtype"], "diffbench_dtype"),
         workflow_version=str(raw["workflow_version"]),
@@ -169,6 +175,13 @@ def check_device(spec: Any) -> str:
     if not DEVICE_PATTERN.fullmatch(value):
         raise ValueError("valid devices are auto, cpu, cuda, cuda:N and mps")
     return value
+
+
+def _non_empty(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("name a built-in model (diffbench-tiny, diffbench-tiny-random), a diffusers folder or a hub id")
+    return text
 
 
 def _positive_int(value: Any) -> int:

@@ -150,7 +150,7 @@ def _diffbench_case() -> Case:
 
 @pytest.fixture(scope="session")
 def diffbench_device(pytestconfig: pytest.Config) -> "torch.device":
-    """The device of the built-in pipeline (``--diffbench-device``, ``auto`` picks CUDA when present)."""
+    """The device of the diffbench_pipeline fixture (``--diffbench-device``, ``auto`` picks CUDA when present)."""
     from pytest_diffbench.pipelines import resolve_device
 
     spec = pytestconfig.stash[SESSION_KEY].settings.device
@@ -162,15 +162,21 @@ def diffbench_device(pytestconfig: pytest.Config) -> "torch.device":
 
 @pytest.fixture(scope="session")
 def diffbench_pipeline(pytestconfig: pytest.Config, diffbench_device: "torch.device") -> Any:
-    """The pipeline under test. Override it in conftest.py with your own (session scope)."""
-    from pytest_diffbench.pipelines import build_tiny_pipeline, default_dtype, parse_dtype
+    """The pipeline under test: ``--diffbench-model`` (the shipped diffbench-tiny by default).
 
-    name = pytestconfig.stash[SESSION_KEY].settings.dtype
+    Override it in conftest.py with your own (session scope) for full control of loading.
+    """
+    from pytest_diffbench.pipelines import default_dtype, load_pipeline, parse_dtype
+
+    settings = pytestconfig.stash[SESSION_KEY].settings
     try:
-        dtype = default_dtype(diffbench_device) if name == "auto" else parse_dtype(name)
+        dtype = default_dtype(diffbench_device) if settings.dtype == "auto" else parse_dtype(settings.dtype)
     except ValueError as exc:
         raise pytest.UsageError(f"diffbench_dtype: {exc}") from None
-    return build_tiny_pipeline(device=diffbench_device, dtype=dtype)
+    try:
+        return load_pipeline(settings.model, device=diffbench_device, dtype=dtype, root=pytestconfig.rootpath)
+    except ValueError as exc:
+        raise pytest.UsageError(f"diffbench_model: {exc}") from None
 
 
 @pytest.fixture

@@ -177,14 +177,14 @@ import os
 
 import pytest
 
-from pytest_diffbench.pipelines import build_tiny_pipeline
+from pytest_diffbench.pipelines import load_tiny_pipeline
 
 
 @pytest.fixture(scope="session")
 def diffbench_pipeline():
-    """The built-in pipeline, with a bug switched on by $DIFFBENCH_TEST_BUG: the config that
+    """The built-in model, with a bug switched on by $DIFFBENCH_TEST_BUG: the config that
     diffbench records stays the same, only the pixels change."""
-    pipe = build_tiny_pipeline()
+    pipe = load_tiny_pipeline()
     base = type(pipe)
 
     def __call__(self, *args, **kwargs):
@@ -548,6 +548,28 @@ def test_errors_in_test_bodies_and_pipeline_fixture_are_recorded(pytester: pytes
     # An error is never turned into a baseline, even with --diffbench-update.
     assert not (pytester.path / "baselines").exists()
     assert "diffbench: 5 cases: 5 error" in _text(result)
+
+
+def test_model_option_picks_the_pipeline_and_a_model_change_is_a_stale_baseline(pytester: pytest.Pytester) -> None:
+    write_tests(pytester, diffbench_test())
+    run(pytester, "--diffbench-model=diffbench-tiny-random", "--diffbench-update").assert_outcomes(passed=1)
+    (random_row,) = latest_rows(pytester)
+    assert random_row["model"] == "diffbench/tiny-random-sd"
+
+    # The default is the shipped model: another model, another config, so the baseline is stale.
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    (row,) = latest_rows(pytester)
+    assert (row["model"], row["outcome"]) == ("diffbench/diffbench-tiny", "stale-baseline")
+    assert "model: 'diffbench/tiny-random-sd' -> 'diffbench/diffbench-tiny'" in row["message"]
+
+    missing = pytester.path / "no-such-model"
+    result = run(pytester, f"--diffbench-model={missing}")
+    result.assert_outcomes(errors=1)
+    (row,) = latest_rows(pytester)
+    assert row["outcome"] == "error"
+    assert row["message"].startswith(f"setup failed: diffbench_model: cannot load {str(missing)!r}")
+    assert "diffbench-tiny, diffbench-tiny-random" in row["message"]
 
 
 # -- 14: extra axes, ids and collection errors -----------------------------------------------------------

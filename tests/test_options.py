@@ -110,7 +110,7 @@ class _Node:
 
 def _session(tolerances: Tolerances) -> DiffbenchSession:
     settings = Settings(enabled=False, update=None, strict_env=False, baseline_dir=Path("b"), pin="{device}",
-                        output_dir=Path("o"), lpips="auto", device="auto", dtype="auto", workflow_version="1",
+                        output_dir=Path("o"), lpips="auto", model="diffbench-tiny", device="auto", dtype="auto", workflow_version="1",
                         max_cases=512, bundle_images="failures", tolerances=tolerances)
     return DiffbenchSession(SimpleNamespace(), settings)
 
@@ -206,7 +206,7 @@ def test_read_settings_defaults(pytester: pytest.Pytester):
     root = pytester.path
     assert settings == Settings(
         enabled=False, update=None, strict_env=False, baseline_dir=root / "baselines", pin="{device}-{dtype}",
-        output_dir=root / ".diffbench", lpips="auto", device="auto", dtype="auto", workflow_version="1",
+        output_dir=root / ".diffbench", lpips="auto", model="diffbench-tiny", device="auto", dtype="auto", workflow_version="1",
         max_cases=512, bundle_images="failures", tolerances=Tolerances(),
     )
 
@@ -219,6 +219,7 @@ def test_read_settings_from_ini(pytester: pytest.Pytester):
         diffbench_pin = {device_name}-{torch}
         diffbench_output_dir = out
         diffbench_lpips = OFF
+        diffbench_model = models/my-sd
         diffbench_device = cpu
         diffbench_dtype = float32
         diffbench_workflow_version = 3
@@ -235,6 +236,7 @@ def test_read_settings_from_ini(pytester: pytest.Pytester):
     assert settings.pin == "{device_name}-{torch}"
     assert settings.output_dir == root / "out"
     assert settings.lpips == "off"
+    assert settings.model == "models/my-sd"
     assert (settings.device, settings.dtype, settings.workflow_version, settings.max_cases) == ("cpu", "float32", "3", 16)
     assert settings.tolerances == dataclasses.replace(
         Tolerances(), min_ssim=0.9, max_lpips=None, max_seconds=12.5, time_regression=0.15)
@@ -249,7 +251,8 @@ def test_command_line_over_ini(pytester: pytest.Pytester):
     """)
     config = pytester.parseconfig("--diffbench", "--diffbench-update", "--diffbench-strict-env",
                                   "--diffbench-baseline-dir=from_cli", "--diffbench-lpips=required",
-                                  "--diffbench-device=cpu", "--diffbench-dtype=float16")
+                                  "--diffbench-device=cpu", "--diffbench-dtype=float16",
+                                  "--diffbench-model=diffbench-tiny-random")
     settings = read_settings(config)
     assert settings.enabled is True
     assert settings.update == "all"
@@ -258,6 +261,7 @@ def test_command_line_over_ini(pytester: pytest.Pytester):
     assert settings.lpips == "required"
     assert settings.output_dir == pytester.path / "ini_out"
     assert (settings.device, settings.dtype) == ("cpu", "float16")
+    assert settings.model == "diffbench-tiny-random"
 
 
 def test_update_missing(pytester: pytest.Pytester):
@@ -275,6 +279,7 @@ def test_bad_update_mode_is_a_usage_error(pytester: pytest.Pytester):
     ("diffbench_pin = {device.name}", "diffbench_pin = '{device.name}' is not valid"),
     ("diffbench_lpips = sometimes", "diffbench_lpips = 'sometimes' is not valid: valid values are auto, required, off"),
     ("diffbench_max_cases = 0", "diffbench_max_cases = '0' is not valid: it must be a positive integer"),
+    ("diffbench_model =", "diffbench_model = '' is not valid: name a built-in model (diffbench-tiny,"),
     ("diffbench_max_cases = many", "diffbench_max_cases = 'many' is not valid"),
     ("diffbench_min_ssim = 2", "ini diffbench_min_ssim: tolerance min_ssim='2' is not valid"),
     ("diffbench_max_seconds = abc", "ini diffbench_max_seconds: tolerance max_seconds='abc' is not valid"),

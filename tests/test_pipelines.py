@@ -10,23 +10,22 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 from pytest_diffbench.pipelines import (
-    TINY_MODEL_ID,
-    TINY_SD_DIR,
-    build_tiny_pipeline,
+    RANDOM_MODEL_ID,
+    RANDOM_SD_DIR,
+    BUILTIN_MODELS,
+    build_random_pipeline,
     default_dtype,
     describe_pipeline,
+    load_pipeline,
     model_fingerprint,
     parse_dtype,
     resolve_device,
 )
 
 
-
-
-
 @pytest.fixture(scope="module")
 def pipe():
-    return build_tiny_pipeline()
+    return build_random_pipeline()
 
 
 def _image(pipe, seed):
@@ -34,10 +33,10 @@ def _image(pipe, seed):
     return pipe("a red cube", num_inference_steps=2, generator=generator, output_type="np").images[0]
 
 
-def test_builds_a_tiny_sd_pipeline(pipe):
+def test_builds_a_random_tiny_sd_pipeline(pipe):
     assert isinstance(pipe, StableDiffusionPipeline)
-    assert pipe.name_or_path == TINY_MODEL_ID
-    assert pipe.config._name_or_path == TINY_MODEL_ID
+    assert pipe.name_or_path == RANDOM_MODEL_ID
+    assert pipe.config._name_or_path == RANDOM_MODEL_ID
     assert pipe.safety_checker is None
     assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler"
     assert pipe.tokenizer.model_max_length == 77
@@ -48,8 +47,8 @@ def test_builds_a_tiny_sd_pipeline(pipe):
 
 
 def test_shipped_configs_are_canonical_json():
-    files = sorted(TINY_SD_DIR.rglob("*.json"))
-    assert {f.relative_to(TINY_SD_DIR).as_posix() for f in files} >= {
+    files = sorted(RANDOM_SD_DIR.rglob("*.json"))
+    assert {f.relative_to(RANDOM_SD_DIR).as_posix() for f in files} >= {
         "tokenizer/vocab.json",
         "unet/config.json",
         "vae/config.json",
@@ -59,9 +58,9 @@ def test_shipped_configs_are_canonical_json():
     for path in files:
         text = path.read_text(encoding="utf-8")
         assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n", path
-    vocab = json.loads((TINY_SD_DIR / "tokenizer" / "vocab.json").read_text(encoding="utf-8"))
+    vocab = json.loads((RANDOM_SD_DIR / "tokenizer" / "vocab.json").read_text(encoding="utf-8"))
     assert sorted(vocab.values()) == list(range(514))
-    assert (TINY_SD_DIR / "tokenizer" / "merges.txt").read_text(encoding="utf-8") == "#version: 0.2\n"
+    assert (RANDOM_SD_DIR / "tokenizer" / "merges.txt").read_text(encoding="utf-8") == "#version: 0.2\n"
 
 
 def test_generates_a_64x64_image(pipe):
@@ -78,7 +77,7 @@ def test_same_seed_same_pixels_other_seed_differs(pipe):
 
 
 def test_build_is_deterministic(pipe):
-    other = build_tiny_pipeline()
+    other = build_random_pipeline()
     for name in ("unet", "vae", "text_encoder"):
         ours, theirs = getattr(pipe, name).state_dict(), getattr(other, name).state_dict()
         assert ours.keys() == theirs.keys()
@@ -86,15 +85,15 @@ def test_build_is_deterministic(pipe):
 
 
 def test_build_with_dtype():
-    half = build_tiny_pipeline(dtype=torch.bfloat16)
+    half = build_random_pipeline(dtype=torch.bfloat16)
     assert {half.unet.dtype, half.vae.dtype, half.text_encoder.dtype} == {torch.bfloat16}
     assert describe_pipeline(half)["dtype"] == "bfloat16"
 
 
 def test_fingerprint_is_stable_across_processes(pipe):
     code = (
-        "from pytest_diffbench.pipelines import build_tiny_pipeline, model_fingerprint\n"
-        "print(model_fingerprint(build_tiny_pipeline()))\n"
+        "from pytest_diffbench.pipelines import build_random_pipeline, model_fingerprint\n"
+        "print(model_fingerprint(build_random_pipeline()))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -110,7 +109,7 @@ def test_fingerprint_is_stable_across_processes(pipe):
 
 
 def test_fingerprint_changes_when_a_weight_changes():
-    pipe = build_tiny_pipeline()
+    pipe = build_random_pipeline()
     before = model_fingerprint(pipe)
     with torch.no_grad():
         next(iter(pipe.unet.parameters())).add_(0.01)
@@ -119,8 +118,8 @@ def test_fingerprint_changes_when_a_weight_changes():
 
 def test_fingerprint_depends_on_dtype_not_memory_layout(pipe):
     reference = model_fingerprint(pipe)
-    assert model_fingerprint(build_tiny_pipeline(dtype=torch.float16)) != reference
-    channels_last = build_tiny_pipeline()
+    assert model_fingerprint(build_random_pipeline(dtype=torch.float16)) != reference
+    channels_last = build_random_pipeline()
     channels_last.unet.to(memory_format=torch.channels_last)
     assert model_fingerprint(channels_last) == reference
 
@@ -128,8 +127,8 @@ def test_fingerprint_depends_on_dtype_not_memory_layout(pipe):
 def test_describe_pipeline(pipe):
     description = describe_pipeline(pipe)
     assert description == {
-        "model": TINY_MODEL_ID,
-        "vae": TINY_MODEL_ID,
+        "model": RANDOM_MODEL_ID,
+        "vae": RANDOM_MODEL_ID,
         "loras": [],
         "controlnets": [],
         "workflow": "StableDiffusionPipeline",
@@ -141,13 +140,39 @@ def test_describe_pipeline(pipe):
 
 
 def test_describe_pipeline_uses_portable_names():
-    pipe = build_tiny_pipeline()
+    pipe = build_random_pipeline()
     pipe.register_to_config(_name_or_path="")
     cache_path = "/home/me/.cache/huggingface/hub/models--madebyollin--sdxl-vae-fp16-fix/snapshots/0123abc"
     pipe.vae.register_to_config(_name_or_path=cache_path)
     description = describe_pipeline(pipe)
     assert description["model"] == "StableDiffusionPipeline"
     assert description["vae"] == "madebyollin/sdxl-vae-fp16-fix"
+
+
+def test_load_pipeline_knows_the_random_builtin(pipe):
+    loaded = load_pipeline("diffbench-tiny-random")
+    assert loaded.name_or_path == RANDOM_MODEL_ID
+    assert model_fingerprint(loaded) == model_fingerprint(pipe)
+
+
+def test_load_pipeline_from_a_folder_records_the_name_as_written(pipe, tmp_path, monkeypatch):
+    pipe.save_pretrained(tmp_path / "models" / "my-sd", safe_serialization=True)
+    monkeypatch.chdir(tmp_path / "models")  # the folder is found under root, not the working directory
+    loaded = load_pipeline("models/my-sd", dtype=torch.bfloat16, root=tmp_path)
+    description = describe_pipeline(loaded)
+    assert description["model"] == description["vae"] == "models/my-sd"
+    assert description["dtype"] == "bfloat16"
+    assert str(tmp_path) not in json.dumps(description)
+    assert loaded.unet.state_dict().keys() == pipe.unet.state_dict().keys()
+
+
+def test_load_pipeline_names_the_builtins_when_nothing_loads(tmp_path):
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(ValueError) as excinfo:
+        load_pipeline(missing)
+    message = str(excinfo.value)
+    assert repr(missing) in message
+    assert all(name in message for name in BUILTIN_MODELS)
 
 
 @pytest.mark.parametrize(

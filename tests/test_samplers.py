@@ -46,9 +46,9 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def scheduler_config():
-    from pytest_diffbench.pipelines import build_tiny_pipeline
+    from pytest_diffbench.pipelines import build_random_pipeline
 
-    return build_tiny_pipeline().scheduler.config
+    return build_random_pipeline().scheduler.config
 
 
 def test_table_covers_the_expected_samplers_in_order():

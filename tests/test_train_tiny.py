@@ -97,3 +97,47 @@ def test_training_is_deterministic_for_a_seed(one_thread, capsys):
     assert scale1 == scale2
     assert all(torch.equal(a, b) for a, b in zip(first, second))
     assert not all(torch.equal(a, b) for a, b in zip(first, third))
+
+
+def test_tokenizer_reads_every_caption_word_as_one_token(tmp_path):
+    from training.shapes import caption_for
+    from training.tokenizer import WORDS, write_tokenizer
+
+    tokenizer = write_tokenizer(tmp_path, MAX_TOKENS)
+    caption = caption_for("triangle", "yellow", ("blue", "white"))
+    assert tokenizer.tokenize(caption) == [word + "</w>" for word in caption.split()]
+    assert {"circle", "square", "triangle", "red", "background"} <= set(WORDS)
+    # Words it was not built for still tokenize, byte by byte, so any prompt is valid input.
+    assert tokenizer.tokenize("astronaut") == [*"astronau", "t</w>"]
+    ids = tokenizer(caption).input_ids
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+    assert len(set(tokenizer.get_vocab().values())) == len(tokenizer)
+
+
+def test_tokenizer_files_are_deterministic(tmp_path):
+    from training.tokenizer import write_tokenizer
+
+    for folder in ("first", "second"):
+        write_tokenizer(tmp_path / folder, MAX_TOKENS)
+    for name in ("vocab.json", "merges.txt"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
+
+
+def test_learn_merges_builds_each_word_from_its_most_frequent_pairs():
+    from training.tokenizer import learn_merges
+
+    merges = learn_merges(["blue", "black"])
+    assert merges[0] == ("b", "l")  # the only pair the two words share
+    assert merges == learn_merges(["black", "blue"])
+    built = {a + b for a, b in merges}
+    assert {"blue</w>", "black</w>"} <= built
+
+
+def test_trained_text_encoder_matches_its_tokenizer(trained):
+    from transformers import CLIPTextConfig, CLIPTokenizer
+
+    out, _ = trained
+    tokenizer = CLIPTokenizer.from_pretrained(out / "tokenizer")
+    config = CLIPTextConfig.from_pretrained(out / "text_encoder")
+    assert config.vocab_size == len(tokenizer)
+    assert (config.bos_token_id, config.eos_token_id) == (tokenizer.bos_token_id, tokenizer.eos_token_id)

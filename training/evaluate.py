@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python -m training.evaluate /tmp/diffbench-tiny [--json report.json] [--grid grid.png]
+    python -m training.evaluate /tmp/diffbench-tiny [--json report.json] [--grid grid.png] [--card]
 
 Three measurements, all at 64x64 on the CPU:
 
@@ -38,8 +38,12 @@ if __package__ in (None, ""):  # run as a script: make `training` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.classify import classify  # noqa: E402
-from training.shapes import COLOUR_NAMES, SHAPES, caption_for  # noqa: E402
+from training.shapes import COLOUR_NAMES, SHAPES, caption_for, dataset  # noqa: E402
 
+CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
+
+#: Classifier-free guidance of every measurement (the plugin's default cfg).
+GUIDANCE = 7.5
 SSIM_SAMPLERS = ("Euler", "DPM++ 2M", "DDIM")
 SSIM_STEPS = (4, 10, 20)
 REFERENCE_STEPS = 50
@@ -140,25 +144,83 @@ def ssim_table(pipe, n_prompts: int, n_seeds: int, guidance: float) -> dict[str,
     return table
 
 
-def save_grid(grids: list[np.ndarray], path: Path) -> None:
+def save_grid(grids: list[np.ndarray], path: Path, seeds: int = 3, scale: int = 2) -> None:
+    """A PNG of the adherence images: one row per colour, its shapes side by side, ``seeds`` each.
+
+    ``grids`` is :func:`prompt_adherence`'s second value (one array of seeds per prompt, in
+    :data:`PROMPTS` order: colour by colour, shapes in :data:`SHAPES` order). Upscaled
+    ``scale`` times (nearest neighbour); the PNG bytes depend only on the pixels.
+    """
     from PIL import Image
 
-    rows = [np.concatenate(list(images), axis=1) for images in grids]
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    from pytest_diffbench.baselines import encode_png
+
+    rows = []
+    for first in range(0, len(grids), len(SHAPES)):
+        tiles = [image for images in grids[first:first + len(SHAPES)] for image in images[:seeds]]
+        rows.append(np.concatenate(tiles, axis=1))
+    grid = Image.fromarray(np.concatenate(rows, axis=0))
+    grid = grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
+    path.write_bytes(encode_png(grid))
+
+
+def classifier_accuracy(n: int = 300, seed: int = 12345) -> float:
+    """Fraction of ``n`` synthetic training images whose colour and shape the check gets right."""
+    hits = 0
+    for image, _, labels in dataset(n, seed):
+        result = classify(image)
+        hits += result.colour == labels.colour and result.shape == labels.shape
+    return hits / n
+
+
+def write_card(folder: Path, report: dict) -> Path:
+    """Fill ``training/model_card.md`` with ``report`` and ``training_log.json``; write ``folder/README.md``."""
+    log = json.loads((folder / "training_log.json").read_text(encoding="utf-8"))
+    # The command as it would be run to remake this folder (the log has the one that was run).
+    command = log["command"].split()
+    command[command.index("--out") + 1] = folder.as_posix()
+    table = report["ssim_vs_50_steps"]
+    rows = ["| sampler | " + " | ".join(f"{steps} steps" for steps in SSIM_STEPS) + " |",
+            "|---|" + "---|" * len(SSIM_STEPS)]
+    rows += [f"| {sampler} | " + " | ".join(f"{table[sampler][steps]:.3f}" for steps in SSIM_STEPS) + " |"
+             for sampler in SSIM_SAMPLERS]
+    adherence = report["adherence"]
+    card = CARD_TEMPLATE.read_text(encoding="utf-8").format(
+        vae_params=f"{log['parameters']['vae'] / 1e6:.2f} M",
+        unet_params=f"{log['parameters']['unet'] / 1e6:.2f} M",
+        text_params=f"{log['parameters']['text_encoder'] / 1e6:.2f} M",
+        unet_channels="/".join(str(c) for c in log["config"]["unet_channels"]),
+        size_mb=f"{log['size_bytes'] / 1e6:.1f}",
+        command=" ".join(command),
+        minutes=f"{log['elapsed_s'] / 60:.0f}",
+        vae_steps=log["vae"]["steps"],
+        unet_steps=log["unet"]["steps"],
+        classifier_rate=f"{report['classifier_accuracy']:.1%}",
+        colour_match=f"{adherence['colour_match']:.1%}",
+        shape_match=f"{adherence['shape_match']:.1%}",
+        both_match=f"{adherence['both_match']:.1%}",
+        ssim_table="\n".join(rows),
+        seconds_per_image=f"{report['seconds_per_image']:.2f}",
+    )
+    path = folder / "README.md"
+    path.write_text(card, encoding="utf-8")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a folder written by training/train_tiny.py")
     parser.add_argument("--seeds", type=int, default=8)
-    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--guidance", type=float, default=GUIDANCE)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--timing-runs", type=int, default=5)
     parser.add_argument("--ssim-prompts", type=int, default=6)
     parser.add_argument("--ssim-seeds", type=int, default=2)
     parser.add_argument("--skip-ssim", action="store_true")
     parser.add_argument("--json", type=Path, help="write the report here")
-    parser.add_argument("--grid", type=Path, help="save a prompts x seeds grid PNG here")
+    parser.add_argument("--grid", type=Path, help="save a PNG of the adherence images here (see save_grid)")
+    parser.add_argument("--card", action="store_true",
+                        help="write the model card (FOLDER/README.md) from training/model_card.md and these figures")
     args = parser.parse_args(argv)
 
     pipe = load(args.folder, args.threads)
@@ -171,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {prompt:<42} colour {rates['colour_match']:.0%}  shape {rates['shape_match']:.0%}")
     if args.grid:
         save_grid(grids, args.grid)
-        print(f"grid: {args.grid} (rows = prompts in the order above, columns = seeds)")
+        print(f"grid: {args.grid} (rows: {', '.join(COLOUR_NAMES)}; columns: {', '.join(SHAPES)}, "
+              f"seeds 0-2 of each)")
 
     spi = seconds_per_image(pipe, args.guidance, args.timing_runs)
     print(f"seconds per image (64x64, 20 Euler steps, cfg {args.guidance}, batch 1, "
@@ -189,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
             values = [row[steps] for steps in SSIM_STEPS]
             rising = all(a < b for a, b in zip(values, values[1:]))
             print(f"  {sampler:<10}" + "".join(f"{v:>11.4f}" for v in values) + f"   {'yes' if rising else 'NO'}")
+    report["classifier_accuracy"] = classifier_accuracy()
+    print(f"the check itself, on 300 synthetic training images: {report['classifier_accuracy']:.1%} right")
+    if args.card:
+        if args.skip_ssim:
+            parser.error("--card needs the SSIM table: drop --skip-ssim")
+        print(f"model card: {write_card(args.folder, report)}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -62,7 +62,7 @@ COLOUR_JITTER = 12
 #: Probability that an example has a two-tone background.
 TWO_TONE_PROBABILITY = 0.3
 #: Shape extent (side of its bounding box) in pixels at 64x64, inclusive range.
-MIN_EXTENT, MAX_EXTENT = 18, 40
+MIN_EXTENT, MAX_EXTENT = 24, 40
 #: Minimum distance from the shape's bounding box to the image border, in pixels.
 MARGIN = 4
 _SUPERSAMPLE = 4

@@ -2,8 +2,10 @@
 
 Usage (from the repository root)::
 
-    python -m training.train_tiny --out /tmp/diffbench-tiny --seed 0 \\
-        --vae-steps 600 --unet-steps 3000 --batch-size 32 --minutes 55
+    python -m training.train_tiny --out pytest_diffbench/assets/diffbench-tiny
+
+The defaults are the settings of the shipped model (its ``training_log.json`` has the exact
+command that made it).
 
 Threads: one intra-op thread by default. On a 2-core machine that other work shares,
 two OpenMP threads wait on each other at every op (a UNet forward went from 30 ms to
@@ -18,8 +20,8 @@ stored and every run sees the same stream):
    blocks) trained with L1 + MSE reconstruction and a small KL term, then frozen. Its
    ``scaling_factor`` is set to 1 / std of the latents of a few held-out batches, as
    Stable Diffusion does, so that scaled latents have unit variance.
-2. **Denoiser.** A ``UNet2DConditionModel`` and a small ``CLIPTextModel`` (byte-level
-   tokenizer from ``pytest_diffbench/assets/tiny-sd/tokenizer``), trained jointly with
+2. **Denoiser.** A ``UNet2DConditionModel`` and a small ``CLIPTextModel`` (with the
+   word-level tokenizer of :mod:`training.tokenizer`), trained jointly with
    the standard epsilon-prediction DDPM loss on Stable Diffusion's scaled-linear
    1000-step schedule, min-SNR loss weighting (``--snr-gamma``), classifier-free
    guidance dropout (``--uncond-prob`` of captions replaced by ""), and an exponential
@@ -46,6 +48,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,10 +61,10 @@ if __package__ in (None, ""):  # run as a script: make `training` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.shapes import IMAGE_SIZE, batch as shapes_batch  # noqa: E402
+from training.tokenizer import write_tokenizer  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TOKENIZER_DIR = REPO_ROOT / "pytest_diffbench" / "assets" / "tiny-sd" / "tokenizer"
-MAX_TOKENS = 64  # longest caption ("a yellow triangle on a yellow and black background") is 51 bytes
+MAX_TOKENS = 24  # the longest caption is 9 words + <|startoftext|> + <|endoftext|>
 
 SCHEDULER_CONFIG = {
     "beta_start": 0.00085,
@@ -83,11 +86,11 @@ SCHEDULER_CONFIG = {
 @dataclass
 class Config:
     seed: int = 0
-    vae_steps: int = 600
-    unet_steps: int = 3000
+    vae_steps: int = 800
+    unet_steps: int = 3400
     batch_size: int = 32
     vae_batch_size: int = 16
-    minutes: float = 55.0
+    minutes: float = 58.0
     threads: int = 1
     vae_lr: float = 1e-3
     unet_lr: float = 1e-3
@@ -103,7 +106,7 @@ class Config:
     # GroupNorm with one channel per group is instance norm: it erases the flat colours this
     # data is made of. Keep several channels per group.
     vae_norm_groups: int = 1
-    unet_channels: tuple[int, ...] = (32, 64)
+    unet_channels: tuple[int, ...] = (48, 96)
     unet_attention_heads: int = 4
     unet_norm_groups: int = 8
     text_width: int = 64
@@ -152,27 +155,26 @@ def build_unet(cfg: Config):
     )
 
 
-def build_text_encoder(cfg: Config):
+def build_text_encoder(cfg: Config, tokenizer):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     return CLIPTextModel(CLIPTextConfig(
-        vocab_size=514,  # 2 x 256 byte symbols + <|startoftext|> + <|endoftext|>
+        vocab_size=len(tokenizer),
         hidden_size=cfg.text_width,
         intermediate_size=cfg.text_width * 2,
         num_hidden_layers=cfg.text_layers,
         num_attention_heads=4,
         max_position_embeddings=MAX_TOKENS,
         projection_dim=cfg.text_width,
-        bos_token_id=512,
-        eos_token_id=513,
-        pad_token_id=513,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     ))
 
 
-def build_tokenizer():
-    from transformers import CLIPTokenizer
-
-    return CLIPTokenizer.from_pretrained(TOKENIZER_DIR, model_max_length=MAX_TOKENS, local_files_only=True)
+def build_tokenizer(folder: Path):
+    """The word-level tokenizer (:mod:`training.tokenizer`), written to and read from ``folder``."""
+    return write_tokenizer(folder, MAX_TOKENS)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -291,11 +293,12 @@ def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
 def train_unet(cfg: Config, vae, deadline: float, start: float):
     from diffusers import DDPMScheduler
 
-    tokenizer = build_tokenizer()
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer = build_tokenizer(Path(folder))
     torch.manual_seed(cfg.seed + 1)
     unet = build_unet(cfg)
     torch.manual_seed(cfg.seed + 2)
-    text_encoder = build_text_encoder(cfg)
+    text_encoder = build_text_encoder(cfg, tokenizer)
     unet.train()
     text_encoder.train()
     params = [*unet.parameters(), *text_encoder.parameters()]
@@ -364,6 +367,8 @@ def save_pipeline(out: Path, vae, unet, text_encoder, tokenizer, dtype: torch.dt
     if out.exists():
         shutil.rmtree(out)
     pipe.save_pretrained(out, safe_serialization=True)
+    # transformers 5 saves only tokenizer.json; 4.x's CLIPTokenizer needs vocab.json + merges.txt.
+    write_tokenizer(out / "tokenizer", MAX_TOKENS)
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
 
 
