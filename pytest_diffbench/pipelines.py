@@ -60,6 +60,7 @@ _DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
 }
 _FINGERPRINT_SAMPLES = 8
+_FLATTENED_PREFIX = "text_model."
 # Recent diffusers renamed from_pretrained's torch_dtype to dtype, and warn on the old name.
 _DTYPE_KEYWORD = "dtype" if hasattr(diffusers_deprecation, "_resolve_dtype") else "torch_dtype"
 # A Hugging Face hub cache snapshot path: .../models--org--name/snapshots/<rev>/...
@@ -220,7 +221,8 @@ def model_fingerprint(pipe: DiffusionPipeline) -> str:
     """SHA-256 over the pipeline's model weights: a cheap, *sampled* fingerprint.
 
     For every ``torch.nn.Module`` component (sorted by name), each parameter and
-    buffer contributes its name, shape, dtype and up to 8 evenly spaced elements
+    buffer contributes its name (in a form that does not depend on the transformers
+    version), shape, dtype and up to 8 evenly spaced elements
     of the flattened tensor. The samples are gathered on the tensor's own device
     and copied to the CPU in one transfer per device, so this costs milliseconds
     even for multi-GB models. Any fine-tune or offset of a tensor changes it; an edit of a single
@@ -232,7 +234,7 @@ def model_fingerprint(pipe: DiffusionPipeline) -> str:
     with torch.no_grad():
         for component_name, module in _module_components(pipe):
             for tensor_name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-                header = f"{component_name}.{tensor_name}|{tuple(tensor.shape)}|{tensor.dtype}\n"
+                header = f"{component_name}.{_portable_tensor_name(tensor_name)}|{tuple(tensor.shape)}|{tensor.dtype}\n"
                 digest.update(header.encode())
                 numel = tensor.numel()
                 if numel == 0 or tensor.is_meta:
@@ -245,6 +247,17 @@ def model_fingerprint(pipe: DiffusionPipeline) -> str:
                 samples.append(tensor.reshape(-1).index_select(0, index).to(wide))
     digest.update(_to_host(samples).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _portable_tensor_name(name: str) -> str:
+    """``name`` without the wrapper level that transformers 5 removed from CLIP's text encoders.
+
+    transformers 4 names a CLIP text encoder's weights ``text_model.encoder...``, transformers 5
+    ``encoder...`` (both load either layout). Without this, the same weights would get another
+    fingerprint, and every baseline another config hash, on a machine with the other major
+    version.
+    """
+    return name.removeprefix(_FLATTENED_PREFIX)
 
 
 def _to_host(samples: list[torch.Tensor]) -> torch.Tensor:

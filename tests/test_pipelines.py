@@ -124,6 +124,24 @@ def test_fingerprint_depends_on_dtype_not_memory_layout(pipe):
     assert model_fingerprint(channels_last) == reference
 
 
+def test_fingerprint_is_the_same_for_both_layouts_of_a_clip_text_encoder():
+    """transformers 4 nests CLIP's text encoder under ``text_model``, transformers 5 does not."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    flat = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    nested = torch.nn.Module()
+    nested.text_model = flat
+    other = torch.nn.Module()
+    other.vision_model = flat
+
+    def fingerprint(module):
+        return model_fingerprint(SimpleNamespace(components={"text_encoder": module}))
+
+    assert fingerprint(flat) == fingerprint(nested)
+    assert fingerprint(other) != fingerprint(flat)
+
+
 def test_describe_pipeline(pipe):
     description = describe_pipeline(pipe)
     assert description == {

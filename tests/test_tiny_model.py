@@ -16,6 +16,7 @@ import sys
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
+from safetensors import safe_open
 from helpers import REPO_ROOT
 
 from pytest_diffbench.pipelines import TINY_MODEL_DIR, TINY_MODEL_ID, describe_pipeline, load_tiny_pipeline
@@ -43,6 +44,12 @@ def test_folder_is_a_small_safetensors_diffusers_model():
             "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= set(files)
     assert not [f for f in files if f.endswith((".bin", ".pt", ".ckpt"))]
     assert sum(p.stat().st_size for p in TINY_MODEL_DIR.rglob("*") if p.is_file()) <= MAX_BYTES
+
+
+def test_text_encoder_is_stored_in_the_layout_both_transformers_versions_read():
+    with safe_open(TINY_MODEL_DIR / "text_encoder" / "model.safetensors", "pt") as weights:
+        keys = list(weights.keys())
+    assert keys and all(key.startswith("text_model.") for key in keys)
 
 
 def test_model_card_says_how_to_reproduce_it():

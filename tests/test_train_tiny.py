@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from helpers import REPO_ROOT, checkout_pythonpath
 
 if str(REPO_ROOT) not in sys.path:
@@ -50,6 +51,8 @@ def test_script_writes_a_diffusers_folder(trained):
     assert weights == ["text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
                        "vae/diffusion_pytorch_model.safetensors"]
     assert not list(out.rglob("*.bin"))
+    with safe_open(out / "text_encoder" / "model.safetensors", "pt") as weights:
+        assert all(key.startswith("text_model.") for key in weights.keys())  # what transformers 4 reads
     scheduler = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["_class_name"] == "EulerDiscreteScheduler"
     # Kept for samplers swapped in with from_config: DDIM must not clip unit-variance latents.

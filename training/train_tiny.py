@@ -369,7 +369,22 @@ def save_pipeline(out: Path, vae, unet, text_encoder, tokenizer, dtype: torch.dt
     pipe.save_pretrained(out, safe_serialization=True)
     # transformers 5 saves only tokenizer.json; 4.x's CLIPTokenizer needs vocab.json + merges.txt.
     write_tokenizer(out / "tokenizer", MAX_TOKENS)
+    store_text_encoder_for_both_transformers(out / "text_encoder" / "model.safetensors")
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+
+
+def store_text_encoder_for_both_transformers(path: Path) -> None:
+    """Rewrite the text encoder's weights in the layout transformers 4 and 5 both read.
+
+    transformers 5 saves ``CLIPTextModel`` as ``encoder.layers...``; transformers 4 looks for
+    ``text_model.encoder.layers...`` and, not finding them, starts from random weights with
+    only a warning. transformers 5 reads the prefixed layout as well.
+    """
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(path)
+    save_file({key if key.startswith("text_model.") else f"text_model.{key}": value for key, value in state.items()},
+              path, metadata={"format": "pt"})
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Path, Config]:
