@@ -1,7 +1,9 @@
 """plot.png: seconds per image against SSIM (and LPIPS when measured), one point per case.
 
 The "sampling speed vs quality" figure: colour by sampler, each point annotated with its step
-count. Drawn with matplotlib's Agg backend (no display needed) and saved without metadata that
+count. One panel per measure that any case has: SSIM against the case's group's most-steps
+image (:data:`REFERENCE_SSIM`, see :mod:`pytest_diffbench.convergence`), SSIM and LPIPS
+against the baseline. Drawn with matplotlib's Agg backend (no display needed) and saved without metadata that
 would change between runs, so the same rows give the same PNG bytes.
 """
 
@@ -14,6 +16,13 @@ from typing import Any, Mapping, Sequence
 from pytest_diffbench.summary import cell_number
 
 PLOT_FILE = "plot.png"
+#: The record key of the SSIM against the case's group's most-steps image.
+REFERENCE_SSIM = "ssim_vs_most_steps"
+_PANELS = (
+    (REFERENCE_SSIM, "SSIM vs the most-steps image of its group (higher is closer)"),
+    ("ssim", "SSIM vs baseline (higher is closer)"),
+    ("lpips", "LPIPS vs baseline (lower is closer)"),
+)
 
 
 def _finite(value: Any) -> float | None:
@@ -27,15 +36,13 @@ def plottable(records: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping
 
 
 def speed_quality_png(records: Sequence[Mapping[str, Any]], title: str) -> bytes:
-    """The figure as PNG bytes: one panel for SSIM, and one for LPIPS when any case has it."""
+    """The figure as PNG bytes: one panel for each measure of :data:`_PANELS` that any case has."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    metrics = [("ssim", "SSIM vs baseline (higher is closer)")]
-    if plottable(records, "lpips"):
-        metrics.append(("lpips", "LPIPS vs baseline (lower is closer)"))
+    metrics = [(metric, label) for metric, label in _PANELS if plottable(records, metric)]
     samplers = sorted({str(r.get("sampler", "")) for r in records})
     colours = {s: f"C{i % 10}" for i, s in enumerate(samplers)}
     figure = Figure(figsize=(6.4 * len(metrics), 4.8), dpi=100)
