@@ -63,7 +63,6 @@ if __package__ in (None, ""):  # run as a script: make `training` importable
 from training.shapes import IMAGE_SIZE, batch as shapes_batch  # noqa: E402
 from training.tokenizer import write_tokenizer  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_TOKENS = 24  # the longest caption is 9 words + <|startoftext|> + <|endoftext|>
 
 SCHEDULER_CONFIG = {
