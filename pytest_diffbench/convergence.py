@@ -5,7 +5,8 @@ about a speed-against-quality sweep. What such a sweep asks is how far fewer ste
 more: each case is scored against its *reference*, the case of the same test whose case id
 differs only in the step count and that has the most steps. Groups with one step count have
 no reference; the reference scores 1.0 against itself. Scores come from the run's own images
-(``images/``), so ``diffbench report`` recomputes them from a finished run folder.
+(``images/``) when the session ends, into results.csv's ``ssim_vs_most_steps`` column, which
+plot.png and report.html show.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image
 
 from pytest_diffbench.baselines import case_path
 from pytest_diffbench.metrics import ssim
+from pytest_diffbench.results import REFERENCE_SSIM_COLUMN
 from pytest_diffbench.samplers import sampler_slug
 from pytest_diffbench.summary import cell_number
 
@@ -53,6 +55,14 @@ def reference_ssim(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str
             if image.shape == target.shape:
                 scores[str(record["nodeid"])] = ssim(image, target)
     return scores
+
+
+def add_reference_ssim(run_dir: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Set each record's ``ssim_vs_most_steps`` (results.csv's column) where it has one."""
+    scores = reference_ssim(run_dir, records)
+    for record in records:
+        if record["nodeid"] in scores:
+            record[REFERENCE_SSIM_COLUMN] = scores[record["nodeid"]]
 
 
 def _pixels(run_dir: Path, record: Mapping[str, Any]) -> np.ndarray:

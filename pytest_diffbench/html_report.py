@@ -23,6 +23,7 @@ REPORT_FILE = "report.html"
 TABLE_COLUMNS = (
     ("case", "case"), ("test", "test"), ("outcome", "outcome"), ("sampler", "sampler"), ("steps", "steps"),
     ("cfg", "cfg"), ("seed", "seed"), ("ssim", "SSIM"), ("psnr", "PSNR"), ("lpips", "LPIPS"),
+    ("ssim_vs_most_steps", "SSIM vs most steps"),
     ("seconds_per_image", "s/img"), ("peak_vram_mb", "VRAM MiB"), ("prompt", "prompt"),
 )
 FILTERS = ("outcome", "sampler", "steps", "test")
@@ -82,7 +83,7 @@ render();
 
 
 #: Columns shown with 4 significant digits.
-NUMERIC = ("ssim", "psnr", "lpips", "seconds_per_image", "peak_vram_mb")
+NUMERIC = ("ssim", "psnr", "lpips", "ssim_vs_most_steps", "seconds_per_image", "peak_vram_mb")
 
 
 def _text(key: str, value: Any) -> str:

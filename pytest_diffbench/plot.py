@@ -2,7 +2,7 @@
 
 The "sampling speed vs quality" figure: colour by sampler, each point annotated with its step
 count. One panel per measure that any case has: SSIM against the case's group's most-steps
-image (:data:`REFERENCE_SSIM`, see :mod:`pytest_diffbench.convergence`), SSIM and LPIPS
+image (results.csv's ``ssim_vs_most_steps``, see :mod:`pytest_diffbench.convergence`), SSIM and LPIPS
 against the baseline. Drawn with matplotlib's Agg backend (no display needed) and saved without metadata that
 would change between runs, so the same rows give the same PNG bytes.
 """
@@ -13,13 +13,12 @@ import io
 import math
 from typing import Any, Mapping, Sequence
 
+from pytest_diffbench.results import REFERENCE_SSIM_COLUMN
 from pytest_diffbench.summary import cell_number
 
 PLOT_FILE = "plot.png"
-#: The record key of the SSIM against the case's group's most-steps image.
-REFERENCE_SSIM = "ssim_vs_most_steps"
 _PANELS = (
-    (REFERENCE_SSIM, "SSIM vs the most-steps image of its group (higher is closer)"),
+    (REFERENCE_SSIM_COLUMN, "SSIM vs the most-steps image of its group (higher is closer)"),
     ("ssim", "SSIM vs baseline (higher is closer)"),
     ("lpips", "LPIPS vs baseline (lower is closer)"),
 )

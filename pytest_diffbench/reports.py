@@ -25,12 +25,12 @@ from PIL import Image
 
 from pytest_diffbench.baselines import REPLACED_DIR, case_path, safe_segment
 from pytest_diffbench.bundle import bundle_name, write_bundle
-from pytest_diffbench.convergence import case_group, reference_ssim
+from pytest_diffbench.convergence import case_group
 from pytest_diffbench.files import atomic_write_bytes, atomic_write_text, encode_png
 from pytest_diffbench.grids import comparison_grid, sweep_sheet
 from pytest_diffbench.html_report import REPORT_FILE, render_report
-from pytest_diffbench.plot import PLOT_FILE, REFERENCE_SSIM, plottable, speed_quality_png
-from pytest_diffbench.results import RESULTS_FILE
+from pytest_diffbench.plot import PLOT_FILE, plottable, speed_quality_png
+from pytest_diffbench.results import REFERENCE_SSIM_COLUMN, RESULTS_FILE
 from pytest_diffbench.summary import badge, cell_number, summary_markdown
 
 SUMMARY_FILE = "summary.md"
@@ -128,8 +128,7 @@ def write_grids(run_dir: Path, rootdir: Path, rows: Sequence[Mapping[str, Any]])
 def write_reports(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any]], bundle_images: str,
                   rootdir: Path) -> Reports:
     """Write the grids, summary.md, plot.png (when any case has timing and an SSIM against its
-    baseline or its group's most-steps image, see :mod:`~pytest_diffbench.convergence`),
-    report.html and the bundle.
+    baseline or its group's most-steps image), report.html and the bundle.
 
     ``rootdir`` resolves the baseline paths that the records hold relative to it.
     """
@@ -138,10 +137,8 @@ def write_reports(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any
     write_grids(run_dir, Path(rootdir), rows)
     markdown = summary_markdown(rows, run_id, bundle_name(run_id))
     atomic_write_text(run_dir / SUMMARY_FILE, markdown)
-    scores = reference_ssim(run_dir, rows)
-    plotted = [{**row, REFERENCE_SSIM: scores[row["nodeid"]]} if row["nodeid"] in scores else row for row in rows]
-    if plottable(plotted, "ssim") or plottable(plotted, REFERENCE_SSIM):
-        atomic_write_bytes(run_dir / PLOT_FILE, speed_quality_png(plotted, f"diffbench run {run_id}"))
+    if plottable(rows, "ssim") or plottable(rows, REFERENCE_SSIM_COLUMN):
+        atomic_write_bytes(run_dir / PLOT_FILE, speed_quality_png(rows, f"diffbench run {run_id}"))
     environment_file = run_dir / "environment.json"
     environment = json.loads(environment_file.read_text(encoding="utf-8")) if environment_file.is_file() else {}
     atomic_write_text(run_dir / REPORT_FILE, render_report(run_dir, run_id, rows, environment))

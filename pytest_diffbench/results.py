@@ -29,7 +29,12 @@ VERDICT_COLUMNS = (
 ENVIRONMENT_FIELDS = ("device_name", "driver", "cuda", "torch", "diffusers", "transformers", "python")
 ENVIRONMENT_COLUMNS = ENVIRONMENT_FIELDS + ("worker", "workers", "env_diff")
 FILE_COLUMNS = ("pin", "baseline_action", "baseline_path", "output_path")
-COLUMNS: tuple[str, ...] = IDENTITY_COLUMNS + CONFIG_COLUMNS + VERDICT_COLUMNS + ENVIRONMENT_COLUMNS + FILE_COLUMNS
+#: SSIM against the image of the case's sweep group with the most steps (see convergence.py).
+REFERENCE_SSIM_COLUMN = "ssim_vs_most_steps"
+SWEEP_COLUMNS = (REFERENCE_SSIM_COLUMN,)
+COLUMNS: tuple[str, ...] = (
+    IDENTITY_COLUMNS + CONFIG_COLUMNS + VERDICT_COLUMNS + SWEEP_COLUMNS + ENVIRONMENT_COLUMNS + FILE_COLUMNS
+)
 
 RESULTS_FILE = "results.csv"
 LATEST_FILE = "latest"

@@ -167,8 +167,10 @@ class DiffbenchSession:
             return None
         from pytest_diffbench.identity import run_environment
         from pytest_diffbench.reports import write_reports
+        from pytest_diffbench.convergence import add_reference_ssim
         from pytest_diffbench.results import mark_latest, write_results
 
+        add_reference_ssim(self.run_dir, self.records)
         path = write_results(self.run_dir, self.records)
         environment = run_environment(run_id=self.run_id or "", args=self.config.invocation_params.args,
                                       rootdir=self.config.rootpath, records=self.records)

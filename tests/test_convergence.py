@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFilter
 from skimage import data
+from helpers import diffbench_test, rows_by_case, run, write_tests
 from test_reports import record
 
-from pytest_diffbench.convergence import case_group, reference_ssim
+from pytest_diffbench.convergence import add_reference_ssim, case_group, reference_ssim
 from pytest_diffbench.files import encode_png
 from pytest_diffbench.reports import write_reports
+from pytest_diffbench.results import REFERENCE_SSIM_COLUMN
 
 #: Fewer steps, blurrier image: a stand-in for a sampler that has not converged.
 BLUR = {4: 3.0, 10: 1.0, 20: 0.0}
@@ -75,8 +77,16 @@ def test_no_score_without_a_second_step_count_an_image_or_a_matching_size(tmp_pa
     assert scores == {others[0]["nodeid"]: 1.0}
 
 
+def test_add_reference_ssim_sets_the_results_column_where_there_is_a_score(tmp_path, photo):
+    records = [*sweep(tmp_path, photo, seeds=(0,)), *sweep(tmp_path, photo, seeds=(1,), steps=(20,))]
+    add_reference_ssim(tmp_path, records)
+    assert [r.get(REFERENCE_SSIM_COLUMN) is not None for r in records] == [True, True, True, False]
+    assert records[2][REFERENCE_SSIM_COLUMN] == 1.0
+
+
 def test_the_plot_gets_a_panel_for_it(tmp_path, photo):
     records = sweep(tmp_path, photo)
+    add_reference_ssim(tmp_path, records)
     write_reports(tmp_path, "run", records, "none", tmp_path)
     with Image.open(io.BytesIO((tmp_path / "plot.png").read_bytes())) as with_reference:
         width = with_reference.width
@@ -84,3 +94,12 @@ def test_the_plot_gets_a_panel_for_it(tmp_path, photo):
     write_reports(tmp_path / "single", "run", single, "none", tmp_path)
     with Image.open(tmp_path / "single" / "plot.png") as baseline_only:
         assert width == 2 * baseline_only.width
+
+
+def test_a_step_sweep_fills_the_column_in_results_csv(pytester: pytest.Pytester):
+    write_tests(pytester, diffbench_test("test_steps", sweep="seeds=0, steps=[1, 3]"), diffbench_test("test_single"))
+    run(pytester, "--diffbench-update").assert_outcomes(passed=3)
+    rows = rows_by_case(pytester)
+    assert float(rows["test_steps[seed0-euler-3steps-cfg7.5]"][REFERENCE_SSIM_COLUMN]) == 1.0
+    assert float(rows["test_steps[seed0-euler-1steps-cfg7.5]"][REFERENCE_SSIM_COLUMN]) < 0.95
+    assert rows["test_single[seed0-euler-2steps-cfg7.5]"][REFERENCE_SSIM_COLUMN] == ""
