@@ -2,9 +2,10 @@
 
 The "sampling speed vs quality" figure: colour by sampler, each point annotated with its step
 count. One panel per measure that any case has: SSIM against the case's group's most-steps
-image (results.csv's ``ssim_vs_most_steps``, see :mod:`pytest_diffbench.convergence`), SSIM and LPIPS
-against the baseline. Drawn with matplotlib's Agg backend (no display needed) and saved without metadata that
-would change between runs, so the same rows give the same PNG bytes.
+image (results.csv's ``ssim_vs_most_steps``, see :mod:`pytest_diffbench.convergence`), then
+SSIM and LPIPS against the baseline. Drawn with matplotlib's Agg backend (no display needed)
+and saved without metadata that would change between runs, so the same rows give the same
+PNG bytes.
 """
 
 from __future__ import annotations

@@ -165,9 +165,9 @@ class DiffbenchSession:
             self.run_dir.rmdir()
             self.run_dir = None
             return None
+        from pytest_diffbench.convergence import add_reference_ssim
         from pytest_diffbench.identity import run_environment
         from pytest_diffbench.reports import write_reports
-        from pytest_diffbench.convergence import add_reference_ssim
         from pytest_diffbench.results import mark_latest, write_results
 
         add_reference_ssim(self.run_dir, self.records)
