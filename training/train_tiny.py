@@ -52,6 +52,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -213,8 +214,10 @@ class Progress:
         self.name, self.total, self.every, self.start = name, total, every, start
         self.window: list[float] = []
         self.curve: list[dict[str, float]] = []
+        self.steps = 0  # steps done
 
     def add(self, step: int, loss: float) -> None:
+        self.steps = step + 1
         self.window.append(loss)
         if (step + 1) % self.every == 0 or step + 1 == self.total:
             mean = float(np.mean(self.window))
@@ -223,6 +226,30 @@ class Progress:
             print(f"[{self.name}] step {step + 1}/{self.total} loss {mean:.5f} elapsed {elapsed:7.1f}s",
                   flush=True)
             self.window = []
+
+
+def scheduled_steps(name: str, optimizer: torch.optim.Optimizer, total: int, base_lr: float, warmup: int,
+                    deadline: float) -> Iterator[int]:
+    """Step numbers 0 .. total - 1, each with its learning rate (:func:`lr_at`) set on ``optimizer``.
+
+    Stops early, with a warning, once ``deadline`` (``time.monotonic()``) has passed.
+    """
+    for step in range(total):
+        if time.monotonic() > deadline:
+            print(f"WARNING: time budget reached after {step} {name} steps: the result is not deterministic",
+                  flush=True)
+            return
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, base_lr, warmup)
+        yield step
+
+
+def optimise(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], loss: torch.Tensor) -> None:
+    """One optimiser step on ``loss``, with gradients clipped to norm 1."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
 
 
 def set_determinism(cfg: Config) -> None:
@@ -246,26 +273,15 @@ def train_vae(cfg: Config, deadline: float, start: float):
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + 1)
     progress = Progress("vae", cfg.vae_steps, cfg.log_every, start)
-    steps_done = 0
-    for step in range(cfg.vae_steps):
-        if time.monotonic() > deadline:
-            print(f"WARNING: time budget reached after {step} VAE steps: the result is not deterministic",
-                  flush=True)
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg.vae_steps, cfg.vae_lr, cfg.warmup)
+    for step in scheduled_steps("VAE", optimizer, cfg.vae_steps, cfg.vae_lr, cfg.warmup, deadline):
         images = torch.from_numpy(shapes_batch(cfg.vae_batch_size, cfg.seed, 1_000_000 + step)[0])
         posterior = vae.encode(images).latent_dist
         latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
         recon = vae.decode(latents).sample
         kl = posterior.kl().mean() / latents[0].numel()
         loss = F.l1_loss(recon, images) + F.mse_loss(recon, images) + cfg.kl_weight * kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
+        optimise(optimizer, list(vae.parameters()), loss)
         progress.add(step, loss.item())
-        steps_done = step + 1
     vae.eval().requires_grad_(False)
 
     # Scaling factor: 1 / std of latent means on held-out batches (index space 3_000_000+).
@@ -280,7 +296,7 @@ def train_vae(cfg: Config, deadline: float, start: float):
     vae.register_to_config(scaling_factor=scaling)
     print(f"[vae] held-out recon MSE {recon_mse:.5f}, latent std {1 / scaling:.4f} -> scaling_factor "
           f"{scaling:.4f}", flush=True)
-    return vae, {"steps": steps_done, "curve": progress.curve, "heldout_mse": recon_mse,
+    return vae, {"steps": progress.steps, "curve": progress.curve, "heldout_mse": recon_mse,
                  "scaling_factor": scaling}
 
 
@@ -310,14 +326,7 @@ def train_unet(cfg: Config, vae, deadline: float, start: float):
     data_rng = np.random.default_rng([cfg.seed, 2])
     scaling = vae.config.scaling_factor
     progress = Progress("unet", cfg.unet_steps, cfg.log_every, start)
-    steps_done = 0
-    for step in range(cfg.unet_steps):
-        if time.monotonic() > deadline:
-            print(f"WARNING: time budget reached after {step} UNet steps: the result is not deterministic",
-                  flush=True)
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg.unet_steps, cfg.unet_lr, cfg.warmup)
+    for step in scheduled_steps("UNet", optimizer, cfg.unet_steps, cfg.unet_lr, cfg.warmup, deadline):
         images, captions, _ = shapes_batch(cfg.batch_size, cfg.seed, 2_000_000 + step)
         drop = data_rng.random(len(captions)) < cfg.uncond_prob
         captions = ["" if d else c for c, d in zip(captions, drop)]
@@ -336,17 +345,13 @@ def train_unet(cfg: Config, vae, deadline: float, start: float):
             snr = snr_all[timesteps]
             per_sample = per_sample * torch.clamp(snr, max=cfg.snr_gamma) / snr
         loss = per_sample.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        optimise(optimizer, params, loss)
         ema.update()
         progress.add(step, loss.item())
-        steps_done = step + 1
     ema.copy_to_model()
     unet.eval().requires_grad_(False)
     text_encoder.eval().requires_grad_(False)
-    return unet, text_encoder, tokenizer, {"steps": steps_done, "curve": progress.curve}
+    return unet, text_encoder, tokenizer, {"steps": progress.steps, "curve": progress.curve}
 
 
 # --------------------------------------------------------------------------- saving
