@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from pytest_diffbench.baselines import case_path
-from pytest_diffbench.metrics import ssim
+from pytest_diffbench.metrics import ssim, to_rgb_array
 from pytest_diffbench.results import REFERENCE_SSIM_COLUMN
 from pytest_diffbench.samplers import sampler_slug
 from pytest_diffbench.summary import cell_number
@@ -42,7 +42,7 @@ def reference_ssim(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str
     groups: dict[tuple[str, str], list[tuple[float, Mapping[str, Any]]]] = defaultdict(list)
     for record in rows:
         steps = cell_number(record.get("steps"))
-        if steps is not None and (Path(run_dir) / "images" / f"{case_path(str(record['nodeid']))}.png").is_file():
+        if steps is not None and _image_path(run_dir, record).is_file():
             groups[case_group(record, "steps")].append((steps, record))
     scores: dict[str, float] = {}
     for members in groups.values():
@@ -51,7 +51,7 @@ def reference_ssim(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str
         _, reference = max(members, key=lambda member: member[0])
         target = _pixels(run_dir, reference)
         for _, record in members:
-            image = _pixels(run_dir, record)
+            image = target if record is reference else _pixels(run_dir, record)
             if image.shape == target.shape:
                 scores[str(record["nodeid"])] = ssim(image, target)
     return scores
@@ -65,6 +65,10 @@ def add_reference_ssim(run_dir: Path, records: Sequence[dict[str, Any]]) -> None
             record[REFERENCE_SSIM_COLUMN] = scores[record["nodeid"]]
 
 
+def _image_path(run_dir: Path, record: Mapping[str, Any]) -> Path:
+    return Path(run_dir) / "images" / f"{case_path(str(record['nodeid']))}.png"
+
+
 def _pixels(run_dir: Path, record: Mapping[str, Any]) -> np.ndarray:
-    with Image.open(Path(run_dir) / "images" / f"{case_path(str(record['nodeid']))}.png") as image:
-        return np.asarray(image.convert("RGB"))
+    with Image.open(_image_path(run_dir, record)) as image:
+        return to_rgb_array(image)

@@ -10,20 +10,14 @@ from __future__ import annotations
 import functools
 import platform
 import sys
-from importlib import metadata
 from typing import Any, Mapping
 
 import torch
 
+from pytest_diffbench.identity import distribution_version
+
 #: Fields whose change between baseline and run is reported (and fails with --diffbench-strict-env).
 COMPARED_FIELDS = ("device_name", "driver", "cuda", "torch", "diffusers", "transformers")
-
-
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return ""
 
 
 def _cpu_name() -> str:
@@ -64,9 +58,9 @@ def collect_environment(device: str) -> Mapping[str, Any]:
         "platform": sys.platform,
         "machine": platform.machine(),
         "torch": str(torch.__version__),  # TorchVersion is a str subclass execnet cannot send
-        "diffusers": _version("diffusers"),
-        "transformers": _version("transformers"),
-        "pytest_diffbench": _version("pytest-diffbench"),
+        "diffusers": distribution_version("diffusers"),
+        "transformers": distribution_version("transformers"),
+        "pytest_diffbench": distribution_version("pytest-diffbench"),
         "cuda": torch.version.cuda or "",
         "device_type": dev.type,
     }

@@ -20,7 +20,8 @@ DISTRIBUTIONS = ("pytest-diffbench", "pytest", "pytest-xdist", "torch", "diffuse
 DEVICE_FIELDS = ENVIRONMENT_FIELDS
 
 
-def _version(distribution: str) -> str:
+def distribution_version(distribution: str) -> str:
+    """The installed version of ``distribution``, or "" when it is not installed."""
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -51,6 +52,6 @@ def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, records:
         "git": git_state(rootdir),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "versions": {name: _version(name) for name in DISTRIBUTIONS},
+        "versions": {name: distribution_version(name) for name in DISTRIBUTIONS},
         "devices": [dict(zip(DEVICE_FIELDS, device)) for device in sorted(devices)],
     }

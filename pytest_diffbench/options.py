@@ -21,6 +21,8 @@ BUNDLE_IMAGES = ("failures", "all", "none")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DTYPE_NAMES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 LPIPS_MODES = ("auto", "required", "off")
+#: Models --diffbench-model names without a folder or hub id (see pipelines.load_pipeline).
+BUILTIN_MODELS = ("diffbench-tiny", "diffbench-tiny-random")
 PIN_FIELDS = ("device", "dtype", "device_name", "torch", "diffusers", "platform")
 
 
@@ -65,9 +67,8 @@ OPTIONS: tuple[Option, ...] = (
            default=".diffbench", flag="--diffbench-output-dir", ini="diffbench_output_dir", cli="--output-dir"),
     Option("lpips", "LPIPS: auto (use it when AlexNet's weights load), required, or off", default="auto",
            flag="--diffbench-lpips", ini="diffbench_lpips", argparse={"choices": LPIPS_MODES}),
-    Option("model", "pipeline of the diffbench_pipeline fixture: diffbench-tiny (the shipped model), "
-           "diffbench-tiny-random (random weights, for plumbing tests), or a diffusers folder (relative to the "
-           "rootdir) or hub id",
+    Option("model", "pipeline of the diffbench_pipeline fixture: {} (the shipped model, random weights "
+           "for plumbing tests), or a diffusers folder (relative to the rootdir) or hub id".format(" or ".join(BUILTIN_MODELS)),
            default="diffbench-tiny", flag="--diffbench-model", ini="diffbench_model"),
     Option("device", "device of the diffbench_pipeline fixture: auto, cpu, cuda, cuda:N, mps", default="auto",
            flag="--diffbench-device", ini="diffbench_device"),
@@ -180,7 +181,7 @@ def check_device(spec: Any) -> str:
 def _non_empty(value: Any) -> str:
     text = str(value).strip()
     if not text:
-        raise ValueError("name a built-in model (diffbench-tiny, diffbench-tiny-random), a diffusers folder or a hub id")
+        raise ValueError(f"name a built-in model ({', '.join(BUILTIN_MODELS)}), a diffusers folder or a hub id")
     return text
 
 

@@ -23,7 +23,7 @@ from diffusers.utils import logging as diffusers_logging
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from transformers.utils import logging as transformers_logging
 
-from pytest_diffbench.options import check_device
+from pytest_diffbench.options import BUILTIN_MODELS, check_device
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -48,8 +48,6 @@ TINY_MODEL_DIR = ASSETS_DIR / "diffbench-tiny"
 #: The same kind of pipeline with seeded random weights, built from configs only.
 RANDOM_MODEL_ID = "diffbench/tiny-random-sd"
 RANDOM_SD_DIR = ASSETS_DIR / "tiny-sd"
-#: Names ``--diffbench-model`` accepts besides a diffusers folder or hub id.
-BUILTIN_MODELS = ("diffbench-tiny", "diffbench-tiny-random")
 
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,

@@ -35,21 +35,27 @@ def plottable(records: Sequence[Mapping[str, Any]], metric: str) -> list[Mapping
     return [r for r in records if _finite(r.get("seconds_per_image")) is not None and _finite(r.get(metric)) is not None]
 
 
+def panels(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(metric, axis label) of each panel the figure has for ``records``: the measures any case has."""
+    return [(metric, label) for metric, label in _PANELS if plottable(records, metric)]
+
+
 def speed_quality_png(records: Sequence[Mapping[str, Any]], title: str) -> bytes:
-    """The figure as PNG bytes: one panel for each measure of :data:`_PANELS` that any case has."""
+    """The figure as PNG bytes, one panel per entry of :func:`panels` (call it only when there is one)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    metrics = [(metric, label) for metric, label in _PANELS if plottable(records, metric)]
+    metrics = panels(records)
     samplers = sorted({str(r.get("sampler", "")) for r in records})
     colours = {s: f"C{i % 10}" for i, s in enumerate(samplers)}
     figure = Figure(figsize=(6.4 * len(metrics), 4.8), dpi=100)
     for index, (metric, label) in enumerate(metrics, start=1):
         axes = figure.add_subplot(1, len(metrics), index)
+        measured = plottable(records, metric)
         for sampler in samplers:
-            points = [r for r in plottable(records, metric) if str(r.get("sampler", "")) == sampler]
+            points = [r for r in measured if str(r.get("sampler", "")) == sampler]
             xs = [_finite(r["seconds_per_image"]) for r in points]
             ys = [_finite(r[metric]) for r in points]
             axes.scatter(xs, ys, color=colours[sampler], label=sampler or "?", s=36)

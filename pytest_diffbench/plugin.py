@@ -153,11 +153,8 @@ def diffbench_device(pytestconfig: pytest.Config) -> "torch.device":
     """The device of the diffbench_pipeline fixture (``--diffbench-device``, ``auto`` picks CUDA when present)."""
     from pytest_diffbench.pipelines import resolve_device
 
-    spec = pytestconfig.stash[SESSION_KEY].settings.device
-    try:
-        return resolve_device(spec)
-    except ValueError as exc:
-        raise pytest.UsageError(f"diffbench_device: {exc}") from None
+    # read_settings has checked the value: resolve_device cannot refuse it.
+    return resolve_device(pytestconfig.stash[SESSION_KEY].settings.device)
 
 
 @pytest.fixture(scope="session")
@@ -169,10 +166,8 @@ def diffbench_pipeline(pytestconfig: pytest.Config, diffbench_device: "torch.dev
     from pytest_diffbench.pipelines import default_dtype, load_pipeline, parse_dtype
 
     settings = pytestconfig.stash[SESSION_KEY].settings
-    try:
-        dtype = default_dtype(diffbench_device) if settings.dtype == "auto" else parse_dtype(settings.dtype)
-    except ValueError as exc:
-        raise pytest.UsageError(f"diffbench_dtype: {exc}") from None
+    # read_settings has checked the dtype name against DTYPE_NAMES: parse_dtype cannot refuse it.
+    dtype = default_dtype(diffbench_device) if settings.dtype == "auto" else parse_dtype(settings.dtype)
     try:
         return load_pipeline(settings.model, device=diffbench_device, dtype=dtype, root=pytestconfig.rootpath)
     except ValueError as exc:

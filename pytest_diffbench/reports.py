@@ -29,8 +29,8 @@ from pytest_diffbench.convergence import case_group
 from pytest_diffbench.files import atomic_write_bytes, atomic_write_text, encode_png
 from pytest_diffbench.grids import comparison_grid, sweep_sheet
 from pytest_diffbench.html_report import REPORT_FILE, render_report
-from pytest_diffbench.plot import PLOT_FILE, plottable, speed_quality_png
-from pytest_diffbench.results import REFERENCE_SSIM_COLUMN, RESULTS_FILE
+from pytest_diffbench.plot import PLOT_FILE, panels, speed_quality_png
+from pytest_diffbench.results import RESULTS_FILE
 from pytest_diffbench.summary import badge, cell_number, summary_markdown
 
 SUMMARY_FILE = "summary.md"
@@ -137,7 +137,7 @@ def write_reports(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any
     write_grids(run_dir, Path(rootdir), rows)
     markdown = summary_markdown(rows, run_id, bundle_name(run_id))
     atomic_write_text(run_dir / SUMMARY_FILE, markdown)
-    if plottable(rows, "ssim") or plottable(rows, REFERENCE_SSIM_COLUMN):
+    if panels(rows):
         atomic_write_bytes(run_dir / PLOT_FILE, speed_quality_png(rows, f"diffbench run {run_id}"))
     environment_file = run_dir / "environment.json"
     environment = json.loads(environment_file.read_text(encoding="utf-8")) if environment_file.is_file() else {}

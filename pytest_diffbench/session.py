@@ -109,8 +109,7 @@ class DiffbenchSession:
         Every worker's torch would otherwise use all cores, and N workers spinning N x cores
         threads run several times slower than one. ``OMP_NUM_THREADS`` set by the user wins.
         """
-        workerinput = getattr(self.config, "workerinput", None)
-        if workerinput is None or "OMP_NUM_THREADS" in os.environ:
+        if not self.is_worker or "OMP_NUM_THREADS" in os.environ:
             return
         import torch
 

@@ -153,7 +153,7 @@ def save_grid(grids: list[np.ndarray], path: Path, seeds: int = 3, scale: int = 
     """
     from PIL import Image
 
-    from pytest_diffbench.baselines import encode_png
+    from pytest_diffbench.files import encode_png
 
     rows = []
     for first in range(0, len(grids), len(SHAPES)):

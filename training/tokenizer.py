@@ -24,7 +24,6 @@ from training.shapes import COLOUR_NAMES, SHAPES, caption_for
 __all__ = ["WORDS", "learn_merges", "write_tokenizer"]
 
 END = "</w>"
-BYTE_TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "pytest_diffbench" / "assets" / "tiny-sd" / "tokenizer"
 #: Every word of every training caption, sorted.
 WORDS: tuple[str, ...] = tuple(sorted(
     {*COLOUR_NAMES, *SHAPES, *caption_for(SHAPES[0], COLOUR_NAMES[0], COLOUR_NAMES[1:3]).split()}
@@ -67,7 +66,10 @@ def write_tokenizer(folder: Path, max_length: int):
     """
     from transformers import CLIPTokenizer
 
-    base = json.loads((BYTE_TOKENIZER_DIR / "vocab.json").read_text(encoding="utf-8"))
+    from pytest_diffbench.pipelines import RANDOM_SD_DIR
+
+    # The random-weight pipeline's vocabulary: every byte, alone and word-final.
+    base = json.loads((RANDOM_SD_DIR / "tokenizer" / "vocab.json").read_text(encoding="utf-8"))
     specials = {token: base.pop(token) for token in ("<|startoftext|>", "<|endoftext|>")}
     vocab = dict(base)
     merges = learn_merges(WORDS)
