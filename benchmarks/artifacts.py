@@ -18,7 +18,8 @@ from skimage import data
 from pytest_diffbench.baselines import case_path
 from pytest_diffbench.files import encode_png
 from pytest_diffbench.reports import write_reports
-from pytest_diffbench.results import write_results
+from pytest_diffbench.results import image_relpath, write_results
+from pytest_diffbench.sweep import Case
 
 SAMPLERS = ("Euler", "Euler a", "DDIM", "DPM++ 2M", "UniPC")
 
@@ -28,12 +29,12 @@ def synthesise(run_dir: Path, cases: int, size: int) -> list[dict]:
     records = []
     for i in range(cases):
         sampler, steps, seed = SAMPLERS[i % 5], (10, 20, 30, 40)[(i // 5) % 4], i // 20
-        slug = sampler.lower().replace(" ", "_").replace("++", "pp")
-        nodeid = f"tests/test_sweep.py::test_sweep[seed{seed}-{slug}-{steps}steps-cfg7.5]"
-        image_path = run_dir / "images" / f"{case_path(nodeid)}.png"
+        case_id = Case(seed=seed, sampler=sampler, steps=steps, cfg=7.5).id
+        nodeid = f"tests/test_sweep.py::test_sweep[{case_id}]"
+        image_path = run_dir / image_relpath(case_path(nodeid))
         image_path.parent.mkdir(parents=True, exist_ok=True)
         image_path.write_bytes(encode_png(base.rotate(i % 360)))
-        records.append({"run_id": run_dir.name, "nodeid": nodeid, "test": nodeid.split("[")[0], "case_id": nodeid.split("[")[1][:-1],
+        records.append({"run_id": run_dir.name, "nodeid": nodeid, "test": nodeid.split("[")[0], "case_id": case_id,
                         "outcome": "failed-quality" if i % 10 == 0 else "passed", "sampler": sampler, "steps": steps,
                         "seed": seed, "cfg": 7.5, "ssim": 0.9 + (i % 10) / 100, "min_ssim": 0.95, "psnr": 30.0, "min_psnr": 25.0,
                         "seconds_per_image": 0.01 * steps, "config_hash": f"{i:064x}", "device_name": "bench",

@@ -8,18 +8,23 @@ fixed timestamp and permissions, so the same run folder always gives the same by
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
+from pytest_diffbench.baselines import case_path
 from pytest_diffbench.files import atomic_write_bytes
+from pytest_diffbench.html_report import REPORT_FILE
 from pytest_diffbench.options import BUNDLE_IMAGES
+from pytest_diffbench.plot import PLOT_FILE
+from pytest_diffbench.results import ENVIRONMENT_FILE, RESULTS_FILE, image_relpath, read_records
+from pytest_diffbench.summary import SUMMARY_FILE
 
 #: Files and folders of a run folder that go into every bundle (when present).
-ALWAYS = ("results.csv", "environment.json", "summary.md", "report.html", "plot.png")
+ALWAYS = (RESULTS_FILE, ENVIRONMENT_FILE, SUMMARY_FILE, REPORT_FILE, PLOT_FILE)
 ALWAYS_FOLDERS = ("configs", "grids")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
@@ -55,19 +60,18 @@ def bundle_name(run_id: str) -> str:
     return f"diffbench-{run_id}.zip"
 
 
-def _failed_case_images(run_dir: Path) -> set[str]:
-    """Output image paths (relative to the run folder) of the cases that did not pass."""
-    results = run_dir / "results.csv"
-    if not results.exists():
-        return set()
-    with results.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    prefix = run_dir.name + "/"
-    return {row["output_path"].split(prefix, 1)[-1] for row in rows if row["outcome"] != "passed" and row["output_path"]}
+def _records(run_dir: Path, records: Sequence[Mapping[str, Any]] | None) -> Sequence[Mapping[str, Any]]:
+    """``records``, or the run folder's results.csv rows when not given (none without the file)."""
+    if records is not None:
+        return records
+    return read_records(run_dir) if (run_dir / RESULTS_FILE).is_file() else []
 
 
-def bundle_files(run_dir: Path, images: str = "failures") -> list[str]:
-    """The run folder's files that go into the bundle, as sorted POSIX paths relative to it."""
+def bundle_files(run_dir: Path, images: str = "failures", records: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
+    """The run folder's files that go into the bundle, as sorted POSIX paths relative to it.
+
+    ``records`` are the run's results rows (read from its results.csv when not given).
+    """
     if images not in BUNDLE_IMAGES:
         raise ValueError(f"bundle images {images!r} is not valid; valid values are {', '.join(BUNDLE_IMAGES)}")
     run_dir = Path(run_dir)
@@ -78,7 +82,8 @@ def bundle_files(run_dir: Path, images: str = "failures") -> list[str]:
     if images == "all":
         chosen |= all_images
     elif images == "failures":
-        chosen |= all_images & _failed_case_images(run_dir)
+        failed = {image_relpath(case_path(str(r["nodeid"]))) for r in _records(run_dir, records) if r["outcome"] != "passed"}
+        chosen |= all_images & failed
     return sorted(chosen)
 
 
@@ -90,22 +95,21 @@ def _entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def _example_nodeid(run_dir: Path) -> str:
-    results = run_dir / "results.csv"
-    if results.exists():
-        with results.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                return row["nodeid"]
-    return "tests/test_x.py::test_x[seed0-euler-20steps-cfg7.5]"
+def _example_nodeid(records: Sequence[Mapping[str, Any]]) -> str:
+    """The node id the README's replay example shows: the first case of the results (sorted by node id)."""
+    nodeids = sorted(str(r["nodeid"]) for r in records)
+    return nodeids[0] if nodeids else "tests/test_x.py::test_x[seed0-euler-20steps-cfg7.5]"
 
 
-def build_bundle(run_dir: Path, run_id: str, images: str = "failures") -> bytes:
-    """The bundle's bytes (see the module docstring)."""
+def build_bundle(run_dir: Path, run_id: str, images: str = "failures",
+                 records: Sequence[Mapping[str, Any]] | None = None) -> bytes:
+    """The bundle's bytes (see the module docstring); ``records`` as for :func:`bundle_files`."""
     run_dir = Path(run_dir)
-    files = bundle_files(run_dir, images)
+    records = _records(run_dir, records)
+    files = bundle_files(run_dir, images, records)
     contents = {name: (run_dir / name).read_bytes() for name in files}
     contents["README.md"] = README.format(run_id=run_id, images=f"{images} cases" if images != "none" else "none",
-                                          example=_example_nodeid(run_dir)).encode("utf-8")
+                                          example=_example_nodeid(records)).encode("utf-8")
     manifest = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())}
     contents["manifest.json"] = (json.dumps({"run_id": run_id, "files": manifest}, indent=2, sort_keys=True) + "\n").encode()
     buffer = io.BytesIO()
@@ -115,10 +119,11 @@ def build_bundle(run_dir: Path, run_id: str, images: str = "failures") -> bytes:
     return buffer.getvalue()
 
 
-def write_bundle(run_dir: Path, run_id: str, images: str = "failures") -> Path:
+def write_bundle(run_dir: Path, run_id: str, images: str = "failures",
+                 records: Sequence[Mapping[str, Any]] | None = None) -> Path:
     """Write ``diffbench-<run_id>.zip`` into the run folder, atomically."""
     path = Path(run_dir) / bundle_name(run_id)
-    atomic_write_bytes(path, build_bundle(run_dir, run_id, images))
+    atomic_write_bytes(path, build_bundle(run_dir, run_id, images, records))
     return path
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import io
 import json
 import sys
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,9 +30,9 @@ from PIL import Image
 from pytest_diffbench.baselines import BaselineError, BaselineStore, case_path
 from pytest_diffbench.files import sha256_bytes
 from pytest_diffbench.options import OPTIONS, Option
-from pytest_diffbench.reports import SUMMARY_FILE, read_records, write_reports
-from pytest_diffbench.results import ENVIRONMENT_FIELDS, LATEST_FILE
-from pytest_diffbench.summary import cell_number, outcome_counts
+from pytest_diffbench.reports import write_reports
+from pytest_diffbench.results import ENVIRONMENT_FIELDS, LATEST_FILE, RESULTS_FILE, image_relpath, read_records
+from pytest_diffbench.summary import SUMMARY_FILE, cell_number, outcome_counts
 
 CLI_OPTIONS: tuple[Option, ...] = tuple(option for option in OPTIONS if option.cli)
 
@@ -88,7 +90,7 @@ def resolve_run(paths: Paths, run: str) -> Path:
             raise CommandError(f"no run yet: {latest} does not exist (run pytest --diffbench first)")
         run = latest.read_text(encoding="utf-8").strip()
     for candidate in (paths.output_dir / "runs" / run, Path(run)):
-        if (candidate / "results.csv").is_file():
+        if (candidate / RESULTS_FILE).is_file():
             return candidate
     raise CommandError(f"no run folder {run!r}: looked for results.csv in {paths.output_dir / 'runs' / run} and {Path(run)}")
 
@@ -98,7 +100,7 @@ def resolve_run(paths: Paths, run: str) -> Path:
 
 def command_list(paths: Paths, args: argparse.Namespace) -> int:
     runs_dir = paths.output_dir / "runs"
-    runs = sorted(p for p in runs_dir.iterdir() if (p / "results.csv").is_file()) if runs_dir.is_dir() else []
+    runs = sorted(p for p in runs_dir.iterdir() if (p / RESULTS_FILE).is_file()) if runs_dir.is_dir() else []
     if not runs:
         print(f"no runs in {runs_dir}")
         return 0
@@ -139,7 +141,7 @@ def accept_case(paths: Paths, run_dir: Path, row: dict[str, str]) -> tuple[str, 
     """Promote one case's output to its baseline: ``(action, detail)``, action being one of
     created, replaced, unchanged or refused."""
     case = case_path(row["nodeid"])
-    image_path = run_dir / "images" / f"{case}.png"
+    image_path = run_dir / image_relpath(case)
     config_path = run_dir / "configs" / f"{case}.json"
     if not image_path.is_file() or not config_path.is_file():
         return "refused", f"the run has no output image and config for it (outcome {row['outcome']})"
@@ -155,7 +157,7 @@ def accept_case(paths: Paths, run_dir: Path, row: dict[str, str]) -> tuple[str, 
     png = image_path.read_bytes()
     if current is not None and current.sidecar["image_sha256"] == sha256_bytes(png):
         return "unchanged", str(current.image_path)
-    with Image.open(image_path) as image:
+    with Image.open(io.BytesIO(png)) as image:
         written = store.write(case, image.convert("RGB"), config=frozen["config"], config_hash=frozen["config_hash"],
                               environment={key: row.get(key, "") for key in ENVIRONMENT_FIELDS},
                               measurement={"seconds_per_image": cell_number(row["seconds_per_image"]),
@@ -172,12 +174,12 @@ def command_accept(paths: Paths, args: argparse.Namespace) -> int:
     if not rows:
         print("no case of the run matches; nothing changed")
         return 0
-    actions = {}
+    tally: Counter[str] = Counter()
     for row in rows:
         action, detail = accept_case(paths, run_dir, row)
-        actions[row["nodeid"]] = action
+        tally[action] += 1
         print(f"{action:<9} {row['nodeid']}: {detail}")
-    counts = {action: list(actions.values()).count(action) for action in ("created", "replaced", "unchanged", "refused")}
+    counts = {action: tally[action] for action in ("created", "replaced", "unchanged", "refused")}
     print(", ".join(f"{count} {action}" for action, count in counts.items()))
     return 1 if counts["refused"] else 0
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from pytest_diffbench.baselines import case_path
 from pytest_diffbench.metrics import ssim, to_rgb_array
-from pytest_diffbench.results import REFERENCE_SSIM_COLUMN
+from pytest_diffbench.results import REFERENCE_SSIM_COLUMN, image_relpath
 from pytest_diffbench.samplers import sampler_slug
 from pytest_diffbench.summary import cell_number
 
@@ -66,7 +66,7 @@ def add_reference_ssim(run_dir: Path, records: Sequence[dict[str, Any]]) -> None
 
 
 def _image_path(run_dir: Path, record: Mapping[str, Any]) -> Path:
-    return Path(run_dir) / "images" / f"{case_path(str(record['nodeid']))}.png"
+    return Path(run_dir) / image_relpath(case_path(str(record["nodeid"])))
 
 
 def _pixels(run_dir: Path, record: Mapping[str, Any]) -> np.ndarray:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pytest_diffbench.baselines import case_path
+from pytest_diffbench.plot import PLOT_FILE
+from pytest_diffbench.results import image_relpath
 from pytest_diffbench.summary import badge, outcome_counts
 
 REPORT_FILE = "report.html"
@@ -101,7 +103,7 @@ def _row(record: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     case = case_path(str(record["nodeid"]))
     grid = f"grids/cases/{case}.png"
     row = {key: _text(key, record.get(key)) for key, _ in TABLE_COLUMNS}
-    image = f"images/{case}.png"
+    image = image_relpath(case)
     row.update(case=str(record.get("case_id") or record["nodeid"]), config=f"configs/{case}.json",
                grid=grid if (run_dir / grid).is_file() else "", image=image if (run_dir / image).is_file() else "",
                badge=badge(record),
@@ -128,7 +130,8 @@ def render_report(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any
     sheets = "".join(f'<figure><img src="{esc(path.relative_to(run_dir).as_posix())}" alt="sweep sheet"></figure>'
                      for path in sorted((Path(run_dir) / "grids" / "sheets").rglob("*.png")))
     data = json.dumps(rows, sort_keys=True, ensure_ascii=True).replace("<", "\\u003c")
-    plot = '<h2>Speed vs quality</h2><img src="plot.png" alt="seconds per image vs SSIM">' if (Path(run_dir) / "plot.png").is_file() else ""
+    plot = (f'<h2>Speed vs quality</h2><img src="{PLOT_FILE}" alt="seconds per image vs SSIM">'
+            if (Path(run_dir) / PLOT_FILE).is_file() else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>diffbench run {esc(run_id)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>

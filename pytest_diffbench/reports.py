@@ -12,7 +12,6 @@ and combination of the axes other than sampler and steps (rows = sampler, column
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -30,10 +29,9 @@ from pytest_diffbench.files import atomic_write_bytes, atomic_write_text, encode
 from pytest_diffbench.grids import comparison_grid, sweep_sheet
 from pytest_diffbench.html_report import REPORT_FILE, render_report
 from pytest_diffbench.plot import PLOT_FILE, panels, speed_quality_png
-from pytest_diffbench.results import RESULTS_FILE
-from pytest_diffbench.summary import badge, cell_number, summary_markdown
+from pytest_diffbench.results import ENVIRONMENT_FILE, image_relpath
+from pytest_diffbench.summary import SUMMARY_FILE, badge, cell_number, summary_markdown
 
-SUMMARY_FILE = "summary.md"
 #: Baseline actions after which a case gets a comparison grid even when it passed.
 WRITTEN = ("created", "refreshed", "rewritten")
 #: (metric column, comparison, tolerance column, unit) as printed on a grid.
@@ -44,15 +42,6 @@ METRIC_LABELS = (("ssim", ">=", "min_ssim", ""), ("psnr", ">=", "min_psnr", " dB
 class Reports:
     summary_markdown: str
     bundle: Path
-
-
-def read_records(run_dir: Path) -> list[dict[str, str]]:
-    """The rows of a run folder's results.csv (cells as text)."""
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a diffbench run folder?")
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def _fmt(value: float) -> str:
@@ -96,7 +85,7 @@ def write_grids(run_dir: Path, rootdir: Path, rows: Sequence[Mapping[str, Any]])
     axes: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for record in rows:
         case = case_path(str(record["nodeid"]))
-        output = _open(run_dir / "images" / f"{case}.png")
+        output = _open(run_dir / image_relpath(case))
         if output is None:  # the case errored before it made an image
             continue
         if record["outcome"] != "passed" or record.get("baseline_action") in WRITTEN:
@@ -126,11 +115,12 @@ def write_grids(run_dir: Path, rootdir: Path, rows: Sequence[Mapping[str, Any]])
 
 
 def write_reports(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any]], bundle_images: str,
-                  rootdir: Path) -> Reports:
+                  rootdir: Path, environment: Mapping[str, Any] | None = None) -> Reports:
     """Write the grids, summary.md, plot.png (when any case has timing and an SSIM against its
     baseline or its group's most-steps image), report.html and the bundle.
 
-    ``rootdir`` resolves the baseline paths that the records hold relative to it.
+    ``rootdir`` resolves the baseline paths that the records hold relative to it. ``environment``
+    is the run's environment.json, read from the folder when not given.
     """
     run_dir = Path(run_dir)
     rows = sorted(records, key=lambda record: str(record["nodeid"]))
@@ -139,7 +129,8 @@ def write_reports(run_dir: Path, run_id: str, records: Sequence[Mapping[str, Any
     atomic_write_text(run_dir / SUMMARY_FILE, markdown)
     if panels(rows):
         atomic_write_bytes(run_dir / PLOT_FILE, speed_quality_png(rows, f"diffbench run {run_id}"))
-    environment_file = run_dir / "environment.json"
-    environment = json.loads(environment_file.read_text(encoding="utf-8")) if environment_file.is_file() else {}
+    if environment is None:
+        environment_file = run_dir / ENVIRONMENT_FILE
+        environment = json.loads(environment_file.read_text(encoding="utf-8")) if environment_file.is_file() else {}
     atomic_write_text(run_dir / REPORT_FILE, render_report(run_dir, run_id, rows, environment))
-    return Reports(markdown, write_bundle(run_dir, run_id, bundle_images))
+    return Reports(markdown, write_bundle(run_dir, run_id, bundle_images, rows))

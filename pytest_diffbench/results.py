@@ -7,6 +7,7 @@ the same rows in the same order. It is written once, by the controller, atomical
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import secrets
@@ -37,6 +38,7 @@ COLUMNS: tuple[str, ...] = (
 )
 
 RESULTS_FILE = "results.csv"
+ENVIRONMENT_FILE = "environment.json"
 LATEST_FILE = "latest"
 
 
@@ -84,9 +86,23 @@ def mark_latest(output_dir: Path, run_id: str) -> None:
     atomic_write_text(Path(output_dir) / LATEST_FILE, run_id + "\n")
 
 
+def image_relpath(case: str) -> str:
+    """Where a case's output image lies in its run folder (``case`` from baselines.case_path)."""
+    return f"images/{case}.png"
+
+
 def write_case_files(run_dir: Path, case: str, png: bytes, config_json: str) -> Path:
     """The case's output image under images/ and its frozen config under configs/."""
-    image_path = Path(run_dir) / "images" / f"{case}.png"
+    image_path = Path(run_dir) / image_relpath(case)
     atomic_write_bytes(image_path, png)
     atomic_write_text(Path(run_dir) / "configs" / f"{case}.json", config_json)
     return image_path
+
+
+def read_records(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run folder's results.csv (cells as text)."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a diffbench run folder?")
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))

@@ -167,15 +167,15 @@ class DiffbenchSession:
         from pytest_diffbench.convergence import add_reference_ssim
         from pytest_diffbench.identity import run_environment
         from pytest_diffbench.reports import write_reports
-        from pytest_diffbench.results import mark_latest, write_results
+        from pytest_diffbench.results import ENVIRONMENT_FILE, mark_latest, write_results
 
         add_reference_ssim(self.run_dir, self.records)
         path = write_results(self.run_dir, self.records)
         environment = run_environment(run_id=self.run_id or "", args=self.config.invocation_params.args,
                                       rootdir=self.config.rootpath, records=self.records)
-        atomic_write_text(self.run_dir / "environment.json", json.dumps(environment, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(self.run_dir / ENVIRONMENT_FILE, json.dumps(environment, indent=2, sort_keys=True) + "\n")
         reports = write_reports(self.run_dir, self.run_id or "", self.records, self.settings.bundle_images,
-                                self.config.rootpath)
+                                self.config.rootpath, environment)
         self.bundle_path = reports.bundle
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:  # GitHub Actions shows this file on the run's page

@@ -10,6 +10,7 @@ import math
 from collections import Counter
 from typing import Any, Iterable, Mapping, Sequence
 
+SUMMARY_FILE = "summary.md"
 PASSED = "passed"
 #: Columns of the speed table: seconds per image and VRAM, with the baseline's own figure.
 SPEED_COLUMNS = ("case", "outcome", "s/img", "baseline s/img", "change", "peak VRAM", "device")
