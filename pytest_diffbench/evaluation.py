@@ -72,10 +72,10 @@ def evaluate_case(session: "DiffbenchSession", item: pytest.Item, dcase: "Diffbe
         identity = judge_identity(config_dict, config_hash, baseline.config, baseline.config_hash, env_diff, settings.strict_env)
         if identity is not None and settings.update == "all":
             baseline, env_diff, identity = write_baseline("refreshed"), {}, None
-        verdict = identity or _compare(dcase, baseline, tolerances, settings.lpips, env["device_name"], session.workers)
+        verdict = identity or _compare(dcase, baseline, tolerances, settings.lpips, measurement)
         if settings.update == "all" and not action and _refreshable(verdict):
             baseline, env_diff = write_baseline("refreshed"), {}
-            verdict = _compare(dcase, baseline, tolerances, settings.lpips, env["device_name"], session.workers)
+            verdict = _compare(dcase, baseline, tolerances, settings.lpips, measurement)
 
     record = session.base_record(
         item, dcase.case,
@@ -100,7 +100,7 @@ def evaluate_case(session: "DiffbenchSession", item: pytest.Item, dcase: "Diffbe
 
 
 def _compare(dcase: "DiffbenchCase", baseline: Baseline, tolerances: "Tolerances", lpips_mode: str,
-             device_name: str, workers: int) -> Verdict:
+             measurement: Mapping[str, Any]) -> Verdict:
     assert dcase.measurement is not None and dcase.image is not None
     try:
         scores = compare_images(baseline.load_image(), dcase.image, lpips_mode=lpips_mode,
@@ -109,8 +109,7 @@ def _compare(dcase: "DiffbenchCase", baseline: Baseline, tolerances: "Tolerances
         return Verdict(Outcome.FAILED_QUALITY, [f"output and baseline differ in size: {exc}"])
     except LpipsUnavailable as exc:
         return Verdict(Outcome.ERROR, [f"diffbench_lpips = required, but {exc}"])
-    return judge_gates(scores, dcase.measurement.seconds_per_image, dcase.measurement.peak_vram_mb,
-                       tolerances, baseline.measurement, device_name, workers)
+    return judge_gates(scores, tolerances, baseline.measurement, measurement)
 
 
 def _refreshable(verdict: Verdict) -> bool:

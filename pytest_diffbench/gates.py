@@ -83,20 +83,23 @@ def judge_identity(config: Mapping[str, Any], config_hash: str, baseline_config:
     return None
 
 
-def judge_gates(scores: Any, seconds: float, peak_vram_mb: float | None, tolerances: Tolerances,
-                baseline_measurement: Mapping[str, Any], device_name: str, workers: int = 1) -> Verdict:
+def judge_gates(scores: Any, tolerances: Tolerances, baseline_measurement: Mapping[str, Any],
+                measurement: Mapping[str, Any]) -> Verdict:
     """Quality (SSIM, PSNR, LPIPS), speed (absolute and relative) and memory checks.
 
-    ``workers`` is how many pytest processes shared the device while this case was timed.
+    ``measurement`` (like the baseline's) holds ``seconds_per_image``, ``peak_vram_mb``,
+    ``device_name`` and ``workers``, how many pytest processes shared the device while the
+    case was timed.
     """
     t = tolerances
+    seconds, peak_vram_mb = measurement["seconds_per_image"], measurement["peak_vram_mb"]
     lpips_note = "" if scores.lpips_status == "ok" else scores.lpips_status
     checks = [
         _at_least("ssim", scores.ssim, t.min_ssim),
         _at_least("psnr", scores.psnr, t.min_psnr, unit=" dB"),
         _at_most("lpips", scores.lpips, t.max_lpips, note=lpips_note),
         _at_most("seconds/image", seconds, t.max_seconds, unit=" s", outcome=Outcome.FAILED_SPEED),
-        _slowdown_check(seconds, t.time_regression, baseline_measurement, device_name, workers),
+        _slowdown_check(t.time_regression, baseline_measurement, measurement),
         _at_most("peak VRAM", peak_vram_mb, t.max_vram_mb, unit=" MiB", outcome=Outcome.FAILED_MEMORY,
                  note="" if peak_vram_mb is not None else "measured on CUDA only"),
     ]
@@ -117,10 +120,10 @@ def _at_most(name: str, value: float | None, limit: float | None, *, unit: str =
     return Check(name, value, "<=", limit, passed, unit, note, outcome)
 
 
-def _slowdown_check(seconds: float, limit: float | None, baseline: Mapping[str, Any], device_name: str,
-                    workers: int) -> Check:
+def _slowdown_check(limit: float | None, baseline: Mapping[str, Any], current: Mapping[str, Any]) -> Check:
     """Relative timing, applied only when the baseline was timed on the same device name by as
     many pytest processes (xdist workers sharing a device slow each other down)."""
+    seconds, device_name, workers = current["seconds_per_image"], current["device_name"], current["workers"]
     reference = baseline.get("seconds_per_image")
     base_device = baseline.get("device_name", "")
     base_workers = int(baseline.get("workers", 1))

@@ -17,7 +17,6 @@ from pytest_diffbench.results import ENVIRONMENT_FIELDS
 
 DISTRIBUTIONS = ("pytest-diffbench", "pytest", "pytest-xdist", "torch", "diffusers", "transformers", "lpips",
                  "scikit-image", "numpy", "pillow")
-DEVICE_FIELDS = ENVIRONMENT_FIELDS
 
 
 def distribution_version(distribution: str) -> str:
@@ -45,7 +44,7 @@ def git_state(rootdir: Path) -> dict[str, Any]:
 
 
 def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    devices = {tuple(str(r.get(field) or "") for field in DEVICE_FIELDS) for r in records}
+    devices = {tuple(str(r.get(field) or "") for field in ENVIRONMENT_FIELDS) for r in records}
     return {
         "run_id": run_id,
         "command": " ".join(["pytest", *args]),
@@ -53,5 +52,5 @@ def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, records:
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": {name: distribution_version(name) for name in DISTRIBUTIONS},
-        "devices": [dict(zip(DEVICE_FIELDS, device)) for device in sorted(devices)],
+        "devices": [dict(zip(ENVIRONMENT_FIELDS, device)) for device in sorted(devices)],
     }

@@ -27,7 +27,8 @@ def identity(new: FrozenConfig, old: FrozenConfig = CONFIG, env_diff=None, stric
 
 
 def gates(scores=GOOD, seconds=1.0, peak=None, tolerances=Tolerances(), baseline=None, device=DEVICE, workers=1) -> Verdict:
-    return judge_gates(scores, seconds, peak, tolerances, baseline if baseline is not None else {}, device, workers)
+    measurement = {"seconds_per_image": seconds, "peak_vram_mb": peak, "device_name": device, "workers": workers}
+    return judge_gates(scores, tolerances, baseline if baseline is not None else {}, measurement)
 
 
 def tol(**changes) -> Tolerances:

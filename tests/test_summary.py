@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_diffbench.identity import DEVICE_FIELDS, git_state, run_environment
+from pytest_diffbench.identity import git_state, run_environment
+from pytest_diffbench.results import ENVIRONMENT_FIELDS
 from pytest_diffbench.summary import (
     SPEED_COLUMNS,
     badge,
@@ -82,7 +83,7 @@ def test_run_environment_collects_devices_from_the_rows(tmp_path: Path):
     assert env["command"] == "pytest --diffbench -n 2"
     assert env["run_id"] == "r1"
     assert [d["device_name"] for d in env["devices"]] == ["Intel Xeon", "NVIDIA H200"]
-    assert set(env["devices"][0]) == set(DEVICE_FIELDS)
+    assert set(env["devices"][0]) == set(ENVIRONMENT_FIELDS)
     assert env["versions"]["pytest"] == pytest.__version__
     assert env["git"] == {"commit": "", "dirty": None}  # tmp_path is no repository
     json.dumps(env)  # plain JSON values only

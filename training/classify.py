@@ -33,10 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy import ndimage
 
-from training.shapes import COLOURS, COLOUR_NAMES, SHAPES, draw_shape
+from training.shapes import COLOURS, COLOUR_NAMES, SHAPES, shape_mask
 
 __all__ = ["Classification", "classify", "foreground_mask", "nearest_colour"]
 
@@ -46,7 +46,6 @@ SECOND_TONE_SHARE = 0.15
 FOREGROUND_DISTANCE = 60.0
 MIN_PIXELS = 20
 _PALETTE = np.array([COLOURS[name] for name in COLOUR_NAMES], dtype=np.float32)
-_TEMPLATE_SUPERSAMPLE = 4
 
 
 @dataclass(frozen=True)
@@ -115,13 +114,8 @@ def _foreground_mask(array: np.ndarray) -> np.ndarray:
 
 
 def _template(shape: str, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-    s = _TEMPLATE_SUPERSAMPLE
     height, width = size
-    canvas = Image.new("L", (width * s, height * s), 0)
-    left, top, right, bottom = box
-    draw_shape(ImageDraw.Draw(canvas), shape, (left * s, top * s, right * s, bottom * s), 255)
-    small = np.asarray(canvas.resize((width, height), Image.Resampling.BOX))
-    return small >= 128
+    return np.asarray(shape_mask(shape, box, (width, height))) >= 128
 
 
 def classify(image: Image.Image | np.ndarray) -> Classification:

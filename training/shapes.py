@@ -42,6 +42,7 @@ __all__ = [
     "draw_shape",
     "make_example",
     "render",
+    "shape_mask",
 ]
 
 IMAGE_SIZE = 64
@@ -101,6 +102,18 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, float, f
         raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
 
 
+def shape_mask(shape: str, box: tuple[float, float, float, float], size: tuple[int, int]) -> Image.Image:
+    """Anti-aliased coverage ("L", 0-255) of ``shape`` in ``box`` on a (width, height) canvas.
+
+    Drawn at 4x and box-filtered down, so edge pixels hold the fraction of them covered.
+    """
+    width, height = size
+    canvas = Image.new("L", (width * _SUPERSAMPLE, height * _SUPERSAMPLE), 0)
+    scaled = tuple(v * _SUPERSAMPLE for v in box)
+    draw_shape(ImageDraw.Draw(canvas), shape, scaled, 255)  # type: ignore[arg-type]
+    return canvas.resize((width, height), Image.Resampling.BOX)
+
+
 def _jitter(rng: np.random.Generator, rgb: tuple[int, int, int]) -> tuple[int, int, int]:
     offsets = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=3)
     return tuple(int(np.clip(c + o, 0, 255)) for c, o in zip(rgb, offsets))  # type: ignore[return-value]
@@ -116,12 +129,7 @@ def render(labels: Labels, fg_rgb: tuple[int, int, int],
         ImageDraw.Draw(image).rectangle(
             (second[0], second[1], second[2] - 1, second[3] - 1), fill=bg_rgbs[1]
         )
-    # Anti-aliased shape: draw a mask at 4x, box-filter it down, composite.
-    big = size * _SUPERSAMPLE
-    mask = Image.new("L", (big, big), 0)
-    scaled = tuple(v * _SUPERSAMPLE for v in labels.box)
-    draw_shape(ImageDraw.Draw(mask), labels.shape, scaled, 255)  # type: ignore[arg-type]
-    mask = mask.resize((size, size), Image.Resampling.BOX)
+    mask = shape_mask(labels.shape, labels.box, (size, size))
     image.paste(Image.new("RGB", (size, size), fg_rgb), (0, 0), mask)
     return image
 
