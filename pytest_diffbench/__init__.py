@@ -4,7 +4,7 @@
 ``diffbench.generate(prompt)`` in it, and run ``pytest --diffbench``.
 """
 
-from pytest_diffbench.sweep import sweep, tolerance
+from pytest_diffbench.spec.sweep import sweep, tolerance
 
 __version__ = "0.1.0"
 __all__ = ["sweep", "tolerance", "__version__"]

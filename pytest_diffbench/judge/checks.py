@@ -1,0 +1,136 @@
+"""Checks: each number against its tolerance, baseline identity first, then quality (one check
+per registered metric), speed and memory.
+
+Every check is kept, passed or not, so a failure message and results.csv show each number
+against the tolerance that was applied, and why a check was skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, Score, tolerance_name
+from pytest_diffbench.judge.metrics.base import Direction, passes
+from pytest_diffbench.judge.tolerances import Tolerances
+from pytest_diffbench.spec.config import diff_configs
+from pytest_diffbench.spec.measurement import Measurement
+from pytest_diffbench.spec.outcomes import Outcome
+
+#: Name of the relative-timing check (results.csv's ``slowdown`` column).
+SLOWDOWN = "slowdown"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One number against one tolerance. ``passed`` is None when the check did not apply."""
+
+    name: str
+    value: float | None
+    op: str
+    limit: float | None
+    passed: bool | None
+    unit: str = ""
+    note: str = ""
+    outcome: Outcome = Outcome.FAILED_QUALITY
+
+    def render(self) -> str:
+        """``ssim  0.6123  >= 0.95  FAIL`` (one line, fixed columns)."""
+        unit = f" {self.unit}" if self.unit else ""
+        value = "-" if self.value is None else format_number(self.value) + unit
+        limit = "off" if self.limit is None else f"{self.op} {format_number(self.limit)}{unit}"
+        status = {True: "ok", False: "FAIL", None: "skipped"}[self.passed]
+        line = f"{self.name:<16} {value:>12}   {limit:<14} {status}"
+        return f"{line}  ({self.note})" if self.note else line
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reasons: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+
+    def check(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    @property
+    def failed_checks(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.passed is False)
+
+
+def format_number(value: float) -> str:
+    """4 significant digits; ``inf`` for infinities."""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.4g}"
+
+
+def judge_identity(config: Mapping[str, Any], config_hash: str, baseline_config: Mapping[str, Any],
+                   baseline_hash: str, env_diff: Mapping[str, tuple[str, str]], strict_env: bool) -> Verdict | None:
+    """A version-mismatch or stale-baseline verdict, or None when the baseline is this case's."""
+    old_version, new_version = baseline_config.get("workflow_version"), config.get("workflow_version")
+    if old_version != new_version:
+        return Verdict(Outcome.VERSION_MISMATCH, (
+            f"baseline was made by workflow_version {old_version!r}, this run is {new_version!r}; "
+            "review the change, then refresh with --diffbench-update",))
+    if baseline_hash != config_hash:
+        fields = [f"  {key}: {old!r} -> {new!r}" for key, old, new in diff_configs(baseline_config, config)]
+        return Verdict(Outcome.STALE_BASELINE, (
+            f"baseline config hash {baseline_hash[:12]} != this case's {config_hash[:12]}; fields that differ:",
+            *fields, "if the change is intended, refresh with --diffbench-update"))
+    if strict_env and env_diff:
+        fields = [f"  {key}: {old!r} -> {new!r}" for key, (old, new) in sorted(env_diff.items())]
+        return Verdict(Outcome.VERSION_MISMATCH, ("baseline was made in another environment (--diffbench-strict-env):", *fields))
+    return None
+
+
+def judge_gates(scores: Mapping[str, Score], tolerances: Tolerances, baseline: Measurement | None,
+                baseline_device: str, baseline_workers: int, measurement: Measurement, device_name: str,
+                workers: int, metrics: MetricRegistry = REGISTRY) -> Verdict:
+    """Quality (one check per scored metric), speed (absolute and relative) and memory checks.
+
+    ``baseline`` is the baseline's measurement, timed on ``baseline_device`` by
+    ``baseline_workers`` pytest processes sharing it; ``workers`` is this run's count.
+    """
+    checks = [_metric_check(metric.name, metric.direction, metric.unit, scores[metric.name], tolerances[tolerance_name(metric)])
+              for metric in metrics if metric.name in scores]
+    checks += [
+        _limit("seconds/image", measurement.seconds_per_image, tolerances["max_seconds"], unit="s", outcome=Outcome.FAILED_SPEED),
+        _slowdown_check(tolerances["time_regression"], baseline, baseline_device, baseline_workers, measurement,
+                        device_name, workers),
+        _limit("peak VRAM", measurement.peak_vram_mb, tolerances["max_vram_mb"], unit="MiB", outcome=Outcome.FAILED_MEMORY,
+               note="" if measurement.peak_vram_mb is not None else "measured on CUDA only"),
+    ]
+    failed = [c for c in checks if c.passed is False]
+    return Verdict(failed[0].outcome if failed else Outcome.PASSED, (), tuple(checks))
+
+
+def _metric_check(name: str, direction: Direction, unit: str, score: Score, limit: float | None) -> Check:
+    note = "" if score.status == "ok" else score.status
+    passed = None if limit is None or score.value is None else passes(direction, score.value, limit)
+    return Check(name, score.value, direction.value, limit, passed, unit, note)
+
+
+def _limit(name: str, value: float | None, limit: float | None, *, unit: str = "", note: str = "",
+           outcome: Outcome) -> Check:
+    passed = None if limit is None or value is None else value <= limit
+    return Check(name, value, "<=", limit, passed, unit, note, outcome)
+
+
+def _slowdown_check(limit: float | None, baseline: Measurement | None, base_device: str, base_workers: int,
+                    current: Measurement, device_name: str, workers: int) -> Check:
+    """Relative timing, applied only when the baseline was timed on the same device name by as
+    many pytest processes (xdist workers sharing a device slow each other down)."""
+    if baseline is None or not baseline.seconds_per_image:
+        return Check(SLOWDOWN, None, "<=", limit, None, note="baseline has no timing", outcome=Outcome.FAILED_SPEED)
+    seconds, reference = current.seconds_per_image, baseline.seconds_per_image
+    slowdown = seconds / reference - 1.0
+    if base_device != device_name:
+        return Check(SLOWDOWN, slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
+                     note=f"skipped: baseline timed on {base_device or 'unknown'}, this run on {device_name}")
+    if base_workers != workers:
+        return Check(SLOWDOWN, slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
+                     note=f"skipped: baseline timed with {base_workers} pytest worker(s), this run with {workers}")
+    return _limit(SLOWDOWN, slowdown, limit, outcome=Outcome.FAILED_SPEED,
+                  note=f"{seconds:.4g} s vs baseline {reference:.4g} s")

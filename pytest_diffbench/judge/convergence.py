@@ -1,0 +1,65 @@
+"""How close each case comes to the image of its sweep group with the most steps.
+
+Against its baseline, every case of a healthy run scores SSIM 1.0, so that axis says nothing
+about a speed-against-quality sweep. What such a sweep asks is how far fewer steps fall from
+more: each case is scored against its *reference*, the case of the same test whose case id
+differs only in the step count and that has the most steps. Groups with one step count have no
+reference; the reference scores 1.0 against itself. The scores become results.csv's
+``ssim_vs_most_steps`` column, which plot.png and report.html show.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from pytest_diffbench.judge.metrics.ssim import ssim
+from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.spec.samplers import sampler_slug
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+#: Loads a case's output image as an (H, W, 3) uint8 array; None when the case has none.
+PixelLoader = Callable[[CaseResult], "npt.NDArray[np.uint8] | None"]
+
+
+def case_group(result: CaseResult, *axes: str) -> tuple[str, str]:
+    """(test, the case id without the parts named by ``axes``): the cases that differ only there.
+
+    ``axes`` are among ``"sampler"`` and ``"steps"``, whose parts of a sweep's case id are the
+    sampler's slug and ``<n>steps``; the remaining parts are joined with `` · ``.
+    """
+    parts = {"sampler": sampler_slug(str(result.setting("sampler"))), "steps": f"{result.setting('steps')}steps"}
+    dropped = {parts[axis] for axis in axes}
+    rest = [part for part in result.case_id.split("-") if part not in dropped]
+    return result.test, " · ".join(rest)
+
+
+def reference_ssim(results: Sequence[CaseResult], pixels: PixelLoader) -> dict[str, float]:
+    """Node id -> SSIM against its group's most-steps image, for groups of two or more step counts.
+
+    Each image is loaded once.
+    """
+    loaded = {r.nodeid: image for r in results if r.setting("steps") is not None and (image := pixels(r)) is not None}
+    groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+    for result in results:
+        if result.nodeid in loaded:
+            groups[case_group(result, "steps")].append(result)
+    scores: dict[str, float] = {}
+    for members in groups.values():
+        if len({int(m.setting("steps")) for m in members}) < 2:
+            continue
+        reference = loaded[max(members, key=lambda m: int(m.setting("steps"))).nodeid]
+        for member in members:
+            image = loaded[member.nodeid]
+            if image.shape == reference.shape:
+                scores[member.nodeid] = ssim(image, reference)
+    return scores
+
+
+def with_reference_ssim(results: Sequence[CaseResult], pixels: PixelLoader) -> list[CaseResult]:
+    """``results`` with ``ssim_vs_most_steps`` set where a case has a reference."""
+    scores = reference_ssim(results, pixels)
+    return [r.with_changes(ssim_vs_most_steps=scores[r.nodeid]) if r.nodeid in scores else r for r in results]

@@ -1,0 +1,211 @@
+"""The baseline lifecycle of one finished case, as one pure function: :func:`judge`.
+
+missing -> fail (or create with ``--diffbench-update``); unreadable -> error (or rewrite);
+workflow version differs -> version-mismatch; config hash differs -> stale-baseline; otherwise
+score every registered metric and gate time and VRAM. ``--diffbench-update`` (all) refreshes a
+baseline whose case failed on identity, quality or relative speed and judges again, so absolute
+budgets still fail; ``=missing`` only writes missing and unreadable baselines.
+
+No pytest, no torch, no files: the session gathers :class:`CaseInputs` and the stored baseline,
+and writes what the returned :class:`~pytest_diffbench.spec.outcomes.BaselineAction` asks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
+
+from pytest_diffbench.judge.checks import SLOWDOWN, Check, Verdict, judge_gates, judge_identity
+from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, MetricRegistry, MetricUnavailable, score_images
+from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.judge.tolerances import Tolerances
+from pytest_diffbench.spec.machine import MachineInfo, format_diff
+from pytest_diffbench.spec.measurement import Measurement
+from pytest_diffbench.spec.outcomes import BaselineAction, Outcome, UpdateMode
+from pytest_diffbench.spec.sidecar import Sidecar
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+#: Checks whose failure --diffbench-update (all) answers by refreshing the baseline.
+_REFRESHABLE_BUDGETS = frozenset({SLOWDOWN})
+
+
+@dataclass(frozen=True)
+class CaseInputs:
+    """Everything :func:`judge` needs about the case that just ran."""
+
+    run_id: str
+    timestamp: str
+    nodeid: str
+    case_id: str
+    config: Mapping[str, object]
+    config_hash: str
+    prompt: str
+    image: "Image.Image"
+    measurement: Measurement
+    machine: MachineInfo
+    tolerances: Tolerances
+    #: Metric name -> auto / required / off (``diffbench_lpips`` for LPIPS).
+    metric_modes: Mapping[str, str]
+    #: Where network metrics run: the pipeline's device, e.g. ``cpu`` or ``cuda:0``.
+    device: str
+    strict_env: bool
+    worker: str
+    workers: int
+    pin: str
+    #: Display paths (relative to the rootdir) of the baseline image and the run's output image.
+    baseline_path: str
+    output_path: str
+    #: Where the missing-baseline message says the baseline would go.
+    case: str = ""
+
+    def sidecar(self) -> Sidecar:
+        """The sidecar a baseline made from this case holds (its image SHA-256 is the store's to add)."""
+        return Sidecar(case=self.case, config=self.config, config_hash=self.config_hash, environment=self.machine,
+                       measurement=Measurement(self.measurement.seconds_per_image, self.measurement.peak_vram_mb),
+                       device_name=self.machine.device_name, workers=self.workers)
+
+
+@dataclass(frozen=True)
+class StoredBaseline:
+    """A readable baseline pair: its sidecar and its image."""
+
+    sidecar: Sidecar
+    image: "Image.Image"
+
+
+@dataclass(frozen=True)
+class BrokenBaseline:
+    """A baseline that exists but cannot be used; ``message`` names the file and the fault."""
+
+    message: str
+
+
+BaselineState = StoredBaseline | BrokenBaseline | None
+
+
+def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None,
+          metrics: MetricRegistry = REGISTRY) -> tuple[CaseResult, BaselineAction]:
+    """The case's result, and what to do with its baseline pair.
+
+    When the action writes (created, refreshed, rewritten) the case was judged against its own
+    output as the new baseline, as the run after the write will see it.
+    """
+    action = BaselineAction.NONE
+    if baseline is None or isinstance(baseline, BrokenBaseline):
+        if update is not None:
+            action = BaselineAction.CREATED if baseline is None else BaselineAction.REWRITTEN
+            return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True), action
+        if baseline is None:
+            verdict = Verdict(Outcome.MISSING_BASELINE, (
+                f"no baseline at {inputs.baseline_path}; create it with: pytest --diffbench --diffbench-update=missing",))
+        else:
+            verdict = Verdict(Outcome.ERROR, (baseline.message,))
+        return _result(inputs, verdict, action, metrics), action
+
+    env_diff = inputs.machine.diff(baseline.sidecar.environment.as_dict())
+    identity = judge_identity(inputs.config, inputs.config_hash, baseline.sidecar.config, baseline.sidecar.config_hash,
+                              env_diff, inputs.strict_env)
+    if identity is None:
+        verdict = _compare(inputs, baseline, metrics)
+        if update is UpdateMode.ALL and _refreshable(verdict, metrics):
+            action = BaselineAction.REFRESHED
+    elif update is UpdateMode.ALL:
+        action = BaselineAction.REFRESHED
+    else:
+        verdict = identity
+    if action is BaselineAction.REFRESHED:
+        return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True), action
+    return _result(inputs, verdict, action, metrics, stored=baseline, env_diff=format_diff(env_diff)), action
+
+
+def _compare(inputs: CaseInputs, baseline: StoredBaseline, metrics: MetricRegistry) -> Verdict:
+    sidecar = baseline.sidecar
+    return _scored(inputs, baseline.image, sidecar.measurement, sidecar.device_name, sidecar.workers, metrics)
+
+
+def _compare_with_self(inputs: CaseInputs, metrics: MetricRegistry) -> Verdict:
+    """The verdict against a baseline made from this very output (after an update wrote it)."""
+    return _scored(inputs, inputs.image, inputs.measurement, inputs.machine.device_name, inputs.workers, metrics)
+
+
+def _scored(inputs: CaseInputs, reference: "Image.Image", measurement: Measurement | None, device_name: str,
+            workers: int, metrics: MetricRegistry) -> Verdict:
+    try:
+        scores = score_images(inputs.image, reference, prompt=inputs.prompt, device=inputs.device,
+                              modes=inputs.metric_modes, metrics=metrics)
+    except ImageSizeMismatch as exc:
+        return Verdict(Outcome.FAILED_QUALITY, (f"output and baseline differ in size: {exc}",))
+    except MetricUnavailable as exc:
+        name = next((m.name for m in metrics if inputs.metric_modes.get(m.name) == "required"), "metric")
+        return Verdict(Outcome.ERROR, (f"diffbench_{name} = required, but {exc}",))
+    return judge_gates(scores, inputs.tolerances, measurement, device_name, workers, inputs.measurement,
+                       inputs.machine.device_name, inputs.workers, metrics)
+
+
+def _refreshable(verdict: Verdict, metrics: MetricRegistry) -> bool:
+    """A quality failure (size mismatch included) or a relative slowdown: an update refreshes it."""
+    if verdict.outcome is Outcome.FAILED_QUALITY and not verdict.checks:  # size mismatch
+        return True
+    refreshable = {m.name for m in metrics} | _REFRESHABLE_BUDGETS
+    return any(check.name in refreshable for check in verdict.failed_checks)
+
+
+def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metrics: MetricRegistry, *, stored: StoredBaseline | None = None,
+            own_baseline: bool = False, env_diff: str = "") -> CaseResult:
+    slowdown = verdict.check(SLOWDOWN)
+    if own_baseline:
+        baseline_seconds: float | None = inputs.measurement.seconds_per_image
+    elif stored is not None and stored.sidecar.measurement is not None:
+        baseline_seconds = stored.sidecar.measurement.seconds_per_image
+    else:
+        baseline_seconds = None
+    has_baseline = own_baseline or stored is not None
+    scored = [check for check in verdict.checks if metrics.get(check.name) is not None]
+    result = CaseResult(
+        run_id=inputs.run_id, timestamp=inputs.timestamp, nodeid=inputs.nodeid, case_id=inputs.case_id,
+        outcome=verdict.outcome, message=one_line(verdict), config_hash=inputs.config_hash, config=inputs.config,
+        scores={c.name: c.value for c in scored}, metric_status={c.name: (c.note or "ok") for c in scored},
+        tolerances=inputs.tolerances.as_dict(), measurement=inputs.measurement,
+        baseline_seconds_per_image=baseline_seconds,
+        slowdown=slowdown.value if slowdown else None, time_check=_time_check(slowdown),
+        machine=inputs.machine, worker=inputs.worker, workers=inputs.workers, env_diff=env_diff, pin=inputs.pin,
+        baseline_action=action, baseline_path=inputs.baseline_path if has_baseline else "",
+        output_path=inputs.output_path,
+    )
+    return result if verdict.outcome is Outcome.PASSED else result.with_changes(failure_text=failure_text(result, verdict))
+
+
+def _time_check(check: Check | None) -> str:
+    if check is None:
+        return ""
+    if check.passed is None:
+        return check.note if check.limit is not None else "off"
+    return "passed" if check.passed else "failed"
+
+
+def one_line(verdict: Verdict) -> str:
+    """The reasons and failed checks on one line (a reason ending in ':' runs on into the next)."""
+    parts: list[str] = []
+    for line in [line.strip() for line in verdict.reasons]:
+        if parts and parts[-1].endswith(":"):
+            parts[-1] += " " + line
+        else:
+            parts.append(line)
+    parts += [" ".join(check.render().split()) for check in verdict.failed_checks]
+    return "; ".join(parts)
+
+
+def failure_text(result: CaseResult, verdict: Verdict) -> str:
+    """pytest's failure message: the case, every reason and every check against its tolerance, the files."""
+    lines = [f"diffbench {verdict.outcome.value}: {result.nodeid}",
+             f"  case {result.case_id}, config {result.config_hash[:12]}, pin {result.pin}"]
+    lines += [f"  {line}" for line in verdict.reasons]
+    lines += [f"  {check.render()}" for check in verdict.checks]
+    if result.env_diff:
+        lines.append(f"  environment differs from the baseline's: {result.env_diff}")
+    if result.baseline_path:
+        lines.append(f"  baseline: {result.baseline_path}")
+    lines.append(f"  output:   {result.output_path}")
+    return "\n".join(lines)

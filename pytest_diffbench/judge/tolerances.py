@@ -1,0 +1,102 @@
+"""Tolerances of the quality, speed and memory gates, and where each applied value came from.
+
+The names are derived: one per registered metric (``min_ssim``, ``min_psnr``, ``max_lpips``, ...,
+see :mod:`pytest_diffbench.judge.metrics`) plus the budgets below. Precedence: the test's own
+(``@diffbench.tolerance`` or ``sweep(tolerance=...)``) over the ini file's ``diffbench_<name>``
+over the built-in defaults. ``None`` switches a check off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, tolerance_name
+
+#: Switch values an ini file may use to turn a check off.
+OFF_WORDS = ("off", "none", "")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A tolerance on the measurement rather than on the image."""
+
+    name: str
+    help: str
+    valid: str
+    accepts: Callable[[float], bool]
+
+
+#: Speed and memory budgets, off by default.
+BUDGETS: tuple[Budget, ...] = (
+    Budget("max_seconds", "absolute budget on seconds per image", "a number of seconds > 0", lambda v: v > 0),
+    Budget("max_vram_mb", "absolute budget on peak VRAM in MiB (CUDA only)", "a number of MiB > 0", lambda v: v > 0),
+    Budget("time_regression", "allowed slowdown against the baseline's own seconds per image (0.15 = 15% slower)",
+           "a fraction >= 0 (0.15 allows 15% slower)", lambda v: v >= 0),
+)
+
+
+def tolerance_names(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
+    """Every tolerance name: the metrics' in registry order, then the budgets'."""
+    return tuple(tolerance_name(m) for m in metrics) + tuple(b.name for b in BUDGETS)
+
+
+def default_tolerances(metrics: MetricRegistry = REGISTRY) -> dict[str, float | None]:
+    return {**{tolerance_name(m): m.default_tolerance for m in metrics}, **{b.name: None for b in BUDGETS}}
+
+
+def _ranges(metrics: MetricRegistry) -> dict[str, tuple[Callable[[float], bool], str]]:
+    ranges = {tolerance_name(m): (m.accepts, m.valid_tolerance) for m in metrics}
+    ranges.update({b.name: (b.accepts, b.valid) for b in BUDGETS})
+    return ranges
+
+
+@dataclass(frozen=True)
+class Tolerances(Mapping[str, "float | None"]):
+    """The applied tolerances of one case, by name (see :func:`tolerance_names`); ``None`` is off.
+
+    ``Tolerances()`` holds the built-in defaults of the registered metrics and budgets.
+    """
+
+    values: Mapping[str, float | None] = field(default_factory=default_tolerances)
+
+    def __getitem__(self, name: str) -> float | None:
+        return self.values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def merged(self, overrides: Mapping[str, Any], *, source: str) -> "Tolerances":
+        """A copy with ``overrides`` applied, each validated; ``source`` names them in errors.
+
+        Raises ValueError naming ``source``, the tolerance and what would be valid.
+        """
+        checked = {key: check_tolerance(key, value, source=source) for key, value in overrides.items()}
+        return Tolerances({**self.values, **checked})
+
+    def as_dict(self) -> dict[str, float | None]:
+        return dict(self.values)
+
+
+def check_tolerance(name: str, value: Any, *, source: str, metrics: MetricRegistry = REGISTRY) -> float | None:
+    """Validate one tolerance; strings (from ini files) are parsed, off-words give ``None``.
+
+    Raises ValueError naming ``source`` for an unknown name or a value out of range.
+    """
+    ranges = _ranges(metrics)
+    if name not in ranges:
+        raise ValueError(f"{source}: unknown tolerance {name!r}; valid names are {', '.join(tolerance_names(metrics))}")
+    if value is None or (isinstance(value, str) and value.strip().lower() in OFF_WORDS):
+        return None
+    accepts, valid = ranges[name]
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isnan(number) or not accepts(number):
+        raise ValueError(f"{source}: tolerance {name}={value!r} is not valid; it must be {valid}, or None/off to switch it off")
+    return number

@@ -1,0 +1,57 @@
+"""The fixtures: ``diffbench`` (one case), ``diffbench_pipeline`` and ``diffbench_device``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_diffbench.plugin.keys import CASE_KEY, SESSION_KEY
+from pytest_diffbench.spec.sweep import Case
+
+if TYPE_CHECKING:
+    import torch
+
+    from pytest_diffbench.run.case import DiffbenchCase
+
+
+@pytest.fixture
+def _diffbench_case() -> Case:
+    """The case of a test without a sweep; a sweep parametrizes this fixture away."""
+    return Case()
+
+
+@pytest.fixture(scope="session")
+def diffbench_device(pytestconfig: pytest.Config) -> "torch.device":
+    """The device of the diffbench_pipeline fixture (``--diffbench-device``, ``auto`` picks CUDA when present)."""
+    from pytest_diffbench.run.pipelines import resolve_device
+
+    # read_settings has checked the value: resolve_device cannot refuse it.
+    return resolve_device(pytestconfig.stash[SESSION_KEY].settings.device)
+
+
+@pytest.fixture(scope="session")
+def diffbench_pipeline(pytestconfig: pytest.Config, diffbench_device: "torch.device") -> Any:
+    """The pipeline under test: ``--diffbench-model`` (the shipped diffbench-tiny by default).
+
+    Override it in conftest.py with your own (session scope) for full control of loading; a
+    :class:`pytest_diffbench.testing.FakePipeline` tests a setup without torch or diffusers.
+    Raises pytest.UsageError naming ``diffbench_model`` when the model cannot be loaded.
+    """
+    from pytest_diffbench.run.pipelines import default_dtype, load_pipeline, parse_dtype
+
+    settings = pytestconfig.stash[SESSION_KEY].settings
+    # read_settings has checked the dtype name against DTYPE_NAMES: parse_dtype cannot refuse it.
+    dtype = default_dtype(diffbench_device) if settings.dtype == "auto" else parse_dtype(settings.dtype)
+    try:
+        return load_pipeline(settings.model, device=diffbench_device, dtype=dtype, root=pytestconfig.rootpath)
+    except ValueError as exc:
+        raise pytest.UsageError(f"diffbench_model: {exc}") from None
+
+
+@pytest.fixture
+def diffbench(request: pytest.FixtureRequest, _diffbench_case: Case, diffbench_pipeline: Any) -> "DiffbenchCase":
+    """One case of the sweep: ``generate(prompt, negative_prompt=None, **pipeline_kwargs)``."""
+    dcase = request.config.stash[SESSION_KEY].start_case(request.node, _diffbench_case, diffbench_pipeline)
+    request.node.stash[CASE_KEY] = dcase
+    return dcase

@@ -1,0 +1,139 @@
+"""pytest hooks of pytest-diffbench (the plugin's entry point): thin, each hands off to the session.
+
+Without ``--diffbench`` this module imports neither torch nor diffusers: sweeps still expand (so
+``--collect-only`` lists the cases) and diffbench tests are skipped with a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generator
+
+import pytest
+
+from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.plugin import hookspecs
+from pytest_diffbench.plugin.keys import CASE_FIXTURE, CASE_KEY, RESULT_KEY, SESSION_KEY
+from pytest_diffbench.plugin.options import add_options, read_settings
+from pytest_diffbench.plugin.session import DiffbenchSession
+from pytest_diffbench.plugin.xdist import XdistHooks
+from pytest_diffbench.report.junit import junit_properties
+from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError
+
+pytest_plugins = ["pytest_diffbench.plugin.fixtures"]
+
+SKIP_REASON = "diffbench tests run only with --diffbench"
+#: The attribute of a TestReport that carries a case's result to the xdist controller.
+REPORT_ATTRIBUTE = "diffbench"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{SWEEP_MARK}(**axes): diffbench sweep (use @pytest_diffbench.sweep)")
+    config.addinivalue_line("markers", f"{TOLERANCE_MARK}(**tolerances): diffbench tolerances (use @pytest_diffbench.tolerance)")
+    session = DiffbenchSession(config, read_settings(config))
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(ResultCollector(session), "diffbench-results")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(session), "diffbench-xdist")
+
+
+class ResultCollector:
+    """Collects the results that ride on test reports, from this process or from xdist workers."""
+
+    def __init__(self, session: DiffbenchSession) -> None:
+        self.session = session
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, REPORT_ATTRIBUTE, None)
+        if data is not None:
+            self.session.add_result(CaseResult.from_transport(data))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Claim the run folder before xdist starts its workers (they are told where it is)."""
+    session.config.stash[SESSION_KEY].start()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    uses_fixture = CASE_FIXTURE in metafunc.fixturenames
+    if metafunc.definition.get_closest_marker(SWEEP_MARK) and not uses_fixture:
+        pytest.fail(f"{metafunc.definition.nodeid}: @diffbench.sweep needs the test to take the 'diffbench' fixture", pytrace=False)
+    if not uses_fixture:
+        return
+    try:
+        cases = metafunc.config.stash[SESSION_KEY].expand(metafunc.definition)
+    except SweepError as exc:
+        error = str(exc)
+    else:
+        error = None
+    if error is not None:  # raised outside the except block, so pytest shows the message alone
+        pytest.fail(f"{metafunc.definition.nodeid}: invalid diffbench sweep: {error}", pytrace=False)
+    if metafunc.definition.get_closest_marker(SWEEP_MARK):
+        metafunc.parametrize(CASE_FIXTURE, cases, ids=[case.id for case in cases])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[SESSION_KEY].settings.enabled:
+        return
+    for item in items:
+        if CASE_FIXTURE in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
+    """Run the test body, then judge its image: a regression fails the test itself."""
+    dcase = pyfuncitem.stash.get(CASE_KEY, None)
+    if dcase is None:
+        return (yield)
+    session = pyfuncitem.config.stash[SESSION_KEY]
+    try:
+        outcome = yield
+        result = session.finish_case(pyfuncitem, dcase)
+    except (pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # the test body raised, or judging the case broke
+        pyfuncitem.stash[RESULT_KEY] = session.error_result(pyfuncitem, dcase.case, f"{type(exc).__name__}: {exc}")
+        raise
+    pyfuncitem.stash[RESULT_KEY] = result
+    pyfuncitem.user_properties.extend(junit_properties(result))  # shown by CI systems reading JUnit XML
+    if not result.passed:
+        pytest.fail(result.failure_text or result.message, pytrace=False)
+    return outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the case's result to its report: it travels to the xdist controller with it."""
+    report = yield
+    result: CaseResult | None = None
+    if report.when == "call" and RESULT_KEY in item.stash:
+        result = item.stash[RESULT_KEY]
+    elif report.when == "setup" and report.failed and CASE_FIXTURE in getattr(item, "fixturenames", ()):
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get(CASE_FIXTURE, Case()) if callspec is not None else Case()
+        message = str(call.excinfo.value) if call.excinfo else "setup failed"
+        result = item.config.stash[SESSION_KEY].error_result(item, case, f"setup failed: {message}")
+    if result is not None:
+        setattr(report, REPORT_ATTRIBUTE, result.to_transport())
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[SESSION_KEY].finish()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash[SESSION_KEY].summary_lines()
+    if lines:
+        terminalreporter.section("diffbench")
+        for line in lines:
+            terminalreporter.write_line(line, yellow=line.startswith("WARNING"))

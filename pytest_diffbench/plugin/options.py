@@ -1,0 +1,204 @@
+"""Every command-line option and ini key, defined once, and :func:`read_settings`.
+
+Each :class:`Option` knows its flag, its ini key, its default and its help, so the pytest hooks
+and the ``diffbench`` command share one definition and one set of validators. The tolerance keys
+are derived from the metric registry and the budgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from pytest_diffbench.judge.metrics import METRIC_MODES as LPIPS_MODES
+from pytest_diffbench.judge.tolerances import Tolerances, default_tolerances, tolerance_names
+from pytest_diffbench.report.bundle import BUNDLE_IMAGES
+from pytest_diffbench.spec.outcomes import UpdateMode
+from pytest_diffbench.spec.targets import BUILTIN_MODELS, DTYPE_NAMES, check_device
+
+UPDATE_MODES = tuple(mode.value for mode in UpdateMode)
+PIN_FIELDS = ("device", "dtype", "device_name", "torch", "diffusers", "platform")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: ``flag`` on the command line, ``ini`` in the ini file, or both."""
+
+    dest: str
+    help: str
+    default: Any = None
+    flag: str | None = None
+    ini: str | None = None
+    ini_type: str = "string"
+    argparse: dict[str, Any] | None = None
+    #: The flag of the ``diffbench`` command for the same setting, if it has one.
+    cli: str | None = None
+
+
+def _update_mode(value: str) -> str:
+    if value not in UPDATE_MODES:
+        raise argparse.ArgumentTypeError(
+            f"--diffbench-update got {value!r}; valid values are {', '.join(UPDATE_MODES)} "
+            "(write test paths before the flag, or use --diffbench-update=all)"
+        )
+    return value
+
+
+#: The options that do not depend on the metric registry.
+FIXED_OPTIONS: tuple[Option, ...] = (
+    Option("enabled", "run diffbench cases: generate, compare with baselines, gate on quality and speed",
+           default=False, flag="--diffbench", argparse={"action": "store_true"}),
+    Option("update", "write baselines: 'all' (the default when the flag has no value) writes missing and "
+           "changed ones, 'missing' only missing ones", flag="--diffbench-update",
+           argparse={"nargs": "?", "const": "all", "type": _update_mode, "metavar": "{all,missing}"}),
+    Option("strict_env", "fail cases whose baseline was made in another environment (GPU, driver, library versions)",
+           default=False, flag="--diffbench-strict-env", ini="diffbench_strict_env", ini_type="bool",
+           argparse={"action": "store_true", "default": None}),
+    Option("baseline_dir", "folder of the baselines, relative to the rootdir", default="baselines",
+           flag="--diffbench-baseline-dir", ini="diffbench_baseline_dir", cli="--baseline-dir"),
+    Option("pin", "template of the baseline pin key, from the fields " + ", ".join(PIN_FIELDS),
+           default="{device}-{dtype}", ini="diffbench_pin"),
+    Option("output_dir", "folder that receives run folders (runs/<run_id>/) and 'latest', relative to the rootdir",
+           default=".diffbench", flag="--diffbench-output-dir", ini="diffbench_output_dir", cli="--output-dir"),
+    Option("lpips", "LPIPS: auto (use it when AlexNet's weights load), required, or off", default="auto",
+           flag="--diffbench-lpips", ini="diffbench_lpips", argparse={"choices": LPIPS_MODES}),
+    Option("model", "pipeline of the diffbench_pipeline fixture: {} (the shipped model, random weights "
+           "for plumbing tests), or a diffusers folder (relative to the rootdir) or hub id".format(" or ".join(BUILTIN_MODELS)),
+           default="diffbench-tiny", flag="--diffbench-model", ini="diffbench_model"),
+    Option("device", "device of the diffbench_pipeline fixture: auto, cpu, cuda, cuda:N, mps", default="auto",
+           flag="--diffbench-device", ini="diffbench_device"),
+    Option("dtype", "dtype of the diffbench_pipeline fixture: auto (float16 on CUDA, else float32), float32, float16, bfloat16",
+           default="auto", flag="--diffbench-dtype", ini="diffbench_dtype"),
+    Option("workflow_version", "version of your workflow; a baseline of another version fails as version-mismatch",
+           default="1", ini="diffbench_workflow_version"),
+    Option("bundle_images", "output images in the run's bundle: failures (the default), all, or none",
+           default="failures", flag="--diffbench-bundle-images", ini="diffbench_bundle_images",
+           argparse={"choices": BUNDLE_IMAGES}, cli="--bundle-images"),
+    Option("max_cases", "largest number of cases one sweep may expand to", default="512", ini="diffbench_max_cases"),
+)
+
+
+def options() -> tuple[Option, ...]:
+    """Every option: the fixed ones, then one ini key ``diffbench_<tolerance>`` per tolerance of the
+    metrics registered now and of the budgets."""
+    defaults = default_tolerances()
+    return FIXED_OPTIONS + tuple(
+        Option(name, f"default tolerance {name} (a number, or 'off')", default=defaults[name], ini=f"diffbench_{name}")
+        for name in tolerance_names()
+    )
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("diffbench", "diffusion pipeline regression tests")
+    for option in options():
+        if option.flag:
+            group.addoption(option.flag, dest=f"diffbench_{option.dest}", help=option.help, **(option.argparse or {}))
+        if option.ini:
+            default = option.default if option.ini_type == "bool" else ("off" if option.default is None else str(option.default))
+            parser.addini(option.ini, option.help, type=option.ini_type, default=default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one pytest run (command line over ini over defaults)."""
+
+    enabled: bool
+    update: UpdateMode | None
+    strict_env: bool
+    baseline_dir: Path
+    pin: str
+    output_dir: Path
+    lpips: str
+    model: str
+    device: str
+    dtype: str
+    workflow_version: str
+    max_cases: int
+    bundle_images: str
+    tolerances: Tolerances
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """Resolve every option; a bad value is a :class:`pytest.UsageError` naming the option."""
+    raw = {option.dest: _raw_value(config, option) for option in options()}
+    root = config.rootpath
+    tolerances = Tolerances()
+    for name in tolerance_names():
+        try:
+            tolerances = tolerances.merged({name: raw[name]}, source=f"ini diffbench_{name}")
+        except ValueError as exc:
+            raise pytest.UsageError(f"diffbench: {exc}") from None
+    return Settings(
+        enabled=bool(raw["enabled"]) or raw["update"] is not None,  # --diffbench-update implies --diffbench
+        update=None if raw["update"] is None else UpdateMode(raw["update"]),
+        strict_env=bool(raw["strict_env"]),
+        baseline_dir=root / raw["baseline_dir"],
+        pin=_check(check_pin_template, raw["pin"], "diffbench_pin"),
+        output_dir=root / raw["output_dir"],
+        lpips=_check(_choice(LPIPS_MODES), raw["lpips"], "diffbench_lpips"),
+        model=_check(_non_empty, raw["model"], "diffbench_model"),
+        device=_check(check_device, raw["device"], "diffbench_device"),
+        dtype=_check(_choice(DTYPE_NAMES), raw["dtype"], "diffbench_dtype"),
+        workflow_version=str(raw["workflow_version"]),
+        max_cases=_check(_positive_int, raw["max_cases"], "diffbench_max_cases"),
+        bundle_images=_check(_choice(BUNDLE_IMAGES), raw["bundle_images"], "diffbench_bundle_images"),
+        tolerances=tolerances,
+    )
+
+
+def _raw_value(config: pytest.Config, option: Option) -> Any:
+    if option.flag:
+        value = config.getoption(f"diffbench_{option.dest}")
+        if value is not None:
+            return value
+    if option.ini:
+        return config.getini(option.ini)
+    return option.default
+
+
+def _check(parse: Callable[[Any], Any], value: Any, name: str) -> Any:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"diffbench: {name} = {value!r} is not valid: {exc}") from None
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError(f"valid values are {', '.join(choices)}")
+        return text
+    return parse
+
+
+def _non_empty(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError(f"name a built-in model ({', '.join(BUILTIN_MODELS)}), a diffusers folder or a hub id")
+    return text
+
+
+def _positive_int(value: Any) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise ValueError("it must be a positive integer")
+    return number
+
+
+def check_pin_template(template: Any) -> str:
+    """Check that a pin template uses only known fields, e.g. ``{device}-{dtype}``."""
+    text = str(template)
+    try:
+        text.format(**{name: "x" for name in PIN_FIELDS})
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ValueError(f"unknown or malformed field {exc}; valid fields are {', '.join('{' + f + '}' for f in PIN_FIELDS)}") from None
+    return text
+

@@ -1,0 +1,310 @@
+"""The diffbench session: what the pytest hooks hand off to.
+
+It owns the settings, the run folder and the results of finished cases, expands sweeps,
+assembles each finished case's inputs for :func:`pytest_diffbench.judge.lifecycle.judge`, writes
+what the verdict asks for (the run folder's copy of the case, the baseline pair) and, at the end,
+the run's files: the record of truth first, then every derived artifact on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.judge.tolerances import Tolerances
+from pytest_diffbench.plugin.options import Settings
+from pytest_diffbench.plugin.xdist import RUN_DIR_KEY
+from pytest_diffbench.spec.machine import MachineInfo
+from pytest_diffbench.spec.outcomes import Outcome
+from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
+from pytest_diffbench.store.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from pytest_diffbench.judge.lifecycle import BaselineState
+    from pytest_diffbench.run.case import DiffbenchCase, Runner
+    from pytest_diffbench.store.baselines import BaselineStore
+
+#: Up to this many cases the terminal summary lists every case; above it only the failing ones.
+TABLE_MAX_ROWS = 30
+
+
+class DiffbenchSession:
+    """State of one pytest process (controller or xdist worker) for diffbench."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.results: list[CaseResult] = []
+        self.folder: RunFolder | None = None
+        self.warnings: list[str] = []
+        self.bundle: Path | None = None
+        self._runner: Runner | None = None
+        self._machines: dict[str, MachineInfo] = {}
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        # From xdist's workerinput, not $PYTEST_XDIST_WORKER: a pytest started from inside an
+        # xdist worker (pytester, subprocess) inherits that variable without being a worker.
+        self.worker: str = str(workerinput.get("workerid", "main")) if workerinput is not None else "main"
+        #: pytest processes sharing the machine's devices in this run (xdist's -n, else 1).
+        self.workers: int = int(workerinput.get("workercount", 1)) if workerinput is not None else 1
+        if workerinput is not None and RUN_DIR_KEY in workerinput:
+            self.folder = RunFolder(Path(workerinput[RUN_DIR_KEY]))
+
+    def start(self) -> None:
+        """At session start: the controller claims the run folder (not for --collect-only)."""
+        if self.settings.enabled and not self.is_worker and not self.config.option.collectonly:
+            self.folder = RunFolder.create(self.settings.output_dir)
+
+    # -- collection -------------------------------------------------------------------------
+
+    def expand(self, definition: pytest.Function) -> list[Case]:
+        """The cases of a test; a test without a sweep has one default case."""
+        mark = definition.get_closest_marker(SWEEP_MARK)
+        self.tolerances_for(definition)  # an invalid tolerance is a collection error too
+        if mark is None:
+            return [Case()]
+        if mark.args:
+            raise SweepError("diffbench.sweep takes keyword arguments only, e.g. sweep(seeds=[0, 1])")
+        return expand_sweep(mark.kwargs, max_cases=self.settings.max_cases)
+
+    def tolerances_for(self, node: pytest.Item) -> Tolerances:
+        """Ini defaults, overridden by the sweep's ``tolerance=`` and the tolerance marker."""
+        sweep_mark = node.get_closest_marker(SWEEP_MARK)
+        marker = node.get_closest_marker(TOLERANCE_MARK)
+        from_sweep = dict(sweep_mark.kwargs.get("tolerance") or {}) if sweep_mark else {}
+        from_marker = dict(marker.kwargs) if marker else {}
+        both = sorted(set(from_sweep) & set(from_marker))
+        if both:
+            raise SweepError(f"tolerance {', '.join(both)} is set both in sweep(tolerance=...) and @diffbench.tolerance; set it once")
+        try:
+            tolerances = self.settings.tolerances.merged(from_sweep, source="sweep(tolerance=...)")
+            return tolerances.merged(from_marker, source="@diffbench.tolerance")
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+
+    def workflow_version_for(self, node: pytest.Item) -> str:
+        mark = node.get_closest_marker(SWEEP_MARK)
+        version = mark.kwargs.get("workflow_version") if mark else None
+        return str(version) if version is not None else self.settings.workflow_version
+
+    # -- running ----------------------------------------------------------------------------
+
+    def start_case(self, item: pytest.Item, case: Case, pipeline: Any) -> "DiffbenchCase":
+        from pytest_diffbench.run.case import DiffbenchCase
+
+        return DiffbenchCase(nodeid=item.nodeid, case=case, pipeline=pipeline, runner=self._runner_for(pipeline),
+                             workflow_version=self.workflow_version_for(item))
+
+    def _runner_for(self, pipeline: Any) -> "Runner":
+        from pytest_diffbench.run.case import SelfRunner
+        from pytest_diffbench.run.protocol import DiffbenchPipeline
+
+        if isinstance(pipeline, DiffbenchPipeline):
+            return SelfRunner()
+        if self._runner is None:
+            from pytest_diffbench.run.generation import ImageGenerator
+
+            self._runner = ImageGenerator()
+            self._share_cpu_between_workers()
+        return self._runner
+
+    def _share_cpu_between_workers(self) -> None:
+        """Give each xdist worker its share of the CPU cores for torch's thread pool.
+
+        Every worker's torch would otherwise use all cores, and N workers spinning N x cores
+        threads run several times slower than one. ``OMP_NUM_THREADS`` set by the user wins.
+        """
+        if not self.is_worker or "OMP_NUM_THREADS" in os.environ:
+            return
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.workers))
+
+    def machine_info(self, device: str) -> MachineInfo:
+        """The machine of ``device``, with what ``pytest_diffbench_machine_info`` hooks add (once per device)."""
+        if device not in self._machines:
+            from pytest_diffbench.run.machine import collect_machine_info
+
+            fields: dict[str, Any] = collect_machine_info(device).as_dict()
+            self.config.hook.pytest_diffbench_machine_info(config=self.config, machine_info=fields)
+            self._machines[device] = MachineInfo.from_mapping(fields)
+        return self._machines[device]
+
+    def finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> CaseResult:
+        """Judge the finished case and write what its verdict asks for; its result."""
+        from pytest_diffbench.judge.lifecycle import CaseInputs, judge
+        from pytest_diffbench.store.baselines import BaselineStore
+        from pytest_diffbench.store.files import encode_png
+        from pytest_diffbench.store.paths import case_path, pin_key
+
+        if dcase.image is None or dcase.config is None or dcase.measurement is None:
+            message = f"{item.nodeid}: the test did not call diffbench.generate(); a diffbench case makes one image"
+            return self.error_result(item, dcase.case, message)
+        assert self.folder is not None, "diffbench runs cases only after the session has started"
+        settings, config = self.settings, dcase.config
+        machine = self.machine_info(dcase.device)
+        pin = pin_key(settings.pin, {"device": config.device, "dtype": config.dtype, "device_name": machine.device_name,
+                                     "torch": machine.torch, "diffusers": machine.diffusers, "platform": machine.platform})
+        store = BaselineStore(settings.baseline_dir, pin)
+        case = case_path(item.nodeid)
+        image_path, _ = store.paths(case)
+        inputs = CaseInputs(
+            run_id=self.folder.run_id, timestamp=_now(), nodeid=item.nodeid, case_id=dcase.case.id,
+            config=config.to_dict(), config_hash=config.hash, prompt=config.prompt, image=dcase.image,
+            measurement=dcase.measurement, machine=machine, tolerances=self.tolerances_for(item),
+            metric_modes={"lpips": settings.lpips}, device=dcase.device, strict_env=settings.strict_env,
+            worker=self.worker, workers=self.workers, pin=pin, case=case,
+            baseline_path=self._display(image_path), output_path=self._display(self.folder.image(case)),
+        )
+        png = encode_png(dcase.image)
+        self.folder.write_case(case, png, inputs.sidecar().to_json())
+        result, action = judge(inputs, _baseline_state(store, case), settings.update)
+        if action.wrote:
+            store.write(case, png, inputs.sidecar(), keep_replaced_in=self.folder.replaced_dir)
+        return result
+
+    def error_result(self, item: pytest.Item, case: Case, message: str) -> CaseResult:
+        """The result of a case that could not finish (setup error, exception in the test)."""
+        return CaseResult(
+            run_id=self.folder.run_id if self.folder else "", timestamp=_now(), nodeid=item.nodeid, case_id=case.id,
+            outcome=Outcome.ERROR, message=message, failure_text=message,
+            config={"seed": case.seed, "sampler": case.sampler, "steps": case.steps, "cfg": case.cfg},
+            worker=self.worker, workers=self.workers,
+        )
+
+    def add_result(self, result: CaseResult) -> None:
+        self.results.append(result)
+
+    def _display(self, path: Path) -> str:
+        """``path`` relative to the rootdir, as results and messages show it."""
+        try:
+            return Path(path).resolve().relative_to(self.config.rootpath.resolve()).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
+
+    # -- session end ------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Write the run's files (controller or single process only): results.csv and
+        environment.json, then ``latest``, then every derived artifact on its own (a failing one
+        becomes a warning). summary.md also goes to $GITHUB_STEP_SUMMARY when that is set.
+
+        A session that ran no case (``-k`` selecting nothing) removes its empty run folder, so
+        ``latest`` keeps naming the last real run.
+        """
+        if self.is_worker or self.folder is None:
+            return
+        folder = self.folder
+        if not self.results and folder.is_empty():
+            folder.path.rmdir()
+            self.folder = None
+            return
+        from pytest_diffbench.judge.convergence import with_reference_ssim
+        from pytest_diffbench.report.artifacts import write_artifacts
+        from pytest_diffbench.run.identity import run_environment
+        from pytest_diffbench.store.files import atomic_write_text
+        from pytest_diffbench.store.results import sorted_results, write_results
+
+        try:
+            self.results = with_reference_ssim(sorted_results(self.results), self._pixels)
+        except Exception as exc:  # a derived score; the results are still written without it
+            self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps: {type(exc).__name__}: {exc}")
+        write_results(folder.results, [self._row(result) for result in self.results])
+        environment = run_environment(run_id=folder.run_id, args=self.config.invocation_params.args,
+                                      rootdir=self.config.rootpath, machines=[r.machine for r in self.results])
+        atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")
+        folder.mark_latest()
+        artifacts = write_artifacts(folder, self.results, rootdir=self.config.rootpath,
+                                    bundle_images=self.settings.bundle_images, environment=environment)
+        self.warnings += artifacts.warnings
+        self.bundle = artifacts.bundle
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary and artifacts.summary_markdown:  # GitHub Actions shows this file on the run's page
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(artifacts.summary_markdown)
+
+    def _row(self, result: CaseResult) -> dict[str, Any]:
+        """The results row, with the columns ``pytest_diffbench_result_row`` hooks add."""
+        row = result.to_row()
+        added = dict(row)
+        self.config.hook.pytest_diffbench_result_row(config=self.config, result=result, row=added)
+        changed = sorted(key for key in row if added.get(key) != row[key])
+        warning = (f"WARNING: a pytest_diffbench_result_row hook changed diffbench's column(s) {', '.join(changed)}; "
+                   "hooks may only add columns, so the change was dropped")
+        if changed and warning not in self.warnings:
+            self.warnings.append(warning)
+        return {**added, **row}
+
+    def _pixels(self, result: CaseResult) -> Any:
+        from pytest_diffbench.judge.metrics.images import to_rgb_array
+        from pytest_diffbench.store.paths import case_path
+        from PIL import Image
+
+        assert self.folder is not None
+        path = self.folder.image(case_path(result.nodeid))
+        if not path.is_file():
+            return None
+        with Image.open(path) as image:
+            return to_rgb_array(image)
+
+    def summary_lines(self) -> list[str]:
+        """Lines for pytest's terminal summary: counts, the speed table, where the results are, warnings."""
+        from pytest_diffbench.report.summary import terminal_table
+
+        if self.folder is None or self.is_worker:
+            return []
+        counts = Counter(result.outcome.value for result in self.results)
+        shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no cases ran"
+        total = len(self.results)
+        lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}"]
+        listed = sorted(self.results, key=lambda r: r.nodeid)
+        if total > TABLE_MAX_ROWS:  # a big sweep shows what needs attention; summary.md has all
+            listed = [r for r in listed if not r.passed]
+            lines.append(f"({total - len(listed)} passed cases not listed; see summary.md)")
+        if listed:
+            lines += terminal_table(listed)
+        lines += [f"results: {self.folder.results}", f"summary: {self.folder.summary}"]
+        if self.bundle is not None:
+            lines.append(f"bundle:  {self.bundle}")
+        unavailable = sorted({(name, status) for r in self.results for name, status in r.metric_status.items()
+                              if status.startswith("unavailable")})
+        lines += [f"WARNING: {_label(name)} was not computed: {status.removeprefix('unavailable: ')}"
+                  for name, status in unavailable]
+        env_changes = sorted({r.env_diff for r in self.results if r.env_diff})
+        if env_changes:
+            count = sum(1 for r in self.results if r.env_diff)
+            lines.append(f"note: {count} baseline{'s were' if count > 1 else ' was'} made in another environment: "
+                         + "; ".join(env_changes[:3]))
+        if counts.get(Outcome.MISSING_BASELINE.value):
+            lines.append("create missing baselines with: pytest --diffbench --diffbench-update=missing")
+        return lines + self.warnings
+
+
+def _label(metric_name: str) -> str:
+    from pytest_diffbench.judge.metrics import REGISTRY
+
+    metric = REGISTRY.get(metric_name)
+    return metric.label if metric is not None else metric_name
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _baseline_state(store: "BaselineStore", case: str) -> "BaselineState":
+    """What the store holds for ``case``: a readable pair, a broken one, or nothing."""
+    from pytest_diffbench.judge.lifecycle import BrokenBaseline, StoredBaseline
+    from pytest_diffbench.store.baselines import BaselineError
+
+    try:
+        baseline = store.load(case)
+        return None if baseline is None else StoredBaseline(baseline.sidecar, baseline.load_image())
+    except BaselineError as exc:
+        return BrokenBaseline(str(exc))

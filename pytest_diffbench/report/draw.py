@@ -1,0 +1,280 @@
+"""Labeled figures for review: one case's baseline | output | difference grid, and one test's
+sweep sheet.
+
+The figures describe themselves: captions, the case's settings and the axis labels are drawn
+into the pixels, so a PNG copied out of a run folder still says what it shows. The same inputs
+give the same pixels, and so the same bytes through :func:`pytest_diffbench.files.encode_png`
+(for one Pillow version: glyph rendering belongs to Pillow's FreeType build).
+
+Text uses Pillow's own font (``ImageFont.load_default(size=...)``, Pillow >= 10.1), so no
+system fonts are needed. It covers ASCII and the middle dot "·"; other characters are drawn
+as boxes.
+
+Sizing, the same for both figures:
+
+- Images whose short side is below :data:`MIN_PANEL_SIDE` are upscaled with NEAREST by one
+  integer factor for the whole figure, so each source pixel stays a crisp square and images of
+  different sizes keep their relative size. The factor never makes a long side exceed
+  :data:`MAX_UPSCALED_SIDE`, which keeps very thin images from becoming enormous.
+- Larger images are drawn at their native size, never downscaled: a difference grid exists to
+  show small artefacts, which downscaling would hide. Three 1024x1024 panels give a grid about
+  3200 px wide. Callers that want a smaller sweep sheet of large images should pass thumbnails.
+- The text size follows the panels (1/18 of the largest panel's short side, at least
+  :data:`MIN_FONT_SIZE` px), and gaps and margins are half the text size, so labels stay
+  equally readable at 64x64 and at 1024x1024.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from pytest_diffbench.judge.metrics import ImageSizeMismatch, to_rgb_array
+
+MIN_PANEL_SIDE = 256
+MAX_UPSCALED_SIDE = 1024
+MIN_FONT_SIZE = 12
+
+Color = tuple[int, int, int]
+BACKGROUND: Color = (255, 255, 255)
+TEXT: Color = (0, 0, 0)
+AXIS_TEXT: Color = (0, 70, 160)
+PLACEHOLDER_FILL: Color = (232, 232, 232)
+PLACEHOLDER_EDGE: Color = (160, 160, 160)
+PLACEHOLDER_TEXT: Color = (90, 90, 90)
+
+
+def _heatmap_colors() -> np.ndarray:
+    """256 RGB colours: black at 0, through red, to yellow at 255.
+
+    The difference goes through a square root first so that small differences (a few levels,
+    typical of a changed kernel or dtype) are visibly red rather than nearly black; a
+    difference of 1 already maps to red 32. Only 0 maps to black.
+    """
+    t = np.sqrt(np.arange(256) / 255.0)
+    colors = np.zeros((256, 3), dtype=np.uint8)
+    colors[:, 0] = np.rint(np.clip(2 * t, 0, 1) * 255)
+    colors[:, 1] = np.rint(np.clip(2 * t - 1, 0, 1) * 255)
+    return colors
+
+
+_HEATMAP_COLORS = _heatmap_colors()
+
+
+def difference_heatmap(output: Image.Image, baseline: Image.Image) -> Image.Image:
+    """Per-pixel absolute difference (max over R, G, B) in a fixed colour map, at native size.
+
+    Identical pixels are exactly black, differing ones are never black. Raises
+    :class:`~pytest_diffbench.metrics.ImageSizeMismatch` when the sizes differ.
+    """
+    if output.size != baseline.size:
+        raise ImageSizeMismatch(
+            f"image sizes differ: {_size_text(output)} vs {_size_text(baseline)} (WxH); "
+            "a difference heatmap needs equal sizes"
+        )
+    a = to_rgb_array(output).astype(np.int16)
+    b = to_rgb_array(baseline).astype(np.int16)
+    difference = np.abs(a - b).max(axis=2).astype(np.uint8)
+    return Image.fromarray(_HEATMAP_COLORS[difference], mode="RGB")
+
+
+def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lines: Sequence[str]) -> Image.Image:
+    """baseline | output | difference heatmap side by side, each captioned, with ``label_lines``
+    printed in a band below the panels (each line wrapped to the band's width).
+
+    Without a baseline, the baseline and difference panels are placeholders saying "no
+    baseline". When the sizes differ, both images are drawn at their own size (same scale
+    factor, never resized to match) and the difference panel says "sizes differ".
+    """
+    images = [output] if baseline is None else [baseline, output]
+    scale = _scale(image.size for image in images)
+    shown_output = _upscale(output, scale)
+    style = _Style.for_panels([(image.width * scale, image.height * scale) for image in images])
+
+    if baseline is None:
+        panels = [style.placeholder(shown_output.size, "no baseline"), shown_output,
+                  style.placeholder(shown_output.size, "no baseline")]
+        captions = ["baseline", _caption("output", output, scale), "difference"]
+    else:
+        if baseline.size == output.size:
+            difference = _upscale(difference_heatmap(output, baseline), scale)
+        else:
+            difference = style.placeholder(
+                shown_output.size, f"sizes differ: baseline {_size_text(baseline)}, output {_size_text(output)}")
+        panels = [_upscale(baseline, scale), shown_output, difference]
+        captions = [_caption("baseline", baseline, scale), _caption("output", output, scale), "difference"]
+
+    pad = style.pad
+    width = sum(panel.width for panel in panels) + pad * (len(panels) + 1)
+    caption_lines = [style.wrap(caption, panel.width) for caption, panel in zip(captions, panels)]
+    caption_height = max(len(lines) for lines in caption_lines) * style.line_height
+    label_band = [line for label in label_lines for line in style.wrap(label, width - 2 * pad)]
+    panels_top = pad + caption_height + pad // 2
+    band_top = panels_top + max(panel.height for panel in panels) + pad
+    height = band_top + len(label_band) * style.line_height + pad
+
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    x = pad
+    for panel, lines in zip(panels, caption_lines):
+        style.draw_lines(draw, lines, x, pad, TEXT)
+        canvas.paste(panel, (x, panels_top))
+        x += panel.width + pad
+    style.draw_lines(draw, label_band, pad, band_top, TEXT)
+    return canvas
+
+
+def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str], columns: Sequence[str],
+                title: str, row_axis: str, column_axis: str) -> Image.Image:
+    """A table of images: ``cells[(row, column)]`` at that row and column, a title on top,
+    ``column_axis`` over the column values, ``row_axis`` over the row values on the left.
+
+    Cells are laid out on a regular grid whose pitch is the largest cell (smaller images are
+    centred in theirs); a missing cell is a placeholder. A cell whose row or column is not in
+    ``rows`` or ``columns`` raises ValueError rather than silently dropping an image.
+    """
+    stray = sorted(key for key in cells if key[0] not in rows or key[1] not in columns)
+    if stray:
+        raise ValueError(f"cells outside the sheet's rows and columns: {stray}")
+    scale = _scale(image.size for image in cells.values())
+    shown = {key: _upscale(image, scale) for key, image in cells.items()}
+    cell_width = max((image.width for image in shown.values()), default=MIN_PANEL_SIDE)
+    cell_height = max((image.height for image in shown.values()), default=MIN_PANEL_SIDE)
+    style = _Style.for_panels([(cell_width, cell_height)])
+    pad, line_height = style.pad, style.line_height
+
+    # The row labels' margin fits the widest label, up to one cell width (longer ones wrap).
+    margin = min(cell_width, max(style.text_width(text) for text in [row_axis, *rows]))
+    row_labels = {row: style.wrap(row, margin) for row in rows}
+    corner = style.wrap(row_axis, margin)
+    column_labels = {column: style.wrap(column, cell_width) for column in columns}
+    cells_left = pad + margin + pad
+    width = cells_left + len(columns) * (cell_width + pad)
+    title_lines = style.wrap(title, width - 2 * pad)
+    axis_top = pad + len(title_lines) * line_height + pad
+    labels_top = axis_top + line_height
+    header_lines = max([len(corner), *(len(lines) for lines in column_labels.values())])
+    cells_top = labels_top + header_lines * line_height + pad // 2
+    height = cells_top + len(rows) * (cell_height + pad)
+
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    style.draw_lines(draw, title_lines, pad, pad, TEXT)
+    cells_span = width - pad - cells_left
+    axis_box = (cells_left, axis_top, cells_span, line_height)
+    style.draw_centred(draw, style.wrap(column_axis, cells_span), axis_box, AXIS_TEXT)
+    style.draw_lines(draw, corner, pad, labels_top, AXIS_TEXT)
+    for j, column in enumerate(columns):
+        label_box = (cells_left + j * (cell_width + pad), labels_top, cell_width, header_lines * line_height)
+        style.draw_centred(draw, column_labels[column], label_box, TEXT)
+    for i, row in enumerate(rows):
+        y = cells_top + i * (cell_height + pad)
+        label_height = len(row_labels[row]) * line_height
+        style.draw_lines(draw, row_labels[row], pad, y + max(0, (cell_height - label_height) // 2), TEXT)
+        for j, column in enumerate(columns):
+            x = cells_left + j * (cell_width + pad)
+            image = shown.get((row, column))
+            if image is None:
+                canvas.paste(style.placeholder((cell_width, cell_height), "no image"), (x, y))
+            else:
+                canvas.paste(image, (x + (cell_width - image.width) // 2, y + (cell_height - image.height) // 2))
+    return canvas
+
+
+def _scale(sizes: Iterable[tuple[int, int]]) -> int:
+    """The one integer NEAREST factor for a figure's images (see the module docstring)."""
+    sizes = list(sizes)
+    if not sizes:
+        return 1
+    short = max(min(size) for size in sizes)
+    long = max(max(size) for size in sizes)
+    if short >= MIN_PANEL_SIDE:
+        return 1
+    return max(1, min(math.ceil(MIN_PANEL_SIDE / short), MAX_UPSCALED_SIDE // long))
+
+
+def _upscale(image: Image.Image, scale: int) -> Image.Image:
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    if scale == 1:
+        return image
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def _size_text(image: Image.Image) -> str:
+    return f"{image.width}x{image.height}"
+
+
+def _caption(name: str, image: Image.Image, scale: int) -> str:
+    """E.g. ``output 64x64 (shown x4)``: the native size, and the upscaling when there is one."""
+    shown = f" (shown x{scale})" if scale > 1 else ""
+    return f"{name} {_size_text(image)}{shown}"
+
+
+@lru_cache(maxsize=None)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+class _Style:
+    """Text size, spacing and text drawing for one figure."""
+
+    def __init__(self, font_size: int) -> None:
+        self.font = _font(font_size)
+        self.pad = font_size // 2
+        ascent, descent = self.font.getmetrics()
+        self.line_height = ascent + descent + font_size // 4
+
+    @classmethod
+    def for_panels(cls, sizes: Sequence[tuple[int, int]]) -> _Style:
+        panel_side = max(min(size) for size in sizes)
+        return cls(max(MIN_FONT_SIZE, round(panel_side / 18)))
+
+    def text_width(self, text: str) -> int:
+        return math.ceil(self.font.getlength(text))
+
+    def wrap(self, text: str, width: int) -> list[str]:
+        """Greedy word wrap to ``width`` pixels; a word longer than a line is split."""
+        lines: list[str] = []
+        for paragraph in text.splitlines() or [""]:
+            line = ""
+            for word in paragraph.split(" "):
+                candidate = f"{line} {word}" if line else word
+                if self.text_width(candidate) <= width:
+                    line = candidate
+                    continue
+                if line:
+                    lines.append(line)
+                line = word
+                while len(line) > 1 and self.text_width(line) > width:
+                    cut = 1
+                    while cut < len(line) - 1 and self.text_width(line[:cut + 1]) <= width:
+                        cut += 1
+                    lines.append(line[:cut])
+                    line = line[cut:]
+            lines.append(line)
+        return lines
+
+    def draw_lines(self, draw: ImageDraw.ImageDraw, lines: Sequence[str], x: int, y: int, fill: Color) -> None:
+        for i, line in enumerate(lines):
+            draw.text((x, y + i * self.line_height), line, font=self.font, fill=fill)
+
+    def draw_centred(self, draw: ImageDraw.ImageDraw, lines: Sequence[str], box: tuple[int, int, int, int],
+                     fill: Color) -> None:
+        """Each line centred horizontally, the block centred vertically, in ``box`` = (x, y, w, h)."""
+        x, y, width, height = box
+        top = y + (height - len(lines) * self.line_height) // 2
+        for i, line in enumerate(lines):
+            draw.text((x + (width - self.text_width(line)) // 2, top + i * self.line_height), line,
+                      font=self.font, fill=fill)
+
+    def placeholder(self, size: tuple[int, int], message: str) -> Image.Image:
+        """A grey panel with a border and ``message`` in the middle, standing in for an image."""
+        panel = Image.new("RGB", size, PLACEHOLDER_FILL)
+        draw = ImageDraw.Draw(panel)
+        draw.rectangle((0, 0, size[0] - 1, size[1] - 1), outline=PLACEHOLDER_EDGE, width=max(1, self.pad // 4))
+        self.draw_centred(draw, self.wrap(message, size[0] - 2 * self.pad), (0, 0, *size), PLACEHOLDER_TEXT)
+        return panel

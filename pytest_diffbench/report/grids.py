@@ -1,0 +1,98 @@
+"""The run's labeled figures: a comparison grid per case worth a look, a sweep sheet per test.
+
+``grids/cases/<case>.png`` (baseline | output | difference, with the case's settings, every
+metric against its tolerance and its compute trace) for every case that did not pass or whose
+baseline was written, and ``grids/sheets/<test>/<other axes>.png``: one sweep sheet per test and
+combination of the axes other than sampler and steps (rows = sampler, columns = steps). Drawing
+is :mod:`pytest_diffbench.report.draw`'s.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from pytest_diffbench.judge.checks import format_number
+from pytest_diffbench.judge.convergence import case_group
+from pytest_diffbench.judge.metrics import REGISTRY, tolerance_name
+from pytest_diffbench.judge.metrics.base import passes
+from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
+from pytest_diffbench.report.summary import badge
+from pytest_diffbench.store.files import atomic_write_bytes, encode_png
+from pytest_diffbench.store.paths import case_path, test_path
+from pytest_diffbench.store.run_folder import RunFolder
+
+
+def grid_labels(result: CaseResult) -> list[str]:
+    """The lines printed under a case's comparison grid."""
+    short_hash = result.config_hash[:12] or "-"
+    lines = [f"{result.outcome.value} · {result.nodeid}",
+             f"sampler {result.setting('sampler')} · steps {result.setting('steps')} · cfg {result.setting('cfg')} · "
+             f"seed {result.setting('seed')} · config {short_hash}"]
+    metrics = []
+    for metric in REGISTRY:
+        value, limit = result.scores.get(metric.name), result.tolerances.get(tolerance_name(metric))
+        if value is None:
+            metrics.append(f"{metric.name} -")
+            continue
+        unit = f" {metric.unit}" if metric.unit else ""
+        op = metric.direction.value
+        text = f"{metric.name} {format_number(value)}{unit}"
+        if limit is not None:
+            text += f" {op} {format_number(limit)}{unit}" + (" ok" if passes(metric.direction, value, limit) else " FAIL")
+        metrics.append(text)
+    lines.append(" · ".join(metrics))
+    trace = badge(result)
+    if trace:
+        lines.append(trace)
+    return lines
+
+
+def _open(path: Path) -> Image.Image | None:
+    if not path.is_file():
+        return None
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult]) -> list[Path]:
+    """The comparison grids and sweep sheets of a run, drawn anew: grids are derived from the run's
+    images, so an older set is removed first. ``rootdir`` resolves the results' baseline paths."""
+    shutil.rmtree(folder.grids, ignore_errors=True)
+    written = []
+    sheets: dict[tuple[str, str], dict[tuple[str, str], Image.Image]] = defaultdict(dict)
+    axes: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for result in sorted(results, key=lambda r: r.nodeid):
+        case = case_path(result.nodeid)
+        output = _open(folder.image(case))
+        if output is None:  # the case errored before it made an image
+            continue
+        wrote = result.baseline_action.wrote
+        if not result.passed or wrote:
+            baseline = _open(folder.replaced(case))
+            if baseline is None and result.baseline_path and not wrote:
+                baseline = _open(rootdir / result.baseline_path)
+            path = folder.case_grid(case)
+            atomic_write_bytes(path, encode_png(comparison_grid(output, baseline, grid_labels(result))))
+            written.append(path)
+        sampler, steps = str(result.setting("sampler")), f"{result.setting('steps')}"
+        key = case_group(result, "sampler", "steps")  # the sheet holds the cases that differ only there
+        sheets[key][(sampler, steps)] = output
+        row_values, column_values = axes[key]
+        if sampler not in row_values:
+            row_values.append(sampler)
+        if steps not in column_values:
+            column_values.append(steps)
+    for (test, rest), cells in sorted(sheets.items()):
+        row_values, column_values = axes[(test, rest)]
+        columns = sorted(column_values, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+        sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps")
+        path = folder.sheet(test_path(test), rest.replace(" · ", "-"))
+        atomic_write_bytes(path, encode_png(sheet))
+        written.append(path)
+    return written

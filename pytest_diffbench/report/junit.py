@@ -1,0 +1,20 @@
+"""Each case's outcome and numbers as JUnit XML properties (``diffbench_<field>``), which CI
+systems show next to the test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
+from pytest_diffbench.judge.result import CaseResult
+
+
+def junit_fields(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
+    """The results columns reported: outcome, config hash, every metric, seconds, VRAM, device."""
+    return ("outcome", "config_hash", *(m.name for m in metrics), "seconds_per_image", "peak_vram_mb", "device_name")
+
+
+def junit_properties(result: CaseResult) -> list[tuple[str, str]]:
+    """``(name, value)`` pairs for pytest's ``user_properties``; empty values are left out."""
+    row: dict[str, Any] = result.to_row()
+    return [(f"diffbench_{field}", str(row[field])) for field in junit_fields() if row.get(field) not in (None, "")]

@@ -1,0 +1,55 @@
+"""The pipeline side of a case, as diffbench sees it, without importing torch.
+
+A diffusers pipeline is described by :func:`pytest_diffbench.run.fingerprint.describe_pipeline`
+and run by :class:`pytest_diffbench.run.generation.ImageGenerator`. Anything else that follows
+:class:`DiffbenchPipeline` (such as :class:`pytest_diffbench.testing.FakePipeline`) describes
+and runs itself, so a conftest can test its diffbench setup without torch or diffusers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+
+from pytest_diffbench.spec.measurement import Measurement
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass(frozen=True)
+class PipelineDescription:
+    """What a baseline was produced with, in portable form (no machine paths, device type only).
+
+    These are the pipeline's fields of the frozen config.
+    """
+
+    model: str
+    model_fingerprint: str
+    vae: str
+    loras: tuple[str, ...]
+    controlnets: tuple[str, ...]
+    #: The pipeline class, e.g. ``StableDiffusionPipeline``.
+    workflow: str
+    #: ``float32``, ``float16``, ``bfloat16``.
+    dtype: str
+    #: ``cpu``, ``cuda``, ``mps``: the type, so configs are portable across device indices.
+    device: str
+
+
+@runtime_checkable
+class DiffbenchPipeline(Protocol):
+    """A pipeline that describes and runs itself (no diffusers needed)."""
+
+    #: The full device it runs on, e.g. ``cpu``, ``cuda:0`` (metrics that run networks use it).
+    device: Any
+
+    def diffbench_describe(self) -> PipelineDescription:
+        """The pipeline's fields of the frozen config."""
+        ...
+
+    def diffbench_generate(self, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]":
+        """One image for ``seed`` with ``sampler`` and the pipeline keywords ``call_kwargs`` (which
+        hold ``prompt``, ``negative_prompt``, ``num_inference_steps``, ``guidance_scale`` and the
+        sweep's extra axes), and its measurement."""
+        ...

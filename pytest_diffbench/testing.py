@@ -1,0 +1,156 @@
+"""Testing diffbench setups without torch or diffusers.
+
+:class:`FakePipeline` follows :class:`~pytest_diffbench.run.protocol.DiffbenchPipeline`: it draws a
+deterministic picture from the prompt, seed, sampler, steps and guidance scale with numpy and
+Pillow alone, in milliseconds, and reports a fixed measurement. Return it from a
+``diffbench_pipeline`` fixture to test a conftest, a CI setup or a plugin hook; the baseline
+lifecycle, results and reports behave as with a real pipeline::
+
+    # conftest.py
+    import pytest
+    from pytest_diffbench.testing import FakePipeline
+
+    @pytest.fixture(scope="session")
+    def diffbench_pipeline():
+        return FakePipeline()
+
+:class:`DiffbenchRun` and :func:`run_diffbench` run ``pytest --diffbench`` in-process through
+pytest's ``pytester`` and read back what the run left (results, run folder, baselines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from pytest_diffbench.run.protocol import PipelineDescription
+from pytest_diffbench.spec.measurement import Measurement
+
+if TYPE_CHECKING:
+    import pytest
+    from PIL import Image
+
+    from pytest_diffbench.judge.result import CaseResult
+    from pytest_diffbench.store.run_folder import RunFolder
+
+__all__ = ["FakePipeline", "DiffbenchRun", "run_diffbench"]
+
+
+def _unit(*parts: object) -> float:
+    """A number in [0, 1) from ``parts``, the same in every process (SHA-256, not hash())."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class FakePipeline:
+    """A deterministic stand-in for a diffusers text-to-image pipeline.
+
+    The picture: a background whose colour follows the prompt, and a disc whose place follows the
+    seed and whose colour follows the negative prompt; the sampler tints it, guidance scale sets
+    the contrast, and noise that fades with the number of steps is laid over it, so changing any
+    of them changes SSIM against a baseline the way it would on a real model.
+
+    ``weights`` names the model's weights: it goes into the model fingerprint, so changing it makes
+    baselines stale. ``drift`` (0 to 1) blends a stripe pattern into every image *without* changing
+    the config: a quality regression. ``seconds_per_image`` and ``peak_vram_mb`` are the
+    measurement every call reports (MiB; None as on the CPU). ``calls`` counts generations.
+    """
+
+    weights: str = "fake-weights-1"
+    drift: float = 0.0
+    seconds_per_image: float = 0.01
+    peak_vram_mb: float | None = None
+    width: int = 64
+    height: int = 64
+    device: str = "cpu"
+    calls: int = field(default=0, compare=False)
+
+    def diffbench_describe(self) -> PipelineDescription:
+        fingerprint = hashlib.sha256(f"FakePipeline|{self.weights}".encode("utf-8")).hexdigest()
+        return PipelineDescription(model="diffbench/fake", model_fingerprint=fingerprint, vae="", loras=(),
+                                   controlnets=(), workflow="FakePipeline", dtype="float32",
+                                   device=self.device.split(":")[0])
+
+    def diffbench_generate(self, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]":
+        """The picture for these settings (see the class docstring) and the fixed measurement."""
+        self.calls += 1
+        image = self.draw(sampler, seed, call_kwargs)
+        return image, Measurement(self.seconds_per_image, self.peak_vram_mb, None)
+
+    def draw(self, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> "Image.Image":
+        import numpy as np
+        from PIL import Image
+
+        width = int(call_kwargs.get("width") or self.width)
+        height = int(call_kwargs.get("height") or self.height)
+        prompt, negative = str(call_kwargs.get("prompt", "")), str(call_kwargs.get("negative_prompt") or "")
+        steps = int(call_kwargs.get("num_inference_steps", 20))
+        guidance = float(call_kwargs.get("guidance_scale", 7.5))
+        extra = sorted((k, repr(v)) for k, v in call_kwargs.items()
+                       if k not in ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale", "output_type",
+                                    "width", "height"))
+        background = np.array([_unit(prompt, c) for c in "rgb"]) * 255
+        disc = np.array([_unit(negative, prompt, c, extra) for c in "rgb"]) * 255
+        tint = np.array([_unit(sampler, c) for c in "rgb"]) * 80 - 40
+        ys, xs = np.mgrid[0:height, 0:width]
+        cx, cy = _unit(seed, "x") * width, _unit(seed, "y") * height
+        radius = min(width, height) * (0.2 + 0.2 * _unit(seed, "r"))
+        inside = ((xs - cx) ** 2 + (ys - cy) ** 2) <= radius**2
+        picture = np.where(inside[..., None], disc + tint, background)
+        contrast = 0.5 + 0.5 * math.tanh(guidance / 7.5)
+        picture = 127.5 + (picture - 127.5) * contrast
+        rng = np.random.default_rng([int(_unit(seed, sampler, prompt) * 2**32), steps])
+        picture = picture + rng.normal(0.0, 60.0 / math.sqrt(max(steps, 1)), picture.shape)
+        if self.drift:
+            stripes = ((xs // 4) % 2 * 255)[..., None]
+            picture = (1 - self.drift) * picture + self.drift * stripes
+        return Image.fromarray(np.clip(np.rint(picture), 0, 255).astype(np.uint8), "RGB")
+
+
+@dataclass
+class DiffbenchRun:
+    """What one in-process ``pytest --diffbench`` run left behind."""
+
+    outcome: "pytest.RunResult"
+    root: Path
+    output_dir: Path
+
+    @property
+    def folder(self) -> "RunFolder":
+        """The run folder ``latest`` names. Raises FileNotFoundError when the run made none."""
+        from pytest_diffbench.store.run_folder import RunFolder, read_latest
+
+        run_id = read_latest(self.output_dir)
+        if run_id is None:
+            raise FileNotFoundError(f"no run folder: {self.output_dir}/latest does not exist")
+        return RunFolder.of(self.output_dir, run_id)
+
+    @property
+    def results(self) -> "list[CaseResult]":
+        """The rows of the run's results.csv, as results, sorted by node id."""
+        from pytest_diffbench.store.results import read_results
+
+        return read_results(self.folder.results)
+
+    def result(self, text: str) -> "CaseResult":
+        """The one result whose node id contains ``text``. Raises LookupError otherwise."""
+        found = [r for r in self.results if text in r.nodeid]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} results match {text!r}: {[r.nodeid for r in self.results]}")
+        return found[0]
+
+
+def run_diffbench(pytester: "pytest.Pytester", *args: str, update: str | None = None, lpips: str = "off") -> DiffbenchRun:
+    """``pytest --diffbench [--diffbench-update=UPDATE] ARGS`` in this process, on ``pytester``'s folder.
+
+    LPIPS is off unless ``lpips`` says otherwise (its weights are rarely present in tests).
+    """
+    flags = ["--diffbench", f"--diffbench-lpips={lpips}", "-p", "no:cacheprovider"]
+    if update is not None:
+        flags.append(f"--diffbench-update={update}")
+    outcome = pytester.runpytest_inprocess(*flags, *args)
+    return DiffbenchRun(outcome, pytester.path, pytester.path / ".diffbench")
