@@ -47,7 +47,8 @@ def default_tolerances(metrics: MetricRegistry = REGISTRY) -> dict[str, float | 
 
 
 def _ranges(metrics: MetricRegistry) -> dict[str, tuple[Callable[[float], bool], str]]:
-    ranges = {tolerance_name(m): (m.accepts, m.valid_tolerance) for m in metrics}
+    ranges: dict[str, tuple[Callable[[float], bool], str]] = {
+        tolerance_name(m): (m.accepts, m.valid_tolerance) for m in metrics}
     ranges.update({b.name: (b.accepts, b.valid) for b in BUDGETS})
     return ranges
 
@@ -59,16 +60,16 @@ class Tolerances(Mapping[str, "float | None"]):
     ``Tolerances()`` holds the built-in defaults of the registered metrics and budgets.
     """
 
-    values: Mapping[str, float | None] = field(default_factory=default_tolerances)
+    limits: Mapping[str, float | None] = field(default_factory=default_tolerances)
 
     def __getitem__(self, name: str) -> float | None:
-        return self.values[name]
+        return self.limits[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
+        return iter(self.limits)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.limits)
 
     def merged(self, overrides: Mapping[str, Any], *, source: str) -> "Tolerances":
         """A copy with ``overrides`` applied, each validated; ``source`` names them in errors.
@@ -76,10 +77,10 @@ class Tolerances(Mapping[str, "float | None"]):
         Raises ValueError naming ``source``, the tolerance and what would be valid.
         """
         checked = {key: check_tolerance(key, value, source=source) for key, value in overrides.items()}
-        return Tolerances({**self.values, **checked})
+        return Tolerances({**self.limits, **checked})
 
     def as_dict(self) -> dict[str, float | None]:
-        return dict(self.values)
+        return dict(self.limits)
 
 
 def check_tolerance(name: str, value: Any, *, source: str, metrics: MetricRegistry = REGISTRY) -> float | None:

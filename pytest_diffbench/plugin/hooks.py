@@ -68,12 +68,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.fail(f"{metafunc.definition.nodeid}: @diffbench.sweep needs the test to take the 'diffbench' fixture", pytrace=False)
     if not uses_fixture:
         return
+    error: str | None = None
     try:
         cases = metafunc.config.stash[SESSION_KEY].expand(metafunc.definition)
     except SweepError as exc:
         error = str(exc)
-    else:
-        error = None
     if error is not None:  # raised outside the except block, so pytest shows the message alone
         pytest.fail(f"{metafunc.definition.nodeid}: invalid diffbench sweep: {error}", pytrace=False)
     if metafunc.definition.get_closest_marker(SWEEP_MARK):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import pytest
 
@@ -33,7 +33,7 @@ class Option:
     default: Any = None
     flag: str | None = None
     ini: str | None = None
-    ini_type: str = "string"
+    ini_type: Literal["string", "bool"] = "string"
     argparse: dict[str, Any] | None = None
     #: The flag of the ``diffbench`` command for the same setting, if it has one.
     cli: str | None = None

@@ -216,7 +216,10 @@ def _caption(name: str, image: Image.Image, scale: int) -> str:
 
 @lru_cache(maxsize=None)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
+    font = ImageFont.load_default(size=size)
+    if not isinstance(font, ImageFont.FreeTypeFont):  # Pillow without FreeType falls back to a bitmap font
+        raise RuntimeError("Pillow was built without FreeType; grids need ImageFont.load_default(size=...) (Pillow >= 10.1)")
+    return font
 
 
 class _Style:

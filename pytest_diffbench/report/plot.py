@@ -28,9 +28,14 @@ def all_panels(metrics: MetricRegistry = REGISTRY) -> list[Panel]:
     for metric in metrics:
         if metric.plotted:
             better = "higher" if metric.direction.value == ">=" else "lower"
-            panels.append((metric.name, f"{metric.label} vs baseline ({better} is closer)",
-                           lambda r, name=metric.name: r.scores.get(name)))
+            panels.append((metric.name, f"{metric.label} vs baseline ({better} is closer)", _score_of(metric.name)))
     return panels
+
+
+def _score_of(name: str) -> Callable[[CaseResult], "float | None"]:
+    def score(result: CaseResult) -> float | None:
+        return result.scores.get(name)
+    return score
 
 
 def _finite(value: float | None) -> float | None:
@@ -67,8 +72,8 @@ def speed_quality_png(results: Sequence[CaseResult], title: str) -> bytes:
         measured = plottable(results, value)
         for sampler in samplers:
             points = [r for r in measured if str(r.setting("sampler") or "") == sampler]
-            xs = [_seconds(r) for r in points]
-            ys = [_finite(value(r)) for r in points]
+            xs = [_seconds(r) or 0.0 for r in points]  # plottable() kept only cases with both
+            ys = [_finite(value(r)) or 0.0 for r in points]
             axes.scatter(xs, ys, color=colours[sampler], label=sampler or "?", s=36)
             for x, y, r in zip(xs, ys, points):
                 axes.annotate(f"{r.setting('steps') or ''}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)

@@ -42,7 +42,7 @@ def outcome_counts(results: Iterable[CaseResult]) -> list[tuple[str, int]]:
 
 def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
     """One row per case for the speed table, in the results' order."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for result in results:
         m = result.measurement
         seconds = m.seconds_per_image if m else None

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import torch
-from diffusers import DiffusionPipeline
 from diffusers.utils import USE_PEFT_BACKEND
 
 from pytest_diffbench.run.protocol import PipelineDescription
@@ -19,7 +18,7 @@ _FLATTENED_PREFIX = "text_model."
 _HUB_CACHE_RE = re.compile(r"models--(?P<repo>[^/\\]+)[/\\]snapshots[/\\]")
 
 
-def module_components(pipe: DiffusionPipeline) -> list[tuple[str, torch.nn.Module]]:
+def module_components(pipe: Any) -> list[tuple[str, Any]]:
     return sorted(
         (name, component)
         for name, component in pipe.components.items()
@@ -27,7 +26,7 @@ def module_components(pipe: DiffusionPipeline) -> list[tuple[str, torch.nn.Modul
     )
 
 
-def model_fingerprint(pipe: DiffusionPipeline) -> str:
+def model_fingerprint(pipe: Any) -> str:
     """SHA-256 over the pipeline's model weights: a cheap, *sampled* fingerprint.
 
     For every ``torch.nn.Module`` component (sorted by name), each parameter and
@@ -97,13 +96,13 @@ def _model_name(model: Any) -> str:
     return _portable_name(str(name))
 
 
-def _active_loras(pipe: DiffusionPipeline) -> list[str]:
+def _active_loras(pipe: Any) -> list[str]:
     if not USE_PEFT_BACKEND or not hasattr(pipe, "get_active_adapters"):
         return []
     return sorted(set(pipe.get_active_adapters()))
 
 
-def _controlnet_names(pipe: DiffusionPipeline) -> list[str]:
+def _controlnet_names(pipe: Any) -> list[str]:
     controlnet = getattr(pipe, "controlnet", None)
     if controlnet is None:
         return []
@@ -114,7 +113,7 @@ def _controlnet_names(pipe: DiffusionPipeline) -> list[str]:
     return [_model_name(net) or type(net).__name__ for net in nets]
 
 
-def describe_pipeline(pipe: DiffusionPipeline) -> PipelineDescription:
+def describe_pipeline(pipe: Any) -> PipelineDescription:
     """What a baseline was produced with, in portable form (device type only, no cache paths)."""
     return PipelineDescription(
         model=_portable_name(pipe.name_or_path or "") or type(pipe).__name__,

@@ -8,6 +8,7 @@ on the CPU the device name is the processor's model name and the driver is empty
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import platform
@@ -89,7 +90,7 @@ def collect_machine_info(device: str) -> MachineInfo:
     Only a CUDA device imports torch (for its name and current index).
     """
     device_type, _, index_text = device.partition(":")
-    common = dict(
+    software = MachineInfo(
         python=platform.python_version(), platform=sys.platform, machine=platform.machine(),
         torch=torch_build()[0], diffusers=distribution_version("diffusers"),
         transformers=distribution_version("transformers"), pytest_diffbench=distribution_version("pytest-diffbench"),
@@ -102,7 +103,7 @@ def collect_machine_info(device: str) -> MachineInfo:
         # NVML numbers devices by PCI bus unless CUDA_DEVICE_ORDER says otherwise, so trust torch
         # for the name and take the driver from NVML.
         nvml_name, driver = _nvml_device(index)
-        return MachineInfo(**common, device_name=torch.cuda.get_device_name(index) or nvml_name, driver=driver,
-                           memory_measured="torch.cuda.max_memory_allocated")
-    return MachineInfo(**common, device_name=_cpu_name() if device_type == "cpu" else device_type, driver="",
-                       memory_measured="not measured (peak VRAM is measured on CUDA only)")
+        return dataclasses.replace(software, device_name=torch.cuda.get_device_name(index) or nvml_name, driver=driver,
+                                   memory_measured="torch.cuda.max_memory_allocated")
+    return dataclasses.replace(software, device_name=_cpu_name() if device_type == "cpu" else device_type,
+                               memory_measured="not measured (peak VRAM is measured on CUDA only)")

@@ -125,10 +125,11 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
             _check_serialisable(name, value)
         extra_names.append(name)
         extra_values.append(values)
-    for name, values in zip(["seeds", "samplers", "steps", "cfg", *extra_names], [seeds, samplers, steps, cfgs, *extra_values]):
-        _check_unique(name, values)
+    axes: list[list[Any]] = [seeds, samplers, steps, cfgs, *extra_values]
+    for name, axis_values in zip(["seeds", "samplers", "steps", "cfg", *extra_names], axes):
+        _check_unique(name, axis_values)
 
-    count = math.prod(len(v) for v in [seeds, samplers, steps, cfgs, *extra_values])
+    count = math.prod(len(axis_values) for axis_values in axes)
     if count > max_cases:
         raise SweepError(
             f"sweep has {count} cases, more than the cap of {max_cases}; "
@@ -214,5 +215,5 @@ def _slug_value(value: Any) -> str:
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return str(int(value))
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return _format_number(value)
+        return _format_number(float(value))
     return re.sub(r"[^A-Za-z0-9.]+", "_", str(value)).strip("_") or "_"

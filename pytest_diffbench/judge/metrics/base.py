@@ -62,22 +62,46 @@ class MetricInputs:
 class Metric(Protocol):
     """One image metric. Implementations are small frozen dataclasses; see ``ssim.py``."""
 
-    #: results.csv column and registry key, e.g. ``"ssim"``.
-    name: str
-    #: Shown in reports and on grids, e.g. ``"SSIM"``.
-    label: str
-    kind: MetricKind
-    direction: Direction
-    #: Unit printed after values, e.g. ``"dB"``; "" for none.
-    unit: str
-    #: The built-in tolerance (``None``: the check is off unless a user sets one).
-    default_tolerance: float | None
-    #: Words for the error when a tolerance is out of range, e.g. ``"a number from -1 to 1"``.
-    valid_tolerance: str
-    #: Whether results.csv has a ``<name>_status`` column (``ok``, ``off``, ``unavailable: ...``).
-    reports_status: bool
-    #: Whether plot.png gets a panel of this metric against seconds per image.
-    plotted: bool
+    @property
+    def name(self) -> str:
+        """results.csv column and registry key, e.g. ``"ssim"``."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """Shown in reports and on grids, e.g. ``"SSIM"``."""
+        ...
+
+    @property
+    def kind(self) -> MetricKind: ...
+
+    @property
+    def direction(self) -> Direction: ...
+
+    @property
+    def unit(self) -> str:
+        """Unit printed after values, e.g. ``"dB"``; "" for none."""
+        ...
+
+    @property
+    def default_tolerance(self) -> float | None:
+        """The built-in tolerance (``None``: the check is off unless a user sets one)."""
+        ...
+
+    @property
+    def valid_tolerance(self) -> str:
+        """Words for the error when a tolerance is out of range, e.g. ``"a number from -1 to 1"``."""
+        ...
+
+    @property
+    def reports_status(self) -> bool:
+        """Whether results.csv has a ``<name>_status`` column (``ok``, ``off``, ``unavailable: ...``)."""
+        ...
+
+    @property
+    def plotted(self) -> bool:
+        """Whether plot.png gets a panel of this metric against seconds per image."""
+        ...
 
     def accepts(self, tolerance: float) -> bool:
         """Whether ``tolerance`` is in the metric's range (see :attr:`valid_tolerance`)."""
