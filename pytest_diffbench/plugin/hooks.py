@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(ResultCollector(session), "diffbench-results")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(session), "diffbench-xdist")
+        config.pluginmanager.register(XdistHooks(lambda: session.folder), "diffbench-xdist")
 
 
 class ResultCollector:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
-if TYPE_CHECKING:
-    from pytest_diffbench.plugin.session import DiffbenchSession
+from pytest_diffbench.store.run_folder import RunFolder
 
 #: workerinput key: the path of the controller's run folder.
 RUN_DIR_KEY = "diffbench_run_dir"
 
 
 class XdistHooks:
-    """Registered only when xdist is present: its hooks are unknown to pytest otherwise."""
+    """Registered only when xdist is present: its hooks are unknown to pytest otherwise.
 
-    def __init__(self, session: "DiffbenchSession") -> None:
-        self.session = session
+    ``run_folder`` returns the controller's run folder (None when diffbench is off).
+    """
+
+    def __init__(self, run_folder: Callable[[], RunFolder | None]) -> None:
+        self.run_folder = run_folder
 
     def pytest_configure_node(self, node: Any) -> None:
         """Workers write their images into the controller's run folder."""
-        if self.session.folder is not None:
-            node.workerinput[RUN_DIR_KEY] = str(self.session.folder.path)
+        folder = self.run_folder()
+        if folder is not None:
+            node.workerinput[RUN_DIR_KEY] = str(folder.path)
