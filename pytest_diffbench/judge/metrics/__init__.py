@@ -100,12 +100,14 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
     out = to_rgb_array(output)
     base = to_rgb_array(baseline) if baseline is not None else None
     if base is not None:
-        check_pair(base, out)
+        check_pair(out, base)  # the message names the sizes in this order: output, then baseline
     scores: dict[str, Score] = {}
     for metric in metrics:
         if metric.kind is MetricKind.FULL_REFERENCE and base is None:
             continue
         mode = modes.get(metric.name, "auto")
+        if mode not in METRIC_MODES:
+            raise ValueError(f"{metric.name} mode {mode!r} is not valid; valid modes are {', '.join(METRIC_MODES)}")
         if mode == "off":
             scores[metric.name] = Score(None, "off")
             continue
