@@ -34,6 +34,7 @@ def results_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 
     known = columns()
     added = sorted({key for row in rows for key in row} - set(known))
+    rows = sorted(rows, key=lambda row: str(row.get("nodeid") or ""))  # the same bytes whatever the input order
     header = [*known, *added]
     frame = pd.DataFrame([{column: _cell(row.get(column)) for column in header} for row in rows],
                          columns=header, dtype=object)
