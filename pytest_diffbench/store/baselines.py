@@ -96,4 +96,6 @@ class BaselineStore:
 def _fault(exc: Exception) -> str:
     if isinstance(exc, SidecarError):
         return str(exc)
+    if isinstance(exc, UnicodeDecodeError):  # JSON is UTF-8 text
+        return f"is not readable JSON ({exc})"
     return f"is not readable ({exc})"
