@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pytest_diffbench.pipelines import default_dtype, load_pipeline, resolve_device
+from pytest_diffbench.run.pipelines import default_dtype, load_pipeline, resolve_device
 
 PROMPT = "a red circle on a blue background"
 

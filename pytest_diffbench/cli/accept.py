@@ -1,0 +1,113 @@
+"""``diffbench accept``: promote a finished run's output images to baselines, without generating.
+
+For each chosen case the run folder holds the output image and ``configs/<case>.json``, the full
+sidecar a baseline of it gets; both go through
+:meth:`~pytest_diffbench.store.baselines.BaselineStore.write`, the one writer
+``--diffbench-update`` uses too, so an accepted baseline is byte for byte what an update would
+have written from the same run. What happened to each case is a
+:class:`~pytest_diffbench.spec.outcomes.BaselineAction`, the vocabulary of results.csv's
+``baseline_action`` column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from pytest_diffbench.cli.runs import load_results, resolve_run
+from pytest_diffbench.cli.settings import CliSettings
+from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.spec.outcomes import BaselineAction
+from pytest_diffbench.spec.sidecar import Sidecar, SidecarError
+from pytest_diffbench.store.baselines import BaselineError, BaselineStore
+from pytest_diffbench.store.files import sha256_bytes
+from pytest_diffbench.store.paths import case_path
+from pytest_diffbench.store.run_folder import RunFolder
+
+#: The actions ``accept`` can report, in the order of its closing tally.
+ACTIONS = (BaselineAction.CREATED, BaselineAction.REFRESHED, BaselineAction.REWRITTEN,
+           BaselineAction.UNCHANGED, BaselineAction.REFUSED)
+REGENERATE = "regenerate it with pytest --diffbench --diffbench-update"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What ``accept`` did to one case's baseline, and a detail for the user (a path or a reason)."""
+
+    nodeid: str
+    action: BaselineAction
+    detail: str
+
+    def line(self) -> str:
+        """The line ``accept`` prints for the case: the action, the node id and the detail."""
+        return f"{self.action.value:<9} {self.nodeid}: {self.detail}"
+
+
+def select(results: Sequence[CaseResult], *, failed_only: bool, keywords: Sequence[str]) -> list[CaseResult]:
+    """The results to accept: not passed ones with ``failed_only``; with ``keywords``, those whose
+    node id contains one of them (case-insensitive)."""
+    chosen = [result for result in results if not failed_only or not result.passed]
+    if keywords:
+        chosen = [result for result in chosen if any(k.lower() in result.nodeid.lower() for k in keywords)]
+    return chosen
+
+
+def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Accepted:
+    """Promote one case's output to its baseline under the pin the run recorded for it.
+
+    Refused (and nothing written) when the run has no image or record of the case, the record is
+    unreadable or disagrees with results.csv, or the current baseline is of another config.
+    """
+    case = case_path(result.nodeid)
+    image_path, config_path = folder.image(case), folder.config(case)
+    missing = [path.name for path in (image_path, config_path) if not path.is_file()]
+
+    def refused(reason: str) -> Accepted:
+        return Accepted(result.nodeid, BaselineAction.REFUSED, reason)
+
+    if missing:
+        return refused(f"the run has no {' and no '.join(missing)} for it (outcome {result.outcome.value}): "
+                       f"{image_path if not image_path.is_file() else config_path} does not exist")
+    if not result.pin:
+        return refused("results.csv records no baseline pin for it")
+    try:
+        sidecar = Sidecar.from_json(config_path.read_text(encoding="utf-8"), require_image_sha256=False)
+    except (OSError, UnicodeDecodeError, SidecarError) as exc:
+        return refused(f"its record {config_path} {exc}")
+    if result.config_hash and sidecar.config_hash != result.config_hash:
+        return refused(f"its record {config_path} is of config {sidecar.config_hash[:12]} but results.csv says "
+                       f"{result.config_hash[:12]}")
+    png = image_path.read_bytes()
+    store = BaselineStore(baseline_dir, result.pin)
+    try:
+        current = store.load(case)
+        broken = ""
+    except BaselineError as exc:
+        current, broken = None, str(exc)
+    if current is not None and current.sidecar.config_hash != sidecar.config_hash:
+        return refused(f"the baseline is for config {current.sidecar.config_hash[:12]}, the run's output for "
+                       f"{sidecar.config_hash[:12]}; the case changed, {REGENERATE}")
+    if current is not None and current.sidecar.image_sha256 == sha256_bytes(png):
+        return Accepted(result.nodeid, BaselineAction.UNCHANGED, str(current.image_path))
+    written = store.write(case, png, sidecar, keep_replaced_in=folder.replaced_dir)
+    if broken:
+        return Accepted(result.nodeid, BaselineAction.REWRITTEN, f"{written.image_path} (the old pair was unreadable: {broken})")
+    if current is not None:
+        return Accepted(result.nodeid, BaselineAction.REFRESHED, f"{written.image_path} (the old pair is kept in {folder.replaced_dir})")
+    return Accepted(result.nodeid, BaselineAction.CREATED, str(written.image_path))
+
+
+def command_accept(settings: CliSettings, run: str, *, failed_only: bool, keywords: Sequence[str]) -> int:
+    """Accept the chosen cases of the run; print one line per case and a tally. Exit status 1
+    when any case was refused."""
+    folder = resolve_run(settings.output_dir, run)
+    chosen = select(load_results(folder), failed_only=failed_only, keywords=keywords)
+    if not chosen:
+        print("no case of the run matches; nothing changed")
+        return 0
+    done = [accept_case(folder, settings.baseline_dir, result) for result in chosen]
+    for accepted in done:
+        print(accepted.line())
+    print(", ".join(f"{sum(a.action is action for a in done)} {action.value}" for action in ACTIONS))
+    return 1 if any(a.action is BaselineAction.REFUSED for a in done) else 0

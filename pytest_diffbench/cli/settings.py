@@ -1,0 +1,95 @@
+"""The settings the ``diffbench`` command shares with pytest, found the way pytest finds them.
+
+The command builds a real pytest :class:`~pytest.Config` from the current folder, with the
+diffbench plugin loaded (as ``pytest --diffbench`` would), so the rootdir and the ini file are
+the ones pytest would pick (pytest.ini, .pytest.ini, pyproject.toml, tox.ini, setup.cfg; ``addopts``
+and ``PYTEST_ADDOPTS`` included), and then resolves them with
+:func:`~pytest_diffbench.plugin.options.read_settings`: the same options, defaults and validators
+as a pytest run. A flag of the command (``--output-dir``, ...) is handed to pytest as the
+matching ``--diffbench-...`` flag, so it wins over the ini key exactly as it would there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from pytest_diffbench.plugin.options import Option, options
+
+#: The name of the plugin's ``pytest11`` entry point (pyproject.toml); ``-p`` loads it by that name,
+#: also when ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` is set.
+PLUGIN_NAME = "diffbench"
+#: What the command asks of pytest besides its own flags: the diffbench plugin, and none of the
+#: side effects of a test run (no .pytest_cache, no output capturing, no assertion rewriting).
+PYTEST_ARGS = ("-p", PLUGIN_NAME, "-p", "no:cacheprovider", "--capture=no", "--assert=plain")
+
+
+class CommandError(Exception):
+    """A problem the user can fix: printed as one line on stderr, exit status 2."""
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    """The settings of one ``diffbench`` command: pytest's rootdir and ini file, and the resolved
+    diffbench settings the commands use (absolute folders, as a pytest run would use them)."""
+
+    rootdir: Path
+    inipath: Path | None
+    output_dir: Path
+    baseline_dir: Path
+    bundle_images: str
+    #: The pin key template (``diffbench_pin``); ``accept`` uses the pin each result recorded.
+    pin: str
+
+
+def shared_options() -> tuple[Option, ...]:
+    """The options that have a flag of the ``diffbench`` command (``Option.cli``)."""
+    return tuple(option for option in options() if option.cli)
+
+
+def pytest_args(flags: Mapping[str, str | None]) -> list[str]:
+    """The pytest command line for the command's ``flags`` (option dest to value, None: not given)."""
+    args = list(PYTEST_ARGS)
+    for option in shared_options():
+        value = flags.get(option.dest)
+        if value is not None:
+            assert option.flag is not None, f"option {option.dest} has a command flag but no pytest flag"
+            args.append(f"{option.flag}={value}")
+    return args
+
+
+def load_settings(flags: Mapping[str, str | None]) -> CliSettings:
+    """Resolve the settings from the current folder as pytest would.
+
+    Raises :class:`CommandError` with one line (naming the ini key and what would be valid) for
+    a bad value, an unusable ini file or a conftest.py that fails to import.
+    """
+    from _pytest.config import ConftestImportFailure, _prepareconfig
+
+    import pytest
+
+    from pytest_diffbench.plugin.options import read_settings
+
+    try:
+        config = _prepareconfig(pytest_args(flags))
+    except pytest.UsageError as exc:
+        raise CommandError(_one_line(exc)) from None
+    except ConftestImportFailure as exc:
+        raise CommandError(f"cannot import {exc.path}: {type(exc.cause).__name__}: {_one_line(exc.cause)}") from None
+    try:
+        settings = read_settings(config)
+    except (pytest.UsageError, ValueError) as exc:
+        raise CommandError(_one_line(exc)) from None
+    finally:
+        config._ensure_unconfigure()  # undo what parsing set up (sys.path entries of the ini's pythonpath)
+    return CliSettings(rootdir=config.rootpath, inipath=config.inipath, output_dir=settings.output_dir,
+                       baseline_dir=settings.baseline_dir, bundle_images=settings.bundle_images, pin=settings.pin)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line, without the ``diffbench:`` prefix main adds."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if " error: " in text:  # pytest's argparse error (e.g. an unknown flag in addopts) opens with the usage
+        text = "pytest's command line: " + text.split(" error: ", 1)[1]
+    return text.removeprefix("diffbench:").strip()
