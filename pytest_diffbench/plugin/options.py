@@ -156,7 +156,11 @@ def _raw_value(config: pytest.Config, option: Option) -> Any:
         if value is not None:
             return value
     if option.ini:
-        return config.getini(option.ini)
+        try:
+            return config.getini(option.ini)
+        except (ValueError, pytest.UsageError) as exc:  # pytest's own conversion (ini_type "bool"): name the key
+            hint = "; use true or false" if option.ini_type == "bool" else ""
+            raise pytest.UsageError(f"diffbench: {option.ini} is not valid: {exc}{hint}") from None
     return option.default
 
 
