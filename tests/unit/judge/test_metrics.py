@@ -1,4 +1,4 @@
-"""Tests for pytest_diffbench.metrics on real photos from scikit-image.
+"""The metrics (judge.metrics) on real photos from scikit-image, and score_images.
 
 LPIPS tests run in subprocesses: torch.hub's cache directory ($TORCH_HOME) and
 the module's scorer cache are per-process state. A randomly initialised
@@ -22,18 +22,17 @@ import pytest
 from PIL import Image, ImageFilter
 from skimage import data
 
-from pytest_diffbench.metrics import (
-    ALEXNET_CHECKPOINT,
-    LPIPS_MODES,
-    ImageScores,
-    ImageSizeMismatch,
-    compare_images,
-    psnr,
-    ssim,
-    to_rgb_array,
-)
+from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, MetricUnavailable, Score, score_images
+from pytest_diffbench.judge.metrics.images import to_rgb_array
+from pytest_diffbench.judge.metrics.lpips import ALEXNET_CHECKPOINT
+from pytest_diffbench.judge.metrics.psnr import psnr
+from pytest_diffbench.judge.metrics.ssim import ssim
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def compare_images(output, baseline, lpips_mode: str = "auto") -> dict[str, Score]:
+    return score_images(output, baseline, prompt="", device="cpu", modes={"lpips": lpips_mode})
 
 
 def photo(name: str, width: int, height: int | None = None) -> Image.Image:
@@ -122,7 +121,8 @@ def test_size_mismatch_names_both_sizes(metric) -> None:
     b = to_rgb_array(photo("astronaut", 48, 64))
     with pytest.raises(ImageSizeMismatch, match="64x48.*48x64"):
         metric(a, b)
-    assert issubclass(ImageSizeMismatch, ValueError)
+    with pytest.raises(ValueError, match="64x48.*48x64"):  # callers that catch ValueError see it too
+        metric(a, b)
 
 
 def test_compare_images_never_resizes() -> None:
@@ -157,18 +157,35 @@ def test_images_below_three_pixels_raise_clearly() -> None:
 def test_compare_images_with_lpips_off_converts_inputs() -> None:
     rgb = photo("astronaut", 64)
     scores = compare_images(rgb.convert("RGBA"), rgb, lpips_mode="off")
-    assert scores == ImageScores(ssim=1.0, psnr=math.inf, lpips=None, lpips_status="off")
+    assert scores == {"ssim": Score(1.0), "psnr": Score(math.inf), "lpips": Score(None, "off")}
 
     gray = compare_images(rgb.convert("L"), rgb.convert("L").convert("RGB"), lpips_mode="off")
-    assert gray.ssim == 1.0
+    assert gray["ssim"].value == 1.0
 
 
 def test_compare_images_rejects_unknown_lpips_mode() -> None:
-    assert LPIPS_MODES == ("auto", "required", "off")
     image = photo("astronaut", 16)
     with pytest.raises(ValueError, match="auto, required, off") as excinfo:
         compare_images(image, image, lpips_mode="on")
     assert "'on'" in str(excinfo.value)
+
+
+def test_full_reference_metrics_need_a_baseline() -> None:
+    assert score_images(photo("astronaut", 16), None, prompt="", device="cpu", modes={}) == {}
+
+
+def test_required_metric_that_cannot_run_raises() -> None:
+    image = photo("astronaut", 16)  # below LPIPS's 31 px: unavailable before any weights are looked for
+    with pytest.raises(MetricUnavailable, match="31x31"):
+        compare_images(image, image, lpips_mode="required")
+    status = compare_images(image, image, lpips_mode="auto")["lpips"]
+    assert status.value is None and status.status.startswith("unavailable: ") and "16x16" in status.status
+
+
+def test_the_registry_scores_in_column_order() -> None:
+    assert [metric.name for metric in REGISTRY] == ["ssim", "psnr", "lpips"]
+    with pytest.raises(ValueError, match="'ssim' is already registered"):
+        REGISTRY.register(next(iter(REGISTRY)))
 
 
 # --- LPIPS, each in a fresh interpreter -----------------------------------------
@@ -201,7 +218,10 @@ _IMAGES = """
 import numpy as np
 from PIL import Image
 from skimage import data
-from pytest_diffbench import metrics
+from pytest_diffbench.judge.metrics import lpips as metrics, score_images
+
+def compare(a, b, mode):
+    return score_images(a, b, prompt="", device="cpu", modes={"lpips": mode})
 
 def photo(name, size):
     return Image.fromarray(getattr(data, name)()).resize((size, size), Image.LANCZOS)
@@ -272,6 +292,7 @@ def stand_in_torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return torch_home
 
 
+@pytest.mark.subprocess
 def test_lpips_loads_local_checkpoint_and_ranks_images(stand_in_torch_home: Path) -> None:
     result = run_snippet(
         """
@@ -285,10 +306,10 @@ def test_lpips_loads_local_checkpoint_and_ranks_images(stand_in_torch_home: Path
         warnings.simplefilter("error")  # scoring must not warn either
 
         def score(a, b, mode="required"):
-            s = metrics.compare_images(a, b, lpips_mode=mode)
-            assert s.lpips_status == "ok", s.lpips_status
-            assert isinstance(s.lpips, float) and math.isfinite(s.lpips)
-            return s.lpips
+            s = compare(a, b, mode)["lpips"]
+            assert s.status == "ok", s.status
+            assert isinstance(s.value, float) and math.isfinite(s.value)
+            return s.value
 
         result["identical"] = score(astronaut, astronaut.copy())
         result["noised"] = score(astronaut, noised)
@@ -316,20 +337,21 @@ def test_lpips_loads_local_checkpoint_and_ranks_images(stand_in_torch_home: Path
     assert result["big"] > 0
 
 
+@pytest.mark.subprocess
 def test_lpips_rejects_images_below_alexnet_minimum(stand_in_torch_home: Path) -> None:
     result = run_snippet(
         """
         small, smallest = photo("astronaut", 31), photo("astronaut", 30)
-        result["at_minimum"] = metrics.compare_images(small, small, lpips_mode="required").lpips
-        auto = metrics.compare_images(smallest, smallest, lpips_mode="auto")
-        result["auto"] = [auto.lpips, auto.lpips_status]
+        result["at_minimum"] = compare(small, small, "required")["lpips"].value
+        auto = compare(smallest, smallest, "auto")["lpips"]
+        result["auto"] = [auto.value, auto.status]
         try:
-            metrics.compare_images(smallest, smallest, lpips_mode="required")
+            compare(smallest, smallest, "required")
         except metrics.LpipsUnavailable as exc:
             result["required"] = str(exc)
         try:
             metrics.load_lpips("cpu")(np.asarray(smallest), np.asarray(smallest))
-        except ValueError as exc:
+        except metrics.LpipsUnavailable as exc:
             result["scorer"] = str(exc)
         """,
         stand_in_torch_home,
@@ -343,14 +365,15 @@ def test_lpips_rejects_images_below_alexnet_minimum(stand_in_torch_home: Path) -
     assert "31x31" in result["scorer"]
 
 
+@pytest.mark.subprocess
 def test_missing_checkpoint_is_reported_without_download(tmp_path: Path) -> None:
     result = run_snippet(
         """
         result["path"] = str(metrics.alexnet_checkpoint_path())
-        auto = metrics.compare_images(astronaut, coffee, lpips_mode="auto")
-        result["auto"] = [auto.lpips, auto.lpips_status, auto.ssim]
+        auto = compare(astronaut, coffee, "auto")
+        result["auto"] = [auto["lpips"].value, auto["lpips"].status, auto["ssim"].value]
         try:
-            metrics.compare_images(astronaut, coffee, lpips_mode="required")
+            compare(astronaut, coffee, "required")
         except metrics.LpipsUnavailable as exc:
             result["required"] = str(exc)
         """,
@@ -374,6 +397,7 @@ def test_missing_checkpoint_is_reported_without_download(tmp_path: Path) -> None
     assert not checkpoint_in(tmp_path).exists()
 
 
+@pytest.mark.subprocess
 def test_unreadable_checkpoint_raises_naming_the_file(tmp_path: Path) -> None:
     path = checkpoint_in(tmp_path)
     path.parent.mkdir(parents=True)
@@ -389,11 +413,11 @@ def test_unreadable_checkpoint_raises_naming_the_file(tmp_path: Path) -> None:
             elif kind == "wrong keys":
                 torch.save({"not_alexnet.weight": torch.zeros(1)}, path)
             if kind == "auto":
-                scores = metrics.compare_images(astronaut, coffee, lpips_mode="auto")
-                errors[kind] = [scores.lpips, scores.lpips_status]
+                scores = compare(astronaut, coffee, "auto")["lpips"]
+                errors[kind] = [scores.value, scores.status]
                 continue
             try:
-                metrics.compare_images(astronaut, coffee, lpips_mode="required")
+                compare(astronaut, coffee, "required")
             except metrics.LpipsUnavailable as exc:
                 errors[kind] = [str(exc), type(exc.__cause__).__name__]
         result.update(errors)
@@ -411,17 +435,18 @@ def test_unreadable_checkpoint_raises_naming_the_file(tmp_path: Path) -> None:
     assert status.startswith("unavailable: ") and str(path) in status
 
 
+@pytest.mark.subprocess
 def test_lpips_off_imports_neither_lpips_nor_torch(tmp_path: Path) -> None:
     result = run_snippet(
         """
         import pytest_diffbench
         torch_before = "torch" in sys.modules
-        from pytest_diffbench import metrics
+        from pytest_diffbench.judge.metrics import score_images
         from PIL import Image
         from skimage import data
         image = Image.fromarray(data.astronaut())
-        scores = metrics.compare_images(image, image, lpips_mode="off")
-        result["status"] = scores.lpips_status
+        scores = score_images(image, image, prompt="", device="cpu", modes={"lpips": "off"})
+        result["status"] = scores["lpips"].status
         result["lpips_imported"] = "lpips" in sys.modules
         result["torch_imported_by_metrics"] = not torch_before and "torch" in sys.modules
         """,

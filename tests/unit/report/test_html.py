@@ -12,37 +12,38 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pytest_diffbench.html_report import FILTERS, render_report
+from pytest_diffbench.report.html import FILTERS, render_report
+from pytest_diffbench.store.run_folder import RunFolder
 
 EVIL = '</script><script>alert("x")</script> & <b>bold</b>'
 
 
-def records() -> list[dict]:
-    return [
-        {"nodeid": "t/test_a.py::test_a[seed0-euler-20steps-cfg7.5]", "case_id": "seed0-euler-20steps-cfg7.5", "test": "t/test_a.py::test_a",
-         "outcome": "passed", "sampler": "Euler", "steps": 20, "cfg": 7.5, "seed": 0, "ssim": 1.0, "prompt": EVIL,
-         "seconds_per_image": 0.4, "device_name": "cpu"},
-        {"nodeid": "t/test_a.py::test_a[seed0-ddim-10steps-cfg7.5]", "case_id": "seed0-ddim-10steps-cfg7.5", "test": "t/test_a.py::test_a",
-         "outcome": "failed-quality", "sampler": "DDIM", "steps": 10, "cfg": 7.5, "seed": 0, "ssim": 0.5, "prompt": EVIL,
-         "seconds_per_image": 0.2, "device_name": "cpu"},
-    ]
+@pytest.fixture
+def results(make_result):
+    return [make_result(0, "Euler", 20, test="t/test_a.py::test_a", config={"prompt": EVIL}, seconds=0.4, device_name="cpu",
+                        scores={"ssim": 1.0, "psnr": None, "lpips": None}),
+            make_result(0, "DDIM", 10, test="t/test_a.py::test_a", outcome="failed-quality", config={"prompt": EVIL}, seconds=0.2,
+                        device_name="cpu", scores={"ssim": 0.5, "psnr": None, "lpips": None})]
 
 
-def make_run(tmp_path: Path) -> Path:
-    run_dir = tmp_path / "run"
-    grid = run_dir / "grids" / "cases" / "t" / "test_a" / "test_a" / "seed0-ddim-10steps-cfg7.5.png"
-    grid.parent.mkdir(parents=True)
-    Image.new("RGB", (32, 16), (200, 0, 0)).save(grid)
-    output = run_dir / "images" / "t" / "test_a" / "test_a" / "seed0-euler-20steps-cfg7.5.png"
-    output.parent.mkdir(parents=True)
-    Image.new("RGB", (16, 16), (0, 0, 200)).save(output)
-    page = render_report(run_dir, "run-1", records(), {"command": EVIL})
-    (run_dir / "report.html").write_text(page, encoding="utf-8")
-    return run_dir
+@pytest.fixture
+def make_run(tmp_path: Path, results):
+    def build() -> Path:
+        folder = RunFolder(tmp_path / "run")
+        grid = folder.case_grid("t/test_a/test_a/seed0-ddim-10steps-cfg7.5")
+        grid.parent.mkdir(parents=True)
+        Image.new("RGB", (32, 16), (200, 0, 0)).save(grid)
+        output = folder.image("t/test_a/test_a/seed0-euler-20steps-cfg7.5")
+        output.parent.mkdir(parents=True)
+        Image.new("RGB", (16, 16), (0, 0, 200)).save(output)
+        page = render_report(folder, results, {"command": EVIL})
+        folder.report.write_text(page, encoding="utf-8")
+        return folder.path
+    return build
 
 
-def test_user_strings_are_escaped_and_survive_as_data(tmp_path: Path):
-    page = (make_run(tmp_path) / "report.html").read_text()
+def test_user_strings_are_escaped_and_survive_as_data(make_run):
+    page = (make_run() / "report.html").read_text()
     assert page.count("<script") == 2  # the JSON block and the page's own script
     assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
     data = re.search(r'<script type="application/json" id="diffbench-rows">(.*?)</script>', page, re.S).group(1)
@@ -50,8 +51,8 @@ def test_user_strings_are_escaped_and_survive_as_data(tmp_path: Path):
     assert [row["prompt"] for row in rows] == [EVIL, EVIL]
 
 
-def test_counts_filters_and_relative_links(tmp_path: Path):
-    page = (make_run(tmp_path) / "report.html").read_text()
+def test_counts_filters_and_relative_links(make_run):
+    page = (make_run() / "report.html").read_text()
     assert '<span class="passed">1 passed</span>' in page and '<span class="failed">1 failed-quality</span>' in page
     for key in FILTERS:
         assert f'<select name="{key}">' in page
@@ -64,6 +65,18 @@ def test_counts_filters_and_relative_links(tmp_path: Path):
     assert [row["grid"] for row in rows] == ["grids/cases/t/test_a/test_a/seed0-ddim-10steps-cfg7.5.png", ""]
     assert rows[1]["config"] == "configs/t/test_a/test_a/seed0-euler-20steps-cfg7.5.json"
     assert [row["image"] for row in rows] == ["", "images/t/test_a/test_a/seed0-euler-20steps-cfg7.5.png"]
+    assert [row["ssim"] for row in rows] == ["0.5", "1"]
+
+
+def test_every_registered_metric_has_a_column_and_the_plot_is_linked_when_present(tmp_path, results):
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    page = render_report(folder, results, {})
+    for key, title in (("ssim", "SSIM"), ("psnr", "PSNR"), ("lpips", "LPIPS")):
+        assert f'<th data-key="{key}">{title}</th>' in page
+    assert "plot.png" not in page
+    folder.plot.write_bytes(b"png")
+    assert '<img src="plot.png"' in render_report(folder, results, {})
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -72,8 +85,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
-def test_page_runs_in_a_browser_without_console_errors(tmp_path: Path):
-    run_dir = make_run(tmp_path)
+def test_page_runs_in_a_browser_without_console_errors(tmp_path: Path, make_run):
+    run_dir = make_run()
     url = (run_dir / "report.html").as_uri()
     profile = tmp_path / "profile"
     dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],

@@ -7,19 +7,20 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from skimage import data
 
-from pytest_diffbench.files import encode_png
-from pytest_diffbench.grids import (
-    MIN_PANEL_SIDE, PLACEHOLDER_FILL, comparison_grid, difference_heatmap, sweep_sheet,
+from pytest_diffbench.store.files import encode_png
+from pytest_diffbench.report.draw import (
+    PLACEHOLDER_FILL, comparison_grid, difference_heatmap, sweep_sheet,
 )
-from pytest_diffbench.metrics import ImageSizeMismatch
-from helpers import checkout_pythonpath
+from pytest_diffbench.judge.metrics import ImageSizeMismatch
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 LABELS = (
     "sampler DPM++ 2M Karras · steps 20 · cfg 5.5 · seed 0 · config 1a2b3c4d5e6f",
     "ssim 0.612 >= 0.95 FAIL · psnr 17.0 dB >= 25 FAIL · lpips - ",
@@ -81,8 +82,7 @@ def panel_columns(grid: np.ndarray, widths: list[int]) -> tuple[int, list[int]]:
 def test_small_images_are_upscaled_into_three_panels_side_by_side(astronaut, painted):
     grid = comparison_grid(painted, astronaut, LABELS)
     array = pixels(grid)
-    assert grid.mode == "RGB"
-    assert MIN_PANEL_SIDE == 256  # a 64x64 image is drawn 4x, NEAREST, as a 256x256 panel
+    assert grid.mode == "RGB"  # a 64x64 image is drawn 4x, NEAREST, as a 256x256 panel
     gap, xs = panel_columns(array, [256, 256, 256])
 
     y = find_y(array, upscaled(astronaut, 4), xs[0])
@@ -264,8 +264,8 @@ RENDER = textwrap.dedent("""
     import hashlib
     import numpy as np
     from PIL import Image
-    from pytest_diffbench.files import encode_png
-    from pytest_diffbench.grids import comparison_grid, sweep_sheet
+    from pytest_diffbench.store.files import encode_png
+    from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
 
     ramp = np.arange(48 * 40 * 3, dtype=np.uint32).reshape(40, 48, 3)
     a = Image.fromarray((ramp * 7 % 256).astype(np.uint8))
@@ -288,7 +288,7 @@ def test_same_inputs_give_the_same_png_bytes(astronaut, painted):
 
     # And across processes: a fresh interpreter draws the same bytes as this one.
     child = subprocess.run([sys.executable, "-c", RENDER], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONPATH": checkout_pythonpath()})
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])})
     namespace: dict = {}
     exec(RENDER, namespace)
     assert child.stdout.split() == list(namespace["hashes"])

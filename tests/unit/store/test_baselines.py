@@ -1,8 +1,7 @@
-"""Unit tests of pytest_diffbench.baselines (paths, pin keys, the store) and pytest_diffbench.files."""
+"""store.baselines: the version-pinned pair of PNG and sidecar, and every way a pair can be broken."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -12,14 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_diffbench import files
-from pytest_diffbench.baselines import SIDECAR_FORMAT, BaselineError, BaselineStore, case_path, pin_key, safe_segment
-from pytest_diffbench.files import atomic_write_bytes, atomic_write_text, encode_png, sha256_bytes
+from pytest_diffbench.spec.machine import MachineInfo
+from pytest_diffbench.spec.measurement import Measurement
+from pytest_diffbench.spec.sidecar import Sidecar
+from pytest_diffbench.store.baselines import BaselineError, BaselineStore
+from pytest_diffbench.store.files import encode_png, sha256_bytes
 
 CASE = "tests/test_a/test_b/seed0-euler-20steps-cfg7.5"
 CONFIG = {"prompt": "an astronaut", "seed": 0, "cfg": 7.5, "loras": []}
-ENVIRONMENT = {"device_name": "cpu", "torch": "2.0"}
-MEASUREMENT = {"seconds_per_image": 1.5, "peak_vram_mb": None, "device_name": "cpu"}
+ENVIRONMENT = MachineInfo(device_name="cpu", torch="2.0")
+MEASUREMENT = Measurement(1.5, None)
 
 
 @pytest.fixture(scope="module")
@@ -30,160 +31,14 @@ def astronaut() -> Image.Image:
 
 
 def write(store: BaselineStore, image: Image.Image, case: str = CASE, config_hash: str = "h" * 64):
-    """Write a pair; replaced pairs go to a run folder under the store's root."""
-    return store.write(case, image, config=CONFIG, config_hash=config_hash, environment=ENVIRONMENT, measurement=MEASUREMENT,
-                       keep_replaced_in=store.root / "run")
+    """Write a pair; replaced pairs go to a run folder's replaced-baselines/ under the store's root."""
+    sidecar = Sidecar(case="", config=CONFIG, config_hash=config_hash, environment=ENVIRONMENT, measurement=MEASUREMENT,
+                      device_name="cpu")
+    return store.write(case, encode_png(image), sidecar, keep_replaced_in=store.root / "run" / "replaced-baselines")
 
 
 def leftovers(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.name.endswith(".tmp"))
-
-
-# -- case_path -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("nodeid, expected", [
-    ("tests/test_a.py::test_b[seed0-euler-20steps-cfg7.5]", "tests/test_a/test_b/seed0-euler-20steps-cfg7.5"),
-    ("tests/test_a.py::TestX::test_b[seed0-euler_a-20steps-cfg5.5]", "tests/test_a/TestX/test_b/seed0-euler_a-20steps-cfg5.5"),
-    ("tests/test_a.py::test_b", "tests/test_a/test_b/default"),
-    ("tests/test_a.py::TestX::test_b", "tests/test_a/TestX/test_b/default"),
-    ("test_top.py::test_b[x]", "test_top/test_b/x"),
-    ("a/b/c/test_deep.py::test_b[x]", "a/b/c/test_deep/test_b/x"),
-])
-def test_case_path(nodeid, expected):
-    assert case_path(nodeid) == expected
-
-
-@pytest.mark.parametrize("param, expected", [
-    ("a/b", "a_b"),
-    ("a b", "a_b"),
-    ("x[1]", "x_1"),
-    ("a[b", "a_b"),
-    ("..", "_"),
-    ("caf\u00e9 \u2615", "caf"),
-    ("seed0-dpmpp_2m-cfg7.5", "seed0-dpmpp_2m-cfg7.5"),
-])
-def test_case_path_sanitises_odd_ids(param, expected):
-    path = case_path(f"tests/test_a.py::test_b[{param}]")
-    assert path == f"tests/test_a/test_b/{expected}"
-    assert path.count("/") == 3  # no extra folders from '/' in the id
-
-
-def test_case_path_never_climbs_out():
-    path = case_path("../outside/test_a.py::test_b[../../x]")
-    assert ".." not in path.split("/")
-    assert not path.startswith("/")
-
-
-def test_safe_segment():
-    assert safe_segment("NVIDIA H100 80GB HBM3") == "NVIDIA_H100_80GB_HBM3"
-    assert safe_segment("2.4.1+cu121") == "2.4.1_cu121"
-    assert safe_segment("cuda:0") == "cuda_0"
-    assert safe_segment("") == "_"
-    assert safe_segment("._.") == "_"
-
-
-# -- pin_key ---------------------------------------------------------------------------------
-
-
-FIELDS = {"device": "cuda", "dtype": "float16", "device_name": "NVIDIA H100 80GB HBM3", "torch": "2.4.1+cu121",
-          "diffusers": "0.31.0", "platform": "linux"}
-
-
-def test_pin_key_default_template():
-    assert pin_key("{device}-{dtype}", FIELDS) == "cuda-float16"
-    assert pin_key("{device}-{dtype}", {**FIELDS, "device": "cpu", "dtype": "float32"}) == "cpu-float32"
-
-
-def test_pin_key_custom_template_sanitises_values():
-    assert pin_key("{device_name}-{dtype}", FIELDS) == "NVIDIA_H100_80GB_HBM3-float16"
-    assert pin_key("{platform}-torch{torch}", FIELDS) == "linux-torch2.4.1_cu121"
-
-
-def test_pin_key_is_one_segment_even_with_separators_in_the_template():
-    key = pin_key("{device}/{dtype} x", FIELDS)
-    assert key == "cuda_float16_x"
-    assert "/" not in key and " " not in key
-
-
-def test_pin_key_values_cannot_escape():
-    key = pin_key("{device_name}", {**FIELDS, "device_name": "../../etc"})
-    assert "/" not in key and key != ".."
-
-
-# -- files: deterministic PNG and atomic writes ----------------------------------------------
-
-
-def test_encode_png_is_deterministic_and_lossless(astronaut):
-    first, second = encode_png(astronaut), encode_png(astronaut.copy())
-    assert first == second
-    assert first.startswith(b"\x89PNG\r\n\x1a\n")
-    with Image.open(io.BytesIO(first)) as decoded:
-        assert decoded.size == (48, 40)
-        assert np.array_equal(np.asarray(decoded.convert("RGB")), np.asarray(astronaut))
-
-
-def test_encode_png_depends_only_on_the_pixels(astronaut):
-    again = Image.fromarray(np.asarray(astronaut).copy())
-    again.info["icc_profile"] = b"\x00" * 128
-    again.info["comment"] = "something"
-    assert encode_png(again) == encode_png(astronaut)
-    assert again.info["icc_profile"]  # the caller's image is left alone
-    assert b"tEXt" not in encode_png(astronaut) and b"tIME" not in encode_png(astronaut)
-
-
-def test_encode_png_differs_for_different_pixels(astronaut):
-    changed = astronaut.copy()
-    changed.putpixel((0, 0), (0, 0, 0) if astronaut.getpixel((0, 0)) != (0, 0, 0) else (1, 1, 1))
-    assert encode_png(changed) != encode_png(astronaut)
-
-
-def test_sha256_bytes():
-    assert sha256_bytes(b"abc") == hashlib.sha256(b"abc").hexdigest()
-
-
-def test_atomic_write_creates_folders_and_leaves_no_temp_files(tmp_path):
-    target = tmp_path / "a" / "b" / "file.bin"
-    atomic_write_bytes(target, b"one")
-    atomic_write_bytes(target, b"two")
-    assert target.read_bytes() == b"two"
-    assert leftovers(tmp_path) == []
-    assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
-
-
-def test_atomic_write_text_is_utf8_with_unix_newlines(tmp_path):
-    target = tmp_path / "t.txt"
-    atomic_write_text(target, "caf\u00e9\nline\n")
-    assert target.read_bytes() == "caf\u00e9\nline\n".encode("utf-8")
-
-
-def test_failed_replace_keeps_the_old_file_and_removes_the_temp(tmp_path, monkeypatch):
-    target = tmp_path / "file.txt"
-    atomic_write_text(target, "old")
-
-    def broken_replace(src, dst):
-        raise OSError("disk on fire")
-
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk on fire"):
-        atomic_write_text(target, "new")
-    assert target.read_text() == "old"
-    assert leftovers(tmp_path) == []
-    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
-
-
-def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
-    target = tmp_path / "file.bin"
-    atomic_write_bytes(target, b"old")
-
-    def broken_fsync(fd):
-        raise OSError("fsync failed")
-
-    monkeypatch.setattr(files.os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="fsync failed"):
-        atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert leftovers(tmp_path) == []
 
 
 # -- BaselineStore ---------------------------------------------------------------------------
@@ -206,13 +61,13 @@ def test_write_then_load_round_trip(tmp_path, astronaut):
     loaded = store.load(CASE)
     assert loaded is not None
     assert loaded.image_path == written.image_path and loaded.sidecar_path == written.sidecar_path
-    assert loaded.config == CONFIG
-    assert loaded.config_hash == "c" * 64
-    assert loaded.environment == ENVIRONMENT
-    assert loaded.measurement == MEASUREMENT
-    assert loaded.sidecar["format"] == SIDECAR_FORMAT
-    assert loaded.sidecar["case"] == CASE
-    assert loaded.sidecar["image_sha256"] == sha256_bytes(written.image_path.read_bytes())
+    assert loaded.sidecar.config == CONFIG
+    assert loaded.sidecar.config_hash == "c" * 64
+    assert loaded.sidecar.environment == ENVIRONMENT
+    assert loaded.sidecar.measurement == MEASUREMENT and loaded.sidecar.device_name == "cpu"
+    assert json.loads(loaded.sidecar_path.read_text())["format"] == 1
+    assert loaded.sidecar.case == CASE
+    assert loaded.sidecar.image_sha256 == sha256_bytes(written.image_path.read_bytes())
     assert loaded.sidecar == written.sidecar
     image = loaded.load_image()
     assert image.mode == "RGB"
@@ -241,7 +96,7 @@ def test_rewrite_replaces_the_pair(tmp_path, astronaut):
     flipped = astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     write(store, flipped, config_hash="2" * 64)
     loaded = store.load(CASE)
-    assert loaded.config_hash == "2" * 64
+    assert loaded.sidecar.config_hash == "2" * 64
     assert np.array_equal(np.asarray(loaded.load_image()), np.asarray(flipped))
     assert leftovers(tmp_path) == []
     # The replaced pair is kept, byte for byte, in the run folder.
@@ -277,7 +132,7 @@ def test_failed_write_keeps_the_previous_baseline(tmp_path, astronaut, monkeypat
     monkeypatch.undo()
     assert {p: p.read_bytes() for p in store.paths(CASE)} == before
     assert leftovers(tmp_path) == []
-    assert store.load(CASE).config_hash == "1" * 64
+    assert store.load(CASE).sidecar.config_hash == "1" * 64
 
 
 # -- BaselineError cases ---------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""One registration of a metric reaches everything: a TEST-ONLY metric, registered for one test
+with ``REGISTRY.registered(metric)``, gets its results.csv columns, its ini key (validated), its
+gate, its lines in the failure text, report.html, JUnit properties, grid labels and plot panel.
+
+What the metric needed: the class below and the one ``REGISTRY.registered(...)`` line; no other
+file knows of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from pytest_diffbench.judge.metrics import REGISTRY, Direction, MetricInputs, MetricKind
+from pytest_diffbench.report.grids import grid_labels
+from pytest_diffbench.report.plot import panels
+from pytest_diffbench.spec.outcomes import Outcome
+from pytest_diffbench.testing import run_diffbench
+
+DRIFT_ENV = "DIFFBENCH_REGISTRY_TEST_DRIFT"
+CONFTEST = f'''
+import os
+
+import pytest
+
+from pytest_diffbench.testing import FakePipeline
+
+
+@pytest.fixture(scope="session")
+def diffbench_pipeline():
+    return FakePipeline(drift=float(os.environ.get("{DRIFT_ENV}") or 0))
+'''
+TESTS = '''
+import pytest_diffbench as diffbench
+
+
+@diffbench.sweep(seeds=[0, 1], steps=2)
+def test_gen(diffbench):
+    diffbench.generate("a red cube")
+'''
+
+
+@dataclass(frozen=True)
+class MeanAbsDiff:
+    """Mean absolute difference of the RGB values (0 to 255): full-reference, lower is better."""
+
+    name: str = "mean_abs_diff"
+    label: str = "MAD"
+    kind: MetricKind = MetricKind.FULL_REFERENCE
+    direction: Direction = Direction.LOWER_IS_BETTER
+    unit: str = ""
+    default_tolerance: float | None = 10.0
+    valid_tolerance: str = "a number of levels >= 0"
+    reports_status: bool = False
+    plotted: bool = True
+
+    def accepts(self, tolerance: float) -> bool:
+        return tolerance >= 0
+
+    def check_available(self, inputs: MetricInputs) -> None:
+        return None
+
+    def compute(self, inputs: MetricInputs) -> float:
+        assert inputs.baseline is not None
+        return float(np.mean(np.abs(inputs.output.astype(np.float64) - inputs.baseline.astype(np.float64))))
+
+
+@pytest.fixture
+def metric() -> Iterator[MeanAbsDiff]:
+    with REGISTRY.registered(MeanAbsDiff()) as registered:  # the one registration line
+        yield registered
+    assert REGISTRY.get("mean_abs_diff") is None
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv(DRIFT_ENV, raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_gen=TESTS)
+    return pytester
+
+
+def header(path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle))
+
+
+def test_one_registration_gives_columns_gate_report_junit_labels_and_plot(project, metric, monkeypatch):
+    # Only the test metric gates: the built-in quality checks are switched off in the ini file.
+    project.makeini("[pytest]\ndiffbench_min_ssim = off\ndiffbench_min_psnr = off\n")
+    created = run_diffbench(project, update="all")
+    created.outcome.assert_outcomes(passed=2)
+    assert {r.scores["mean_abs_diff"] for r in created.results} == {0.0}
+
+    monkeypatch.setenv(DRIFT_ENV, "0.5")
+    run = run_diffbench(project, "--junitxml=junit.xml")
+    run.outcome.assert_outcomes(failed=2)
+    columns = header(run.folder.results)
+    assert columns.index("max_mean_abs_diff") == columns.index("mean_abs_diff") + 1
+    result = run.result("seed0")
+    assert result.outcome is Outcome.FAILED_QUALITY
+    assert result.scores["mean_abs_diff"] > 10.0 and result.tolerances["max_mean_abs_diff"] == 10.0
+    assert result.message.startswith("mean_abs_diff")
+
+    text = run.outcome.stdout.str()
+    fail_lines = [line.strip() for line in text.splitlines() if line.strip().startswith("mean_abs_diff")]
+    assert len(fail_lines) == 2 and all(line.split()[2:] == ["<=", "10", "FAIL"] for line in fail_lines)
+    assert not [line for line in text.splitlines() if line.split()[:1] == ["ssim"] and "FAIL" in line]
+
+    page = run.folder.report.read_text(encoding="utf-8")
+    assert '<th data-key="mean_abs_diff">MAD</th>' in page
+
+    (case,) = [case for case in ET.parse(project.path / "junit.xml").iter("testcase") if "seed0" in case.get("name", "")]
+    properties = {prop.get("name"): prop.get("value") for prop in case.iter("property")}
+    assert float(properties["diffbench_mean_abs_diff"]) == pytest.approx(result.scores["mean_abs_diff"], rel=1e-6)
+
+    assert any(part.startswith("mean_abs_diff ") and part.endswith("<= 10 FAIL") for part in grid_labels(result)[2].split(" · "))
+    assert [name for name, _, _ in panels(run.results)] == ["ssim", "mean_abs_diff"]
+    from PIL import Image
+
+    with Image.open(run.folder.plot) as plot:
+        assert plot.width == 2 * 640  # one 6.4-inch panel per plotted score at 100 dpi
+
+
+def test_the_ini_key_is_accepted_and_applied(project, metric, monkeypatch):
+    run_diffbench(project, update="all").outcome.assert_outcomes(passed=2)
+    monkeypatch.setenv(DRIFT_ENV, "0.5")
+    project.makeini("[pytest]\ndiffbench_min_ssim = off\ndiffbench_min_psnr = off\ndiffbench_max_mean_abs_diff = 250\n")
+    run = run_diffbench(project)
+    run.outcome.assert_outcomes(passed=2)
+    assert {r.tolerances["max_mean_abs_diff"] for r in run.results} == {250.0}
+
+
+def test_a_negative_ini_value_is_a_usage_error_naming_the_key(project, metric):
+    project.makeini("[pytest]\ndiffbench_max_mean_abs_diff = -1\n")
+    run = run_diffbench(project)
+    assert run.outcome.ret == pytest.ExitCode.USAGE_ERROR
+    errors = run.outcome.stderr.str()
+    assert "diffbench_max_mean_abs_diff" in errors and "a number of levels >= 0" in errors
+    assert not (project.path / ".diffbench").exists()
+
+
+def test_without_the_registration_there_is_no_such_column(project):
+    run = run_diffbench(project, update="all")
+    run.outcome.assert_outcomes(passed=2)
+    assert "mean_abs_diff" not in header(run.folder.results)
+    assert os.environ.get(DRIFT_ENV) is None

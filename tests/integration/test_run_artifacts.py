@@ -1,0 +1,101 @@
+"""The run folder of an in-process ``pytest --diffbench`` run with a FakePipeline: made only by
+runs that run cases, holding only files RunFolder names, and each derived artifact written on
+its own (a broken one is a warning line, never a lost run or a changed exit status)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_diffbench.judge.convergence import case_group
+from pytest_diffbench.report import artifacts
+from pytest_diffbench.store import paths
+from pytest_diffbench.store.paths import case_path
+from pytest_diffbench.testing import run_diffbench
+
+DRIFT_ENV = "DIFFBENCH_ARTIFACTS_TEST_DRIFT"
+CONFTEST = f'''
+import os
+
+import pytest
+
+from pytest_diffbench.testing import FakePipeline
+
+
+@pytest.fixture(scope="session")
+def diffbench_pipeline():
+    return FakePipeline(drift=float(os.environ.get("{DRIFT_ENV}") or 0))
+'''
+TESTS = '''
+import pytest_diffbench as diffbench
+
+
+@diffbench.sweep(seeds=[0, 1], samplers=["Euler", "DDIM"], steps=[1, 3])
+def test_gen(diffbench):
+    diffbench.generate("a red cube")
+
+
+def test_plain():
+    pass
+'''
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv(DRIFT_ENV, raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_gen=TESTS)
+    return pytester
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--collect-only",), ("--collect-only", "-q")], ids=" ".join)
+def test_no_run_folder_without_cases_running(project, args):
+    outcome = project.runpytest_inprocess("--diffbench", "-p", "no:cacheprovider", *args)
+    assert outcome.ret == pytest.ExitCode.OK
+    assert not (project.path / ".diffbench").exists()
+    if "--help" not in args:
+        assert "test_gen[seed1-ddim-3steps-cfg7.5]" in outcome.stdout.str()
+
+
+def test_a_real_run_creates_one_run_folder_and_names_it_latest(project):
+    run = run_diffbench(project, update="all")
+    run.outcome.assert_outcomes(passed=9)
+    assert sorted(p.name for p in (project.path / ".diffbench").iterdir()) == ["latest", "runs"]
+    assert [p.name for p in (project.path / ".diffbench" / "runs").iterdir()] == [run.folder.run_id]
+
+
+def test_every_file_of_a_finished_run_folder_is_one_runfolder_names(project, monkeypatch):
+    run_diffbench(project, update="all").outcome.assert_outcomes(passed=9)
+    monkeypatch.setenv(DRIFT_ENV, "0.5")
+    run = run_diffbench(project, update="all")  # every case fails quality and is refreshed
+    run.outcome.assert_outcomes(passed=9)
+    folder, results = run.folder, run.results
+    assert len(results) == 8 and all(r.baseline_action.wrote for r in results)
+
+    named = {folder.results, folder.environment, folder.summary, folder.plot, folder.report, folder.bundle}
+    for result in results:
+        case = case_path(result.nodeid)
+        named |= {folder.image(case), folder.config(case), folder.case_grid(case),
+                  folder.replaced(case, ".png"), folder.replaced(case, ".json")}
+        named.add(folder.sheet(paths.test_path(result.nodeid), case_group(result, "sampler", "steps")[1].replace(" · ", "-")))
+    present = {path for path in folder.path.rglob("*") if path.is_file()}
+    assert present == named, (sorted(map(folder.relative, present - named)), sorted(map(folder.relative, named - present)))
+
+
+def test_a_failing_artifact_is_one_warning_and_costs_nothing_else(project, monkeypatch):
+    def broken_plot(results, title):
+        raise RuntimeError("matplotlib exploded")
+
+    monkeypatch.setattr(artifacts, "speed_quality_png", broken_plot)
+    run = run_diffbench(project, update="all")
+    assert run.outcome.ret == pytest.ExitCode.OK
+    run.outcome.assert_outcomes(passed=9)
+    folder = run.folder
+    for path in (folder.results, folder.environment, folder.latest, folder.summary, folder.report, folder.bundle):
+        assert path.is_file(), path
+    assert not folder.plot.exists()
+    assert len(run.results) == 8
+    text = run.outcome.stdout.str() + run.outcome.stderr.str()
+    warnings = [line for line in text.splitlines() if "WARNING" in line]
+    assert warnings == [f"WARNING: diffbench could not write plot.png in {folder.path}: RuntimeError: matplotlib exploded"]
+    assert "Traceback" not in text and "INTERNALERROR" not in text

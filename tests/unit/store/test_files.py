@@ -1,0 +1,99 @@
+"""store.files: deterministic PNG bytes and atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pytest_diffbench.store import files
+from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text, encode_png, sha256_bytes
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()).resize((48, 40), Image.Resampling.BILINEAR)
+
+
+def leftovers(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.name.endswith(".tmp"))
+
+
+def test_encode_png_is_deterministic_and_lossless(astronaut):
+    first, second = encode_png(astronaut), encode_png(astronaut.copy())
+    assert first == second
+    assert first.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(first)) as decoded:
+        assert decoded.size == (48, 40)
+        assert np.array_equal(np.asarray(decoded.convert("RGB")), np.asarray(astronaut))
+
+
+def test_encode_png_depends_only_on_the_pixels(astronaut):
+    again = Image.fromarray(np.asarray(astronaut).copy())
+    again.info["icc_profile"] = b"\x00" * 128
+    again.info["comment"] = "something"
+    assert encode_png(again) == encode_png(astronaut)
+    assert again.info["icc_profile"]  # the caller's image is left alone
+    assert b"tEXt" not in encode_png(astronaut) and b"tIME" not in encode_png(astronaut)
+
+
+def test_encode_png_differs_for_different_pixels(astronaut):
+    changed = astronaut.copy()
+    changed.putpixel((0, 0), (0, 0, 0) if astronaut.getpixel((0, 0)) != (0, 0, 0) else (1, 1, 1))
+    assert encode_png(changed) != encode_png(astronaut)
+
+
+def test_sha256_bytes_golden():
+    assert sha256_bytes(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_atomic_write_creates_folders_and_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "a" / "b" / "file.bin"
+    atomic_write_bytes(target, b"one")
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert leftovers(tmp_path) == []
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.bin"]
+
+
+def test_atomic_write_text_is_utf8_with_unix_newlines(tmp_path):
+    target = tmp_path / "t.txt"
+    atomic_write_text(target, "caf\u00e9\nline\n")
+    assert target.read_bytes() == "caf\u00e9\nline\n".encode("utf-8")
+
+
+def test_failed_replace_keeps_the_old_file_and_removes_the_temp(tmp_path, monkeypatch):
+    target = tmp_path / "file.txt"
+    atomic_write_text(target, "old")
+
+    def broken_replace(src, dst):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk on fire"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert leftovers(tmp_path) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "file.bin"
+    atomic_write_bytes(target, b"old")
+
+    def broken_fsync(fd):
+        raise OSError("fsync failed")
+
+    monkeypatch.setattr(files.os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="fsync failed"):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert leftovers(tmp_path) == []
+
+
