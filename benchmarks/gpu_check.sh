@@ -13,7 +13,7 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . || exit
   python3 -c "import torch, diffusers, transformers, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda, diffusers.__version__, transformers.__version__)"
 
   echo "== GPU tests"
-  python3 -m pytest tests/test_gpu.py -v -p no:cacheprovider
+  python3 -m pytest tests/e2e/test_gpu.py -v -p no:cacheprovider
 
   echo "== examples on cuda: update, rerun, -n 2"
   B=/tmp/gpu-baselines; D=/tmp/gpu-runs

@@ -1,1 +1,230 @@
+"""Shared fixtures of the test suite.
+
+``project`` is a small diffbench test project in a temporary folder (pytester's): it writes test
+modules and ini files, runs ``pytest --diffbench`` on them in this process (a
+:class:`~pytest_diffbench.testing.FakePipeline` by default, no torch) or in a child process (the
+built-in models), and reads back what the runs left. Everything shared is a fixture, so the
+tests work under ``--import-mode=importlib`` as well as the default import mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Iterable
+
+import pytest
+
+from pytest_diffbench.testing import DiffbenchRun, preload_for_in_process_runs
+
 pytest_plugins = ["pytester"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The pin of a case on the CPU in float32 (the default ``{device}-{dtype}``).
+PIN = "cpu-float32"
+#: The id of ``@diffbench.sweep(seeds=0, steps=2)``'s one case.
+CASE = "seed0-euler-2steps-cfg7.5"
+#: Environment variable the project's conftest reads FakePipeline's keywords from (JSON).
+FAKE_ENV = "DIFFBENCH_TEST_FAKE"
+#: results.csv fields that legitimately differ between two runs of the same cases.
+VOLATILE_FIELDS = frozenset({
+    "run_id", "timestamp", "seconds_per_image", "warmup_seconds", "baseline_seconds_per_image",
+    "slowdown", "worker", "workers", "output_path",
+})
+
+# pytester removes the modules an in-process run imported when the run ends; numpy cannot be
+# imported twice in one process, so whatever the plugin imports lazily is imported here, once.
+preload_for_in_process_runs()
+
+FAKE_CONFTEST = f'''
+import json
+import os
+
+import pytest
+
+from pytest_diffbench.testing import FakePipeline
+
+
+@pytest.fixture(scope="session")
+def diffbench_pipeline():
+    """A FakePipeline with the keywords in ${FAKE_ENV} (weights=, drift=, seconds_per_image=, ...)."""
+    return FakePipeline(**json.loads(os.environ.get("{FAKE_ENV}") or "{{}}"))
+'''
+
+BUILTIN_CONFTEST = '''
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _uses_the_builtin_pipeline():
+    """No conftest pipeline: the plugin's diffbench_pipeline (--diffbench-model) is used."""
+'''
+
+
+def diffbench_test(name: str = "test_case", sweep: str = "seeds=0, steps=2", body: str = 'diffbench.generate("a red cube")',
+                   decorators: Iterable[str] = ()) -> str:
+    """Source of one diffbench test function (no imports)."""
+    lines = [*decorators, f"@diffbench.sweep({sweep})", f"def {name}(diffbench):"]
+    lines += ["    " + line for line in textwrap.dedent(body).strip().splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def edit_sidecar(path: Path, **sections: dict[str, Any]) -> None:
+    """Update sections of a baseline sidecar (``environment={...}``, ``measurement={...}``)."""
+    data = read_json(path)
+    for section, values in sections.items():
+        data[section].update(values)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path, with its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def stable_row(result: Any) -> dict[str, Any]:
+    """A result's results.csv row without the fields that differ between runs of the same cases."""
+    return {key: value for key, value in result.to_row().items() if key not in VOLATILE_FIELDS}
+
+
+def text_of(outcome: pytest.RunResult) -> str:
+    return outcome.stdout.str() + "\n" + outcome.stderr.str()
+
+
+class DiffbenchProject:
+    """A diffbench test project in ``pytester``'s folder (see the module docstring).
+
+    The helper functions above are attributes too, so a test reaches everything through the
+    fixture: ``project.test(...)``, ``project.snapshot(...)``.
+    """
+
+    PIN = PIN
+    CASE = CASE
+    REPO_ROOT = REPO_ROOT
+    test = staticmethod(diffbench_test)
+    read_json = staticmethod(read_json)
+    edit_sidecar = staticmethod(edit_sidecar)
+    sha256_file = staticmethod(sha256_file)
+    snapshot = staticmethod(snapshot)
+    stable_row = staticmethod(stable_row)
+    text = staticmethod(text_of)
+
+    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pytester = pytester
+        self.monkeypatch = monkeypatch
+        self.path = pytester.path
+        self.output_dir = pytester.path / ".diffbench"
+        self.baselines = pytester.path / "baselines"
+        pytester.makeconftest(FAKE_CONFTEST)
+
+    # -- writing the project ------------------------------------------------------------------
+
+    def write_tests(self, *tests: str, module: str = "test_gen") -> Path:
+        """A test module made of ``tests`` (sources from :meth:`test` or plain code)."""
+        source = "import pytest_diffbench as diffbench\n\n\n" + "\n\n".join(tests)
+        return self.pytester.makepyfile(**{module: source})
+
+    def write_ini(self, **keys: Any) -> None:
+        """A pytest.ini with ``diffbench_<key> = value`` for each keyword (replaces any earlier one)."""
+        lines = ["[pytest]"] + [f"diffbench_{key} = {value}" for key, value in keys.items()]
+        self.pytester.makeini("\n".join(lines) + "\n")
+
+    def fake(self, **keywords: Any) -> None:
+        """The keywords of the FakePipeline of the following runs (``weights=``, ``drift=``, ...)."""
+        self.monkeypatch.setenv(FAKE_ENV, json.dumps(keywords))
+
+    def use_builtin_pipeline(self) -> None:
+        """Runs use the plugin's own diffbench_pipeline (``--diffbench-model``), not a FakePipeline."""
+        self.pytester.makeconftest(BUILTIN_CONFTEST)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, *args: str, update: str | None = None, lpips: str | None = "off", subprocess: bool = False) -> DiffbenchRun:
+        """``pytest --diffbench`` on the project: in this process, or in a child with ``subprocess``.
+
+        ``update`` adds ``--diffbench-update=UPDATE``; ``lpips`` adds ``--diffbench-lpips=LPIPS``
+        (None: the ini's or the default mode).
+        """
+        flags = ["--diffbench", "-p", "no:cacheprovider", "-rA"]
+        if lpips is not None:
+            flags.append(f"--diffbench-lpips={lpips}")
+        if update is not None:
+            flags.append(f"--diffbench-update={update}")
+        outcome = self.run_plain(*flags, *args, subprocess=subprocess)
+        return DiffbenchRun(outcome, self.path, self.output_dir)
+
+    def run_plain(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
+        """pytest on the project with ``args`` only (no ``--diffbench`` unless given)."""
+        if subprocess:
+            return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        return self.pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+
+    # -- reading what runs left -----------------------------------------------------------------
+
+    def baseline_pair(self, test: str, case_id: str = CASE, module: str = "test_gen", pin: str = PIN) -> tuple[Path, Path]:
+        """(PNG, JSON sidecar) paths of one case's baseline."""
+        base = self.baselines / pin / module / test
+        return base / f"{case_id}.png", base / f"{case_id}.json"
+
+    def runs(self) -> list[Path]:
+        """The run folders under ``.diffbench/runs``, by name."""
+        runs = self.output_dir / "runs"
+        return sorted(runs.iterdir()) if runs.is_dir() else []
+
+    def latest(self) -> str | None:
+        latest = self.output_dir / "latest"
+        return latest.read_text(encoding="utf-8").strip() if latest.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def _empty_torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("empty-torch-home")
+
+
+@pytest.fixture(autouse=True)
+def _child_environment(monkeypatch: pytest.MonkeyPatch, _empty_torch_home: Path) -> None:
+    """What runs started by a test see: no LPIPS weights unless the test provides them (an empty
+    TORCH_HOME), one torch thread (on a shared CPU, OpenMP's spinning threads make each run
+    several times slower; the images are tiny), no bytecode written (a test module rewritten
+    within the same second could otherwise be read back stale), and no $GITHUB_STEP_SUMMARY of
+    the CI job running this suite."""
+    monkeypatch.setenv("TORCH_HOME", str(_empty_torch_home))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv(FAKE_ENV, raising=False)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> DiffbenchProject:
+    """A diffbench test project whose runs use a FakePipeline (see :class:`DiffbenchProject`).
+
+    An xdist worker id inherited from this (possibly xdist) process must not leak into the
+    results of the runs: $PYTEST_XDIST_WORKER is set to a worker that does not exist.
+    """
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
+    return DiffbenchProject(pytester, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def checkout_pythonpath() -> str:
+    """PYTHONPATH for a child Python: this checkout first (``training`` lives there), then the rest."""
+    return os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT

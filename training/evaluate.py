@@ -16,8 +16,8 @@ Three measurements, all at 64x64 on the CPU:
 2. **Speed.** Seconds per image for one image at 20 Euler steps with guidance (batch of
    one, after a warm-up call), the median of ``--timing-runs`` runs.
 3. **Convergence.** For Euler, DPM++ 2M and DDIM (built with
-   :func:`pytest_diffbench.samplers.build_scheduler`): the mean SSIM
-   (:func:`pytest_diffbench.metrics.ssim`) of the 4-, 10- and 20-step images against the
+   :func:`pytest_diffbench.spec.samplers.build_scheduler`): the mean SSIM
+   (:func:`pytest_diffbench.judge.metrics.ssim.ssim`) of the 4-, 10- and 20-step images against the
    same sampler's 50-step image, over the first ``--ssim-prompts`` prompts x
    ``--ssim-seeds`` seeds. The issue asks for it to rise from 4 to 10 to 20 steps.
 """
@@ -83,7 +83,7 @@ def generate(pipe, prompt: str, seeds: list[int], steps: int, guidance: float) -
 
 
 def prompt_adherence(pipe, seeds: int, guidance: float) -> tuple[dict, list[np.ndarray]]:
-    from pytest_diffbench.samplers import build_scheduler
+    from pytest_diffbench.spec.samplers import build_scheduler
 
     pipe.scheduler = build_scheduler(pipe.scheduler.config, "Euler")
     rows, grids = [], []
@@ -111,7 +111,7 @@ def prompt_adherence(pipe, seeds: int, guidance: float) -> tuple[dict, list[np.n
 
 
 def seconds_per_image(pipe, guidance: float, runs: int) -> float:
-    from pytest_diffbench.samplers import build_scheduler
+    from pytest_diffbench.spec.samplers import build_scheduler
 
     pipe.scheduler = build_scheduler(pipe.scheduler.config, "Euler")
     prompt = PROMPTS[0][2]
@@ -125,8 +125,8 @@ def seconds_per_image(pipe, guidance: float, runs: int) -> float:
 
 
 def ssim_table(pipe, n_prompts: int, n_seeds: int, guidance: float) -> dict[str, dict[int, float]]:
-    from pytest_diffbench.metrics import ssim
-    from pytest_diffbench.samplers import build_scheduler
+    from pytest_diffbench.judge.metrics.ssim import ssim
+    from pytest_diffbench.spec.samplers import build_scheduler
 
     base_config = dict(pipe.scheduler.config)
     table: dict[str, dict[int, float]] = {}
@@ -153,7 +153,7 @@ def save_grid(grids: list[np.ndarray], path: Path, seeds: int = 3, scale: int = 
     """
     from PIL import Image
 
-    from pytest_diffbench.files import encode_png
+    from pytest_diffbench.store.files import encode_png
 
     rows = []
     for first in range(0, len(grids), len(SHAPES)):

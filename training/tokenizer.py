@@ -66,7 +66,7 @@ def write_tokenizer(folder: Path, max_length: int):
     """
     from transformers import CLIPTokenizer
 
-    from pytest_diffbench.pipelines import RANDOM_SD_DIR
+    from pytest_diffbench.run.pipelines import RANDOM_SD_DIR
 
     # The random-weight pipeline's vocabulary: every byte, alone and word-final.
     base = json.loads((RANDOM_SD_DIR / "tokenizer" / "vocab.json").read_text(encoding="utf-8"))

@@ -1,26 +1,26 @@
-"""Unit tests of pytest_diffbench.options (ini/command-line settings) and pytest_diffbench.tolerances."""
+"""Settings and tolerances: pytest_diffbench.plugin.options (ini keys, command-line flags, read through
+a real pytest config) and pytest_diffbench.judge.tolerances (parsing, ranges, precedence)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from pytest_diffbench.options import (
-    OPTIONS,
+from pytest_diffbench.judge.tolerances import Tolerances, check_tolerance, tolerance_names
+from pytest_diffbench.plugin.options import (
     PIN_FIELDS,
     Settings,
     _choice,
     _positive_int,
     check_pin_template,
+    options,
     read_settings,
 )
-from pytest_diffbench.session import DiffbenchSession
-from pytest_diffbench.sweep import SweepError, sweep, tolerance
-from pytest_diffbench.tolerances import OFF_WORDS, TOLERANCE_NAMES, Tolerances, check_tolerance
+from pytest_diffbench.plugin.session import DiffbenchSession
+from pytest_diffbench.spec.sweep import SweepError, sweep, tolerance
 
 # -- tolerances ------------------------------------------------------------------------------
 
@@ -30,30 +30,26 @@ def test_tolerance_defaults():
         "min_ssim": 0.95, "min_psnr": 25.0, "max_lpips": 0.05,
         "max_seconds": None, "max_vram_mb": None, "time_regression": None,
     }
-    assert TOLERANCE_NAMES == ("min_ssim", "min_psnr", "max_lpips", "max_seconds", "max_vram_mb", "time_regression")
+    assert tolerance_names() == ("min_ssim", "min_psnr", "max_lpips", "max_seconds", "max_vram_mb", "time_regression")
 
 
 def test_merged_applies_overrides_and_keeps_the_rest():
     merged = Tolerances().merged({"min_ssim": 0.9, "max_seconds": 2}, source="test")
-    assert merged.min_ssim == 0.9 and merged.max_seconds == 2.0
-    assert merged.min_psnr == Tolerances().min_psnr and merged.max_lpips == Tolerances().max_lpips
-    assert Tolerances().min_ssim == 0.95  # the original is untouched
+    assert merged["min_ssim"] == 0.9 and merged["max_seconds"] == 2.0
+    assert merged["min_psnr"] == Tolerances()["min_psnr"] and merged["max_lpips"] == Tolerances()["max_lpips"]
+    assert Tolerances()["min_ssim"] == 0.95  # the original is untouched
 
 
 def test_later_merge_wins():
     ini = Tolerances().merged({"min_ssim": "0.9", "min_psnr": "30"}, source="ini")
     test = ini.merged({"min_ssim": 0.8}, source="test")
-    assert (test.min_ssim, test.min_psnr, test.max_lpips) == (0.8, 30.0, 0.05)
+    assert (test["min_ssim"], test["min_psnr"], test["max_lpips"]) == (0.8, 30.0, 0.05)
 
 
 @pytest.mark.parametrize("off", [None, "off", "OFF", " none ", "None", ""], ids=repr)
 def test_none_and_off_words_switch_a_check_off(off):
     assert check_tolerance("min_ssim", off, source="s") is None
-    assert Tolerances().merged({"max_lpips": off}, source="s").max_lpips is None
-
-
-def test_off_words():
-    assert set(OFF_WORDS) == {"off", "none", ""}
+    assert Tolerances().merged({"max_lpips": off}, source="s")["max_lpips"] is None
 
 
 def test_strings_are_parsed():
@@ -69,7 +65,7 @@ def test_unknown_tolerance_lists_valid_names(name):
     message = str(excinfo.value)
     assert message.startswith("@diffbench.tolerance:")
     assert repr(name) in message
-    for valid in TOLERANCE_NAMES:
+    for valid in tolerance_names():
         assert valid in message
     with pytest.raises(ValueError, match=name):
         Tolerances().merged({name: 0.5}, source="x")
@@ -190,11 +186,11 @@ def test_choice():
 
 
 def test_every_option_has_a_way_in():
-    for option in OPTIONS:
+    for option in options():
         assert option.flag or option.ini, option.dest
-    inis = [option.ini for option in OPTIONS if option.ini]
+    inis = [option.ini for option in options() if option.ini]
     assert len(inis) == len(set(inis))
-    assert {f"diffbench_{name}" for name in TOLERANCE_NAMES} <= set(inis)
+    assert {f"diffbench_{name}" for name in tolerance_names()} <= set(inis)
 
 
 # -- read_settings through a real pytest config ----------------------------------------------
@@ -238,8 +234,8 @@ def test_read_settings_from_ini(pytester: pytest.Pytester):
     assert settings.lpips == "off"
     assert settings.model == "models/my-sd"
     assert (settings.device, settings.dtype, settings.workflow_version, settings.max_cases) == ("cpu", "float32", "3", 16)
-    assert settings.tolerances == dataclasses.replace(
-        Tolerances(), min_ssim=0.9, max_lpips=None, max_seconds=12.5, time_regression=0.15)
+    assert settings.tolerances == Tolerances().merged(
+        {"min_ssim": 0.9, "max_lpips": None, "max_seconds": 12.5, "time_regression": 0.15}, source="expected")
 
 
 def test_command_line_over_ini(pytester: pytest.Pytester):

@@ -1,3 +1,8 @@
+"""The built-in pipelines, --diffbench-model loading, device and dtype parsing
+(pytest_diffbench.run.pipelines) and what describes a pipeline (pytest_diffbench.run.fingerprint),
+on real diffusers pipelines in this process."""
+
+import dataclasses
 import json
 import os
 import subprocess
@@ -5,22 +10,21 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO_ROOT, checkout_pythonpath
 import torch
 from diffusers import StableDiffusionPipeline
 
-from pytest_diffbench.pipelines import (
+from pytest_diffbench.run.fingerprint import describe_pipeline, model_fingerprint
+from pytest_diffbench.run.pipelines import (
     RANDOM_MODEL_ID,
     RANDOM_SD_DIR,
-    BUILTIN_MODELS,
     build_random_pipeline,
     default_dtype,
-    describe_pipeline,
     load_pipeline,
-    model_fingerprint,
     parse_dtype,
     resolve_device,
 )
+from pytest_diffbench.run.protocol import PipelineDescription
+from pytest_diffbench.spec.targets import BUILTIN_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +91,20 @@ def test_build_is_deterministic(pipe):
 def test_build_with_dtype():
     half = build_random_pipeline(dtype=torch.bfloat16)
     assert {half.unet.dtype, half.vae.dtype, half.text_encoder.dtype} == {torch.bfloat16}
-    assert describe_pipeline(half)["dtype"] == "bfloat16"
+    assert describe_pipeline(half).dtype == "bfloat16"
 
 
-def test_fingerprint_is_stable_across_processes(pipe):
+@pytest.mark.subprocess
+def test_fingerprint_is_stable_across_processes(pipe, repo_root, checkout_pythonpath):
     code = (
-        "from pytest_diffbench.pipelines import build_random_pipeline, model_fingerprint\n"
+        "from pytest_diffbench.run.fingerprint import model_fingerprint\n"
+        "from pytest_diffbench.run.pipelines import build_random_pipeline\n"
         "print(model_fingerprint(build_random_pipeline()))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
+        cwd=repo_root,
+        env={**os.environ, "PYTHONPATH": checkout_pythonpath},
         capture_output=True,
         text=True,
         check=True,
@@ -144,17 +150,17 @@ def test_fingerprint_is_the_same_for_both_layouts_of_a_clip_text_encoder():
 
 def test_describe_pipeline(pipe):
     description = describe_pipeline(pipe)
-    assert description == {
-        "model": RANDOM_MODEL_ID,
-        "vae": RANDOM_MODEL_ID,
-        "loras": [],
-        "controlnets": [],
-        "workflow": "StableDiffusionPipeline",
-        "dtype": "float32",
-        "device": "cpu",
-        "model_fingerprint": model_fingerprint(pipe),
-    }
-    json.dumps(description)  # must be serialisable as-is
+    assert description == PipelineDescription(
+        model=RANDOM_MODEL_ID,
+        vae=RANDOM_MODEL_ID,
+        loras=(),
+        controlnets=(),
+        workflow="StableDiffusionPipeline",
+        dtype="float32",
+        device="cpu",
+        model_fingerprint=model_fingerprint(pipe),
+    )
+    json.dumps(dataclasses.asdict(description))  # plain values only: they go into the frozen config
 
 
 def test_describe_pipeline_uses_portable_names():
@@ -163,8 +169,8 @@ def test_describe_pipeline_uses_portable_names():
     cache_path = "/home/me/.cache/huggingface/hub/models--madebyollin--sdxl-vae-fp16-fix/snapshots/0123abc"
     pipe.vae.register_to_config(_name_or_path=cache_path)
     description = describe_pipeline(pipe)
-    assert description["model"] == "StableDiffusionPipeline"
-    assert description["vae"] == "madebyollin/sdxl-vae-fp16-fix"
+    assert description.model == "StableDiffusionPipeline"
+    assert description.vae == "madebyollin/sdxl-vae-fp16-fix"
 
 
 def test_load_pipeline_knows_the_random_builtin(pipe):
@@ -178,9 +184,9 @@ def test_load_pipeline_from_a_folder_records_the_name_as_written(pipe, tmp_path,
     monkeypatch.chdir(tmp_path / "models")  # the folder is found under root, not the working directory
     loaded = load_pipeline("models/my-sd", dtype=torch.bfloat16, root=tmp_path)
     description = describe_pipeline(loaded)
-    assert description["model"] == description["vae"] == "models/my-sd"
-    assert description["dtype"] == "bfloat16"
-    assert str(tmp_path) not in json.dumps(description)
+    assert description.model == description.vae == "models/my-sd"
+    assert description.dtype == "bfloat16"
+    assert str(tmp_path) not in json.dumps(dataclasses.asdict(description))
     assert loaded.unet.state_dict().keys() == pipe.unet.state_dict().keys()
 
 

@@ -1,17 +1,11 @@
 """The procedural shapes dataset (training/shapes.py) and its classifier (training/classify.py)."""
 
-import sys
-
 import numpy as np
 import pytest
-from helpers import REPO_ROOT
 from PIL import Image, ImageFilter
 
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from training.classify import classify, foreground_mask, nearest_colour  # noqa: E402
-from training.shapes import (  # noqa: E402
+from training.classify import classify, foreground_mask, nearest_colour  # the checkout is on sys.path (conftest.py)
+from training.shapes import (
     COLOURS,
     COLOUR_NAMES,
     IMAGE_SIZE,

@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from helpers import REPO_ROOT, checkout_pythonpath
 
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from training.train_tiny import MAX_TOKENS, Config, train_unet, train_vae  # the checkout is on sys.path (conftest.py)
 
-from training.train_tiny import Config, MAX_TOKENS, train_unet, train_vae  # noqa: E402
+pytestmark = pytest.mark.model
 
 TINY = ["--vae-steps", "2", "--unet-steps", "2", "--batch-size", "2", "--vae-batch-size", "2",
         "--warmup", "1", "--log-every", "1", "--heldout-batches", "1",
@@ -31,15 +29,17 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, repo_root, checkout_pythonpath):
+    """The training script run in a child process with the smallest settings."""
     out = tmp_path_factory.mktemp("tiny") / "model"
-    env = {**os.environ, "PYTHONPATH": checkout_pythonpath()}
+    env = {**os.environ, "PYTHONPATH": checkout_pythonpath}
     proc = subprocess.run([sys.executable, "-m", "training.train_tiny", "--out", str(out), *TINY],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, proc.stdout
 
 
+@pytest.mark.subprocess
 def test_script_writes_a_diffusers_folder(trained):
     out, stdout = trained
     index = json.loads((out / "model_index.json").read_text())
@@ -64,6 +64,7 @@ def test_script_writes_a_diffusers_folder(trained):
     assert "[unet] step 2/2 loss" in stdout and "elapsed" in stdout
 
 
+@pytest.mark.subprocess
 def test_folder_loads_and_generates_a_64px_image(trained, one_thread):
     from diffusers import StableDiffusionPipeline
 
@@ -136,6 +137,7 @@ def test_learn_merges_builds_each_word_from_its_most_frequent_pairs():
     assert {"blue</w>", "black</w>"} <= built
 
 
+@pytest.mark.subprocess
 def test_trained_text_encoder_matches_its_tokenizer(trained):
     from transformers import CLIPTextConfig, CLIPTokenizer
 
