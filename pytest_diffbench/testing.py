@@ -14,14 +14,24 @@ lifecycle, results and reports behave as with a real pipeline::
     def diffbench_pipeline():
         return FakePipeline()
 
-:class:`DiffbenchRun` and :func:`run_diffbench` run ``pytest --diffbench`` in-process through
-pytest's ``pytester`` and read back what the run left (results, run folder, baselines).
+:func:`use_fake_pipeline` writes such a conftest.py into a ``pytester`` project, its
+FakePipeline's keywords read from :data:`FAKE_PIPELINE_ENV`; :class:`DiffbenchRun` and
+:func:`run_diffbench` run ``pytest --diffbench`` in-process through pytest's ``pytester`` and read
+back what the run left (results, run folder, baselines)::
+
+    def test_new_weights_make_the_baseline_stale(pytester, monkeypatch):
+        use_fake_pipeline(pytester)
+        pytester.makepyfile(test_gen=TESTS)
+        run_diffbench(pytester, update="all")
+        monkeypatch.setenv(FAKE_PIPELINE_ENV, json.dumps({"weights": "fake-weights-2"}))
+        assert run_diffbench(pytester).results[0].outcome is Outcome.STALE_BASELINE
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -36,7 +46,8 @@ if TYPE_CHECKING:
     from pytest_diffbench.judge.result import CaseResult
     from pytest_diffbench.store.run_folder import RunFolder
 
-__all__ = ["FakePipeline", "DiffbenchRun", "run_diffbench"]
+__all__ = ["FakePipeline", "DiffbenchRun", "run_diffbench", "FAKE_PIPELINE_ENV", "FAKE_PIPELINE_CONFTEST",
+           "use_fake_pipeline"]
 
 
 def _unit(*parts: object) -> float:
@@ -142,6 +153,52 @@ class DiffbenchRun:
         if len(found) != 1:
             raise LookupError(f"{len(found)} results match {text!r}: {[r.nodeid for r in self.results]}")
         return found[0]
+
+
+#: Environment variable the conftest of :func:`use_fake_pipeline` reads its FakePipeline's keywords
+#: from: a JSON object of :class:`FakePipeline`'s keywords (``weights``, ``drift``,
+#: ``seconds_per_image``, ``peak_vram_mb``, ``width``, ``height``), e.g.
+#: ``{"weights": "fake-weights-2"}`` (baselines become stale) or ``{"drift": 0.5}`` (quality fails).
+#: Unset or empty: ``FakePipeline()``. Set it with ``monkeypatch.setenv`` between runs; the
+#: fixture is session-scoped, so it is read once per run.
+FAKE_PIPELINE_ENV = "DIFFBENCH_FAKE_PIPELINE"
+
+#: Source of a conftest.py whose session-scoped ``diffbench_pipeline`` fixture returns a
+#: :class:`FakePipeline` with the keywords in :data:`FAKE_PIPELINE_ENV`.
+FAKE_PIPELINE_CONFTEST = '''\
+import json
+import os
+
+import pytest
+
+from pytest_diffbench.testing import FAKE_PIPELINE_ENV, FakePipeline
+
+
+@pytest.fixture(scope="session")
+def diffbench_pipeline():
+    """A FakePipeline with the keywords in $DIFFBENCH_FAKE_PIPELINE (JSON: weights, drift, ...)."""
+    return FakePipeline(**json.loads(os.environ.get(FAKE_PIPELINE_ENV) or "{}"))
+'''
+
+
+def use_fake_pipeline(pytester: "pytest.Pytester", extra: str = "") -> Path:
+    """Make ``pytester``'s project use a FakePipeline: write its conftest.py and return the path.
+
+    The conftest is :data:`FAKE_PIPELINE_CONFTEST` followed by ``extra`` (more conftest source,
+    e.g. hook implementations; dedented). It replaces any conftest.py the project had. The
+    pipeline's keywords come from :data:`FAKE_PIPELINE_ENV` (a JSON object) when a run starts::
+
+        use_fake_pipeline(pytester, extra='''
+            def pytest_diffbench_machine_info(config, machine_info):
+                machine_info["cluster_node"] = "node-7"
+        ''')
+        monkeypatch.setenv(FAKE_PIPELINE_ENV, json.dumps({"drift": 0.5}))
+        run = run_diffbench(pytester)
+    """
+    source = FAKE_PIPELINE_CONFTEST
+    if extra.strip():
+        source += "\n\n" + textwrap.dedent(extra).strip("\n") + "\n"
+    return Path(pytester.makeconftest(source))
 
 
 #: Libraries a run imports lazily. pytester drops the modules an in-process run imported when it

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import pytest
 
-from pytest_diffbench.testing import DiffbenchRun, preload_for_in_process_runs
+from pytest_diffbench.testing import FAKE_PIPELINE_ENV, DiffbenchRun, preload_for_in_process_runs, use_fake_pipeline
 
 pytest_plugins = ["pytester"]
 
@@ -28,8 +28,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PIN = "cpu-float32"
 #: The id of ``@diffbench.sweep(seeds=0, steps=2)``'s one case.
 CASE = "seed0-euler-2steps-cfg7.5"
-#: Environment variable the project's conftest reads FakePipeline's keywords from (JSON).
-FAKE_ENV = "DIFFBENCH_TEST_FAKE"
 #: results.csv fields that legitimately differ between two runs of the same cases.
 VOLATILE_FIELDS = frozenset({
     "run_id", "timestamp", "seconds_per_image", "warmup_seconds", "baseline_seconds_per_image",
@@ -39,21 +37,6 @@ VOLATILE_FIELDS = frozenset({
 # pytester removes the modules an in-process run imported when the run ends; numpy cannot be
 # imported twice in one process, so whatever the plugin imports lazily is imported here, once.
 preload_for_in_process_runs()
-
-FAKE_CONFTEST = f'''
-import json
-import os
-
-import pytest
-
-from pytest_diffbench.testing import FakePipeline
-
-
-@pytest.fixture(scope="session")
-def diffbench_pipeline():
-    """A FakePipeline with the keywords in ${FAKE_ENV} (weights=, drift=, seconds_per_image=, ...)."""
-    return FakePipeline(**json.loads(os.environ.get("{FAKE_ENV}") or "{{}}"))
-'''
 
 BUILTIN_CONFTEST = '''
 import pytest
@@ -127,7 +110,7 @@ class DiffbenchProject:
         self.path = pytester.path
         self.output_dir = pytester.path / ".diffbench"
         self.baselines = pytester.path / "baselines"
-        pytester.makeconftest(FAKE_CONFTEST)
+        use_fake_pipeline(pytester)
 
     # -- writing the project ------------------------------------------------------------------
 
@@ -143,7 +126,7 @@ class DiffbenchProject:
 
     def fake(self, **keywords: Any) -> None:
         """The keywords of the FakePipeline of the following runs (``weights=``, ``drift=``, ...)."""
-        self.monkeypatch.setenv(FAKE_ENV, json.dumps(keywords))
+        self.monkeypatch.setenv(FAKE_PIPELINE_ENV, json.dumps(keywords))
 
     def use_builtin_pipeline(self) -> None:
         """Runs use the plugin's own diffbench_pipeline (``--diffbench-model``), not a FakePipeline."""
@@ -205,7 +188,7 @@ def _child_environment(monkeypatch: pytest.MonkeyPatch, _empty_torch_home: Path)
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    monkeypatch.delenv(FAKE_ENV, raising=False)
+    monkeypatch.delenv(FAKE_PIPELINE_ENV, raising=False)
 
 
 @pytest.fixture

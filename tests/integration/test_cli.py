@@ -26,17 +26,7 @@ from pytest_diffbench.store.files import sha256_bytes
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.results import read_results
 from pytest_diffbench.store.run_folder import RunFolder, read_latest
-from pytest_diffbench.testing import run_diffbench
-
-CONFTEST = """
-import pytest
-from pytest_diffbench.testing import FakePipeline
-
-
-@pytest.fixture(scope="session")
-def diffbench_pipeline():
-    return FakePipeline()
-"""
+from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
 
 TEST_MODULE = """
 import pytest_diffbench as diffbench
@@ -56,7 +46,7 @@ def tally(created: int = 0, refreshed: int = 0, rewritten: int = 0, unchanged: i
 
 
 def write_project(pytester: pytest.Pytester, prompt: str = "a red cube") -> None:
-    pytester.makeconftest(CONFTEST)
+    use_fake_pipeline(pytester)
     pytester.makepyfile(test_gen=TEST_MODULE.format(prompt=prompt))
 
 

@@ -8,16 +8,7 @@ import json
 
 import pytest
 
-from pytest_diffbench.testing import run_diffbench
-
-FAKE_CONFTEST = """
-import pytest
-from pytest_diffbench.testing import FakePipeline
-
-@pytest.fixture(scope="session")
-def diffbench_pipeline():
-    return FakePipeline()
-"""
+from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
 
 TEST_MODULE = """
 import pytest_diffbench as diffbench
@@ -35,7 +26,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_machine_info_hook_adds_fields_to_sidecars_and_environment(project: pytest.Pytester) -> None:
-    project.makeconftest(FAKE_CONFTEST + """
+    use_fake_pipeline(project, extra="""
 calls = []
 
 def pytest_diffbench_machine_info(config, machine_info):
@@ -54,7 +45,7 @@ def pytest_diffbench_machine_info(config, machine_info):
 
 
 def test_machine_info_hook_runs_once_per_device(project: pytest.Pytester) -> None:
-    project.makeconftest(FAKE_CONFTEST + """
+    use_fake_pipeline(project, extra="""
 calls = []
 
 def pytest_diffbench_machine_info(config, machine_info):
@@ -68,7 +59,7 @@ def pytest_sessionfinish(session):
 
 
 def test_result_row_hook_adds_columns_after_diffbench_own(project: pytest.Pytester) -> None:
-    project.makeconftest(FAKE_CONFTEST + """
+    use_fake_pipeline(project, extra="""
 def pytest_diffbench_result_row(config, result, row):
     row["team"] = "imaging"
     row["a_seed_label"] = f"seed {result.setting('seed')}"
@@ -88,7 +79,7 @@ def pytest_diffbench_result_row(config, result, row):
 
 
 def test_result_row_hook_cannot_change_diffbench_columns(project: pytest.Pytester) -> None:
-    project.makeconftest(FAKE_CONFTEST + """
+    use_fake_pipeline(project, extra="""
 def pytest_diffbench_result_row(config, result, row):
     row["outcome"] = "passed-by-hook"
 """)

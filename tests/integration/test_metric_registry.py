@@ -9,6 +9,7 @@ file knows of it.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -21,21 +22,10 @@ from pytest_diffbench.judge.metrics import REGISTRY, Direction, MetricInputs, Me
 from pytest_diffbench.report.grids import grid_labels
 from pytest_diffbench.report.plot import panels
 from pytest_diffbench.spec.outcomes import Outcome
-from pytest_diffbench.testing import run_diffbench
+from pytest_diffbench.testing import FAKE_PIPELINE_ENV, run_diffbench, use_fake_pipeline
 
-DRIFT_ENV = "DIFFBENCH_REGISTRY_TEST_DRIFT"
-CONFTEST = f'''
-import os
-
-import pytest
-
-from pytest_diffbench.testing import FakePipeline
-
-
-@pytest.fixture(scope="session")
-def diffbench_pipeline():
-    return FakePipeline(drift=float(os.environ.get("{DRIFT_ENV}") or 0))
-'''
+#: FakePipeline's keywords for a run whose every image drifts from its baseline (a quality regression).
+DRIFT = json.dumps({"drift": 0.5})
 TESTS = '''
 import pytest_diffbench as diffbench
 
@@ -79,10 +69,10 @@ def metric() -> Iterator[MeanAbsDiff]:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    monkeypatch.delenv(DRIFT_ENV, raising=False)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    pytester.makeconftest(CONFTEST)
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The project's runs use a FakePipeline; $DIFFBENCH_FAKE_PIPELINE and $GITHUB_STEP_SUMMARY are
+    unset by tests/conftest.py's autouse fixture."""
+    use_fake_pipeline(pytester)
     pytester.makepyfile(test_gen=TESTS)
     return pytester
 
@@ -99,7 +89,7 @@ def test_one_registration_gives_columns_gate_report_junit_labels_and_plot(projec
     created.outcome.assert_outcomes(passed=2)
     assert {r.scores["mean_abs_diff"] for r in created.results} == {0.0}
 
-    monkeypatch.setenv(DRIFT_ENV, "0.5")
+    monkeypatch.setenv(FAKE_PIPELINE_ENV, DRIFT)
     run = run_diffbench(project, "--junitxml=junit.xml")
     run.outcome.assert_outcomes(failed=2)
     columns = header(run.folder.results)
@@ -131,7 +121,7 @@ def test_one_registration_gives_columns_gate_report_junit_labels_and_plot(projec
 
 def test_the_ini_key_is_accepted_and_applied(project, metric, monkeypatch):
     run_diffbench(project, update="all").outcome.assert_outcomes(passed=2)
-    monkeypatch.setenv(DRIFT_ENV, "0.5")
+    monkeypatch.setenv(FAKE_PIPELINE_ENV, DRIFT)
     project.makeini("[pytest]\ndiffbench_min_ssim = off\ndiffbench_min_psnr = off\ndiffbench_max_mean_abs_diff = 250\n")
     run = run_diffbench(project)
     run.outcome.assert_outcomes(passed=2)
@@ -151,4 +141,4 @@ def test_without_the_registration_there_is_no_such_column(project):
     run = run_diffbench(project, update="all")
     run.outcome.assert_outcomes(passed=2)
     assert "mean_abs_diff" not in header(run.folder.results)
-    assert os.environ.get(DRIFT_ENV) is None
+    assert os.environ.get(FAKE_PIPELINE_ENV) is None

@@ -9,18 +9,8 @@ import pytest
 
 from pytest_diffbench.judge.result import SCHEMA_VERSION, columns
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
-from pytest_diffbench.testing import run_diffbench
+from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
 
-CONFTEST = '''
-import pytest
-
-from pytest_diffbench.testing import FakePipeline
-
-
-@pytest.fixture(scope="session")
-def diffbench_pipeline():
-    return FakePipeline()
-'''
 TESTS = '''
 import pytest_diffbench as diffbench
 
@@ -37,9 +27,9 @@ def test_single(diffbench):
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    pytester.makeconftest(CONFTEST)
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The project's runs use a FakePipeline; $GITHUB_STEP_SUMMARY is unset by tests/conftest.py."""
+    use_fake_pipeline(pytester)
     pytester.makepyfile(test_gen=TESTS)
     return pytester
 

@@ -4,27 +4,18 @@ its own (a broken one is a warning line, never a lost run or a changed exit stat
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pytest_diffbench.judge.convergence import case_group
 from pytest_diffbench.report import artifacts
 from pytest_diffbench.store import paths
 from pytest_diffbench.store.paths import case_path
-from pytest_diffbench.testing import run_diffbench
+from pytest_diffbench.testing import FAKE_PIPELINE_ENV, run_diffbench, use_fake_pipeline
 
-DRIFT_ENV = "DIFFBENCH_ARTIFACTS_TEST_DRIFT"
-CONFTEST = f'''
-import os
-
-import pytest
-
-from pytest_diffbench.testing import FakePipeline
-
-
-@pytest.fixture(scope="session")
-def diffbench_pipeline():
-    return FakePipeline(drift=float(os.environ.get("{DRIFT_ENV}") or 0))
-'''
+#: FakePipeline's keywords for a run whose every image drifts from its baseline (a quality regression).
+DRIFT = json.dumps({"drift": 0.5})
 TESTS = '''
 import pytest_diffbench as diffbench
 
@@ -40,10 +31,10 @@ def test_plain():
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    monkeypatch.delenv(DRIFT_ENV, raising=False)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    pytester.makeconftest(CONFTEST)
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The project's runs use a FakePipeline; $DIFFBENCH_FAKE_PIPELINE and $GITHUB_STEP_SUMMARY are
+    unset by tests/conftest.py's autouse fixture."""
+    use_fake_pipeline(pytester)
     pytester.makepyfile(test_gen=TESTS)
     return pytester
 
@@ -66,7 +57,7 @@ def test_a_real_run_creates_one_run_folder_and_names_it_latest(project):
 
 def test_every_file_of_a_finished_run_folder_is_one_runfolder_names(project, monkeypatch):
     run_diffbench(project, update="all").outcome.assert_outcomes(passed=9)
-    monkeypatch.setenv(DRIFT_ENV, "0.5")
+    monkeypatch.setenv(FAKE_PIPELINE_ENV, DRIFT)
     run = run_diffbench(project, update="all")  # every case fails quality and is refreshed
     run.outcome.assert_outcomes(passed=9)
     folder, results = run.folder, run.results

@@ -1,0 +1,62 @@
+"""The public test harness, used as README's "Testing your setup without a GPU" describes it: a
+project set up with ``use_fake_pipeline``, FakePipeline's keywords given in $DIFFBENCH_FAKE_PIPELINE
+(``weights=`` makes the baselines stale, ``drift=`` fails on quality), and ``run_diffbench``'s
+results read back as ``CaseResult``s."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
+from pytest_diffbench.testing import FAKE_PIPELINE_ENV, run_diffbench, use_fake_pipeline
+
+TESTS = '''
+import pytest_diffbench as diffbench
+
+
+@diffbench.sweep(seeds=[0, 1], steps=2)
+def test_gen(diffbench):
+    diffbench.generate("a red cube")
+'''
+
+
+def test_weights_make_the_baseline_stale_and_drift_fails_on_quality(pytester: pytest.Pytester,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    conftest = use_fake_pipeline(pytester)
+    assert conftest.parent == pytester.path and "diffbench_pipeline" in conftest.read_text(encoding="utf-8")
+    pytester.makepyfile(test_gen=TESTS)
+
+    created = run_diffbench(pytester, update="all")
+    created.outcome.assert_outcomes(passed=2)
+    # .results reads the run folder `latest` names: keep them before the next run.
+    baselines = {r.case_id: r for r in created.results}
+    assert [(r.outcome, r.baseline_action) for r in baselines.values()] == [(Outcome.PASSED, BaselineAction.CREATED)] * 2
+    again = run_diffbench(pytester)
+    again.outcome.assert_outcomes(passed=2)
+    assert [r.scores["ssim"] for r in again.results] == [1.0, 1.0]
+
+    # Other weights: another model fingerprint, so another config; the baseline is stale.
+    monkeypatch.setenv(FAKE_PIPELINE_ENV, json.dumps({"weights": "fake-weights-2"}))
+    stale = run_diffbench(pytester)
+    stale.outcome.assert_outcomes(failed=2)
+    for result in stale.results:
+        assert result.outcome is Outcome.STALE_BASELINE
+        assert "model_fingerprint" in result.message
+        assert result.config_hash != baselines[result.case_id].config_hash
+
+    # Drift: the same config, worse pictures; a quality failure, not a stale baseline.
+    monkeypatch.setenv(FAKE_PIPELINE_ENV, json.dumps({"drift": 0.5}))
+    drifted = run_diffbench(pytester)
+    drifted.outcome.assert_outcomes(failed=2)
+    for result in drifted.results:
+        assert result.outcome is Outcome.FAILED_QUALITY
+        assert result.config_hash == baselines[result.case_id].config_hash
+        score, tolerance = result.scores["ssim"], result.tolerances["min_ssim"]
+        assert score is not None and tolerance is not None and score < tolerance
+    assert drifted.result("seed1").baseline_action is BaselineAction.NONE  # nothing written without --diffbench-update
+
+    # The harness's environment variable is only read when set: unset, the baselines pass again.
+    monkeypatch.delenv(FAKE_PIPELINE_ENV)
+    run_diffbench(pytester).outcome.assert_outcomes(passed=2)
