@@ -124,21 +124,32 @@ class FakePipeline:
 
 @dataclass
 class DiffbenchRun:
-    """What one in-process ``pytest --diffbench`` run left behind."""
+    """What one ``pytest --diffbench`` run left behind.
+
+    ``run_id`` is the run ``latest`` named right after the run (see :meth:`after`), so reading a
+    run's results after later runs still gives its own.
+    """
 
     outcome: "pytest.RunResult"
     root: Path
     output_dir: Path
+    run_id: str | None = None
+
+    @classmethod
+    def after(cls, outcome: "pytest.RunResult", root: Path, output_dir: Path) -> "DiffbenchRun":
+        """The run that just ended in ``root``, whose run folders go to ``output_dir``."""
+        from pytest_diffbench.store.run_folder import read_latest
+
+        return cls(outcome, root, output_dir, read_latest(output_dir))
 
     @property
     def folder(self) -> "RunFolder":
-        """The run folder ``latest`` names. Raises FileNotFoundError when the run made none."""
-        from pytest_diffbench.store.run_folder import RunFolder, read_latest
+        """The run's folder. Raises FileNotFoundError when no run had written one."""
+        from pytest_diffbench.store.run_folder import RunFolder
 
-        run_id = read_latest(self.output_dir)
-        if run_id is None:
-            raise FileNotFoundError(f"no run folder: {self.output_dir}/latest does not exist")
-        return RunFolder.of(self.output_dir, run_id)
+        if self.run_id is None:
+            raise FileNotFoundError(f"no run folder: {self.output_dir}/latest did not exist after the run")
+        return RunFolder.of(self.output_dir, self.run_id)
 
     @property
     def results(self) -> "list[CaseResult]":
@@ -225,4 +236,4 @@ def run_diffbench(pytester: "pytest.Pytester", *args: str, update: str | None = 
     if update is not None:
         flags.append(f"--diffbench-update={update}")
     outcome = pytester.runpytest_inprocess(*flags, *args)
-    return DiffbenchRun(outcome, pytester.path, pytester.path / ".diffbench")
+    return DiffbenchRun.after(outcome, pytester.path, pytester.path / ".diffbench")

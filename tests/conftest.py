@@ -146,7 +146,7 @@ class DiffbenchProject:
         if update is not None:
             flags.append(f"--diffbench-update={update}")
         outcome = self.run_plain(*flags, *args, subprocess=subprocess)
-        return DiffbenchRun(outcome, self.path, self.output_dir)
+        return DiffbenchRun.after(outcome, self.path, self.output_dir)
 
     def run_plain(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
         """pytest on the project with ``args`` only (no ``--diffbench`` unless given)."""
