@@ -212,26 +212,11 @@ def use_fake_pipeline(pytester: "pytest.Pytester", extra: str = "") -> Path:
     return Path(pytester.makeconftest(source))
 
 
-#: Libraries a run imports lazily. pytester drops the modules an in-process run imported when it
-#: ends, and numpy refuses to be imported twice in one process, so they are imported up front.
-IN_PROCESS_PRELOAD = ("numpy", "PIL.Image", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg",
-                      "skimage.metrics")
-
-
-def preload_for_in_process_runs() -> None:
-    """Import :data:`IN_PROCESS_PRELOAD`, so that several in-process runs can share this process."""
-    import importlib
-
-    for name in IN_PROCESS_PRELOAD:
-        importlib.import_module(name)
-
-
 def run_diffbench(pytester: "pytest.Pytester", *args: str, update: str | None = None, lpips: str = "off") -> DiffbenchRun:
     """``pytest --diffbench [--diffbench-update=UPDATE] ARGS`` in this process, on ``pytester``'s folder.
 
     LPIPS is off unless ``lpips`` says otherwise (its weights are rarely present in tests).
     """
-    preload_for_in_process_runs()
     flags = ["--diffbench", f"--diffbench-lpips={lpips}", "-p", "no:cacheprovider"]
     if update is not None:
         flags.append(f"--diffbench-update={update}")

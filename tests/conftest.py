@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import pytest
 
-from pytest_diffbench.testing import FAKE_PIPELINE_ENV, DiffbenchRun, preload_for_in_process_runs, use_fake_pipeline
+from pytest_diffbench.testing import FAKE_PIPELINE_ENV, DiffbenchRun, use_fake_pipeline
 
 pytest_plugins = ["pytester"]
 
@@ -34,9 +34,6 @@ VOLATILE_FIELDS = frozenset({
     "slowdown", "worker", "workers", "output_path",
 })
 
-# pytester removes the modules an in-process run imported when the run ends; numpy cannot be
-# imported twice in one process, so whatever the plugin imports lazily is imported here, once.
-preload_for_in_process_runs()
 
 BUILTIN_CONFTEST = '''
 import pytest

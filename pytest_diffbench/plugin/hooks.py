@@ -6,6 +6,8 @@ Without ``--diffbench`` this module imports neither torch nor diffusers: sweeps 
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Any, Generator
 
 import pytest
@@ -22,6 +24,9 @@ from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepE
 pytest_plugins = ["pytest_diffbench.plugin.fixtures"]
 
 SKIP_REASON = "diffbench tests run only with --diffbench"
+#: Libraries a diffbench run imports lazily (see pytest_runtest_setup).
+IN_PROCESS_PRELOAD = ("numpy", "PIL.Image", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg",
+                      "skimage.metrics")
 #: The attribute of a TestReport that carries a case's result to the xdist controller.
 REPORT_ATTRIBUTE = "diffbench"
 
@@ -60,6 +65,17 @@ class ResultCollector:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Claim the run folder before xdist starts its workers (they are told where it is)."""
     session.config.stash[SESSION_KEY].start()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a test that drives diffbench in-process (it uses ``pytester`` and its session imported
+    :mod:`pytest_diffbench.testing`): import what a run imports lazily. pytester drops the modules a
+    test imported when it ends, and numpy cannot be imported twice in one process, so a second such
+    test would fail; imported before pytester's snapshot, they stay."""
+    if "pytester" in getattr(item, "fixturenames", ()) and "pytest_diffbench.testing" in sys.modules:
+        for name in IN_PROCESS_PRELOAD:
+            importlib.import_module(name)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -60,3 +60,27 @@ def test_weights_make_the_baseline_stale_and_drift_fails_on_quality(pytester: py
     # The harness's environment variable is only read when set: unset, the baselines pass again.
     monkeypatch.delenv(FAKE_PIPELINE_ENV)
     run_diffbench(pytester).outcome.assert_outcomes(passed=2)
+
+
+@pytest.mark.subprocess
+def test_several_tests_of_a_user_suite_can_each_run_diffbench(pytester: pytest.Pytester) -> None:
+    """A user's own suite (run in a fresh process, where numpy is not yet imported) with two tests
+    that each drive diffbench in-process: the second must not trip over numpy's "cannot load module
+    more than once per process" after pytester dropped the modules the first imported."""
+    pytester.makeconftest('pytest_plugins = ["pytester"]\n')
+    pytester.makepyfile(test_users_suite=f'''
+import pytest
+from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
+
+TESTS = {TESTS!r}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_drives_diffbench(pytester, seed):
+    use_fake_pipeline(pytester)
+    pytester.makepyfile(test_gen=TESTS)
+    run = run_diffbench(pytester, update="all")
+    assert [r.outcome.value for r in run.results] == ["passed", "passed"]
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
+    result.assert_outcomes(passed=3)
