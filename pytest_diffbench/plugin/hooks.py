@@ -15,7 +15,7 @@ import pytest
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.plugin import hookspecs
 from pytest_diffbench.plugin.keys import CASE_FIXTURE, CASE_KEY, RESULT_KEY, SESSION_KEY
-from pytest_diffbench.plugin.options import add_options, read_settings
+from pytest_diffbench.plugin.options import OptionDeclarations, read_settings
 from pytest_diffbench.plugin.session import DiffbenchSession
 from pytest_diffbench.plugin.xdist import XdistHooks
 from pytest_diffbench.report.junit import junit_properties
@@ -35,8 +35,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.register(OptionDeclarations(parser), "diffbench-options")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -92,14 +92,31 @@ def options() -> tuple[Option, ...]:
     )
 
 
-def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("diffbench", "diffusion pipeline regression tests")
-    for option in options():
-        if option.flag:
-            group.addoption(option.flag, dest=f"diffbench_{option.dest}", help=option.help, **(option.argparse or {}))
-        if option.ini:
-            default = option.default if option.ini_type == "bool" else ("off" if option.default is None else str(option.default))
-            parser.addini(option.ini, option.help, type=option.ini_type, default=default)
+class OptionDeclarations:
+    """Declares every option on pytest's parser, and then, as plugins and conftest.py files are
+    registered, the ini tolerance key of each metric they registered since (a conftest.py is
+    imported after this plugin declared its options). Registered as a plugin for that hook."""
+
+    def __init__(self, parser: pytest.Parser) -> None:
+        self.parser = parser
+        self.declared: set[str] = set()
+        self.declare()
+
+    def declare(self) -> None:
+        """Declare the options not declared yet."""
+        group = self.parser.getgroup("diffbench", "diffusion pipeline regression tests")
+        for option in options():
+            if option.dest in self.declared:
+                continue
+            self.declared.add(option.dest)
+            if option.flag:
+                group.addoption(option.flag, dest=f"diffbench_{option.dest}", help=option.help, **(option.argparse or {}))
+            if option.ini:
+                default = option.default if option.ini_type == "bool" else ("off" if option.default is None else str(option.default))
+                self.parser.addini(option.ini, option.help, type=option.ini_type, default=default)
+
+    def pytest_plugin_registered(self) -> None:
+        self.declare()
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,67 @@ def test_without_the_registration_there_is_no_such_column(project):
     run.outcome.assert_outcomes(passed=2)
     assert "mean_abs_diff" not in header(run.folder.results)
     assert os.environ.get(FAKE_PIPELINE_ENV) is None
+
+
+CONFTEST_METRIC = '''
+from dataclasses import dataclass
+
+import numpy as np
+
+from pytest_diffbench.judge.metrics import REGISTRY, Direction, MetricKind
+
+
+@dataclass(frozen=True)
+class MaxAbsDiff:
+    name: str = "max_abs_diff"
+    label: str = "max |diff|"
+    kind: MetricKind = MetricKind.FULL_REFERENCE
+    direction: Direction = Direction.LOWER_IS_BETTER
+    unit: str = ""
+    default_tolerance: float | None = 0.0
+    valid_tolerance: str = "a number of levels >= 0"
+    reports_status: bool = False
+    plotted: bool = False
+
+    def accepts(self, tolerance):
+        return tolerance >= 0
+
+    def check_available(self, inputs):
+        return None
+
+    def compute(self, inputs):
+        return float(np.max(np.abs(inputs.output.astype(int) - inputs.baseline.astype(int))))
+
+
+if REGISTRY.get("max_abs_diff") is None:
+    REGISTRY.register(MaxAbsDiff())
+'''
+
+
+@pytest.fixture
+def conftest_metric(project: pytest.Pytester) -> Iterator[pytest.Pytester]:
+    """A project whose conftest.py registers a metric when pytest imports it (after the plugin
+    declared its ini keys); the registration is undone afterwards."""
+    use_fake_pipeline(project, extra=CONFTEST_METRIC)
+    try:
+        yield project
+    finally:
+        REGISTRY.unregister("max_abs_diff")
+
+
+def test_a_metric_registered_in_conftest_gates_and_gets_its_ini_key(conftest_metric: pytest.Pytester,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    run_diffbench(conftest_metric, update="all").outcome.assert_outcomes(passed=2)
+    monkeypatch.setenv(FAKE_PIPELINE_ENV, DRIFT)
+    failed = run_diffbench(conftest_metric)
+    failed.outcome.assert_outcomes(failed=2)
+    assert "max_abs_diff" in header(failed.folder.results)
+    assert all(r.scores["max_abs_diff"] and r.scores["max_abs_diff"] > 0 for r in failed.results)
+    failed.outcome.stdout.fnmatch_lines(["*max_abs_diff*<= 0*FAIL*"])
+    # Its tolerance key exists although conftest.py was imported after the plugin declared its options.
+    conftest_metric.makeini("[pytest]\ndiffbench_max_max_abs_diff = 255\ndiffbench_min_ssim = off\ndiffbench_min_psnr = off\n")
+    run_diffbench(conftest_metric).outcome.assert_outcomes(passed=2)
+    conftest_metric.makeini("[pytest]\ndiffbench_max_max_abs_diff = -1\n")
+    outcome = run_diffbench(conftest_metric).outcome
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    assert "diffbench_max_max_abs_diff" in outcome.stderr.str() and "Traceback" not in outcome.stderr.str()
