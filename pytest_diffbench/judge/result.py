@@ -24,8 +24,8 @@ from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 
 #: Bumped when a column changes meaning or goes away (added columns do not bump it).
 SCHEMA_VERSION = 2
-#: Case settings every row has, also for cases that ended before generating.
-CASE_FIELDS = ("seed", "sampler", "steps", "cfg")
+#: The key of :meth:`CaseResult.to_transport`'s fields that are not results columns.
+_TRANSPORT_KEY = "_diffbench_transport"
 
 
 @dataclass(frozen=True)
@@ -166,13 +166,16 @@ class CaseResult:
     # -- transport (xdist reports) ---------------------------------------------------------
 
     def to_transport(self) -> dict[str, Any]:
-        """The row plus the failure text: plain JSON-able values that execnet can send."""
-        return {**self.to_row(), "failure_text": self.failure_text}
+        """The row plus what results.csv leaves out (the failure text, the whole machine record):
+        plain JSON-able values that execnet can send to the xdist controller."""
+        return {**self.to_row(), _TRANSPORT_KEY: {"failure_text": self.failure_text, "machine": self.machine.as_dict()}}
 
     @classmethod
     def from_transport(cls, data: Mapping[str, Any]) -> "CaseResult":
-        row = {key: value for key, value in data.items() if key != "failure_text"}
-        return cls.from_row(row).with_changes(failure_text=str(data.get("failure_text") or ""))
+        row = {key: value for key, value in data.items() if key != _TRANSPORT_KEY}
+        more = data.get(_TRANSPORT_KEY) or {}
+        return cls.from_row(row).with_changes(failure_text=str(more.get("failure_text") or ""),
+                                              machine=MachineInfo.from_mapping(more.get("machine") or {}))
 
 
 def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:

@@ -37,8 +37,9 @@ def git_state(rootdir: Path) -> dict[str, Any]:
 
 def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, machines: Iterable[MachineInfo]) -> dict[str, Any]:
     """environment.json: the command line, the git state of ``rootdir``, OS, Python, the versions of
-    :data:`DISTRIBUTIONS`, and every device the cases ran on (their results fields, sorted)."""
-    devices = {tuple(sorted(machine.result_fields().items())) for machine in machines}
+    :data:`DISTRIBUTIONS`, and every device the cases ran on (its results fields and the fields
+    ``pytest_diffbench_machine_info`` hooks added), sorted."""
+    devices = {tuple(sorted(machine.device_fields().items())) for machine in machines}
     return {
         "run_id": run_id,
         "command": " ".join(["pytest", *args]),

@@ -49,14 +49,21 @@ class MachineInfo:
         return {**{key: str(value) for key, value in self.extra.items()}, **known}
 
     def result_fields(self) -> dict[str, str]:
-        """The :data:`RESULT_FIELDS` (results.csv and environment.json's devices)."""
+        """The :data:`RESULT_FIELDS` (results.csv's columns)."""
         return {name: getattr(self, name) for name in RESULT_FIELDS}
 
+    def device_fields(self) -> dict[str, str]:
+        """environment.json's entry of this device: the :data:`RESULT_FIELDS` and the added fields."""
+        return {**dict(self.extra), **self.result_fields()}
+
     def diff(self, baseline: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-        """``{field: (baseline value, this value)}`` for the :data:`COMPARED_FIELDS` that differ."""
+        """``{field: (baseline value, this value)}`` for the fields that differ: the
+        :data:`COMPARED_FIELDS` and every field a hook added (on either side)."""
         ours = self.as_dict()
-        return {key: (str(baseline.get(key, "") or ""), ours[key]) for key in COMPARED_FIELDS
-                if str(baseline.get(key, "") or "") != ours[key]}
+        known = {f.name for f in dataclasses.fields(self)}
+        added = (set(self.extra) | set(baseline)) - known
+        return {key: (str(baseline.get(key, "") or ""), ours.get(key, "")) for key in (*COMPARED_FIELDS, *sorted(added))
+                if str(baseline.get(key, "") or "") != ours.get(key, "")}
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "MachineInfo":

@@ -88,3 +88,26 @@ def pytest_diffbench_result_row(config, result, row):
     assert run.outcome.ret == 0
     assert [r.outcome.value for r in run.results] == ["passed", "passed"]
     run.outcome.stdout.fnmatch_lines(["WARNING: a pytest_diffbench_result_row hook changed diffbench's column(s) outcome*"])
+
+
+def test_machine_info_fields_reach_environment_json_and_a_change_is_reported(project: pytest.Pytester,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    use_fake_pipeline(project, extra="""
+import os
+
+def pytest_diffbench_machine_info(config, machine_info):
+    machine_info["cluster_node"] = os.environ["NODE_FOR_TEST"]
+""")
+    monkeypatch.setenv("NODE_FOR_TEST", "node-7")
+    made = run_diffbench(project, update="all")
+    devices = json.loads(made.folder.environment.read_text(encoding="utf-8"))["devices"]
+    assert [device["cluster_node"] for device in devices] == ["node-7"]
+
+    monkeypatch.setenv("NODE_FOR_TEST", "node-8")
+    moved = run_diffbench(project)
+    moved.outcome.assert_outcomes(passed=2)  # another machine is a note, not a failure
+    assert [r.env_diff for r in moved.results] == ["cluster_node: node-7 -> node-8"] * 2
+    moved.outcome.stdout.fnmatch_lines(["note: 2 baselines were made in another environment: cluster_node: node-7 -> node-8"])
+    strict = run_diffbench(project, "--diffbench-strict-env")
+    strict.outcome.assert_outcomes(failed=2)
+    assert {r.outcome.value for r in strict.results} == {"version-mismatch"}
