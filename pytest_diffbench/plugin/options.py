@@ -153,14 +153,16 @@ def read_settings(config: pytest.Config) -> Settings:
         enabled=bool(raw["enabled"]) or raw["update"] is not None,  # --diffbench-update implies --diffbench
         update=None if raw["update"] is None else UpdateMode(raw["update"]),
         strict_env=bool(raw["strict_env"]),
-        baseline_dir=root / raw["baseline_dir"],
+        baseline_dir=root / _check(_required("name a folder, relative to the rootdir"), raw["baseline_dir"], "diffbench_baseline_dir"),
         pin=_check(check_pin_template, raw["pin"], "diffbench_pin"),
-        output_dir=root / raw["output_dir"],
+        output_dir=root / _check(_required("name a folder, relative to the rootdir"), raw["output_dir"], "diffbench_output_dir"),
         lpips=_check(_choice(LPIPS_MODES), raw["lpips"], "diffbench_lpips"),
-        model=_check(_non_empty, raw["model"], "diffbench_model"),
+        model=_check(_required(f"name a built-in model ({', '.join(BUILTIN_MODELS)}), a diffusers folder or a hub id"),
+                     raw["model"], "diffbench_model"),
         device=_check(check_device, raw["device"], "diffbench_device"),
         dtype=_check(_choice(DTYPE_NAMES), raw["dtype"], "diffbench_dtype"),
-        workflow_version=str(raw["workflow_version"]),
+        workflow_version=_check(_required("give the version of your workflow, e.g. 1"), raw["workflow_version"],
+                                "diffbench_workflow_version"),
         max_cases=_check(_positive_int, raw["max_cases"], "diffbench_max_cases"),
         bundle_images=_check(_choice(BUNDLE_IMAGES), raw["bundle_images"], "diffbench_bundle_images"),
         tolerances=tolerances,
@@ -197,11 +199,14 @@ def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
-def _non_empty(value: Any) -> str:
-    text = str(value).strip()
-    if not text:
-        raise ValueError(f"name a built-in model ({', '.join(BUILTIN_MODELS)}), a diffusers folder or a hub id")
-    return text
+def _required(what: str) -> Callable[[Any], str]:
+    """A check that refuses an empty value, saying ``what`` would be valid."""
+    def parse(value: Any) -> str:
+        text = str(value).strip()
+        if not text:
+            raise ValueError(f"it is empty; {what}")
+        return text
+    return parse
 
 
 def _positive_int(value: Any) -> int:

@@ -60,7 +60,12 @@ class DiffbenchSession:
     def start(self) -> None:
         """At session start: the controller claims the run folder (not for --collect-only)."""
         if self.settings.enabled and not self.is_worker and not self.config.option.collectonly:
-            self.folder = RunFolder.create(self.settings.output_dir)
+            try:
+                self.folder = RunFolder.create(self.settings.output_dir)
+            except OSError as exc:
+                raise pytest.UsageError(f"diffbench: diffbench_output_dir = {self.settings.output_dir} cannot hold "
+                                        f"run folders ({type(exc).__name__}: {exc}); name a folder diffbench may create "
+                                        "and write, relative to the rootdir") from None
 
     # -- collection -------------------------------------------------------------------------
 
@@ -220,7 +225,11 @@ class DiffbenchSession:
         environment = run_environment(run_id=folder.run_id, args=self.config.invocation_params.args,
                                       rootdir=self.config.rootpath, machines=[r.machine for r in self.results])
         atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")
-        folder.mark_latest()
+        try:
+            folder.mark_latest()
+        except OSError as exc:  # the run's record is written; only the pointer to it is missing
+            self.warnings.append(f"WARNING: diffbench could not mark the run as latest in {folder.latest}: "
+                                 f"{type(exc).__name__}: {exc}")
         artifacts = write_artifacts(folder, self.results, rootdir=self.config.rootpath,
                                     bundle_images=self.settings.bundle_images, environment=environment)
         self.warnings += artifacts.warnings
@@ -270,7 +279,9 @@ class DiffbenchSession:
             lines.append(f"({total - len(listed)} passed cases not listed; see summary.md)")
         if listed:
             lines += terminal_table(listed)
-        lines += [f"results: {self.folder.results}", f"summary: {self.folder.summary}"]
+        lines.append(f"results: {self.folder.results}")
+        if self.folder.summary.is_file():
+            lines.append(f"summary: {self.folder.summary}")
         if self.bundle is not None:
             lines.append(f"bundle:  {self.bundle}")
         unavailable = sorted({(name, status) for r in self.results for name, status in r.metric_status.items()

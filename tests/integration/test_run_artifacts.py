@@ -90,3 +90,23 @@ def test_a_failing_artifact_is_one_warning_and_costs_nothing_else(project, monke
     warnings = [line for line in text.splitlines() if "WARNING" in line]
     assert warnings == [f"WARNING: diffbench could not write plot.png in {folder.path}: RuntimeError: matplotlib exploded"]
     assert "Traceback" not in text and "INTERNALERROR" not in text
+
+
+def test_an_output_dir_that_cannot_hold_run_folders_is_a_usage_error(project: pytest.Pytester) -> None:
+    (project.path / "out").write_text("a file where the folder should be\n", encoding="utf-8")
+    project.makeini("[pytest]\ndiffbench_output_dir = out\n")
+    outcome = run_diffbench(project).outcome
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    error = outcome.stderr.str()
+    assert "diffbench_output_dir" in error and "cannot hold run folders" in error
+    assert "INTERNALERROR" not in outcome.stdout.str() + error
+
+
+def test_a_latest_that_cannot_be_written_is_a_warning(project: pytest.Pytester) -> None:
+    (project.path / ".diffbench" / "latest").mkdir(parents=True)  # a folder where the file goes
+    outcome = run_diffbench(project, update="all").outcome
+    outcome.assert_outcomes(passed=9)
+    assert outcome.ret == pytest.ExitCode.OK
+    outcome.stdout.fnmatch_lines(["WARNING: diffbench could not mark the run as latest in *latest: *"])
+    (run_dir,) = (project.path / ".diffbench" / "runs").iterdir()
+    assert {"results.csv", "environment.json", "summary.md", "report.html"} <= {p.name for p in run_dir.iterdir()}
