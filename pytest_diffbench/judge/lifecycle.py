@@ -6,6 +6,11 @@ score every registered metric and gate time and VRAM. ``--diffbench-update`` (al
 baseline whose case failed on identity, quality or relative speed and judges again, so absolute
 budgets still fail; ``=missing`` only writes missing and unreadable baselines.
 
+Before any of that, an output that cannot be a baseline (:func:`output_problem`: smaller than
+SSIM can score, non-finite values, one flat colour) is ``invalid-output``: nothing is written in
+any update mode and a stored baseline is left as it is. A nearly flat output passes on, with
+:func:`output_warning` in results.csv's ``output_warning`` column.
+
 No pytest, no torch, no files: the session gathers :class:`CaseInputs` and the stored baseline,
 and writes what the returned :class:`~pytest_diffbench.spec.outcomes.BaselineAction` asks for.
 """
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from pytest_diffbench.judge.checks import SLOWDOWN, Check, Verdict, judge_gates, judge_identity
 from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, MetricRegistry, MetricUnavailable, score_images
+from pytest_diffbench.judge.metrics.images import to_rgb_array
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.judge.tolerances import Tolerances
 from pytest_diffbench.spec.machine import MachineInfo, format_diff
@@ -29,6 +35,11 @@ if TYPE_CHECKING:
 
 #: Checks whose failure --diffbench-update (all) answers by refreshing the baseline.
 _REFRESHABLE_BUDGETS = frozenset({SLOWDOWN})
+#: The smallest side SSIM scores (its window shrinks to 3; see judge.metrics.ssim).
+MIN_OUTPUT_SIDE = 3
+#: Below this standard deviation (in 0-255 levels, in every channel) an output is nearly flat.
+NEAR_FLAT_STD = 1.0
+_FP16_HINT = "a float16 VAE overflow gives NaN, decoded as black; try float32 or the fp16-fix VAE"
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,10 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
     output as the new baseline, as the run after the write will see it.
     """
     action = BaselineAction.NONE
+    problem = output_problem(inputs.image, inputs.measurement)
+    if problem:
+        stored = baseline if isinstance(baseline, StoredBaseline) else None
+        return _result(inputs, Verdict(Outcome.INVALID_OUTPUT, (problem,)), action, metrics, stored=stored), action
     if baseline is None or isinstance(baseline, BrokenBaseline):
         if update is not None:
             action = BaselineAction.CREATED if baseline is None else BaselineAction.REWRITTEN
@@ -118,6 +133,39 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
     if action is BaselineAction.REFRESHED:
         return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True), action
     return _result(inputs, verdict, action, metrics, stored=baseline, env_diff=format_diff(env_diff)), action
+
+
+def output_problem(image: "Image.Image", measurement: Measurement | None = None) -> str:
+    """Why ``image`` cannot be judged or become a baseline, on one line; "" when it can."""
+    array = to_rgb_array(image)
+    height, width = array.shape[:2]
+    if min(width, height) < MIN_OUTPUT_SIDE:
+        return (f"the output is {width}x{height} px, smaller than SSIM can score (at least {MIN_OUTPUT_SIDE}x"
+                f"{MIN_OUTPUT_SIDE}); check the width and height the pipeline makes")
+    if measurement is not None and measurement.warnings:
+        return (f"the output had non-finite values (NaN or inf) when it was made (numpy: {measurement.warnings[0]}); "
+                + _FP16_HINT)
+    first = array[0, 0]
+    if (array == first).all():
+        colour = tuple(int(v) for v in first)
+        if colour == (0, 0, 0):
+            cause = f"{_FP16_HINT}; a safety checker also blacks out images it flags"
+        else:
+            cause = "the pipeline made no picture; check its VAE, LoRAs, steps and output_type"
+        return f"the output is one flat colour {colour}: {cause}"
+    return ""
+
+
+def output_warning(image: "Image.Image") -> str:
+    """A note when ``image`` is nearly one flat colour (every channel's standard deviation below
+    :data:`NEAR_FLAT_STD` levels) but not exactly; "" otherwise."""
+    array = to_rgb_array(image).reshape(-1, 3).astype("float64")
+    spread = float(array.std(axis=0).max())
+    if spread == 0.0 or spread >= NEAR_FLAT_STD:
+        return ""
+    mean = tuple(int(round(v)) for v in array.mean(axis=0))
+    return (f"the output is nearly one flat colour {mean} (standard deviation {spread:.2f} levels); "
+            "check it is a picture before it becomes a baseline")
 
 
 def _compare(inputs: CaseInputs, baseline: StoredBaseline, metrics: MetricRegistry) -> Verdict:
@@ -173,6 +221,7 @@ def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metric
         machine=inputs.machine, worker=inputs.worker, workers=inputs.workers, env_diff=env_diff, pin=inputs.pin,
         baseline_action=action, baseline_path=inputs.baseline_path if has_baseline else "",
         output_path=inputs.output_path,
+        output_warning="" if verdict.outcome is Outcome.INVALID_OUTPUT else output_warning(inputs.image),
     )
     return result if verdict.outcome is Outcome.PASSED else result.with_changes(failure_text=failure_text(result, verdict))
 

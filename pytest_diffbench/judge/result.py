@@ -56,6 +56,8 @@ class CaseResult:
     time_check: str = ""
     #: SSIM against the most-steps image of the case's sweep group (see judge.convergence).
     ssim_vs_most_steps: float | None = None
+    #: Why the output looks suspicious without being refused (nearly one flat colour); "" when not.
+    output_warning: str = ""
     machine: MachineInfo = field(default_factory=MachineInfo)
     worker: str = "main"
     workers: int = 1
@@ -99,7 +101,7 @@ class CaseResult:
             "run_id": self.run_id, "timestamp": self.timestamp, "nodeid": self.nodeid, "test": self.test,
             "case_id": self.case_id, "config_hash": self.config_hash,
             **{key: self.config.get(key) for key in REQUIRED_KEYS},
-            "outcome": self.outcome.value, "message": self.message,
+            "outcome": self.outcome.value, "message": self.message, "output_warning": self.output_warning,
         }
         for metric in metrics:
             row[metric.name] = self.scores.get(metric.name)
@@ -147,7 +149,8 @@ class CaseResult:
         return cls(
             run_id=str(row.get("run_id") or ""), timestamp=str(row.get("timestamp") or ""),
             nodeid=str(row["nodeid"]), case_id=str(row.get("case_id") or ""), outcome=outcome,
-            message=str(row.get("message") or ""), config_hash=str(row.get("config_hash") or ""), config=config,
+            message=str(row.get("message") or ""), output_warning=str(row.get("output_warning") or ""),
+            config_hash=str(row.get("config_hash") or ""), config=config,
             scores={m.name: _float(row.get(m.name)) for m in metrics},
             metric_status={m.name: str(row.get(status_column(m)) or "") for m in metrics if m.reports_status},
             tolerances={name: _float(row.get(name)) for name in (*(tolerance_name(m) for m in metrics), *(b.name for b in BUDGETS))},
@@ -186,7 +189,7 @@ def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
         metric_columns += [metric.name, tolerance_name(metric)] + ([status_column(metric)] if metric.reports_status else [])
     return (
         ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash") + REQUIRED_KEYS
-        + ("outcome", "message", *metric_columns,
+        + ("outcome", "message", "output_warning", *metric_columns,
            "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "slowdown", "time_regression", "time_check",
            "peak_vram_mb", "max_vram_mb", "warmup_seconds", "ssim_vs_most_steps")
         + RESULT_FIELDS + ("worker", "workers", "env_diff", "pin", "baseline_action", "baseline_path", "output_path",

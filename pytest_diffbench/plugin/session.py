@@ -295,7 +295,19 @@ class DiffbenchSession:
                          + "; ".join(env_changes[:3]))
         if counts.get(Outcome.MISSING_BASELINE.value):
             lines.append("create missing baselines with: pytest --diffbench --diffbench-update=missing")
+        lines += output_warning_lines(self.results)
         return lines + self.warnings
+
+
+def output_warning_lines(results: list[CaseResult]) -> list[str]:
+    """One WARNING line counting the cases whose output is nearly one flat colour (results.csv's
+    ``output_warning``), with the first such case and its reason; none when there are none."""
+    warned = sorted((r for r in results if r.output_warning), key=lambda r: r.nodeid)
+    if not warned:
+        return []
+    count = len(warned)
+    return [f"WARNING: {count} case{'s have' if count > 1 else ' has'} a nearly flat output (see output_warning "
+            f"in results.csv); {warned[0].nodeid}: {warned[0].output_warning}"]
 
 
 def _label(metric_name: str) -> str:

@@ -4,6 +4,11 @@ Timing wraps only the pipeline call, synchronised on CUDA so queued kernels are 
 The first time a pipeline meets a resolution it runs one short warm-up generation first
 (kernel selection, allocator growth, lazy initialisation), which is recorded separately and
 never counted as the case's seconds per image.
+
+NaN or inf in the decoded image (a float16 VAE overflow) reaches us as black pixels: diffusers'
+``numpy_to_pil`` casts them to uint8 and numpy warns "invalid value encountered in cast". The
+timed call records those warnings (:func:`record_nonfinite`) into ``Measurement.warnings``, and
+the judge refuses the output; every other warning is passed on unchanged.
 """
 
 from __future__ import annotations
@@ -65,10 +70,12 @@ class ImageGenerator:
             self._warmed.add(warm_key)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        seconds, output = self._timed_call(pipe, device, call_kwargs, seed)
+        with record_nonfinite() as nonfinite:
+            seconds, output = self._timed_call(pipe, device, call_kwargs, seed)
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
         image = _first_image(output)
-        return image, Measurement(seconds_per_image=seconds, peak_vram_mb=peak, warmup_seconds=warmup_seconds)
+        return image, Measurement(seconds_per_image=seconds, peak_vram_mb=peak, warmup_seconds=warmup_seconds,
+                                  warnings=tuple(nonfinite))
 
     @staticmethod
     def _timed_call(pipe: Any, device: torch.device, call_kwargs: Mapping[str, Any], seed: int) -> tuple[float, Any]:
@@ -89,6 +96,27 @@ def _quiet_scheduler_warnings() -> Iterator[None]:
         for message in (".*__array__ implementation doesn't accept a copy keyword", ".*__array_wrap__ must accept context"):
             warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
         yield
+
+
+#: numpy's RuntimeWarning when NaN or inf are cast to integers (diffusers' numpy_to_pil making uint8 pixels).
+_NONFINITE = "invalid value encountered in cast"
+
+
+@contextlib.contextmanager
+def record_nonfinite() -> Iterator[list[str]]:
+    """Collect the messages of numpy's non-finite-value RuntimeWarnings raised inside the block;
+    every other warning is re-issued as it came."""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        yield found
+    for item in caught:
+        text = str(item.message)
+        if issubclass(item.category, RuntimeWarning) and _NONFINITE in text:
+            if text not in found:
+                found.append(text)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno, source=item.source)
 
 
 def _synchronize(device: torch.device) -> None:

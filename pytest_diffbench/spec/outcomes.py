@@ -15,6 +15,9 @@ class Outcome(str, Enum):
     MISSING_BASELINE = "missing-baseline"
     STALE_BASELINE = "stale-baseline"
     VERSION_MISMATCH = "version-mismatch"
+    #: The output cannot be a baseline: one flat colour (NaN decodes to black), non-finite
+    #: values, or too small to score. Judged before any baseline is read or written.
+    INVALID_OUTPUT = "invalid-output"
     ERROR = "error"
 
     @property
