@@ -18,7 +18,7 @@ from typing import Sequence
 from pytest_diffbench.cli.runs import load_results, resolve_run
 from pytest_diffbench.cli.settings import CliSettings
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.spec.outcomes import BaselineAction
+from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 from pytest_diffbench.spec.sidecar import Sidecar, SidecarError
 from pytest_diffbench.store.baselines import BaselineError, BaselineStore
 from pytest_diffbench.store.files import sha256_bytes
@@ -56,8 +56,9 @@ def select(results: Sequence[CaseResult], *, failed_only: bool, keywords: Sequen
 def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Accepted:
     """Promote one case's output to its baseline under the pin the run recorded for it.
 
-    Refused (and nothing written) when the run has no image or record of the case, the record is
-    unreadable or disagrees with results.csv, or the current baseline is of another config.
+    Refused (and nothing written) when the case's output was invalid (a flat or tiny image), the run
+    has no image or record of the case, the record is unreadable or disagrees with results.csv, or the
+    current baseline is of another config.
     """
     case = case_path(result.nodeid)
     image_path, config_path = folder.image(case), folder.config(case)
@@ -66,6 +67,8 @@ def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Ac
     def refused(reason: str) -> Accepted:
         return Accepted(result.nodeid, BaselineAction.REFUSED, reason)
 
+    if result.outcome is Outcome.INVALID_OUTPUT:
+        return refused(f"its output is not a valid baseline: {result.message}")
     if missing:
         return refused(f"the run has no {' and no '.join(missing)} for it (outcome {result.outcome.value}): "
                        f"{image_path if not image_path.is_file() else config_path} does not exist")

@@ -136,3 +136,16 @@ def test_a_nearly_flat_output_passes_with_one_warning_line(project, blank):
     run = project.run(update="all")
     assert "nearly flat output" not in project.text(run.outcome)
     assert run.results[0].output_warning == ""
+
+
+def test_accept_refuses_an_invalid_output(project, blank, monkeypatch, capsys):
+    """`diffbench accept` never turns a black image into a baseline either."""
+    from pytest_diffbench.cli.main import main
+
+    blank("black")
+    project.run().outcome.assert_outcomes(failed=1)
+    monkeypatch.chdir(project.path)
+    assert main(["accept", "latest"]) == 1
+    out = capsys.readouterr().out
+    assert f"refused   {NODE}: its output is not a valid baseline: the output is one flat colour (0, 0, 0)" in out
+    assert not project.baselines.exists() or not any(project.baselines.rglob("*.png"))
