@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pytest_diffbench.cli.runs import list_runs, load_environment, load_results, resolve_run
 from pytest_diffbench.cli.settings import CliSettings, CommandError
+from pytest_diffbench.report.escape import terminal_text
 from pytest_diffbench.report.summary import outcome_counts
 from pytest_diffbench.store.run_folder import RUNS_DIR, read_latest
 
@@ -35,18 +36,19 @@ def command_list(settings: CliSettings) -> int:
             counts = ", ".join(f"{count} {outcome}" for outcome, count in outcome_counts(load_results(folder))) or "no cases"
         except CommandError as exc:
             counts = f"unreadable: {exc}"
-        print(f"{folder.run_id}{'  (latest)' if folder.run_id == latest else ''}  {counts}")
+        print(terminal_text(f"{folder.run_id}{'  (latest)' if folder.run_id == latest else ''}  {counts}"))
     return 0
 
 
 def command_show(settings: CliSettings, run: str) -> int:
-    """Print the run's summary.md; rebuild the run's artifacts first when it has none."""
+    """Print the run's summary.md; rebuild the run's artifacts first when it has none. Control
+    characters in it (an ANSI escape in a summary.md that came with a bundle) are shown escaped."""
     folder = resolve_run(settings.output_dir, run)
     if folder.summary.is_file():
-        print(folder.summary.read_text(encoding="utf-8"), end="")
+        print(terminal_text(folder.summary.read_text(encoding="utf-8"), keep_newlines=True), end="")
         return 0
     artifacts = rebuild(settings, folder)
-    print(artifacts.summary_markdown, end="")
+    print(terminal_text(artifacts.summary_markdown, keep_newlines=True), end="")
     return 0
 
 
@@ -69,5 +71,5 @@ def rebuild(settings: CliSettings, folder: "RunFolder") -> "Artifacts":
     artifacts = write_artifacts(folder, results, rootdir=settings.rootdir, bundle_images=settings.bundle_images,
                                 environment=environment)
     for warning in warnings + artifacts.warnings:
-        print(warning, file=sys.stderr)
+        print(terminal_text(warning), file=sys.stderr)
     return artifacts

@@ -264,7 +264,11 @@ class DiffbenchSession:
             return to_rgb_array(image)
 
     def summary_lines(self) -> list[str]:
-        """Lines for pytest's terminal summary: counts, the speed table, where the results are, warnings."""
+        """Lines for pytest's terminal summary: counts, the speed table, where the results are, warnings.
+
+        Control characters in them (an ANSI escape in a committed sidecar's machine field that
+        reaches env_diff, a ``\\r`` in a case id) are shown escaped, never sent to the terminal."""
+        from pytest_diffbench.report.escape import terminal_text
         from pytest_diffbench.report.summary import terminal_table
 
         if self.folder is None or self.is_worker:
@@ -296,7 +300,7 @@ class DiffbenchSession:
         if counts.get(Outcome.MISSING_BASELINE.value):
             lines.append("create missing baselines with: pytest --diffbench --diffbench-update=missing")
         lines += output_warning_lines(self.results)
-        return lines + self.warnings
+        return [terminal_text(line) for line in lines + self.warnings]
 
 
 def output_warning_lines(results: list[CaseResult]) -> list[str]:

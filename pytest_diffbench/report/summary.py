@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Iterable, Sequence
 
 from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.report.escape import markdown_code, markdown_text, terminal_text
 from pytest_diffbench.spec.outcomes import Outcome
 
 #: Columns of the speed table: seconds per image and VRAM, with the baseline's own figure.
@@ -62,29 +63,29 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
 
 
 def terminal_table(results: Sequence[CaseResult]) -> list[str]:
-    """Fixed-width lines of the speed table, for pytest's terminal summary."""
-    rows = [SPEED_COLUMNS, *speed_rows(results)]
+    """Fixed-width lines of the speed table, for pytest's terminal summary (control characters
+    in ids and device names shown escaped)."""
+    rows = [SPEED_COLUMNS, *(tuple(terminal_text(cell) for cell in row) for row in speed_rows(results))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(SPEED_COLUMNS))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
-def _md_cell(text: str) -> str:
-    """Markdown table cell: pipes escaped, no line breaks."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def summary_markdown(results: Sequence[CaseResult], run_id: str, bundle_name: str | None = None) -> str:
-    """summary.md: counts, failing cases with their numbers, and the speed table."""
-    lines = [f"## diffbench run `{run_id}`", ""]
+    """summary.md: counts, failing cases with their numbers, and the speed table.
+
+    Every id, message and machine field is escaped (see report.escape): it is posted as a
+    pull-request comment, where raw HTML, images or a broken table row would be injected."""
+    lines = [f"## diffbench run {markdown_code(run_id)}", ""]
     counts = outcome_counts(results)
     lines.append(" · ".join(f"**{count}** {outcome}" for outcome, count in counts) if counts else "No cases ran.")
     failing = [r for r in results if not r.passed]
     if failing:
         lines += ["", "### Failing cases", "", "| case | outcome | what failed |", "|---|---|---|"]
-        lines += [f"| `{_md_cell(r.short_id)}` | {r.outcome.value} | {_md_cell(r.message)} |" for r in failing]
+        lines += [f"| {markdown_code(r.short_id, table=True)} | {markdown_text(r.outcome.value, table=True)} | "
+                  f"{markdown_text(r.message, table=True)} |" for r in failing]
     if results:
         lines += ["", "### Speed", "", "| " + " | ".join(SPEED_COLUMNS) + " |", "|" + "---|" * len(SPEED_COLUMNS)]
-        lines += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in speed_rows(results)]
+        lines += ["| " + " | ".join(markdown_text(cell, table=True) for cell in row) + " |" for row in speed_rows(results)]
     if bundle_name:
-        lines += ["", f"Bundle: `{bundle_name}`"]
+        lines += ["", f"Bundle: {markdown_code(bundle_name)}"]
     return "\n".join(lines) + "\n"

@@ -2,6 +2,11 @@
 
 Rows are sorted by node id, so runs with and without xdist give the same rows in the same order;
 lists and dicts are canonical JSON. Written with pandas, atomically, by the controller.
+
+Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``,
+a tab or a carriage return: a prompt ``=HYPERLINK(...)``) are written with a leading ``'``, as
+OWASP advises against CSV injection; numbers stay numbers (``-0.05``), and :func:`read_results`
+takes the quote off again, so a result read back holds the exact text.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -16,11 +22,37 @@ from pytest_diffbench.judge.result import CaseResult, columns
 from pytest_diffbench.store.files import atomic_write_text
 
 
+#: First characters that make a spreadsheet read a cell as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+#: Text that is a plain decimal number (``-0.05``, ``+1e-3``): a spreadsheet reads it as a number.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _needs_quote(text: str) -> bool:
+    """Whether ``text`` starts, after any quotes, with a formula trigger (a plain number without
+    quotes does not count). Text with quotes before a trigger gets one more too, so that taking
+    one off on reading gives every text back exactly."""
+    rest = text.lstrip("'")
+    if rest[:1] not in FORMULA_TRIGGERS or rest == "":
+        return False
+    return rest != text or _NUMBER.fullmatch(text) is None
+
+
+def neutralise(value: Any) -> Any:
+    """A text cell a spreadsheet cannot run: ``=1+1`` as ``'=1+1``; numbers and other text unchanged."""
+    return "'" + value if isinstance(value, str) and _needs_quote(value) else value
+
+
+def unneutralise(value: str) -> str:
+    """The text that :func:`neutralise` made ``value`` of."""
+    return value[1:] if value.startswith("'") and value.lstrip("'")[:1] in FORMULA_TRIGGERS else value
+
+
 def _cell(value: Any) -> Any:
-    """Lists and dicts as canonical JSON text, so a CSV cell round-trips."""
+    """Lists and dicts as canonical JSON text, so a CSV cell round-trips; formula text neutralised."""
     if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return value
+        value = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return neutralise(value)
 
 
 def sorted_results(results: Iterable[CaseResult]) -> list[CaseResult]:
@@ -36,10 +68,13 @@ def results_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     added = sorted({key for row in rows for key in row} - set(known))
     rows = sorted(rows, key=lambda row: str(row.get("nodeid") or ""))  # the same bytes whatever the input order
     header = [*known, *added]
-    frame = pd.DataFrame([{column: _cell(row.get(column)) for column in header} for row in rows],
-                         columns=header, dtype=object)
+    cells = [{column: _cell(row.get(column)) for column in header} for row in rows]
+    frame = pd.DataFrame(cells, columns=header, dtype=object)
+    # The csv module quotes a cell holding a character of the line terminator only: with "\n", a
+    # "\r" in a cell (a case id, a prompt) would be written bare and split its row on reading.
+    has_cr = any(isinstance(value, str) and "\r" in value for row in cells for value in row.values())
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
+    frame.to_csv(buffer, index=False, lineterminator="\r\n" if has_cr else "\n")
     return buffer.getvalue()
 
 
@@ -55,4 +90,6 @@ def read_results(path: Path) -> list[CaseResult]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} does not exist: is {Path(path).parent} a diffbench run folder?")
     with open(path, newline="", encoding="utf-8") as handle:
-        return [CaseResult.from_row(row) for row in csv.DictReader(handle)]
+        return [CaseResult.from_row({key: unneutralise(value) if isinstance(value, str) else value
+                                     for key, value in row.items()})
+                for row in csv.DictReader(handle)]
