@@ -97,10 +97,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.stash[SESSION_KEY].settings.enabled:
+        refuse_shared_case_paths(config, items)
         return
     for item in items:
         if CASE_FIXTURE in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+
+
+def refuse_shared_case_paths(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Two diffbench cases whose files would be one (same case path, letter case ignored, see
+    :mod:`pytest_diffbench.store.paths`): the later one becomes a collection error naming both."""
+    from pytest_diffbench.store.paths import case_path, case_path_clashes
+
+    cases = [item for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
+    clashes = case_path_clashes(item.nodeid for item in cases)
+    for earlier, later in clashes:
+        item = next(item for item in reversed(items) if item.nodeid == later)
+        items.remove(item)
+        same = case_path(earlier) == case_path(later)
+        why = ("" if same else ", letter case aside (case-insensitive file systems such as macOS's and "
+               "Windows' would give both one file)")
+        message = (f"{later}: diffbench would store this case's baseline and images at {case_path(later)}, the path "
+                   f"of {earlier}{why}; give one of them another id (pytest.param(..., id=...)) or rename it")
+        config.hook.pytest_collectreport(report=pytest.CollectReport(later, "failed", message, []))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -63,7 +63,7 @@ def write_artifacts(folder: RunFolder, results: Sequence[CaseResult], *, rootdir
         return folder.report
 
     steps: list[tuple[str, Callable[[], Any]]] = [
-        ("grids", lambda: write_grids(folder, rootdir, results)),
+        ("grids", lambda: write_grids(folder, rootdir, results, done.warnings)),
         (folder.summary.name, summary),
         (folder.plot.name, plot),
         (folder.report.name, report),

@@ -60,26 +60,40 @@ def _open(path: Path) -> Image.Image | None:
         return image.convert("RGB")
 
 
-def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult]) -> list[Path]:
+def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
+                warnings: list[str] | None = None) -> list[Path]:
     """The comparison grids and sweep sheets of a run, drawn anew: grids are derived from the run's
-    images, so an older set is removed first. ``rootdir`` resolves the results' baseline paths."""
+    images, so an older set is removed first. ``rootdir`` resolves the results' baseline paths.
+
+    A case whose grid, or a sheet that, cannot be written is skipped with a warning line appended
+    to ``warnings``: one case's bad path never costs the other cases their grids.
+    """
     shutil.rmtree(folder.grids, ignore_errors=True)
-    written = []
+    written: list[Path] = []
     sheets: dict[tuple[str, str], dict[tuple[str, str], Image.Image]] = defaultdict(dict)
     axes: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+
+    def skipped(what: str, exc: Exception) -> None:
+        if warnings is not None:
+            warnings.append(f"WARNING: diffbench could not write the {what}: {type(exc).__name__}: {exc}")
+
     for result in sorted(results, key=lambda r: r.nodeid):
-        case = case_path(result.nodeid)
-        output = _open(folder.image(case))
-        if output is None:  # the case errored before it made an image
+        try:
+            case = case_path(result.nodeid)
+            output = _open(folder.image(case))
+            if output is None:  # the case errored before it made an image
+                continue
+            wrote = result.baseline_action.wrote
+            if not result.passed or wrote:
+                baseline = _open(folder.replaced(case))
+                if baseline is None and result.baseline_path and not wrote:
+                    baseline = _open(rootdir / result.baseline_path)
+                path = folder.case_grid(case)
+                atomic_write_bytes(path, encode_png(comparison_grid(output, baseline, grid_labels(result))))
+                written.append(path)
+        except Exception as exc:  # one case's grid; the others are still drawn
+            skipped(f"grid of {result.nodeid}", exc)
             continue
-        wrote = result.baseline_action.wrote
-        if not result.passed or wrote:
-            baseline = _open(folder.replaced(case))
-            if baseline is None and result.baseline_path and not wrote:
-                baseline = _open(rootdir / result.baseline_path)
-            path = folder.case_grid(case)
-            atomic_write_bytes(path, encode_png(comparison_grid(output, baseline, grid_labels(result))))
-            written.append(path)
         sampler, steps = str(result.setting("sampler")), f"{result.setting('steps')}"
         key = case_group(result, "sampler", "steps")  # the sheet holds the cases that differ only there
         sheets[key][(sampler, steps)] = output
@@ -91,8 +105,12 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult])
     for (test, rest), cells in sorted(sheets.items()):
         row_values, column_values = axes[(test, rest)]
         columns = sorted(column_values, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
-        sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps")
-        path = folder.sheet(test_path(test), rest.replace(" · ", "-"))
-        atomic_write_bytes(path, encode_png(sheet))
+        try:
+            sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps")
+            path = folder.sheet(test_path(test), rest.replace(" · ", "-"))
+            atomic_write_bytes(path, encode_png(sheet))
+        except Exception as exc:  # one sheet; the others are still drawn
+            skipped(f"sweep sheet of {test} ({rest or 'all cases'})", exc)
+            continue
         written.append(path)
     return written

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text
-from pytest_diffbench.store.paths import safe_segment
+from pytest_diffbench.store.paths import path_segment
 
 RESULTS_FILE = "results.csv"
 ENVIRONMENT_FILE = "environment.json"
@@ -121,8 +121,8 @@ class RunFolder:
 
     def sheet(self, test_path: str, axes: str) -> Path:
         """The sweep sheet of one test (``test_path`` from store.paths.test_path) and one
-        combination of its other axes."""
-        return self.sheets / test_path / f"{safe_segment(axes)}.png"
+        combination of its other axes (``axes``, made one :func:`~pytest_diffbench.store.paths.path_segment`)."""
+        return self.sheets / test_path / f"{path_segment(axes)}.png"
 
     def replaced(self, case: str, suffix: str = ".png") -> Path:
         """Where the baseline file an update replaced is kept."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from pytest_diffbench.store import paths
@@ -23,19 +25,24 @@ def test_case_path(nodeid, expected):
     assert case_path(nodeid) == expected
 
 
-@pytest.mark.parametrize("param, expected", [
-    ("a/b", "a_b"),
-    ("a b", "a_b"),
-    ("x[1]", "x_1"),
-    ("a[b", "a_b"),
-    ("..", "_"),
-    ("caf\u00e9 \u2615", "caf"),
-    ("seed0-dpmpp_2m-cfg7.5", "seed0-dpmpp_2m-cfg7.5"),
+@pytest.mark.parametrize("param, readable", [
+    ("a/b", "a_b-"),
+    ("a b", "a_b-"),
+    ("x[1]", "x_1-"),
+    ("a[b", "a_b-"),
+    ("..", ""),
+    ("caf\u00e9 \u2615", "caf-"),
 ])
-def test_case_path_sanitises_odd_ids(param, expected):
+def test_case_path_sanitises_odd_ids(param, readable):
+    """A segment that cleaning changes is its readable cleaned text plus the hash of the original
+    (so ``a/b`` and ``a b`` keep two files; see test_case_paths.py)."""
     path = case_path(f"tests/test_a.py::test_b[{param}]")
-    assert path == f"tests/test_a/test_b/{expected}"
+    assert path == f"tests/test_a/test_b/{readable}{hashlib.sha256(param.encode()).hexdigest()[:8]}"
     assert path.count("/") == 3  # no extra folders from '/' in the id
+
+
+def test_case_path_keeps_clean_ids():
+    assert case_path("tests/test_a.py::test_b[seed0-dpmpp_2m-cfg7.5]") == "tests/test_a/test_b/seed0-dpmpp_2m-cfg7.5"
 
 
 def test_case_path_never_climbs_out():
@@ -65,13 +72,15 @@ def test_pin_key_default_template():
 
 
 def test_pin_key_custom_template_sanitises_values():
-    assert pin_key("{device_name}-{dtype}", FIELDS) == "NVIDIA_H100_80GB_HBM3-float16"
-    assert pin_key("{platform}-torch{torch}", FIELDS) == "linux-torch2.4.1_cu121"
+    key = pin_key("{device_name}-{dtype}", FIELDS)
+    assert key.startswith("NVIDIA_H100_80GB_HBM3-float16-") and len(key) == len("NVIDIA_H100_80GB_HBM3-float16-") + 8
+    assert pin_key("{platform}-torch{torch}", FIELDS).startswith("linux-torch2.4.1_cu121-")
+    assert pin_key("{platform}-{diffusers}", FIELDS) == "linux-0.31.0"  # clean: kept as it is
 
 
 def test_pin_key_is_one_segment_even_with_separators_in_the_template():
     key = pin_key("{device}/{dtype} x", FIELDS)
-    assert key == "cuda_float16_x"
+    assert key.startswith("cuda_float16_x-")
     assert "/" not in key and " " not in key
 
 

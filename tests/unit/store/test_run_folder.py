@@ -98,9 +98,9 @@ def test_write_case_writes_the_image_and_its_record(tmp_path):
 def test_the_names_of_a_run_folder(tmp_path):
     folder = RunFolder(tmp_path / "runs" / "r1")
     named = {folder.relative(p) for p in (folder.results, folder.environment, folder.summary, folder.plot, folder.report,
-                                          folder.bundle, folder.case_grid(CASE), folder.sheet("tests/test_a/test_b", "seed0 · cfg7.5"),
+                                          folder.bundle, folder.case_grid(CASE), folder.sheet("tests/test_a/test_b", "seed0-cfg7.5"),
                                           folder.replaced(CASE), folder.replaced(CASE, ".json"))}
     assert named == {"results.csv", "environment.json", "summary.md", "plot.png", "report.html", "diffbench-r1.zip",
-                     f"grids/cases/{CASE}.png", "grids/sheets/tests/test_a/test_b/seed0_cfg7.5.png",
+                     f"grids/cases/{CASE}.png", "grids/sheets/tests/test_a/test_b/seed0-cfg7.5.png",
                      f"replaced-baselines/{CASE}.png", f"replaced-baselines/{CASE}.json"}
     assert folder.latest == tmp_path / "latest"
