@@ -24,7 +24,7 @@ from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
 from pytest_diffbench.report.summary import badge
 from pytest_diffbench.store.files import atomic_write_bytes, encode_png
-from pytest_diffbench.store.paths import case_path, test_path
+from pytest_diffbench.store.paths import case_path, case_folder
 from pytest_diffbench.store.run_folder import RunFolder
 
 
@@ -107,7 +107,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
         columns = sorted(column_values, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
         try:
             sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps")
-            path = folder.sheet(test_path(test), rest.replace(" · ", "-"))
+            path = folder.sheet(case_folder(test), rest.replace(" · ", "-"))
             atomic_write_bytes(path, encode_png(sheet))
         except Exception as exc:  # one sheet; the others are still drawn
             skipped(f"sweep sheet of {test} ({rest or 'all cases'})", exc)

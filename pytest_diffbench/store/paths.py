@@ -73,7 +73,7 @@ def case_path(nodeid: str) -> str:
     return "/".join(path_segment(s) for s in segments)
 
 
-def test_path(nodeid: str) -> str:
+def case_folder(nodeid: str) -> str:
     """The folder of a test's cases: :func:`case_path` without the case segment."""
     return case_path(nodeid).rsplit("/", 1)[0]
 

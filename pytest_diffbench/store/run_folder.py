@@ -119,10 +119,10 @@ class RunFolder:
     def case_grid(self, case: str) -> Path:
         return self.grids / "cases" / f"{case}.png"
 
-    def sheet(self, test_path: str, axes: str) -> Path:
-        """The sweep sheet of one test (``test_path`` from store.paths.test_path) and one
+    def sheet(self, test_folder: str, axes: str) -> Path:
+        """The sweep sheet of one test (``test_folder`` from store.paths.case_folder) and one
         combination of its other axes (``axes``, made one :func:`~pytest_diffbench.store.paths.path_segment`)."""
-        return self.sheets / test_path / f"{path_segment(axes)}.png"
+        return self.sheets / test_folder / f"{path_segment(axes)}.png"
 
     def replaced(self, case: str, suffix: str = ".png") -> Path:
         """Where the baseline file an update replaced is kept."""

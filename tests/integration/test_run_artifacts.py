@@ -68,7 +68,7 @@ def test_every_file_of_a_finished_run_folder_is_one_runfolder_names(project, mon
         case = case_path(result.nodeid)
         named |= {folder.image(case), folder.config(case), folder.case_grid(case),
                   folder.replaced(case, ".png"), folder.replaced(case, ".json")}
-        named.add(folder.sheet(paths.test_path(result.nodeid), case_group(result, "sampler", "steps")[1].replace(" · ", "-")))
+        named.add(folder.sheet(paths.case_folder(result.nodeid), case_group(result, "sampler", "steps")[1].replace(" · ", "-")))
     present = {path for path in folder.path.rglob("*") if path.is_file()}
     assert present == named, (sorted(map(folder.relative, present - named)), sorted(map(folder.relative, named - present)))
 

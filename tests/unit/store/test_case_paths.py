@@ -103,7 +103,7 @@ def test_a_segment_at_the_cap_is_kept():
 def test_long_function_and_class_names_are_capped_too():
     path = case_path(f"tests/test_a.py::Test{'C' * 200}::test_{'f' * 250}[seed0]")
     assert all(len(part) <= MAX_SEGMENT for part in path.split("/"))
-    assert path.endswith("/seed0") and paths.test_path(f"tests/test_a.py::Test{'C' * 200}::test_{'f' * 250}[seed0]") == path[: -len("/seed0")]
+    assert path.endswith("/seed0") and paths.case_folder(f"tests/test_a.py::Test{'C' * 200}::test_{'f' * 250}[seed0]") == path[: -len("/seed0")]
 
 
 # -- clashes ---------------------------------------------------------------------------------

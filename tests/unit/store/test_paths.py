@@ -91,5 +91,5 @@ def test_pin_key_values_cannot_escape():
 
 
 
-def test_test_path_is_the_case_path_without_the_case():
-    assert paths.test_path("tests/test_a.py::TestX::test_b[seed0]") == "tests/test_a/TestX/test_b"
+def test_case_folder_is_the_case_path_without_the_case():
+    assert paths.case_folder("tests/test_a.py::TestX::test_b[seed0]") == "tests/test_a/TestX/test_b"
