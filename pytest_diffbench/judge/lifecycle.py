@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Mapping
 from pytest_diffbench.judge.checks import SLOWDOWN, Check, Verdict, judge_gates, judge_identity
 from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, MetricRegistry, MetricUnavailable, score_images
 from pytest_diffbench.judge.metrics.images import to_rgb_array
+from pytest_diffbench.judge.metrics.ssim import MIN_SIDE as SSIM_MIN_SIDE
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.judge.tolerances import Tolerances
 from pytest_diffbench.spec.machine import MachineInfo, format_diff
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 
 #: Checks whose failure --diffbench-update (all) answers by refreshing the baseline.
 _REFRESHABLE_BUDGETS = frozenset({SLOWDOWN})
-#: The smallest side SSIM scores (its window shrinks to 3; see judge.metrics.ssim).
-MIN_OUTPUT_SIDE = 3
+#: The smallest side an output may have: the smallest SSIM scores.
+MIN_OUTPUT_SIDE = SSIM_MIN_SIDE
 #: Below this standard deviation (in 0-255 levels, in every channel) an output is nearly flat.
 NEAR_FLAT_STD = 1.0
 _FP16_HINT = "a float16 VAE overflow gives NaN, decoded as black; try float32 or the fp16-fix VAE"

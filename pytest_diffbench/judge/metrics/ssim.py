@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 _DATA_RANGE = 255.0
-_MIN_SIDE = 3
+#: The smallest side SSIM scores: its window shrinks from 7 to 3 for small images.
+MIN_SIDE = 3
 _DEFAULT_WINDOW = 7
 
 
@@ -28,8 +29,8 @@ def ssim(a: "npt.NDArray[np.uint8]", b: "npt.NDArray[np.uint8]") -> float:
 
     check_pair(a, b)
     side = min(a.shape[0], a.shape[1])
-    if side < _MIN_SIDE:
-        raise ValueError(f"SSIM needs images at least {_MIN_SIDE}x{_MIN_SIDE} px, got {size_text(a)}")
+    if side < MIN_SIDE:
+        raise ValueError(f"SSIM needs images at least {MIN_SIDE}x{MIN_SIDE} px, got {size_text(a)}")
     win_size = min(side, _DEFAULT_WINDOW)
     if win_size % 2 == 0:
         win_size -= 1
