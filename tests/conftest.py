@@ -193,9 +193,13 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Diffb
     """A diffbench test project whose runs use a FakePipeline (see :class:`DiffbenchProject`).
 
     An xdist worker id inherited from this (possibly xdist) process must not leak into the
-    results of the runs: $PYTEST_XDIST_WORKER is set to a worker that does not exist.
+    results of the runs: $PYTEST_XDIST_WORKER is set to a worker that does not exist. $CI and
+    $BUILD_NUMBER are removed: with either set, pytest prints whole failure messages in its short
+    summary, so the inner runs would print differently on a CI machine than on a laptop.
     """
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("BUILD_NUMBER", raising=False)
     return DiffbenchProject(pytester, monkeypatch)
 
 

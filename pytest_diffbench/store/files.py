@@ -7,11 +7,16 @@ import hashlib
 import io
 import os
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from PIL import Image
+
+#: Suffix of the temporary file :func:`atomic_write_bytes` renames into place.
+TMP_SUFFIX = ".tmp"
+#: Mode of written files before the umask (as ``open()`` creates them).
+FILE_MODE = 0o666
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -22,8 +27,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE & ~current_umask())  # mkstemp's 0600 would hide the file from teammates
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -32,6 +38,48 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status`` on Linux, where
+    setting and restoring it would race with other threads), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class PathEscapeError(ValueError):
+    """A path that would leave its root folder (absolute, ``..``, or through a symbolic link)."""
+
+
+def inside(root: Path, relative: "str | PurePath") -> Path:
+    """``root / relative``, refused when it would leave ``root``.
+
+    ``relative`` must be relative, without ``..`` or empty parts, and no folder or file on the way
+    from ``root`` to the target (the target included) may be a symbolic link: a crafted run
+    folder, results.csv or a symlink committed under ``baselines/`` cannot make diffbench read or
+    write elsewhere. ``root`` itself may be a link (the user chose it). The target need not exist.
+
+    Raises :class:`PathEscapeError` naming ``relative`` and ``root``.
+    """
+    root = Path(root)
+    text = str(relative)
+    parts = PurePath(text).parts
+    if not text or PurePath(text).is_absolute() or ".." in parts or "\x00" in text:
+        raise PathEscapeError(f"{text!r} is not a path inside {root}")
+    here = root
+    for part in parts:
+        here = here / part
+        if here.is_symlink():
+            raise PathEscapeError(f"{here} is a symbolic link; diffbench does not follow links out of {root}")
+    return here
 
 
 def atomic_write_text(path: Path, text: str) -> None:

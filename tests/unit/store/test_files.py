@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pytest_diffbench.store import files
-from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text, encode_png, sha256_bytes
+from pytest_diffbench.store.files import PathEscapeError, atomic_write_bytes, atomic_write_text, encode_png, inside, sha256_bytes
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +98,37 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_mode_the_umask_gives(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "a" / "file.png", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a" / "file.png").stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("relative", ["../x", "a/../../x", "/etc/passwd", "", "a/\x00b"])
+def test_inside_refuses_paths_that_leave_the_root(tmp_path, relative):
+    with pytest.raises(PathEscapeError):
+        inside(tmp_path / "root", relative)
+
+
+def test_inside_refuses_a_symbolic_link_on_the_way_or_at_the_target(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "pin").mkdir(parents=True)
+    outside.mkdir()
+    (root / "pin" / "linked").symlink_to(outside)
+    (root / "pin" / "file.json").symlink_to(outside / "secret.json")
+    for relative in ("pin/linked/case.png", "pin/file.json"):
+        with pytest.raises(PathEscapeError, match="symbolic link"):
+            inside(root, relative)
+    assert inside(root, "pin/new/case.png") == root / "pin" / "new" / "case.png"
+
+
+def test_inside_accepts_a_root_that_is_itself_a_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert inside(tmp_path / "link", "a/b.png") == tmp_path / "link" / "a" / "b.png"
