@@ -178,13 +178,16 @@ def _child_environment(monkeypatch: pytest.MonkeyPatch, _empty_torch_home: Path)
     """What runs started by a test see: no LPIPS weights unless the test provides them (an empty
     TORCH_HOME), one torch thread (on a shared CPU, OpenMP's spinning threads make each run
     several times slower; the images are tiny), no bytecode written (a test module rewritten
-    within the same second could otherwise be read back stale), and no $GITHUB_STEP_SUMMARY of
-    the CI job running this suite."""
+    within the same second could otherwise be read back stale), no $GITHUB_STEP_SUMMARY of
+    the CI job running this suite, and no $CI or $BUILD_NUMBER (with either set, pytest prints
+    whole failure messages in its short summary: the runs would print differently on CI)."""
     monkeypatch.setenv("TORCH_HOME", str(_empty_torch_home))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    for name in ("CI", "BUILD_NUMBER"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv(FAKE_PIPELINE_ENV, raising=False)
 
 
@@ -193,13 +196,9 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Diffb
     """A diffbench test project whose runs use a FakePipeline (see :class:`DiffbenchProject`).
 
     An xdist worker id inherited from this (possibly xdist) process must not leak into the
-    results of the runs: $PYTEST_XDIST_WORKER is set to a worker that does not exist. $CI and
-    $BUILD_NUMBER are removed: with either set, pytest prints whole failure messages in its short
-    summary, so the inner runs would print differently on a CI machine than on a laptop.
+    results of the runs: $PYTEST_XDIST_WORKER is set to a worker that does not exist.
     """
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
-    monkeypatch.delenv("CI", raising=False)
-    monkeypatch.delenv("BUILD_NUMBER", raising=False)
     return DiffbenchProject(pytester, monkeypatch)
 
 
