@@ -61,6 +61,8 @@ class CaseResult:
     machine: MachineInfo = field(default_factory=MachineInfo)
     worker: str = "main"
     workers: int = 1
+    #: How many times pytest ran the case (more than 1 under pytest-rerunfailures); this is the last.
+    attempts: int = 1
     env_diff: str = ""
     pin: str = ""
     baseline_action: BaselineAction = BaselineAction.NONE
@@ -120,7 +122,7 @@ class CaseResult:
             "warmup_seconds": m.warmup_seconds if m else None,
             "ssim_vs_most_steps": self.ssim_vs_most_steps,
             **self.machine.result_fields(),
-            "worker": self.worker, "workers": self.workers, "env_diff": self.env_diff,
+            "worker": self.worker, "workers": self.workers, "attempts": self.attempts, "env_diff": self.env_diff,
             "pin": self.pin, "baseline_action": self.baseline_action.value,
             "baseline_path": self.baseline_path, "output_path": self.output_path,
             "schema_version": SCHEMA_VERSION,
@@ -161,6 +163,7 @@ class CaseResult:
             ssim_vs_most_steps=_float(row.get("ssim_vs_most_steps")),
             machine=MachineInfo.from_mapping({key: row.get(key) or "" for key in RESULT_FIELDS}),
             worker=str(row.get("worker") or "main"), workers=_int(row.get("workers")) or 1,
+            attempts=_int(row.get("attempts")) or 1,
             env_diff=str(row.get("env_diff") or ""), pin=str(row.get("pin") or ""), baseline_action=action,
             baseline_path=str(row.get("baseline_path") or ""), output_path=str(row.get("output_path") or ""),
             extra={key: str(value) for key, value in row.items() if key not in known and _cell(value) is not None},
@@ -192,7 +195,7 @@ def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
         + ("outcome", "message", "output_warning", *metric_columns,
            "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "slowdown", "time_regression", "time_check",
            "peak_vram_mb", "max_vram_mb", "warmup_seconds", "ssim_vs_most_steps")
-        + RESULT_FIELDS + ("worker", "workers", "env_diff", "pin", "baseline_action", "baseline_path", "output_path",
+        + RESULT_FIELDS + ("worker", "workers", "attempts", "env_diff", "pin", "baseline_action", "baseline_path", "output_path",
                            "schema_version")
     )
 

@@ -18,7 +18,7 @@ from pytest_diffbench.plugin.keys import CASE_FIXTURE, CASE_KEY, RESULT_KEY, SES
 from pytest_diffbench.plugin.options import OptionDeclarations, read_settings
 from pytest_diffbench.plugin.session import DiffbenchSession
 from pytest_diffbench.plugin.xdist import XdistHooks
-from pytest_diffbench.report.junit import junit_properties
+from pytest_diffbench.report.junit import set_junit_properties
 from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError
 
 pytest_plugins = ["pytest_diffbench.plugin.fixtures"]
@@ -50,11 +50,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class ResultCollector:
-    """Collects the results that ride on test reports, from this process or from xdist workers."""
+    """Collects the results that ride on test reports, from this process or from xdist workers:
+    first of all logreport hooks, so a case is journaled before pytest reports it."""
 
     def __init__(self, session: DiffbenchSession) -> None:
         self.session = session
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, REPORT_ATTRIBUTE, None)
         if data is not None:
@@ -138,7 +140,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
         pyfuncitem.stash[RESULT_KEY] = session.error_result(pyfuncitem, dcase.case, f"{type(exc).__name__}: {exc}")
         raise
     pyfuncitem.stash[RESULT_KEY] = result
-    pyfuncitem.user_properties.extend(junit_properties(result))  # shown by CI systems reading JUnit XML
     if not result.passed:
         pytest.fail(result.failure_text or result.message, pytrace=False)
     return outcome
@@ -146,7 +147,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the case's result to its report: it travels to the xdist controller with it."""
+    """Attach the case's result to its report (it travels to the xdist controller with it) and to
+    the test's JUnit XML properties: every case that has a result, errors included."""
     report = yield
     result: CaseResult | None = None
     if report.when == "call" and RESULT_KEY in item.stash:
@@ -158,6 +160,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         result = item.config.stash[SESSION_KEY].error_result(item, case, f"setup failed: {message}")
     if result is not None:
         setattr(report, REPORT_ATTRIBUTE, result.to_transport())
+        set_junit_properties(item.user_properties, result)  # pytest's junitxml reads them from the teardown report
     return report
 
 

@@ -2,8 +2,10 @@
 
 It owns the settings, the run folder and the results of finished cases, expands sweeps,
 assembles each finished case's inputs for :func:`pytest_diffbench.judge.lifecycle.judge`, writes
-what the verdict asks for (the run folder's copy of the case, the baseline pair) and, at the end,
-the run's files: the record of truth first, then every derived artifact on its own.
+what the verdict asks for (the run folder's copy of the case, the baseline pair), keeps each
+finished case in the run's journal before the next one runs (the controller does, under xdist)
+and, at the end, writes the run's files: the record of truth first, then every derived artifact
+on its own.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pytest_diffbench.plugin.xdist import RUN_DIR_KEY
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
-from pytest_diffbench.store.run_folder import RunFolder
+from pytest_diffbench.store.journal import Journal
+from pytest_diffbench.store.run_folder import RunFolder, remove_stale_temp_files
 
 if TYPE_CHECKING:
     from pytest_diffbench.judge.lifecycle import BaselineState
@@ -41,8 +44,10 @@ class DiffbenchSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.results: list[CaseResult] = []
+        #: The result of each case by node id: its last attempt's (see :meth:`add_result`).
+        self._results: dict[str, CaseResult] = {}
         self.folder: RunFolder | None = None
+        self._journal: Journal | None = None
         self.warnings: list[str] = []
         self.bundle: Path | None = None
         self._runner: Runner | None = None
@@ -58,14 +63,26 @@ class DiffbenchSession:
             self.folder = RunFolder(Path(workerinput[RUN_DIR_KEY]))
 
     def start(self) -> None:
-        """At session start: the controller claims the run folder (not for --collect-only)."""
+        """At session start the controller (not for --collect-only) removes the temporary files a
+        killed run left, claims the run folder and opens its journal."""
         if self.settings.enabled and not self.is_worker and not self.config.option.collectonly:
             try:
+                remove_stale_temp_files(self.settings.output_dir, self.settings.baseline_dir)
+            except OSError as exc:  # left-overs only; the run goes on
+                self.warnings.append(f"WARNING: diffbench could not remove the temporary files of killed runs: "
+                                     f"{type(exc).__name__}: {exc}")
+            try:
                 self.folder = RunFolder.create(self.settings.output_dir)
+                self._journal = Journal(self.folder.journal)
             except OSError as exc:
                 raise pytest.UsageError(f"diffbench: diffbench_output_dir = {self.settings.output_dir} cannot hold "
                                         f"run folders ({type(exc).__name__}: {exc}); name a folder diffbench may create "
                                         "and write, relative to the rootdir") from None
+
+    @property
+    def results(self) -> list[CaseResult]:
+        """The finished cases' results, one per node id, in the order they first finished."""
+        return list(self._results.values())
 
     # -- collection -------------------------------------------------------------------------
 
@@ -185,7 +202,24 @@ class DiffbenchSession:
         )
 
     def add_result(self, result: CaseResult) -> None:
-        self.results.append(result)
+        """Keep a finished case's result, and journal it before the next case runs.
+
+        A case run again (pytest-rerunfailures) keeps one result, its last attempt's, with the
+        number of attempts. A journal that cannot be written any more (a full disk) becomes one
+        warning; the run goes on and still writes results.csv at its end.
+        """
+        earlier = self._results.pop(result.nodeid, None)
+        if earlier is not None:
+            result = result.with_changes(attempts=earlier.attempts + 1)
+        self._results[result.nodeid] = result
+        if self._journal is None:
+            return
+        try:
+            self._journal.append(result)
+        except OSError as exc:
+            self.warnings.append(f"WARNING: diffbench could not write the journal {self._journal.path} "
+                                 f"({type(exc).__name__}: {exc}); a kill now would lose this run's finished cases")
+            self._close_journal()
 
     def _display(self, path: Path) -> str:
         """``path`` relative to the rootdir, as results and messages show it."""
@@ -207,10 +241,22 @@ class DiffbenchSession:
         if self.is_worker or self.folder is None:
             return
         folder = self.folder
+        try:
+            if self.results or not folder.is_empty():
+                self._write_run_files(folder)
+        finally:
+            self._close_journal()
         if not self.results and folder.is_empty():
-            folder.path.rmdir()
+            folder.remove_empty()
             self.folder = None
-            return
+
+    def _close_journal(self) -> None:
+        """Close the journal, which ends the run's lock (see :mod:`pytest_diffbench.store.journal`)."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def _write_run_files(self, folder: RunFolder) -> None:
         from pytest_diffbench.judge.convergence import with_reference_ssim
         from pytest_diffbench.report.artifacts import write_artifacts
         from pytest_diffbench.run.identity import run_environment
@@ -218,7 +264,8 @@ class DiffbenchSession:
         from pytest_diffbench.store.results import sorted_results, write_results
 
         try:
-            self.results = with_reference_ssim(sorted_results(self.results), self._pixels)
+            scored = with_reference_ssim(sorted_results(self.results), self._pixels)
+            self._results = {result.nodeid: result for result in scored}
         except Exception as exc:  # a derived score; the results are still written without it
             self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps: {type(exc).__name__}: {exc}")
         write_results(folder.results, [self._row(result) for result in self.results])
@@ -275,6 +322,9 @@ class DiffbenchSession:
             return []
         counts = Counter(result.outcome.value for result in self.results)
         shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no cases ran"
+        reruns = sum(result.attempts - 1 for result in self.results)
+        if reruns:  # counted as pytest counts them: each attempt before the last is a rerun
+            shown += f", {reruns} rerun"
         total = len(self.results)
         lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}"]
         listed = sorted(self.results, key=lambda r: r.nodeid)

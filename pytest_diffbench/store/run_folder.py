@@ -1,8 +1,9 @@
 """:class:`RunFolder`: every path of one run, spelled once.
 
-A run folder is ``<output_dir>/runs/<run_id>/``; ``<output_dir>/latest`` names the newest run::
+A run folder is ``<output_dir>/runs/<run_id>/``; ``<output_dir>/latest`` names the newest finished
+run (by run id, which sorts by start time)::
 
-    results.csv  environment.json  summary.md  plot.png  report.html  diffbench-<run_id>.zip
+    journal.jsonl (each case as it finishes)  results.csv (a finished run's)  environment.json  summary.md  plot.png  report.html  diffbench-<run_id>.zip
     images/<case>.png   configs/<case>.json   grids/cases/<case>.png   grids/sheets/<test>/<axes>.png
     replaced-baselines/<case>.png|.json
 
@@ -12,15 +13,18 @@ joins these names.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text
+from pytest_diffbench.store.journal import folder_lock, journal_is_locked, remove_temp_files
 from pytest_diffbench.store.paths import path_segment
 
 RESULTS_FILE = "results.csv"
+JOURNAL_FILE = "journal.jsonl"
 ENVIRONMENT_FILE = "environment.json"
 SUMMARY_FILE = "summary.md"
 PLOT_FILE = "plot.png"
@@ -31,6 +35,12 @@ IMAGES_DIR = "images"
 CONFIGS_DIR = "configs"
 GRIDS_DIR = "grids"
 REPLACED_DIR = "replaced-baselines"
+#: A run id as :func:`new_run_id` makes it; ``latest`` may name nothing else.
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
+
+class LatestError(ValueError):
+    """``<output_dir>/latest`` names no run folder; the message names the file and what is valid."""
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -75,6 +85,21 @@ class RunFolder:
     @property
     def results(self) -> Path:
         return self.path / RESULTS_FILE
+
+    @property
+    def journal(self) -> Path:
+        """Each finished case's result, appended as it finishes (see :mod:`pytest_diffbench.store.journal`)."""
+        return self.path / JOURNAL_FILE
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run reached its end (its results.csv is written); a killed run has only its journal."""
+        return self.results.is_file()
+
+    @property
+    def running(self) -> bool:
+        """Whether a pytest process is running this run now (it holds the journal's lock)."""
+        return journal_is_locked(self.journal)
 
     @property
     def environment(self) -> Path:
@@ -144,14 +169,66 @@ class RunFolder:
         atomic_write_text(self.config(case), sidecar_json)
         return self.image(case)
 
-    def mark_latest(self) -> None:
-        atomic_write_text(self.latest, self.run_id + "\n")
+    def mark_latest(self) -> bool:
+        """Make ``latest`` name this run unless it names a newer one (a run started later that
+        finished first); atomically, holding a lock on ``runs/`` against a concurrent run doing the
+        same. Whether ``latest`` now names this run. A ``latest`` naming no run is replaced.
+
+        Raises OSError when the output folder cannot be written.
+        """
+        with folder_lock(self.path.parent):
+            try:
+                current = read_latest(self.output_dir)
+            except LatestError:
+                current = None
+            if current is not None and current > self.run_id:
+                return False
+            atomic_write_text(self.latest, self.run_id + "\n")
+            return True
 
     def is_empty(self) -> bool:
-        return not self.path.is_dir() or not any(self.path.iterdir())
+        """Whether the run left nothing: no folder, or one holding at most an empty journal."""
+        if not self.path.is_dir():
+            return True
+        files = list(self.path.iterdir())
+        return not files or (files == [self.journal] and self.journal.stat().st_size == 0)
+
+    def remove_empty(self) -> None:
+        """Remove the folder of a run that left nothing (see :meth:`is_empty`), so ``latest`` and
+        ``diffbench list`` keep to real runs. Raises OSError when it is not empty."""
+        self.journal.unlink(missing_ok=True)
+        self.path.rmdir()
+
+
+def remove_stale_temp_files(output_dir: Path, baseline_dir: Path) -> list[Path]:
+    """Delete the temporary files killed runs left (see
+    :func:`pytest_diffbench.store.journal.remove_temp_files`) under ``output_dir``, except in the
+    folders of runs still going, and under ``baseline_dir`` when no other run is going (its
+    writes may be under way); the paths deleted."""
+    runs = Path(output_dir) / RUNS_DIR
+    running = [path for path in sorted(runs.iterdir()) if RunFolder(path).running] if runs.is_dir() else []
+    roots = [Path(output_dir)] + ([] if running else [Path(baseline_dir)])
+    return remove_temp_files(roots, skip=running)
 
 
 def read_latest(output_dir: Path) -> str | None:
-    """The run id ``<output_dir>/latest`` names, None when there is none yet."""
+    """The run id ``<output_dir>/latest`` names, None when there is no ``latest`` yet.
+
+    Only a plain run id (see :data:`RUN_ID`) of a real folder under ``runs/`` (not a symbolic
+    link) is accepted: a crafted ``latest`` (``../../../x``) is never followed. Raises
+    :class:`LatestError`, one line naming the file and what it should hold, otherwise.
+    """
     latest = Path(output_dir) / LATEST_FILE
-    return latest.read_text(encoding="utf-8").strip() if latest.is_file() else None
+    if not latest.exists() and not latest.is_symlink():
+        return None
+    if latest.is_symlink() or not latest.is_file():
+        raise LatestError(f"{latest} is not a plain file; delete it, the next run rewrites it")
+    try:
+        text = latest.read_bytes()[:200].decode("ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LatestError(f"{latest} cannot be read ({type(exc).__name__}); delete it, the next run rewrites it") from None
+    folder = Path(output_dir) / RUNS_DIR / text
+    if not RUN_ID.fullmatch(text) or folder.is_symlink() or not folder.is_dir():
+        raise LatestError(f"{latest} names {text[:60]!r}, which is not a run folder under {folder.parent} (it must hold "
+                          "a run id such as 20261128T041500Z-3fa9c1); delete it, the next run rewrites it")
+    return text

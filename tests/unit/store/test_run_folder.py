@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from pytest_diffbench.store import run_folder
-from pytest_diffbench.store.run_folder import RunFolder, new_run_id, read_latest
+from pytest_diffbench.store.journal import Journal
+from pytest_diffbench.store.run_folder import LatestError, RunFolder, new_run_id, read_latest
 
 RUN_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 CASE = "tests/test_a/test_b/seed0"
@@ -76,14 +79,103 @@ def test_create_never_reuses_an_existing_folder(tmp_path, monkeypatch):
     assert sorted(p.name for p in existing.iterdir()) == ["results.csv"]
 
 
+def _claimed(output_dir, *run_ids):
+    folders = [RunFolder.of(output_dir, run_id) for run_id in run_ids]
+    for folder in folders:
+        folder.path.mkdir(parents=True)
+    return folders
+
+
 def test_mark_latest_names_the_newest_run(tmp_path):
     assert read_latest(tmp_path) is None
-    first, second = RunFolder.of(tmp_path, "run-1"), RunFolder.of(tmp_path, "run-2")
-    first.mark_latest()
-    second.mark_latest()
-    assert (tmp_path / "latest").read_text() == "run-2\n"
-    assert read_latest(tmp_path) == "run-2"
-    assert [p.name for p in tmp_path.iterdir()] == ["latest"]
+    first, second = _claimed(tmp_path, "20260101T000000Z-aaaaaa", "20260101T000001Z-000000")
+    assert first.mark_latest() is True
+    assert second.mark_latest() is True
+    assert (tmp_path / "latest").read_text() == "20260101T000001Z-000000\n"
+    assert read_latest(tmp_path) == second.run_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "runs"]
+
+
+def test_a_run_that_started_earlier_but_finished_later_leaves_latest_to_the_newer_run(tmp_path):
+    older, newer = _claimed(tmp_path, "20260101T000000Z-ffffff", "20260101T000001Z-000000")
+    assert newer.mark_latest() is True
+    assert older.mark_latest() is False
+    assert read_latest(tmp_path) == newer.run_id
+
+
+def test_mark_latest_replaces_a_latest_that_names_no_run(tmp_path):
+    (folder,) = _claimed(tmp_path, "20260101T000000Z-aaaaaa")
+    (tmp_path / "latest").write_text("99999999T999999Z-ffffff\n")  # newer by its text, but no such folder
+    assert folder.mark_latest() is True
+    assert read_latest(tmp_path) == folder.run_id
+
+
+@pytest.mark.parametrize("text", ["../../../x", "/etc", "runs/../x", "", "20260101T000000Z-aaaaaa/..",
+                                  "20260101T000000Z-aaaaaa\x1b[31m", "x" * 1000])
+def test_read_latest_refuses_anything_but_a_plain_run_id(tmp_path, text):
+    _claimed(tmp_path, "20260101T000000Z-aaaaaa")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "latest").write_text(text)
+    with pytest.raises(LatestError) as refused:
+        read_latest(tmp_path)
+    message = str(refused.value)
+    assert "\n" not in message and "\x1b" not in message and str(tmp_path / "latest") in message
+    assert "run id such as" in message
+
+
+def test_read_latest_refuses_a_run_id_without_its_folder_or_a_linked_one(tmp_path):
+    outside = tmp_path / "elsewhere" / "20260101T000000Z-aaaaaa"
+    outside.mkdir(parents=True)
+    output_dir = tmp_path / "out"
+    (output_dir / "runs").mkdir(parents=True)
+    (output_dir / "latest").write_text("20260101T000000Z-bbbbbb\n")
+    with pytest.raises(LatestError, match="not a run folder"):
+        read_latest(output_dir)
+    (output_dir / "runs" / "20260101T000000Z-aaaaaa").symlink_to(outside)
+    (output_dir / "latest").write_text("20260101T000000Z-aaaaaa\n")
+    with pytest.raises(LatestError, match="not a run folder"):
+        read_latest(output_dir)
+
+
+def test_read_latest_refuses_a_latest_that_is_a_link_a_folder_or_binary(tmp_path):
+    (run,) = _claimed(tmp_path, "20260101T000000Z-aaaaaa")
+    target = tmp_path / "target"
+    target.write_text(run.run_id)
+    (tmp_path / "latest").symlink_to(target)
+    with pytest.raises(LatestError, match="is not a plain file"):
+        read_latest(tmp_path)
+    (tmp_path / "latest").unlink()
+    (tmp_path / "latest").mkdir()
+    with pytest.raises(LatestError, match="is not a plain file"):
+        read_latest(tmp_path)
+    (tmp_path / "latest").rmdir()
+    (tmp_path / "latest").write_bytes(b"\xff\xfe")
+    with pytest.raises(LatestError, match="cannot be read"):
+        read_latest(tmp_path)
+
+
+def test_a_run_is_finished_when_its_results_are_written(tmp_path):
+    folder = RunFolder.create(tmp_path)
+    assert folder.journal == folder.path / "journal.jsonl"
+    assert not folder.finished
+    folder.results.write_text("nodeid\n")
+    assert folder.finished
+
+
+def test_a_run_is_running_while_its_journal_is_open(tmp_path):
+    folder = RunFolder.create(tmp_path)
+    assert not folder.running
+    with Journal(folder.journal):
+        assert folder.running
+    assert not folder.running
+
+
+def test_an_empty_run_folder_is_removed_with_its_empty_journal(tmp_path):
+    folder = RunFolder.create(tmp_path)
+    Journal(folder.journal).close()
+    assert folder.is_empty()
+    folder.remove_empty()
+    assert not folder.path.exists()
 
 
 def test_write_case_writes_the_image_and_its_record(tmp_path):
