@@ -86,7 +86,9 @@ class Tolerances(Mapping[str, "float | None"]):
 def check_tolerance(name: str, value: Any, *, source: str, metrics: MetricRegistry = REGISTRY) -> float | None:
     """Validate one tolerance; strings (from ini files) are parsed, off-words give ``None``.
 
-    Raises ValueError naming ``source`` for an unknown name or a value out of range.
+    Raises ValueError naming ``source`` for an unknown name, a value that is not a number, a
+    value out of range, or one that is not finite (``inf`` would switch a budget off in
+    disguise, NaN would fail every case: ``None``/``off`` is the one way to switch a check off).
     """
     ranges = _ranges(metrics)
     if name not in ranges:
@@ -98,6 +100,7 @@ def check_tolerance(name: str, value: Any, *, source: str, metrics: MetricRegist
         number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
         number = math.nan
-    if math.isnan(number) or not accepts(number):
-        raise ValueError(f"{source}: tolerance {name}={value!r} is not valid; it must be {valid}, or None/off to switch it off")
+    if not math.isfinite(number) or not accepts(number):
+        raise ValueError(f"{source}: tolerance {name}={value!r} is not valid; it must be {valid} (finite), "
+                         "or None/off to switch it off")
     return number

@@ -51,7 +51,15 @@ def diffbench_pipeline(pytestconfig: pytest.Config, diffbench_device: "torch.dev
 
 @pytest.fixture
 def diffbench(request: pytest.FixtureRequest, _diffbench_case: Case, diffbench_pipeline: Any) -> "DiffbenchCase":
-    """One case of the sweep: ``generate(prompt, negative_prompt=None, **pipeline_kwargs)``."""
+    """One case of the sweep: ``generate(prompt, negative_prompt=None, **pipeline_kwargs)``.
+
+    Fails the case (one line) when ``diffbench_pipeline`` gave something that is not a pipeline.
+    """
+    from pytest_diffbench.run.protocol import pipeline_problem
+
+    problem = pipeline_problem(diffbench_pipeline)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     dcase = request.config.stash[SESSION_KEY].start_case(request.node, _diffbench_case, diffbench_pipeline)
     request.node.stash[CASE_KEY] = dcase
     return dcase

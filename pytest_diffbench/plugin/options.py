@@ -8,6 +8,8 @@ are derived from the metric registry and the budgets.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -18,10 +20,15 @@ from pytest_diffbench.judge.metrics import METRIC_MODES as LPIPS_MODES
 from pytest_diffbench.judge.tolerances import Tolerances, default_tolerances, tolerance_names
 from pytest_diffbench.report.bundle import BUNDLE_IMAGES
 from pytest_diffbench.spec.outcomes import UpdateMode
-from pytest_diffbench.spec.targets import BUILTIN_MODELS, DTYPE_NAMES, check_device
+from pytest_diffbench.spec.targets import BUILTIN_MODELS, DTYPE_NAMES, check_available, check_device
 
 UPDATE_MODES = tuple(mode.value for mode in UpdateMode)
 PIN_FIELDS = ("device", "dtype", "device_name", "torch", "diffusers", "platform")
+#: The characters a pin template may hold besides its ``{field}`` parts.
+PIN_LITERAL = "A-Za-z0-9._-"
+_PIN_PART = re.compile(r"\{(?P<field>[^{}]*)\}|(?P<literal>[" + PIN_LITERAL + r"]+)")
+#: How much of the baseline folder a run checks at configure time (see :func:`read_settings`).
+FolderCheck = Literal["off", "exists", "writable"]
 
 
 @dataclass(frozen=True)
@@ -139,8 +146,16 @@ class Settings:
     tolerances: Tolerances
 
 
-def read_settings(config: pytest.Config) -> Settings:
-    """Resolve every option; a bad value is a :class:`pytest.UsageError` naming the option."""
+def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | None = None) -> Settings:
+    """Resolve every option; a bad value is a :class:`pytest.UsageError` naming the option.
+
+    With ``--diffbench`` (or ``--diffbench-update``) the settings are also checked against this
+    machine: ``diffbench_device`` must be a device torch sees here (torch is imported only then,
+    and only for a device other than ``auto`` and ``cpu``), and the baseline folder must be a folder
+    (or not exist yet), and writable with ``--diffbench-update``. ``baseline_dir_check`` overrides
+    the baseline folder's check (the ``diffbench`` command, which runs without ``--diffbench``,
+    passes what it needs).
+    """
     raw = {option.dest: _raw_value(config, option) for option in options()}
     root = config.rootpath
     tolerances = Tolerances()
@@ -149,17 +164,25 @@ def read_settings(config: pytest.Config) -> Settings:
             tolerances = tolerances.merged({name: raw[name]}, source=f"ini diffbench_{name}")
         except ValueError as exc:
             raise pytest.UsageError(f"diffbench: {exc}") from None
+    enabled = bool(raw["enabled"]) or raw["update"] is not None  # --diffbench-update implies --diffbench
+    if baseline_dir_check is None:
+        baseline_dir_check = "writable" if raw["update"] is not None else "exists" if enabled else "off"
+    baseline_dir = _check(_required("name a folder, relative to the rootdir"), raw["baseline_dir"], "diffbench_baseline_dir")
+    _check(lambda path: check_folder(root / path, root, baseline_dir_check), baseline_dir, "diffbench_baseline_dir")
+    device = _check(check_device, raw["device"], "diffbench_device")
+    if enabled and device not in ("auto", "cpu"):
+        device = _check(_available_device, device, "diffbench_device")
     return Settings(
-        enabled=bool(raw["enabled"]) or raw["update"] is not None,  # --diffbench-update implies --diffbench
+        enabled=enabled,
         update=None if raw["update"] is None else UpdateMode(raw["update"]),
         strict_env=bool(raw["strict_env"]),
-        baseline_dir=root / _check(_required("name a folder, relative to the rootdir"), raw["baseline_dir"], "diffbench_baseline_dir"),
+        baseline_dir=root / baseline_dir,
         pin=_check(check_pin_template, raw["pin"], "diffbench_pin"),
         output_dir=root / _check(_required("name a folder, relative to the rootdir"), raw["output_dir"], "diffbench_output_dir"),
         lpips=_check(_choice(LPIPS_MODES), raw["lpips"], "diffbench_lpips"),
         model=_check(_required(f"name a built-in model ({', '.join(BUILTIN_MODELS)}), a diffusers folder or a hub id"),
                      raw["model"], "diffbench_model"),
-        device=_check(check_device, raw["device"], "diffbench_device"),
+        device=device,
         dtype=_check(_choice(DTYPE_NAMES), raw["dtype"], "diffbench_dtype"),
         workflow_version=_check(_required("give the version of your workflow, e.g. 1"), raw["workflow_version"],
                                 "diffbench_workflow_version"),
@@ -220,11 +243,63 @@ def _positive_int(value: Any) -> int:
 
 
 def check_pin_template(template: Any) -> str:
-    """Check that a pin template uses only known fields, e.g. ``{device}-{dtype}``."""
+    """Check a pin template: ``{field}`` parts, each one of :data:`PIN_FIELDS`, and the literal
+    characters of :data:`PIN_LITERAL`, e.g. ``{device}-{dtype}`` or ``gpu-{torch}``.
+
+    No attribute access, indexing, format spec or conversion (``{device.__class__}``,
+    ``{device:>10}``, ``{device!r}``), no other character, not empty. Raises ValueError naming the
+    first part that is not valid and the valid fields.
+    """
     text = str(template)
-    try:
-        text.format(**{name: "x" for name in PIN_FIELDS})
-    except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise ValueError(f"unknown or malformed field {exc}; valid fields are {', '.join('{' + f + '}' for f in PIN_FIELDS)}") from None
+    valid = (f"valid fields are {', '.join('{' + f + '}' for f in PIN_FIELDS)}, joined by letters, digits, "
+             "'.', '_' or '-'")
+    if not text:
+        raise ValueError(f"it is empty; {valid}")
+    position = 0
+    while position < len(text):
+        match = _PIN_PART.match(text, position)
+        if match is None:
+            rest = text[position:]
+            what = f"unclosed field {rest!r}" if rest.startswith("{") else f"character {rest[0]!r} is not allowed"
+            raise ValueError(f"{what}; {valid}")
+        if match.group("field") is not None and match.group("field") not in PIN_FIELDS:
+            raise ValueError(f"unknown or malformed field {match.group('field')!r}; {valid}")
+        position = match.end()
     return text
 
+
+def check_folder(path: Path, root: Path, check: FolderCheck) -> None:
+    """Check that ``path`` can be a folder diffbench uses: ``exists``: it is a folder or can be
+    made one (no file in the way); ``writable``: besides, it (or the folder it would be made in)
+    is writable; ``off``: nothing.
+
+    Raises ValueError saying what is in the way (a path on it shown relative to ``root``).
+    """
+    if check == "off":
+        return
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    where = "it" if existing == path else f"{_shown(existing, root)}, on its path,"
+    if not existing.is_dir():
+        raise ValueError(f"{where} is a file, not a folder; name a folder diffbench may create and write, "
+                         "relative to the rootdir")
+    if check == "writable" and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{where} is not writable, and --diffbench-update writes baselines there; make it writable "
+                         "or name another folder")
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _available_device(device: str) -> str:
+    """``device`` if torch sees it on this machine (see spec.targets.check_available)."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return check_available(device, cuda_count=cuda_count, mps=bool(mps is not None and mps.is_available()))

@@ -2,31 +2,53 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+import numbers
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Protocol
+
+import pytest
 
 from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineDescription
 from pytest_diffbench.spec.config import FrozenConfig, normalise
 from pytest_diffbench.spec.measurement import Measurement
-from pytest_diffbench.spec.sweep import Case
+from pytest_diffbench.spec.sweep import LORA_SCALE_AXIS, RESERVED_AXES, SIZE_AXES, Case
+
+#: Keywords of the pipeline call that take the LoRA scale, in the order they are tried (SD and
+#: SDXL pipelines name the first, SD3 and Flux the second, newer ones the third).
+ATTENTION_KEYWORDS = ("cross_attention_kwargs", "joint_attention_kwargs", "attention_kwargs")
 
 if TYPE_CHECKING:
     from PIL import Image
 
 
 class Runner(Protocol):
-    """Describes a pipeline and makes one timed image with it."""
+    """Describes a pipeline, says what its call takes, and makes one timed image with it."""
 
     def describe(self, pipe: Any) -> PipelineDescription: ...
+
+    def call_keywords(self, pipe: Any) -> frozenset[str] | None:
+        """The keywords the pipeline's call takes; None: any."""
+        ...
+
+    def size_multiple(self, pipe: Any) -> int | None:
+        """What width and height must be multiples of; None: any size."""
+        ...
 
     def generate(self, pipe: Any, sampler: str, seed: int,
                  call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]": ...
 
 
 class SelfRunner:
-    """The runner of a :class:`~pytest_diffbench.run.protocol.DiffbenchPipeline`: it runs itself."""
+    """The runner of a :class:`~pytest_diffbench.run.protocol.DiffbenchPipeline`: it runs itself
+    (and takes any keyword and any size)."""
 
     def describe(self, pipe: DiffbenchPipeline) -> PipelineDescription:
         return pipe.diffbench_describe()
+
+    def call_keywords(self, pipe: DiffbenchPipeline) -> None:
+        return None
+
+    def size_multiple(self, pipe: DiffbenchPipeline) -> None:
+        return None
 
     def generate(self, pipe: DiffbenchPipeline, sampler: str, seed: int,
                  call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]":
@@ -83,23 +105,31 @@ class DiffbenchCase:
         """Generate this case's image with the case's seed, sampler, steps and cfg.
 
         ``pipeline_kwargs`` go to the pipeline call and into the frozen config. Returns the PIL
-        image; it is compared with the baseline when the test returns. Raises RuntimeError when
-        called twice, TypeError for a non-string prompt, a keyword the sweep already sets or a value
-        a config cannot hold, ValueError when the image's size is not the one asked for.
+        image; it is compared with the baseline when the test returns. Fails the case with one
+        line (before the pipeline runs) when: it is called twice; the prompt is not a string; a
+        keyword is one the sweep sets (``num_inference_steps``, ``guidance_scale``, a swept
+        axis, ...); an extra axis or keyword is not a named parameter of the pipeline's call;
+        ``lora_scale`` is swept without a LoRA loaded; width or height is not a positive multiple
+        of the pipeline's size step; a value cannot go into a config or is not finite. Fails it
+        after the call when the image's size is not the one asked for.
         """
         if self.image is not None:
-            raise RuntimeError(f"{self.nodeid}: generate() was called twice; diffbench compares one image per case")
+            self._refuse("generate() was called twice; diffbench compares one image per case")
         if not isinstance(prompt, str):
-            raise TypeError(f"generate(prompt=...) must be a string, got {type(prompt).__name__}")
-        axis_kwargs: dict[str, Any] = {}
-        for name, value in self.case.extra:
-            if name == "lora_scale":  # the LoRA scale of SD/SDXL pipelines at inference
-                axis_kwargs["cross_attention_kwargs"] = {"scale": value}
-            else:
-                axis_kwargs[name] = value
+            self._refuse(f"generate(prompt=...) must be a string, got {type(prompt).__name__}")
+        self._check_own_keywords(pipeline_kwargs)
+        description = self._runner.describe(self.pipeline)
+        accepted = self._runner.call_keywords(self.pipeline)
+        axis_kwargs = {name: value for name, value in self.case.extra if name != LORA_SCALE_AXIS}
+        if LORA_SCALE_AXIS in dict(self.case.extra):
+            axis_kwargs[self._attention_keyword(description, accepted)] = {"scale": dict(self.case.extra)[LORA_SCALE_AXIS]}
         clashes = sorted(set(axis_kwargs) & set(pipeline_kwargs))
         if clashes:
-            raise TypeError(f"generate() got {', '.join(clashes)}, which the sweep already sets for this case")
+            self._refuse(f"generate() got {', '.join(clashes)}, which the sweep sets for this case; set it in the "
+                         "sweep only")
+        if accepted is not None:
+            self._check_accepted({name: "sweep axis" for name in axis_kwargs}, accepted, description)
+            self._check_accepted({name: "generate() keyword" for name in pipeline_kwargs}, accepted, description)
         call_kwargs = {
             **axis_kwargs,
             **pipeline_kwargs,
@@ -109,15 +139,18 @@ class DiffbenchCase:
             "guidance_scale": self.cfg,
             "output_type": "pil",
         }
-        recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs}.items() if k not in ("width", "height")}
-        normalise(recorded_kwargs, where="generate() keyword")  # refuse what a config cannot hold, before generating
-        description = self._runner.describe(self.pipeline)
+        self._check_sizes(call_kwargs, self._runner.size_multiple(self.pipeline))
+        recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs}.items() if k not in SIZE_AXES}
+        try:  # refuse what a config cannot hold, before generating
+            normalise(recorded_kwargs, where="generate() keyword", finite=True)
+        except (TypeError, ValueError) as exc:
+            self._refuse(str(exc))
         image, measurement = self._runner.generate(self.pipeline, self.sampler, self.seed, call_kwargs)
         for axis, size in (("width", image.width), ("height", image.height)):
             asked = call_kwargs.get(axis)
             if asked is not None and int(asked) != size:  # the config must hold what was made
-                raise ValueError(
-                    f"{self.nodeid}: asked for {axis}={asked}, but the pipeline returned a {image.width}x{image.height} "
+                self._refuse(
+                    f"asked for {axis}={asked}, but the pipeline returned a {image.width}x{image.height} "
                     "image; set both width and height (diffusers pipelines use their default size when one is missing)"
                 )
         self.config = FrozenConfig(
@@ -142,3 +175,47 @@ class DiffbenchCase:
         )
         self.image, self.measurement = image, measurement
         return image
+
+    def _refuse(self, message: str) -> NoReturn:
+        """Fail this case with one line (no traceback): ``message`` says what to change."""
+        pytest.fail(f"{self.nodeid}: {message}", pytrace=False)
+
+    def _check_own_keywords(self, pipeline_kwargs: Mapping[str, Any]) -> None:
+        """Refuse a generate() keyword that the sweep sets for every case (or diffbench itself)."""
+        for name in pipeline_kwargs:
+            if name in RESERVED_AXES:
+                self._refuse(f"generate() got {name}, which diffbench sets for each case; use {RESERVED_AXES[name]} "
+                             "instead")
+
+    def _attention_keyword(self, description: PipelineDescription, accepted: frozenset[str] | None) -> str:
+        """The call keyword that takes the ``lora_scale`` axis; refuses the axis when no LoRA is loaded
+        (the scale would change nothing, or diffusers would fail) or the call takes no such keyword."""
+        if not description.loras:
+            self._refuse(f"sweep axis {LORA_SCALE_AXIS!r} needs a LoRA loaded in the pipeline "
+                         "(pipe.load_lora_weights(...) in your diffbench_pipeline fixture), and this one has none")
+        if accepted is None:
+            return ATTENTION_KEYWORDS[0]
+        for name in ATTENTION_KEYWORDS:
+            if name in accepted:
+                return name
+        self._refuse(f"sweep axis {LORA_SCALE_AXIS!r}: the pipeline's call ({description.workflow}) takes none of "
+                     f"{', '.join(ATTENTION_KEYWORDS)}, which carry the LoRA scale")
+
+    def _check_accepted(self, given: Mapping[str, str], accepted: frozenset[str], description: PipelineDescription) -> None:
+        """Refuse a keyword the pipeline's call does not name (one it would swallow or reject)."""
+        for name, source in given.items():
+            if name not in accepted:
+                self._refuse(f"{source} {name!r} is not a keyword of {description.workflow}.__call__, so it would "
+                             f"change nothing but the config; its keywords are {', '.join(sorted(accepted))}")
+
+    def _check_sizes(self, call_kwargs: Mapping[str, Any], multiple: int | None) -> None:
+        """Refuse a width or height that is not a positive integer, or not a multiple of ``multiple``."""
+        for axis in SIZE_AXES:
+            value = call_kwargs.get(axis)
+            if value is None:
+                continue
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or int(value) <= 0:
+                self._refuse(f"{axis}={value!r} is not valid; {axis} must be a positive integer")
+            if multiple is not None and int(value) % multiple:
+                self._refuse(f"{axis}={value} is not a multiple of {multiple}, which this pipeline needs "
+                             f"({type(self.pipeline).__name__}); use e.g. {axis}={int(value) // multiple * multiple or multiple}")

@@ -14,6 +14,8 @@ the judge refuses the output; every other warning is passed on unchanged.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 import time
 import warnings
 from typing import Any, Iterator, Mapping
@@ -43,12 +45,7 @@ class ImageGenerator:
 
     def scheduler_config(self, pipe: Any) -> Any:
         key = id(pipe)
-        if key not in self._original_scheduler_configs:
-            if getattr(pipe, "scheduler", None) is None:
-                raise TypeError(
-                    f"diffbench_pipeline returned {type(pipe).__name__}, which has no 'scheduler'; "
-                    "it must be a diffusers pipeline (samplers are swapped from its scheduler config)"
-                )
+        if key not in self._original_scheduler_configs:  # the diffbench fixture checked it has a scheduler
             self._original_scheduler_configs[key] = pipe.scheduler.config
             self._pipelines.append(pipe)
         return self._original_scheduler_configs[key]
@@ -56,6 +53,20 @@ class ImageGenerator:
     def describe(self, pipe: Any) -> PipelineDescription:
         """The pipeline's fields of the frozen config (see run.fingerprint)."""
         return describe_pipeline(pipe)
+
+    def call_keywords(self, pipe: Any) -> frozenset[str]:
+        """The keywords the pipeline's ``__call__`` names. A keyword it would only swallow through
+        ``**kwargs`` changes nothing, so it must not change a config either."""
+        parameters = inspect.signature(pipe.__call__).parameters.values()
+        return frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+    def size_multiple(self, pipe: Any) -> int:
+        """What width and height must be multiples of: 8 (the check of diffusers' Stable Diffusion
+        pipelines), and the pipeline's ``vae_scale_factor`` when that is coarser. Pipelines with a
+        coarser rule of their own (Flux: 16) still refuse or resize; the size check after the call
+        reports a resize."""
+        factor = getattr(pipe, "vae_scale_factor", None)
+        return math.lcm(8, factor) if isinstance(factor, int) and factor > 0 else 8
 
     def generate(self, pipe: Any, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> tuple[Image.Image, Measurement]:
         """Swap the sampler, warm up if needed, and time one image of ``seed``."""

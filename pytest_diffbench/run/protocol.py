@@ -8,6 +8,7 @@ and runs itself, so a conftest can test its diffbench setup without torch or dif
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
@@ -53,3 +54,24 @@ class DiffbenchPipeline(Protocol):
         hold ``prompt``, ``negative_prompt``, ``num_inference_steps``, ``guidance_scale`` and the
         sweep's extra axes), and its measurement."""
         ...
+
+
+#: What diffbench uses of a diffusers pipeline: it calls it, swaps its scheduler and describes it.
+DIFFUSERS_ATTRIBUTES = ("__call__", "scheduler", "components", "device", "dtype")
+
+
+def pipeline_problem(pipe: Any) -> str | None:
+    """Why ``pipe`` cannot be the pipeline of a case, in one line, or None when it can: it must
+    be a :class:`DiffbenchPipeline` or have what diffbench uses of a diffusers pipeline
+    (:data:`DIFFUSERS_ATTRIBUTES`, a scheduler that is not None)."""
+    if isinstance(pipe, DiffbenchPipeline):
+        return None
+    missing = [name for name in DIFFUSERS_ATTRIBUTES if getattr(pipe, name, None) is None]
+    if not missing:
+        return None
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 40
+    shown = short.repr(pipe)
+    return (f"diffbench_pipeline returned {type(pipe).__name__} {shown}, which is not a pipeline (it has no "
+            f"{', '.join(missing)}); return a diffusers pipeline, or an object with diffbench_describe() and "
+            "diffbench_generate() (see pytest_diffbench.testing.FakePipeline)")

@@ -69,21 +69,25 @@ class FrozenConfig:
 REQUIRED_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FrozenConfig))
 
 
-def normalise(value: Any, *, where: str = "config") -> Any:
+def normalise(value: Any, *, where: str = "config", finite: bool = False) -> Any:
     """Turn ``value`` into JSON values whose serialisation does not depend on the machine.
 
     Floats are rounded to 12 significant digits (so ``0.1 + 0.2`` and ``0.3`` hash alike),
-    ``-0.0`` becomes ``0.0``, non-finite floats become the strings ``"nan"``/``"inf"``/``"-inf"``,
-    tuples become lists, numpy scalars and arrays become Python values, paths become strings.
-    Anything else is refused with a message naming the field.
+    ``-0.0`` becomes ``0.0``, non-finite floats become the strings ``"nan"``/``"inf"``/``"-inf"``
+    (with ``finite``, they raise ValueError naming the field instead: for inputs, where NaN or
+    inf is a mistake), tuples become lists, numpy scalars and arrays become Python values, paths
+    become strings. Anything else raises TypeError naming the field.
     """
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, Enum):
-        return normalise(value.value, where=where)
+        return normalise(value.value, where=where, finite=finite)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
+        if finite and not math.isfinite(value):
+            raise ValueError(f"{where}: {value!r} is not a finite number; NaN and infinities cannot be compared or "
+                             "reproduced, give a finite number")
         return _normalise_float(value)
     if isinstance(value, PurePath):
         return value.as_posix()
@@ -92,16 +96,16 @@ def normalise(value: Any, *, where: str = "config") -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where}: keys must be strings, got {key!r}")
-            out[key] = normalise(item, where=f"{where}.{key}")
+            out[key] = normalise(item, where=f"{where}.{key}", finite=finite)
         return out
     if isinstance(value, (list, tuple)):
-        return [normalise(item, where=f"{where}[{i}]") for i, item in enumerate(value)]
+        return [normalise(item, where=f"{where}[{i}]", finite=finite) for i, item in enumerate(value)]
     item = getattr(value, "item", None)  # numpy / torch scalars
     if callable(item) and getattr(value, "ndim", None) == 0:
-        return normalise(item(), where=where)
+        return normalise(item(), where=where, finite=finite)
     tolist = getattr(value, "tolist", None)  # numpy arrays
     if callable(tolist):
-        return normalise(tolist(), where=where)
+        return normalise(tolist(), where=where, finite=finite)
     raise TypeError(
         f"{where}: {type(value).__name__} value {value!r} cannot go into a frozen config; "
         "use str, int, float, bool, None, or lists and dicts of them"

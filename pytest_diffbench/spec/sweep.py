@@ -10,12 +10,13 @@ import itertools
 import math
 import numbers
 import re
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import pytest
 
-from pytest_diffbench.spec.config import normalise
+from pytest_diffbench.spec.config import FLOAT_SIGNIFICANT_DIGITS, canonical_json, normalise
 from pytest_diffbench.spec.samplers import UnknownSamplerError, resolve_sampler, sampler_slug
 
 SWEEP_MARK = "diffbench_sweep"
@@ -36,9 +37,13 @@ RESERVED_AXES: dict[str, str] = {
     "generator": "seeds",
     "prompt": "diffbench.generate(prompt)",
     "negative_prompt": "diffbench.generate(negative_prompt=...)",
+    "output_type": "nothing: diffbench always asks for output_type='pil'",
+    "num_images_per_prompt": "seeds (diffbench compares one image per case)",
 }
 #: Extra axes that must be positive integers.
 SIZE_AXES = ("width", "height")
+#: The extra axis routed to the pipeline's attention keywords as ``{"scale": value}`` (see run.case).
+LORA_SCALE_AXIS = "lora_scale"
 
 
 class SweepError(ValueError):
@@ -80,21 +85,39 @@ def sweep(
 ) -> pytest.MarkDecorator:
     """Parametrize a diffbench test over the cartesian product of its axes.
 
-    Scalars are accepted where lists are. Extra keyword axes (``width``, ``height``,
-    ``lora_scale`` or any pipeline keyword) sweep the same way and land in the case's config.
-    ``tolerance`` sets this test's tolerances (see :func:`tolerance`); ``workflow_version``
-    overrides the ini ``diffbench_workflow_version`` for this test. Validation happens at
-    collection, so a bad sweep is a collection error that names the field.
+    An axis is a scalar (one value) or any iterable that is not a string, bytes or mapping: a
+    list, tuple, range, generator, numpy array, ... (a mapping is one value, e.g. a dict-valued
+    pipeline keyword). A set is taken in sorted order, as it has no order of its own. Iterators
+    are read here, once, so a sweep on a class serves each of its tests. Extra keyword axes
+    (``width``, ``height``, ``lora_scale`` or any pipeline keyword) sweep the same way and land in
+    the case's config. ``tolerance`` sets this test's tolerances (a mapping, see
+    :func:`tolerance`); ``workflow_version`` overrides the ini ``diffbench_workflow_version`` for
+    this test. Validation happens at collection (see :func:`expand_sweep`), so a bad sweep is a
+    collection error that names the field.
     """
+    kwargs: dict[str, Any] = {"tolerance": {}}
+    if isinstance(tolerance, Mapping):
+        kwargs["tolerance"] = dict(tolerance)
+    elif tolerance is not None:  # refused by expand_sweep, as one line at collection
+        kwargs[_BAD_TOLERANCE] = tolerance
     return getattr(pytest.mark, SWEEP_MARK)(
-        seeds=seeds,
-        samplers=samplers,
-        steps=steps,
-        cfg=cfg,
-        tolerance=dict(tolerance or {}),
+        seeds=_read_once(seeds),
+        samplers=_read_once(samplers),
+        steps=_read_once(steps),
+        cfg=_read_once(cfg),
         workflow_version=workflow_version,
-        axes=axes,
+        axes={name: _read_once(raw) for name, raw in axes.items()},
+        **kwargs,
     )
+
+
+#: The mark keyword that carries a ``sweep(tolerance=...)`` that is not a mapping.
+_BAD_TOLERANCE = "invalid_tolerance"
+
+
+def _read_once(raw: Any) -> Any:
+    """An iterator (a generator, ``map``, ...) as a tuple of its values; anything else as it is."""
+    return tuple(raw) if isinstance(raw, Iterator) else raw
 
 
 def tolerance(**tolerances: float | None) -> pytest.MarkDecorator:
@@ -107,16 +130,28 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
     """Validate a sweep mark's axes and expand them into cases, in a deterministic order.
 
     The order is the product of seeds, samplers, steps, cfg, then extra axes in the order
-    they were written, each in the order its values were given (never a set's order, so
+    they were written, each in the order its values were given (a set's in sorted order, so
     every xdist worker collects the same cases).
+
+    Raises SweepError naming the axis and the bad value: a value of the wrong type or range,
+    a non-finite number anywhere in an extra axis, a value that cannot go into a frozen config,
+    an empty axis, an unordered set that cannot be sorted, two values that are one (equal after
+    the config hash's rounding to 12 significant digits, or two sampler names for one
+    scheduler), a reserved axis name, ``tolerance=`` that is not a mapping, or more cases than
+    ``max_cases``. What needs the pipeline (sizes against its ``vae_scale_factor``, extra axes
+    against its call's keywords) is checked when the case starts (see run.case).
     """
-    seeds = [_check_seed(v) for v in _values("seeds", mark_kwargs["seeds"])]
-    samplers = [_check_sampler(v) for v in _values("samplers", mark_kwargs["samplers"])]
-    steps = [_check_positive_int("steps", v) for v in _values("steps", mark_kwargs["steps"])]
-    cfgs = [_check_cfg(v) for v in _values("cfg", mark_kwargs["cfg"])]
+    if _BAD_TOLERANCE in mark_kwargs:
+        bad = mark_kwargs[_BAD_TOLERANCE]
+        raise SweepError(f"sweep(tolerance=...) got {type(bad).__name__} {bad!r}; give a mapping of tolerance "
+                         'names to numbers, e.g. tolerance={"min_ssim": 0.97}')
+    seeds = [_check_seed(v) for v in _values("seeds", mark_kwargs.get("seeds", DEFAULT_SEED))]
+    samplers = [_check_sampler(v) for v in _values("samplers", mark_kwargs.get("samplers", DEFAULT_SAMPLER))]
+    steps = [_check_positive_int("steps", v) for v in _values("steps", mark_kwargs.get("steps", DEFAULT_STEPS))]
+    cfgs = [_check_cfg(v) for v in _values("cfg", mark_kwargs.get("cfg", DEFAULT_CFG))]
     extra_names: list[str] = []
     extra_values: list[list[Any]] = []
-    for name, raw in mark_kwargs["axes"].items():
+    for name, raw in (mark_kwargs.get("axes") or {}).items():
         _check_axis_name(name)
         values = _values(name, raw)
         if name in SIZE_AXES:
@@ -125,6 +160,7 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
             _check_serialisable(name, value)
         extra_names.append(name)
         extra_values.append(values)
+    _check_unique_samplers(samplers)
     axes: list[list[Any]] = [seeds, samplers, steps, cfgs, *extra_values]
     for name, axis_values in zip(["seeds", "samplers", "steps", "cfg", *extra_names], axes):
         _check_unique(name, axis_values)
@@ -147,18 +183,70 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
 
 
 def _values(name: str, raw: Any) -> list[Any]:
-    values = list(raw) if isinstance(raw, (list, tuple, range)) else [raw]
+    """The values of one axis: a scalar is one value, a string, bytes or mapping too; any other
+    iterable (list, tuple, range, numpy array, ...) gives its items, a set its items sorted."""
+    if isinstance(raw, (str, bytes, Mapping)) or getattr(raw, "ndim", None) == 0:  # a 0-d array is a scalar
+        values = [raw]
+    elif isinstance(raw, Set):
+        try:
+            values = sorted(raw)
+        except TypeError:
+            raise SweepError(f"sweep axis {name!r} is a set of values that cannot be sorted ({raw!r}); a set has "
+                             "no order, so give a list in the order the cases should run") from None
+    else:
+        try:
+            values = list(raw)
+        except TypeError:  # not iterable: one value
+            values = [raw]
     if not values:
         raise SweepError(f"sweep axis {name!r} is empty; give at least one value")
     return values
 
 
 def _check_unique(name: str, values: list[Any]) -> None:
-    seen: list[Any] = []
+    """Refuse two values that make one case: equal once normalised as the config hash does it
+    (floats to 12 significant digits, ``1`` and ``1.0`` alike)."""
+    seen: dict[str, Any] = {}
     for value in values:
-        if value in seen:
-            raise SweepError(f"sweep axis {name!r} lists {value!r} twice; each value may appear once")
-        seen.append(value)
+        key = canonical_json({"value": _equality_key(value)})
+        if key in seen:
+            first = seen[key]
+            if repr(first) == repr(value):
+                raise SweepError(f"sweep axis {name!r} lists {value!r} twice; each value may appear once")
+            raise SweepError(
+                f"sweep axis {name!r} lists {first!r} and {value!r}, which are one value in a config (numbers "
+                f"are compared at {FLOAT_SIGNIFICANT_DIGITS} significant digits); each value may appear once")
+        seen[key] = value
+
+
+def _equality_key(value: Any) -> Any:
+    """``value`` as the config hash sees it, with integral numbers as integers (``5 == 5.0``)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        rounded = normalise(float(value))
+        return int(rounded) if isinstance(rounded, float) and rounded.is_integer() else rounded
+    if isinstance(value, Mapping):
+        return {str(key): _equality_key(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_equality_key(item) for item in value]
+    return normalise(value)
+
+
+def _check_unique_samplers(samplers: list[str]) -> None:
+    """Refuse two sampler names of one scheduler (``Euler`` and ``EulerDiscreteScheduler``):
+    they would make the same images under two configs."""
+    seen: dict[tuple[str, tuple[tuple[str, object], ...]], str] = {}
+    for name in samplers:
+        spec = resolve_sampler(name)
+        first = seen.setdefault((spec.class_name, spec.kwargs), name)
+        if first != name:
+            raise SweepError(f"sweep axis 'samplers' lists {first!r} and {name!r}, which are one scheduler "
+                             f"({spec.class_name}{_kwargs_text(spec.kwargs)}); list it once")
+
+
+def _kwargs_text(kwargs: tuple[tuple[str, object], ...]) -> str:
+    return "(" + ", ".join(f"{key}={value!r}" for key, value in kwargs) + ")" if kwargs else ""
 
 
 def _is_integer(value: Any) -> bool:
@@ -200,9 +288,11 @@ def _check_axis_name(name: str) -> None:
 
 
 def _check_serialisable(name: str, value: Any) -> None:
+    """A value a frozen config can hold, with finite numbers only (NaN or inf would be stored as
+    a string, and a pipeline given one makes NaN images)."""
     try:
-        normalise(value, where=f"sweep axis {name!r}")
-    except TypeError as exc:
+        normalise(value, where=f"sweep axis {name!r}", finite=True)
+    except (TypeError, ValueError) as exc:
         raise SweepError(str(exc)) from None
 
 

@@ -24,3 +24,22 @@ def check_device(spec: Any) -> str:
     if not DEVICE_PATTERN.fullmatch(value):
         raise ValueError("valid devices are auto, cpu, cuda, cuda:N and mps")
     return value
+
+
+def device_names(cuda_count: int, mps: bool) -> list[str]:
+    """The device options a machine with ``cuda_count`` CUDA devices (and MPS or not) can use."""
+    cuda = ["cuda", *(f"cuda:{index}" for index in range(cuda_count))] if cuda_count else []
+    return ["auto", "cpu", *cuda, *(["mps"] if mps else [])]
+
+
+def check_available(device: str, *, cuda_count: int, mps: bool) -> str:
+    """``device`` (checked by :func:`check_device`) if this machine has it, given what torch sees:
+    ``cuda_count`` CUDA devices and MPS or not.
+
+    Raises ValueError naming the devices this machine has.
+    """
+    available = device_names(cuda_count, mps)
+    if device not in available:
+        raise ValueError(f"this machine has no such device (torch sees {cuda_count} CUDA device(s)"
+                         f"{' and MPS' if mps else ', no MPS'}); available here: {', '.join(available)}")
+    return device

@@ -79,8 +79,16 @@ def case_folder(nodeid: str) -> str:
 
 
 def pin_key(template: str, fields: Mapping[str, Any]) -> str:
-    """Fill the pin template (e.g. ``{device}-{dtype}``) and make it one :func:`path_segment`."""
-    return path_segment(template.format(**{key: str(value) for key, value in fields.items()}))
+    """Fill the pin template (e.g. ``{device}-{dtype}``) and make it one :func:`path_segment`.
+
+    Only whole ``{name}`` parts are replaced, by ``str(fields[name])``: no attribute access, format
+    spec or conversion is ever evaluated, whatever the template (plugin.options checks its grammar).
+    Raises KeyError for a field ``fields`` lacks.
+    """
+    return path_segment(_PIN_FIELD.sub(lambda match: str(fields[match.group(1)]), template))
+
+
+_PIN_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def case_path_clashes(nodeids: Iterable[str]) -> list[tuple[str, str]]:

@@ -55,7 +55,18 @@ def test_none_and_off_words_switch_a_check_off(off):
 def test_strings_are_parsed():
     assert check_tolerance("min_ssim", " 0.97 ", source="ini") == 0.97
     assert check_tolerance("max_vram_mb", "4096", source="ini") == 4096.0
-    assert check_tolerance("min_psnr", "inf", source="ini") == math.inf
+    assert check_tolerance("max_seconds", "1e3", source="ini") == 1000.0
+
+
+@pytest.mark.parametrize("name, value", [
+    ("time_regression", math.inf), ("max_vram_mb", math.inf), ("max_seconds", "inf"), ("min_psnr", "inf"),
+    ("max_lpips", float("inf")), ("min_psnr", "nan"), ("max_seconds", "-inf"),
+], ids=repr)
+def test_non_finite_tolerances_are_refused(name, value):
+    with pytest.raises(ValueError) as excinfo:
+        check_tolerance(name, value, source="ini")
+    message = str(excinfo.value)
+    assert f"tolerance {name}={value!r} is not valid" in message and "(finite)" in message and "None/off" in message
 
 
 @pytest.mark.parametrize("name", ["max_lpip", "ssim", "MIN_SSIM"])
