@@ -17,6 +17,7 @@ and writes what the returned :class:`~pytest_diffbench.spec.outcomes.BaselineAct
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
@@ -98,27 +99,34 @@ BaselineState = StoredBaseline | BrokenBaseline | None
 
 
 def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None,
-          metrics: MetricRegistry = REGISTRY) -> tuple[CaseResult, BaselineAction]:
+          metrics: MetricRegistry = REGISTRY, *, note: str = "") -> tuple[CaseResult, BaselineAction]:
     """The case's result, and what to do with its baseline pair.
 
     When the action writes (created, refreshed, rewritten) the case was judged against its own
-    output as the new baseline, as the run after the write will see it.
+    output as the new baseline, as the run after the write will see it. A broken baseline is an
+    error without ``update`` and rewritten (:attr:`BaselineAction.REWRITTEN`) in both modes.
+
+    ``note`` (one line) leads the result's message and failure text: the session passes why the
+    write an update asked for did not happen (another run changed the pair meanwhile, or it could
+    not be written) when it judges the case again, without ``update``, against what is there now.
     """
     action = BaselineAction.NONE
     problem = output_problem(inputs.image, inputs.measurement)
     if problem:
         stored = baseline if isinstance(baseline, StoredBaseline) else None
-        return _result(inputs, Verdict(Outcome.INVALID_OUTPUT, (problem,)), action, metrics, stored=stored), action
+        return _result(inputs, Verdict(Outcome.INVALID_OUTPUT, (problem,)), action, metrics, stored=stored,
+                       note=note), action
     if baseline is None or isinstance(baseline, BrokenBaseline):
         if update is not None:
             action = BaselineAction.CREATED if baseline is None else BaselineAction.REWRITTEN
-            return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True), action
+            return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True,
+                           note=note), action
         if baseline is None:
             verdict = Verdict(Outcome.MISSING_BASELINE, (
                 f"no baseline at {inputs.baseline_path}; create it with: pytest --diffbench --diffbench-update=missing",))
         else:
             verdict = Verdict(Outcome.ERROR, (baseline.message,))
-        return _result(inputs, verdict, action, metrics), action
+        return _result(inputs, verdict, action, metrics, note=note), action
 
     env_diff = inputs.machine.diff(baseline.sidecar.environment.as_dict())
     identity = judge_identity(inputs.config, inputs.config_hash, baseline.sidecar.config, baseline.sidecar.config_hash,
@@ -132,8 +140,10 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
     else:
         verdict = identity
     if action is BaselineAction.REFRESHED:
-        return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True), action
-    return _result(inputs, verdict, action, metrics, stored=baseline, env_diff=format_diff(env_diff)), action
+        return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True,
+                       note=note), action
+    return _result(inputs, verdict, action, metrics, stored=baseline, env_diff=format_diff(env_diff),
+                   note=note), action
 
 
 def output_problem(image: "Image.Image", measurement: Measurement | None = None) -> str:
@@ -202,7 +212,9 @@ def _refreshable(verdict: Verdict, metrics: MetricRegistry) -> bool:
 
 
 def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metrics: MetricRegistry, *, stored: StoredBaseline | None = None,
-            own_baseline: bool = False, env_diff: str = "") -> CaseResult:
+            own_baseline: bool = False, env_diff: str = "", note: str = "") -> CaseResult:
+    if note:
+        verdict = dataclasses.replace(verdict, reasons=(note, *verdict.reasons))
     slowdown = verdict.check(SLOWDOWN)
     if own_baseline:
         baseline_seconds: float | None = inputs.measurement.seconds_per_image

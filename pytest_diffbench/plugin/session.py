@@ -161,8 +161,8 @@ class DiffbenchSession:
 
     def finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> CaseResult:
         """Judge the finished case and write what its verdict asks for; its result."""
-        from pytest_diffbench.judge.lifecycle import CaseInputs, judge
-        from pytest_diffbench.store.baselines import BaselineStore
+        from pytest_diffbench.judge.lifecycle import BrokenBaseline, CaseInputs, judge
+        from pytest_diffbench.store.baselines import BaselineError, BaselineStore
         from pytest_diffbench.store.files import encode_png
         from pytest_diffbench.store.paths import case_path, pin_key
 
@@ -187,9 +187,17 @@ class DiffbenchSession:
         )
         png = encode_png(dcase.image)
         self.folder.write_case(case, png, inputs.sidecar().to_json())
-        result, action = judge(inputs, _baseline_state(store, case), settings.update)
+        baseline, stamp = _baseline_state(store, case)
+        result, action = judge(inputs, baseline, settings.update)
         if action.wrote:
-            store.write(case, png, inputs.sidecar(), keep_replaced_in=self.folder.replaced_dir)
+            try:
+                store.write(case, png, inputs.sidecar(), keep_replaced_in=self.folder.replaced_dir, expected=stamp)
+            except BaselineError as exc:
+                # Another run changed the pair since it was read (or it cannot be written): never
+                # written over; the case is judged as without update against what is there now.
+                now, _ = _baseline_state(store, case)
+                said = isinstance(now, BrokenBaseline) and now.message == str(exc)  # a folder or link in the way
+                result, _ = judge(inputs, now, None, note="" if said else f"not {action.value}: {exc}")
         return result
 
     def error_result(self, item: pytest.Item, case: Case, message: str) -> CaseResult:
@@ -375,13 +383,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _baseline_state(store: "BaselineStore", case: str) -> "BaselineState":
-    """What the store holds for ``case``: a readable pair, a broken one, or nothing."""
+def _baseline_state(store: "BaselineStore", case: str) -> "tuple[BaselineState, str]":
+    """What the store holds for ``case`` (a readable pair, a broken one, or nothing) and the stamp
+    of the bytes it was read from, which a write then checks."""
     from pytest_diffbench.judge.lifecycle import BrokenBaseline, StoredBaseline
-    from pytest_diffbench.store.baselines import BaselineError
 
-    try:
-        baseline = store.load(case)
-        return None if baseline is None else StoredBaseline(baseline.sidecar, baseline.load_image())
-    except BaselineError as exc:
-        return BrokenBaseline(str(exc))
+    found = store.read(case)
+    if found.fault:
+        return BrokenBaseline(found.fault), found.stamp
+    baseline = found.baseline
+    return (None if baseline is None else StoredBaseline(baseline.sidecar, baseline.image)), found.stamp

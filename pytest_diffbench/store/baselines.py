@@ -4,38 +4,106 @@ Layout: ``<baseline_dir>/<pin key>/<test file without .py>/<class>/<test>/<case 
 same path with ``.json``. The pin key (``cpu-float32``, ``cuda-float16`` by default) lets CPU CI
 and GPU desks keep their baselines side by side. The sidecar
 (:class:`~pytest_diffbench.spec.sidecar.Sidecar`) is written here and nowhere else.
+
+Reading (:meth:`BaselineStore.read`) validates the whole pair: both files are plain files inside
+the baseline folder (no symbolic link on the way), the PNG is a complete PNG that decodes, the
+sidecar matches its schema, and the sidecar vouches for the image: the PNG's bytes are the ones
+its ``image_sha256`` records, or its decoded pixels are the ones its ``pixels_sha256`` records (so
+a losslessly re-encoded PNG is still the baseline). Any damage is one :class:`BaselineError`
+naming the file and the fault; both update modes rewrite such a pair.
+
+Writing (:meth:`BaselineStore.write`) never leaves a pair a reader would use mixed: the PNG is
+renamed into place first and the sidecar, which names the PNG's digests, last; a kill between the
+two leaves a PNG its sidecar does not vouch for, which reads as broken (and is repaired by the
+next update), never as a baseline. The check of what is on disk and the write happen under a lock
+(:func:`lock_path`): when another run has changed the pair since this run read it,
+:class:`BaselineConflict` is raised and nothing is written, so two runs never both "win".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+import stat
+import struct
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+from filelock import FileLock, Timeout
 from PIL import Image
 
-from pytest_diffbench.spec.sidecar import Sidecar, SidecarError
-from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text, sha256_bytes
+from pytest_diffbench.spec.sidecar import SIDECAR_FORMAT, Sidecar, SidecarError
+from pytest_diffbench.store.files import PathEscapeError, atomic_write_bytes, atomic_write_text, inside, sha256_bytes
+
+#: Seconds a writer waits for another run's pair write (a write takes milliseconds).
+LOCK_TIMEOUT = 60.0
+#: The stamp of a pair of which neither file exists.
+ABSENT = "absent"
+REPAIR = "rewrite the pair with pytest --diffbench --diffbench-update=missing"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class BaselineError(Exception):
-    """A baseline exists but cannot be used (unreadable, incomplete, or its pair disagrees)."""
+    """A baseline exists but cannot be used or written; the message names the file, the fault and the repair."""
+
+
+class BaselineConflict(BaselineError):
+    """The pair changed on disk since this run read it (another run wrote it); nothing was written."""
 
 
 @dataclass(frozen=True)
 class Baseline:
+    """A readable pair: its paths, its sidecar, its decoded image and its :attr:`stamp`."""
+
     image_path: Path
     sidecar_path: Path
     sidecar: Sidecar
+    #: The decoded PNG, in RGB.
+    image: Image.Image
+    #: SHA-256 of the pair's bytes as read; :meth:`BaselineStore.write` compares it with the disk.
+    stamp: str
 
     def load_image(self) -> Image.Image:
-        """The baseline image as RGB. Raises BaselineError when the PNG cannot be decoded."""
-        try:
-            with Image.open(self.image_path) as image:
-                return image.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise BaselineError(f"baseline image {self.image_path} cannot be read ({exc}); "
-                                "rewrite it with --diffbench-update") from None
+        """A copy of the baseline image, in RGB."""
+        return self.image.copy()
+
+
+@dataclass(frozen=True)
+class Found:
+    """What :meth:`BaselineStore.read` found for a case: nothing, a baseline, or a fault."""
+
+    #: Identifies the bytes on disk: :data:`ABSENT`, or the SHA-256 of both files' contents.
+    stamp: str
+    baseline: Baseline | None = None
+    #: Why the pair cannot be used (one line naming the file and the fault); "" when it can.
+    fault: str = ""
+    #: The fault is that the files disagree (the sidecar does not vouch for the PNG).
+    mixed: bool = False
+
+
+def lock_path(root: Path) -> Path:
+    """The pair-write lock file of the baseline folder ``root``: in the system's temporary folder,
+    named by the SHA-256 of ``root``'s resolved path, so every run on this machine using that
+    folder (through any link to it) takes the same lock, and nothing appears among the baselines
+    for ``git add baselines/`` to commit. Runs on other machines sharing the folder over a network
+    are not serialised by it; the stamp check of :meth:`BaselineStore.write` still refuses to
+    write over a pair they changed since this run read it."""
+    key = sha256_bytes(str(Path(root).resolve()).encode("utf-8", "surrogateescape"))[:32]
+    return Path(tempfile.gettempdir()) / f"pytest-diffbench-{key}.lock"
+
+
+def pixels_sha256(image: Image.Image) -> str:
+    """SHA-256 of the image as RGB: the line ``RGB <width>x<height>`` then the pixels' bytes, row by
+    row. The same pixels give the same digest whatever the PNG's encoding (compression, colour
+    type, chunks)."""
+    rgb = image.convert("RGB")
+    digest = hashlib.sha256(f"RGB {rgb.width}x{rgb.height}\n".encode("ascii"))
+    digest.update(rgb.tobytes())
+    return digest.hexdigest()
 
 
 class BaselineStore:
@@ -46,56 +114,211 @@ class BaselineStore:
         self.pin = pin
 
     def paths(self, case: str) -> tuple[Path, Path]:
-        """(PNG, sidecar) of ``case`` (a :func:`~pytest_diffbench.store.paths.case_path`)."""
+        """Where the (PNG, sidecar) of ``case`` (a :func:`~pytest_diffbench.store.paths.case_path`)
+        lie; :meth:`read` and :meth:`write` check them with :meth:`contained_paths`."""
         base = self.root / self.pin / case
         return base.with_name(base.name + ".png"), base.with_name(base.name + ".json")
+
+    def contained_paths(self, case: str) -> tuple[Path, Path]:
+        """:meth:`paths`, checked to stay inside the baseline folder.
+
+        Raises :class:`BaselineError` when a path would leave it (``..``, or a symbolic link on
+        the way: a link committed under ``baselines/`` is never followed).
+        """
+        try:
+            return inside(self.root, f"{self.pin}/{case}.png"), inside(self.root, f"{self.pin}/{case}.json")
+        except PathEscapeError as exc:
+            raise BaselineError(f"baseline of {case} cannot be used: {exc}; remove the link") from None
 
     def load(self, case: str) -> Baseline | None:
         """The case's baseline, ``None`` when neither file exists.
 
-        Raises :class:`BaselineError` when only one of the pair exists, the sidecar is not valid
-        JSON or lacks fields, or the PNG's SHA-256 is not the one the sidecar recorded.
+        Raises :class:`BaselineError` when the pair cannot be used (see :meth:`read`).
         """
-        image_path, sidecar_path = self.paths(case)
-        if not image_path.exists() and not sidecar_path.exists():
-            return None
-        for have, lack in ((image_path, sidecar_path), (sidecar_path, image_path)):
-            if have.exists() and not lack.exists():
-                raise BaselineError(f"baseline {have} exists but {lack} does not; rewrite both with --diffbench-update")
+        found = self.read(case)
+        if found.fault:
+            raise BaselineError(found.fault)
+        return found.baseline
+
+    def read(self, case: str) -> Found:
+        """The case's pair, validated; never raises.
+
+        A fault is: a path through a symbolic link, a file that is a folder or not a plain file,
+        one file of the two, a PNG that is not a complete PNG or does not decode, a sidecar against
+        its schema, or a sidecar that does not vouch for the PNG. A pair that disagrees is read
+        once more under the write lock, so a reader never mistakes a write in progress for damage.
+        """
         try:
-            sidecar = Sidecar.from_json(sidecar_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, SidecarError) as exc:
-            raise BaselineError(f"baseline sidecar {sidecar_path} {_fault(exc)}; rewrite it with --diffbench-update") from None
+            image_path, sidecar_path = self.contained_paths(case)
+        except BaselineError as exc:
+            return Found(stamp="", fault=str(exc))
+        found = self._read(image_path, sidecar_path)
+        if not found.mixed:
+            return found
         try:
-            actual = sha256_bytes(image_path.read_bytes())
+            with self._lock():
+                return self._read(image_path, sidecar_path)
+        except BaselineError:
+            return found
+
+    def write(self, case: str, png: bytes, sidecar: Sidecar, *, keep_replaced_in: Path,
+              expected: str | None = None) -> Baseline:
+        """Write the pair: the PNG, then the sidecar that vouches for it (each atomically).
+
+        Under the lock, what is on disk is compared with ``expected`` (the :attr:`Found.stamp` the
+        caller judged against; ``None`` skips the check): when another run changed the pair
+        meanwhile, :class:`BaselineConflict` is raised and nothing is written. A pair being
+        replaced is first copied to ``keep_replaced_in`` (the run folder's replaced-baselines/),
+        so nothing a user had is lost, also outside version control.
+
+        Raises :class:`BaselineError` when a path leaves the baseline folder, a folder or another
+        non-file is where a file goes, the lock is held longer than :data:`LOCK_TIMEOUT`, or
+        writing fails (the previous pair is then left as it was, or as a PNG its sidecar does not
+        vouch for, which reads as broken).
+        """
+        image_path, sidecar_path = self.contained_paths(case)
+        image = _decode(png, image_path)
+        record = dataclasses.replace(sidecar, format=SIDECAR_FORMAT, case=case, image_sha256=sha256_bytes(png),
+                                     pixels_sha256=pixels_sha256(image))
+        text = record.to_json()
+        with self._lock():
+            old = {path: _read_file(path) for path in (image_path, sidecar_path)}
+            now = _stamp(old[image_path], old[sidecar_path])
+            if expected is not None and now != expected:
+                raise BaselineConflict(
+                    f"baseline {image_path} was {'removed' if now == ABSENT else 'changed'} by another run after this "
+                    "run read it, so this run did not write over it")
+            try:
+                for path, data in old.items():
+                    if data is not None:
+                        atomic_write_bytes(_kept(keep_replaced_in, case, path.suffix), data)
+                atomic_write_bytes(image_path, png)
+                atomic_write_text(sidecar_path, text)
+            except OSError as exc:
+                where = f": {exc.filename}" if exc.filename else ""
+                raise BaselineError(f"baseline {image_path} could not be written ({exc.strerror or exc}{where}); "
+                                    "the pair on disk is the old one, or reads as broken until an update") from None
+        return Baseline(image_path, sidecar_path, record, image, _stamp(png, text.encode("utf-8")))
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Hold the baseline folder's pair-write lock (:func:`lock_path`). Raises
+        :class:`BaselineError` when it cannot be taken within :data:`LOCK_TIMEOUT` seconds."""
+        path = lock_path(self.root)
+        try:
+            lock = FileLock(path, timeout=LOCK_TIMEOUT, mode=0o666)  # teammates on the machine share it
+            lock.acquire()
+        except Timeout:
+            raise BaselineError(f"another diffbench run held the baseline lock {path} for over "
+                                f"{LOCK_TIMEOUT:.0f} s; nothing was written") from None
         except OSError as exc:
-            raise BaselineError(f"baseline image {image_path} cannot be read ({exc}); rewrite it with --diffbench-update") from None
-        if actual != sidecar.image_sha256:
-            raise BaselineError(
-                f"baseline image {image_path} has SHA-256 {actual[:12]} but its sidecar records "
-                f"{sidecar.image_sha256[:12]}; the pair was edited separately - rewrite it with --diffbench-update"
-            )
-        return Baseline(image_path, sidecar_path, sidecar)
+            raise BaselineError(f"the baseline lock {path} cannot be taken ({exc.strerror or exc})") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
-    def write(self, case: str, png: bytes, sidecar: Sidecar, *, keep_replaced_in: Path) -> Baseline:
-        """Write the pair atomically: the PNG first, then the sidecar that vouches for it.
+    def _read(self, image_path: Path, sidecar_path: Path) -> Found:
+        try:
+            png, text = _read_file(image_path), _read_file(sidecar_path)
+        except BaselineError as exc:
+            return Found(stamp="", fault=str(exc))
+        stamp = _stamp(png, text)
+        if png is None and text is None:
+            return Found(stamp=ABSENT)
+        for have, lack, data in ((image_path, sidecar_path, text), (sidecar_path, image_path, png)):
+            if data is None:
+                return Found(stamp, fault=f"baseline {have} exists but {lack} does not; {REPAIR}")
+        assert png is not None and text is not None
+        try:
+            sidecar = Sidecar.from_json(text.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            return Found(stamp, fault=f"baseline sidecar {sidecar_path} is not readable JSON ({exc}); {REPAIR}")
+        except SidecarError as exc:
+            return Found(stamp, fault=f"baseline sidecar {sidecar_path} {exc}; {REPAIR}")
+        try:
+            image = _decode(png, image_path)
+        except BaselineError as exc:
+            return Found(stamp, fault=str(exc))
+        if sha256_bytes(png) != sidecar.image_sha256:
+            pixels = pixels_sha256(image)
+            if not sidecar.pixels_sha256:
+                return Found(stamp, fault=(
+                    f"baseline image {image_path} has SHA-256 {sha256_bytes(png)[:12]} but its sidecar records "
+                    f"{sidecar.image_sha256[:12]}{_MIXED}"), mixed=True)
+            if pixels != sidecar.pixels_sha256:
+                return Found(stamp, fault=(
+                    f"baseline image {image_path} has pixels of SHA-256 {pixels[:12]} but its sidecar records "
+                    f"{sidecar.pixels_sha256[:12]}{_MIXED}"), mixed=True)
+        return Found(stamp, Baseline(image_path, sidecar_path, sidecar, image, stamp))
 
-        A pair being replaced is first copied to ``keep_replaced_in`` (the run folder's
-        replaced-baselines/), so nothing a user had is lost, also outside version control.
-        """
-        image_path, sidecar_path = self.paths(case)
-        for old in (image_path, sidecar_path):
-            if old.is_file():
-                atomic_write_bytes(Path(keep_replaced_in) / f"{case}{old.suffix}", old.read_bytes())
-        sidecar = dataclasses.replace(sidecar, case=case, image_sha256=sha256_bytes(png))
-        atomic_write_bytes(image_path, png)
-        atomic_write_text(sidecar_path, sidecar.to_json())
-        return Baseline(image_path, sidecar_path, sidecar)
+
+_MIXED = (": the pair disagrees (a write was interrupted, or one file was edited or replaced alone); "
+          f"{REPAIR}")
 
 
-def _fault(exc: Exception) -> str:
-    if isinstance(exc, SidecarError):
-        return str(exc)
-    if isinstance(exc, UnicodeDecodeError):  # JSON is UTF-8 text
-        return f"is not readable JSON ({exc})"
-    return f"is not readable ({exc})"
+def _read_file(path: Path) -> bytes | None:
+    """The bytes of a plain file, ``None`` when there is none. Raises :class:`BaselineError` when
+    a folder or another non-file (a FIFO, a socket) is there, or it cannot be read."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BaselineError(f"baseline {path} cannot be read ({exc.strerror}); {REPAIR}") from None
+    if stat.S_ISDIR(mode):
+        raise BaselineError(f"baseline {path} is a folder, not a file; move it out of the baseline folder, then {REPAIR}")
+    if not stat.S_ISREG(mode):
+        raise BaselineError(f"baseline {path} is not a plain file; remove it, then {REPAIR}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BaselineError(f"baseline {path} cannot be read ({exc.strerror}); {REPAIR}") from None
+
+
+def _decode(png: bytes, path: Path) -> Image.Image:
+    """The PNG decoded to RGB. Raises :class:`BaselineError` when it is not one complete PNG
+    (empty, another format, truncated, bytes after its end) or does not decode."""
+    problem = _png_structure(png)
+    if not problem:
+        try:
+            with Image.open(io.BytesIO(png), formats=["PNG"]) as image:
+                image.load()
+                return image.convert("RGB")
+        except Exception as exc:  # PIL's decoders raise OSError, ValueError, SyntaxError, zlib.error, ...
+            problem = f"does not decode ({type(exc).__name__}: {exc})"
+    raise BaselineError(f"baseline image {path} {problem}; {REPAIR}")
+
+
+def _png_structure(data: bytes) -> str:
+    """Why ``data`` is not one complete PNG (signature, chunks up to IEND, nothing after it); "" if it is."""
+    if not data:
+        return "is empty (0 bytes)"
+    if not data.startswith(_PNG_SIGNATURE):
+        return "is not a PNG (no PNG signature)"
+    at = len(_PNG_SIGNATURE)
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        at += 12 + length
+        if at > len(data):
+            break
+        if kind == b"IEND":
+            extra = len(data) - at
+            return f"has {extra} bytes after the PNG's end (IEND)" if extra else ""
+    return f"is truncated (it ends after {len(data)} bytes, before the PNG's end)"
+
+
+def _stamp(png: bytes | None, sidecar: bytes | None) -> str:
+    """:data:`ABSENT`, or the SHA-256 over both files' digests ("-" for a missing one)."""
+    if png is None and sidecar is None:
+        return ABSENT
+    parts = [sha256_bytes(data) if data is not None else "-" for data in (png, sidecar)]
+    return sha256_bytes(" ".join(parts).encode("ascii"))
+
+
+def _kept(folder: Path, case: str, suffix: str) -> Path:
+    """Where a replaced baseline file is kept: ``<folder>/<case><suffix>``."""
+    try:
+        return inside(folder, f"{case}{suffix}")
+    except PathEscapeError as exc:
+        raise BaselineError(f"the replaced baseline of {case} cannot be kept: {exc}") from None

@@ -1,20 +1,27 @@
-"""store.baselines: the version-pinned pair of PNG and sidecar, and every way a pair can be broken."""
+"""store.baselines: the version-pinned pair of PNG and sidecar, every way a pair can be broken,
+pair writes a reader never sees mixed, and the lock that keeps two runs from both "winning"."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from filelock import FileLock
+from PIL import Image, PngImagePlugin
 
+from pytest_diffbench.spec.config import config_hash
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.sidecar import Sidecar
-from pytest_diffbench.store.baselines import BaselineError, BaselineStore
+from pytest_diffbench.store import baselines
+from pytest_diffbench.store.baselines import (
+    ABSENT, BaselineConflict, BaselineError, BaselineStore, lock_path, pixels_sha256)
 from pytest_diffbench.store.files import encode_png, sha256_bytes
 
 CASE = "tests/test_a/test_b/seed0-euler-20steps-cfg7.5"
@@ -30,11 +37,16 @@ def astronaut() -> Image.Image:
     return Image.fromarray(data.astronaut()).resize((48, 40), Image.Resampling.BILINEAR)
 
 
-def write(store: BaselineStore, image: Image.Image, case: str = CASE, config_hash: str = "h" * 64):
+def sidecar_for(config: dict = CONFIG) -> Sidecar:
+    return Sidecar(case="", config=config, config_hash=config_hash(config), environment=ENVIRONMENT,
+                   measurement=MEASUREMENT, device_name="cpu")
+
+
+def write(store: BaselineStore, image: Image.Image, case: str = CASE, config: dict = CONFIG,
+          expected: str | None = None):
     """Write a pair; replaced pairs go to a run folder's replaced-baselines/ under the store's root."""
-    sidecar = Sidecar(case="", config=CONFIG, config_hash=config_hash, environment=ENVIRONMENT, measurement=MEASUREMENT,
-                      device_name="cpu")
-    return store.write(case, encode_png(image), sidecar, keep_replaced_in=store.root / "run" / "replaced-baselines")
+    return store.write(case, encode_png(image), sidecar_for(config), keep_replaced_in=store.root / "run" / "replaced-baselines",
+                       expected=expected)
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -57,17 +69,19 @@ def test_load_returns_none_when_absent(tmp_path):
 
 def test_write_then_load_round_trip(tmp_path, astronaut):
     store = BaselineStore(tmp_path, "cpu-float32")
-    written = write(store, astronaut, config_hash="c" * 64)
+    written = write(store, astronaut, config=CONFIG)
     loaded = store.load(CASE)
     assert loaded is not None
     assert loaded.image_path == written.image_path and loaded.sidecar_path == written.sidecar_path
     assert loaded.sidecar.config == CONFIG
-    assert loaded.sidecar.config_hash == "c" * 64
+    assert loaded.sidecar.config_hash == config_hash(CONFIG)
     assert loaded.sidecar.environment == ENVIRONMENT
     assert loaded.sidecar.measurement == MEASUREMENT and loaded.sidecar.device_name == "cpu"
-    assert json.loads(loaded.sidecar_path.read_text())["format"] == 1
+    assert json.loads(loaded.sidecar_path.read_text())["format"] == 2
     assert loaded.sidecar.case == CASE
     assert loaded.sidecar.image_sha256 == sha256_bytes(written.image_path.read_bytes())
+    assert loaded.sidecar.pixels_sha256 == pixels_sha256(astronaut)
+    assert loaded.stamp == written.stamp == store.read(CASE).stamp != ABSENT
     assert loaded.sidecar == written.sidecar
     image = loaded.load_image()
     assert image.mode == "RGB"
@@ -91,12 +105,12 @@ def test_written_png_bytes_are_deterministic(tmp_path, astronaut):
 
 def test_rewrite_replaces_the_pair(tmp_path, astronaut):
     store = BaselineStore(tmp_path, "p")
-    write(store, astronaut, config_hash="1" * 64)
+    write(store, astronaut, config={**CONFIG, "seed": 1})
     first = {path.suffix: path.read_bytes() for path in store.paths(CASE)}
     flipped = astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    write(store, flipped, config_hash="2" * 64)
+    write(store, flipped, config={**CONFIG, "seed": 2})
     loaded = store.load(CASE)
-    assert loaded.sidecar.config_hash == "2" * 64
+    assert loaded.sidecar.config_hash == config_hash({**CONFIG, "seed": 2})
     assert np.array_equal(np.asarray(loaded.load_image()), np.asarray(flipped))
     assert leftovers(tmp_path) == []
     # The replaced pair is kept, byte for byte, in the run folder.
@@ -120,19 +134,19 @@ def test_write_leaves_no_temp_files(tmp_path, astronaut):
 
 def test_failed_write_keeps_the_previous_baseline(tmp_path, astronaut, monkeypatch):
     store = BaselineStore(tmp_path, "p")
-    write(store, astronaut, config_hash="1" * 64)
+    write(store, astronaut, config={**CONFIG, "seed": 1})
     before = {p: p.read_bytes() for p in store.paths(CASE)}
 
     def broken_replace(src, dst):
-        raise OSError("no space left")
+        raise OSError(28, "No space left on device", str(dst))
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError, match="no space left"):
-        write(store, astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM), config_hash="2" * 64)
+    with pytest.raises(BaselineError, match="could not be written \\(No space left on device: "):
+        write(store, astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM), config={**CONFIG, "seed": 2})
     monkeypatch.undo()
     assert {p: p.read_bytes() for p in store.paths(CASE)} == before
     assert leftovers(tmp_path) == []
-    assert store.load(CASE).sidecar.config_hash == "1" * 64
+    assert store.load(CASE).sidecar.config_hash == config_hash({**CONFIG, "seed": 1})
 
 
 # -- BaselineError cases ---------------------------------------------------------------------
@@ -183,7 +197,8 @@ def test_json_that_is_not_an_object(stored, text):
     assert str(sidecar_path) in message
 
 
-@pytest.mark.parametrize("drop", [["config"], ["config_hash"], ["image_sha256"], ["config", "image_sha256"]])
+@pytest.mark.parametrize("drop", [["config"], ["config_hash"], ["image_sha256"], ["pixels_sha256"], ["format"],
+                                  ["environment"], ["measurement"], ["case"], ["config", "image_sha256"]])
 def test_missing_keys(stored, drop):
     store, _, sidecar_path = stored
     data = json.loads(sidecar_path.read_text())
@@ -195,22 +210,369 @@ def test_missing_keys(stored, drop):
     assert f"lacks {', '.join(drop)}" in message
 
 
-def test_edited_png_is_a_sha_mismatch(stored, astronaut):
+def _set(path: str, value):
+    def edit(data: dict) -> None:
+        *parents, key = path.split(".")
+        for parent in parents:
+            data = data[parent]
+        data[key] = value
+    return edit
+
+
+# (edit of the sidecar's JSON, the field the one-line message names)
+WRONG_FIELDS = {
+    "config_hash-number": (_set("config_hash", 123), "config_hash of type number"),
+    "config-string": (_set("config", "a string"), "config of type string"),
+    "measurement-array": (_set("measurement", []), "measurement of type array"),
+    "seconds-string": (_set("measurement.seconds_per_image", "fast"), 'measurement.seconds_per_image = "fast"'),
+    "seconds-negative": (_set("measurement.seconds_per_image", -1), "measurement.seconds_per_image = -1"),
+    "vram-bool": (_set("measurement.peak_vram_mb", True), "measurement.peak_vram_mb = true"),
+    "workers-zero": (_set("measurement.workers", 0), "measurement.workers = 0"),
+    "workers-fraction": (_set("measurement.workers", 2.5), "measurement.workers = 2.5"),
+    "device-name-number": (_set("measurement.device_name", 7), "measurement.device_name of type number"),
+    "environment-array": (_set("environment", ["cpu"]), "environment of type array"),
+    "environment-torch-number": (_set("environment.torch", 2.4), "environment.torch of type number"),
+    "case-null": (_set("case", None), "case of type null"),
+    "hash-of-another-config": (_set("config.seed", 99), "but its config hashes to"),
+    "config-hash-not-hex": (_set("config_hash", "h" * 64), "config_hash = \"hhhhhhhhh"),
+    "image-sha-short": (_set("image_sha256", "abc"), 'image_sha256 = "abc"'),
+    "pixels-sha-number": (_set("pixels_sha256", 5), "pixels_sha256 of type number"),
+    "format-unknown": (_set("format", 3), "format 3; this pytest-diffbench reads formats 1 and 2"),
+    "format-string": (_set("format", "2"), 'format "2"'),
+    "format-bool": (_set("format", True), "format true"),
+    "unknown-key": (_set("config_hahs", "x"), "unknown key \"config_hahs\""),
+    "unknown-measurement-key": (_set("measurement.secs", 1), "unknown key measurement.\"secs\""),
+    "ansi-in-value": (_set("format", "\x1b[2J"), 'format "\\u001b[2J"'),
+}
+
+
+@pytest.mark.parametrize("edit, field", WRONG_FIELDS.values(), ids=WRONG_FIELDS.keys())
+def test_a_sidecar_of_wrong_types_is_one_error_naming_the_file_and_field(stored, edit, field):
+    store, _, sidecar_path = stored
+    data = json.loads(sidecar_path.read_text())
+    edit(data)
+    sidecar_path.write_text(json.dumps(data))
+    message = load_error(store)
+    assert message.startswith(f"baseline sidecar {sidecar_path} ") and field in message
+    assert "\n" not in message and "\x1b" not in message
+    assert message.endswith("rewrite the pair with pytest --diffbench --diffbench-update=missing")
+    assert store.read(CASE).fault == message
+
+
+def test_edited_png_is_a_pixel_mismatch(stored, astronaut):
     store, image_path, sidecar_path = stored
-    recorded = json.loads(sidecar_path.read_text())["image_sha256"]
+    recorded = json.loads(sidecar_path.read_text())["pixels_sha256"]
     edited = astronaut.copy()
     edited.putpixel((3, 3), (255, 0, 255))
     image_path.write_bytes(encode_png(edited))
     message = load_error(store)
-    assert str(image_path) in message
-    assert recorded[:12] in message
-    assert sha256_bytes(image_path.read_bytes())[:12] in message
+    assert message.startswith(f"baseline image {image_path} has pixels of SHA-256 {pixels_sha256(edited)[:12]} ")
+    assert f"its sidecar records {recorded[:12]}" in message and "the pair disagrees" in message
+    assert store.read(CASE).mixed
 
 
-def test_same_pixels_saved_differently_is_still_a_mismatch(stored, astronaut):
-    store, image_path, _ = stored
+def _reencoded(image: Image.Image, how: str) -> bytes:
     buffer = io.BytesIO()
-    astronaut.save(buffer, format="PNG", compress_level=1)
-    assert buffer.getvalue() != image_path.read_bytes()
-    image_path.write_bytes(buffer.getvalue())
-    assert "SHA-256" in load_error(store)
+    if how == "compress-1":
+        image.save(buffer, format="PNG", compress_level=1)
+    elif how == "optimize":
+        image.save(buffer, format="PNG", optimize=True)
+    elif how == "rgba-opaque":
+        image.convert("RGBA").save(buffer, format="PNG")
+    elif how == "palette":
+        image.quantize(colors=256, dither=Image.Dither.NONE).save(buffer, format="PNG")
+    elif how == "text-chunk":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", "an image optimiser")
+        image.save(buffer, format="PNG", pnginfo=info, dpi=(72, 72))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("how", ["compress-1", "optimize", "rgba-opaque", "palette", "text-chunk"])
+def test_a_losslessly_reencoded_png_is_the_same_baseline(tmp_path, astronaut, how):
+    store = BaselineStore(tmp_path, "p")
+    few_colours = astronaut.quantize(colors=64, dither=Image.Dither.NONE).convert("RGB")  # a palette holds them all
+    written = write(store, few_colours)
+    data = _reencoded(few_colours, how)
+    assert data != written.image_path.read_bytes()
+    written.image_path.write_bytes(data)
+    loaded = store.load(CASE)
+    assert loaded is not None and loaded.sidecar == written.sidecar
+    assert np.array_equal(np.asarray(loaded.load_image()), np.asarray(few_colours))
+
+
+def test_pixel_digest_is_of_rgb_size_and_pixels():
+    image = Image.new("RGB", (2, 1))
+    image.putdata([(0, 0, 0), (255, 128, 0)])
+    golden = "53dfcb56dff9e9e7cfc6486a5b1b2ecd96d4d9d4b26440e2fbcb6badd715784f"  # sha256(b"RGB 2x1\n" + pixels)
+    assert pixels_sha256(image) == golden
+    assert pixels_sha256(image.convert("RGBA")) == golden
+    assert pixels_sha256(Image.new("RGB", (1, 2))) != pixels_sha256(Image.new("RGB", (2, 1)))
+
+
+# -- format 1 sidecars (committed before the pixel digest) ---------------------------------------
+
+
+def _as_format_1(sidecar_path: Path) -> None:
+    data = json.loads(sidecar_path.read_text())
+    del data["pixels_sha256"]
+    data["format"] = 1
+    sidecar_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def test_a_format_1_sidecar_is_read_and_vouches_by_bytes(stored, astronaut):
+    store, image_path, sidecar_path = stored
+    _as_format_1(sidecar_path)
+    text = sidecar_path.read_text()
+    loaded = store.load(CASE)
+    assert loaded.sidecar.format == 1 and loaded.sidecar.pixels_sha256 == ""
+    assert loaded.sidecar.to_json() == text
+    image_path.write_bytes(_reencoded(astronaut, "compress-1"))
+    message = load_error(store)
+    assert f"has SHA-256 {sha256_bytes(image_path.read_bytes())[:12]} but its sidecar records" in message
+
+
+def test_a_format_1_sidecar_may_not_carry_a_pixel_digest(stored):
+    store, _, sidecar_path = stored
+    data = json.loads(sidecar_path.read_text())
+    data["format"] = 1
+    sidecar_path.write_text(json.dumps(data))
+    assert 'unknown key "pixels_sha256"' in load_error(store)
+
+
+# -- damaged PNGs -------------------------------------------------------------------------------
+
+
+def _damaged(png: bytes, how: str) -> bytes:
+    if how == "zero-bytes":
+        return b""
+    if how == "garbage":
+        return b"this is not an image\n" * 20
+    if how == "signature-only":
+        return png[:8]
+    if how == "truncated-half":
+        return png[: len(png) // 2]
+    if how == "truncated-before-iend":
+        return png[:-12]
+    if how == "bytes-after-iend":
+        return png + b"edited"
+    if how == "corrupt-image-data":
+        middle = len(png) // 2
+        return png[:middle] + bytes(b ^ 0xFF for b in png[middle:middle + 16]) + png[middle + 16:]
+    if how == "jpeg":
+        buffer = io.BytesIO()
+        Image.open(io.BytesIO(png)).save(buffer, format="JPEG", quality=100)
+        return buffer.getvalue()
+    raise AssertionError(how)
+
+
+DAMAGE = {
+    "zero-bytes": "is empty (0 bytes)",
+    "garbage": "is not a PNG (no PNG signature)",
+    "signature-only": "is truncated",
+    "truncated-half": "is truncated",
+    "truncated-before-iend": "is truncated",
+    "bytes-after-iend": "has 6 bytes after the PNG's end (IEND)",
+    "corrupt-image-data": "does not decode",
+    "jpeg": "is not a PNG (no PNG signature)",
+}
+
+
+@pytest.mark.parametrize("how, fault", DAMAGE.items(), ids=DAMAGE.keys())
+def test_a_damaged_png_is_one_error_naming_the_file(stored, how, fault):
+    store, image_path, _ = stored
+    image_path.write_bytes(_damaged(image_path.read_bytes(), how))
+    message = load_error(store)
+    assert message.startswith(f"baseline image {image_path} {fault}")
+    assert "\n" not in message and "--diffbench-update=missing" in message
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["png", "sidecar"])
+def test_a_folder_where_a_file_belongs_is_an_error(stored, which):
+    store, *pair = stored
+    pair[which].unlink()
+    pair[which].mkdir()
+    message = load_error(store)
+    assert message.startswith(f"baseline {pair[which]} is a folder, not a file; move it out")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_is_refused_without_reading_it(stored):
+    store, image_path, _ = stored
+    image_path.unlink()
+    os.mkfifo(image_path)  # reading it would block forever
+    assert load_error(store).startswith(f"baseline {image_path} is not a plain file")
+
+
+# -- symbolic links (a pull request can commit one) --------------------------------------------
+
+
+def test_a_symlinked_png_or_sidecar_is_refused(stored, tmp_path):
+    store, image_path, sidecar_path = stored
+    for path in (image_path, sidecar_path):
+        outside = tmp_path / f"outside{path.suffix}"
+        shutil.copy(path, outside)
+        path.unlink()
+        path.symlink_to(outside)
+        assert "is a symbolic link" in load_error(store)
+        path.unlink()
+        shutil.move(outside, path)
+    assert store.load(CASE) is not None
+
+
+@pytest.mark.parametrize("link", ["p", "p/tests/test_a"])
+def test_a_symlinked_folder_inside_the_baselines_is_never_followed(tmp_path, astronaut, link):
+    elsewhere = tmp_path / "elsewhere"
+    write(BaselineStore(elsewhere, "p"), astronaut)  # a valid pair outside the baseline folder
+    root = tmp_path / "baselines"
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(elsewhere / link, target_is_directory=True)
+    store = BaselineStore(root, "p")
+    message = load_error(store)
+    assert f"{root / link} is a symbolic link" in message and "\n" not in message
+    before = {p: p.read_bytes() for p in elsewhere.rglob("*") if p.is_file()}
+    with pytest.raises(BaselineError, match="is a symbolic link"):
+        write(store, astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM))
+    assert {p: p.read_bytes() for p in elsewhere.rglob("*") if p.is_file()} == before
+
+
+# -- pair writes a reader never sees mixed -----------------------------------------------------
+
+
+class Killed(BaseException):
+    """A SIGKILL between two steps of a write: nothing after it runs."""
+
+
+@pytest.mark.parametrize("before", [False, True], ids=["creating", "refreshing"])
+def test_a_write_killed_at_any_point_never_leaves_a_mixed_pair_a_reader_uses(tmp_path, astronaut, monkeypatch, before):
+    old, new = astronaut, astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    real_replace = os.replace
+    points = 0
+    while True:
+        store = BaselineStore(tmp_path / f"kill{points}", "p")
+        if before:
+            write(store, old, config={**CONFIG, "seed": 1})
+        calls = []
+
+        def replace(src, dst):
+            if len(calls) == points:
+                raise Killed
+            calls.append(dst)
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+        try:
+            write(store, new, config={**CONFIG, "seed": 2}, expected=store.read(CASE).stamp)
+            finished = True
+        except Killed:
+            finished = False
+        monkeypatch.setattr(os, "replace", real_replace)
+        found = store.read(CASE)
+        if found.baseline is not None:  # a pair a reader uses is one whole pair, old or new
+            pixels = np.asarray(found.baseline.image)
+            seed = found.baseline.sidecar.config["seed"]
+            assert (seed, pixels.tolist()) in ((1, np.asarray(old).tolist()), (2, np.asarray(new).tolist()))
+        else:
+            assert found.fault or not before  # a half pair reads as broken, never as a baseline
+        # The next write (an update) repairs whatever is there.
+        write(store, new, config={**CONFIG, "seed": 2}, expected=found.stamp)
+        assert store.load(CASE).sidecar.config["seed"] == 2
+        if finished:
+            break
+        points += 1
+    assert points >= 2  # the PNG and the sidecar (and the kept copies when refreshing)
+
+
+def test_a_new_png_beside_the_old_sidecar_reads_as_a_mixed_pair(stored, astronaut):
+    store, image_path, _ = stored
+    image_path.write_bytes(encode_png(astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM)))
+    found = store.read(CASE)
+    assert found.baseline is None and found.mixed and "the pair disagrees" in found.fault
+
+
+def test_a_broken_pair_is_kept_byte_for_byte_before_it_is_rewritten(stored, astronaut):
+    store, image_path, sidecar_path = stored
+    image_path.write_bytes(b"garbage")
+    sidecar = sidecar_path.read_bytes()
+    write(store, astronaut, expected=store.read(CASE).stamp)
+    kept = store.root / "run" / "replaced-baselines"
+    assert (kept / f"{CASE}.png").read_bytes() == b"garbage"
+    assert (kept / f"{CASE}.json").read_bytes() == sidecar
+    assert store.load(CASE) is not None
+
+
+# -- the lock and conflicts --------------------------------------------------------------------
+
+
+def test_write_refuses_a_pair_another_run_created_meanwhile(tmp_path, astronaut):
+    store = BaselineStore(tmp_path, "p")
+    read = store.read(CASE)
+    assert read.stamp == ABSENT
+    other = write(store, astronaut)  # another run
+    with pytest.raises(BaselineConflict, match=r"was changed by another run after this run read it"):
+        write(store, astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM), expected=read.stamp)
+    assert store.load(CASE).sidecar == other.sidecar
+    assert not (tmp_path / "run").exists()  # nothing was replaced, so nothing was kept
+
+
+def test_write_refuses_a_pair_another_run_refreshed_or_removed_meanwhile(stored, astronaut):
+    store, image_path, sidecar_path = stored
+    read = store.read(CASE)
+    write(store, astronaut, config={**CONFIG, "seed": 5}, expected=read.stamp)  # the other run refreshes
+    refreshed = {p: p.read_bytes() for p in (image_path, sidecar_path)}
+    with pytest.raises(BaselineConflict):
+        write(store, astronaut, config={**CONFIG, "seed": 6}, expected=read.stamp)
+    assert {p: p.read_bytes() for p in (image_path, sidecar_path)} == refreshed
+    second = store.read(CASE)
+    image_path.unlink()
+    sidecar_path.unlink()  # and then someone removes it
+    with pytest.raises(BaselineConflict, match="was removed by another run"):
+        write(store, astronaut, expected=second.stamp)
+    assert store.read(CASE).stamp == ABSENT
+
+
+def test_write_refuses_a_broken_pair_another_run_repaired_meanwhile(stored, astronaut):
+    store, image_path, _ = stored
+    image_path.write_bytes(b"")
+    broken = store.read(CASE)
+    assert broken.fault
+    write(store, astronaut, config={**CONFIG, "seed": 3}, expected=broken.stamp)
+    with pytest.raises(BaselineConflict):
+        write(store, astronaut, config={**CONFIG, "seed": 4}, expected=broken.stamp)
+    assert store.load(CASE).sidecar.config["seed"] == 3
+
+
+def test_the_lock_is_outside_the_baseline_folder_and_shared_through_links(tmp_path, astronaut):
+    """``git add baselines/`` finds only pairs: the lock lives in the temporary folder."""
+    write(BaselineStore(tmp_path / "baselines", "p"), astronaut)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        f"baselines/p/{CASE}.json", f"baselines/p/{CASE}.png"]
+    (tmp_path / "link").symlink_to(tmp_path / "baselines", target_is_directory=True)
+    assert lock_path(tmp_path / "link") == lock_path(tmp_path / "baselines") != lock_path(tmp_path / "other")
+    assert lock_path(tmp_path / "baselines").parent == Path(tempfile.gettempdir())
+
+
+def test_a_held_lock_is_one_error_and_nothing_is_written(tmp_path, astronaut, monkeypatch):
+    monkeypatch.setattr(baselines, "LOCK_TIMEOUT", 0.01)
+    store = BaselineStore(tmp_path, "p")
+    with FileLock(lock_path(tmp_path)):  # another run, mid-write (its own lock object, as another process has)
+        with pytest.raises(BaselineError, match="another diffbench run held the baseline lock .* for over 0 s"):
+            write(store, astronaut)
+    assert store.read(CASE).stamp == ABSENT
+
+
+def test_a_reader_rereads_a_disagreeing_pair_under_the_lock(stored, astronaut, monkeypatch):
+    """A pair read between the writer's two renames disagrees; read under the lock, it is whole."""
+    store, image_path, sidecar_path = stored
+    new = astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    image_path.write_bytes(encode_png(new))  # the writer renamed the PNG ...
+    real_lock = BaselineStore._lock
+
+    def lock(self):  # ... and renames the sidecar before it lets the lock go
+        monkeypatch.setattr(BaselineStore, "_lock", real_lock)
+        write(BaselineStore(store.root, "p"), new, config={**CONFIG, "seed": 8})
+        return real_lock(self)
+
+    monkeypatch.setattr(BaselineStore, "_lock", lock)
+    loaded = store.load(CASE)
+    assert loaded.sidecar.config["seed"] == 8
