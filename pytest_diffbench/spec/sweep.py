@@ -184,7 +184,8 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
 
 def _values(name: str, raw: Any) -> list[Any]:
     """The values of one axis: a scalar is one value, a string, bytes or mapping too; any other
-    iterable (list, tuple, range, numpy array, ...) gives its items, a set its items sorted."""
+    iterable (list, tuple, range, numpy array, ...) gives its items, a set its items sorted.
+    numpy scalars become Python numbers."""
     if isinstance(raw, (str, bytes, Mapping)) or getattr(raw, "ndim", None) == 0:  # a 0-d array is a scalar
         values = [raw]
     elif isinstance(raw, Set):
@@ -200,7 +201,14 @@ def _values(name: str, raw: Any) -> list[Any]:
             values = [raw]
     if not values:
         raise SweepError(f"sweep axis {name!r} is empty; give at least one value")
-    return values
+    return [_plain(value) for value in values]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar or 0-d array as the Python number it holds (so messages and configs show
+    ``-1``, not ``np.int64(-1)``); anything else as it is."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "ndim", None) == 0 else value
 
 
 def _check_unique(name: str, values: list[Any]) -> None:

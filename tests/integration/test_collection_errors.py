@@ -38,6 +38,17 @@ BAD_SWEEPS = {
     "unserialisable": ("strength=[object()]", ["sweep axis 'strength'", "cannot go into a frozen config"]),
     "sweep-tolerance": ('tolerance={"max_seconds": 0}', ["tolerance max_seconds=0 is not valid; it must be a number of seconds > 0"]),
     "over-cap": ("seeds=[0, 1], steps=[1, 2]", ["sweep has 4 cases, more than the cap of 3", "diffbench_max_cases"]),
+    # Issue 9, item 7: any iterable, the bad value named; finite numbers; one clear line for wrong types.
+    "generator-seed": ("seeds=(s for s in [0, -1])", ["sweep axis 'seeds': -1 is not a valid seed"]),
+    "numpy-steps": ('steps=__import__("numpy").array([4, 0])', ["sweep axis 'steps': 0 is not valid"]),
+    "unsortable-set": ('mode={1, "a"}', ["sweep axis 'mode' is a set of values that cannot be sorted"]),
+    "nan-axis": ('eta=[0.0, float("nan")]', ["sweep axis 'eta': nan is not a finite number"]),
+    "inf-in-dict": ('cross_attention_kwargs={"scale": float("inf")}', ["sweep axis 'cross_attention_kwargs'.scale: inf is not a finite number"]),
+    "tolerance-string": ('tolerance="min_ssim"', ["sweep(tolerance=...) got str 'min_ssim'; give a mapping of tolerance names"]),
+    "tolerance-inf": ('tolerance={"time_regression": float("inf")}', ["tolerance time_regression=inf is not valid"]),
+    "sampler-alias": ('samplers=["Euler", "EulerDiscreteScheduler"]', ["lists 'Euler' and 'EulerDiscreteScheduler', which are one scheduler"]),
+    "near-duplicate": ("cfg=[7.5, 7.5000000000001]", ["sweep axis 'cfg' lists 7.5 and 7.5000000000001, which are one value in a config"]),
+    "reserved-output-type": ('output_type="np"', ["sweep axis 'output_type' is reserved"]),
 }
 
 
@@ -87,6 +98,14 @@ BAD_SETTINGS = {
     "device": ({"device": "tpu"}, (), "diffbench_device = 'tpu' is not valid: valid devices are auto, cpu, cuda, cuda:N and mps"),
     "device-flag": ({}, ("--diffbench-device=cuda:x",), "diffbench_device = 'cuda:x' is not valid"),
     "dtype": ({"dtype": "float8"}, (), "diffbench_dtype = 'float8' is not valid: valid values are auto, float32, fp32"),
+    # Issue 9, item 6: pin templates are {field} parts and the characters A-Z a-z 0-9 . _ - only.
+    "pin-attribute": ({"pin": "{device.__class__}"}, (), "diffbench_pin = '{device.__class__}' is not valid: unknown or malformed field 'device.__class__'"),
+    "pin-format-spec": ({"pin": "{device:>10}"}, (), "diffbench_pin = '{device:>10}' is not valid: unknown or malformed field 'device:>10'"),
+    "pin-conversion": ({"pin": "{device!r}"}, (), "diffbench_pin = '{device!r}' is not valid: unknown or malformed field 'device!r'"),
+    "pin-empty": ({"pin": ""}, (), "diffbench_pin = '' is not valid: it is empty; valid fields are {device}"),
+    "pin-slash": ({"pin": "{device}/{dtype}"}, (), "diffbench_pin = '{device}/{dtype}' is not valid: character '/' is not allowed"),
+    "pin-brace": ({"pin": "{device"}, (), "diffbench_pin = '{device' is not valid: unclosed field '{device'"),
+    "tolerance-inf": ({"max_vram_mb": "inf"}, (), "ini diffbench_max_vram_mb: tolerance max_vram_mb='inf' is not valid"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -266,6 +267,16 @@ def test_non_string_keys_are_refused():
 def test_normalise_uses_the_given_where():
     with pytest.raises(TypeError, match=r"^generate\(\) keyword\.x:"):
         normalise({"x": object()}, where="generate() keyword")
+
+
+@pytest.mark.parametrize("value, where", [
+    (math.nan, "kw"), ({"a": [1.0, math.inf]}, r"kw\.a\[1\]"), ((np.float32("-inf"),), r"kw\[0\]"),
+    (np.array([0.5, np.nan]), r"kw\[1\]"),
+], ids=["nan", "nested-inf", "numpy-scalar", "numpy-array"])
+def test_finite_refuses_nan_and_infinities_naming_the_field(value, where):
+    with pytest.raises(ValueError, match=rf"^{where}: -?(nan|inf) is not a finite number"):
+        normalise(value, where="kw", finite=True)
+    normalise(value, where="kw")  # without finite: stored as the strings "nan"/"inf"
 
 
 def test_frozen_config_is_immutable():

@@ -300,3 +300,120 @@ def test_distinct_values_with_distinct_ids_are_fine():
 def test_sweep_errors_can_be_caught_as_value_errors():
     with pytest.raises(ValueError, match="'steps'"):
         expand(steps=[0])
+
+
+# -- any iterable, values named (issue 9, item 7) --------------------------------------------
+
+
+def test_generators_numpy_arrays_and_tuples_are_axes():
+    cases = expand(seeds=(s for s in [3, 1]), steps=np.array([4, 8]), cfg=map(float, ["5", "6.5"]), width=(64,))
+    assert [(c.seed, c.steps, c.cfg) for c in cases] == [
+        (3, 4, 5.0), (3, 4, 6.5), (3, 8, 5.0), (3, 8, 6.5), (1, 4, 5.0), (1, 4, 6.5), (1, 8, 5.0), (1, 8, 6.5)]
+    assert all(type(c.steps) is int for c in cases)
+
+
+def test_a_generator_is_read_once_so_every_test_of_a_class_gets_its_values():
+    mark = sweep(seeds=(s for s in [0, 1]), eta=(e for e in [0.0, 0.5])).mark
+    first = expand_sweep(mark.kwargs, max_cases=512)
+    assert expand_sweep(mark.kwargs, max_cases=512) == first and len(first) == 4
+
+
+@pytest.mark.parametrize("values, expected", [({2, 0, 1}, [0, 1, 2]), (frozenset({"b", "a"}), ["a", "b"])], ids=["set", "frozenset"])
+def test_a_set_is_taken_in_sorted_order(values, expected):
+    axis = "seeds" if isinstance(next(iter(values)), int) else "mode"
+    cases = expand(**{axis: values})
+    assert [c.seed if axis == "seeds" else c.extra[0][1] for c in cases] == expected
+
+
+def test_a_set_that_cannot_be_sorted_is_refused():
+    message = expand_error(mode={1, "a"})
+    assert "sweep axis 'mode' is a set" in message and "give a list" in message
+
+
+def test_a_mapping_and_a_zero_d_array_are_one_value():
+    (case,) = expand(cross_attention_kwargs={"scale": 0.5}, eta=np.array(0.25))
+    assert case.extra == (("cross_attention_kwargs", {"scale": 0.5}), ("eta", 0.25))
+    assert type(case.extra[1][1]) is float
+
+
+@pytest.mark.parametrize("axis, values, bad", [
+    ("seeds", np.array([0, -1]), "-1"),
+    ("seeds", (s for s in [1, "a"]), "'a'"),
+    ("steps", {4, 0}, "0"),
+    ("samplers", ("Euler", 3), "3"),
+    ("cfg", np.array([1.0, -2.0]), "-2.0"),
+], ids=["numpy-seed", "generator-seed", "set-steps", "tuple-sampler", "numpy-cfg"])
+def test_an_invalid_value_is_named_not_its_container(axis, values, bad):
+    message = expand_error(**{axis: values})
+    assert f"sweep axis {axis!r}: {bad}" in message
+    assert "array(" not in message and "generator" not in message and "{" not in message
+
+
+# -- finite numbers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("axis, value, shown", [
+    ("eta", math.nan, "nan"), ("strength", math.inf, "inf"), ("guidance_rescale", -math.inf, "-inf"),
+    ("eta", np.float32("nan"), "nan"), ("cross_attention_kwargs", {"scale": math.inf}, ".scale: inf"),
+    ("sigmas", [[1.0, math.nan]], "[1]: nan"),
+], ids=["nan", "inf", "-inf", "numpy-nan", "nested-dict", "nested-list"])
+def test_non_finite_numbers_in_extra_axes_are_refused(axis, value, shown):
+    message = expand_error(**{axis: [0.5, value] if not isinstance(value, (dict, list)) else value})
+    assert f"sweep axis {axis!r}" in message and shown in message and "not a finite number" in message
+
+
+# -- wrong types of the sweep's own keywords --------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["min_ssim", 0.9, ["min_ssim"]], ids=repr)
+def test_a_tolerance_that_is_not_a_mapping_is_one_line(bad):
+    decorator = sweep(tolerance=bad)  # decorating never raises: the error is the collection's
+    message = expand_error(tolerance=bad)
+    assert decorator.mark.kwargs["tolerance"] == {}
+    assert f"sweep(tolerance=...) got {type(bad).__name__} {bad!r}; give a mapping" in message
+
+
+def test_a_bare_sweep_mark_gets_the_defaults_of_omitted_keywords():
+    mark = pytest.mark.diffbench_sweep(seeds=[1, 2]).mark
+    assert [c.id for c in expand_sweep(mark.kwargs, max_cases=512)] == ["seed1-euler-20steps-cfg7.5", "seed2-euler-20steps-cfg7.5"]
+
+
+@pytest.mark.parametrize("name, replacement", [("output_type", "output_type='pil'"), ("num_images_per_prompt", "seeds")])
+def test_keywords_diffbench_sets_are_reserved_axes(name, replacement):
+    message = expand_error(**{name: [1]})
+    assert f"{name!r} is reserved" in message and replacement in message
+
+
+# -- values that make one case ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("axis, values, first, second", [
+    ("cfg", [7.5, 7.5000000000001], "7.5", "7.5000000000001"),
+    ("eta", [0.1 + 0.2, 0.3], "0.30000000000000004", "0.3"),
+    ("lora_scale", [1, 1.0], "1", "1.0"),
+    ("eta", [0.0, -0.0], "0.0", "-0.0"),
+    ("sigmas", [[1, 2.0], [1.0, 2]], "[1, 2.0]", "[1.0, 2]"),
+])
+def test_numerically_equal_values_are_refused(axis, values, first, second):
+    message = expand_error(**{axis: values})
+    assert f"sweep axis {axis!r} lists {first} and {second}, which are one value in a config" in message
+
+
+def test_equal_seeds_of_other_types_are_one_seed():
+    assert "lists 3 twice" in expand_error(seeds=[np.int64(3), 3])
+
+
+@pytest.mark.parametrize("first, second, scheduler", [
+    ("Euler", "EulerDiscreteScheduler", "EulerDiscreteScheduler"),
+    ("DPM++ 2M", "DPMSolverMultistepScheduler", "DPMSolverMultistepScheduler"),
+    ("lmsdiscretescheduler", "LMS", "LMSDiscreteScheduler"),
+    ("DDIM", "DDIMScheduler", "DDIMScheduler"),
+])
+def test_two_names_of_one_scheduler_are_refused(first, second, scheduler):
+    message = expand_error(samplers=[first, second])
+    assert "sweep axis 'samplers' lists" in message and "which are one scheduler" in message and scheduler in message
+
+
+def test_names_of_one_class_with_other_settings_are_distinct_samplers():
+    cases = expand(samplers=["PNDM", "PNDMScheduler", "DPM++ 2M", "DPM++ 2M Karras"])
+    assert [c.sampler for c in cases] == ["PNDM", "PNDMScheduler", "DPM++ 2M", "DPM++ 2M Karras"]
