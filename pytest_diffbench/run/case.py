@@ -184,8 +184,7 @@ class DiffbenchCase:
         """Refuse a generate() keyword that the sweep sets for every case (or diffbench itself)."""
         for name in pipeline_kwargs:
             if name in RESERVED_AXES:
-                self._refuse(f"generate() got {name}, which diffbench sets for each case; use {RESERVED_AXES[name]} "
-                             "instead")
+                self._refuse(f"generate() got {name}, which diffbench sets for each case; {RESERVED_AXES[name]}")
 
     def _attention_keyword(self, description: PipelineDescription, accepted: frozenset[str] | None) -> str:
         """The call keyword that takes the ``lora_scale`` axis; refuses the axis when no LoRA is loaded

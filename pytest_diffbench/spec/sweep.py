@@ -27,18 +27,19 @@ DEFAULT_SAMPLER = "Euler"
 DEFAULT_STEPS = 20
 DEFAULT_CFG = 7.5
 
-#: Keywords the pipeline call receives from the core axes; as extra axes they would clash.
+#: Keywords diffbench sets in every pipeline call (from the core axes or itself), with what to do
+#: instead: as extra axes or generate() keywords they would clash or be ignored.
 RESERVED_AXES: dict[str, str] = {
-    "seed": "seeds",
-    "sampler": "samplers",
-    "scheduler": "samplers",
-    "num_inference_steps": "steps",
-    "guidance_scale": "cfg",
-    "generator": "seeds",
-    "prompt": "diffbench.generate(prompt)",
-    "negative_prompt": "diffbench.generate(negative_prompt=...)",
-    "output_type": "nothing: diffbench always asks for output_type='pil'",
-    "num_images_per_prompt": "seeds (diffbench compares one image per case)",
+    "seed": "use seeds instead",
+    "sampler": "use samplers instead",
+    "scheduler": "use samplers instead",
+    "num_inference_steps": "use steps instead",
+    "guidance_scale": "use cfg instead",
+    "generator": "use seeds instead",
+    "prompt": "use diffbench.generate(prompt) instead",
+    "negative_prompt": "use diffbench.generate(negative_prompt=...) instead",
+    "output_type": "diffbench always asks for PIL images (output_type='pil')",
+    "num_images_per_prompt": "diffbench compares one image per case; use seeds for more images",
 }
 #: Extra axes that must be positive integers.
 SIZE_AXES = ("width", "height")
@@ -290,7 +291,7 @@ def _check_cfg(value: Any) -> float:
 
 def _check_axis_name(name: str) -> None:
     if name in RESERVED_AXES:
-        raise SweepError(f"sweep axis {name!r} is reserved; use {RESERVED_AXES[name]} instead")
+        raise SweepError(f"sweep axis {name!r} is reserved; {RESERVED_AXES[name]}")
     if name.startswith("_"):
         raise SweepError(f"sweep axis {name!r}: axis names may not start with an underscore")
 

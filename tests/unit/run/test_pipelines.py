@@ -251,3 +251,24 @@ def test_parse_dtype_rejects_invalid(name):
     assert repr(name) in message
     for valid in ("float16", "fp16", "bfloat16", "bf16", "float32", "fp32"):
         assert valid in message
+
+
+# -- what ImageGenerator checks a case against (issue 9, item 7) ------------------------------
+
+
+def test_call_keywords_are_the_named_parameters_of_the_call(pipe):
+    from pytest_diffbench.run.generation import ImageGenerator
+
+    keywords = ImageGenerator().call_keywords(pipe)
+    assert {"prompt", "width", "height", "eta", "cross_attention_kwargs", "guidance_rescale", "latents"} <= keywords
+    assert "kwargs" not in keywords and "self" not in keywords  # what **kwargs swallows is not a keyword
+    assert "callback_steps" not in keywords
+
+
+def test_size_multiple_is_8_or_the_coarser_vae_scale_factor(pipe):
+    from pytest_diffbench.run.generation import ImageGenerator
+
+    assert pipe.vae_scale_factor < 8 and ImageGenerator().size_multiple(pipe) == 8  # SD checks 8 itself
+    for factor, multiple in ((16, 16), (12, 24), (None, 8), ("8", 8)):
+        stub = type("Stub", (), {"vae_scale_factor": factor})()
+        assert ImageGenerator().size_multiple(stub) == multiple, factor

@@ -378,7 +378,8 @@ def test_a_bare_sweep_mark_gets_the_defaults_of_omitted_keywords():
     assert [c.id for c in expand_sweep(mark.kwargs, max_cases=512)] == ["seed1-euler-20steps-cfg7.5", "seed2-euler-20steps-cfg7.5"]
 
 
-@pytest.mark.parametrize("name, replacement", [("output_type", "output_type='pil'"), ("num_images_per_prompt", "seeds")])
+@pytest.mark.parametrize("name, replacement", [("output_type", "always asks for PIL images (output_type='pil')"),
+                                               ("num_images_per_prompt", "one image per case; use seeds")])
 def test_keywords_diffbench_sets_are_reserved_axes(name, replacement):
     message = expand_error(**{name: [1]})
     assert f"{name!r} is reserved" in message and replacement in message
