@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pytest_diffbench.cli.runs import load_results, resolve_run
-from pytest_diffbench.cli.settings import CliSettings
+from pytest_diffbench.cli.runs import baseline_image, load_results, reading, resolve_run, run_file
+from pytest_diffbench.cli.settings import CliSettings, CommandError
 from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.report.escape import terminal_text
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 from pytest_diffbench.spec.sidecar import Sidecar, SidecarError
 from pytest_diffbench.store.baselines import BaselineError, BaselineStore
-from pytest_diffbench.store.files import sha256_bytes
+from pytest_diffbench.store.files import PathEscapeError, sha256_bytes
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -57,31 +58,42 @@ def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Ac
     """Promote one case's output to its baseline under the pin the run recorded for it.
 
     Refused (and nothing written) when the case's output was invalid (a flat or tiny image), the run
-    has no image or record of the case, the record is unreadable or disagrees with results.csv, or the
-    current baseline is of another config.
+    has no image or record of the case, the record is unreadable or disagrees with results.csv, the
+    current baseline is of another config, the recorded pin is not one folder name, a path would
+    leave the baseline folder or the run folder (``..``, a symbolic link), or writing fails.
     """
-    case = case_path(result.nodeid)
-    image_path, config_path = folder.image(case), folder.config(case)
-    missing = [path.name for path in (image_path, config_path) if not path.is_file()]
-
     def refused(reason: str) -> Accepted:
         return Accepted(result.nodeid, BaselineAction.REFUSED, reason)
 
     if result.outcome is Outcome.INVALID_OUTPUT:
         return refused(f"its output is not a valid baseline: {result.message}")
+    case = case_path(result.nodeid)
+    try:
+        image_path, config_path = run_file(folder, folder.image(case)), run_file(folder, folder.config(case))
+        kept = run_file(folder, folder.replaced_dir)
+    except CommandError as exc:
+        return refused(str(exc))
+    missing = [path.name for path in (image_path, config_path) if not path.is_file()]
     if missing:
         return refused(f"the run has no {' and no '.join(missing)} for it (outcome {result.outcome.value}): "
                        f"{image_path if not image_path.is_file() else config_path} does not exist")
     if not result.pin:
         return refused("results.csv records no baseline pin for it")
     try:
-        sidecar = Sidecar.from_json(config_path.read_text(encoding="utf-8"), require_image_sha256=False)
-    except (OSError, UnicodeDecodeError, SidecarError) as exc:
+        baseline_image(baseline_dir, result)
+    except PathEscapeError as exc:
+        return refused(str(exc))
+    try:
+        sidecar = Sidecar.from_json(reading(config_path, lambda: config_path.read_text(encoding="utf-8")),
+                                    require_image_sha256=False)
+        png = reading(image_path, image_path.read_bytes)
+    except CommandError as exc:
+        return refused(str(exc))
+    except SidecarError as exc:
         return refused(f"its record {config_path} {exc}")
     if result.config_hash and sidecar.config_hash != result.config_hash:
         return refused(f"its record {config_path} is of config {sidecar.config_hash[:12]} but results.csv says "
                        f"{result.config_hash[:12]}")
-    png = image_path.read_bytes()
     store = BaselineStore(baseline_dir, result.pin)
     try:
         current = store.load(case)
@@ -93,24 +105,36 @@ def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Ac
                        f"{sidecar.config_hash[:12]}; the case changed, {REGENERATE}")
     if current is not None and current.sidecar.image_sha256 == sha256_bytes(png):
         return Accepted(result.nodeid, BaselineAction.UNCHANGED, str(current.image_path))
-    written = store.write(case, png, sidecar, keep_replaced_in=folder.replaced_dir)
+    try:
+        written = store.write(case, png, sidecar, keep_replaced_in=kept)
+    except BaselineError as exc:
+        return refused(str(exc))
+    except OSError as exc:
+        return refused(f"its baseline could not be written: {exc.strerror or exc}: {exc.filename or baseline_dir}")
     if broken:
         return Accepted(result.nodeid, BaselineAction.REWRITTEN, f"{written.image_path} (the old pair was unreadable: {broken})")
     if current is not None:
-        return Accepted(result.nodeid, BaselineAction.REFRESHED, f"{written.image_path} (the old pair is kept in {folder.replaced_dir})")
+        return Accepted(result.nodeid, BaselineAction.REFRESHED, f"{written.image_path} (the old pair is kept in {kept})")
     return Accepted(result.nodeid, BaselineAction.CREATED, str(written.image_path))
 
 
 def command_accept(settings: CliSettings, run: str, *, failed_only: bool, keywords: Sequence[str]) -> int:
-    """Accept the chosen cases of the run; print one line per case and a tally. Exit status 1
-    when any case was refused."""
+    """Accept the chosen cases of the run (a run killed before its end: those its journal holds);
+    print one line per case as it is done, then a tally. Exit status 1 when any case was refused.
+
+    Raises CommandError when the baseline folder is not a folder.
+    """
     folder = resolve_run(settings.output_dir, run)
     chosen = select(load_results(folder), failed_only=failed_only, keywords=keywords)
     if not chosen:
         print("no case of the run matches; nothing changed")
         return 0
-    done = [accept_case(folder, settings.baseline_dir, result) for result in chosen]
-    for accepted in done:
-        print(accepted.line())
+    if settings.baseline_dir.exists() and not settings.baseline_dir.is_dir():
+        raise CommandError(f"diffbench_baseline_dir {settings.baseline_dir} is not a folder; "
+                           "name a folder (it is made when missing)")
+    done = []
+    for result in chosen:
+        done.append(accept_case(folder, settings.baseline_dir, result))
+        print(terminal_text(done[-1].line()))
     print(", ".join(f"{sum(a.action is action for a in done)} {action.value}" for action in ACTIONS))
     return 1 if any(a.action is BaselineAction.REFUSED for a in done) else 0

@@ -1,17 +1,20 @@
 """The ``diffbench`` command: the parser and the dispatch to the commands.
 
-    diffbench list                          runs, newest last, with their outcome counts
-    diffbench show [RUN]                    a run's summary (RUN: an id, 'latest' or a folder)
+    diffbench list                          runs, newest last, with their outcome counts (or: unfinished)
+    diffbench show [RUN]                    a run's summary (RUN: an id, 'latest' or its folder in <output>/runs)
     diffbench report RUN                    rebuild grids, summary.md, plot.png, report.html and the bundle
+                                            (and results.csv from the journal of a run killed before its end)
     diffbench accept RUN [--failed-only] [-k TEXT]
                                             promote a run's output images to baselines
 
 The settings it shares with pytest (output folder, baseline folder, bundle images) come from a
 flag of the command, else from the ini file pytest would read from the current folder, else the
 default (see :mod:`pytest_diffbench.cli.settings`). They are resolved and checked before any
-command runs, so a bad value changes nothing. A problem the user can fix is one line on stderr
-and exit status 2; ``accept`` exits with 1 when it refused a case, ``report`` when an artifact
-could not be written.
+command runs, so a bad value changes nothing. A problem the user can fix (a bad setting, an ini
+file, results.csv, journal or summary.md that cannot be read, a run named outside
+``<output>/runs``) is one line on stderr naming the file, and exit status 2; ``accept`` exits
+with 1 when it refused a case, ``report`` when an artifact could not be written or a path was
+refused.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pytest_diffbench.cli.accept import command_accept
 from pytest_diffbench.cli.commands import command_list, command_report, command_show
 from pytest_diffbench.cli.settings import CommandError, load_settings, shared_options
 
-RUN_HELP = "run id, 'latest' or a run folder"
+RUN_HELP = "run id, 'latest' or a run's folder in <output dir>/runs"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,21 @@ class CommandError(Exception):
     """A problem the user can fix: printed as one line on stderr, exit status 2."""
 
 
+#: The files pytest takes its ini settings from, in the order it tries them in each folder.
+INI_FILES = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def read_error(path: Path, exc: Exception) -> CommandError:
+    """The one line for ``exc``, raised reading the user's file ``path``: a file that cannot be
+    opened, is not UTF-8 text, or does not parse."""
+    if isinstance(exc, UnicodeDecodeError):
+        byte = exc.object[exc.start:exc.start + 1]
+        return CommandError(f"cannot read {path}: it is not UTF-8 text (byte {byte!r} at offset {exc.start})")
+    if isinstance(exc, OSError):
+        return CommandError(f"cannot read {path}: {exc.strerror or exc}")
+    return CommandError(f"cannot read {path}: {_one_line(exc)}")
+
+
 @dataclass(frozen=True)
 class CliSettings:
     """The settings of one ``diffbench`` command: pytest's rootdir and ini file, and the resolved
@@ -75,6 +90,8 @@ def load_settings(flags: Mapping[str, str | None]) -> CliSettings:
         config = _prepareconfig(pytest_args(flags))
     except pytest.UsageError as exc:
         raise CommandError(_one_line(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:  # an ini file pytest could not read
+        raise read_error(_unreadable_ini(Path.cwd()) or Path("pytest's ini file"), exc) from None
     except ConftestImportFailure as exc:
         raise CommandError(f"cannot import {exc.path}: {type(exc.cause).__name__}: {_one_line(exc.cause)}") from None
     try:
@@ -85,6 +102,19 @@ def load_settings(flags: Mapping[str, str | None]) -> CliSettings:
         config._ensure_unconfigure()  # undo what parsing set up (sys.path entries of the ini's pythonpath)
     return CliSettings(rootdir=config.rootpath, inipath=config.inipath, output_dir=settings.output_dir,
                        baseline_dir=settings.baseline_dir, bundle_images=settings.bundle_images, pin=settings.pin)
+
+
+def _unreadable_ini(start: Path) -> Path | None:
+    """The first ini file pytest would try from ``start`` upwards that cannot be read as UTF-8 text."""
+    for folder in (start, *start.parents):
+        for name in INI_FILES:
+            path = folder / name
+            try:
+                if path.is_file():
+                    path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return path
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -4,6 +4,9 @@
 (when present), the chosen output images, a README.md that explains the layout and how to
 replay a case, and manifest.json with every other file's SHA-256. Entries are sorted and carry a
 fixed timestamp and permissions, so the same run folder always gives the same bytes.
+
+Every file goes in through :func:`in_run`: a symbolic link in the run folder (a linked
+``configs/x.json``, a linked ``grids/``) is refused, never followed into the bundle.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.store.files import atomic_write_bytes
+from pytest_diffbench.store.files import atomic_write_bytes, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import CONFIGS_DIR, IMAGES_DIR, RunFolder
 
@@ -52,18 +55,34 @@ the same software.
 """
 
 
+def in_run(folder: RunFolder, path: Path) -> Path:
+    """``path`` (a file of the run), checked to lie inside the run folder with no symbolic link on
+    the way, the file included (images/, grids/, configs/ of a crafted run folder may be links).
+
+    Raises :class:`~pytest_diffbench.store.files.PathEscapeError` naming the link otherwise.
+    """
+    return inside(folder.path, folder.relative(path))
+
+
+def _files(folder: RunFolder, tree: Path, pattern: str) -> set[str]:
+    """The files under ``tree`` matching ``pattern``, relative to the run folder, each checked by
+    :func:`in_run` (a linked file, or any file under a linked folder, raises PathEscapeError)."""
+    return {folder.relative(in_run(folder, path)) for path in tree.rglob(pattern) if path.is_file() or path.is_symlink()}
+
+
 def bundle_files(folder: RunFolder, results: Sequence[CaseResult], images: str = "failures") -> list[str]:
     """The run folder's files that go into the bundle, as sorted POSIX paths relative to it.
 
-    Raises ValueError naming the valid values when ``images`` is not one of :data:`BUNDLE_IMAGES`.
+    Raises ValueError naming the valid values when ``images`` is not one of :data:`BUNDLE_IMAGES`,
+    and PathEscapeError naming the link when a file that would go in is (or lies under) a symbolic link.
     """
     if images not in BUNDLE_IMAGES:
         raise ValueError(f"bundle images {images!r} is not valid; valid values are {', '.join(BUNDLE_IMAGES)}")
     always = (folder.results, folder.environment, folder.summary, folder.report, folder.plot)
-    chosen = {folder.relative(path) for path in always if path.is_file()}
+    chosen = {folder.relative(path) for path in always if in_run(folder, path).is_file()}
     for tree in (folder.path / CONFIGS_DIR, folder.grids):
-        chosen |= {folder.relative(p) for p in tree.rglob("*") if p.is_file()}
-    all_images = {folder.relative(p) for p in (folder.path / IMAGES_DIR).rglob("*.png")}
+        chosen |= _files(folder, tree, "*")
+    all_images = _files(folder, folder.path / IMAGES_DIR, "*.png")
     if images == "all":
         chosen |= all_images
     elif images == "failures":
@@ -88,7 +107,7 @@ def _example_nodeid(results: Sequence[CaseResult]) -> str:
 def build_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str = "failures") -> bytes:
     """The bundle's bytes (see the module docstring)."""
     files = bundle_files(folder, results, images)
-    contents = {name: (folder.path / name).read_bytes() for name in files}
+    contents = {name: inside(folder.path, name).read_bytes() for name in files}
     contents["README.md"] = README.format(run_id=folder.run_id, images=f"{images} cases" if images != "none" else "none",
                                           example=_example_nodeid(results)).encode("utf-8")
     manifest = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())}

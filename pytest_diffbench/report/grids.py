@@ -21,6 +21,7 @@ from pytest_diffbench.judge.convergence import case_group
 from pytest_diffbench.judge.metrics import REGISTRY, tolerance_name
 from pytest_diffbench.judge.metrics.base import passes
 from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.report.bundle import in_run
 from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
 from pytest_diffbench.report.summary import badge
 from pytest_diffbench.store.files import atomic_write_bytes, encode_png
@@ -63,12 +64,15 @@ def _open(path: Path) -> Image.Image | None:
 def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
                 warnings: list[str] | None = None) -> list[Path]:
     """The comparison grids and sweep sheets of a run, drawn anew: grids are derived from the run's
-    images, so an older set is removed first. ``rootdir`` resolves the results' baseline paths.
+    images, so an older set is removed first. ``rootdir`` resolves the results' baseline paths,
+    which the caller vouches for (the session made them; ``diffbench report`` checks them against
+    the baseline folder). Every file of the run is read and written through :func:`in_run`.
 
     A case whose grid, or a sheet that, cannot be written is skipped with a warning line appended
-    to ``warnings``: one case's bad path never costs the other cases their grids.
+    to ``warnings``: one case's bad path never costs the other cases their grids. Raises
+    PathEscapeError when grids/ itself is a symbolic link (nothing is then removed or written).
     """
-    shutil.rmtree(folder.grids, ignore_errors=True)
+    shutil.rmtree(in_run(folder, folder.grids), ignore_errors=True)
     written: list[Path] = []
     sheets: dict[tuple[str, str], dict[tuple[str, str], Image.Image]] = defaultdict(dict)
     axes: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
@@ -80,15 +84,15 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
     for result in sorted(results, key=lambda r: r.nodeid):
         try:
             case = case_path(result.nodeid)
-            output = _open(folder.image(case))
+            output = _open(in_run(folder, folder.image(case)))
             if output is None:  # the case errored before it made an image
                 continue
             wrote = result.baseline_action.wrote
             if not result.passed or wrote:
-                baseline = _open(folder.replaced(case))
+                baseline = _open(in_run(folder, folder.replaced(case)))
                 if baseline is None and result.baseline_path and not wrote:
                     baseline = _open(rootdir / result.baseline_path)
-                path = folder.case_grid(case)
+                path = in_run(folder, folder.case_grid(case))
                 atomic_write_bytes(path, encode_png(comparison_grid(output, baseline, grid_labels(result))))
                 written.append(path)
         except Exception as exc:  # one case's grid; the others are still drawn
@@ -107,7 +111,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
         columns = sorted(column_values, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
         try:
             sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps")
-            path = folder.sheet(case_folder(test), rest.replace(" · ", "-"))
+            path = in_run(folder, folder.sheet(case_folder(test), rest.replace(" · ", "-")))
             atomic_write_bytes(path, encode_png(sheet))
         except Exception as exc:  # one sheet; the others are still drawn
             skipped(f"sweep sheet of {test} ({rest or 'all cases'})", exc)

@@ -2,7 +2,8 @@
 
 No network and no absolute paths: styles and script are inline, images are linked relative to
 the run folder (the labeled comparison grids, which hold baseline | output | difference, and
-the sweep sheets). The case table sorts by any column and filters by outcome, sampler, steps
+the sweep sheets), and only files that lie in the run folder with no symbolic link on the way
+(see :func:`~pytest_diffbench.report.bundle.in_run`). The case table sorts by any column and filters by outcome, sampler, steps
 and test. Every string that comes from a user (prompts above all) is HTML-escaped, and the
 rows reach the script as JSON inside a ``<script type="application/json">`` block with ``<``
 escaped, so no prompt can close the block or inject markup.
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.report.bundle import in_run
 from pytest_diffbench.report.summary import badge, outcome_counts
+from pytest_diffbench.store.files import PathEscapeError
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -103,13 +107,20 @@ def _text(key: str, value: Any) -> str:
     return str(value)
 
 
+def _link(folder: RunFolder, path: Path) -> str:
+    """``path`` relative to the run folder when it is a file there (not through a link), else ""."""
+    try:
+        return folder.relative(path) if in_run(folder, path).is_file() else ""
+    except PathEscapeError:
+        return ""
+
+
 def _row(result: CaseResult, folder: RunFolder) -> dict[str, Any]:
     case = case_path(result.nodeid)
     values = result.to_row()
     row = {key: _text(key, values.get(key)) for key, _ in table_columns()}
-    grid, image = folder.case_grid(case), folder.image(case)
     row.update(case=result.case_id or result.nodeid, config=folder.relative(folder.config(case)),
-               grid=folder.relative(grid) if grid.is_file() else "", image=folder.relative(image) if image.is_file() else "",
+               grid=_link(folder, folder.case_grid(case)), image=_link(folder, folder.image(case)),
                badge=badge(result), test=result.test)
     return row
 
@@ -131,11 +142,11 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
     grids = "".join(f'<figure><figcaption>{esc(row["outcome"])}: {esc(row["test"])}[{esc(row["case"])}]'
                     f' · {esc(row["badge"])}</figcaption><img src="{esc(row["grid"])}" alt="grid of {esc(row["case"])}"></figure>'
                     for row in failing)
-    sheets = "".join(f'<figure><img src="{esc(folder.relative(path))}" alt="sweep sheet"></figure>'
-                     for path in sorted(folder.sheets.rglob("*.png")))
+    sheets = "".join(f'<figure><img src="{esc(link)}" alt="sweep sheet"></figure>'
+                     for link in sorted(filter(None, (_link(folder, path) for path in folder.sheets.rglob("*.png")))))
     data = json.dumps(rows, sort_keys=True, ensure_ascii=True).replace("<", "\\u003c")
-    plot = (f'<h2>Speed vs quality</h2><img src="{folder.relative(folder.plot)}" alt="seconds per image vs SSIM">'
-            if folder.plot.is_file() else "")
+    plot_link = _link(folder, folder.plot)
+    plot = f'<h2>Speed vs quality</h2><img src="{plot_link}" alt="seconds per image vs SSIM">' if plot_link else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>diffbench run {esc(run_id)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>
