@@ -116,9 +116,15 @@ def sweep(
 _BAD_TOLERANCE = "invalid_tolerance"
 
 
+#: The most values one axis may have; more (an endless iterator, a huge range) is refused
+#: without reading them all.
+MAX_AXIS_VALUES = 100_000
+
+
 def _read_once(raw: Any) -> Any:
-    """An iterator (a generator, ``map``, ...) as a tuple of its values; anything else as it is."""
-    return tuple(raw) if isinstance(raw, Iterator) else raw
+    """An iterator (a generator, ``map``, ...) as a tuple of its values (at most one more than
+    :data:`MAX_AXIS_VALUES`, so an endless one ends); anything else as it is."""
+    return tuple(itertools.islice(raw, MAX_AXIS_VALUES + 1)) if isinstance(raw, Iterator) else raw
 
 
 def tolerance(**tolerances: float | None) -> pytest.MarkDecorator:
@@ -197,11 +203,14 @@ def _values(name: str, raw: Any) -> list[Any]:
                              "no order, so give a list in the order the cases should run") from None
     else:
         try:
-            values = list(raw)
+            values = list(itertools.islice(raw, MAX_AXIS_VALUES + 1))
         except TypeError:  # not iterable: one value
             values = [raw]
     if not values:
         raise SweepError(f"sweep axis {name!r} is empty; give at least one value")
+    if len(values) > MAX_AXIS_VALUES:
+        raise SweepError(f"sweep axis {name!r} has more than {MAX_AXIS_VALUES} values (an endless iterator?); "
+                         "give a finite list")
     return [_plain(value) for value in values]
 
 

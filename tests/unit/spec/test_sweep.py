@@ -418,3 +418,9 @@ def test_two_names_of_one_scheduler_are_refused(first, second, scheduler):
 def test_names_of_one_class_with_other_settings_are_distinct_samplers():
     cases = expand(samplers=["PNDM", "PNDMScheduler", "DPM++ 2M", "DPM++ 2M Karras"])
     assert [c.sampler for c in cases] == ["PNDM", "PNDMScheduler", "DPM++ 2M", "DPM++ 2M Karras"]
+
+
+@pytest.mark.parametrize("endless", [lambda: itertools.count(), lambda: range(10**12)], ids=["count", "huge-range"])
+def test_an_endless_or_huge_axis_is_refused_without_reading_it_all(endless):
+    message = expand_error(seeds=endless())
+    assert "sweep axis 'seeds' has more than 100000 values" in message
