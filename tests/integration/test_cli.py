@@ -7,8 +7,11 @@ console script.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -20,6 +23,7 @@ from PIL import Image
 
 from pytest_diffbench.cli.main import main
 from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.report.bundle import manifest_mismatches
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.store.baselines import BaselineStore
 from pytest_diffbench.store.files import sha256_bytes
@@ -393,3 +397,395 @@ def test_the_console_script_runs_without_the_report_libraries(made: pytest.Pytes
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "pytest_diffbench.cli.main" in imported
     assert not {name for name in imported if name.split(".")[0] in ("skimage", "matplotlib", "torch", "diffusers", "pandas")}
+
+
+# -- paths from data stay inside their folders ----------------------------------------------------
+
+
+def set_cells(path: Path, **cells: str) -> None:
+    """Give every row of the results.csv at ``path`` these cells."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows, fields = list(reader), list(reader.fieldnames or [])
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows({**row, **cells} for row in rows)
+
+
+def one_line(err: str) -> str:
+    """The command's one error line (asserting it is one line and no traceback)."""
+    assert err.startswith("diffbench: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def accepted_then_failing(project: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> RunFolder:
+    """Baselines accepted, then spoiled (red): the next run fails both cases against them."""
+    diffbench(capsys, "accept", "latest")
+    for result in read_results(latest_folder(project).results):
+        spoil(*baseline(project, result))
+    run_diffbench(project).outcome.assert_outcomes(failed=2)
+    return latest_folder(project)
+
+
+@pytest.mark.parametrize("pin", ["../../escaped-by-pin", "cpu/../../../escaped-by-pin", "nested/pin", "/abs/pin"])
+def test_accept_refuses_a_pin_that_is_not_one_folder_name(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                                                         pin: str) -> None:
+    folder = latest_folder(made)
+    set_cells(folder.results, pin=pin)
+    before = snapshot(made.path)
+    status, out, _ = diffbench(capsys, "accept", "latest")
+    assert status == 1 and tally(refused=2) in out
+    refusals = [line for line in out.splitlines() if line.startswith("refused")]
+    assert len(refusals) == 2 and all(repr(pin) in line and "not one folder name" in line for line in refusals)
+    assert snapshot(made.path) == before
+    assert not (made.path.parent / "escaped-by-pin").exists() and not Path("/abs/pin").exists()
+
+
+def test_report_does_not_follow_a_linked_grids_folder(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path) -> None:
+    folder = latest_folder(made)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not diffbench's", encoding="utf-8")
+    shutil.rmtree(folder.grids)
+    folder.grids.symlink_to(outside, target_is_directory=True)
+    folder.summary.unlink()
+    status, out, err = diffbench(capsys, "report", "latest")
+    assert status == 1 and "Traceback" not in err
+    lines = err.splitlines()  # the grids, and the bundle (which would take grids/ in)
+    assert len(lines) == 2 and all(str(folder.grids) in line and "symbolic link" in line for line in lines)
+    assert sorted(p.name for p in outside.rglob("*")) == ["keep.txt"]  # nothing removed or written there
+    assert folder.summary.is_file() and f"rebuilt {folder.summary}" in out  # the other artifacts still come
+
+
+RARE = (3, 251, 7)  # a colour neither FakePipeline nor a spoiled baseline nor a heatmap makes
+
+
+def colour_count(path: Path, colour: tuple[int, int, int]) -> int:
+    with Image.open(path) as image:
+        return sum(count for count, rgb in image.convert("RGB").getcolors(1 << 24) or [] if rgb == colour)
+
+
+def test_report_draws_the_baseline_under_the_baseline_folder_not_a_path_results_csv_names(
+        made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = accepted_then_failing(made, capsys)
+    elsewhere = made.path / "elsewhere.png"
+    Image.new("RGB", (64, 64), RARE).save(elsewhere)
+    set_cells(folder.results, baseline_path=str(elsewhere))
+    status, out, err = diffbench(capsys, "report", "latest")
+    assert status == 1, out + err
+    warnings = err.splitlines()
+    assert len(warnings) == 2 and all(str(elsewhere) in line and "not its baseline" in line for line in warnings)
+    for result in read_results(folder.results):
+        grid = folder.case_grid(case_path(result.nodeid))
+        assert colour_count(grid, RARE) == 0 and colour_count(grid, (255, 0, 0)) > 0  # the real (spoiled) baseline
+
+
+def test_a_linked_folder_inside_the_baselines_is_neither_read_nor_written(
+        made: pytest.Pytester, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = accepted_then_failing(made, capsys)
+    pin_dir = made.path / "baselines" / read_results(folder.results)[0].pin
+    planted = tmp_path / "planted"
+    shutil.copytree(pin_dir / "test_gen", planted)
+    for png in planted.rglob("*.png"):
+        Image.new("RGB", (64, 64), RARE).save(png)
+    shutil.rmtree(pin_dir / "test_gen")
+    (pin_dir / "test_gen").symlink_to(planted, target_is_directory=True)  # as a pull request can commit it
+    before = snapshot(planted)
+
+    status, out, err = diffbench(capsys, "report", "latest")
+    assert status == 1 and len(err.splitlines()) == 2 and "symbolic link" in err and "Traceback" not in err
+    for result in read_results(folder.results):
+        grid = folder.case_grid(case_path(result.nodeid))
+        assert colour_count(grid, RARE) == 0
+    status, out, _ = diffbench(capsys, "accept", "latest")
+    assert status == 1 and tally(refused=2) in out and out.count("symbolic link") == 2
+    assert snapshot(planted) == before
+
+
+@pytest.mark.parametrize("linked", ["configs", "images", "environment.json"])
+def test_the_bundle_takes_no_linked_file(made: pytest.Pytester, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                         linked: str) -> None:
+    folder = latest_folder(made)
+    seed0 = read_results(folder.results)[0]
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"SECRET from outside the run folder")
+    link = {"configs": folder.config(case_path(seed0.nodeid)), "images": folder.image(case_path(seed0.nodeid)),
+            "environment.json": folder.environment}[linked]
+    link.unlink()
+    link.symlink_to(secret)
+    folder.bundle.unlink()
+    status, out, err = diffbench(capsys, "report", "latest", "--bundle-images", "all")
+    assert status == 1 and "Traceback" not in err
+    assert any(str(link) in line and "symbolic link" in line for line in err.splitlines()), err
+    assert not folder.bundle.exists() and f"rebuilt {folder.report}" in out
+    assert b"SECRET" not in folder.report.read_bytes()
+
+
+def test_accept_reads_no_linked_image_and_writes_no_linked_replaced_folder(
+        made: pytest.Pytester, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = latest_folder(made)
+    seed0, seed1 = read_results(folder.results)
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (64, 64), RARE).save(secret)
+    image = folder.image(case_path(seed0.nodeid))
+    image.unlink()
+    image.symlink_to(secret)  # accept would copy an outside file into the baselines
+    status, out, _ = diffbench(capsys, "accept", "latest")
+    assert status == 1 and tally(created=1, refused=1) in out
+    refused = next(line for line in out.splitlines() if line.startswith("refused"))
+    assert seed0.nodeid in refused and str(image) in refused and "symbolic link" in refused
+    assert not any(p.exists() for p in baseline(made, seed0))
+
+    run_diffbench(made, update="all")  # a new run whose seed1 output differs from nothing: refresh needs a spoiled pair
+    spoil(*baseline(made, seed1))
+    run_diffbench(made).outcome.assert_outcomes(passed=1, failed=1)
+    newer = latest_folder(made)
+    kept_outside = tmp_path / "kept"
+    kept_outside.mkdir()
+    newer.replaced_dir.symlink_to(kept_outside, target_is_directory=True)  # would receive the replaced pair
+    spoiled = snapshot(made.path / "baselines")
+    status, out, _ = diffbench(capsys, "accept", "latest", "--failed-only")
+    assert status == 1 and tally(refused=1) in out and str(newer.replaced_dir) in out
+    assert list(kept_outside.iterdir()) == [] and snapshot(made.path / "baselines") == spoiled
+
+
+@pytest.mark.parametrize("command", ["show", "report", "accept"])
+def test_a_run_named_outside_the_runs_folder_is_refused(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                                                        command: str) -> None:
+    folder = latest_folder(made)
+    copy = made.path / "elsewhere" / "runs" / folder.run_id
+    shutil.copytree(folder.path, copy)
+    copy.joinpath(folder.summary.name).unlink()
+    before = snapshot(made.path)
+    for run in (str(copy), os.path.relpath(copy), f"../../{made.path.name}/elsewhere/runs/{folder.run_id}", "..", "."):
+        status, out, err = diffbench(capsys, command, run)
+        assert (status, out) == (2, ""), run
+        assert repr(run) in one_line(err)
+    os.symlink(copy, made.path / ".diffbench" / "runs" / "linked")  # a link in runs/ is not followed either
+    status, out, err = diffbench(capsys, command, "linked")
+    assert (status, out) == (2, "") and "symbolic link" in one_line(err)
+    os.unlink(made.path / ".diffbench" / "runs" / "linked")
+    assert snapshot(made.path) == before
+    status, _, err = diffbench(capsys, command, os.path.relpath(folder.path))  # its own folder still names it
+    assert status == 0, err
+
+
+def test_a_crafted_latest_is_one_line_and_list_still_lists(made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = latest_folder(made)
+    latest = made.path / ".diffbench" / "latest"
+    for text in ("../../../tmp\n", f"runs/{folder.run_id}\n", "\x1b[2J\n"):
+        latest.write_text(text, encoding="utf-8")
+        for command in ("show", "report", "accept"):
+            status, out, err = diffbench(capsys, command, "latest")
+            assert (status, out) == (2, "") and str(latest) in one_line(err) and "\x1b" not in err
+        status, out, err = diffbench(capsys, "list")
+        assert status == 0 and out == f"{folder.run_id}  2 missing-baseline\n"
+        assert err.startswith("WARNING: ") and str(latest) in err and err.count("\n") == 1
+    assert not (made.path / "baselines").exists()
+
+
+def test_show_does_not_print_a_linked_summary(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    folder = latest_folder(made)
+    secret = tmp_path / "secret.md"
+    secret.write_text("SECRET\n", encoding="utf-8")
+    folder.summary.unlink()
+    folder.summary.symlink_to(secret)
+    status, out, err = diffbench(capsys, "show", "latest")
+    assert (status, out) == (2, "") and str(folder.summary) in one_line(err) and "symbolic link" in err
+    folder.results.rename(tmp_path / "results.csv")
+    folder.results.symlink_to(tmp_path / "results.csv")
+    status, out, err = diffbench(capsys, "list")
+    assert status == 0 and "symbolic link" in out and str(folder.results) in out
+
+
+# -- input errors: one line, exit status 2 ----------------------------------------------------------
+
+
+def drop_column(path: Path, column: str) -> None:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    index = rows[0].index(column)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(row[:index] + row[index + 1:] for row in rows)
+
+
+def killed(folder: RunFolder) -> None:
+    """Leave ``folder`` as a run killed after its cases: the journal and images, nothing of the end."""
+    for path in (folder.results, folder.summary, folder.report, folder.bundle, folder.plot):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(folder.grids, ignore_errors=True)
+
+
+BAD_INPUTS: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
+    # name: (how to break the project (project, run folder), the command, what the line names)
+    "a results.csv without a column": (lambda p, f: drop_column(f.results, "outcome"), ("report", "latest"),
+                                       ("results.csv", "no column outcome")),
+    "a results.csv with a word for a seed": (lambda p, f: set_cells(f.results, seed="forty-two"), ("accept", "latest"),
+                                             ("results.csv", "seed 'forty-two'", "not a whole number")),
+    "a results.csv with a word for cfg": (lambda p, f: set_cells(f.results, cfg="strong"), ("report", "latest"),
+                                          ("results.csv", "cfg 'strong'", "not a number")),
+    "an empty results.csv": (lambda p, f: f.results.write_bytes(b""), ("accept", "latest"),
+                             ("results.csv", "no column nodeid, outcome, schema_version")),
+    "a binary results.csv": (lambda p, f: f.results.write_bytes(bytes(range(256)) * 4), ("report", "latest"),
+                             ("results.csv", "not UTF-8")),
+    "a results.csv with an unknown outcome": (lambda p, f: set_cells(f.results, outcome="exploded"), ("accept", "latest"),
+                                              ("results.csv", "unknown outcome", "exploded")),
+    "a summary.md that is not UTF-8": (lambda p, f: f.summary.write_bytes(b"## run \xff\xfe\n"), ("show", "latest"),
+                                       ("summary.md", "not UTF-8")),
+    "a pytest.ini that is not UTF-8": (lambda p, f: (p.path / "pytest.ini").write_bytes(b"[pytest]\nx = \xe9t\xe9\n"),
+                                       ("list",), ("pytest.ini", "not UTF-8")),
+    "a malformed pyproject.toml": (lambda p, f: (p.path / "pyproject.toml").write_text("[tool.pytest.ini_options\n"),
+                                   ("list",), ("pyproject.toml",)),
+    "a baseline folder that is a file": (lambda p, f: (p.path / "baselines").write_text("not a folder"),
+                                         ("accept", "latest"), ("diffbench_baseline_dir", "baselines", "not a folder")),
+    "a journal line that is no case (a killed run)": (
+        lambda p, f: (killed(f), f.journal.write_bytes(b'{"nodeid": 5}\n')), ("report", "latest"),
+        ("journal.jsonl line 1",)),
+    "a run folder with no case": (lambda p, f: (killed(f), f.journal.unlink()), ("show", "latest"),
+                                  ("recorded no case", "no results.csv and no journal.jsonl")),
+}
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_an_input_error_is_one_line_naming_the_file_and_exit_2(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                                                                name: str) -> None:
+    breaking, command, named = BAD_INPUTS[name]
+    breaking(made, latest_folder(made))
+    before = snapshot(made.path)
+    status, out, err = diffbench(capsys, *command)
+    assert (status, out) == (2, ""), err
+    line = one_line(err)
+    assert all(text in line for text in named), line
+    assert snapshot(made.path) == before
+
+
+def test_an_unreadable_results_csv_is_one_line(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = latest_folder(made)
+    real_open = open
+
+    def no_permission(file: Any, *args: Any, **kwargs: Any) -> Any:  # chmod 000 does not stop root
+        if str(file) == str(folder.results):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_permission)
+    for command in ("list", "report", "accept"):
+        status, out, err = diffbench(capsys, command, *(["latest"] if command != "list" else []))
+        if command == "list":
+            assert status == 0 and f"unreadable: cannot read {folder.results}: Permission denied" in out
+        else:
+            assert (status, out) == (2, "") and f"cannot read {folder.results}: Permission denied" in one_line(err)
+
+
+def test_a_broken_environment_or_case_record_is_one_line_and_the_rest_still_works(
+        made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = latest_folder(made)
+    folder.environment.write_bytes(b'{"python": "3.11", \xff')
+    status, out, err = diffbench(capsys, "report", "latest")
+    assert status == 1 and f"rebuilt {folder.summary}" in out and "Traceback" not in err
+    assert err.count("\n") == 1 and str(folder.environment) in err and "not UTF-8" in err
+    seed0 = read_results(folder.results)[0]
+    config = folder.config(case_path(seed0.nodeid))
+    config.write_text("{not json", encoding="utf-8")
+    status, out, err = diffbench(capsys, "accept", "latest")
+    assert status == 1 and tally(created=1, refused=1) in out and "Traceback" not in out + err
+    assert str(config) in next(line for line in out.splitlines() if line.startswith("refused"))
+
+
+# -- runs that did not finish -----------------------------------------------------------------------
+
+
+def test_a_killed_run_is_listed_and_report_rebuilds_everything_from_its_journal(
+        made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = latest_folder(made)
+    finished = {path: path.read_bytes() for path in (folder.results, folder.summary, folder.bundle)}
+    grids = snapshot(folder.grids)
+    killed(folder)
+    status, out, _ = diffbench(capsys, "list")
+    assert status == 0
+    assert out == (f"{folder.run_id}  (latest)  unfinished: 2 missing-baseline in its journal "
+                   f"(diffbench report {folder.run_id} writes its results.csv)\n")
+
+    status, out, err = diffbench(capsys, "report", folder.run_id)
+    assert (status, err) == (0, ""), err
+    assert out.splitlines()[0] == f"rebuilt {folder.results}"
+    assert {path: path.read_bytes() for path in finished} == finished  # the bytes the finished run wrote
+    assert snapshot(folder.grids) == grids and folder.report.is_file()
+    status, out, _ = diffbench(capsys, "list")
+    assert out == f"{folder.run_id}  (latest)  2 missing-baseline\n"
+
+
+def test_show_and_accept_take_a_killed_runs_journal(made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = latest_folder(made)
+    summary = folder.summary.read_text(encoding="utf-8")
+    killed(folder)
+    status, out, _ = diffbench(capsys, "accept", folder.run_id)
+    assert status == 0 and tally(created=2) in out
+    status, out, _ = diffbench(capsys, "show", folder.run_id)
+    assert status == 0 and out == summary and folder.results.is_file()
+
+
+def test_an_empty_run_folder_is_listed_not_hidden(made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = latest_folder(made)
+    empty = RunFolder.of(made.path / ".diffbench", "20990101T000000Z-000000")
+    empty.path.mkdir()
+    status, out, _ = diffbench(capsys, "list")
+    assert status == 0 and out.splitlines() == [
+        f"{folder.run_id}  (latest)  2 missing-baseline",
+        f"{empty.run_id}  unfinished: no case finished (it has no results.csv and no journal.jsonl)"]
+    for command in ("show", "report", "accept"):
+        status, out, err = diffbench(capsys, command, empty.run_id)
+        assert (status, out) == (2, "") and f"run {empty.run_id} recorded no case" in one_line(err)
+
+
+def test_a_run_still_going_is_listed_as_running_and_not_rebuilt(made: pytest.Pytester,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_diffbench.store.journal import Journal
+
+    folder = latest_folder(made)
+    killed(folder)
+    with Journal(folder.journal):  # what the pytest process of a running run holds
+        status, out, _ = diffbench(capsys, "list")
+        assert out == f"{folder.run_id}  (latest)  running\n"
+        status, out, err = diffbench(capsys, "report", folder.run_id)
+        assert (status, out) == (2, "") and "still going" in one_line(err) and str(folder.journal) in err
+        assert not folder.results.exists()
+
+
+KILLED_MODULE = """
+import os
+import signal
+
+import pytest_diffbench as diffbench
+
+
+@diffbench.sweep(seeds=[0, 1, 2], steps=2)
+def test_case(diffbench):
+    diffbench.generate("a red cube")
+
+
+def test_zz_killed():
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.subprocess
+def test_a_run_killed_by_sigkill_is_reported_from_its_journal(fake_project: pytest.Pytester,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fake_project.makepyfile(test_gen=KILLED_MODULE)
+    outcome = fake_project.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--diffbench")
+    assert outcome.ret == -signal.SIGKILL
+    (path,) = (fake_project.path / ".diffbench" / "runs").iterdir()
+    folder = RunFolder(path)
+    assert not folder.results.exists() and read_latest(fake_project.path / ".diffbench") is None
+    status, out, _ = diffbench(capsys, "list")
+    assert status == 0 and out == (f"{folder.run_id}  unfinished: 3 missing-baseline in its journal "
+                                   f"(diffbench report {folder.run_id} writes its results.csv)\n")
+    status, out, err = diffbench(capsys, "report", folder.run_id)
+    assert status == 0, err
+    assert sorted(r.case_id for r in read_results(folder.results)) == [f"seed{seed}-euler-2steps-cfg7.5" for seed in range(3)]
+    assert folder.summary.is_file() and folder.bundle.is_file() and manifest_mismatches(folder.bundle) == []
