@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from pytest_diffbench.report.bundle import build_bundle, bundle_files, manifest_mismatches, write_bundle
-from pytest_diffbench.store.files import encode_png
+from pytest_diffbench.store.files import PathEscapeError, encode_png
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.results import write_results
 from pytest_diffbench.store.run_folder import RunFolder
@@ -93,3 +94,23 @@ def test_manifest_mismatches_name_a_tampered_entry(folder, results, tmp_path: Pa
         for info in source.infolist():
             target.writestr(info, b"edited\n" if info.filename == "summary.md" else source.read(info))
     assert manifest_mismatches(tampered) == ["summary.md"]
+
+
+@pytest.mark.parametrize("link", ["configs/t/test_a/test_a/seed0.json", "configs", "environment.json", "grids"])
+def test_a_linked_file_or_folder_is_refused_not_bundled(folder, results, tmp_path: Path, link: str) -> None:
+    outside = tmp_path / "outside"
+    (outside / "t").mkdir(parents=True)
+    (outside / "t" / "secret.json").write_text("SECRET")
+    (outside / "secret.json").write_text("SECRET")
+    path = folder.path / link
+    if link in ("configs", "grids"):
+        if path.exists():
+            os.rename(path, tmp_path / "moved")
+        path.symlink_to(outside, target_is_directory=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.symlink_to(outside / "secret.json")
+    with pytest.raises(PathEscapeError, match=f"{re.escape(str(folder.path))}/{link.split('/')[0]}.* is a symbolic link"):
+        write_bundle(folder, results, "all")
+    assert not folder.bundle.exists()

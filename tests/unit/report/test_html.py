@@ -4,6 +4,7 @@ page as a browser runs it (no console errors, the table filled by its script, a 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -105,3 +106,16 @@ def test_page_runs_in_a_browser_without_console_errors(tmp_path: Path, make_run)
         # The outcome counts are drawn near the top: the green 'passed' and red 'failed' badges.
         top = [pixels.getpixel((x, y)) for x in range(0, 600, 2) for y in range(30, 140, 2)]
         assert (215, 245, 215) in top and (248, 211, 211) in top
+
+
+def test_a_linked_grid_or_image_is_not_linked(make_run, results, tmp_path: Path) -> None:
+    folder = RunFolder(make_run())
+    grid = folder.case_grid("t/test_a/test_a/seed0-ddim-10steps-cfg7.5")
+    os.rename(grid, tmp_path / "outside.png")
+    grid.symlink_to(tmp_path / "outside.png")
+    os.rename(folder.path / "images", tmp_path / "images")
+    (folder.path / "images").symlink_to(tmp_path / "images", target_is_directory=True)
+    page = render_report(folder, results, {})
+    rows = json.loads(re.search(r'id="diffbench-rows">(.*?)</script>', page, re.S).group(1))
+    assert [(row["grid"], row["image"]) for row in rows] == [("", ""), ("", "")]
+    assert "<img src=" not in page
