@@ -35,6 +35,8 @@ IMAGES_DIR = "images"
 CONFIGS_DIR = "configs"
 GRIDS_DIR = "grids"
 REPLACED_DIR = "replaced-baselines"
+#: Seconds :func:`remove_stale_temp_files` waits for another run's baseline write to end.
+BASELINE_LOCK_WAIT = 5.0
 #: A run id as :func:`new_run_id` makes it; ``latest`` may name nothing else.
 RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 
@@ -202,13 +204,28 @@ class RunFolder:
 
 def remove_stale_temp_files(output_dir: Path, baseline_dir: Path) -> list[Path]:
     """Delete the temporary files killed runs left (see
-    :func:`pytest_diffbench.store.journal.remove_temp_files`) under ``output_dir``, except in the
-    folders of runs still going, and under ``baseline_dir`` when no other run is going (its
-    writes may be under way); the paths deleted."""
+    :func:`pytest_diffbench.store.journal.remove_temp_files`); the paths deleted.
+
+    Under ``output_dir``, the folders of runs still going are passed over. Under ``baseline_dir``,
+    files go only while this process holds the baselines' pair-write lock
+    (:func:`pytest_diffbench.store.baselines.lock_path`), so no write in progress loses its file;
+    when another run holds it for :data:`BASELINE_LOCK_WAIT` seconds, the baselines are left for
+    the next run to clean.
+    """
+    from filelock import FileLock, Timeout
+
+    from pytest_diffbench.store.baselines import lock_path
+
     runs = Path(output_dir) / RUNS_DIR
     running = [path for path in sorted(runs.iterdir()) if RunFolder(path).running] if runs.is_dir() else []
-    roots = [Path(output_dir)] + ([] if running else [Path(baseline_dir)])
-    return remove_temp_files(roots, skip=running)
+    removed = remove_temp_files([Path(output_dir)], skip=running)
+    if Path(baseline_dir).is_dir():
+        try:
+            with FileLock(lock_path(baseline_dir), timeout=BASELINE_LOCK_WAIT, mode=0o666):
+                removed += remove_temp_files([Path(baseline_dir)], skip=[Path(output_dir)])
+        except Timeout:
+            pass
+    return sorted(removed)
 
 
 def read_latest(output_dir: Path) -> str | None:

@@ -9,8 +9,11 @@ import json
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+from filelock import FileLock
 
 from pytest_diffbench.spec.outcomes import Outcome
+from pytest_diffbench.store import run_folder
+from pytest_diffbench.store.baselines import lock_path
 from pytest_diffbench.store.journal import Journal, read_journal
 from pytest_diffbench.store.run_folder import RunFolder, read_latest
 
@@ -110,19 +113,34 @@ def test_temporary_files_of_killed_writes_are_removed_at_start_but_not_through_l
 
 
 def test_a_running_runs_temporary_files_are_left_alone(project):
-    """Another run still going (its journal held) may be writing: neither its folder nor the
-    baselines are cleaned."""
+    """Another run still going (its journal held) may be writing its folder: it is not cleaned
+    until that run is over."""
     project.write_tests(project.test())
     project.run(update="all").outcome.assert_outcomes(passed=1)
     live = RunFolder.create(project.output_dir)
-    in_flight = [live.path / ".results.csv.abcdefgh.tmp", project.baselines / ".x.png.abcdefgh.tmp"]
+    in_flight = live.path / ".results.csv.abcdefgh.tmp"
     with Journal(live.journal):
-        for path in in_flight:
-            path.write_bytes(b"being written")
+        in_flight.write_bytes(b"being written")
         project.run().outcome.assert_outcomes(passed=1)
-        assert all(path.exists() for path in in_flight)
-    project.run().outcome.assert_outcomes(passed=1)  # that run is over now: its leftovers go
-    assert not any(path.exists() for path in in_flight)
+        assert in_flight.exists()
+    project.run().outcome.assert_outcomes(passed=1)
+    assert not in_flight.exists()
+
+
+def test_baseline_temporary_files_are_left_while_another_run_writes_baselines(project, monkeypatch):
+    """A baseline write in progress holds the baselines' lock: its temporary file is not taken
+    from under it; the next run cleans it."""
+    project.write_tests(project.test())
+    project.run(update="all").outcome.assert_outcomes(passed=1)
+    monkeypatch.setattr(run_folder, "BASELINE_LOCK_WAIT", 0.05)
+    png, _ = project.baseline_pair("test_case")
+    in_flight = png.with_name(f".{png.name}.abcdefgh.tmp")
+    in_flight.write_bytes(b"being written")
+    with FileLock(lock_path(project.baselines)):
+        project.run().outcome.assert_outcomes(passed=1)
+        assert in_flight.exists()
+    project.run().outcome.assert_outcomes(passed=1)
+    assert not in_flight.exists()
 
 
 # -- latest -----------------------------------------------------------------------------------
