@@ -95,22 +95,17 @@ def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Ac
         return refused(f"its record {config_path} is of config {sidecar.config_hash[:12]} but results.csv says "
                        f"{result.config_hash[:12]}")
     store = BaselineStore(baseline_dir, result.pin)
-    try:
-        current = store.load(case)
-        broken = ""
-    except BaselineError as exc:
-        current, broken = None, str(exc)
+    found = store.read(case)
+    current, broken = found.baseline, found.fault
     if current is not None and current.sidecar.config_hash != sidecar.config_hash:
         return refused(f"the baseline is for config {current.sidecar.config_hash[:12]}, the run's output for "
                        f"{sidecar.config_hash[:12]}; the case changed, {REGENERATE}")
     if current is not None and current.sidecar.image_sha256 == sha256_bytes(png):
         return Accepted(result.nodeid, BaselineAction.UNCHANGED, str(current.image_path))
     try:
-        written = store.write(case, png, sidecar, keep_replaced_in=kept)
-    except BaselineError as exc:
+        written = store.write(case, png, sidecar, keep_replaced_in=kept, expected=found.stamp)
+    except BaselineError as exc:  # a conflict with a run that wrote the pair meanwhile, a path, a failed write
         return refused(str(exc))
-    except OSError as exc:
-        return refused(f"its baseline could not be written: {exc.strerror or exc}: {exc.filename or baseline_dir}")
     if broken:
         return Accepted(result.nodeid, BaselineAction.REWRITTEN, f"{written.image_path} (the old pair was unreadable: {broken})")
     if current is not None:
