@@ -54,11 +54,20 @@ class ImageGenerator:
         """The pipeline's fields of the frozen config (see run.fingerprint)."""
         return describe_pipeline(pipe)
 
-    def call_keywords(self, pipe: Any) -> frozenset[str]:
+    def call_keywords(self, pipe: Any) -> frozenset[str] | None:
         """The keywords the pipeline's ``__call__`` names. A keyword it would only swallow through
-        ``**kwargs`` changes nothing, so it must not change a config either."""
-        parameters = inspect.signature(pipe.__call__).parameters.values()
-        return frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        ``**kwargs`` changes nothing, so it must not change a config either. A ``__call__`` that
+        names none (a wrapper's ``*args, **kwargs``) passes them on: the nearest one up the class
+        hierarchy that names some is read. None (any keyword) when no class names any."""
+        for cls in type(pipe).__mro__:
+            call = cls.__dict__.get("__call__")
+            if call is None:
+                continue
+            parameters = list(inspect.signature(call).parameters.values())[1:]  # without self
+            named = frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+            if named:
+                return named
+        return None
 
     def size_multiple(self, pipe: Any) -> int:
         """What width and height must be multiples of: 8 (the check of diffusers' Stable Diffusion

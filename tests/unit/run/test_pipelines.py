@@ -272,3 +272,16 @@ def test_size_multiple_is_8_or_the_coarser_vae_scale_factor(pipe):
     for factor, multiple in ((16, 16), (12, 24), (None, 8), ("8", 8)):
         stub = type("Stub", (), {"vae_scale_factor": factor})()
         assert ImageGenerator().size_multiple(stub) == multiple, factor
+
+
+def test_call_keywords_of_a_wrapping_subclass_are_its_base_class_ones(pipe):
+    from pytest_diffbench.run.generation import ImageGenerator
+
+    def __call__(self, *args, **kwargs):
+        return type(pipe).__call__(self, *args, **kwargs)
+
+    wrapped = type("Wrapped", (type(pipe),), {"__call__": __call__})
+    stub = object.__new__(wrapped)
+    assert ImageGenerator().call_keywords(stub) == ImageGenerator().call_keywords(pipe)
+    anything = type("Anything", (), {"__call__": lambda self, *args, **kwargs: None})()
+    assert ImageGenerator().call_keywords(anything) is None
