@@ -244,11 +244,11 @@ class BaselineStore:
             pixels = pixels_sha256(image)
             if not sidecar.pixels_sha256:
                 return Found(stamp, fault=(
-                    f"baseline image {image_path} has SHA-256 {sha256_bytes(png)[:12]} but its sidecar records "
+                    f"baseline image {image_path} has SHA-256 {sha256_bytes(png)[:12]} but its sidecar {sidecar_path.name} records "
                     f"{sidecar.image_sha256[:12]}{_MIXED}"), mixed=True)
             if pixels != sidecar.pixels_sha256:
                 return Found(stamp, fault=(
-                    f"baseline image {image_path} has pixels of SHA-256 {pixels[:12]} but its sidecar records "
+                    f"baseline image {image_path} has pixels of SHA-256 {pixels[:12]} but its sidecar {sidecar_path.name} records "
                     f"{sidecar.pixels_sha256[:12]}{_MIXED}"), mixed=True)
         return Found(stamp, Baseline(image_path, sidecar_path, sidecar, image, stamp))
 

@@ -8,6 +8,7 @@ baseline files. The built-in models run the same lifecycle once in tests/e2e.
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import metadata
 
@@ -392,6 +393,202 @@ def test_corrupt_baselines_are_errors_and_update_rewrites_them(project, update: 
     assert {(row.outcome, row.baseline_action) for row in run.results} == {(Outcome.PASSED, BaselineAction.REWRITTEN)}
     for png, sidecar in pairs.values():
         assert project.read_json(sidecar)["image_sha256"] == project.sha256_file(png)
+
+
+def _damage_png(png, how: str) -> None:
+    data = png.read_bytes()
+    png.write_bytes({"garbage": b"GIF89a not a png", "truncated": data[: len(data) // 2], "zero-bytes": b""}[how])
+
+
+def _set_sidecar(sidecar, key: str, value) -> None:
+    data = json.loads(sidecar.read_text(encoding="utf-8"))
+    *parents, last = key.split(".")
+    target = data
+    for parent in parents:
+        target = target[parent]
+    target[last] = value
+    sidecar.write_text(json.dumps(data), encoding="utf-8")
+
+
+# (how the pair is damaged, the text the error names)
+DAMAGES = {
+    "garbage-png": (lambda png, sidecar: _damage_png(png, "garbage"), "is not a PNG (no PNG signature)"),
+    "truncated-png": (lambda png, sidecar: _damage_png(png, "truncated"), "is truncated"),
+    "zero-byte-png": (lambda png, sidecar: _damage_png(png, "zero-bytes"), "is empty (0 bytes)"),
+    "config_hash-number": (lambda png, sidecar: _set_sidecar(sidecar, "config_hash", 123), "config_hash of type number"),
+    "config-string": (lambda png, sidecar: _set_sidecar(sidecar, "config", "a string"), "config of type string"),
+    "measurement-array": (lambda png, sidecar: _set_sidecar(sidecar, "measurement", []), "measurement of type array"),
+    "seconds-fast": (lambda png, sidecar: _set_sidecar(sidecar, "measurement.seconds_per_image", "fast"),
+                     'measurement.seconds_per_image = "fast"'),
+    "hash-of-another-config": (lambda png, sidecar: _set_sidecar(sidecar, "config.seed", 99), "but its config hashes to"),
+    "new-png-old-sidecar": (lambda png, sidecar: png.write_bytes(_other_png(png)), "the pair disagrees"),
+}
+
+
+def _other_png(png) -> bytes:
+    """The PNG of another picture of the same size (what a refresh killed between its two renames leaves)."""
+    from PIL import Image
+
+    from pytest_diffbench.store.files import encode_png
+
+    with Image.open(png) as image:
+        return encode_png(image.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+
+
+@pytest.mark.parametrize("update", ["all", "missing"])
+def test_damaged_baselines_are_one_error_line_each_and_both_update_modes_rewrite_them(project, update: str) -> None:
+    seeds = range(len(DAMAGES))
+    project.write_tests(project.test(sweep=f"seeds={list(seeds)}, steps=2"))
+    project.run(update="all").outcome.assert_outcomes(passed=len(DAMAGES))
+    pairs = {seed: project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5") for seed in seeds}
+    for seed, (damage, _) in zip(seeds, DAMAGES.values()):
+        damage(*pairs[seed])
+    damaged = project.snapshot(project.baselines)
+
+    run = project.run()
+    run.outcome.assert_outcomes(failed=len(DAMAGES))
+    text = project.text(run.outcome)
+    assert "Traceback" not in text and "INTERNALERROR" not in text
+    rows = {row.setting("seed"): row for row in run.results}
+    for seed, (name, (_, fault)) in zip(seeds, DAMAGES.items()):
+        row = rows[seed]
+        assert row.outcome is Outcome.ERROR, name
+        assert fault in row.message and "\n" not in row.message, (name, row.message)
+        assert "--diffbench-update=missing" in row.message
+        png, sidecar = pairs[seed]
+        named = png if "png" in name else sidecar
+        assert str(named.relative_to(project.path)) in row.message or str(named) in row.message, (name, row.message)
+        assert f"diffbench error: test_gen.py::test_case[seed{seed}-" in text
+    assert project.snapshot(project.baselines) == damaged  # a run without update writes nothing
+
+    run = project.run(update=update)
+    run.outcome.assert_outcomes(passed=len(DAMAGES))
+    assert {(row.outcome, row.baseline_action) for row in run.results} == {(Outcome.PASSED, BaselineAction.REWRITTEN)}
+    kept = project.snapshot(run.folder.replaced_dir)
+    assert sorted(kept.values()) == sorted(damaged.values())  # every damaged file is kept, byte for byte
+    project.run().outcome.assert_outcomes(passed=len(DAMAGES))
+
+
+def test_a_losslessly_reencoded_baseline_still_passes(project) -> None:
+    from PIL import Image
+
+    project.write_tests(project.test(sweep="seeds=[0, 1], steps=2"))
+    project.run(update="all").outcome.assert_outcomes(passed=2)
+    for seed, (mode, level) in ((0, ("RGBA", 9)), (1, ("RGB", 0))):  # as image optimisers may save them
+        png, _ = project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5")
+        before = png.read_bytes()
+        with Image.open(png) as image:
+            image.convert(mode).save(png, compress_level=level, dpi=(96, 96))
+        assert png.read_bytes() != before
+    baselines = project.snapshot(project.baselines)
+    run = project.run()
+    run.outcome.assert_outcomes(passed=2)
+    assert {row.baseline_action for row in run.results} == {BaselineAction.NONE}
+    assert project.snapshot(project.baselines) == baselines
+
+
+def test_a_folder_or_link_where_a_baseline_file_belongs_is_an_error_even_with_update(project, tmp_path) -> None:
+    project.write_tests(project.test(sweep="seeds=[0, 1], steps=2"))
+    project.run(update="all").outcome.assert_outcomes(passed=2)
+    png0, _ = project.baseline_pair("test_case", "seed0-euler-2steps-cfg7.5")
+    png0.unlink()
+    png0.mkdir()
+    (png0 / "notes.txt").write_text("a user's file")
+    _, sidecar1 = project.baseline_pair("test_case", "seed1-euler-2steps-cfg7.5")
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(sidecar1.read_bytes())
+    sidecar1.unlink()
+    sidecar1.symlink_to(outside)
+    for update in (None, "missing", "all"):
+        run = project.run(update=update)
+        run.outcome.assert_outcomes(failed=2)
+        text = project.text(run.outcome)
+        assert "Traceback" not in text and "INTERNALERROR" not in text
+        rows = {row.setting("seed"): row for row in run.results}
+        assert rows[0].outcome is rows[1].outcome is Outcome.ERROR
+        assert "seed0-euler-2steps-cfg7.5.png is a folder, not a file; move it out" in rows[0].message
+        assert "seed1-euler-2steps-cfg7.5.json is a symbolic link" in rows[1].message
+        assert {row.baseline_action for row in rows.values()} == {BaselineAction.NONE}
+    assert (png0 / "notes.txt").read_text() == "a user's file"
+    assert sidecar1.is_symlink() and outside.read_bytes() == project.snapshot(project.baselines).get(
+        "cpu-float32/test_gen/test_case/seed1-euler-2steps-cfg7.5.json", outside.read_bytes())
+
+
+# -- another run writing the same baselines ---------------------------------------------------------
+
+
+@pytest.fixture
+def another_run_writes_after_each_read(monkeypatch: pytest.MonkeyPatch):
+    """After this run reads a case's pair, "another run" writes it (once per case) with ``image``."""
+    from pytest_diffbench.store.baselines import BaselineStore
+    from pytest_diffbench.store.files import encode_png
+
+    real_read = BaselineStore.read
+    done: set[str] = set()
+    written: dict[str, object] = {}
+
+    def arrange(image_for):
+        def read(self, case):
+            found = real_read(self, case)
+            if case not in done:
+                done.add(case)
+                sidecar = json.loads(self.paths(case)[1].read_text(encoding="utf-8")) if found.baseline else None
+                other = _candidate(self, case, sidecar)
+                written[case] = self.write(case, encode_png(image_for(case)), other,
+                                           keep_replaced_in=self.root.parent / "other-run-replaced")
+            return found
+        monkeypatch.setattr(BaselineStore, "read", read)
+        return written
+    return arrange
+
+
+def _candidate(store, case: str, sidecar: dict | None):
+    """The sidecar another run writes: this run's own candidate from its run folder."""
+    from pytest_diffbench.spec.sidecar import Sidecar
+
+    runs = sorted((store.root.parent / ".diffbench" / "runs").iterdir())
+    text = (runs[-1] / "configs" / f"{case}.json").read_text(encoding="utf-8")
+    return Sidecar.from_json(text, require_image_sha256=False)
+
+
+@pytest.mark.parametrize("update", ["all", "missing"])
+def test_an_update_never_writes_over_a_pair_another_run_wrote_meanwhile(project, another_run_writes_after_each_read,
+                                                                       update: str) -> None:
+    from PIL import Image
+
+    project.write_tests(project.test(sweep="seeds=[0, 1], steps=2"))
+    if update == "all":  # both runs refresh existing baselines; with =missing both create them
+        project.fake(drift=0.6)
+        project.run(update="all").outcome.assert_outcomes(passed=2)
+        project.fake()
+    seed0 = "test_gen/test_case/seed0-euler-2steps-cfg7.5"
+    run_output = {}
+
+    def image_for(case: str):
+        # seed 0: the other run made a different picture; seed 1: the same one as this run
+        own = project.path / ".diffbench" / "runs"
+        with Image.open(sorted(own.iterdir())[-1] / "images" / f"{case}.png") as image:
+            run_output[case] = image.convert("RGB")
+        return run_output[case].transpose(Image.Transpose.FLIP_LEFT_RIGHT) if case == seed0 else run_output[case]
+
+    written = another_run_writes_after_each_read(image_for)
+    run = project.run(update=update)
+    text = project.text(run.outcome)
+    assert "Traceback" not in text and "INTERNALERROR" not in text
+    rows = {row.setting("seed"): row for row in run.results}
+    verb = "refreshed" if update == "all" else "created"
+    for seed, row in rows.items():
+        assert row.baseline_action is BaselineAction.NONE  # this run claims no write
+        assert row.message.startswith(f"not {verb}: baseline ") and "was changed by another run after this run read it" \
+            in row.message, row.message
+    assert rows[0].outcome is Outcome.FAILED_QUALITY  # judged against the other run's picture
+    assert rows[1].outcome is Outcome.PASSED  # the other run wrote this run's very picture
+    run.outcome.assert_outcomes(passed=1, failed=1)
+    # The other run's pairs are on disk, whole.
+    for case, baseline in written.items():
+        png, sidecar = project.baselines / "cpu-float32" / f"{case}.png", project.baselines / "cpu-float32" / f"{case}.json"
+        assert png.read_bytes() == baseline.image_path.read_bytes() and sidecar.read_bytes() == baseline.sidecar_path.read_bytes()
+    assert not run.folder.replaced_dir.exists() or not any(run.folder.replaced_dir.rglob("*.png"))
 
 
 # -- errors inside tests and fixtures ---------------------------------------------------------------------

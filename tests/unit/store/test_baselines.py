@@ -267,7 +267,7 @@ def test_edited_png_is_a_pixel_mismatch(stored, astronaut):
     image_path.write_bytes(encode_png(edited))
     message = load_error(store)
     assert message.startswith(f"baseline image {image_path} has pixels of SHA-256 {pixels_sha256(edited)[:12]} ")
-    assert f"its sidecar records {recorded[:12]}" in message and "the pair disagrees" in message
+    assert f"its sidecar {sidecar_path.name} records {recorded[:12]}" in message and "the pair disagrees" in message
     assert store.read(CASE).mixed
 
 
@@ -329,7 +329,7 @@ def test_a_format_1_sidecar_is_read_and_vouches_by_bytes(stored, astronaut):
     assert loaded.sidecar.to_json() == text
     image_path.write_bytes(_reencoded(astronaut, "compress-1"))
     message = load_error(store)
-    assert f"has SHA-256 {sha256_bytes(image_path.read_bytes())[:12]} but its sidecar records" in message
+    assert f"has SHA-256 {sha256_bytes(image_path.read_bytes())[:12]} but its sidecar {sidecar_path.name} records" in message
 
 
 def test_a_format_1_sidecar_may_not_carry_a_pixel_digest(stored):
