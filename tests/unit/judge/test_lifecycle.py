@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from pytest_diffbench.judge.lifecycle import judge
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 
@@ -57,6 +58,29 @@ def test_broken_baseline_is_rewritten_with_update(lifecycle, update):
     result, action = lifecycle.judge(lifecycle.inputs(), lifecycle.broken(), update)
     assert (result.outcome, action) == (Outcome.PASSED, BaselineAction.REWRITTEN)
     assert result.baseline_action is BaselineAction.REWRITTEN
+
+
+# -- an update whose write did not happen (another run wrote the pair meanwhile) -------------------
+
+NOTE = "not refreshed: baseline b.png was changed by another run after this run read it, so this run did not write over it"
+
+
+def test_a_note_leads_the_message_of_a_case_judged_again_after_a_conflict(lifecycle):
+    inputs = lifecycle.inputs()
+    result, action = judge(inputs, lifecycle.baseline(inputs), None, note=NOTE)
+    assert (result.outcome, action, result.baseline_action) == (Outcome.PASSED, BaselineAction.NONE, BaselineAction.NONE)
+    assert result.message == NOTE and result.failure_text == ""  # passed against the other run's (equal) picture
+
+
+@pytest.mark.parametrize("other", ["another-picture", "removed", "broken"])
+def test_a_note_leads_the_failure_text_of_a_case_judged_again_after_a_conflict(lifecycle, other):
+    inputs = lifecycle.inputs()
+    now = {"another-picture": lifecycle.baseline(inputs, image=lifecycle.checkerboard()), "removed": None,
+           "broken": lifecycle.broken()}[other]
+    result, action = judge(inputs, now, None, note=NOTE)
+    assert action is BaselineAction.NONE and not result.passed
+    assert result.message.startswith(NOTE + "; ")
+    assert result.failure_text.splitlines()[2] == f"  {NOTE}"
 
 
 # -- identity: workflow version, config hash, environment ------------------------------------
