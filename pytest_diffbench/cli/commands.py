@@ -28,10 +28,10 @@ def run_state(folder: RunFolder) -> str:
     """What ``list`` says of a run: its outcome counts, or why it has none (still going, killed
     before its end, empty, unreadable). Raises CommandError when a file of it is refused (a link)."""
     finished = is_finished(folder)
+    if not finished and not run_file(folder, folder.journal).is_file():
+        return "unfinished: no case finished (it has no results.csv and no journal.jsonl)"
     if not finished and folder.running:
         return "running"
-    if not finished and not run_file(folder, folder.journal).exists():
-        return "unfinished: no case finished (it has no results.csv and no journal.jsonl)"
     try:
         results = load_results(folder)
     except CommandError as exc:

@@ -133,12 +133,12 @@ def load_results(folder: RunFolder) -> list[CaseResult]:
                                "results.csv? rerun pytest --diffbench to make the run anew)")
         return [_typed(results, result) for result in reading(results, lambda: read_results(results))]
     journal = run_file(folder, folder.journal)
-    if folder.running:
-        raise CommandError(f"run {folder.run_id} is still going: its pytest process holds {journal}; "
-                           "try again when it ends")
     if not journal.is_file():
         raise CommandError(f"run {folder.run_id} recorded no case: {folder.path} has no {folder.results.name} "
                            f"and no {journal.name} (its pytest run ended or was killed before its first case)")
+    if folder.running:
+        raise CommandError(f"run {folder.run_id} is still going: its pytest process holds {journal}; "
+                           "try again when it ends")
     return [_typed(journal, result) for result in reading(journal, lambda: read_journal(journal))]
 
 
@@ -169,6 +169,8 @@ def load_environment(folder: RunFolder) -> tuple[dict[str, Any], list[str]]:
         path = run_file(folder, folder.environment)
         if not path.exists():
             return {}, []
+        if not path.is_file():
+            raise CommandError(f"{path} is not a plain file")
         data = reading(path, lambda: json.loads(path.read_text(encoding="utf-8")))
     except CommandError as exc:
         return {}, [f"WARNING: {exc}; the report shows no environment"]
