@@ -177,7 +177,7 @@ class BaselineStore:
         vouch for, which reads as broken).
         """
         image_path, sidecar_path = self.contained_paths(case)
-        image = _decode(png, image_path)
+        image = _decode(png, image_path, writing=True)
         record = dataclasses.replace(sidecar, format=SIDECAR_FORMAT, case=case, image_sha256=sha256_bytes(png),
                                      pixels_sha256=pixels_sha256(image))
         text = record.to_json()
@@ -276,9 +276,10 @@ def _read_file(path: Path) -> bytes | None:
         raise BaselineError(f"baseline {path} cannot be read ({exc.strerror}); {REPAIR}") from None
 
 
-def _decode(png: bytes, path: Path) -> Image.Image:
+def _decode(png: bytes, path: Path, *, writing: bool = False) -> Image.Image:
     """The PNG decoded to RGB. Raises :class:`BaselineError` when it is not one complete PNG
-    (empty, another format, truncated, bytes after its end) or does not decode."""
+    (empty, another format, truncated, bytes after its end) or does not decode; the message names
+    ``path``, the baseline read, or (``writing``) the one the image was to become."""
     problem = _png_structure(png)
     if not problem:
         try:
@@ -287,6 +288,8 @@ def _decode(png: bytes, path: Path) -> Image.Image:
                 return image.convert("RGB")
         except Exception as exc:  # PIL's decoders raise OSError, ValueError, SyntaxError, zlib.error, ...
             problem = f"does not decode ({type(exc).__name__}: {exc})"
+    if writing:
+        raise BaselineError(f"the image to write to {path} {problem}; nothing was written")
     raise BaselineError(f"baseline image {path} {problem}; {REPAIR}")
 
 

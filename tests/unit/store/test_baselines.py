@@ -490,6 +490,14 @@ def test_a_new_png_beside_the_old_sidecar_reads_as_a_mixed_pair(stored, astronau
     assert found.baseline is None and found.mixed and "the pair disagrees" in found.fault
 
 
+def test_an_image_to_write_that_is_no_png_is_refused_before_anything_is_written(stored):
+    store, image_path, sidecar_path = stored
+    before = {p: p.read_bytes() for p in (image_path, sidecar_path)}
+    with pytest.raises(BaselineError, match=f"the image to write to {image_path} is truncated .*; nothing was written"):
+        store.write(CASE, image_path.read_bytes()[:-20], sidecar_for(), keep_replaced_in=store.root / "run")
+    assert {p: p.read_bytes() for p in (image_path, sidecar_path)} == before
+
+
 def test_a_broken_pair_is_kept_byte_for_byte_before_it_is_rewritten(stored, astronaut):
     store, image_path, sidecar_path = stored
     image_path.write_bytes(b"garbage")
