@@ -22,6 +22,7 @@ from typing import Any, Callable, TypeVar
 
 from pytest_diffbench.cli.settings import CommandError, read_error
 from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.report.bundle import in_run
 from pytest_diffbench.store.files import PathEscapeError, inside
 from pytest_diffbench.store.journal import JournalError, read_journal
 from pytest_diffbench.store.paths import case_path, path_segment
@@ -96,7 +97,7 @@ def run_file(folder: RunFolder, path: Path) -> Path:
     Raises CommandError naming the file when it would leave the run folder.
     """
     try:
-        return inside(folder.path, folder.relative(path))
+        return in_run(folder, path)
     except PathEscapeError as exc:
         raise CommandError(str(exc)) from None
 
