@@ -38,17 +38,20 @@ class Runner(Protocol):
 
 
 class SelfRunner:
-    """The runner of a :class:`~pytest_diffbench.run.protocol.DiffbenchPipeline`: it runs itself
-    (and takes any keyword and any size)."""
+    """The runner of a :class:`~pytest_diffbench.run.protocol.DiffbenchPipeline`: it runs itself,
+    and says what it takes through its optional ``diffbench_call_keywords`` (names; absent: any
+    keyword) and ``diffbench_size_multiple`` (an int; absent: any size)."""
 
     def describe(self, pipe: DiffbenchPipeline) -> PipelineDescription:
         return pipe.diffbench_describe()
 
-    def call_keywords(self, pipe: DiffbenchPipeline) -> None:
-        return None
+    def call_keywords(self, pipe: DiffbenchPipeline) -> frozenset[str] | None:
+        names = getattr(pipe, "diffbench_call_keywords", None)
+        return None if names is None else frozenset(names)
 
-    def size_multiple(self, pipe: DiffbenchPipeline) -> None:
-        return None
+    def size_multiple(self, pipe: DiffbenchPipeline) -> int | None:
+        multiple = getattr(pipe, "diffbench_size_multiple", None)
+        return multiple if isinstance(multiple, int) and multiple > 0 else None
 
     def generate(self, pipe: DiffbenchPipeline, sampler: str, seed: int,
                  call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]":

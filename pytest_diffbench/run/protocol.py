@@ -40,7 +40,13 @@ class PipelineDescription:
 
 @runtime_checkable
 class DiffbenchPipeline(Protocol):
-    """A pipeline that describes and runs itself (no diffusers needed)."""
+    """A pipeline that describes and runs itself (no diffusers needed).
+
+    Optionally it says what its call takes, and diffbench then checks each case against that as
+    it checks a diffusers pipeline's ``__call__``: ``diffbench_call_keywords`` (the keyword names
+    it uses; without it any keyword is taken) and ``diffbench_size_multiple`` (what width and
+    height must be multiples of; without it any size).
+    """
 
     #: The full device it runs on, e.g. ``cpu``, ``cuda:0`` (metrics that run networks use it).
     device: Any

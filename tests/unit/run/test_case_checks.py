@@ -5,6 +5,7 @@ a LoRA, non-finite values. Each fails the case with one line (no traceback) and 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping
 
 import pytest
@@ -161,3 +162,38 @@ def test_prompt_and_second_call_are_one_line_too():
     with pytest.raises(pytest.fail.Exception, match="generate\\(\\) was called twice"):
         dcase.generate("a red cube")
     assert len(runner.calls) == 1
+
+
+class SelfRunning:
+    """A pipeline that runs itself and says what its call takes."""
+
+    device = "cpu"
+    diffbench_call_keywords = ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale", "output_type",
+                               "width", "height")
+    diffbench_size_multiple = 16
+
+    def diffbench_describe(self) -> PipelineDescription:
+        return StubRunner().describe(self)
+
+    def diffbench_generate(self, sampler, seed, call_kwargs):
+        return StubRunner(keywords=None).generate(self, sampler, seed, call_kwargs)
+
+
+def self_running_case(**axes: Any) -> DiffbenchCase:
+    from pytest_diffbench.run.case import SelfRunner
+
+    (case,) = expand_sweep(sweep(**axes).mark.kwargs, max_cases=512)
+    return DiffbenchCase(nodeid="t.py::test[x]", case=case, pipeline=SelfRunning(), runner=SelfRunner(), workflow_version="1")
+
+
+@pytest.mark.parametrize("axes, kwargs, fragment", [
+    ({"width": 72}, {"height": 64}, "width=72 is not a multiple of 16, which this pipeline needs (SelfRunning)"),
+    ({}, {"eta": 0.0}, "generate() keyword 'eta' is not a keyword of StubPipeline.__call__"),
+])
+def test_a_self_running_pipeline_can_declare_what_its_call_takes(axes, kwargs, fragment):
+    with pytest.raises(pytest.fail.Exception, match=re.escape(fragment)):
+        self_running_case(**axes).generate("a red cube", **kwargs)
+
+
+def test_a_self_running_pipeline_gets_what_it_declared():
+    assert self_running_case(width=[96]).generate("a red cube", height=64).size == (96, 64)
