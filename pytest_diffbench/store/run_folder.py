@@ -218,7 +218,7 @@ def remove_stale_temp_files(output_dir: Path, baseline_dir: Path) -> list[Path]:
 
     runs = Path(output_dir) / RUNS_DIR
     running = [path for path in sorted(runs.iterdir()) if RunFolder(path).running] if runs.is_dir() else []
-    removed = remove_temp_files([Path(output_dir)], skip=running)
+    removed = remove_temp_files([Path(output_dir)], skip=[*running, Path(baseline_dir)])
     if Path(baseline_dir).is_dir():
         try:
             with FileLock(lock_path(baseline_dir), timeout=BASELINE_LOCK_WAIT, mode=0o666):

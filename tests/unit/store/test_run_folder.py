@@ -196,3 +196,23 @@ def test_the_names_of_a_run_folder(tmp_path):
                      f"grids/cases/{CASE}.png", "grids/sheets/tests/test_a/test_b/seed0-cfg7.5.png",
                      f"replaced-baselines/{CASE}.png", f"replaced-baselines/{CASE}.json"}
     assert folder.latest == tmp_path / "latest"
+
+
+def test_stale_temp_files_go_except_a_running_runs_and_baselines_being_written(tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    from pytest_diffbench.store.baselines import lock_path
+
+    output_dir = tmp_path / "out"
+    baselines = output_dir / "baselines"  # inside the output folder: still only under its lock
+    dead, live = RunFolder.create(output_dir), RunFolder.create(output_dir)
+    stale = [dead.path / "images" / ".a.png.abcdefgh.tmp", output_dir / ".latest.abcdefgh.tmp"]
+    kept = [live.path / ".results.csv.abcdefgh.tmp", baselines / "pin" / ".a.png.abcdefgh.tmp"]
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    monkeypatch.setattr(run_folder, "BASELINE_LOCK_WAIT", 0.01)
+    with Journal(live.journal), FileLock(lock_path(baselines)):
+        assert run_folder.remove_stale_temp_files(output_dir, baselines) == sorted(stale)
+    assert all(path.exists() for path in kept)
+    assert run_folder.remove_stale_temp_files(output_dir, baselines) == sorted(kept)
