@@ -150,3 +150,15 @@ def test_canonical_json_cells_parse_back(make_result):
     text = results_csv([row(make_result)])
     (cells,) = list(csv.DictReader(text.splitlines()))
     assert json.loads(cells["pipeline_kwargs"]) == {"clip_skip": 2, "eta": 0.5}
+
+
+def test_the_attempts_of_a_rerun_case_round_trip_and_default_to_one(tmp_path, make_result):
+    path = write_results(tmp_path / "results.csv", [make_result().with_changes(attempts=3).to_row()])
+    assert [r["attempts"] for r in read_rows(path)] == ["3"]
+    assert [r.attempts for r in read_results(path)] == [3]
+    older = [{key: value for key, value in row.items() if key != "attempts"} for row in read_rows(path)]
+    with open(path, "w", newline="", encoding="utf-8") as handle:  # a results.csv from before the column
+        writer = csv.DictWriter(handle, fieldnames=list(older[0]))
+        writer.writeheader()
+        writer.writerows(older)
+    assert [r.attempts for r in read_results(path)] == [1]
