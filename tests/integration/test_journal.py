@@ -89,6 +89,20 @@ def test_error_cases_are_journaled_too(project):
     assert "RuntimeError: after generate" in journaled[f"test_case[{project.CASE}]"].message
 
 
+def test_a_journal_that_cannot_be_written_is_one_warning_and_the_run_still_writes_its_results(project, monkeypatch):
+    def full_disk(self, result):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Journal, "append", full_disk)
+    project.write_tests(project.test(sweep="seeds=[0, 1], steps=2"))
+    run = project.run(update="all")
+    run.outcome.assert_outcomes(passed=2)
+    assert len(run.results) == 2
+    warnings = [line for line in project.text(run.outcome).splitlines() if line.startswith("WARNING")]
+    assert warnings == [f"WARNING: diffbench could not write the journal {run.folder.journal} (OSError: [Errno 28] No "
+                        "space left on device); a kill now would lose this run's finished cases"]
+
+
 # -- temporary files of killed writes ---------------------------------------------------------
 
 
