@@ -128,7 +128,8 @@ class BaselineStore:
         try:
             return inside(self.root, f"{self.pin}/{case}.png"), inside(self.root, f"{self.pin}/{case}.json")
         except PathEscapeError as exc:
-            raise BaselineError(f"baseline of {case} cannot be used: {exc}; remove the link") from None
+            repair = "; remove the link" if "symbolic link" in str(exc) else ""
+            raise BaselineError(f"baseline of {case} cannot be used: {exc}{repair}") from None
 
     def load(self, case: str) -> Baseline | None:
         """The case's baseline, ``None`` when neither file exists.

@@ -436,6 +436,16 @@ def test_a_symlinked_folder_inside_the_baselines_is_never_followed(tmp_path, ast
     assert {p: p.read_bytes() for p in elsewhere.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("pin, case", [("..", CASE), ("p", "../../outside"), ("/tmp", CASE)])
+def test_a_pin_or_case_that_leaves_the_baseline_folder_is_refused(tmp_path, astronaut, pin, case):
+    store = BaselineStore(tmp_path / "baselines", pin)
+    found = store.read(case)
+    assert found.baseline is None and "is not a path inside" in found.fault and "link" not in found.fault
+    with pytest.raises(BaselineError, match="is not a path inside"):
+        write(store, astronaut, case=case)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
 # -- pair writes a reader never sees mixed -----------------------------------------------------
 
 
