@@ -34,7 +34,7 @@ import math
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from pytest_diffbench.run.protocol import PipelineDescription
 from pytest_diffbench.spec.measurement import Measurement
@@ -56,6 +56,16 @@ def _unit(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+#: The keywords of ``StableDiffusionPipeline.__call__`` (diffusers 0.42), which FakePipeline stands in for.
+SD_CALL_KEYWORDS = frozenset({
+    "prompt", "height", "width", "num_inference_steps", "timesteps", "sigmas", "guidance_scale",
+    "negative_prompt", "num_images_per_prompt", "eta", "generator", "latents", "prompt_embeds",
+    "negative_prompt_embeds", "ip_adapter_image", "ip_adapter_image_embeds", "output_type", "return_dict",
+    "cross_attention_kwargs", "guidance_rescale", "clip_skip", "callback_on_step_end",
+    "callback_on_step_end_tensor_inputs",
+})
+
+
 @dataclass
 class FakePipeline:
     """A deterministic stand-in for a diffusers text-to-image pipeline.
@@ -65,11 +75,18 @@ class FakePipeline:
     the contrast, and noise that fades with the number of steps is laid over it, so changing any
     of them changes SSIM against a baseline the way it would on a real model.
 
+    It takes the keywords of Stable Diffusion's call (:data:`SD_CALL_KEYWORDS`) plus
+    ``extra_keywords``, and sizes in multiples of 8, so diffbench's checks of sweeps and
+    ``generate()`` keywords apply to it as to a real pipeline.
+
     ``weights`` names the model's weights: it goes into the model fingerprint, so changing it makes
     baselines stale. ``drift`` (0 to 1) blends a stripe pattern into every image *without* changing
     the config: a quality regression. ``seconds_per_image`` and ``peak_vram_mb`` are the
     measurement every call reports (MiB; None as on the CPU). ``calls`` counts generations.
     """
+
+    #: Width and height are multiples of 8, as Stable Diffusion's VAE requires.
+    diffbench_size_multiple: ClassVar[int] = 8
 
     weights: str = "fake-weights-1"
     drift: float = 0.0
@@ -78,7 +95,15 @@ class FakePipeline:
     width: int = 64
     height: int = 64
     device: str = "cpu"
+    extra_keywords: tuple[str, ...] = ()
     calls: int = field(default=0, compare=False)
+
+    @property
+    def diffbench_call_keywords(self) -> frozenset[str]:
+        """The keywords this stand-in takes: :data:`SD_CALL_KEYWORDS` and ``extra_keywords`` (a custom
+        pipeline's own). diffbench refuses an extra axis or ``generate()`` keyword outside them, as
+        it would for a real pipeline whose ``__call__`` does not name it."""
+        return SD_CALL_KEYWORDS | frozenset(self.extra_keywords)
 
     def diffbench_describe(self) -> PipelineDescription:
         fingerprint = hashlib.sha256(f"FakePipeline|{self.weights}".encode("utf-8")).hexdigest()
@@ -168,7 +193,7 @@ class DiffbenchRun:
 
 #: Environment variable the conftest of :func:`use_fake_pipeline` reads its FakePipeline's keywords
 #: from: a JSON object of :class:`FakePipeline`'s keywords (``weights``, ``drift``,
-#: ``seconds_per_image``, ``peak_vram_mb``, ``width``, ``height``), e.g.
+#: ``seconds_per_image``, ``peak_vram_mb``, ``width``, ``height``, ``extra_keywords``), e.g.
 #: ``{"weights": "fake-weights-2"}`` (baselines become stale) or ``{"drift": 0.5}`` (quality fails).
 #: Unset or empty: ``FakePipeline()``. Set it with ``monkeypatch.setenv`` between runs; the
 #: fixture is session-scoped, so it is read once per run.

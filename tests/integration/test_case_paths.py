@@ -5,10 +5,12 @@ files are a collection error naming both."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
 from pytest_diffbench.store.paths import MAX_SEGMENT, case_path
+from pytest_diffbench.testing import FAKE_PIPELINE_ENV
 
 ISSUE_PROMPTS = ["a red circle, on a blue background", "a red circle on a blue background"]
 
@@ -62,6 +64,7 @@ def test_parametrize_values_that_clean_alike_keep_their_own_baselines(project, v
     pytest.param(["0.5", "0.5."], id="number-like"),
 ])
 def test_sweep_values_that_clean_alike_keep_their_own_baselines(project, values) -> None:
+    project.monkeypatch.setenv(FAKE_PIPELINE_ENV, json.dumps({"extra_keywords": ["style"]}))
     project.write_tests(project.test("test_style", sweep=f"seeds=0, steps=2, style={values!r}"))
     assert_each_case_keeps_its_files(project, len(values))
 
