@@ -250,7 +250,7 @@ ENTRIES: list[Entry] = [
     Entry("cli", "absolute run id", before=RUN_ONCE, command=["diffbench", "report", "/etc"]),
     Entry("cli", "unknown run id", before=RUN_ONCE, command=["diffbench", "show", "20990101T000000Z-000000"]),
     Entry("path", "crafted latest", before=RUN_ONCE, damage=crafted_latest, command=["diffbench", "show", "latest"]),
-    Entry("path", "pin column with ..", before=RUN_ONCE, damage=set_column("pin", "../../../escaped"),
+    Entry("path", "pin column with ..", before=RUN_ONCE, damage=set_column("pin", "../../escaped-pin"),
           command=["diffbench", "accept", "latest"]),
     Entry("path", "baseline_path outside", before=RUN_ONCE, damage=set_column("baseline_path", "/etc/passwd"), command=CLI_RUN),
     Entry("path", "symlinked grids/", before=RUN_ONCE, damage=symlink_in_run("grids"), command=CLI_RUN),
