@@ -30,11 +30,17 @@ def test_run_id_without_a_time_uses_now():
     assert before <= stamp <= after
 
 
-def test_run_ids_are_unique():
-    # 3 random bytes per id: 50 ids within one second collide with probability < 1e-4.
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    ids = [new_run_id(now) for _ in range(50)]
-    assert len(set(ids)) == len(ids)
+def test_run_ids_of_one_microsecond_differ_only_in_a_random_digit():
+    now = datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=timezone.utc)
+    ids = {new_run_id(now) for _ in range(200)}
+    assert {run_id[:-1] for run_id in ids} == {f"20260101T000000Z-{123456 * 16:06x}"[:-1]}
+    assert len(ids) == 16  # 200 draws of 1 in 16 miss one with probability < 1e-4
+
+
+def test_run_ids_sort_by_the_microsecond_within_a_second():
+    second = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    ids = [new_run_id(second.replace(microsecond=us)) for us in (0, 1, 2, 15, 16, 4096, 500000, 999999)]
+    assert sorted(ids) == ids and all(RUN_ID_RE.fullmatch(run_id) for run_id in ids)
 
 
 def test_run_ids_sort_by_time():
@@ -56,6 +62,7 @@ def test_create_claims_an_empty_folder_under_runs(tmp_path):
 def test_create_gives_distinct_folders(tmp_path):
     claimed = [RunFolder.create(tmp_path) for _ in range(20)]
     assert len({folder.run_id for folder in claimed}) == 20
+    assert sorted(folder.run_id for folder in claimed) == [folder.run_id for folder in claimed]  # newest last
     assert len(list((tmp_path / "runs").iterdir())) == 20
 
 
