@@ -162,10 +162,14 @@ class DiffbenchRun:
 
     @classmethod
     def after(cls, outcome: "pytest.RunResult", root: Path, output_dir: Path) -> "DiffbenchRun":
-        """The run that just ended in ``root``, whose run folders go to ``output_dir``."""
-        from pytest_diffbench.store.run_folder import read_latest
+        """The run that just ended in ``root``, whose run folders go to ``output_dir`` (``run_id``
+        None when ``latest`` names no run: none was written, or it could not be marked)."""
+        from pytest_diffbench.store.run_folder import LatestError, read_latest
 
-        return cls(outcome, root, output_dir, read_latest(output_dir))
+        try:
+            return cls(outcome, root, output_dir, read_latest(output_dir))
+        except LatestError:
+            return cls(outcome, root, output_dir, None)
 
     @property
     def folder(self) -> "RunFolder":

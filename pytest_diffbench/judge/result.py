@@ -136,7 +136,7 @@ class CaseResult:
 
         Raises ValueError naming the column when the row is not of this schema.
         """
-        version = _int(row.get("schema_version"))
+        version = _int(row, "schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"results row has schema_version {row.get('schema_version')!r}; this pytest-diffbench "
                              f"reads version {SCHEMA_VERSION} (rerun pytest --diffbench to make the folder anew)")
@@ -146,24 +146,24 @@ class CaseResult:
         except (KeyError, ValueError) as exc:
             raise ValueError(f"results row of {row.get('nodeid')!r} has an unknown outcome or baseline_action: {exc}") from None
         config = {key: _config_value(key, row.get(key)) for key in REQUIRED_KEYS if _cell(row.get(key)) is not None}
-        seconds = _float(row.get("seconds_per_image"))
+        seconds = _float(row, "seconds_per_image")
         known = set(columns(metrics))
         return cls(
             run_id=str(row.get("run_id") or ""), timestamp=str(row.get("timestamp") or ""),
             nodeid=str(row["nodeid"]), case_id=str(row.get("case_id") or ""), outcome=outcome,
             message=str(row.get("message") or ""), output_warning=str(row.get("output_warning") or ""),
             config_hash=str(row.get("config_hash") or ""), config=config,
-            scores={m.name: _float(row.get(m.name)) for m in metrics},
+            scores={m.name: _float(row, m.name) for m in metrics},
             metric_status={m.name: str(row.get(status_column(m)) or "") for m in metrics if m.reports_status},
-            tolerances={name: _float(row.get(name)) for name in (*(tolerance_name(m) for m in metrics), *(b.name for b in BUDGETS))},
-            measurement=None if seconds is None else Measurement(seconds, _float(row.get("peak_vram_mb")),
-                                                                 _float(row.get("warmup_seconds"))),
-            baseline_seconds_per_image=_float(row.get("baseline_seconds_per_image")),
-            slowdown=_float(row.get("slowdown")), time_check=str(row.get("time_check") or ""),
-            ssim_vs_most_steps=_float(row.get("ssim_vs_most_steps")),
+            tolerances={name: _float(row, name) for name in (*(tolerance_name(m) for m in metrics), *(b.name for b in BUDGETS))},
+            measurement=None if seconds is None else Measurement(seconds, _float(row, "peak_vram_mb"),
+                                                                 _float(row, "warmup_seconds")),
+            baseline_seconds_per_image=_float(row, "baseline_seconds_per_image"),
+            slowdown=_float(row, "slowdown"), time_check=str(row.get("time_check") or ""),
+            ssim_vs_most_steps=_float(row, "ssim_vs_most_steps"),
             machine=MachineInfo.from_mapping({key: row.get(key) or "" for key in RESULT_FIELDS}),
-            worker=str(row.get("worker") or "main"), workers=_int(row.get("workers")) or 1,
-            attempts=_int(row.get("attempts")) or 1,
+            worker=str(row.get("worker") or "main"), workers=_int(row, "workers") or 1,
+            attempts=_int(row, "attempts") or 1,
             env_diff=str(row.get("env_diff") or ""), pin=str(row.get("pin") or ""), baseline_action=action,
             baseline_path=str(row.get("baseline_path") or ""), output_path=str(row.get("output_path") or ""),
             extra={key: str(value) for key, value in row.items() if key not in known and _cell(value) is not None},
@@ -207,18 +207,21 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _float(value: Any) -> float | None:
-    value = _cell(value)
+def _float(row: Mapping[str, Any], column: str) -> float | None:
+    """The number in ``row[column]``, None when the cell is empty. Raises ValueError naming the
+    column and the row's node id when the cell holds something else (``fast``, ``high``)."""
+    value = _cell(row.get(column))
     if value is None:
         return None
     try:
         return float(value)
     except (TypeError, ValueError):
-        return None
+        raise ValueError(f"results row of {row.get('nodeid')!r}: column {column!r} holds {str(value)[:40]!r}, "
+                         "not a number") from None
 
 
-def _int(value: Any) -> int | None:
-    number = _float(value)
+def _int(row: Mapping[str, Any], column: str) -> int | None:
+    number = _float(row, column)
     return None if number is None or not math.isfinite(number) else int(number)
 
 

@@ -123,3 +123,10 @@ def test_every_row_key_is_a_column_and_every_column_is_filled():
 def test_the_row_of_a_sparse_result_still_has_every_column():
     row = CaseResult(run_id="r", timestamp="t", nodeid="t.py::x", case_id="", outcome=Outcome.PASSED).to_row()
     assert list(row) == list(columns())
+
+
+@pytest.mark.parametrize("column, text", [("ssim", "high"), ("seconds_per_image", "fast"), ("peak_vram_mb", "1 GiB"),
+                                          ("max_seconds", "soon"), ("workers", "two")])
+def test_a_cell_that_is_not_a_number_is_refused_naming_its_column(column, text):
+    with pytest.raises(ValueError, match=f"column '{column}' holds '{text}', not a number"):
+        CaseResult.from_row({**full_result().to_row(), column: text})
