@@ -6,7 +6,9 @@ on a FakePipeline (no model). Every entry should be refused; the script classifi
 
 * ``clear``: refused (exit status not 0), no traceback, the error in a few lines;
 * ``traceback``: a Python traceback, an INTERNALERROR or a library's frames in the output;
-* ``silent``: exit status 0, the bad input accepted;
+* ``warned``: exit status 0 with a ``WARNING`` line (a damaged file the command can do without,
+  such as a corrupt environment.json, is named and left out);
+* ``silent``: exit status 0 and no warning, the bad input accepted;
 * ``escape``: a file written outside the project folder (a path escape).
 
 A first entry, a valid sweep, must pass (``ok``); if it does not, the harness itself is broken
@@ -239,7 +241,7 @@ ENTRIES: list[Entry] = [
     Entry("cli", "results.csv mistyped column", before=RUN_ONCE, damage=set_column("ssim", "high"), command=CLI_RUN),
     Entry("cli", "results.csv is binary", before=RUN_ONCE, damage=write(results_csv, b"\x00\xff\x00PK\x03\x04" * 50), command=CLI_RUN),
     Entry("cli", "corrupt environment.json", before=RUN_ONCE,
-          damage=write(lambda p: results_csv(p).parent / "environment.json", "{"), command=["diffbench", "show", "latest"]),
+          damage=write(lambda p: results_csv(p).parent / "environment.json", "{"), command=CLI_RUN),
     Entry("cli", "malformed pyproject.toml", before=RUN_ONCE,
           damage=write(lambda p: p / "pyproject.toml", "[tool.pytest.ini_options\n"), command=["diffbench", "list"]),
     Entry("cli", "bad ini value", before=RUN_ONCE,
@@ -302,8 +304,9 @@ def try_entry(entry: Entry, root: Path) -> tuple[str, str]:
         return "escape", f"wrote {escaped[0]}"
     if FRAMES.search(output):
         return "traceback", first
+    warning = next((line for line in lines if line.startswith("WARNING")), None)
     if result.returncode == 0:
-        return "silent", first
+        return ("warned", warning) if warning else ("silent", first)
     return "clear", first
 
 
@@ -324,10 +327,10 @@ def main() -> int:
             verdict, line = try_entry(entry, Path(tmp))
         counts[verdict] = counts.get(verdict, 0) + 1
         print(f"{verdict:11} {entry.kind:9} {entry.name}" + (f"\n            {line.strip()[:200]}" if args.v else ""), flush=True)
-    print("bad inputs tried: {}; clear one-line errors: {}; tracebacks: {}; silent acceptances: {}; "
-          "path escapes: {}; setup failures: {}".format(len(entries), counts.get("clear", 0), counts.get("traceback", 0),
-                                                       counts.get("silent", 0), counts.get("escape", 0),
-                                                       counts.get("setup-failed", 0)))
+    print("bad inputs tried: {}; clear one-line errors: {}; warnings: {}; tracebacks: {}; silent acceptances: {}; "
+          "path escapes: {}; setup failures: {}".format(len(entries), counts.get("clear", 0), counts.get("warned", 0),
+                                                       counts.get("traceback", 0), counts.get("silent", 0),
+                                                       counts.get("escape", 0), counts.get("setup-failed", 0)))
     return 0
 
 
