@@ -12,6 +12,10 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . || exit
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, diffusers, transformers, sys; print(sys.version.split()[0], torch.__version__, torch.version.cuda, diffusers.__version__, transformers.__version__)"
 
+  echo "== device settings checked against what torch sees (cuda:99 refused, cuda:0 taken)"
+  python3 -m pytest --diffbench examples/ -q --co -p no:cacheprovider --diffbench-device=cuda:99 2>&1 | tail -2
+  python3 -m pytest --diffbench examples/ -q --co -p no:cacheprovider --diffbench-device=cuda:0 2>&1 | tail -1
+
   echo "== GPU tests"
   python3 -m pytest tests/e2e/test_gpu.py -v -p no:cacheprovider
 

@@ -44,8 +44,7 @@ def runs_dir(output_dir: Path) -> Path:
 
 def list_runs(output_dir: Path) -> list[RunFolder]:
     """Every entry of ``<output_dir>/runs`` that is a folder or a link, finished or not, by id:
-    oldest first (an id starts with the second its run started; runs of the same second are in
-    no particular order). Links are listed so that :func:`run_file` can refuse them by name."""
+    oldest first (a run id sorts by the time its run started, to the microsecond). Links are listed so that :func:`run_file` can refuse them by name."""
     runs = runs_dir(output_dir)
     if not runs.is_dir():
         return []
