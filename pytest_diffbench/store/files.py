@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from PIL import Image
 
-#: Suffix of the temporary file :func:`atomic_write_bytes` renames into place.
-TMP_SUFFIX = ".tmp"
+#: Suffix of the temporary file :func:`atomic_write_bytes` renames into place: diffbench's own, so
+#: the start-up clean-up (:func:`pytest_diffbench.store.journal.remove_temp_files`) never takes
+#: another program's ``.*.tmp`` file for one of diffbench's.
+TMP_SUFFIX = ".diffbench-tmp"
 #: Mode of written files before the umask (as ``open()`` creates them).
 FILE_MODE = 0o666
 

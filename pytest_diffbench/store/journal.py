@@ -11,7 +11,8 @@ killed one, whose journal no process holds. :func:`folder_lock` serialises short
 folder (``latest``) between processes without leaving a lock file.
 
 :func:`remove_temp_files` removes what a killed writer left: the temporary files of
-:func:`~pytest_diffbench.store.files.atomic_write_bytes`.
+:func:`~pytest_diffbench.store.files.atomic_write_bytes`, whose names end in diffbench's own
+:data:`~pytest_diffbench.store.files.TMP_SUFFIX` (no other program's ``.*.tmp`` file is taken).
 """
 
 from __future__ import annotations
@@ -132,20 +133,21 @@ def folder_lock(folder: Path) -> Iterator[None]:
         os.close(descriptor)  # closing releases the lock
 
 
-def remove_temp_files(roots: Iterable[Path], *, skip: Iterable[Path] = ()) -> list[Path]:
+def remove_temp_files(roots: Iterable[Path], *, skip: Iterable[Path] = (), recursive: bool = True) -> list[Path]:
     """Delete the temporary files a killed write left under each of ``roots``; the paths deleted.
 
-    Only regular files named like :data:`TEMP_NAME` are deleted; symbolic links are neither
-    deleted nor followed, and folders in ``skip`` (those of runs still going) are not entered.
+    Only regular files named like :data:`TEMP_NAME` (diffbench's own temporary names) are deleted;
+    symbolic links are neither deleted nor followed, and folders in ``skip`` (those of runs still
+    going) are not entered. Without ``recursive`` only the files directly in each root are looked at.
     A root that is not a folder is passed over (a root that is a link, chosen by the user, is followed).
     """
     skipped = {os.path.normpath(folder) for folder in skip}
     removed: list[Path] = []
     for root in roots:
-        if not Path(root).is_dir():
+        if not Path(root).is_dir() or os.path.normpath(root) in skipped:
             continue
         for folder, dirs, files in os.walk(root, followlinks=False):
-            dirs[:] = [name for name in dirs if os.path.normpath(os.path.join(folder, name)) not in skipped]
+            dirs[:] = [name for name in dirs if recursive and os.path.normpath(os.path.join(folder, name)) not in skipped]
             for name in files:
                 path = Path(folder) / name
                 if TEMP_NAME.fullmatch(name) and _is_regular_file(path):

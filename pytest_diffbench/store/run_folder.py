@@ -209,23 +209,30 @@ def remove_stale_temp_files(output_dir: Path, baseline_dir: Path) -> list[Path]:
     """Delete the temporary files killed runs left (see
     :func:`pytest_diffbench.store.journal.remove_temp_files`); the paths deleted.
 
-    Under ``output_dir``, the folders of runs still going are passed over. Under ``baseline_dir``,
-    files go only while this process holds the baselines' pair-write lock
+    Only diffbench's own folders are looked in: ``runs/`` of ``output_dir`` (the folders of runs
+    still going passed over) and the file names directly in ``output_dir`` (``latest``'s), and the
+    pin folders of ``baseline_dir`` (its folders not starting with ``.``, links not followed), so a
+    baseline dir that holds other things (``.git``, a docs folder) loses nothing. Under
+    ``baseline_dir``, files go only while this process holds the baselines' pair-write lock
     (:func:`pytest_diffbench.store.baselines.lock_path`), so no write in progress loses its file;
     when another run holds it for :data:`BASELINE_LOCK_WAIT` seconds, the baselines are left for
-    the next run to clean.
+    the next run to clean. Raises OSError when a folder cannot be listed.
     """
     from filelock import FileLock, Timeout
 
     from pytest_diffbench.store.baselines import lock_path
 
-    runs = Path(output_dir) / RUNS_DIR
+    output_dir, baseline_dir = Path(output_dir), Path(baseline_dir)
+    runs = output_dir / RUNS_DIR
     running = [path for path in sorted(runs.iterdir()) if RunFolder(path).running] if runs.is_dir() else []
-    removed = remove_temp_files([Path(output_dir)], skip=[*running, Path(baseline_dir)])
-    if Path(baseline_dir).is_dir():
+    removed = remove_temp_files([runs], skip=[*running, baseline_dir])
+    removed += remove_temp_files([output_dir], recursive=False)
+    if baseline_dir.is_dir():
+        pins = [path for path in sorted(baseline_dir.iterdir())
+                if not path.name.startswith(".") and not path.is_symlink() and path.is_dir()]
         try:
             with FileLock(lock_path(baseline_dir), timeout=BASELINE_LOCK_WAIT, mode=0o666):
-                removed += remove_temp_files([Path(baseline_dir)], skip=[Path(output_dir)])
+                removed += remove_temp_files(pins, skip=[output_dir])
         except Timeout:
             pass
     return sorted(removed)

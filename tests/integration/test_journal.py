@@ -110,12 +110,12 @@ def test_temporary_files_of_killed_writes_are_removed_at_start_but_not_through_l
     project.write_tests(project.test())
     project.run(update="all").outcome.assert_outcomes(passed=1)
     png, sidecar = project.baseline_pair("test_case")
-    stale = [png.with_name(f".{png.name}.ab12cd_3.tmp"), sidecar.with_name(f".{sidecar.name}.zz99zz99.tmp"),
-             project.output_dir / ".latest.q1w2e3r4.tmp", project.runs()[0] / "images" / ".x.png.abcdefgh.tmp"]
+    stale = [png.with_name(f".{png.name}.ab12cd_3.diffbench-tmp"), sidecar.with_name(f".{sidecar.name}.zz99zz99.diffbench-tmp"),
+             project.output_dir / ".latest.q1w2e3r4.diffbench-tmp", project.runs()[0] / "images" / ".x.png.abcdefgh.diffbench-tmp"]
     for path in stale:
         path.write_bytes(b"half a file")
     outside = tmp_path_factory.mktemp("outside")
-    elsewhere = outside / ".a.png.abcdefgh.tmp"
+    elsewhere = outside / ".a.png.abcdefgh.diffbench-tmp"
     elsewhere.write_bytes(b"not diffbench's")
     (project.baselines / "linked").symlink_to(outside)
     user_files = [png.with_name("notes.tmp"), png.with_name(".notes.tmp")]
@@ -126,13 +126,36 @@ def test_temporary_files_of_killed_writes_are_removed_at_start_but_not_through_l
     assert elsewhere.exists() and all(path.exists() for path in user_files)
 
 
+def test_only_diffbenchs_own_temporary_files_in_its_own_folders_are_removed(project):
+    """Other programs' mkstemp-like files (``.x.<8 characters>.tmp``) survive anywhere; diffbench's
+    own names survive outside the baseline dir's pin folders and the output dir's runs/ (a
+    baseline dir that also holds a docs folder or ``.git``)."""
+    project.write_tests(project.test())
+    project.run(update="all").outcome.assert_outcomes(passed=1)
+    png, _ = project.baseline_pair("test_case")
+    ours = [png.with_name(f".{png.name}.abcdefgh.diffbench-tmp"),
+            project.runs()[0] / "images" / ".x.png.abcdefgh.diffbench-tmp"]
+    theirs = [png.with_name(f".{png.name}.abcdefgh.tmp"), project.baselines / ".git" / ".index.abc_1234.tmp",
+              project.baselines / ".git" / ".index.abc_1234.diffbench-tmp",
+              project.baselines / ".report.draft001.tmp",
+              project.output_dir / "shared" / "other" / ".state.json.k2j4h5g6.tmp",
+              project.output_dir / "shared" / ".state.json.k2j4h5g6.diffbench-tmp",
+              project.runs()[0] / ".results.csv.k2j4h5g6.tmp"]
+    for path in ours + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"a file")
+    project.run().outcome.assert_outcomes(passed=1)
+    assert [path for path in ours if path.exists()] == []
+    assert [path for path in theirs if not path.exists()] == []
+
+
 def test_a_running_runs_temporary_files_are_left_alone(project):
     """Another run still going (its journal held) may be writing its folder: it is not cleaned
     until that run is over."""
     project.write_tests(project.test())
     project.run(update="all").outcome.assert_outcomes(passed=1)
     live = RunFolder.create(project.output_dir)
-    in_flight = live.path / ".results.csv.abcdefgh.tmp"
+    in_flight = live.path / ".results.csv.abcdefgh.diffbench-tmp"
     with Journal(live.journal):
         in_flight.write_bytes(b"being written")
         project.run().outcome.assert_outcomes(passed=1)
@@ -148,7 +171,7 @@ def test_baseline_temporary_files_are_left_while_another_run_writes_baselines(pr
     project.run(update="all").outcome.assert_outcomes(passed=1)
     monkeypatch.setattr(run_folder, "BASELINE_LOCK_WAIT", 0.05)
     png, _ = project.baseline_pair("test_case")
-    in_flight = png.with_name(f".{png.name}.abcdefgh.tmp")
+    in_flight = png.with_name(f".{png.name}.abcdefgh.diffbench-tmp")
     in_flight.write_bytes(b"being written")
     with FileLock(lock_path(project.baselines)):
         project.run().outcome.assert_outcomes(passed=1)

@@ -110,7 +110,7 @@ def test_temp_name_is_the_name_of_atomic_writes_temporary_files(tmp_path, monkey
 def _temp_file(folder, name="a.png"):
     """A temporary file as a write killed before its rename leaves it."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f".{name}.abc_1234.tmp"
+    path = folder / f".{name}.abc_1234.diffbench-tmp"
     path.write_bytes(b"half")
     return path
 
@@ -118,16 +118,17 @@ def _temp_file(folder, name="a.png"):
 def test_remove_temp_files_removes_only_temp_names_and_never_follows_links(tmp_path):
     root = tmp_path / "baselines"
     stale = [_temp_file(root / "cpu-float32" / "t"), _temp_file(root, "b.json")]
-    keep = [root / "a.tmp", root / ".a.png.tmp", root / ".a.png.ABCDEFGH.tmp", root / "x.png"]
+    keep = [root / "a.tmp", root / ".a.png.tmp", root / ".a.png.ABCDEFGH.tmp", root / "x.png",
+            root / ".a.png.abcdefgh.tmp", root / ".state.json.k2j4h5g6.tmp"]  # other programs' mkstemp files
     for path in keep:
         path.write_bytes(b"user file")
     outside = tmp_path / "outside"
     outside_temp = _temp_file(outside)
     (root / "linked").symlink_to(outside)
-    (root / ".c.png.abcd1234.tmp").symlink_to(outside_temp)
+    (root / ".c.png.abcd1234.diffbench-tmp").symlink_to(outside_temp)
     assert remove_temp_files([root, tmp_path / "no-such-folder"]) == sorted(stale)
     assert all(path.exists() for path in keep)
-    assert outside_temp.exists() and (root / ".c.png.abcd1234.tmp").is_symlink()
+    assert outside_temp.exists() and (root / ".c.png.abcd1234.diffbench-tmp").is_symlink()
 
 
 def test_remove_temp_files_skips_the_folders_it_is_told_to(tmp_path):

@@ -213,8 +213,8 @@ def test_stale_temp_files_go_except_a_running_runs_and_baselines_being_written(t
     output_dir = tmp_path / "out"
     baselines = output_dir / "baselines"  # inside the output folder: still only under its lock
     dead, live = RunFolder.create(output_dir), RunFolder.create(output_dir)
-    stale = [dead.path / "images" / ".a.png.abcdefgh.tmp", output_dir / ".latest.abcdefgh.tmp"]
-    kept = [live.path / ".results.csv.abcdefgh.tmp", baselines / "pin" / ".a.png.abcdefgh.tmp"]
+    stale = [dead.path / "images" / ".a.png.abcdefgh.diffbench-tmp", output_dir / ".latest.abcdefgh.diffbench-tmp"]
+    kept = [live.path / ".results.csv.abcdefgh.diffbench-tmp", baselines / "pin" / ".a.png.abcdefgh.diffbench-tmp"]
     for path in stale + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half")
