@@ -291,8 +291,17 @@ class DiffbenchSession:
         self.bundle = artifacts.bundle
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary and artifacts.summary_markdown:  # GitHub Actions shows this file on the run's page
+            self._append_step_summary(step_summary, artifacts.summary_markdown)
+
+    def _append_step_summary(self, step_summary: str, markdown: str) -> None:
+        """Append summary.md to ``$GITHUB_STEP_SUMMARY``; a path that cannot be appended to (a
+        folder, a full disk, a missing folder) becomes one warning, the run's files are written."""
+        try:
             with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(artifacts.summary_markdown)
+                handle.write(markdown)
+        except OSError as exc:
+            self.warnings.append(f"WARNING: diffbench could not append summary.md to $GITHUB_STEP_SUMMARY "
+                                 f"({step_summary}): {type(exc).__name__}: {exc.strerror or exc}")
 
     def _row(self, result: CaseResult) -> dict[str, Any]:
         """The results row, with the columns ``pytest_diffbench_result_row`` hooks add."""

@@ -5,6 +5,7 @@ its own (a broken one is a warning line, never a lost run or a changed exit stat
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -110,3 +111,26 @@ def test_a_latest_that_cannot_be_written_is_a_warning(project: pytest.Pytester) 
     outcome.stdout.fnmatch_lines(["WARNING: diffbench could not mark the run as latest in *latest: *"])
     (run_dir,) = (project.path / ".diffbench" / "runs").iterdir()
     assert {"results.csv", "environment.json", "summary.md", "report.html"} <= {p.name for p in run_dir.iterdir()}
+
+
+@pytest.mark.parametrize("where", ["a folder", "/dev/full", "a missing folder"])
+def test_a_step_summary_that_cannot_be_appended_is_one_warning(project, monkeypatch, where):
+    """$GITHUB_STEP_SUMMARY naming a folder, a full device or a file in a missing folder: one
+    warning line; every file of the run and the terminal summary are still there."""
+    if where == "/dev/full" and not os.path.exists("/dev/full"):
+        pytest.skip("this system has no /dev/full")
+    step_summary = {"a folder": str(project.path), "/dev/full": "/dev/full",
+                    "a missing folder": str(project.path / "no-such-folder" / "summary.md")}[where]
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", step_summary)
+    run = run_diffbench(project, update="all")
+    assert run.outcome.ret == pytest.ExitCode.OK
+    run.outcome.assert_outcomes(passed=9)
+    folder = run.folder
+    for path in (folder.results, folder.environment, folder.latest, folder.summary, folder.plot, folder.report, folder.bundle):
+        assert path.is_file(), path
+    text = run.outcome.stdout.str() + run.outcome.stderr.str()
+    warnings = [line for line in text.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"WARNING: diffbench could not append summary.md to $GITHUB_STEP_SUMMARY ({step_summary}): "), warnings
+    assert "diffbench: 8 cases: 8 passed" in text
+    assert "Traceback" not in text and "INTERNALERROR" not in text
