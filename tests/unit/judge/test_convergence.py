@@ -42,6 +42,31 @@ def test_case_group_drops_only_the_named_axes(make_result):
     assert case_group(result, "sampler", "steps") == ("tests/test_a.py::test_a", "seed3 · cfg7.5")
 
 
+@pytest.mark.parametrize(("param", "group"), [
+    ("seed3-ddim-10steps-cfg7.5-a red cube", "seed3 · ddim · cfg7.5 · a red cube"),  # parametrize after the sweep
+    ("a red cube-seed3-ddim-10steps-cfg7.5", "a red cube · seed3 · ddim · cfg7.5"),  # a fixture param before it
+    ("x-seed3-ddim-10steps-cfg7.5-y", "x · seed3 · ddim · cfg7.5 · y"),  # one on either side
+])
+def test_case_group_keeps_every_parameter_that_is_not_a_swept_axis(make_result, param, group):
+    result = make_result(3, "DDIM", 10)
+    result = result.with_changes(nodeid=f"{result.test}[{param}]")
+    assert case_group(result, "steps") == ("tests/test_a.py::test_a", group)
+
+
+def test_cases_of_two_parametrize_values_are_scored_against_their_own_most_steps_image(sweep):
+    results = sweep(steps=(4, 20))
+    twins = [r.with_changes(nodeid=r.nodeid[:-1] + "-other]") for r in results]
+    sweep.pixels.update({t.nodeid: np.ascontiguousarray(np.rot90(sweep.pixels[r.nodeid])) for r, t in zip(results, twins)})
+    scores = reference_ssim(results + twins, sweep.load)
+    assert [scores[r.nodeid] for r in results + twins if r.setting("steps") == 20] == [1.0, 1.0]
+    assert scores[twins[0].nodeid] == pytest.approx(scores[results[0].nodeid], abs=0.05)
+
+
+def test_a_test_without_a_sweep_groups_by_its_own_parameters(make_result):
+    result = make_result(0, "Euler", 20).with_changes(nodeid="tests/test_a.py::test_a[a red cube]")
+    assert case_group(result, "sampler", "steps") == ("tests/test_a.py::test_a", "a red cube · seed0 · cfg7.5")
+
+
 def test_fewer_steps_score_lower_against_the_most_steps_image(sweep, make_result):
     results = sweep(seeds=(0, 1), samplers=("Euler", "DDIM"))
     scores = reference_ssim(results, sweep.load)
