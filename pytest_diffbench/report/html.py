@@ -119,7 +119,8 @@ def _row(result: CaseResult, folder: RunFolder) -> dict[str, Any]:
     case = case_path(result.nodeid)
     values = result.to_row()
     row = {key: _text(key, values.get(key)) for key, _ in table_columns()}
-    row.update(case=result.case_id or result.nodeid, config=folder.relative(folder.config(case)),
+    params = result.nodeid[len(result.test):]  # "[...]": the sweep's case id and any other parameter
+    row.update(case=params[1:-1] or result.case_id or result.nodeid, config=folder.relative(folder.config(case)),
                grid=_link(folder, folder.case_grid(case)), image=_link(folder, folder.image(case)),
                badge=badge(result), test=result.test)
     return row

@@ -119,3 +119,11 @@ def test_a_linked_grid_or_image_is_not_linked(make_run, results, tmp_path: Path)
     rows = json.loads(re.search(r'id="diffbench-rows">(.*?)</script>', page, re.S).group(1))
     assert [(row["grid"], row["image"]) for row in rows] == [("", ""), ("", "")]
     assert "<img src=" not in page
+
+
+def test_cases_of_two_parametrize_values_are_two_cases_on_the_page(tmp_path: Path, make_result) -> None:
+    results = [make_result(0, "Euler", 20, test="t/test_a.py::test_a").with_changes(
+        nodeid=f"t/test_a.py::test_a[seed0-euler-20steps-cfg7.5-{prompt}]") for prompt in ("a red cube", "a blue sphere")]
+    page = render_report(RunFolder(tmp_path / "run"), results, {})
+    rows = json.loads(re.search(r'id="diffbench-rows">(.*?)</script>', page, re.S).group(1))
+    assert [row["case"] for row in rows] == ["seed0-euler-20steps-cfg7.5-a blue sphere", "seed0-euler-20steps-cfg7.5-a red cube"]
