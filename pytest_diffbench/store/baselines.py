@@ -10,27 +10,34 @@ the baseline folder (no symbolic link on the way), the PNG is a complete PNG tha
 sidecar matches its schema, and the sidecar vouches for the image: the PNG's bytes are the ones
 its ``image_sha256`` records, or its decoded pixels are the ones its ``pixels_sha256`` records (so
 a losslessly re-encoded PNG is still the baseline). Any damage is one :class:`BaselineError`
-naming the file and the fault; both update modes rewrite such a pair.
+naming the file and the fault; both update modes rewrite such a pair. What stands where a file or
+folder of the pair goes and is neither (a folder or a FIFO where a file goes, a file where a folder
+goes, a symbolic link anywhere below the baseline folder) is moved, whole and unopened, a link as
+a link (never followed), into the run folder's replaced-baselines/ before the write, so nothing a
+user had is lost.
 
 Writing (:meth:`BaselineStore.write`) never leaves a pair a reader would use mixed: the PNG is
 renamed into place first and the sidecar, which names the PNG's digests, last; a kill between the
 two leaves a PNG its sidecar does not vouch for, which reads as broken (and is repaired by the
 next update), never as a baseline. The check of what is on disk and the write happen under a lock
-(:func:`lock_path`): when another run has changed the pair since this run read it,
+(:func:`lock_path`, in a folder private to the user): when another run has changed the pair since this run read it,
 :class:`BaselineConflict` is raised and nothing is written, so two runs never both "win".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
+import os
+import shutil
 import stat
 import struct
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Iterator
 
 from filelock import FileLock, Timeout
@@ -44,6 +51,9 @@ LOCK_TIMEOUT = 60.0
 #: The stamp of a pair of which neither file exists.
 ABSENT = "absent"
 REPAIR = "rewrite the pair with pytest --diffbench --diffbench-update=missing"
+#: The repair of something that is not a plain file (or folder) where one goes.
+MOVE = ("pytest --diffbench --diffbench-update=missing moves it (a link as a link) into the run folder's "
+        "replaced-baselines/ and writes the pair")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -86,14 +96,53 @@ class Found:
 
 
 def lock_path(root: Path) -> Path:
-    """The pair-write lock file of the baseline folder ``root``: in the system's temporary folder,
-    named by the SHA-256 of ``root``'s resolved path, so every run on this machine using that
-    folder (through any link to it) takes the same lock, and nothing appears among the baselines
-    for ``git add baselines/`` to commit. Runs on other machines sharing the folder over a network
-    are not serialised by it; the stamp check of :meth:`BaselineStore.write` still refuses to
-    write over a pair they changed since this run read it."""
+    """The pair-write lock file of the baseline folder ``root``: ``<hash>.lock`` in
+    :func:`lock_folder`, named by the SHA-256 of ``root``'s resolved path, so every run of this
+    user on this machine using that folder (through any link to it) takes the same lock, and
+    nothing appears among the baselines for ``git add baselines/`` to commit. Runs of other users
+    or on other machines sharing the folder are not serialised by it; the stamp check of
+    :meth:`BaselineStore.write` still refuses to write over a pair they changed since this run
+    read it. Only names the file: :meth:`BaselineStore._lock` makes and checks its folder."""
     key = sha256_bytes(str(Path(root).resolve()).encode("utf-8", "surrogateescape"))[:32]
-    return Path(tempfile.gettempdir()) / f"pytest-diffbench-{key}.lock"
+    return lock_folder() / f"{key}.lock"
+
+
+def lock_folder() -> Path:
+    """``<temporary folder>/pytest-diffbench-<uid>``: the user's own folder of baseline locks. A
+    fixed name in a shared ``/tmp`` is one another user could plant (a link, a file); a folder only
+    its user may write and checked by :func:`private_folder` cannot be."""
+    user = os.getuid() if hasattr(os, "getuid") else "user"  # Windows' temporary folder is the user's own
+    return Path(tempfile.gettempdir()) / f"pytest-diffbench-{user}"
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, made (mode 0700) when missing, and checked to be a real folder (not a link) of
+    this user that no one else may write (a folder of the user with wider permissions is narrowed).
+
+    Raises :class:`BaselineError` naming the folder and the remedy otherwise.
+    """
+    remedy = "delete it (no diffbench run of this user needs it between runs), or set TMPDIR to another folder"
+    try:
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass  # checked below, whatever it is
+        found = folder.lstat()
+    except OSError as exc:
+        raise BaselineError(f"the baseline lock folder {folder} cannot be made ({exc.strerror or exc}); {remedy}") from None
+    if stat.S_ISLNK(found.st_mode) or not stat.S_ISDIR(found.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(found.st_mode) else "not a folder"
+        raise BaselineError(f"the baseline lock folder {folder} is {what}, so diffbench does not use it; {remedy}")
+    if hasattr(os, "getuid") and found.st_uid != os.getuid():
+        raise BaselineError(f"the baseline lock folder {folder} belongs to user id {found.st_uid}, not to this user "
+                            f"({os.getuid()}), so diffbench does not use it; {remedy}")
+    if stat.S_IMODE(found.st_mode) & 0o077:
+        try:
+            folder.chmod(0o700)
+        except OSError as exc:
+            raise BaselineError(f"the baseline lock folder {folder} cannot be made private ({exc.strerror or exc}); "
+                                f"{remedy}") from None
+    return folder
 
 
 def pixels_sha256(image: Image.Image) -> str:
@@ -128,7 +177,7 @@ class BaselineStore:
         try:
             return inside(self.root, f"{self.pin}/{case}.png"), inside(self.root, f"{self.pin}/{case}.json")
         except PathEscapeError as exc:
-            repair = "; remove the link" if "symbolic link" in str(exc) else ""
+            repair = f"; {MOVE}" if "symbolic link" in str(exc) else ""
             raise BaselineError(f"baseline of {case} cannot be used: {exc}{repair}") from None
 
     def load(self, case: str) -> Baseline | None:
@@ -170,29 +219,38 @@ class BaselineStore:
         caller judged against; ``None`` skips the check): when another run changed the pair
         meanwhile, :class:`BaselineConflict` is raised and nothing is written. A pair being
         replaced is first copied to ``keep_replaced_in`` (the run folder's replaced-baselines/),
-        so nothing a user had is lost, also outside version control.
+        so nothing a user had is lost, also outside version control; what stands in the pair's way
+        (see :meth:`obstacles`) is moved there, whole and unopened, a link as a link. Nothing
+        already kept there is overwritten: a later keep takes the name with ``.1``, ``.2``, ...
 
-        Raises :class:`BaselineError` when a path leaves the baseline folder, a folder or another
-        non-file is where a file goes, the lock is held longer than :data:`LOCK_TIMEOUT`, or
-        writing fails (the previous pair is then left as it was, or as a PNG its sidecar does not
-        vouch for, which reads as broken).
+        Raises :class:`BaselineError` when a path leaves the baseline folder (``..``, absolute),
+        the lock is held longer than :data:`LOCK_TIMEOUT` or cannot be taken, or moving or writing
+        fails (the previous pair is then left as it was, or as a PNG its sidecar does not vouch
+        for, which reads as broken).
         """
-        image_path, sidecar_path = self.contained_paths(case)
+        image_path, sidecar_path = self.paths(case)
         image = _decode(png, image_path, writing=True)
         record = dataclasses.replace(sidecar, format=SIDECAR_FORMAT, case=case, image_sha256=sha256_bytes(png),
                                      pixels_sha256=pixels_sha256(image))
         text = record.to_json()
         with self._lock():
-            old = {path: _read_file(path) for path in (image_path, sidecar_path)}
-            now = _stamp(old[image_path], old[sidecar_path])
+            obstacles = self.obstacles(case)
+            if not obstacles:
+                image_path, sidecar_path = self.contained_paths(case)
+            old = {path: _read_file(path) for path in (image_path, sidecar_path)
+                   if not any(path == thing or thing in path.parents for thing, _ in obstacles)}
+            now = "" if obstacles else _stamp(old[image_path], old[sidecar_path])  # as read() stamps such a pair
             if expected is not None and now != expected:
                 raise BaselineConflict(
                     f"baseline {image_path} was {'removed' if now == ABSENT else 'changed'} by another run after this "
                     "run read it, so this run did not write over it")
             try:
+                for thing, name in obstacles:
+                    _move(thing, _free(keep_replaced_in, name))
+                image_path, sidecar_path = self.contained_paths(case)
                 for path, data in old.items():
                     if data is not None:
-                        atomic_write_bytes(_kept(keep_replaced_in, case, path.suffix), data)
+                        atomic_write_bytes(_free(keep_replaced_in, f"{case}{path.suffix}"), data)
                 atomic_write_bytes(image_path, png)
                 atomic_write_text(sidecar_path, text)
             except OSError as exc:
@@ -201,19 +259,54 @@ class BaselineStore:
                                     "the pair on disk is the old one, or reads as broken until an update") from None
         return Baseline(image_path, sidecar_path, record, image, _stamp(png, text.encode("utf-8")))
 
+    def obstacles(self, case: str) -> list[tuple[Path, str]]:
+        """What stands where the pair's folders and files go, with the name it is kept under
+        (relative to the pin folder; the pin's own name for the pin folder): a symbolic link
+        anywhere below the baseline folder, something not a folder where a folder goes, something
+        not a plain file where the PNG or sidecar goes. Nothing is followed or opened; a path that
+        is not inside the baseline folder (``..``, absolute) has none (:meth:`contained_paths`
+        refuses it). Raises :class:`BaselineError` when a path cannot be examined."""
+        relative = PurePath(self.pin, case)
+        if relative.is_absolute() or ".." in relative.parts or "\x00" in str(relative):
+            return []
+        found: list[tuple[Path, str]] = []
+        for suffix in (".png", ".json"):
+            parts = relative.with_name(relative.name + suffix).parts
+            here = self.root
+            for depth, part in enumerate(parts, 1):
+                here = here / part
+                try:
+                    mode = here.lstat().st_mode
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    raise BaselineError(f"baseline {here} cannot be examined ({exc.strerror or exc})") from None
+                place = stat.S_ISREG if depth == len(parts) else stat.S_ISDIR
+                if stat.S_ISLNK(mode) or not place(mode):
+                    name = "/".join(parts[1:depth]) or self.pin
+                    if (here, name) not in found:
+                        found.append((here, name))
+                    break
+        return found
+
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        """Hold the baseline folder's pair-write lock (:func:`lock_path`). Raises
-        :class:`BaselineError` when it cannot be taken within :data:`LOCK_TIMEOUT` seconds."""
+        """Hold the baseline folder's pair-write lock (:func:`lock_path`), in the user's private
+        :func:`lock_folder`. Raises :class:`BaselineError` naming the file or folder and the remedy
+        when the folder is not the user's private one, the lock cannot be taken, or another run
+        holds it longer than :data:`LOCK_TIMEOUT` seconds."""
         path = lock_path(self.root)
+        private_folder(path.parent)
         try:
-            lock = FileLock(path, timeout=LOCK_TIMEOUT, mode=0o666)  # teammates on the machine share it
+            lock = FileLock(path, timeout=LOCK_TIMEOUT, mode=0o600)
             lock.acquire()
         except Timeout:
             raise BaselineError(f"another diffbench run held the baseline lock {path} for over "
                                 f"{LOCK_TIMEOUT:.0f} s; nothing was written") from None
         except OSError as exc:
-            raise BaselineError(f"the baseline lock {path} cannot be taken ({exc.strerror or exc})") from None
+            what = "it is a symbolic link" if path.is_symlink() else exc.strerror or str(exc)
+            raise BaselineError(f"the baseline lock {path} cannot be taken ({what}); delete {path} (no diffbench "
+                                "run needs it between runs)") from None
         try:
             yield
         finally:
@@ -265,12 +358,15 @@ def _read_file(path: Path) -> bytes | None:
         mode = path.lstat().st_mode
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        folder = next(p for p in reversed(path.parents) if os.path.lexists(p) and not p.is_dir())
+        raise BaselineError(f"baseline folder {folder} is a file, not a folder; {MOVE}") from None
     except OSError as exc:
         raise BaselineError(f"baseline {path} cannot be read ({exc.strerror}); {REPAIR}") from None
     if stat.S_ISDIR(mode):
-        raise BaselineError(f"baseline {path} is a folder, not a file; move it out of the baseline folder, then {REPAIR}")
+        raise BaselineError(f"baseline {path} is a folder, not a file; {MOVE}")
     if not stat.S_ISREG(mode):
-        raise BaselineError(f"baseline {path} is not a plain file; remove it, then {REPAIR}")
+        raise BaselineError(f"baseline {path} is not a plain file (a FIFO, socket or device); {MOVE}")
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -320,9 +416,41 @@ def _stamp(png: bytes | None, sidecar: bytes | None) -> str:
     return sha256_bytes(" ".join(parts).encode("ascii"))
 
 
-def _kept(folder: Path, case: str, suffix: str) -> Path:
-    """Where a replaced baseline file is kept: ``<folder>/<case><suffix>``."""
+def _free(folder: Path, name: str) -> Path:
+    """``<folder>/<name>`` inside ``folder`` (see :func:`inside`), or when something is there
+    already, the first of ``<name>.1``, ``<name>.2``, ... that is free: nothing kept is overwritten.
+    Raises :class:`BaselineError` naming ``name`` when the path would leave ``folder``."""
     try:
-        return inside(folder, f"{case}{suffix}")
+        path = inside(folder, name)
+        for number in range(1, 10_000):
+            if not os.path.lexists(path):
+                return path
+            path = inside(folder, f"{name}.{number}")
     except PathEscapeError as exc:
-        raise BaselineError(f"the replaced baseline of {case} cannot be kept: {exc}") from None
+        raise BaselineError(f"the replaced baseline {name} cannot be kept: {exc}") from None
+    raise BaselineError(f"the replaced baseline {name} cannot be kept: {folder} holds 10000 copies of it")
+
+
+def _move(thing: Path, to: Path) -> None:
+    """Move ``thing`` to ``to`` without following or opening it: a rename (a folder whole, a link
+    as the link); across file systems a link is made anew with the same target, a folder copied
+    (its links as links) then removed, a FIFO made anew, another special file (which holds no
+    data) removed. Raises OSError when that fails."""
+    to.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(thing, to)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    mode = thing.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        os.symlink(os.readlink(thing), to)
+        thing.unlink()
+    elif stat.S_ISDIR(mode):
+        shutil.copytree(thing, to, symlinks=True)
+        shutil.rmtree(thing)
+    else:
+        if stat.S_ISFIFO(mode):
+            os.mkfifo(to, stat.S_IMODE(mode))
+        thing.unlink()

@@ -387,37 +387,146 @@ def test_a_damaged_png_is_one_error_naming_the_file(stored, how, fault):
     assert "\n" not in message and "--diffbench-update=missing" in message
 
 
-@pytest.mark.parametrize("which", [0, 1], ids=["png", "sidecar"])
-def test_a_folder_where_a_file_belongs_is_an_error(stored, which):
-    store, *pair = stored
-    pair[which].unlink()
-    pair[which].mkdir()
-    message = load_error(store)
-    assert message.startswith(f"baseline {pair[which]} is a folder, not a file; move it out")
+def _folder(path: Path, outside: Path) -> str:
+    path.unlink()
+    path.mkdir()
+    (path / "notes.txt").write_text("a user's file")
+    return "is a folder, not a file"
+
+
+def _fifo(path: Path, outside: Path) -> str:
+    path.unlink()
+    os.mkfifo(path)  # opening it would block forever
+    return "is not a plain file (a FIFO"
+
+
+def _link_to_file(path: Path, outside: Path) -> str:
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+    return "is a symbolic link"
+
+
+def _link_to_folder(path: Path, outside: Path) -> str:
+    outside.mkdir()
+    (outside / "secret").write_text("not diffbench's")
+    path.unlink()
+    path.symlink_to(outside, target_is_directory=True)
+    return "is a symbolic link"
+
+
+def _file_for_folder(path: Path, outside: Path) -> str:
+    shutil.rmtree(path.parent)
+    path.parent.write_text("a user's file where the test's folder goes")
+    return "is a file, not a folder"
+
+
+def _linked_folder(path: Path, outside: Path) -> str:
+    shutil.move(path.parent, outside)
+    path.parent.symlink_to(outside, target_is_directory=True)
+    return "is a symbolic link"
+
+
+OBSTACLES = {"folder": _folder, "fifo": _fifo, "link-to-file": _link_to_file, "link-to-folder": _link_to_folder,
+             "file-for-folder": _file_for_folder, "linked-folder": _linked_folder}
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Every entry under ``folder`` (links not followed): a link's target, a file's text, "fifo" or "dir"."""
+    entries = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            entries[path.relative_to(folder).as_posix()] = f"-> {os.readlink(path)}"
+        elif path.is_fifo():
+            entries[path.relative_to(folder).as_posix()] = "fifo"
+        elif path.is_file():
+            entries[path.relative_to(folder).as_posix()] = sha256_bytes(path.read_bytes())
+    return entries
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
-def test_a_fifo_is_refused_without_reading_it(stored):
+@pytest.mark.parametrize("which", [0, 1], ids=["png", "sidecar"])
+@pytest.mark.parametrize("obstacle", OBSTACLES)
+def test_what_stands_where_the_pair_goes_is_one_error_then_moved_aside_whole_by_a_write(stored, tmp_path, astronaut,
+                                                                                        obstacle, which):
+    """A folder, FIFO or link where a file goes, a file or link where a folder goes: one line
+    naming it and the repair; a write moves it, unopened and unfollowed, into replaced-baselines/."""
+    store, *pair = stored
+    outside = tmp_path / "outside"
+    fault = OBSTACLES[obstacle](pair[which], outside)
+    thing = pair[which].parent if obstacle in ("file-for-folder", "linked-folder") else pair[which]
+    elsewhere = _tree(outside) if outside.is_dir() else outside.read_bytes() if outside.exists() else None
+    found = store.read(CASE)
+    assert found.baseline is None and found.stamp == ""
+    assert f"{thing} {fault}" in found.fault and "\n" not in found.fault
+    assert "--diffbench-update=missing moves it (a link as a link) into the run folder's replaced-baselines/" in found.fault
+    before = _tree(thing) if thing.is_dir() and not thing.is_symlink() else None
+    mode = thing.lstat().st_mode
+
+    write(store, astronaut, config={**CONFIG, "seed": 5}, expected=found.stamp)
+    assert store.load(CASE).sidecar.config["seed"] == 5
+    kept = store.root / "run" / "replaced-baselines" / thing.relative_to(store.root / "p")
+    assert kept.lstat().st_mode == mode  # the same kind of thing, moved as it was
+    if kept.is_symlink():
+        assert kept.readlink() == outside
+    if before is not None:
+        assert _tree(kept) == before
+    if elsewhere is not None:  # what a link pointed to is untouched
+        assert (_tree(outside) if outside.is_dir() else outside.read_bytes()) == elsewhere
+
+
+def test_a_write_moves_a_linked_pin_folder_as_a_link(tmp_path, astronaut):
+    elsewhere = tmp_path / "elsewhere"
+    write(BaselineStore(elsewhere, "p"), astronaut)
+    before = _tree(elsewhere)
+    root = tmp_path / "baselines"
+    root.mkdir()
+    (root / "p").symlink_to(elsewhere / "p", target_is_directory=True)
+    store = BaselineStore(root, "p")
+    write(store, astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM), expected=store.read(CASE).stamp)
+    assert store.load(CASE) is not None and not (root / "p").is_symlink()
+    assert (root / "run" / "replaced-baselines" / "p").readlink() == elsewhere / "p"
+    assert _tree(elsewhere) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("obstacle", ["folder", "fifo", "link-to-file", "link-to-folder"])
+def test_across_file_systems_the_obstacle_is_moved_without_being_followed_or_opened(stored, tmp_path, astronaut,
+                                                                                    monkeypatch, obstacle):
+    """The run folder on another file system (rename gives EXDEV): links made anew, folders copied."""
+    import errno as errnos
+
     store, image_path, _ = stored
-    image_path.unlink()
-    os.mkfifo(image_path)  # reading it would block forever
-    assert load_error(store).startswith(f"baseline {image_path} is not a plain file")
+    outside = tmp_path / "outside"
+    OBSTACLES[obstacle](image_path, outside)
+    before = _tree(image_path) if obstacle == "folder" else None
+    elsewhere = _tree(outside) if outside.is_dir() else outside.read_bytes() if outside.exists() else None
 
+    def rename(src, dst):
+        raise OSError(errnos.EXDEV, "Invalid cross-device link")
 
-# -- symbolic links (a pull request can commit one) --------------------------------------------
-
-
-def test_a_symlinked_png_or_sidecar_is_refused(stored, tmp_path):
-    store, image_path, sidecar_path = stored
-    for path in (image_path, sidecar_path):
-        outside = tmp_path / f"outside{path.suffix}"
-        shutil.copy(path, outside)
-        path.unlink()
-        path.symlink_to(outside)
-        assert "is a symbolic link" in load_error(store)
-        path.unlink()
-        shutil.move(outside, path)
+    monkeypatch.setattr(os, "rename", rename)
+    write(store, astronaut, expected="")
     assert store.load(CASE) is not None
+    kept = store.root / "run" / "replaced-baselines" / f"{CASE}.png"
+    if obstacle == "folder":
+        assert _tree(kept) == before
+    elif obstacle == "fifo":
+        assert kept.is_fifo()
+    else:
+        assert kept.readlink() == outside
+        assert (_tree(outside) if outside.is_dir() else outside.read_bytes()) == elsewhere
+
+
+def test_nothing_kept_is_overwritten(stored, astronaut):
+    """A second write of the same case into one run folder keeps the first pair it replaced too."""
+    store, image_path, sidecar_path = stored
+    first = image_path.read_bytes()
+    write(store, astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM), config={**CONFIG, "seed": 1})
+    second = image_path.read_bytes()
+    write(store, astronaut, config={**CONFIG, "seed": 2})
+    kept = store.root / "run" / "replaced-baselines"
+    assert (kept / f"{CASE}.png").read_bytes() == first and (kept / f"{CASE}.png.1").read_bytes() == second
 
 
 @pytest.mark.parametrize("link", ["p", "p/tests/test_a"])
@@ -431,8 +540,7 @@ def test_a_symlinked_folder_inside_the_baselines_is_never_followed(tmp_path, ast
     message = load_error(store)
     assert f"{root / link} is a symbolic link" in message and "\n" not in message
     before = {p: p.read_bytes() for p in elsewhere.rglob("*") if p.is_file()}
-    with pytest.raises(BaselineError, match="is a symbolic link"):
-        write(store, astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM))
+    write(store, astronaut.transpose(Image.Transpose.FLIP_TOP_BOTTOM))
     assert {p: p.read_bytes() for p in elsewhere.rglob("*") if p.is_file()} == before
 
 
@@ -561,13 +669,74 @@ def test_write_refuses_a_broken_pair_another_run_repaired_meanwhile(stored, astr
 
 
 def test_the_lock_is_outside_the_baseline_folder_and_shared_through_links(tmp_path, astronaut):
-    """``git add baselines/`` finds only pairs: the lock lives in the temporary folder."""
+    """``git add baselines/`` finds only pairs: the lock lives in the user's private temporary folder."""
     write(BaselineStore(tmp_path / "baselines", "p"), astronaut)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
         f"baselines/p/{CASE}.json", f"baselines/p/{CASE}.png"]
     (tmp_path / "link").symlink_to(tmp_path / "baselines", target_is_directory=True)
     assert lock_path(tmp_path / "link") == lock_path(tmp_path / "baselines") != lock_path(tmp_path / "other")
-    assert lock_path(tmp_path / "baselines").parent == Path(tempfile.gettempdir())
+    folder = lock_path(tmp_path / "baselines").parent
+    assert folder == Path(tempfile.gettempdir()) / f"pytest-diffbench-{os.getuid()}"
+    assert oct(folder.lstat().st_mode & 0o777) == oct(0o700)
+
+
+@pytest.fixture
+def temp_folder(tmp_path, monkeypatch) -> Path:
+    """A temporary folder of this test's own, as ``tempfile.gettempdir()``."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_a_lock_file_planted_at_the_old_shared_name_is_not_used(tmp_path, temp_folder, astronaut):
+    victim = tmp_path / "victim"
+    victim.write_text("a file of the user's")
+    key = lock_path(tmp_path / "baselines").stem
+    (temp_folder / f"pytest-diffbench-{key}.lock").symlink_to(victim)
+    write(BaselineStore(tmp_path / "baselines", "p"), astronaut)
+    assert victim.read_text() == "a file of the user's"
+
+
+@pytest.mark.parametrize("planted", ["link", "file", "wide", "other-user"])
+def test_a_lock_folder_not_private_to_the_user_is_one_error_naming_it_and_the_remedy(tmp_path, temp_folder, astronaut,
+                                                                                    monkeypatch, planted):
+    folder = temp_folder / f"pytest-diffbench-{os.getuid()}"
+    elsewhere = tmp_path / "attacker"
+    elsewhere.mkdir()
+    if planted == "link":
+        folder.symlink_to(elsewhere, target_is_directory=True)
+    elif planted == "file":
+        folder.write_text("")
+    else:
+        folder.mkdir(mode=0o777)
+        folder.chmod(0o777)
+    if planted == "other-user":  # made by this user, seen by a user of the next id
+        other = os.getuid() + 1
+        folder = folder.rename(temp_folder / f"pytest-diffbench-{other}")
+        monkeypatch.setattr(os, "getuid", lambda: other)
+    store = BaselineStore(tmp_path / "baselines", "p")
+    if planted == "wide":  # the user's own folder, made private
+        write(store, astronaut)
+        assert oct(folder.lstat().st_mode & 0o777) == oct(0o700)
+        return
+    with pytest.raises(BaselineError) as raised:
+        write(store, astronaut)
+    message = str(raised.value)
+    assert message.startswith(f"the baseline lock folder {folder} ") and "\n" not in message
+    assert "so diffbench does not use it; delete it" in message
+    assert list(elsewhere.iterdir()) == [] and store.read(CASE).stamp == ABSENT
+
+
+def test_a_lock_file_that_is_a_link_is_one_error_naming_it_and_the_remedy(tmp_path, temp_folder, astronaut):
+    path = lock_path(tmp_path / "baselines")
+    path.parent.mkdir(mode=0o700)
+    path.symlink_to(tmp_path / "victim")
+    with pytest.raises(BaselineError) as raised:
+        write(BaselineStore(tmp_path / "baselines", "p"), astronaut)
+    assert str(raised.value) == (f"the baseline lock {path} cannot be taken (it is a symbolic link); delete {path} "
+                                 "(no diffbench run needs it between runs)")
+    assert not (tmp_path / "victim").exists()
 
 
 def test_a_held_lock_is_one_error_and_nothing_is_written(tmp_path, astronaut, monkeypatch):
