@@ -7,7 +7,7 @@ baseline whose case failed on identity, quality or relative speed and judges aga
 budgets still fail; ``=missing`` only writes missing and unreadable baselines.
 
 Before any of that, an output that cannot be a baseline (:func:`output_problem`: smaller than
-SSIM can score, non-finite values, one flat colour) is ``invalid-output``: nothing is written in
+SSIM can score, non-finite values, fully transparent, (nearly all) one flat colour) is ``invalid-output``: nothing is written in
 any update mode and a stored baseline is left as it is. A nearly flat output passes on, with
 :func:`output_warning` in results.csv's ``output_warning`` column.
 
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 _REFRESHABLE_BUDGETS = frozenset({SLOWDOWN})
 #: The smallest side an output may have: the smallest SSIM scores.
 MIN_OUTPUT_SIDE = SSIM_MIN_SIDE
+#: An output with more than this share of its pixels in one colour is flat (one white pixel on
+#: black, a few specks): no picture a pipeline means to make.
+FLAT_SHARE = 0.999
 #: Below this standard deviation (in 0-255 levels, in every channel) an output is nearly flat.
 NEAR_FLAT_STD = 1.0
 _FP16_HINT = "a float16 VAE overflow gives NaN, decoded as black; try float32 or the fp16-fix VAE"
@@ -147,23 +150,36 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
 
 
 def output_problem(image: "Image.Image", measurement: Measurement | None = None) -> str:
-    """Why ``image`` cannot be judged or become a baseline, on one line; "" when it can."""
+    """Why ``image`` cannot be judged or become a baseline, on one line; "" when it can: smaller
+    than SSIM scores, non-finite values when made (``measurement.warnings``), fully transparent
+    (alpha 0 everywhere), or flat (more than :data:`FLAT_SHARE` of its pixels one colour)."""
+    import numpy
+
     array = to_rgb_array(image)
     height, width = array.shape[:2]
     if min(width, height) < MIN_OUTPUT_SIDE:
         return (f"the output is {width}x{height} px, smaller than SSIM can score (at least {MIN_OUTPUT_SIDE}x"
                 f"{MIN_OUTPUT_SIDE}); check the width and height the pipeline makes")
     if measurement is not None and measurement.warnings:
-        return (f"the output had non-finite values (NaN or inf) when it was made (numpy: {measurement.warnings[0]}); "
+        return (f"the output had non-finite values (NaN or inf) when it was made ({measurement.warnings[0]}); "
                 + _FP16_HINT)
-    first = array[0, 0]
-    if (array == first).all():
-        colour = tuple(int(v) for v in first)
-        if colour == (0, 0, 0):
-            cause = f"{_FP16_HINT}; a safety checker also blacks out images it flags"
-        else:
-            cause = "the pipeline made no picture; check its VAE, LoRAs, steps and output_type"
+    if "A" in image.getbands() and image.getchannel("A").getextrema() == (0, 0):
+        return ("the output is fully transparent (alpha 0 in every pixel): the pipeline made no visible picture; "
+                "check its output and mode")
+    packed = array.reshape(-1, 3).astype(numpy.uint32) @ numpy.array([1 << 16, 1 << 8, 1], dtype=numpy.uint32)
+    colours, counts = numpy.unique(packed, return_counts=True)
+    common = int(colours[counts.argmax()])
+    colour = (common >> 16, (common >> 8) & 255, common & 255)
+    if colour == (0, 0, 0):
+        cause = f"{_FP16_HINT}; a safety checker also blacks out images it flags"
+    else:
+        cause = "the pipeline made no picture; check its VAE, LoRAs, steps and output_type"
+    if len(colours) == 1:
         return f"the output is one flat colour {colour}: {cause}"
+    others = int(counts.sum() - counts.max())
+    if others <= (1 - FLAT_SHARE) * counts.sum():
+        return (f"the output is one flat colour {colour} but for {others} of {int(counts.sum())} pixels "
+                f"(more than {FLAT_SHARE:.1%} one colour): {cause}")
     return ""
 
 

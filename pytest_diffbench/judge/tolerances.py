@@ -71,31 +71,39 @@ class Tolerances(Mapping[str, "float | None"]):
     def __len__(self) -> int:
         return len(self.limits)
 
-    def merged(self, overrides: Mapping[str, Any], *, source: str) -> "Tolerances":
-        """A copy with ``overrides`` applied, each validated; ``source`` names them in errors.
+    def merged(self, overrides: Mapping[str, Any], *, source: str, text: bool = False) -> "Tolerances":
+        """A copy with ``overrides`` applied, each validated; ``source`` names them in errors;
+        ``text``: the values are an ini file's strings (see :func:`check_tolerance`).
 
         Raises ValueError naming ``source``, the tolerance and what would be valid.
         """
-        checked = {key: check_tolerance(key, value, source=source) for key, value in overrides.items()}
+        checked = {key: check_tolerance(key, value, source=source, text=text) for key, value in overrides.items()}
         return Tolerances({**self.limits, **checked})
 
     def as_dict(self) -> dict[str, float | None]:
         return dict(self.limits)
 
 
-def check_tolerance(name: str, value: Any, *, source: str, metrics: MetricRegistry = REGISTRY) -> float | None:
-    """Validate one tolerance; strings (from ini files) are parsed, off-words give ``None``.
+def check_tolerance(name: str, value: Any, *, source: str, text: bool = False,
+                    metrics: MetricRegistry = REGISTRY) -> float | None:
+    """Validate one tolerance. With ``text`` (an ini file's values) strings are parsed and
+    off-words give ``None``; otherwise (a test's own tolerances) it must be a number (int, float,
+    ``Decimal``, numpy number) or ``None``, as sweep axes must.
 
-    Raises ValueError naming ``source`` for an unknown name, a value that is not a number, a
-    value out of range, or one that is not finite (``inf`` would switch a budget off in
-    disguise, NaN would fail every case: ``None``/``off`` is the one way to switch a check off).
+    Raises ValueError naming ``source`` for an unknown name, a value that is not a number (a
+    string in a test's tolerances), a value out of range, or one that is not finite (``inf``
+    would switch a budget off in disguise, NaN would fail every case: ``None``/``off`` is the
+    one way to switch a check off).
     """
     ranges = _ranges(metrics)
     if name not in ranges:
         raise ValueError(f"{source}: unknown tolerance {name!r}; valid names are {', '.join(tolerance_names(metrics))}")
-    if value is None or (isinstance(value, str) and value.strip().lower() in OFF_WORDS):
+    if value is None or (text and isinstance(value, str) and value.strip().lower() in OFF_WORDS):
         return None
     accepts, valid = ranges[name]
+    if isinstance(value, (str, bytes)) and not text:
+        raise ValueError(f"{source}: tolerance {name}={value!r} is text, not a number; give a number (0.9, not "
+                         "'0.9'), or None to switch it off")
     try:
         number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):

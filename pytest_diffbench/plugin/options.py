@@ -161,7 +161,7 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
     tolerances = Tolerances()
     for name in tolerance_names():
         try:
-            tolerances = tolerances.merged({name: raw[name]}, source=f"ini diffbench_{name}")
+            tolerances = tolerances.merged({name: raw[name]}, source=f"ini diffbench_{name}", text=True)
         except ValueError as exc:
             raise pytest.UsageError(f"diffbench: {exc}") from None
     enabled = bool(raw["enabled"]) or raw["update"] is not None  # --diffbench-update implies --diffbench

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Protocol
 
@@ -9,8 +10,8 @@ import pytest
 
 from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineDescription
 from pytest_diffbench.spec.config import FrozenConfig, normalise
-from pytest_diffbench.spec.measurement import Measurement
-from pytest_diffbench.spec.sweep import LORA_SCALE_AXIS, RESERVED_AXES, SIZE_AXES, Case
+from pytest_diffbench.spec.measurement import Measurement, measurement_problem
+from pytest_diffbench.spec.sweep import CLIP_SKIP, LORA_SCALE_AXIS, RESERVED_AXES, SIZE_AXES, Case, keyword_problem
 
 #: Keywords of the pipeline call that take the LoRA scale, in the order they are tried (SD and
 #: SDXL pipelines name the first, SD3 and Flux the second, newer ones the third).
@@ -50,8 +51,14 @@ class SelfRunner:
         return None if names is None else frozenset(names)
 
     def size_multiple(self, pipe: DiffbenchPipeline) -> int | None:
+        """Raises ValueError when ``diffbench_size_multiple`` is there but not a positive int."""
         multiple = getattr(pipe, "diffbench_size_multiple", None)
-        return multiple if isinstance(multiple, int) and multiple > 0 else None
+        if multiple is None:
+            return None
+        if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple <= 0:
+            raise ValueError(f"{type(pipe).__name__}.diffbench_size_multiple = {multiple!r} is not valid; it must be a "
+                             "positive int (what width and height must be multiples of), or absent for any size")
+        return multiple
 
     def generate(self, pipe: DiffbenchPipeline, sampler: str, seed: int,
                  call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]":
@@ -124,6 +131,7 @@ class DiffbenchCase:
         description = self._runner.describe(self.pipeline)
         accepted = self._runner.call_keywords(self.pipeline)
         axis_kwargs = {name: value for name, value in self.case.extra if name != LORA_SCALE_AXIS}
+        self._check_values(description, {**axis_kwargs, **pipeline_kwargs})
         if LORA_SCALE_AXIS in dict(self.case.extra):
             axis_kwargs[self._attention_keyword(description, accepted)] = {"scale": dict(self.case.extra)[LORA_SCALE_AXIS]}
         clashes = sorted(set(axis_kwargs) & set(pipeline_kwargs))
@@ -142,13 +150,18 @@ class DiffbenchCase:
             "guidance_scale": self.cfg,
             "output_type": "pil",
         }
-        self._check_sizes(call_kwargs, self._runner.size_multiple(self.pipeline))
+        try:
+            multiple = self._runner.size_multiple(self.pipeline)
+        except ValueError as exc:
+            self._refuse(str(exc))
+        self._check_sizes(call_kwargs, multiple)
         recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs}.items() if k not in SIZE_AXES}
         try:  # refuse what a config cannot hold, before generating
             normalise(recorded_kwargs, where="generate() keyword", finite=True)
         except (TypeError, ValueError) as exc:
             self._refuse(str(exc))
-        image, measurement = self._runner.generate(self.pipeline, self.sampler, self.seed, call_kwargs)
+        image, measurement = self._checked_output(self._runner.generate(self.pipeline, self.sampler, self.seed,
+                                                                        call_kwargs))
         for axis, size in (("width", image.width), ("height", image.height)):
             asked = call_kwargs.get(axis)
             if asked is not None and int(asked) != size:  # the config must hold what was made
@@ -182,6 +195,49 @@ class DiffbenchCase:
     def _refuse(self, message: str) -> NoReturn:
         """Fail this case with one line (no traceback): ``message`` says what to change."""
         pytest.fail(f"{self.nodeid}: {message}", pytrace=False)
+
+    def _checked_output(self, output: object) -> "tuple[Image.Image, Measurement]":
+        """The pipeline's ``(image, measurement)``, refused with one line when it is not a PIL
+        image and a valid :class:`Measurement` (see spec.measurement.measurement_problem), so
+        nothing invalid reaches a file. An image of a mode PNG and the metrics cannot take as it
+        is (``F``, ``I``, ``CMYK``, ...) is converted (see :func:`comparable_image`); NaN or inf in
+        a float image is noted in the measurement's warnings, which makes the output invalid."""
+        from PIL import Image
+
+        if not isinstance(output, tuple) or len(output) != 2:
+            self._refuse(f"the pipeline returned {type(output).__name__}, not (image, Measurement)")
+        image, measurement = output
+        if not isinstance(image, Image.Image):
+            self._refuse(f"the pipeline returned {type(image).__name__}, not a PIL image; return a PIL.Image.Image "
+                         "(diffusers: output_type='pil')")
+        problem = measurement_problem(measurement)
+        if problem:
+            self._refuse(problem)
+        try:
+            image, note = comparable_image(image)
+        except ValueError as exc:
+            self._refuse(str(exc))
+        if note:
+            measurement = dataclasses.replace(measurement, warnings=(*measurement.warnings, note))
+        return image, measurement
+
+    def _check_values(self, description: PipelineDescription, kwargs: Mapping[str, Any]) -> None:
+        """Refuse a keyword value diffusers would fail on or ignore: a ``scale`` in an attention
+        keyword without a LoRA loaded (as ``lora_scale``), a bad ``guidance_rescale`` or
+        ``clip_skip`` (see spec.sweep.keyword_problem), a ``clip_skip`` not below the text
+        encoder's layer count where the pipeline has one."""
+        for name, value in kwargs.items():
+            if name in ATTENTION_KEYWORDS and isinstance(value, Mapping) and "scale" in value and not description.loras:
+                self._refuse(f"{name}={{'scale': ...}} needs a LoRA loaded in the pipeline "
+                             "(pipe.load_lora_weights(...) in your diffbench_pipeline fixture), and this one has none")
+            problem = keyword_problem(name, value)
+            if problem:
+                self._refuse(problem)
+        layers = getattr(getattr(getattr(self.pipeline, "text_encoder", None), "config", None), "num_hidden_layers", None)
+        skip = kwargs.get(CLIP_SKIP)
+        if skip is not None and isinstance(layers, int) and int(skip) >= layers:
+            self._refuse(f"{CLIP_SKIP}={skip} is not valid for this pipeline: its text encoder has {layers} layers, so "
+                         f"{CLIP_SKIP} must be from 0 to {layers - 1}")
 
     def _check_own_keywords(self, pipeline_kwargs: Mapping[str, Any]) -> None:
         """Refuse a generate() keyword that the sweep sets for every case (or diffbench itself)."""
@@ -221,3 +277,32 @@ class DiffbenchCase:
             if multiple is not None and int(value) % multiple:
                 self._refuse(f"{axis}={value} is not a multiple of {multiple}, which this pipeline needs "
                              f"({type(self.pipeline).__name__}); use e.g. {axis}={int(value) // multiple * multiple or multiple}")
+
+
+#: Image modes kept as they are: PNG stores them and the metrics read them (as RGB).
+KEPT_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})
+#: Modes of numbers per pixel (32-bit int, float), shown as grey levels 0-255 (clipped).
+NUMERIC_MODES = frozenset({"I", "F"})
+
+
+def comparable_image(image: "Image.Image") -> "tuple[Image.Image, str]":
+    """``image`` in a mode PNG and the metrics take, and a note ("" when none) that it held NaN
+    or inf. A mode of :data:`KEPT_MODES` is kept; ``I`` and ``F`` (and ``I;16`` ...) become ``L``,
+    values clipped to 0-255 and NaN as 0 (the note says so); any other mode (``CMYK``,
+    ``YCbCr``, ``LAB``, ``HSV``) becomes ``RGB``. Raises ValueError (one line) for a mode PIL
+    cannot convert."""
+    import numpy as np
+    from PIL import Image
+
+    if image.mode in KEPT_MODES:
+        return image, ""
+    if image.mode in NUMERIC_MODES or image.mode.startswith("I;"):
+        values = np.asarray(image, dtype=np.float64)
+        note = "" if np.isfinite(values).all() else f"the pipeline's mode {image.mode} image holds NaN or inf values"
+        grey = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0).clip(0, 255).round().astype(np.uint8)
+        return Image.fromarray(grey, "L"), note
+    try:
+        return image.convert("RGB"), ""
+    except ValueError:
+        raise ValueError(f"the pipeline returned a mode {image.mode} image, which diffbench cannot compare; "
+                         "return an RGB image") from None

@@ -124,7 +124,8 @@ _NONFINITE = "invalid value encountered in cast"
 
 @contextlib.contextmanager
 def record_nonfinite() -> Iterator[list[str]]:
-    """Collect the messages of numpy's non-finite-value RuntimeWarnings raised inside the block;
+    """Collect the messages of numpy's non-finite-value RuntimeWarnings raised inside the block
+    (as ``numpy: <message>``, the form ``Measurement.warnings`` takes);
     every other warning is re-issued as it came."""
     found: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -133,8 +134,8 @@ def record_nonfinite() -> Iterator[list[str]]:
     for item in caught:
         text = str(item.message)
         if issubclass(item.category, RuntimeWarning) and _NONFINITE in text:
-            if text not in found:
-                found.append(text)
+            if f"numpy: {text}" not in found:
+                found.append(f"numpy: {text}")
         else:
             warnings.warn_explicit(item.message, item.category, item.filename, item.lineno, source=item.source)
 

@@ -69,7 +69,10 @@ DIFFUSERS_ATTRIBUTES = ("__call__", "scheduler", "components", "device", "dtype"
 def pipeline_problem(pipe: Any) -> str | None:
     """Why ``pipe`` cannot be the pipeline of a case, in one line, or None when it can: it must
     be a :class:`DiffbenchPipeline` or have what diffbench uses of a diffusers pipeline
-    (:data:`DIFFUSERS_ATTRIBUTES`, a scheduler that is not None)."""
+    (:data:`DIFFUSERS_ATTRIBUTES`, a scheduler that is not None), and be an instance, not a class."""
+    if isinstance(pipe, type):
+        return (f"diffbench_pipeline returned the class {pipe.__name__}, not a pipeline; return an instance, "
+                f"e.g. {pipe.__name__}(...) (or {pipe.__name__}.from_pretrained(...) for diffusers)")
     if isinstance(pipe, DiffbenchPipeline):
         return None
     missing = [name for name in DIFFUSERS_ATTRIBUTES if getattr(pipe, name, None) is None]

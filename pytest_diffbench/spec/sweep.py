@@ -6,6 +6,7 @@ so ``pytest --collect-only`` lists every case cheaply.
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import math
 import numbers
@@ -40,7 +41,19 @@ RESERVED_AXES: dict[str, str] = {
     "negative_prompt": "use diffbench.generate(negative_prompt=...) instead",
     "output_type": "diffbench always asks for PIL images (output_type='pil')",
     "num_images_per_prompt": "diffbench compares one image per case; use seeds for more images",
+    "return_dict": "diffbench reads the pipeline's output itself; return_dict changes nothing in the image",
+    "latents": "the starting noise comes from the case's seed; a latents tensor cannot go into a config",
+    "prompt_embeds": "the config records the prompt text; use diffbench.generate(prompt) instead",
+    "negative_prompt_embeds": "the config records the prompt text; use diffbench.generate(negative_prompt=...) instead",
+    "pooled_prompt_embeds": "the config records the prompt text; use diffbench.generate(prompt) instead",
+    "negative_pooled_prompt_embeds": ("the config records the prompt text; use "
+                                      "diffbench.generate(negative_prompt=...) instead"),
+    "callback_on_step_end": "a callback changes nothing in the config and runs inside the timed call",
+    "callback_on_step_end_tensor_inputs": "a callback changes nothing in the config and runs inside the timed call",
 }
+#: Pipeline keywords whose values diffbench checks before diffusers sees them (see keyword_problem).
+GUIDANCE_RESCALE = "guidance_rescale"
+CLIP_SKIP = "clip_skip"
 #: Extra axes that must be positive integers.
 SIZE_AXES = ("width", "height")
 #: The extra axis routed to the pipeline's attention keywords as ``{"scale": value}`` (see run.case).
@@ -152,6 +165,10 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
         bad = mark_kwargs[_BAD_TOLERANCE]
         raise SweepError(f"sweep(tolerance=...) got {type(bad).__name__} {bad!r}; give a mapping of tolerance "
                          'names to numbers, e.g. tolerance={"min_ssim": 0.97}')
+    version = mark_kwargs.get("workflow_version")
+    if version is not None and (not isinstance(version, str) or not version.strip()):
+        raise SweepError(f"sweep(workflow_version={version!r}) is not valid; give the version of your workflow as a "
+                         "non-empty string, e.g. \"2\", or leave it out to use the ini's diffbench_workflow_version")
     seeds = [_check_seed(v) for v in _values("seeds", mark_kwargs.get("seeds", DEFAULT_SEED))]
     samplers = [_check_sampler(v) for v in _values("samplers", mark_kwargs.get("samplers", DEFAULT_SAMPLER))]
     steps = [_check_positive_int("steps", v) for v in _values("steps", mark_kwargs.get("steps", DEFAULT_STEPS))]
@@ -165,6 +182,9 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
             values = [_check_positive_int(name, v) for v in values]
         for value in values:
             _check_serialisable(name, value)
+            problem = keyword_problem(name, value)
+            if problem:
+                raise SweepError(f"sweep axis {name!r}: {problem}")
         extra_names.append(name)
         extra_values.append(values)
     _check_unique_samplers(samplers)
@@ -293,7 +313,9 @@ def _check_positive_int(name: str, value: Any) -> int:
 
 
 def _check_cfg(value: Any) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+    if isinstance(value, decimal.Decimal):  # a number, though not a numbers.Real
+        value = float(value)
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
         raise SweepError(f"sweep axis 'cfg': {value!r} is not valid; cfg (guidance scale) must be a finite number >= 0")
     return float(value)
 
@@ -312,6 +334,23 @@ def _check_serialisable(name: str, value: Any) -> None:
         normalise(value, where=f"sweep axis {name!r}", finite=True)
     except (TypeError, ValueError) as exc:
         raise SweepError(str(exc)) from None
+
+
+def keyword_problem(name: str, value: Any) -> str:
+    """Why ``value`` cannot be the pipeline keyword ``name`` (one a diffusers pipeline would fail
+    on deep inside), on one line; "" when it can or diffbench does not check it.
+    ``guidance_rescale`` must be a finite number >= 0 (not None); ``clip_skip`` an integer >= 0
+    (its upper bound, the text encoder's layer count, is checked when the case starts)."""
+    if name == GUIDANCE_RESCALE and not (_is_real(value) and math.isfinite(value) and value >= 0):
+        return f"{name}={value!r} is not valid; {name} must be a finite number >= 0 (0 switches it off)"
+    if name == CLIP_SKIP and not (_is_integer(value) and int(value) >= 0):
+        return f"{name}={value!r} is not valid; {name} must be an integer >= 0 (the layers of the text encoder to skip)"
+    return ""
+
+
+def _is_real(value: Any) -> bool:
+    """A real number: int, float, Fraction, numpy number, ... (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _format_number(value: float) -> str:

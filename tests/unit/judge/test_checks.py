@@ -255,8 +255,21 @@ def test_tolerances_validate_and_name_the_source():
         Tolerances().merged({"min_ssim": 2}, source="ini diffbench_min_ssim")
     with pytest.raises(ValueError, match=r"unknown tolerance 'min_sim'; valid names are min_ssim, min_psnr, max_lpips"):
         Tolerances().merged({"min_sim": 0.9}, source="@diffbench.tolerance")
-    assert Tolerances().merged({"max_lpips": "off", "max_seconds": "2.5"}, source="ini")["max_seconds"] == 2.5
-    assert Tolerances().merged({"max_lpips": "off"}, source="ini")["max_lpips"] is None
+    assert Tolerances().merged({"max_lpips": "off", "max_seconds": "2.5"}, source="ini", text=True)["max_seconds"] == 2.5
+    assert Tolerances().merged({"max_lpips": "off"}, source="ini", text=True)["max_lpips"] is None
+
+
+@pytest.mark.parametrize("value", ["0.9", "off", b"0.9"])
+def test_a_tests_own_tolerance_must_be_a_number_not_text(value):
+    """Issue 9 P8: sweep(tolerance={"min_ssim": "0.9"}) was taken while steps="20" was refused."""
+    with pytest.raises(ValueError, match=r"sweep\(tolerance=...\): tolerance min_ssim=.* is text, not a number"):
+        Tolerances().merged({"min_ssim": value}, source="sweep(tolerance=...)")
+
+
+def test_a_decimal_tolerance_is_a_number():
+    from decimal import Decimal
+
+    assert Tolerances().merged({"min_ssim": Decimal("0.9")}, source="@diffbench.tolerance")["min_ssim"] == 0.9
 
 
 # -- Check.render ----------------------------------------------------------------------------

@@ -118,14 +118,14 @@ def test_the_smallest_scorable_output_is_judged(lifecycle):
 
 @pytest.mark.parametrize("update", UPDATES)
 def test_nan_reported_while_making_the_image_is_refused_even_when_the_image_is_not_flat(lifecycle, update):
-    inputs = lifecycle.inputs(measurement=Measurement(1.0, warnings=("invalid value encountered in cast",)))
+    inputs = lifecycle.inputs(measurement=Measurement(1.0, warnings=("numpy: invalid value encountered in cast",)))
     result, action = lifecycle.judge(inputs, None, update)
     assert_refused(result, action, "the output had non-finite values (NaN or inf) when it was made "
                                    f"(numpy: invalid value encountered in cast); {FP16_HINT}")
 
 
 def test_the_sidecar_of_a_case_never_carries_the_warnings(lifecycle):
-    inputs = lifecycle.inputs(measurement=Measurement(1.0, 5.0, warnings=("invalid value encountered in cast",)))
+    inputs = lifecycle.inputs(measurement=Measurement(1.0, 5.0, warnings=("numpy: invalid value encountered in cast",)))
     assert inputs.sidecar().measurement == Measurement(1.0, 5.0)
 
 

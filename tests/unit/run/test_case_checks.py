@@ -150,7 +150,7 @@ def test_lora_scale_without_an_attention_keyword_is_refused():
     ({"eta": object()}, "generate() keyword.eta: object value"),
 ])
 def test_a_value_a_config_cannot_hold_is_refused(kwargs, fragment):
-    assert fragment in refusal(StubRunner(), {}, **kwargs)
+    assert fragment in refusal(StubRunner(loras=("style",)), {}, **kwargs)
 
 
 def test_prompt_and_second_call_are_one_line_too():

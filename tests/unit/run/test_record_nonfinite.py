@@ -22,7 +22,7 @@ def test_a_nonfinite_cast_is_recorded_once(values):
     with record_nonfinite() as found:
         numpy_to_pil_cast(values)
         numpy_to_pil_cast(values)
-    assert found == ["invalid value encountered in cast"]
+    assert found == ["numpy: invalid value encountered in cast"]
 
 
 def test_finite_values_record_nothing():
@@ -46,4 +46,4 @@ def test_the_cast_is_recorded_even_where_runtime_warnings_are_errors():
         warnings.simplefilter("error", RuntimeWarning)
         with record_nonfinite() as found:
             numpy_to_pil_cast([np.nan])
-    assert found == ["invalid value encountered in cast"]
+    assert found == ["numpy: invalid value encountered in cast"]
