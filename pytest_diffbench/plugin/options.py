@@ -169,6 +169,10 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
         baseline_dir_check = "writable" if raw["update"] is not None else "exists" if enabled else "off"
     baseline_dir = _check(_required("name a folder, relative to the rootdir"), raw["baseline_dir"], "diffbench_baseline_dir")
     _check(lambda path: check_folder(root / path, root, baseline_dir_check), baseline_dir, "diffbench_baseline_dir")
+    output_dir = _check(_required("name a folder, relative to the rootdir"), raw["output_dir"], "diffbench_output_dir")
+    problem = folders_problem(root, baseline_dir, output_dir)
+    if problem:
+        raise pytest.UsageError(f"diffbench: {problem}")
     device = _check(check_device, raw["device"], "diffbench_device")
     if enabled and device not in ("auto", "cpu"):
         device = _check(_available_device, device, "diffbench_device")
@@ -178,7 +182,7 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
         strict_env=bool(raw["strict_env"]),
         baseline_dir=root / baseline_dir,
         pin=_check(check_pin_template, raw["pin"], "diffbench_pin"),
-        output_dir=root / _check(_required("name a folder, relative to the rootdir"), raw["output_dir"], "diffbench_output_dir"),
+        output_dir=root / output_dir,
         lpips=_check(_choice(LPIPS_MODES), raw["lpips"], "diffbench_lpips"),
         model=_check(_required(f"name a built-in model ({', '.join(BUILTIN_MODELS)}), a diffusers folder or a hub id"),
                      raw["model"], "diffbench_model"),
@@ -240,6 +244,34 @@ def _positive_int(value: Any) -> int:
     if number <= 0:
         raise ValueError("it must be a positive integer")
     return number
+
+
+def folders_problem(root: Path, baseline_dir: str, output_dir: str) -> str:
+    """Why the baseline folder and the output folder (each relative to ``root``, the rootdir, or
+    absolute) cannot be used together, on one line naming both keys; "" when they can.
+
+    The baseline folder is committed and the output folder is not, so neither may hold the
+    other (``git add baselines/`` would commit run folders, or runs would sit among the
+    baselines), they may not be one folder, and the baseline folder may not be the rootdir or
+    a folder above it (the whole project would be the baseline folder).
+    """
+    baselines, outputs, project = ((root / path).resolve() for path in (baseline_dir, output_dir, "."))
+    shown = f"diffbench_baseline_dir = {baseline_dir!r}"
+    if baselines == project or baselines in project.parents:
+        return (f"{shown} is not valid: it is the rootdir{'' if baselines == project else ' or a folder above it'}, "
+                "so the whole project would be the baseline folder (and diffbench_output_dir inside it); "
+                "name a folder of its own, e.g. baselines")
+    shown_output = f"diffbench_output_dir = {output_dir!r}"
+    if outputs == baselines:
+        return (f"{shown_output} is {shown}: runs would be written among the baselines and committed with them; "
+                "name two folders apart, e.g. .diffbench and baselines")
+    if baselines in outputs.parents:
+        return (f"{shown_output} is inside {shown}: run folders would be committed with the baselines; "
+                "name a folder outside it, e.g. .diffbench")
+    if outputs in baselines.parents:
+        return (f"{shown} is inside {shown_output}: the baselines would sit among the run folders, which are not "
+                "committed; name a folder outside it, e.g. baselines")
+    return ""
 
 
 def check_pin_template(template: Any) -> str:
