@@ -9,7 +9,11 @@ on a FakePipeline (no model). Every entry should be refused; the script classifi
 * ``warned``: exit status 0 with a ``WARNING`` line (a damaged file the command can do without,
   such as a corrupt environment.json, is named and left out);
 * ``silent``: exit status 0 and no warning, the bad input accepted;
-* ``escape``: a file written outside the project folder (a path escape).
+* ``escape``: a file written outside the project folder (a path escape);
+* ``loss``: a file the user had (outside ``.diffbench/`` and ``baselines/``) is gone.
+
+A few entries are hostile situations rather than bad inputs (``valid=True``: another program's
+temporary file next to diffbench's): they should pass (``ok``) and lose nothing.
 
 A first entry, a valid sweep, must pass (``ok``); if it does not, the harness itself is broken
 and the script stops.
@@ -62,6 +66,12 @@ class Entry:
     #: The command: "pytest" args after ``--diffbench``, or ["diffbench", ...]. The default,
     #: ``--diffbench-update``, passes unless the bad input is refused (no missing-baseline failure).
     command: list[str] = field(default_factory=lambda: ["--diffbench-update"])
+    #: Environment variables of the command (values may hold ``{project}``).
+    env: dict[str, str] = field(default_factory=dict)
+    #: Files (relative to the project, may start with ``../``) written before the command.
+    files: dict[str, str] = field(default_factory=dict)
+    #: A situation diffbench must handle (pass, lose nothing), not an input it must refuse.
+    valid: bool = False
 
 
 def baseline(project: Path, suffix: str) -> Path:
@@ -170,6 +180,32 @@ def symlink_in_run(sub: str) -> Callable[[Path], None]:
     return damage
 
 
+def pipeline_returning(expression: str) -> str:
+    """A conftest whose pipeline returns ``(<expression>, measurement)``; ``image`` and ``m`` are the
+    FakePipeline's own."""
+    return FAKE_PIPELINE_CONFTEST + textwrap.dedent(f'''
+
+        import numpy as np
+        from PIL import Image
+        from pytest_diffbench.spec.measurement import Measurement
+
+
+        class Odd(FakePipeline):
+            def diffbench_generate(self, sampler, seed, call_kwargs):
+                image, m = super().diffbench_generate(sampler, seed, call_kwargs)
+                return {expression}
+
+
+        @pytest.fixture(scope="session")
+        def diffbench_pipeline():
+            return Odd()
+    ''')
+
+
+def one_white_pixel() -> str:
+    return "(lambda im: (im.putpixel((5, 5), (255, 255, 255)), im)[1])(Image.new('RGB', (64, 64)))"
+
+
 UPDATE = [["--diffbench-update"]]
 #: A finished run to damage (the diffbench command reads runs).
 RUN_ONCE = UPDATE
@@ -257,6 +293,35 @@ ENTRIES: list[Entry] = [
     Entry("path", "baseline_path outside", before=RUN_ONCE, damage=set_column("baseline_path", "/etc/passwd"), command=CLI_RUN),
     Entry("path", "symlinked grids/", before=RUN_ONCE, damage=symlink_in_run("grids"), command=CLI_RUN),
     Entry("path", "symlinked configs/*.json", before=RUN_ONCE, damage=symlink_in_run("configs"), command=CLI_RUN),
+    # -- found by trying the fixes from outside (a second round)
+    Entry("output", "NaN seconds per image", conftest=pipeline_returning("image, Measurement(float('nan'), None, None)")),
+    Entry("output", "negative seconds, infinite VRAM", conftest=pipeline_returning("image, Measurement(-1.0, float('inf'), None)")),
+    Entry("output", "a numpy array instead of an image", conftest=pipeline_returning("np.asarray(image), m")),
+    Entry("output", "None instead of an image", conftest=pipeline_returning("None, m")),
+    Entry("output", "a float image full of NaN",
+          conftest=pipeline_returning("Image.fromarray(np.full((64, 64), np.nan, dtype=np.float32), 'F'), m")),
+    Entry("output", "black with one white pixel", conftest=pipeline_returning(f"{one_white_pixel()}, m")),
+    Entry("output", "fully transparent RGBA", conftest=pipeline_returning("Image.new('RGBA', (64, 64), (200, 10, 10, 0)), m")),
+    Entry("settings", "pipeline fixture returns the class",
+          conftest=FAKE_PIPELINE_CONFTEST.replace("return FakePipeline(**json.loads(os.environ.get(FAKE_PIPELINE_ENV) or \"{}\"))",
+                                                  "return FakePipeline")),
+    Entry("settings", "output dir inside the baseline dir", command=["--diffbench-update", "--diffbench-output-dir=baselines"]),
+    Entry("settings", "baseline dir inside the output dir", command=["--diffbench-update", "--diffbench-baseline-dir=.diffbench/b"]),
+    Entry("settings", "baseline dir is the rootdir", command=["--diffbench-update", "--diffbench-baseline-dir=."]),
+    Entry("settings", "GITHUB_STEP_SUMMARY is a folder", env={"GITHUB_STEP_SUMMARY": "{project}"}, valid=True),
+    Entry("sweep", "return_dict keyword", body='diffbench.generate("a red cube", return_dict=False)'),
+    Entry("sweep", "latents axis", sweep="seeds=0, steps=2, latents=[None]"),
+    Entry("sweep", "attention scale without a LoRA", sweep='seeds=0, steps=2, cross_attention_kwargs=[{"scale": 0.8}]'),
+    Entry("sweep", "empty workflow_version", sweep='seeds=0, steps=2, workflow_version=""'),
+    Entry("tolerance", "tolerance given as text", sweep='seeds=0, steps=2, tolerance={"min_ssim": "0.9"}'),
+    Entry("collection", "test files outside the rootdir share a baseline",
+          files={"../other/test_z.py": TEST.format(sweep="seeds=0, steps=2", body='diffbench.generate("a red cube")'),
+                 "../other2/test_w.py": TEST.format(sweep="seeds=0, steps=2", body='diffbench.generate("a blue cube")')},
+          command=["--diffbench-update", "--rootdir=.", "../other/test_z.py", "../other2/test_w.py"]),
+    Entry("loss", "another program's temp file in the output dir", valid=True,
+          files={"shared/other/.state.json.k2j4h5g6.tmp": "x"}, command=["--diffbench-update", "--diffbench-output-dir=shared"]),
+    Entry("loss", "another program's temp file in the baseline dir", valid=True,
+          files={"baselines/.notes.txt.a1b2c3d4.tmp": "x"}),
 ]
 
 
@@ -267,13 +332,19 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run(project: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+def user_files(root: Path) -> set[Path]:
+    """Files a user has: everything under ``root`` but diffbench's own output and baselines."""
+    return {p for p in root.rglob("*") if p.is_file() and not {".diffbench", "baselines", "__pycache__"} & set(p.parts)}
+
+
+def run(project: Path, command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     if command[:1] == ["diffbench"]:
         argv = [sys.executable, "-m", "pytest_diffbench.cli.main", *command[1:]]
     else:
         argv = [sys.executable, "-m", "pytest", "--diffbench", "--diffbench-lpips=off", "-p", "no:cacheprovider",
                 "-p", "no:randomly", "-q", *command]
-    return subprocess.run(argv, cwd=project, env=child_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(argv, cwd=project, env={**child_env(), **(env or {})}, capture_output=True, text=True,
+                          timeout=300)
 
 
 def outside_files(root: Path, project: Path) -> list[Path]:
@@ -288,23 +359,32 @@ def try_entry(entry: Entry, root: Path) -> tuple[str, str]:
     (project / "test_case.py").write_text(TEST.format(sweep=entry.sweep, body=body), encoding="utf-8")
     if entry.ini:
         (project / "pytest.ini").write_text(f"[pytest]\n{entry.ini}\n", encoding="utf-8")
+    for name, text in entry.files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text, encoding="utf-8")
     for before in entry.before:
         setup = run(project, before)
         if setup.returncode != 0:
             return "setup-failed", setup.stdout.strip().splitlines()[-1:][0] if setup.stdout.strip() else setup.stderr[-200:]
     if entry.damage is not None:
         entry.damage(project)
-    result = run(project, entry.command)
+    had, outside = user_files(root), set(outside_files(root, project))
+    result = run(project, entry.command, {k: v.format(project=project) for k, v in entry.env.items()})
     output = result.stdout + result.stderr
-    escaped = outside_files(root, project)
+    escaped = [p for p in outside_files(root, project) if p not in outside]
+    lost = sorted(had - user_files(root))
     lines = [line for line in output.splitlines() if line.strip() and not line.startswith(("=", "_"))]
     first = next((line for line in lines if re.search(r"error|invalid|refus|not |cannot|must|unknown", line, re.I)),
                  lines[-1] if lines else "")
     if escaped:
         return "escape", f"wrote {escaped[0]}"
+    if lost:
+        return "loss", f"{lost[0]} is gone"
     if FRAMES.search(output):
         return "traceback", first
     warning = next((line for line in lines if line.startswith("WARNING")), None)
+    if entry.valid:
+        return ("ok", warning or first) if result.returncode == 0 else ("refused", first)
     if result.returncode == 0:
         return ("warned", warning) if warning else ("silent", first)
     return "clear", first
@@ -328,9 +408,10 @@ def main() -> int:
         counts[verdict] = counts.get(verdict, 0) + 1
         print(f"{verdict:11} {entry.kind:9} {entry.name}" + (f"\n            {line.strip()[:200]}" if args.v else ""), flush=True)
     print("bad inputs tried: {}; clear one-line errors: {}; warnings: {}; tracebacks: {}; silent acceptances: {}; "
-          "path escapes: {}; setup failures: {}".format(len(entries), counts.get("clear", 0), counts.get("warned", 0),
-                                                       counts.get("traceback", 0), counts.get("silent", 0),
-                                                       counts.get("escape", 0), counts.get("setup-failed", 0)))
+          "losses: {}; path escapes: {}; setup failures: {}; hostile situations handled: {} of {}".format(
+              sum(not e.valid for e in entries), counts.get("clear", 0), counts.get("warned", 0),
+              counts.get("traceback", 0), counts.get("silent", 0), counts.get("loss", 0), counts.get("escape", 0),
+              counts.get("setup-failed", 0), counts.get("ok", 0), sum(e.valid for e in entries)))
     return 0
 
 
