@@ -15,8 +15,9 @@ import csv
 import io
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from pytest_diffbench.judge.result import CaseResult, columns
 from pytest_diffbench.store.files import atomic_write_text
@@ -85,11 +86,46 @@ def write_results(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 
 
 def read_results(path: Path) -> list[CaseResult]:
-    """The results of a results.csv. Raises FileNotFoundError naming the file when it is absent,
-    ValueError naming the column when a row is not of this schema."""
+    """The results of a results.csv, however long its cells (a prompt of millions of characters).
+
+    Raises FileNotFoundError naming the file when it is absent; ValueError saying what is wrong
+    with the file when its header names a column twice, when a row has not as many cells as the
+    header (a row of NUL bytes a crash left, a cut line; naming its line), or when a row is not
+    of this schema (naming the column); csv.Error when it is not CSV.
+    """
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} does not exist: is {Path(path).parent} a diffbench run folder?")
-    with open(path, newline="", encoding="utf-8") as handle:
-        return [CaseResult.from_row({key: unneutralise(value) if isinstance(value, str) else value
-                                     for key, value in row.items()})
-                for row in csv.DictReader(handle)]
+    with open(path, newline="", encoding="utf-8") as handle, _unlimited_fields():
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if twice:
+            raise ValueError(f"its header names the column {', '.join(map(repr, twice))} twice; a results.csv names "
+                             "each column once")
+        results = []
+        for cells in reader:
+            if not cells:  # a blank line
+                continue
+            if len(cells) != len(header):
+                raise ValueError(_bad_row(reader.line_num, cells, len(header)))
+            row = {key: unneutralise(value) for key, value in zip(header, cells)}
+            results.append(CaseResult.from_row(row))
+        return results
+
+
+def _bad_row(line: int, cells: list[str], width: int) -> str:
+    """What is wrong with a row of ``cells`` ending at ``line`` whose width is not the header's ``width``."""
+    if "\x00" in "".join(cells) and all(set(cell) <= {"\x00"} for cell in cells):
+        return f"line {line} is a row of NUL bytes (left by a crash or a full disk), not a case"
+    return f"line {line} has {len(cells)} cells where the header has {width} columns"
+
+
+@contextmanager
+def _unlimited_fields() -> Iterator[None]:
+    """Lift the csv module's per-cell limit (131072 characters by default) while reading, then
+    put the previous limit back (it is process-wide). The new limit fits a C long on every platform."""
+    previous = csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)

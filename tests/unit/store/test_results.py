@@ -162,3 +162,31 @@ def test_the_attempts_of_a_rerun_case_round_trip_and_default_to_one(tmp_path, ma
         writer.writeheader()
         writer.writerows(older)
     assert [r.attempts for r in read_results(path)] == [1]
+
+
+def test_a_cell_longer_than_the_csv_modules_limit_is_read_and_the_limit_put_back(tmp_path, make_result):
+    long_id = "x" * (csv.field_size_limit() * 3)
+    path = write_results(tmp_path / "results.csv", [make_result().with_changes(case_id=long_id).to_row()])
+    limit = csv.field_size_limit()
+    assert [r.case_id for r in read_results(path)] == [long_id]
+    assert csv.field_size_limit() == limit
+
+
+@pytest.mark.parametrize("tail, said", [
+    ("\x00\x00\x00", "line 4 is a row of NUL bytes"),
+    ("\x00,\x00\n", "line 4 is a row of NUL bytes"),
+    ("a,b\n", "line 4 has 2 cells where the header has"),
+])
+def test_a_row_not_as_wide_as_the_header_is_named_by_its_line(tmp_path, make_result, tail, said):
+    path = write_results(tmp_path / "results.csv", [make_result().to_row()])
+    path.write_text(path.read_text(encoding="utf-8") + "\n" + tail, encoding="utf-8")  # a blank line is passed over
+    with pytest.raises(ValueError, match=said):
+        read_results(path)
+
+
+def test_a_header_naming_a_column_twice_is_named(tmp_path, make_result):
+    path = write_results(tmp_path / "results.csv", [make_result().to_row()])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(",outcome,", ",nodeid,", 1), encoding="utf-8")
+    with pytest.raises(ValueError, match="its header names the column 'nodeid' twice"):
+        read_results(path)
