@@ -4,6 +4,8 @@ terminal as text: no HTML or images in summary.md, no formula cells, no terminal
 from __future__ import annotations
 
 import csv
+import re
+from html import unescape
 
 import pytest
 
@@ -55,3 +57,42 @@ def test_ansi_escapes_of_a_committed_sidecar_are_shown_escaped(project, capsys):
     run.folder.summary.write_text("## run\n\x1b[2J\x1b[31mred\u202e\n", encoding="utf-8")  # a summary.md from elsewhere
     assert main(["show", "latest"]) == 0
     assert capsys.readouterr().out == "## run\n\\x1b[2J\\x1b[31mred\\u202e\n"
+
+
+#: What GitHub makes a link or a notification of in text outside code (its autolink extension
+#: and its mention and issue-reference filters, which read the text with entities decoded).
+LINKING = re.compile(r"(?i)[a-z]+://|www\.|@[a-z0-9]|#\d|\bgh-\d|\S@\S")
+HIDDEN = "\ufeff\u200b\u200c\u200d\u2060\u200e\u202e\u2066"
+
+
+def outside_code(summary: str) -> str:
+    html = pytest.importorskip("markdown_it").MarkdownIt("commonmark").enable("table").render(summary)
+    return unescape(re.sub("<[^>]+>", "", re.sub(r"<code>.*?</code>", " ", html, flags=re.S)))
+
+
+@pytest.mark.parametrize("body", [
+    'raise RuntimeError("@octocat https://evil.example www.evil.example #1")',  # the quoted instance
+    'raise RuntimeError("mail a@b.example, see GH-12, owner/repo#3 and WWW.EVIL.EXAMPLE")',
+    'raise RuntimeError("@\\u200boctocat #\\ufeff1 htt\\u2060ps://x")',  # hidden by zero-width characters
+])
+def test_a_message_makes_no_link_mention_or_reference_in_summary_md(project, body):
+    project.write_tests(project.test(body=f'diffbench.generate("a red cube")\n{body}'))
+    run = project.run(update="missing")
+    run.outcome.assert_outcomes(failed=1)
+    summary = run.folder.summary.read_text(encoding="utf-8")
+    assert "RuntimeError" in summary
+    assert LINKING.search(outside_code(summary)) is None, summary
+    assert not any(char in summary for char in HIDDEN)
+
+
+def test_a_prompt_and_an_id_make_no_link_or_mention_in_summary_md(project):
+    case_id = "@octocat-#1-www.x"
+    project.write_tests(parametrized("a red cube", case_id))
+    project.run(update="missing")
+    project.write_tests(parametrized("@octocat\ufeff https://evil.example #2", case_id))  # the message names the prompt
+    run = project.run()
+    run.outcome.assert_outcomes(failed=1)
+    summary = run.folder.summary.read_text(encoding="utf-8")
+    assert "octocat" in summary.split("### Speed")[0].split("@octocat-#1-www.x")[-1]  # the message names the prompt
+    assert LINKING.search(outside_code(summary)) is None, summary
+    assert "\ufeff" not in summary

@@ -5,6 +5,7 @@ field is text a test, a sweep or a committed sidecar chose."""
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 
@@ -26,6 +27,22 @@ def cells(html: str) -> list[list[str]]:
     body = html.split("<tbody>")[1].split("</tbody>")[0]
     return [[re.sub("<[^>]+>", "", cell) for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
             for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+def visible(html: str) -> str:
+    """The text a reader sees: tags stripped, entities decoded."""
+    return unescape(re.sub("<[^>]+>", "", html))
+
+
+def outside_code(html: str) -> str:
+    """The text GitHub's link, mention and reference filters read: all but code, tags stripped,
+    entities decoded (they are decoded before the filters run)."""
+    return visible(re.sub(r"<code>.*?</code>", " ", html, flags=re.S))
+
+
+#: What GitHub makes a link or a notification of in text outside code (its autolink extension
+#: and its mention and issue-reference filters).
+LINKING = re.compile(r"(?i)[a-z]+://|www\.|@[a-z0-9]|#\d|\bgh-\d|\S@\S")
 
 
 def one_row(cell: str) -> list[str]:
@@ -50,8 +67,35 @@ HOSTILE = [
 def test_markdown_text_renders_as_the_literal_text_without_html_links_or_images(text):
     html = render(f"before {markdown_text(text)} after\n")
     assert "<img" not in html and "<a " not in html and "<!--" not in html
-    assert html == render("before " + text.replace("&", "&amp;").replace("<", "&lt;").replace("\\", "\\\\")
-                          .replace("[", "\\[").replace("]", "\\]") + " after\n")
+    assert visible(html) == f"before {text} after\n"  # read the same as written
+
+
+LINKING_TEXT = [
+    "@octocat https://evil.example www.evil.example #1",  # the quoted instance
+    "ping @org/team, mail a@b.example, see GH-12 and owner/repo#3 or owner/repo@abcdef1",
+    "WWW.EVIL.EXAMPLE/x HTTP://x ftp://x (@octocat) [#1](x)",
+    "@\u200boctocat #\ufeff1 www\u200d.evil.example htt\u2060ps://x",  # hidden by zero-width characters
+]
+
+
+@pytest.mark.parametrize("text", LINKING_TEXT)
+def test_markdown_text_makes_no_link_mention_or_reference_and_reads_the_same(text):
+    for table in (False, True):
+        html = render(f"| a |\n|---|\n| {markdown_text(text, table=True)} |\n" if table else markdown_text(text))
+        assert LINKING.search(outside_code(html)) is None, html
+        assert "<a " not in html
+        shown = unescape(cells(html)[0][0]) if table else visible(html)
+        assert shown.strip() == re.sub("[\u200b-\u200d\u2060\ufeff]", "", text)
+
+
+def test_plain_words_stay_plain_text():
+    assert markdown_text("stale: the prompt changed, C# and @ 2.2 GHz") == "stale: the prompt changed, C# and @ 2.2 GHz"
+
+
+@pytest.mark.parametrize("text", ["a\ufeffb", "a\u200bb", "a\u200cb", "a\u200db", "a\u2060b"])
+def test_zero_width_characters_are_removed_from_markdown_and_shown_on_the_terminal(text):
+    assert markdown_text(text) == "ab" and markdown_code(text) == "`ab`"
+    assert terminal_text(text) == f"a\\u{ord(text[1]):04x}b"
 
 
 @pytest.mark.parametrize("text", HOSTILE)
