@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path, PurePosixPath
 from typing import Any, Generator
 
 import pytest
@@ -99,11 +100,35 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.stash[SESSION_KEY].settings.enabled:
+        refuse_cases_outside_rootdir(config, items)
         refuse_shared_case_paths(config, items)
         return
     for item in items:
         if CASE_FIXTURE in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+
+
+def _refuse(config: pytest.Config, items: list[pytest.Item], item: pytest.Item, message: str) -> None:
+    """Take ``item`` out of the run and report ``message`` as its collection error."""
+    items.remove(item)
+    config.hook.pytest_collectreport(report=pytest.CollectReport(item.nodeid, "failed", message, []))
+
+
+def refuse_cases_outside_rootdir(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A diffbench case whose test file is not under the rootdir (pytest gives it a node id without
+    its file, ``::test_x``, or one with ``..``) becomes a collection error: diffbench stores a
+    case's files by its node id, so such cases of different files would share one baseline."""
+    for item in [item for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]:
+        file_part = item.nodeid.split("::", 1)[0]
+        try:
+            Path(item.path).resolve().relative_to(config.rootpath.resolve())
+            outside = not file_part or ".." in PurePosixPath(file_part).parts
+        except ValueError:
+            outside = True
+        if outside:
+            _refuse(config, items, item, f"{item.path}::{item.name}: this test file is outside the rootdir "
+                    f"{config.rootpath}, and diffbench stores each case's baseline by its path relative to the "
+                    "rootdir; move the test under the rootdir or pass --rootdir=<a folder above it>")
 
 
 def refuse_shared_case_paths(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -115,13 +140,16 @@ def refuse_shared_case_paths(config: pytest.Config, items: list[pytest.Item]) ->
     clashes = case_path_clashes(item.nodeid for item in cases)
     for earlier, later in clashes:
         item = next(item for item in reversed(items) if item.nodeid == later)
-        items.remove(item)
-        same = case_path(earlier) == case_path(later)
-        why = ("" if same else ", letter case aside (case-insensitive file systems such as macOS's and "
-               "Windows' would give both one file)")
-        message = (f"{later}: diffbench would store this case's baseline and images at {case_path(later)}, the path "
-                   f"of {earlier}{why}; give one of them another id (pytest.param(..., id=...)) or rename it")
-        config.hook.pytest_collectreport(report=pytest.CollectReport(later, "failed", message, []))
+        if earlier == later:  # one node id twice (--keep-duplicates, a file named twice)
+            message = (f"{later}: this node id is collected twice, and diffbench would store both cases' baselines "
+                       f"and images at {case_path(later)}; name each test file once")
+        else:
+            same = case_path(earlier) == case_path(later)
+            why = ("" if same else ", letter case aside (case-insensitive file systems such as macOS's and "
+                   "Windows' would give both one file)")
+            message = (f"{later}: diffbench would store this case's baseline and images at {case_path(later)}, the "
+                       f"path of {earlier}{why}; give one of them another id (pytest.param(..., id=...)) or rename it")
+        _refuse(config, items, item, message)
 
 
 @pytest.hookimpl(wrapper=True)
