@@ -86,9 +86,9 @@ class Tolerances(Mapping[str, "float | None"]):
 
 def check_tolerance(name: str, value: Any, *, source: str, text: bool = False,
                     metrics: MetricRegistry = REGISTRY) -> float | None:
-    """Validate one tolerance. With ``text`` (an ini file's values) strings are parsed and
-    off-words give ``None``; otherwise (a test's own tolerances) it must be a number (int, float,
-    ``Decimal``, numpy number) or ``None``, as sweep axes must.
+    """Validate one tolerance. ``None`` and the off-words (:data:`OFF_WORDS`) give ``None``. With
+    ``text`` (an ini file's values) other strings are parsed as numbers; otherwise (a test's own
+    tolerances) it must be a number (int, float, ``Decimal``, numpy number), as sweep axes must.
 
     Raises ValueError naming ``source`` for an unknown name, a value that is not a number (a
     string in a test's tolerances), a value out of range, or one that is not finite (``inf``
@@ -98,12 +98,12 @@ def check_tolerance(name: str, value: Any, *, source: str, text: bool = False,
     ranges = _ranges(metrics)
     if name not in ranges:
         raise ValueError(f"{source}: unknown tolerance {name!r}; valid names are {', '.join(tolerance_names(metrics))}")
-    if value is None or (text and isinstance(value, str) and value.strip().lower() in OFF_WORDS):
+    if value is None or (isinstance(value, str) and value.strip().lower() in OFF_WORDS):
         return None
     accepts, valid = ranges[name]
     if isinstance(value, (str, bytes)) and not text:
-        raise ValueError(f"{source}: tolerance {name}={value!r} is text, not a number; give a number (0.9, not "
-                         "'0.9'), or None to switch it off")
+        raise ValueError(f"{source}: tolerance {name}={value!r} is text, not a number; it must be a number (0.9, "
+                         "not '0.9'), or None/off to switch it off")
     try:
         number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):

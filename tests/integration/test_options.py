@@ -41,7 +41,7 @@ def test_merged_applies_overrides_and_keeps_the_rest():
 
 
 def test_later_merge_wins():
-    ini = Tolerances().merged({"min_ssim": "0.9", "min_psnr": "30"}, source="ini")
+    ini = Tolerances().merged({"min_ssim": "0.9", "min_psnr": "30"}, source="ini", text=True)
     test = ini.merged({"min_ssim": 0.8}, source="test")
     assert (test["min_ssim"], test["min_psnr"], test["max_lpips"]) == (0.8, 30.0, 0.05)
 
@@ -53,9 +53,9 @@ def test_none_and_off_words_switch_a_check_off(off):
 
 
 def test_strings_are_parsed():
-    assert check_tolerance("min_ssim", " 0.97 ", source="ini") == 0.97
-    assert check_tolerance("max_vram_mb", "4096", source="ini") == 4096.0
-    assert check_tolerance("max_seconds", "1e3", source="ini") == 1000.0
+    assert check_tolerance("min_ssim", " 0.97 ", source="ini", text=True) == 0.97
+    assert check_tolerance("max_vram_mb", "4096", source="ini", text=True) == 4096.0
+    assert check_tolerance("max_seconds", "1e3", source="ini", text=True) == 1000.0
 
 
 @pytest.mark.parametrize("name, value", [
@@ -64,7 +64,7 @@ def test_strings_are_parsed():
 ], ids=repr)
 def test_non_finite_tolerances_are_refused(name, value):
     with pytest.raises(ValueError) as excinfo:
-        check_tolerance(name, value, source="ini")
+        check_tolerance(name, value, source="ini", text=True)
     message = str(excinfo.value)
     assert f"tolerance {name}={value!r} is not valid" in message and "(finite)" in message and "None/off" in message
 
@@ -123,7 +123,7 @@ def _session(tolerances: Tolerances) -> DiffbenchSession:
 
 
 def test_precedence_marker_over_sweep_over_ini_over_defaults():
-    ini = Tolerances().merged({"min_ssim": 0.9, "min_psnr": 30, "max_lpips": 0.1}, source="ini")
+    ini = Tolerances().merged({"min_ssim": 0.9, "min_psnr": 30, "max_lpips": 0.1}, source="ini", text=True)
     session = _session(ini)
     node = _Node(sweep(tolerance={"min_psnr": 20, "max_seconds": 5}), tolerance(max_lpips=None, time_regression=0.2))
     applied = session.tolerances_for(node)
