@@ -65,15 +65,16 @@ def command_list(settings: CliSettings) -> int:
 
 def command_show(settings: CliSettings, run: str) -> int:
     """Print the run's summary.md; rebuild the run's artifacts first when it has none. Control
-    characters in it (an ANSI escape in a summary.md that came with a bundle) are shown escaped."""
+    characters in it (an ANSI escape in a summary.md that came with a bundle) are shown escaped
+    by the command's output stream (see :mod:`pytest_diffbench.cli.main`)."""
     folder = resolve_run(settings.output_dir, run)
     summary = run_file(folder, folder.summary)
     if summary.is_file():
         text = reading(summary, lambda: summary.read_text(encoding="utf-8"))
-        print(terminal_text(text, keep_newlines=True), end="")
+        print(text, end="")
         return 0
     artifacts = rebuild(settings, folder)
-    print(terminal_text(artifacts.summary_markdown, keep_newlines=True), end="")
+    print(artifacts.summary_markdown, end="")
     return 0
 
 

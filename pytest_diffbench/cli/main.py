@@ -15,17 +15,25 @@ file, results.csv, journal or summary.md that cannot be read, a run named outsid
 ``<output>/runs``) is one line on stderr naming the file, and exit status 2; ``accept`` exits
 with 1 when it refused a case, ``report`` when an artifact could not be written or a path was
 refused.
+
+Everything the command prints (its own lines, its errors, argparse's usage errors) passes one
+boundary, :func:`main`, which shows every control character escaped
+(:func:`~pytest_diffbench.report.escape.terminal_text`): a run name, a path or a file's text
+with an ANSI escape or a ``\\r`` in it can never colour, clear or overwrite the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
-from typing import Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from typing import Sequence, TextIO
 
 from pytest_diffbench.cli.accept import command_accept
 from pytest_diffbench.cli.commands import command_list, command_report, command_show
 from pytest_diffbench.cli.settings import CommandError, load_settings, shared_options
+from pytest_diffbench.report.escape import terminal_text
 
 RUN_HELP = "run id, 'latest' or a run's folder in <output dir>/runs"
 
@@ -70,14 +78,40 @@ def run_command(args: argparse.Namespace) -> int:
     raise AssertionError(f"unknown command {args.command!r}")  # argparse accepts only the commands above
 
 
+class TerminalStream(io.TextIOBase):
+    """A text stream that writes to ``target`` with every control character shown escaped, line
+    breaks kept (see :func:`~pytest_diffbench.report.escape.terminal_text`)."""
+
+    def __init__(self, target: TextIO) -> None:
+        super().__init__()
+        self.target = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        """Write ``text`` escaped; the number of characters of ``text`` (as a stream's write says)."""
+        self.target.write(terminal_text(text, keep_newlines=True))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``diffbench`` with ``argv`` (default: the process's arguments); the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        return run_command(args)
-    except CommandError as exc:
-        print(f"diffbench: {exc}", file=sys.stderr)
-        return 2
+    """Run ``diffbench`` with ``argv`` (default: the process's arguments); the exit status.
+
+    Its output, and argparse's, goes through :class:`TerminalStream`; a :class:`CommandError` is
+    printed as one line (a line break in it shown as ``\\n``). argparse exits (SystemExit) with
+    status 2 on a usage error, 0 after ``--help``.
+    """
+    with redirect_stdout(TerminalStream(sys.stdout)), redirect_stderr(TerminalStream(sys.stderr)):
+        args = build_parser().parse_args(argv)
+        try:
+            return run_command(args)
+        except CommandError as exc:
+            print(f"diffbench: {terminal_text(str(exc))}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":
