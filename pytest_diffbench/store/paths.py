@@ -4,13 +4,21 @@ A node id becomes one folder per part (test file, class, test function) and a fi
 its parameter id. Each part goes through :func:`path_segment`, which is one-to-one and bounded:
 
 * a part that is already a clean, short file name (letters, digits, ``.``, ``_``, ``-``; no
-  leading or trailing ``.``/``_``; at most :data:`MAX_SEGMENT` characters) is kept exactly, so
-  ``seed0-euler_a-20steps-cfg5.5`` stays ``seed0-euler_a-20steps-cfg5.5``;
+  leading or trailing ``.``/``_``, no leading ``-``; at most :data:`MAX_SEGMENT` characters) and
+  that every file system takes as it is is kept exactly, so ``seed0-euler_a-20steps-cfg5.5``
+  stays ``seed0-euler_a-20steps-cfg5.5``;
 * any other part becomes its cleaned, shortened text plus ``-`` and the first
   :data:`HASH_CHARS` hex digits of the SHA-256 of the *original* text:
   ``a red circle, on a blue background`` -> ``a_red_circle_on_a_blue_background-<hash>``, and
   ``a red circle on a blue background`` gets another hash. Two parts that clean to the same
-  text therefore keep two files.
+  text therefore keep two files. The hashed form never starts with ``-`` either.
+
+Names a file system or a shell would take for something else are never kept: one starting with
+``-`` (read as an option by ``rm``, ``git add`` and most commands: ``-rf`` becomes
+``rf-<hash>``), and Windows' device names (``CON``, ``PRN``, ``AUX``, ``NUL``, ``COM0``-``COM9``,
+``LPT0``-``LPT9`` in any letter case, alone or before an extension: ``nul``, ``aux.txt``), which
+Windows opens as the device, not as a file (``aux.txt`` becomes ``aux_txt-<hash>``). A name
+ending in a space or a dot, which Windows drops, is never clean.
 
 Every segment is at most :data:`MAX_SEGMENT` characters, so a file name made from one (plus
 ``.png``/``.json`` and the temporary name :func:`~pytest_diffbench.store.files.atomic_write_bytes`
@@ -45,15 +53,28 @@ def safe_segment(text: str) -> str:
 
 
 def path_segment(text: str) -> str:
-    """One file-name segment for ``text``: ``text`` itself when cleaning leaves it unchanged and it
-    has at most :data:`MAX_SEGMENT` characters, else a readable prefix (the cleaned text, shortened)
-    plus ``-`` and the first :data:`HASH_CHARS` hex digits of the SHA-256 of ``text``."""
+    """One file-name segment for ``text``: ``text`` itself when cleaning leaves it unchanged, it has
+    at most :data:`MAX_SEGMENT` characters, does not start with ``-`` and is no Windows device name
+    (see the module docstring), else a readable prefix (the cleaned text, shortened, never starting
+    with ``-`` or a device name) plus ``-`` and the first :data:`HASH_CHARS` hex digits of the
+    SHA-256 of ``text``."""
     cleaned = safe_segment(text)
-    if cleaned == text and len(text) <= MAX_SEGMENT:
+    if cleaned == text and len(text) <= MAX_SEGMENT and not text.startswith("-") and not _device_name(text):
         return text
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
-    prefix = cleaned[: MAX_SEGMENT - HASH_CHARS - 1].rstrip("._-")
-    return f"{prefix}-{digest}" if prefix and prefix != "_" else digest
+    prefix = cleaned[: MAX_SEGMENT - HASH_CHARS - 1].strip("._-")
+    if _device_name(prefix):
+        prefix = prefix.replace(".", "_", 1)
+    return f"{prefix}-{digest}" if prefix else digest
+
+
+#: Windows' reserved device names, which it opens as the device whatever the extension.
+_DEVICE = re.compile(r"(?:CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])", re.IGNORECASE)
+
+
+def _device_name(name: str) -> bool:
+    """Whether Windows takes the file name ``name`` for a device (``nul``, ``Aux.txt``, ``com1.tar.gz``)."""
+    return _DEVICE.fullmatch(name.split(".", 1)[0]) is not None
 
 
 def case_path(nodeid: str) -> str:

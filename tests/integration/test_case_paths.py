@@ -136,3 +136,15 @@ def test_cases_that_would_share_files_are_a_collection_error_naming_both(project
     assert not project.baselines.exists()
     # without --diffbench nothing is written, so nothing is refused
     assert project.run_plain().ret == 0
+
+
+@pytest.mark.parametrize("values", [
+    pytest.param(["-rf", "rf"], id="leading-dash"),
+    pytest.param(["nul", "CON", "aux.txt", "com1"], id="windows-device-names"),
+])
+def test_names_a_shell_or_windows_misreads_are_never_file_names(project, values) -> None:
+    project.write_tests("import pytest\n\n" + parametrized(values, sweep=False))
+    assert_each_case_keeps_its_files(project, len(values))
+    names = [path.name for path in (project.baselines / project.PIN / "test_gen" / "test_prompt").iterdir()]
+    assert names and not [name for name in names if name.startswith("-") or
+                          name.split(".")[0].upper() in {"NUL", "CON", "AUX", "COM1"}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 
 import pytest
@@ -161,3 +162,37 @@ def test_the_temporary_name_of_a_capped_segment_is_what_mkstemp_makes(tmp_path):
     fd, name = tempfile.mkstemp(prefix=".n.", suffix=".tmp", dir=tmp_path)
     os.close(fd)
     assert len(os.path.basename(name)) == len(".n.") + 8 + len(".tmp")
+
+
+# -- names a shell or Windows would take for something else ------------------------------------
+
+
+@pytest.mark.parametrize("text", ["CON", "con", "Prn", "AUX", "nul", "NUL", "COM1", "com9", "LPT1", "lpt9", "COM0",
+                                  "aux.txt", "NUL.png", "Con.tar.gz", "nul.", "CON ", "x.", "x "])
+def test_windows_device_names_and_names_windows_trims_get_the_hash_form(text):
+    segment = path_segment(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    assert segment.endswith(f"-{digest}") or segment == digest
+    stem = segment.split(".")[0].upper()
+    assert stem not in {"CON", "PRN", "AUX", "NUL"} and not re.fullmatch(r"(COM|LPT)\d", stem)
+    assert not segment.endswith((".", " "))
+
+
+@pytest.mark.parametrize("text", ["console", "CONX", "auxiliary", "nullable", "COM10", "LPT", "CON-x", "my.nul"])
+def test_names_that_only_look_like_device_names_are_kept(text):
+    assert path_segment(text) == text
+
+
+@pytest.mark.parametrize("text", ["-rf", "-", "--", "--help", "-x_y", "-.a", "-1"])
+def test_a_segment_never_starts_with_a_dash(text):
+    segment = path_segment(text)
+    assert not segment.startswith("-")
+    assert segment.endswith(hashlib.sha256(text.encode()).hexdigest()[:8])
+
+
+def test_case_paths_and_pin_keys_of_such_names_are_safe_in_every_segment():
+    path = case_path("tests/CON.py::aux::-rf[nul.txt]")
+    assert [segment[:4] for segment in path.split("/")] == ["test", "CON-", "aux-", "rf-6", "nul_"]
+    assert pin_key("{device}", {"device": "-rf"}).startswith("rf-")
+    assert pin_key("{device}", {"device": "NUL"}).startswith("NUL-")
+    assert case_path_clashes(["t.py::test_a[-x]", "t.py::test_a[x]"]) == []  # -x hashed, x kept: two files
