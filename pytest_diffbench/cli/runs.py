@@ -181,12 +181,40 @@ def load_environment(folder: RunFolder) -> tuple[dict[str, Any], list[str]]:
 
 def baseline_image(baseline_dir: Path, result: CaseResult) -> Path:
     """Where the case's baseline PNG lies under the pin its row records, checked: the pin must be
-    one folder name as ``pytest --diffbench`` makes it (:func:`~pytest_diffbench.store.paths.path_segment`),
-    and no symbolic link may lie on the way from ``baseline_dir``.
+    one folder name as ``pytest --diffbench`` makes it (:func:`~pytest_diffbench.store.paths.path_segment`:
+    so no ``..``, no leading ``-``, no Windows device name), no symbolic link may lie on the way
+    from ``baseline_dir``, and no part of the way may differ only in letter case from an existing
+    folder or file there (``CPU-FLOAT32`` next to ``cpu-float32``): macOS and Windows take the two
+    for one, so the row would write into another pin's or case's baseline there.
 
-    Raises PathEscapeError naming the pin or the link otherwise.
+    Raises PathEscapeError naming the pin, the link or the existing name otherwise.
     """
     if not result.pin or path_segment(result.pin) != result.pin:
         raise PathEscapeError(f"results.csv gives it the pin {result.pin!r}, which is not one folder name of "
                               "letters, digits, '.', '_' and '-' as pytest --diffbench writes it")
-    return inside(baseline_dir, f"{result.pin}/{case_path(result.nodeid)}.png")
+    relative = f"{result.pin}/{case_path(result.nodeid)}.png"
+    path = inside(baseline_dir, relative)
+    twin = _letter_case_twin(Path(baseline_dir), relative)
+    if twin is not None:
+        name, existing = twin
+        raise PathEscapeError(f"results.csv puts it under {name!r}, but {existing} differs from it only in letter "
+                              "case (one name on macOS and Windows); rename one of them or accept a run made with "
+                              f"{existing.name!r}")
+    return path
+
+
+def _letter_case_twin(root: Path, relative: str) -> tuple[str, Path] | None:
+    """(part of ``relative``, existing entry) for the first part of ``relative`` that is missing
+    under its parent in ``root`` while an entry differing only in letter case is there; None when
+    there is none (a missing parent ends the search)."""
+    parent = root
+    for part in relative.split("/"):
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            return None
+        if part not in names:
+            twins = sorted(name for name in names if name.casefold() == part.casefold())
+            return (part, parent / twins[0]) if twins else None
+        parent = parent / part
+    return None

@@ -428,7 +428,8 @@ def accepted_then_failing(project: pytest.Pytester, capsys: pytest.CaptureFixtur
     return latest_folder(project)
 
 
-@pytest.mark.parametrize("pin", ["../../escaped-by-pin", "cpu/../../../escaped-by-pin", "nested/pin", "/abs/pin"])
+@pytest.mark.parametrize("pin", ["../../escaped-by-pin", "cpu/../../../escaped-by-pin", "nested/pin", "/abs/pin",
+                                 "-rf", "--help", "NUL", "aux.txt", "com1"])
 def test_accept_refuses_a_pin_that_is_not_one_folder_name(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
                                                          pin: str) -> None:
     folder = latest_folder(made)
@@ -440,6 +441,40 @@ def test_accept_refuses_a_pin_that_is_not_one_folder_name(made: pytest.Pytester,
     assert len(refusals) == 2 and all(repr(pin) in line and "not one folder name" in line for line in refusals)
     assert snapshot(made.path) == before
     assert not (made.path.parent / "escaped-by-pin").exists() and not Path("/abs/pin").exists()
+
+
+@pytest.mark.parametrize("pin", ["CPU-FLOAT32", "Cpu-Float32"])
+def test_accept_refuses_a_pin_that_differs_from_a_pin_folder_only_in_letter_case(
+        made: pytest.Pytester, capsys: pytest.CaptureFixture[str], pin: str) -> None:
+    status, out, _ = diffbench(capsys, "accept", "latest")
+    assert status == 0 and tally(created=2) in out
+    folder = latest_folder(made)
+    existing = read_results(folder.results)[0].pin
+    set_cells(folder.results, pin=pin)
+    before = snapshot(made.path / "baselines")
+    status, out, _ = diffbench(capsys, "accept", "latest")
+    assert status == 1 and tally(refused=2) in out
+    refusals = [line for line in out.splitlines() if line.startswith("refused")]
+    assert len(refusals) == 2 and all(repr(pin) in line and f"{existing!r}" in line and "letter case" in line
+                                      for line in refusals)
+    assert snapshot(made.path / "baselines") == before and sorted(os.listdir(made.path / "baselines")) == [existing]
+
+
+def test_accept_refuses_a_case_path_that_differs_from_a_baseline_only_in_letter_case(
+        made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    """A crafted results.csv (and run folder) naming test_GEN.py while baselines/<pin>/test_gen exists."""
+    assert diffbench(capsys, "accept", "latest")[0] == 0
+    folder = latest_folder(made)
+    for kind in ("images", "configs"):
+        (folder.path / kind / "test_gen").rename(folder.path / kind / "test_GEN")
+    rows = read_results(folder.results)
+    text = folder.results.read_text(encoding="utf-8")
+    folder.results.write_text(text.replace("test_gen.py::", "test_GEN.py::"), encoding="utf-8")
+    before = snapshot(made.path / "baselines")
+    status, out, _ = diffbench(capsys, "accept", "latest")
+    assert status == 1 and tally(refused=len(rows)) in out
+    assert all("'test_GEN'" in line and "letter case" in line for line in out.splitlines() if line.startswith("refused"))
+    assert snapshot(made.path / "baselines") == before
 
 
 def test_report_does_not_follow_a_linked_grids_folder(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
