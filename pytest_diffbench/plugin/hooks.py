@@ -56,12 +56,21 @@ class ResultCollector:
 
     def __init__(self, session: DiffbenchSession) -> None:
         self.session = session
+        #: Node ids whose current attempt pytest-rerunfailures runs again (a report said "rerun").
+        self._rerun: set[str] = set()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, REPORT_ATTRIBUTE, None)
         if data is not None:
-            self.session.add_result(CaseResult.from_transport(data))
+            self.session.add_result(CaseResult.from_transport(data), same_attempt=report.when == "teardown")
+        if report.outcome == "rerun":
+            self._rerun.add(report.nodeid)
+        if report.when == "teardown" and report.nodeid in self._rerun:
+            # JUnit's element of an attempt run again carries no diffbench properties: they are
+            # the final attempt's (pytest's junitxml reads them from the teardown report)
+            self._rerun.discard(report.nodeid)
+            report.user_properties[:] = [p for p in report.user_properties if not str(p[0]).startswith("diffbench_")]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -178,17 +187,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Attach the case's result to its report (it travels to the xdist controller with it) and to
     the test's JUnit XML properties: every case that has a result, errors included."""
     report = yield
+    session = item.config.stash[SESSION_KEY]
     result: CaseResult | None = None
-    if report.when == "call" and RESULT_KEY in item.stash:
-        result = item.stash[RESULT_KEY]
+    if report.when == "setup" and RESULT_KEY in item.stash:
+        del item.stash[RESULT_KEY]  # an earlier attempt's (pytest-rerunfailures)
+    if report.when in ("call", "teardown") and RESULT_KEY in item.stash:
+        stashed = item.stash[RESULT_KEY]
+        result = session.as_reported(stashed, report, call)
+        if report.when == "teardown" and result is stashed:
+            result = None  # the call's report carried it already
     elif report.when == "setup" and report.failed and CASE_FIXTURE in getattr(item, "fixturenames", ()):
         callspec = getattr(item, "callspec", None)
         case = callspec.params.get(CASE_FIXTURE, Case()) if callspec is not None else Case()
         message = str(call.excinfo.value) if call.excinfo else "setup failed"
-        result = item.config.stash[SESSION_KEY].error_result(item, case, f"setup failed: {message}")
+        result = session.error_result(item, case, f"setup failed: {message}")
     if result is not None:
+        result = result.with_changes(attempts=max(1, getattr(item, "execution_count", 1)))  # pytest-rerunfailures' count
+        item.stash[RESULT_KEY] = result
         setattr(report, REPORT_ATTRIBUTE, result.to_transport())
         set_junit_properties(item.user_properties, result)  # pytest's junitxml reads them from the teardown report
+        if report.when == "teardown":
+            set_junit_properties(report.user_properties, result)
     return report
 
 

@@ -209,16 +209,35 @@ class DiffbenchSession:
             worker=self.worker, workers=self.workers,
         )
 
-    def add_result(self, result: CaseResult) -> None:
+    def as_reported(self, result: CaseResult, report: pytest.TestReport, call: "pytest.CallInfo[None]") -> CaseResult:
+        """``result`` made to agree with pytest's report of a phase of its case: a case pytest
+        counts xfailed is :attr:`~Outcome.XFAILED`; a case whose image passed but which pytest
+        fails (a strict xfail that passed, a teardown error) is :attr:`~Outcome.ERROR` saying why.
+        Otherwise ``result`` itself."""
+        wasxfail = getattr(report, "wasxfail", None)
+        if report.when == "call" and report.skipped and wasxfail is not None:
+            why = f"xfailed ({wasxfail})" if wasxfail else "xfailed"
+            return result.with_changes(outcome=Outcome.XFAILED, message=f"{why}: {result.message}" if result.message else why)
+        if report.failed and result.passed:
+            failure = (f"{type(call.excinfo.value).__name__}: {call.excinfo.value}" if call.excinfo is not None
+                       else report.longreprtext)
+            what = "teardown failed" if report.when == "teardown" else "the image passed but pytest failed the test"
+            message = f"{what}: {' '.join(failure.split())}"
+            return result.with_changes(outcome=Outcome.ERROR, message=message, failure_text=message)
+        return result
+
+    def add_result(self, result: CaseResult, *, same_attempt: bool = False) -> None:
         """Keep a finished case's result, and journal it before the next case runs.
 
         A case run again (pytest-rerunfailures) keeps one result, its last attempt's, with the
-        number of attempts. A journal that cannot be written any more (a full disk) becomes one
-        warning; the run goes on and still writes results.csv at its end.
+        number of attempts; with ``same_attempt`` (a teardown error after the call) it replaces the
+        result of the attempt it belongs to. A journal that cannot be written any more (a full
+        disk) becomes one warning; the run goes on and still writes results.csv at its end.
         """
         earlier = self._results.pop(result.nodeid, None)
         if earlier is not None:
-            result = result.with_changes(attempts=earlier.attempts + 1)
+            attempts = earlier.attempts if same_attempt else earlier.attempts + 1
+            result = result.with_changes(attempts=max(result.attempts, attempts))
         self._results[result.nodeid] = result
         if self._journal is None:
             return

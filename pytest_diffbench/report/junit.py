@@ -10,8 +10,10 @@ from pytest_diffbench.judge.result import CaseResult
 
 
 def junit_fields(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
-    """The results columns reported: outcome, config hash, every metric, seconds, VRAM, device."""
-    return ("outcome", "config_hash", *(m.name for m in metrics), "seconds_per_image", "peak_vram_mb", "device_name")
+    """The results columns reported: outcome, config hash, every metric, seconds, VRAM, device, and
+    the attempts (more than 1 for a case pytest-rerunfailures ran again)."""
+    return ("outcome", "config_hash", *(m.name for m in metrics), "seconds_per_image", "peak_vram_mb", "device_name",
+            "attempts")
 
 
 def junit_properties(result: CaseResult) -> list[tuple[str, str]]:

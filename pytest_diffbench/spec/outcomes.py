@@ -19,6 +19,9 @@ class Outcome(str, Enum):
     #: values, or too small to score. Judged before any baseline is read or written.
     INVALID_OUTPUT = "invalid-output"
     ERROR = "error"
+    #: The test is marked ``xfail`` and failed as expected (pytest counts it xfailed); the
+    #: message says what failed.
+    XFAILED = "xfailed"
 
     @property
     def passed(self) -> bool:
