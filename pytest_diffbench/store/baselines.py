@@ -13,8 +13,8 @@ a losslessly re-encoded PNG is still the baseline). Any damage is one :class:`Ba
 naming the file and the fault; both update modes rewrite such a pair. What stands where a file or
 folder of the pair goes and is neither (a folder or a FIFO where a file goes, a file where a folder
 goes, a symbolic link anywhere below the baseline folder) is moved, whole and unopened, a link as
-a link (never followed), into the run folder's replaced-baselines/ before the write, so nothing a
-user had is lost.
+a link (never followed, kept as ``<name>.link``), into the run folder's replaced-baselines/ before
+the write, so nothing a user had is lost.
 
 Writing (:meth:`BaselineStore.write`) never leaves a pair a reader would use mixed: the PNG is
 renamed into place first and the sidecar, which names the PNG's digests, last; a kill between the
@@ -261,7 +261,8 @@ class BaselineStore:
 
     def obstacles(self, case: str) -> list[tuple[Path, str]]:
         """What stands where the pair's folders and files go, with the name it is kept under
-        (relative to the pin folder; the pin's own name for the pin folder): a symbolic link
+        (its path relative to the pin folder, the pin's own name for the pin folder; a link's with
+        ``.link`` added, so the run's reports, which refuse links, never meet it): a symbolic link
         anywhere below the baseline folder, something not a folder where a folder goes, something
         not a plain file where the PNG or sidecar goes. Nothing is followed or opened; a path that
         is not inside the baseline folder (``..``, absolute) has none (:meth:`contained_paths`
@@ -283,7 +284,7 @@ class BaselineStore:
                     raise BaselineError(f"baseline {here} cannot be examined ({exc.strerror or exc})") from None
                 place = stat.S_ISREG if depth == len(parts) else stat.S_ISDIR
                 if stat.S_ISLNK(mode) or not place(mode):
-                    name = "/".join(parts[1:depth]) or self.pin
+                    name = ("/".join(parts[1:depth]) or self.pin) + (".link" if stat.S_ISLNK(mode) else "")
                     if (here, name) not in found:
                         found.append((here, name))
                     break

@@ -487,31 +487,110 @@ def test_a_losslessly_reencoded_baseline_still_passes(project) -> None:
     assert project.snapshot(project.baselines) == baselines
 
 
-def test_a_folder_or_link_where_a_baseline_file_belongs_is_an_error_even_with_update(project, tmp_path) -> None:
-    project.write_tests(project.test(sweep="seeds=[0, 1], steps=2"))
-    project.run(update="all").outcome.assert_outcomes(passed=2)
-    png0, _ = project.baseline_pair("test_case", "seed0-euler-2steps-cfg7.5")
-    png0.unlink()
-    png0.mkdir()
-    (png0 / "notes.txt").write_text("a user's file")
-    _, sidecar1 = project.baseline_pair("test_case", "seed1-euler-2steps-cfg7.5")
-    outside = tmp_path / "outside.json"
-    outside.write_bytes(sidecar1.read_bytes())
-    sidecar1.unlink()
-    sidecar1.symlink_to(outside)
-    for update in (None, "missing", "all"):
-        run = project.run(update=update)
-        run.outcome.assert_outcomes(failed=2)
-        text = project.text(run.outcome)
-        assert "Traceback" not in text and "INTERNALERROR" not in text
-        rows = {row.setting("seed"): row for row in run.results}
-        assert rows[0].outcome is rows[1].outcome is Outcome.ERROR
-        assert "seed0-euler-2steps-cfg7.5.png is a folder, not a file; move it out" in rows[0].message
-        assert "seed1-euler-2steps-cfg7.5.json is a symbolic link" in rows[1].message
-        assert {row.baseline_action for row in rows.values()} == {BaselineAction.NONE}
-    assert (png0 / "notes.txt").read_text() == "a user's file"
-    assert sidecar1.is_symlink() and outside.read_bytes() == project.snapshot(project.baselines).get(
-        "cpu-float32/test_gen/test_case/seed1-euler-2steps-cfg7.5.json", outside.read_bytes())
+def _entries(folder) -> dict[str, str]:
+    """Every entry under ``folder``, links not followed: a link's target, "fifo", a file's bytes' digest."""
+    import hashlib
+    import os
+
+    entries = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            entries[name] = f"-> {os.readlink(path)}"
+        elif path.is_fifo():
+            entries[name] = "fifo"
+        elif path.is_file():
+            entries[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return entries
+
+
+def _obstruct(project, outside) -> dict[str, tuple[object, str]]:
+    """Put a folder, a FIFO, links and a file where the baseline files and folders go; for each
+    place (relative to the pin folder), the test's seed (or test name) and the text its error names."""
+    import os
+    import shutil
+
+    pairs = {seed: project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5") for seed in range(5)}
+    png, _ = pairs[0]
+    png.unlink()
+    png.mkdir()
+    (png / "notes.txt").write_text("a user's file")
+    _, sidecar = pairs[1]
+    sidecar.unlink()
+    sidecar.mkdir()
+    png, _ = pairs[2]
+    png.unlink()
+    os.mkfifo(png)  # opening it would block the run
+    outside.mkdir()
+    png, _ = pairs[3]
+    (outside / "image.png").write_bytes(png.read_bytes())
+    png.unlink()
+    png.symlink_to(outside / "image.png")
+    _, sidecar = pairs[4]
+    (outside / "folder").mkdir()
+    (outside / "folder" / "secret").write_text("not diffbench's")
+    sidecar.unlink()
+    sidecar.symlink_to(outside / "folder", target_is_directory=True)
+    filed, _ = project.baseline_pair("test_filed", "seed0-euler-2steps-cfg7.5")
+    shutil.rmtree(filed.parent)
+    filed.parent.write_text("a user's file where a folder goes")
+    linked, _ = project.baseline_pair("test_linked", "seed0-euler-2steps-cfg7.5")
+    shutil.move(linked.parent, outside / "linked")
+    linked.parent.symlink_to(outside / "linked", target_is_directory=True)
+    case = "test_gen/test_case/seed{}-euler-2steps-cfg7.5{}"
+    return {case.format(0, ".png"): (0, "is a folder, not a file"), case.format(1, ".json"): (1, "is a folder, not a file"),
+            case.format(2, ".png"): (2, "is not a plain file (a FIFO"), case.format(3, ".png"): (3, "is a symbolic link"),
+            case.format(4, ".json"): (4, "is a symbolic link"), "test_gen/test_filed": ("test_filed", "is a file, not a folder"),
+            "test_gen/test_linked": ("test_linked", "is a symbolic link")}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("update", ["all", "missing"])
+def test_what_stands_where_a_baseline_goes_is_one_error_and_both_update_modes_move_it_aside_and_repair(
+        project, tmp_path, update: str) -> None:
+    """A folder, FIFO or link where a baseline file goes, a file or link where its folder goes:
+    without update one line naming it and the repair; an update moves it (a folder whole, a link as
+    a link, nothing opened or followed) into replaced-baselines/ and writes the pair."""
+    project.write_tests(project.test(sweep="seeds=list(range(5)), steps=2"), project.test("test_filed"),
+                        project.test("test_linked"))
+    project.run(update="all").outcome.assert_outcomes(passed=7)
+    outside = tmp_path / "outside"
+    places = _obstruct(project, outside)
+    pin_folder = project.baselines / PIN
+    obstructed, elsewhere = _entries(project.baselines), _entries(outside)
+
+    run = project.run()
+    run.outcome.assert_outcomes(failed=7)
+    text = project.text(run.outcome)
+    assert "Traceback" not in text and "INTERNALERROR" not in text
+    rows = {row.setting("seed") if row.nodeid.startswith("test_gen.py::test_case") else row.nodeid.split("::")[1].split("[")[0]: row
+            for row in run.results}
+    for place, (key, fault) in places.items():
+        row = rows[key]
+        assert row.outcome is Outcome.ERROR and "\n" not in row.message, (place, row.message)
+        assert f"{place} {fault}" in row.message, (place, row.message)
+        assert "--diffbench-update=missing moves it (a link as a link) into the run folder's replaced-baselines/" in row.message
+    assert _entries(project.baselines) == obstructed  # a run without update moves and writes nothing
+
+    run = project.run(update=update)
+    run.outcome.assert_outcomes(passed=7)
+    assert {row.baseline_action for row in run.results} == {BaselineAction.REWRITTEN}
+    kept = run.folder.replaced_dir
+    moved = {place: kept / place for place in places}
+    assert _entries(moved[places_named(places, 0)]) == {"notes.txt": obstructed[f"{PIN}/{places_named(places, 0)}/notes.txt"]}
+    assert moved[places_named(places, 1)].is_dir() and moved[places_named(places, 2)].is_fifo()
+    assert (kept / f"{places_named(places, 3)}.link").readlink() == outside / "image.png"  # a link as a link
+    assert (kept / f"{places_named(places, 4)}.link").readlink() == outside / "folder"
+    assert (kept / "test_gen/test_filed").read_text() == "a user's file where a folder goes"
+    assert (kept / "test_gen/test_linked.link").readlink() == outside / "linked"
+    assert _entries(outside) == elsewhere  # what the links pointed to is untouched
+    assert not any(path.is_symlink() for path in pin_folder.rglob("*"))
+    assert "WARNING" not in project.text(run.outcome)
+    project.run().outcome.assert_outcomes(passed=7)
+
+
+def places_named(places: dict, key: object) -> str:
+    return next(place for place, (which, _) in places.items() if which == key)
 
 
 # -- another run writing the same baselines ---------------------------------------------------------
