@@ -105,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     printed as one line (a line break in it shown as ``\\n``). argparse exits (SystemExit) with
     status 2 on a usage error, 0 after ``--help``.
     """
-    with redirect_stdout(TerminalStream(sys.stdout)), redirect_stderr(TerminalStream(sys.stderr)):
+    out, err = TerminalStream(sys.stdout), TerminalStream(sys.stderr)
+    with out, err, redirect_stdout(out), redirect_stderr(err):  # closed here, not later by the garbage collector
         args = build_parser().parse_args(argv)
         try:
             return run_command(args)
