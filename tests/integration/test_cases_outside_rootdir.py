@@ -30,7 +30,7 @@ def test_cases_of_files_outside_the_rootdir_are_refused_naming_their_files(proje
         assert "outside the rootdir" in line and "--rootdir" in line, line
     assert not project.baselines.exists() and not (project.path / "proj" / "baselines").exists()
     # the same files under the rootdir are cases of their own
-    outcome = project.run_plain("--diffbench", "--diffbench-lpips=off", "--diffbench-update", "--rootdir=.",
+    outcome = project.run_plain("--diffbench", "--diffbench-lpips=off", "--diffbench-update=all", "--rootdir=.",
                                 "other/test_z.py", "other2/test_w.py")
     outcome.assert_outcomes(passed=2)
 
@@ -43,3 +43,11 @@ def test_a_node_id_collected_twice_is_refused_naming_it_once(project) -> None:
     (line,) = [line for line in text.splitlines() if "collected twice" in line]
     assert line.count("test_gen.py::test_case") == 1, line
     assert not project.baselines.exists()
+
+
+def test_a_test_folder_linked_into_the_rootdir_is_inside_it(project) -> None:
+    """The node id, which is relative to the rootdir, decides; not where a link leads."""
+    write(project, "elsewhere/test_z.py", CASE.format(prompt="a red cube"))
+    (project.path / "linked").symlink_to(project.path / "elsewhere")
+    outcome = project.run_plain("--diffbench", "--diffbench-lpips=off", "--diffbench-update=all", "linked/test_z.py")
+    outcome.assert_outcomes(passed=1)
