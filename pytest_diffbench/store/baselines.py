@@ -26,6 +26,7 @@ next update), never as a baseline. The check of what is on disk and the write ha
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -143,6 +144,32 @@ def private_folder(folder: Path) -> Path:
             raise BaselineError(f"the baseline lock folder {folder} cannot be made private ({exc.strerror or exc}); "
                                 f"{remedy}") from None
     return folder
+
+
+@contextmanager
+def pair_lock(root: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the pair-write lock of the baseline folder ``root`` (:func:`lock_path`, in the user's
+    private :func:`lock_folder`) for at most ``timeout`` seconds of waiting (:data:`LOCK_TIMEOUT`
+    when None). Raises :class:`BaselineError` naming the file or folder and the remedy when the
+    folder is not the user's private one, the lock cannot be taken (a link planted in its place),
+    or another run holds it longer than ``timeout``."""
+    path = lock_path(root)
+    private_folder(path.parent)
+    wait = LOCK_TIMEOUT if timeout is None else timeout
+    try:
+        lock = FileLock(path, timeout=wait, mode=0o600)
+        lock.acquire()
+    except Timeout:
+        raise BaselineError(f"another diffbench run held the baseline lock {path} for over {wait:.0f} s; "
+                            "nothing was written") from None
+    except OSError as exc:
+        what = "it is a symbolic link" if path.is_symlink() else exc.strerror or str(exc)
+        raise BaselineError(f"the baseline lock {path} cannot be taken ({what}); delete {path} (no diffbench "
+                            "run needs it between runs)") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def pixels_sha256(image: Image.Image) -> str:
@@ -290,28 +317,9 @@ class BaselineStore:
                     break
         return found
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        """Hold the baseline folder's pair-write lock (:func:`lock_path`), in the user's private
-        :func:`lock_folder`. Raises :class:`BaselineError` naming the file or folder and the remedy
-        when the folder is not the user's private one, the lock cannot be taken, or another run
-        holds it longer than :data:`LOCK_TIMEOUT` seconds."""
-        path = lock_path(self.root)
-        private_folder(path.parent)
-        try:
-            lock = FileLock(path, timeout=LOCK_TIMEOUT, mode=0o600)
-            lock.acquire()
-        except Timeout:
-            raise BaselineError(f"another diffbench run held the baseline lock {path} for over "
-                                f"{LOCK_TIMEOUT:.0f} s; nothing was written") from None
-        except OSError as exc:
-            what = "it is a symbolic link" if path.is_symlink() else exc.strerror or str(exc)
-            raise BaselineError(f"the baseline lock {path} cannot be taken ({what}); delete {path} (no diffbench "
-                                "run needs it between runs)") from None
-        try:
-            yield
-        finally:
-            lock.release()
+    def _lock(self) -> "contextlib.AbstractContextManager[None]":
+        """:func:`pair_lock` of this store's baseline folder."""
+        return pair_lock(self.root)
 
     def _read(self, image_path: Path, sidecar_path: Path) -> Found:
         try:
