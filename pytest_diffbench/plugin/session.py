@@ -295,10 +295,16 @@ class DiffbenchSession:
             self._results = {result.nodeid: result for result in scored}
         except Exception as exc:  # a derived score; the results are still written without it
             self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps: {type(exc).__name__}: {exc}")
-        write_results(folder.results, [self._row(result) for result in self.results])
         environment = run_environment(run_id=folder.run_id, args=self.config.invocation_params.args,
                                       rootdir=self.config.rootpath, machines=[r.machine for r in self.results])
-        atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")
+        try:
+            write_results(folder.results, [self._row(result) for result in self.results])
+            atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")
+        except OSError as exc:  # a full disk: the journal still holds every finished case
+            self.warnings.append(f"WARNING: diffbench could not write the run's record in {folder.path}: "
+                                 f"{type(exc).__name__}: {exc.strerror or exc}; its journal keeps every finished case "
+                                 f"(diffbench report {folder.run_id} writes the rest once there is room)")
+            return
         try:
             folder.mark_latest()
         except OSError as exc:  # the run's record is written; only the pointer to it is missing

@@ -134,3 +134,26 @@ def test_a_step_summary_that_cannot_be_appended_is_one_warning(project, monkeypa
         f"WARNING: diffbench could not append summary.md to $GITHUB_STEP_SUMMARY ({step_summary}): "), warnings
     assert "diffbench: 8 cases: 8 passed" in text
     assert "Traceback" not in text and "INTERNALERROR" not in text
+
+
+def test_a_run_record_that_cannot_be_written_is_one_warning_and_the_journal_stays(project, monkeypatch):
+    """results.csv cannot be written at the end (a full disk): one warning naming the run and how
+    to finish it; the journal keeps the cases, and the run is not marked latest."""
+    import importlib
+
+    results = importlib.import_module("pytest_diffbench.store.results")  # the module the run will import
+
+    def full_disk(path, rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results, "write_results", full_disk)
+    run = run_diffbench(project, update="all")
+    assert run.outcome.ret == pytest.ExitCode.OK
+    run.outcome.assert_outcomes(passed=9)
+    text = run.outcome.stdout.str() + run.outcome.stderr.str()
+    warnings = [line for line in text.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "could not write the run's record" in warnings[0] and "diffbench report" in warnings[0]
+    assert "Traceback" not in text and "INTERNALERROR" not in text
+    (folder,) = (project.path / ".diffbench" / "runs").iterdir()
+    assert (folder / "journal.jsonl").stat().st_size > 0 and not (folder / "results.csv").exists()
+    assert not (project.path / ".diffbench" / "latest").exists()
