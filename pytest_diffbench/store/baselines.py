@@ -368,7 +368,7 @@ def _read_file(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except NotADirectoryError:
-        folder = next(p for p in reversed(path.parents) if os.path.lexists(p) and not p.is_dir())
+        folder = next((p for p in reversed(path.parents) if os.path.lexists(p) and not p.is_dir()), path.parent)
         raise BaselineError(f"baseline folder {folder} is a file, not a folder; {MOVE}") from None
     except OSError as exc:
         raise BaselineError(f"baseline {path} cannot be read ({exc.strerror}); {REPAIR}") from None
