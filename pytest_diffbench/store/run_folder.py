@@ -214,13 +214,12 @@ def remove_stale_temp_files(output_dir: Path, baseline_dir: Path) -> list[Path]:
     pin folders of ``baseline_dir`` (its folders not starting with ``.``, links not followed), so a
     baseline dir that holds other things (``.git``, a docs folder) loses nothing. Under
     ``baseline_dir``, files go only while this process holds the baselines' pair-write lock
-    (:func:`pytest_diffbench.store.baselines.lock_path`), so no write in progress loses its file;
-    when another run holds it for :data:`BASELINE_LOCK_WAIT` seconds, the baselines are left for
-    the next run to clean. Raises OSError when a folder cannot be listed.
+    (:func:`pytest_diffbench.store.baselines.pair_lock`), so no write in progress loses its file;
+    when another run holds it for :data:`BASELINE_LOCK_WAIT` seconds, or the lock cannot be taken
+    (each case then names why), the baselines are left for the next run to clean. Raises OSError
+    when a folder cannot be listed.
     """
-    from filelock import FileLock, Timeout
-
-    from pytest_diffbench.store.baselines import lock_path
+    from pytest_diffbench.store.baselines import BaselineError, pair_lock
 
     output_dir, baseline_dir = Path(output_dir), Path(baseline_dir)
     runs = output_dir / RUNS_DIR
@@ -231,9 +230,9 @@ def remove_stale_temp_files(output_dir: Path, baseline_dir: Path) -> list[Path]:
         pins = [path for path in sorted(baseline_dir.iterdir())
                 if not path.name.startswith(".") and not path.is_symlink() and path.is_dir()]
         try:
-            with FileLock(lock_path(baseline_dir), timeout=BASELINE_LOCK_WAIT, mode=0o666):
+            with pair_lock(baseline_dir, BASELINE_LOCK_WAIT):
                 removed += remove_temp_files(pins, skip=[output_dir])
-        except Timeout:
+        except BaselineError:
             pass
     return sorted(removed)
 

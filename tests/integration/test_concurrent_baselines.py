@@ -19,6 +19,7 @@ import pytest
 
 from pytest_diffbench.spec.outcomes import BaselineAction
 from pytest_diffbench.store.baselines import BaselineStore
+from pytest_diffbench.store.files import TMP_SUFFIX
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder, read_latest
 from pytest_diffbench.store.results import read_results
@@ -99,7 +100,7 @@ def test_two_runs_updating_the_same_baselines_leave_whole_pairs_and_lose_no_clai
             assert on_disk[0] == written[second]
             assert kept[second][0] == written[first]
             assert kept[first] == (committed[_rel(png, project)], committed[_rel(sidecar, project)])
-    leftovers = [path for path in project.baselines.rglob("*") if path.name.endswith(".tmp")]
+    leftovers = [path for path in project.baselines.rglob("*") if path.name.endswith(TMP_SUFFIX)]
     assert leftovers == []
     print(f"{conflicts} of 60 cases met the other run's write")
 

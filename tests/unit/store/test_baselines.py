@@ -22,7 +22,7 @@ from pytest_diffbench.spec.sidecar import Sidecar
 from pytest_diffbench.store import baselines
 from pytest_diffbench.store.baselines import (
     ABSENT, BaselineConflict, BaselineError, BaselineStore, lock_path, pixels_sha256)
-from pytest_diffbench.store.files import encode_png, sha256_bytes
+from pytest_diffbench.store.files import TMP_SUFFIX, encode_png, sha256_bytes
 
 CASE = "tests/test_a/test_b/seed0-euler-20steps-cfg7.5"
 CONFIG = {"prompt": "an astronaut", "seed": 0, "cfg": 7.5, "loras": []}
@@ -50,7 +50,7 @@ def write(store: BaselineStore, image: Image.Image, case: str = CASE, config: di
 
 
 def leftovers(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.name.endswith(".tmp"))
+    return sorted(p for p in folder.rglob("*") if p.name.endswith(TMP_SUFFIX))
 
 
 # -- BaselineStore ---------------------------------------------------------------------------

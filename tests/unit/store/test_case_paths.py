@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from pytest_diffbench.store.files import atomic_write_bytes
+from pytest_diffbench.store.files import TMP_SUFFIX, atomic_write_bytes
 from pytest_diffbench.store import paths
 from pytest_diffbench.store.paths import HASH_CHARS, MAX_SEGMENT, case_path, case_path_clashes, path_segment, pin_key
 
@@ -88,7 +88,7 @@ def test_every_segment_is_capped_and_its_temporary_file_fits(tmp_path, text):
         target = tmp_path / f"{segment}{suffix}"
         atomic_write_bytes(target, b"data")
         assert target.read_bytes() == b"data"
-        assert len(f".{target.name}.XXXXXXXX.tmp".encode()) < 255
+        assert len(f".{target.name}.XXXXXXXX{TMP_SUFFIX}".encode()) < 255
 
 
 def test_long_ids_that_share_a_prefix_stay_distinct():
@@ -159,9 +159,9 @@ def test_a_long_pin_key_is_capped_and_one_segment():
 
 def test_the_temporary_name_of_a_capped_segment_is_what_mkstemp_makes(tmp_path):
     """Guards the arithmetic above against a change in mkstemp's random part."""
-    fd, name = tempfile.mkstemp(prefix=".n.", suffix=".tmp", dir=tmp_path)
+    fd, name = tempfile.mkstemp(prefix=".n.", suffix=TMP_SUFFIX, dir=tmp_path)
     os.close(fd)
-    assert len(os.path.basename(name)) == len(".n.") + 8 + len(".tmp")
+    assert len(os.path.basename(name)) == len(".n.") + 8 + len(TMP_SUFFIX)
 
 
 # -- names a shell or Windows would take for something else ------------------------------------

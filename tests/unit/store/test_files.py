@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pytest_diffbench.store import files
-from pytest_diffbench.store.files import PathEscapeError, atomic_write_bytes, atomic_write_text, encode_png, inside, sha256_bytes
+from pytest_diffbench.store.files import TMP_SUFFIX, PathEscapeError, atomic_write_bytes, atomic_write_text, encode_png, inside, sha256_bytes
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def astronaut() -> Image.Image:
 
 
 def leftovers(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.name.endswith(".tmp"))
+    return sorted(p for p in folder.rglob("*") if p.name.endswith(TMP_SUFFIX))
 
 
 def test_encode_png_is_deterministic_and_lossless(astronaut):
