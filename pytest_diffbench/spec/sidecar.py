@@ -21,14 +21,13 @@ hash of ``config``; a fault is one :class:`SidecarError` naming the key.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from pytest_diffbench.spec.config import config_hash as hash_of_config
 from pytest_diffbench.spec.machine import MachineInfo
-from pytest_diffbench.spec.measurement import Measurement
+from pytest_diffbench.spec.measurement import FIGURE_RULE, Measurement, is_valid_figure
 
 #: The format this version writes.
 SIDECAR_FORMAT = 2
@@ -165,8 +164,8 @@ def _seconds_or_mib(data: Mapping[str, Any], key: str) -> float | None:
     value = data[key]
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise SidecarError(f"has measurement.{key} = {_show(value)}, expected a finite number >= 0 or null")
+    if not is_valid_figure(value):
+        raise SidecarError(f"has measurement.{key} = {_show(value)}, expected {FIGURE_RULE} or null")
     return float(value)
 
 
