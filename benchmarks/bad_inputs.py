@@ -161,22 +161,22 @@ def crafted_latest(project: Path) -> None:
     (project / ".diffbench" / "latest").write_text("../../../elsewhere\n", encoding="utf-8")
 
 
-def symlink_in_run(sub: str) -> Callable[[Path], None]:
+def symlink_in_run(sub: str, whole: bool) -> Callable[[Path], None]:
+    """The run folder's ``sub`` folder (``whole``) or its first file becomes a link to a folder or
+    file outside the project."""
     def damage(project: Path) -> None:
         run = results_csv(project).parent
-        target = run / sub
         outside = project.parent / "outside-run"
         outside.mkdir(exist_ok=True)
         (outside / "secret.json").write_text('{"secret": 1}', encoding="utf-8")
-        if target.is_dir():
-            for child in target.iterdir():
-                if child.is_file():
-                    child.unlink()
-                    child.symlink_to(outside / "secret.json")
-                    return
-        else:
+        target = run / sub
+        if whole:
             shutil.rmtree(target, ignore_errors=True)
             target.symlink_to(outside)
+            return
+        child = next(path for path in sorted(target.rglob("*")) if path.is_file())
+        child.unlink()
+        child.symlink_to(outside / "secret.json")
     return damage
 
 
@@ -291,8 +291,8 @@ ENTRIES: list[Entry] = [
     Entry("path", "pin column with ..", before=RUN_ONCE, damage=set_column("pin", "../../escaped-pin"),
           command=["diffbench", "accept", "latest"]),
     Entry("path", "baseline_path outside", before=RUN_ONCE, damage=set_column("baseline_path", "/etc/passwd"), command=CLI_RUN),
-    Entry("path", "symlinked grids/", before=RUN_ONCE, damage=symlink_in_run("grids"), command=CLI_RUN),
-    Entry("path", "symlinked configs/*.json", before=RUN_ONCE, damage=symlink_in_run("configs"), command=CLI_RUN),
+    Entry("path", "symlinked grids/", before=RUN_ONCE, damage=symlink_in_run("grids", whole=True), command=CLI_RUN),
+    Entry("path", "symlinked configs/*.json", before=RUN_ONCE, damage=symlink_in_run("configs", whole=False), command=CLI_RUN),
     # -- found by trying the fixes from outside (a second round)
     Entry("output", "NaN seconds per image", conftest=pipeline_returning("image, Measurement(float('nan'), None, None)")),
     Entry("output", "negative seconds, infinite VRAM", conftest=pipeline_returning("image, Measurement(-1.0, float('inf'), None)")),
