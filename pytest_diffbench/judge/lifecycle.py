@@ -152,7 +152,7 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
 def output_problem(image: "Image.Image", measurement: Measurement | None = None) -> str:
     """Why ``image`` cannot be judged or become a baseline, on one line; "" when it can: smaller
     than SSIM scores, non-finite values when made (``measurement.warnings``), fully transparent
-    (alpha 0 everywhere), or flat (more than :data:`FLAT_SHARE` of its pixels one colour)."""
+    (alpha 0 everywhere), or flat (at least :data:`FLAT_SHARE` of its pixels one colour)."""
     import numpy
 
     array = to_rgb_array(image)
@@ -179,7 +179,7 @@ def output_problem(image: "Image.Image", measurement: Measurement | None = None)
     others = int(counts.sum() - counts.max())
     if others <= (1 - FLAT_SHARE) * counts.sum():
         return (f"the output is one flat colour {colour} but for {others} of {int(counts.sum())} pixels "
-                f"(more than {FLAT_SHARE:.1%} one colour): {cause}")
+                f"(at least {FLAT_SHARE:.1%} one colour): {cause}")
     return ""
 
 
