@@ -21,7 +21,7 @@ def specks(count: int, *, size: int = 64, background: int = 0, speck: int = 255)
 def test_one_white_pixel_on_black_is_invalid():
     problem = output_problem(specks(1))
     assert problem.startswith("the output is one flat colour (0, 0, 0) but for 1 of 4096 pixels "
-                              "(more than 99.9% one colour): a float16 VAE overflow gives NaN")
+                              "(at least 99.9% one colour): a float16 VAE overflow gives NaN")
 
 
 @pytest.mark.parametrize("image, colour, others", [
