@@ -26,8 +26,8 @@ pytest_plugins = ["pytest_diffbench.plugin.fixtures"]
 
 SKIP_REASON = "diffbench tests run only with --diffbench"
 #: Libraries a diffbench run imports lazily (see pytest_runtest_setup).
-IN_PROCESS_PRELOAD = ("numpy", "PIL.Image", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg",
-                      "skimage.metrics")
+IN_PROCESS_PRELOAD = ("numpy", "numpy.fft", "PIL.Image", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg",
+                      "scipy.linalg", "skimage.metrics", "skimage.io", "skimage.data")
 #: The attribute of a TestReport that carries a case's result to the xdist controller.
 REPORT_ATTRIBUTE = "diffbench"
 
