@@ -23,7 +23,7 @@ from typing import Any, Callable, TypeVar
 from pytest_diffbench.cli.settings import CommandError, read_error
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.bundle import in_run
-from pytest_diffbench.store.files import PathEscapeError, inside
+from pytest_diffbench.store.files import PathEscapeError, inside, letter_case_twin
 from pytest_diffbench.store.journal import JournalError, read_journal
 from pytest_diffbench.store.paths import case_path, path_segment
 from pytest_diffbench.store.results import read_results
@@ -194,27 +194,10 @@ def baseline_image(baseline_dir: Path, result: CaseResult) -> Path:
                               "letters, digits, '.', '_' and '-' as pytest --diffbench writes it")
     relative = f"{result.pin}/{case_path(result.nodeid)}.png"
     path = inside(baseline_dir, relative)
-    twin = _letter_case_twin(Path(baseline_dir), relative)
+    twin = letter_case_twin(Path(baseline_dir), relative)
     if twin is not None:
         name, existing = twin
         raise PathEscapeError(f"results.csv puts it under {name!r}, but {existing} differs from it only in letter "
                               "case (one name on macOS and Windows); rename one of them or accept a run made with "
                               f"{existing.name!r}")
     return path
-
-
-def _letter_case_twin(root: Path, relative: str) -> tuple[str, Path] | None:
-    """(part of ``relative``, existing entry) for the first part of ``relative`` that is missing
-    under its parent in ``root`` while an entry differing only in letter case is there; None when
-    there is none (a missing parent ends the search)."""
-    parent = root
-    for part in relative.split("/"):
-        try:
-            names = os.listdir(parent)
-        except OSError:
-            return None
-        if part not in names:
-            twins = sorted(name for name in names if name.casefold() == part.casefold())
-            return (part, parent / twins[0]) if twins else None
-        parent = parent / part
-    return None

@@ -45,7 +45,8 @@ from filelock import FileLock, Timeout
 from PIL import Image
 
 from pytest_diffbench.spec.sidecar import SIDECAR_FORMAT, Sidecar, SidecarError
-from pytest_diffbench.store.files import PathEscapeError, atomic_write_bytes, atomic_write_text, inside, sha256_bytes
+from pytest_diffbench.store.files import (PathEscapeError, atomic_write_bytes, atomic_write_text, inside, letter_case_twin,
+                                         sha256_bytes)
 
 #: Seconds a writer waits for another run's pair write (a write takes milliseconds).
 LOCK_TIMEOUT = 60.0
@@ -199,13 +200,21 @@ class BaselineStore:
         """:meth:`paths`, checked to stay inside the baseline folder.
 
         Raises :class:`BaselineError` when a path would leave it (``..``, or a symbolic link on
-        the way: a link committed under ``baselines/`` is never followed).
+        the way: a link committed under ``baselines/`` is never followed), or when a folder or file
+        on the way is missing while one differing only in letter case exists (``CPU-FLOAT32`` next
+        to ``cpu-float32``: one name on macOS and Windows, so the two would share files there).
         """
         try:
-            return inside(self.root, f"{self.pin}/{case}.png"), inside(self.root, f"{self.pin}/{case}.json")
+            paths = inside(self.root, f"{self.pin}/{case}.png"), inside(self.root, f"{self.pin}/{case}.json")
         except PathEscapeError as exc:
             repair = f"; {MOVE}" if "symbolic link" in str(exc) else ""
             raise BaselineError(f"baseline of {case} cannot be used: {exc}{repair}") from None
+        for path in paths:
+            twin = letter_case_twin(self.root, path.relative_to(self.root).as_posix())
+            if twin is not None:
+                raise BaselineError(f"baseline of {case} cannot be used: {twin[1]} differs from {twin[0]!r} only in "
+                                    "letter case (one name on macOS and Windows); rename one of them")
+        return paths
 
     def load(self, case: str) -> Baseline | None:
         """The case's baseline, ``None`` when neither file exists.

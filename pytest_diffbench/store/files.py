@@ -84,6 +84,24 @@ def inside(root: Path, relative: "str | PurePath") -> Path:
     return here
 
 
+def letter_case_twin(root: Path, relative: str) -> tuple[str, Path] | None:
+    """(part of ``relative``, existing entry) for the first part of ``relative`` (``/``-separated)
+    that is missing under its parent in ``root`` while an entry differing only in letter case is
+    there: macOS and Windows take the two for one. None when there is none (a missing parent ends
+    the search)."""
+    parent = root
+    for part in relative.split("/"):
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            return None
+        if part not in names:
+            twins = sorted(name for name in names if name.casefold() == part.casefold())
+            return (part, parent / twins[0]) if twins else None
+        parent = parent / part
+    return None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write UTF-8 text with ``\\n`` line endings atomically (see :func:`atomic_write_bytes`)."""
     atomic_write_bytes(path, text.encode("utf-8"))

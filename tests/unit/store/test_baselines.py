@@ -781,3 +781,23 @@ def test_the_committed_baselines_load_as_they_are(sidecar: Path):
     loaded = BaselineStore(COMMITTED, "cpu-float32").load(case)
     assert loaded is not None and loaded.sidecar.format == 1 and loaded.sidecar.to_json().encode() == before
     assert loaded.image.size == (loaded.sidecar.config["width"], loaded.sidecar.config["height"])
+
+
+@pytest.mark.parametrize("existing, pin", [("CPU-FLOAT32", "cpu-float32"), ("cpu-float32", "Cpu-Float32")])
+def test_a_pin_folder_differing_only_in_letter_case_is_refused_for_reading_and_writing(tmp_path, astronaut, existing, pin):
+    write(BaselineStore(tmp_path, existing), astronaut)
+    store = BaselineStore(tmp_path, pin)
+    message = load_error(store)
+    assert f"{tmp_path / existing} differs from {pin!r} only in letter case" in message and "\n" not in message
+    with pytest.raises(BaselineError, match="only in letter case"):
+        write(store, astronaut)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [existing]
+
+
+def test_a_case_file_differing_only_in_letter_case_is_refused(tmp_path, astronaut):
+    store = BaselineStore(tmp_path, "p")
+    write(store, astronaut)
+    image_path, sidecar_path = store.paths(CASE)
+    image_path.rename(image_path.with_name(image_path.name.upper()))
+    sidecar_path.rename(sidecar_path.with_name(sidecar_path.name.upper()))
+    assert "only in letter case" in load_error(store)
