@@ -315,7 +315,7 @@ def _check_positive_int(name: str, value: Any) -> int:
 def _check_cfg(value: Any) -> float:
     if isinstance(value, decimal.Decimal):  # a number, though not a numbers.Real
         value = float(value)
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
+    if not _is_finite_nonnegative(value):
         raise SweepError(f"sweep axis 'cfg': {value!r} is not valid; cfg (guidance scale) must be a finite number >= 0")
     return float(value)
 
@@ -341,7 +341,7 @@ def keyword_problem(name: str, value: Any) -> str:
     on deep inside), on one line; "" when it can or diffbench does not check it.
     ``guidance_rescale`` must be a finite number >= 0 (not None); ``clip_skip`` an integer >= 0
     (its upper bound, the text encoder's layer count, is checked when the case starts)."""
-    if name == GUIDANCE_RESCALE and not (_is_real(value) and math.isfinite(value) and value >= 0):
+    if name == GUIDANCE_RESCALE and not _is_finite_nonnegative(value):
         return f"{name}={value!r} is not valid; {name} must be a finite number >= 0 (0 switches it off)"
     if name == CLIP_SKIP and not (_is_integer(value) and int(value) >= 0):
         return f"{name}={value!r} is not valid; {name} must be an integer >= 0 (the layers of the text encoder to skip)"
@@ -351,6 +351,11 @@ def keyword_problem(name: str, value: Any) -> str:
 def _is_real(value: Any) -> bool:
     """A real number: int, float, Fraction, numpy number, ... (not a bool)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_finite_nonnegative(value: Any) -> bool:
+    """A real number (see :func:`_is_real`), finite and >= 0: a guidance scale or rescale."""
+    return _is_real(value) and math.isfinite(value) and value >= 0
 
 
 def _format_number(value: float) -> str:
