@@ -32,6 +32,7 @@ from pytest_diffbench.store.run_folder import RunFolder, remove_stale_temp_files
 if TYPE_CHECKING:
     from pytest_diffbench.judge.lifecycle import BaselineState
     from pytest_diffbench.run.case import DiffbenchCase, Runner
+    from pytest_diffbench.run.threads import ThreadPolicy
     from pytest_diffbench.store.baselines import BaselineStore
 
 #: Up to this many cases the terminal summary lists every case; above it only the failing ones.
@@ -52,6 +53,8 @@ class DiffbenchSession:
         self.bundle: Path | None = None
         self._runner: Runner | None = None
         self._machines: dict[str, MachineInfo] = {}
+        #: torch's CPU threads per process of this run and why (see :meth:`_share_cpu_between_workers`).
+        self.thread_policy: ThreadPolicy | None = None
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         # From xdist's workerinput, not $PYTEST_XDIST_WORKER: a pytest started from inside an
@@ -78,6 +81,7 @@ class DiffbenchSession:
                 raise pytest.UsageError(f"diffbench: diffbench_output_dir = {self.settings.output_dir} cannot hold "
                                         f"run folders ({type(exc).__name__}: {exc}); name a folder diffbench may create "
                                         "and write, relative to the rootdir") from None
+            self._share_cpu_between_workers()  # decided before this run loads the CPU
 
     @property
     def results(self) -> list[CaseResult]:
@@ -132,22 +136,28 @@ class DiffbenchSession:
             return SelfRunner()
         if self._runner is None:
             from pytest_diffbench.run.generation import ImageGenerator
+            from pytest_diffbench.run.threads import apply_threads
 
             self._runner = ImageGenerator()
-            self._share_cpu_between_workers()
+            apply_threads(self._share_cpu_between_workers())
         return self._runner
 
-    def _share_cpu_between_workers(self) -> None:
-        """Give each xdist worker its share of the CPU cores for torch's thread pool.
+    def _share_cpu_between_workers(self) -> "ThreadPolicy":
+        """The thread policy of this run's pytest processes (see :mod:`pytest_diffbench.run.threads`),
+        decided once per process: the controller's (or single process's) at session start, for
+        as many processes as xdist starts, before this run loads the CPU; a worker's for its
+        share. A note joins the warnings when the load was above the cores. Imports no torch."""
+        from pytest_diffbench.run.threads import machine_threads, planned_workers
 
-        Every worker's torch would otherwise use all cores, and N workers spinning N x cores
-        threads run several times slower than one. ``OMP_NUM_THREADS`` set by the user wins.
-        """
-        if not self.is_worker or "OMP_NUM_THREADS" in os.environ:
-            return
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.workers))
+        if self.thread_policy is None:
+            option = self.config.option
+            workers = self.workers if self.is_worker else planned_workers(
+                getattr(option, "numprocesses", None), getattr(option, "maxprocesses", None), getattr(option, "dist", None))
+            self.thread_policy = machine_threads(workers)
+            note = self.thread_policy.note()
+            if note and not self.is_worker:
+                self.warnings.append(note)
+        return self.thread_policy
 
     def machine_info(self, device: str) -> MachineInfo:
         """The machine of ``device``, with what ``pytest_diffbench_machine_info`` hooks add (once per device)."""
@@ -296,7 +306,8 @@ class DiffbenchSession:
         except Exception as exc:  # a derived score; the results are still written without it
             self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps: {type(exc).__name__}: {exc}")
         environment = run_environment(run_id=folder.run_id, args=self.config.invocation_params.args,
-                                      rootdir=self.config.rootpath, machines=[r.machine for r in self.results])
+                                      rootdir=self.config.rootpath, machines=[r.machine for r in self.results],
+                                      threads=self._share_cpu_between_workers())
         try:
             write_results(folder.results, [self._row(result) for result in self.results])
             atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")

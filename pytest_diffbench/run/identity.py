@@ -1,8 +1,9 @@
 """Run identity: what a run folder needs so that its figures can be replayed.
 
 environment.json holds the command line, the tested repository's git commit, the OS, Python,
-the versions of the libraries that decide the pixels, and every device the cases ran on (taken
-from the results rows, so the xdist controller never has to import torch).
+the versions of the libraries that decide the pixels, every device the cases ran on (taken
+from the results rows, so the xdist controller never has to import torch) and the thread policy
+of torch's CPU pool (:mod:`pytest_diffbench.run.threads`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from pytest_diffbench.run.machine import distribution_version
+from pytest_diffbench.run.threads import ThreadPolicy
 from pytest_diffbench.spec.machine import MachineInfo
 
 DISTRIBUTIONS = ("pytest-diffbench", "pytest", "pytest-xdist", "torch", "diffusers", "transformers", "lpips",
@@ -35,10 +37,12 @@ def git_state(rootdir: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(_git(rootdir, "status", "--porcelain", "--untracked-files=no"))}
 
 
-def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, machines: Iterable[MachineInfo]) -> dict[str, Any]:
+def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, machines: Iterable[MachineInfo],
+                    threads: ThreadPolicy) -> dict[str, Any]:
     """environment.json: the command line, the git state of ``rootdir``, OS, Python, the versions of
-    :data:`DISTRIBUTIONS`, and every device the cases ran on (its results fields and the fields
-    ``pytest_diffbench_machine_info`` hooks added), sorted."""
+    :data:`DISTRIBUTIONS`, every device the cases ran on (its results fields and the fields
+    ``pytest_diffbench_machine_info`` hooks added), sorted, and ``threads``, the thread policy of
+    the run's pytest processes (under xdist, what the controller decided for its workers)."""
     devices = {tuple(sorted(machine.device_fields().items())) for machine in machines}
     return {
         "run_id": run_id,
@@ -48,4 +52,5 @@ def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, machines
         "python": platform.python_version(),
         "versions": {name: distribution_version(name) for name in DISTRIBUTIONS},
         "devices": [dict(device) for device in sorted(devices)],
+        "threads": threads.as_dict(),
     }

@@ -9,19 +9,23 @@ from pathlib import Path
 import pytest
 
 from pytest_diffbench.run.identity import git_state, run_environment
+from pytest_diffbench.run.threads import ThreadPolicy
 from pytest_diffbench.spec.machine import RESULT_FIELDS, MachineInfo
 
 
 def test_run_environment_collects_devices_from_the_results(tmp_path: Path):
     h200 = MachineInfo(device_name="NVIDIA H200", driver="580.1", cuda="13.0")
     machines = [h200, h200, MachineInfo(device_name="Intel Xeon")]
-    env = run_environment(run_id="r1", args=["--diffbench", "-n", "2"], rootdir=tmp_path, machines=machines)
+    threads = ThreadPolicy(threads=1, cores=4, workers=2, load=2.456, source="load")
+    env = run_environment(run_id="r1", args=["--diffbench", "-n", "2"], rootdir=tmp_path, machines=machines,
+                          threads=threads)
     assert env["command"] == "pytest --diffbench -n 2"
     assert env["run_id"] == "r1"
     assert [d["device_name"] for d in env["devices"]] == ["Intel Xeon", "NVIDIA H200"]
     assert set(env["devices"][0]) == set(RESULT_FIELDS)
     assert env["versions"]["pytest"] == pytest.__version__
     assert env["git"] == {"commit": "", "dirty": None}  # tmp_path is no repository
+    assert env["threads"] == {"threads": 1, "cores": 4, "workers": 2, "load": 2.46, "source": "load"}
     assert json.loads(json.dumps(env)) == env  # plain JSON values only
 
 
