@@ -1,9 +1,14 @@
 """The run bundle: one deterministic zip with everything a reviewer needs.
 
-``diffbench-<run_id>.zip`` holds results.csv, environment.json, summary.md, configs/, grids/
-(when present), the chosen output images, a README.md that explains the layout and how to
-replay a case, and manifest.json with every other file's SHA-256. Entries are sorted and carry a
-fixed timestamp and permissions, so the same run folder always gives the same bytes.
+``diffbench-<run_id>.zip`` holds results.csv, environment.json, summary.md, report.html,
+plot.png, configs/, grids/ (when present), the chosen output images, a README.md that explains
+the layout and how to replay a case, and manifest.json with every other file's SHA-256. Entries
+are sorted and carry a fixed timestamp and permissions, so the same run folder always gives the
+same bytes.
+
+The bundle's report.html is rendered for the bundle: it links only files the bundle holds and
+names the others (output images left out by ``diffbench_bundle_images``) as files of the run
+folder, so every link works wherever the bundle is unzipped.
 
 Every file goes in through :func:`in_run`: a symbolic link in the run folder (a linked
 ``configs/x.json``, a linked ``grids/``) is refused, never followed into the bundle.
@@ -16,9 +21,10 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.report.html import render_report
 from pytest_diffbench.store.files import atomic_write_bytes, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import CONFIGS_DIR, IMAGES_DIR, RunFolder
@@ -104,10 +110,23 @@ def _example_nodeid(results: Sequence[CaseResult]) -> str:
     return nodeids[0] if nodeids else "tests/test_x.py::test_x[seed0-euler-20steps-cfg7.5]"
 
 
+def _environment(folder: RunFolder) -> Any:
+    """The run's environment.json as the bundle's report.html shows it: {} when it is absent or
+    not a JSON object (the file itself goes into the bundle as it is)."""
+    try:
+        data = json.loads(in_run(folder, folder.environment).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def build_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str = "failures") -> bytes:
-    """The bundle's bytes (see the module docstring)."""
+    """The bundle's bytes (see the module docstring); its report.html shows the run's environment.json."""
     files = bundle_files(folder, results, images)
     contents = {name: inside(folder.path, name).read_bytes() for name in files}
+    if folder.relative(folder.report) in contents:
+        page = render_report(folder, results, _environment(folder), bundled=frozenset(files))
+        contents[folder.relative(folder.report)] = page.encode("utf-8")
     contents["README.md"] = README.format(run_id=folder.run_id, images=f"{images} cases" if images != "none" else "none",
                                           example=_example_nodeid(results)).encode("utf-8")
     manifest = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())}

@@ -2,25 +2,28 @@
 
 No network and no absolute paths: styles and script are inline, images are linked relative to
 the run folder (the labeled comparison grids, which hold baseline | output | difference, and
-the sweep sheets), and only files that lie in the run folder with no symbolic link on the way
-(see :func:`~pytest_diffbench.report.bundle.in_run`). The case table sorts by any column and filters by outcome, sampler, steps
-and test. Every string that comes from a user (prompts above all) is HTML-escaped, and the
-rows reach the script as JSON inside a ``<script type="application/json">`` block with ``<``
-escaped, so no prompt can close the block or inject markup.
+the sweep sheets), and only files that the page's folder holds: in the run folder, files that lie
+there with no symbolic link on the way; in the bundle, the files the bundle holds (a file of the
+run folder that the bundle leaves out is named as text, not linked). The case table sorts by any
+column (test then case by default) and filters by outcome, sampler, steps and test; it shows what
+failed with each value and tolerance, and the change of seconds per image only against a baseline
+timed on this run's device. Every string that comes from a user (prompts above all) is
+HTML-escaped, and the rows reach the script as JSON inside a ``<script type="application/json">``
+block with ``<`` escaped, so no prompt can close the block or inject markup.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.report.bundle import in_run
-from pytest_diffbench.report.summary import badge, outcome_counts
-from pytest_diffbench.store.files import PathEscapeError
+from pytest_diffbench.report.summary import badge, other_device, outcome_counts, speed_change, what_failed
+from pytest_diffbench.store.files import PathEscapeError, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -28,16 +31,18 @@ from pytest_diffbench.store.run_folder import RunFolder
 def table_columns(metrics: MetricRegistry = REGISTRY) -> tuple[tuple[str, str], ...]:
     """Columns of the case table: (results column, header), every registered metric among them."""
     return (
-        ("case", "case"), ("test", "test"), ("outcome", "outcome"), ("sampler", "sampler"), ("steps", "steps"),
-        ("cfg", "cfg"), ("seed", "seed"), *((m.name, m.label) for m in metrics),
-        ("ssim_vs_most_steps", "SSIM vs most steps"),
-        ("seconds_per_image", "s/img"), ("peak_vram_mb", "VRAM MiB"), ("prompt", "prompt"),
+        ("case", "case"), ("test", "test"), ("outcome", "outcome"), ("what_failed", "what failed"),
+        ("sampler", "sampler"), ("steps", "steps"), ("cfg", "cfg"), ("seed", "seed"), *((m.name, m.label) for m in metrics),
+        ("ssim_vs_most_steps", "SSIM vs most steps"), ("seconds_per_image", "s/img"),
+        ("baseline_seconds_per_image", "baseline s/img"), ("change", "change"), ("peak_vram_mb", "VRAM MiB"),
+        ("prompt", "prompt"),
     )
 
 
 def numeric_columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
     """Columns shown with 4 significant digits."""
-    return (*(m.name for m in metrics), "ssim_vs_most_steps", "seconds_per_image", "peak_vram_mb")
+    return (*(m.name for m in metrics), "ssim_vs_most_steps", "seconds_per_image", "baseline_seconds_per_image",
+            "peak_vram_mb")
 
 
 FILTERS = ("outcome", "sampler", "steps", "test")
@@ -49,7 +54,7 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
 .counts .passed{background:#d7f5d7}.counts .failed{background:#f8d3d3}
 table{border-collapse:collapse;font-size:.85rem}th,td{border:1px solid #ccc;padding:.25rem .4rem;text-align:left}
 th{cursor:pointer;background:#f4f4f4}tr.failed td.outcome{color:#b00;font-weight:bold}
-.filters label{margin-right:1rem}img{max-width:100%;image-rendering:pixelated}
+.filters label{margin-right:1rem}img{max-width:100%;image-rendering:pixelated}.absent{color:#777}
 pre{background:#f7f7f7;padding:.6rem;overflow:auto;font-size:.8rem}
 """
 
@@ -58,26 +63,35 @@ const rows = JSON.parse(document.getElementById('diffbench-rows').textContent);
 const body = document.querySelector('#cases tbody');
 const columns = [...document.querySelectorAll('#cases th')].map(th => th.dataset.key);
 const filters = [...document.querySelectorAll('.filters select')];
-let sortKey = 'case', sortUp = true;
+let sortKey = null, sortUp = true;  // null: the rows' own order, test then case
+function linked(td, href, text) {
+  const a = document.createElement(href ? 'a' : 'span');
+  if (href) a.href = href;
+  a.textContent = text; td.appendChild(a);
+}
 function cell(row, key) {
   const td = document.createElement('td');
   td.className = key;
   if (key === 'case') {
-    const link = document.createElement('a');
-    link.href = row.config; link.textContent = row.case; td.appendChild(link);
-    for (const [key, label] of [['grid', ' [grid]'], ['image', ' [image]']]) {
-      if (row[key]) { const a = document.createElement('a'); a.href = row[key]; a.textContent = label; td.appendChild(a); }
+    linked(td, row.config, row.case);
+    for (const [key, label] of [['grid', 'grid'], ['image', 'image']]) {
+      if (row[key]) linked(td, row[key], ' [' + label + ']');
+      if (row[key + '_absent']) {
+        const note = document.createElement('span');
+        note.className = 'absent'; note.textContent = ' [' + label + ' ' + row[key + '_absent'] + ']'; td.appendChild(note);
+      }
     }
   } else { td.textContent = row[key] ?? ''; }
+  if (row[key + '_title']) td.title = row[key + '_title'];
   return td;
 }
 function render() {
   const chosen = Object.fromEntries(filters.map(f => [f.name, f.value]));
   const shown = rows.filter(r => filters.every(f => !chosen[f.name] || String(r[f.name]) === chosen[f.name]));
-  shown.sort((a, b) => {
+  if (sortKey) shown.sort((a, b) => {  // stable: equal values keep test then case
     const x = a[sortKey], y = b[sortKey];
     const nx = parseFloat(x), ny = parseFloat(y);
-    const order = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x ?? '').localeCompare(String(y ?? ''));
+    const order = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x ?? '').localeCompare(String(y ?? ''), undefined, {numeric: true});
     return sortUp ? order : -order;
   });
   body.replaceChildren(...shown.map(r => {
@@ -107,30 +121,65 @@ def _text(key: str, value: Any) -> str:
     return str(value)
 
 
-def _link(folder: RunFolder, path: Path) -> str:
-    """``path`` relative to the run folder when it is a file there (not through a link), else ""."""
+def _target(folder: RunFolder, path: Path, bundled: Collection[str] | None) -> tuple[str, str]:
+    """How the page points at ``path``, a file of the run: (link, note).
+
+    The link is ``path`` relative to the run folder when the page's folder holds it: with
+    ``bundled`` None (the run folder's page), a file there with no symbolic link on the way (as
+    :func:`~pytest_diffbench.report.bundle.in_run` checks); otherwise (the bundle's page) one of
+    ``bundled``'s paths. The note says where a file the bundle leaves out lies; both are "" for a
+    file the run folder does not hold.
+    """
     try:
-        return folder.relative(path) if in_run(folder, path).is_file() else ""
+        relative = folder.relative(path)
+        present = inside(folder.path, relative).is_file()
     except PathEscapeError:
-        return ""
+        return "", ""
+    if not present:
+        return "", ""
+    if bundled is None or relative in bundled:
+        return relative, ""
+    return "", f"not in the bundle: {relative} in the run folder {folder.run_id}"
 
 
-def _row(result: CaseResult, folder: RunFolder) -> dict[str, Any]:
+def _natural(text: str) -> tuple[tuple[int, str | int], ...]:
+    """A sort key that orders the numbers in ``text`` by value: ``4steps`` before ``20steps``."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
+
+
+def _row(result: CaseResult, folder: RunFolder, bundled: Collection[str] | None) -> dict[str, Any]:
     case = case_path(result.nodeid)
     values = result.to_row()
     row = {key: _text(key, values.get(key)) for key, _ in table_columns()}
     params = result.nodeid[len(result.test):]  # "[...]": the sweep's case id and any other parameter
-    row.update(case=params[1:-1] or result.case_id or result.nodeid, config=folder.relative(folder.config(case)),
-               grid=_link(folder, folder.case_grid(case)), image=_link(folder, folder.image(case)),
-               badge=badge(result), test=result.test)
+    config, _ = _target(folder, folder.config(case), bundled)
+    grid, grid_absent = _target(folder, folder.case_grid(case), bundled)
+    image, image_absent = _target(folder, folder.image(case), bundled)
+    device = other_device(result)
+    row.update(case=params[1:-1] or result.case_id or result.nodeid, config=config, grid=grid, grid_absent=grid_absent,
+               image=image, image_absent=image_absent, badge=badge(result), test=result.test,
+               what_failed=what_failed(result), what_failed_title=result.message if not result.passed else "",
+               change=speed_change(result), change_title=f"baseline timed on {device}" if device else "")
     return row
 
 
-def render_report(folder: RunFolder, results: Sequence[CaseResult], environment: Mapping[str, Any]) -> str:
-    """The page's HTML (see the module docstring)."""
+def _figure(link: str, absent: str, alt: str, caption: str = "") -> str:
+    """A figure of one image of the run: the image when ``link`` is set, else the ``absent`` note
+    (where the file lies); "" when neither is set."""
+    esc = html.escape
+    if not (link or absent):
+        return ""
+    shown = f'<img src="{esc(link)}" alt="{esc(alt)}">' if link else f'<p class="absent">{esc(alt)}: {esc(absent)}</p>'
+    return f"<figure>{f'<figcaption>{esc(caption)}</figcaption>' if caption else ''}{shown}</figure>"
+
+
+def render_report(folder: RunFolder, results: Sequence[CaseResult], environment: Mapping[str, Any], *,
+                  bundled: Collection[str] | None = None) -> str:
+    """The page's HTML (see the module docstring): the run folder's page, or with ``bundled`` (the
+    bundle's files, POSIX paths relative to the run folder) the bundle's page."""
     esc = html.escape
     run_id = folder.run_id
-    rows = [_row(result, folder) for result in sorted(results, key=lambda r: r.nodeid)]
+    rows = [_row(result, folder, bundled) for result in sorted(results, key=lambda r: (r.test, _natural(r.nodeid)))]
     counts = "".join(f'<span class="{"passed" if outcome == "passed" else "failed"}">{count} {esc(outcome)}</span>'
                      for outcome, count in outcome_counts(results))
     filters = []
@@ -139,15 +188,14 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
         options = "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
         filters.append(f'<label>{key} <select name="{key}"><option value="">all</option>{options}</select></label>')
     headers = "".join(f'<th data-key="{key}">{esc(title)}</th>' for key, title in table_columns())
-    failing = [row for row in rows if row["outcome"] != "passed" and row["grid"]]
-    grids = "".join(f'<figure><figcaption>{esc(row["outcome"])}: {esc(row["test"])}[{esc(row["case"])}]'
-                    f' · {esc(row["badge"])}</figcaption><img src="{esc(row["grid"])}" alt="grid of {esc(row["case"])}"></figure>'
+    failing = [row for row in rows if row["outcome"] != "passed" and (row["grid"] or row["grid_absent"])]
+    grids = "".join(_figure(row["grid"], row["grid_absent"], f'grid of {row["case"]}',
+                            f'{row["outcome"]}: {row["test"]}[{row["case"]}] · ' + " · ".join(filter(None, (row["what_failed"], row["badge"]))))
                     for row in failing)
-    sheets = "".join(f'<figure><img src="{esc(link)}" alt="sweep sheet"></figure>'
-                     for link in sorted(filter(None, (_link(folder, path) for path in folder.sheets.rglob("*.png")))))
+    sheets = "".join(_figure(*_target(folder, path, bundled), "sweep sheet") for path in sorted(folder.sheets.rglob("*.png")))
     data = json.dumps(rows, sort_keys=True, ensure_ascii=True).replace("<", "\\u003c")
-    plot_link = _link(folder, folder.plot)
-    plot = f'<h2>Speed vs quality</h2><img src="{plot_link}" alt="seconds per image vs SSIM">' if plot_link else ""
+    plot = _figure(*_target(folder, folder.plot, bundled), "seconds per image vs SSIM")
+    plot = f"<h2>Speed vs quality</h2>{plot}" if plot else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>diffbench run {esc(run_id)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>

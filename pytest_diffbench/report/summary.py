@@ -6,15 +6,21 @@ can be rebuilt from a run folder's results.csv.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Iterable, Sequence
 
+from pytest_diffbench.judge.checks import format_number
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, tolerance_name
+from pytest_diffbench.judge.metrics.base import Direction, passes
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.escape import markdown_code, markdown_text, terminal_text
 from pytest_diffbench.spec.outcomes import Outcome
 
 #: Columns of the speed table: seconds per image and VRAM, with the baseline's own figure.
 SPEED_COLUMNS = ("case", "outcome", "s/img", "baseline s/img", "change", "peak VRAM", "device")
+#: The "change" cell of a case whose baseline was timed on another device (see :func:`device_footnote`).
+OTHER_DEVICE = "—†"
 
 
 def memory_text(mib: float) -> str:
@@ -41,6 +47,68 @@ def outcome_counts(results: Iterable[CaseResult]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (item[0] != Outcome.PASSED.value, item[0]))
 
 
+def baseline_device(result: CaseResult) -> str | None:
+    """The device name the case's baseline was timed on; None when the case has no baseline timing.
+
+    A baseline timed on another device shows in ``env_diff`` as ``device_name: <the baseline's> ->
+    <this run's>`` (see :func:`~pytest_diffbench.spec.machine.format_diff`); without that entry the
+    baseline was timed on this run's device (or made by this very run).
+    """
+    if result.baseline_seconds_per_image is None:
+        return None
+    entry = re.search(rf"(?:^|; )device_name: (.*?) -> {re.escape(result.machine.device_name)}(?:; |$)", result.env_diff)
+    return entry.group(1) if entry else result.machine.device_name
+
+
+def other_device(result: CaseResult) -> str:
+    """The device the case's baseline was timed on when it is not this run's device, else ""."""
+    device = baseline_device(result)
+    return "" if device is None or device == result.machine.device_name else device or "an unknown device"
+
+
+def speed_change(result: CaseResult) -> str:
+    """Seconds per image against the baseline's, e.g. ``+26%``; "" when there is nothing to compare,
+    :data:`OTHER_DEVICE` when the baseline was timed on another device (a different CPU or GPU
+    model says nothing about this change)."""
+    m, reference = result.measurement, result.baseline_seconds_per_image
+    if m is None or not reference:
+        return ""
+    return OTHER_DEVICE if other_device(result) else f"{m.seconds_per_image / reference - 1:+.0%}"
+
+
+def device_footnote(results: Iterable[CaseResult]) -> str:
+    """The line under a speed table that explains :data:`OTHER_DEVICE`; "" when no row shows it."""
+    devices = sorted({other_device(r) for r in results if speed_change(r) == OTHER_DEVICE})
+    if not devices:
+        return ""
+    return (f"{OTHER_DEVICE[-1]} baseline timed on {', '.join(devices)}, not on this run's device: "
+            "no change shown (timings of two devices do not compare)")
+
+
+def what_failed(result: CaseResult, metrics: MetricRegistry = REGISTRY) -> str:
+    """Each failed check with its value and tolerance, e.g. ``ssim 0.6123 < 0.95; slowdown +80% > +50%``
+    (seconds, MiB); the result's message when it failed without a failed check (a missing or stale
+    baseline, an error); "" when it passed."""
+    if result.passed:
+        return ""
+    failed = []
+    for metric in metrics:
+        value, limit = result.scores.get(metric.name), result.tolerances.get(tolerance_name(metric))
+        if value is not None and limit is not None and not passes(metric.direction, value, limit):
+            sign = "<" if metric.direction is Direction.HIGHER_IS_BETTER else ">"
+            unit = f" {metric.unit}" if metric.unit else ""
+            failed.append(f"{metric.name} {format_number(value)}{unit} {sign} {format_number(limit)}{unit}")
+    m, tolerances = result.measurement, result.tolerances
+    max_seconds, max_vram, allowed = tolerances.get("max_seconds"), tolerances.get("max_vram_mb"), tolerances.get("time_regression")
+    if m is not None and max_seconds is not None and m.seconds_per_image > max_seconds:
+        failed.append(f"s/img {format_number(m.seconds_per_image)} s > {format_number(max_seconds)} s")
+    if result.time_check == "failed" and result.slowdown is not None and allowed is not None:
+        failed.append(f"slowdown {result.slowdown:+.0%} > {allowed:+.0%}")
+    if m is not None and m.peak_vram_mb is not None and max_vram is not None and m.peak_vram_mb > max_vram:
+        failed.append(f"peak VRAM {m.peak_vram_mb:.0f} MiB > {max_vram:.0f} MiB")
+    return "; ".join(failed) or result.message
+
+
 def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
     """One row per case for the speed table, in the results' order."""
     rows: list[tuple[str, ...]] = []
@@ -49,13 +117,12 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
         seconds = m.seconds_per_image if m else None
         reference = result.baseline_seconds_per_image
         vram = m.peak_vram_mb if m else None
-        change = f"{seconds / reference - 1:+.0%}" if seconds is not None and reference else ""
         rows.append((
             result.short_id,
             result.outcome.value,
             "" if seconds is None else f"{seconds:.3g}",
             "" if reference is None else f"{reference:.3g}",
-            change,
+            speed_change(result),
             "" if vram is None else f"{vram:.0f} MiB",
             result.machine.device_name,
         ))
@@ -64,10 +131,12 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
 
 def terminal_table(results: Sequence[CaseResult]) -> list[str]:
     """Fixed-width lines of the speed table, for pytest's terminal summary (control characters
-    in ids and device names shown escaped)."""
+    in ids and device names shown escaped), and the :func:`device_footnote` when there is one."""
     rows = [SPEED_COLUMNS, *(tuple(terminal_text(cell) for cell in row) for row in speed_rows(results))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(SPEED_COLUMNS))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    footnote = device_footnote(results)
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return lines + ([terminal_text(footnote)] if footnote else [])
 
 
 def summary_markdown(results: Sequence[CaseResult], run_id: str, bundle_name: str | None = None) -> str:
@@ -82,10 +151,12 @@ def summary_markdown(results: Sequence[CaseResult], run_id: str, bundle_name: st
     if failing:
         lines += ["", "### Failing cases", "", "| case | outcome | what failed |", "|---|---|---|"]
         lines += [f"| {markdown_code(r.short_id, table=True)} | {markdown_text(r.outcome.value, table=True)} | "
-                  f"{markdown_text(r.message, table=True)} |" for r in failing]
+                  f"{markdown_text(what_failed(r), table=True)} |" for r in failing]
     if results:
         lines += ["", "### Speed", "", "| " + " | ".join(SPEED_COLUMNS) + " |", "|" + "---|" * len(SPEED_COLUMNS)]
         lines += ["| " + " | ".join(markdown_text(cell, table=True) for cell in row) + " |" for row in speed_rows(results)]
+        footnote = device_footnote(results)
+        lines += ["", markdown_text(footnote)] if footnote else []
     if bundle_name:
         lines += ["", f"Bundle: {markdown_code(bundle_name)}"]
     return "\n".join(lines) + "\n"

@@ -37,6 +37,9 @@ def make_run(tmp_path: Path, results):
         output = folder.image("t/test_a/test_a/seed0-euler-20steps-cfg7.5")
         output.parent.mkdir(parents=True)
         Image.new("RGB", (16, 16), (0, 0, 200)).save(output)
+        config = folder.config("t/test_a/test_a/seed0-euler-20steps-cfg7.5")
+        config.parent.mkdir(parents=True)
+        config.write_text("{}", encoding="utf-8")
         page = render_report(folder, results, {"command": EVIL})
         folder.report.write_text(page, encoding="utf-8")
         return folder.path
