@@ -1,34 +1,74 @@
 """plot.png: seconds per image against SSIM (and LPIPS when measured), one point per case.
 
-The "sampling speed vs quality" figure: colour by sampler, each point annotated with its step
-count. One panel per measure that any case has: SSIM against the case's group's most-steps
-image (results.csv's ``ssim_vs_most_steps``, see :mod:`pytest_diffbench.judge.convergence`), then
-each registered metric that is ``plotted`` (SSIM and LPIPS) against the baseline. Drawn with matplotlib's Agg backend (no display needed)
-and saved without metadata that would change between runs, so the same rows give the same
-PNG bytes.
+The "sampling speed vs quality" figure. One panel per measure that any case has: SSIM against
+the case's group's most-steps image (results.csv's ``ssim_vs_most_steps``, see
+:mod:`pytest_diffbench.judge.convergence`), then each registered metric that is ``plotted`` (SSIM
+and LPIPS) against the baseline. Drawn with matplotlib's Agg backend (no display needed) and
+saved without metadata that would change between runs, so the same rows give the same PNG bytes.
+
+What a reviewer reads at a glance, and the rules that keep it honest:
+
+- Colour is the sampler, marker shape the step count, and a black ring marks a case that did not
+  pass (any outcome but ``passed``); one legend under the panels says all three. No text is
+  drawn next to points, so nothing there can overlap.
+- Tick labels are plain decimals: no offset (``1e-6+9.9999e-1``) or scientific notation.
+- The y-axis of a panel spans at least :func:`min_span` of it: 0.01 for SSIM and LPIPS (both
+  on a 0..1 scale), a fifth of the distance between the perfect score and the default gates
+  (``min_ssim = 0.95``, ``max_lpips = 0.05``), and far above the run-to-run noise of a CPU
+  (about 1e-4). Values closer together than that are drawn flat; the span is extended from the
+  best value towards the worse side. A metric without an entry gets 1% of the largest magnitude
+  among its values and gates (0.01 when all are 0).
+- Each tolerance applied to a plotted case is a dashed line (horizontal: the panel's metric;
+  vertical: ``max_seconds``), and the axis limits include it, so the distance to failing is in view.
+- The x-axis (seconds per image) starts at 0, so the distance between points reads as a ratio.
+- Short axis labels, each panel's description as its title, constrained layout: labels, titles
+  and the legend do not collide.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
-from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, tolerance_name
+from pytest_diffbench.judge.metrics.base import Direction
 from pytest_diffbench.judge.result import CaseResult
 
-#: (name, axis label, value of a case) of one panel.
-Panel = tuple[str, str, Callable[[CaseResult], "float | None"]]
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+#: Panel name of the sweep score (results.csv's column).
+SWEEP_PANEL = "ssim_vs_most_steps"
+#: The smallest y span of a panel, by panel name (see the module docstring).
+MIN_SPAN: dict[str, float] = {SWEEP_PANEL: 0.01, "ssim": 0.01, "lpips": 0.01}
+#: Share of a panel's y span left free above and below its values and gates.
+MARGIN = 0.05
+#: Marker shapes of the step counts, in increasing step order (repeated after the twelfth).
+MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h", "<", ">", "p", "d")
+#: Legend label of the ring around a case that did not pass.
+FAILED_LABEL = "did not pass (ring)"
+#: Legend label of the dashed tolerance lines.
+TOLERANCE_LABEL = "tolerance (dashed)"
+
+
+class Panel(NamedTuple):
+    """One panel: its name (a results.csv column), its title, and the value of a case."""
+
+    name: str
+    title: str
+    value: Callable[[CaseResult], "float | None"]
 
 
 def all_panels(metrics: MetricRegistry = REGISTRY) -> list[Panel]:
     """Every panel plot.png can have: the sweep score, then each plotted metric against the baseline."""
-    panels: list[Panel] = [("ssim_vs_most_steps", "SSIM vs the most-steps image of its group (higher is closer)",
-                            lambda r: r.ssim_vs_most_steps)]
+    panels = [Panel(SWEEP_PANEL, "SSIM vs the most-steps image of its group\n(higher is closer)",
+                    lambda r: r.ssim_vs_most_steps)]
     for metric in metrics:
         if metric.plotted:
-            better = "higher" if metric.direction.value == ">=" else "lower"
-            panels.append((metric.name, f"{metric.label} vs baseline ({better} is closer)", _score_of(metric.name)))
+            better = "higher" if metric.direction is Direction.HIGHER_IS_BETTER else "lower"
+            panels.append(Panel(metric.name, f"{metric.label} vs baseline\n({better} is closer)", _score_of(metric.name)))
     return panels
 
 
@@ -53,36 +93,145 @@ def plottable(results: Sequence[CaseResult], value: Callable[[CaseResult], "floa
 
 def panels(results: Sequence[CaseResult]) -> list[Panel]:
     """The panels the figure has for ``results``: those of :func:`all_panels` any case has a value for."""
-    return [panel for panel in all_panels() if plottable(results, panel[2])]
+    return [panel for panel in all_panels() if plottable(results, panel.value)]
 
 
-def speed_quality_png(results: Sequence[CaseResult], title: str) -> bytes:
-    """The figure as PNG bytes, one panel per entry of :func:`panels` (call it only when there is one)."""
+def axis_label(name: str, metrics: MetricRegistry = REGISTRY) -> str:
+    """The y-axis label of panel ``name``: the metric's label and unit (``SSIM``, ``LPIPS``)."""
+    metric = metrics.get(name)
+    if metric is None:
+        return "SSIM"
+    return f"{metric.label} ({metric.unit})" if metric.unit else metric.label
+
+
+def _direction(name: str, metrics: MetricRegistry = REGISTRY) -> Direction:
+    metric = metrics.get(name)
+    return Direction.HIGHER_IS_BETTER if metric is None else metric.direction
+
+
+def gates(name: str, results: Sequence[CaseResult], metrics: MetricRegistry = REGISTRY) -> list[float]:
+    """The distinct finite tolerances of panel ``name`` applied to ``results``, ascending ([] for the sweep score)."""
+    metric = metrics.get(name)
+    if metric is None:
+        return []
+    key = tolerance_name(metric)
+    return sorted({limit for r in results if (limit := _finite(r.tolerances.get(key))) is not None})
+
+
+def seconds_gates(results: Sequence[CaseResult]) -> list[float]:
+    """The distinct finite ``max_seconds`` budgets applied to ``results``, ascending: vertical dashed lines."""
+    return sorted({limit for r in results if (limit := _finite(r.tolerances.get("max_seconds"))) is not None})
+
+
+def min_span(name: str, values: Sequence[float]) -> float:
+    """The smallest y span of panel ``name`` (see the module docstring); ``values`` are its values and gates."""
+    if name in MIN_SPAN:
+        return MIN_SPAN[name]
+    largest = max((abs(v) for v in values), default=0.0)
+    return 0.01 * largest if largest > 0 else 0.01
+
+
+def y_limits(name: str, values: Sequence[float], gate_values: Sequence[float] = ()) -> tuple[float, float]:
+    """(bottom, top) of panel ``name``'s y-axis: every value and gate, a span of at least
+    :func:`min_span` extended from the best value towards the worse side, and :data:`MARGIN`
+    of the span free on both sides. Raises ValueError when there is neither a value nor a gate."""
+    points = [*values, *gate_values]
+    if not points:
+        raise ValueError(f"panel {name!r} has no value to set y-limits from")
+    low, high = min(points), max(points)
+    span = min_span(name, points)
+    if high - low < span:
+        if _direction(name) is Direction.HIGHER_IS_BETTER:
+            low = high - span
+        else:
+            high = low + span
+    margin = MARGIN * (high - low)
+    return low - margin, high + margin
+
+
+def _steps_key(steps: str) -> tuple[bool, int, str]:
+    return (not steps.isdigit(), int(steps) if steps.isdigit() else 0, steps)
+
+
+def _sampler(result: CaseResult) -> str:
+    return str(result.setting("sampler") or "?")
+
+
+def _steps(result: CaseResult) -> str:
+    steps = result.setting("steps")
+    return "?" if steps is None else str(steps)
+
+
+def speed_quality_figure(results: Sequence[CaseResult], title: str) -> "Figure":
+    """The figure, drawn on an Agg canvas: one panel (Axes, in :func:`panels` order) per entry of
+    :func:`panels` (call it only when there is one), and one legend under them."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     chosen = panels(results)
-    samplers = sorted({str(r.setting("sampler") or "") for r in results})
+    samplers = sorted({_sampler(r) for r in results})
     colours = {s: f"C{i % 10}" for i, s in enumerate(samplers)}
-    figure = Figure(figsize=(6.4 * len(chosen), 4.8), dpi=100)
-    for index, (_, label, value) in enumerate(chosen, start=1):
+    step_values = sorted({_steps(r) for r in results}, key=_steps_key)
+    markers = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(step_values)}
+    figure = Figure(figsize=(6.4 * len(chosen), 5.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    any_failed = any_gate = False
+    for index, panel in enumerate(chosen, start=1):
         axes = figure.add_subplot(1, len(chosen), index)
-        measured = plottable(results, value)
+        measured = plottable(results, panel.value)
         for sampler in samplers:
-            points = [r for r in measured if str(r.setting("sampler") or "") == sampler]
-            xs = [_seconds(r) or 0.0 for r in points]  # plottable() kept only cases with both
-            ys = [_finite(value(r)) or 0.0 for r in points]
-            axes.scatter(xs, ys, color=colours[sampler], label=sampler or "?", s=36)
-            for x, y, r in zip(xs, ys, points):
-                axes.annotate(f"{r.setting('steps') or ''}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        axes.set_xlabel("seconds per image")
-        axes.set_ylabel(label)
-        axes.grid(True, alpha=0.3)
-        if samplers:
-            axes.legend(title="sampler (labels: steps)", fontsize=8, title_fontsize=8)
+            for steps in step_values:
+                points = [r for r in measured if _sampler(r) == sampler and _steps(r) == steps]
+                if points:
+                    axes.scatter([_seconds(r) or 0.0 for r in points], [_finite(panel.value(r)) or 0.0 for r in points],
+                                 color=colours[sampler], marker=markers[steps], s=36, zorder=2)
+        failed = [r for r in measured if not r.passed]
+        if failed:
+            any_failed = True
+            axes.scatter([_seconds(r) or 0.0 for r in failed], [_finite(panel.value(r)) or 0.0 for r in failed],
+                         s=170, facecolors="none", edgecolors="black", linewidths=1.5, zorder=3)
+        limits, budgets = gates(panel.name, measured), seconds_gates(measured)
+        for limit in limits:
+            axes.axhline(limit, color="0.35", linestyle="--", linewidth=1, zorder=1)
+        for budget in budgets:
+            axes.axvline(budget, color="0.35", linestyle="--", linewidth=1, zorder=1)
+        any_gate = any_gate or bool(limits or budgets)
+        _style_axes(axes, panel, [_finite(panel.value(r)) or 0.0 for r in measured], limits,
+                    max([*(_seconds(r) or 0.0 for r in measured), *budgets]))
+    handles = [Line2D([], [], color=colours[s], marker="o", linestyle="", label=f"sampler {s}") for s in samplers]
+    handles += [Line2D([], [], color="0.4", marker=markers[s], linestyle="", label=f"{s} steps") for s in step_values]
+    if any_failed:
+        handles.append(Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
+                              markeredgewidth=1.5, linestyle="", label=FAILED_LABEL))
+    if any_gate:
+        handles.append(Line2D([], [], color="0.35", linestyle="--", linewidth=1, label=TOLERANCE_LABEL))
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4 * len(chosen)), fontsize=8)
     figure.suptitle(title)
+    return figure
+
+
+def _style_axes(axes: "Axes", panel: Panel, values: Sequence[float], limits: Sequence[float], slowest: float) -> None:
+    """Plain tick labels, y-limits of :func:`y_limits`, an x-axis from 0, short labels."""
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis in (axes.xaxis, axes.yaxis):
+        formatter = ScalarFormatter(useOffset=False)
+        formatter.set_scientific(False)
+        axis.set_major_formatter(formatter)
+    axes.set_ylim(*y_limits(panel.name, values, limits))
+    axes.set_xlim(0.0, slowest * (1 + 2 * MARGIN) if slowest > 0 else 1.0)
+    axes.set_xlabel("seconds per image")
+    axes.set_ylabel(axis_label(panel.name))
+    axes.set_title(panel.title, fontsize=10)
+    axes.grid(True, alpha=0.3)
+
+
+def speed_quality_png(results: Sequence[CaseResult], title: str) -> bytes:
+    """The figure of :func:`speed_quality_figure` as PNG bytes."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
+    speed_quality_figure(results, title).savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
