@@ -24,7 +24,13 @@ SLOWDOWN = "slowdown"
 
 @dataclass(frozen=True)
 class Check:
-    """One number against one tolerance. ``passed`` is None when the check did not apply."""
+    """One number against one tolerance. ``passed`` is None when the check did not apply: its
+    tolerance is off (``limit`` None), or ``note`` says why it was skipped.
+
+    ``note`` is what the number means when the check ran (``0.5 s vs baseline 0.4 s``), and
+    the bare reason when it was skipped (``baseline timed on A100, this run on H100``): the
+    rendering adds the word "skipped" once.
+    """
 
     name: str
     value: float | None
@@ -35,14 +41,25 @@ class Check:
     note: str = ""
     outcome: Outcome = Outcome.FAILED_QUALITY
 
+    @property
+    def status(self) -> str:
+        """``ok``, ``FAIL``, ``off`` (no tolerance: nothing to say why) or ``skipped (<reason>)``."""
+        if self.passed is not None:
+            return "ok" if self.passed else "FAIL"
+        if self.limit is None:
+            return "off"
+        return f"skipped ({self.note})" if self.note else "skipped"
+
     def render(self) -> str:
-        """``ssim  0.6123  >= 0.95  FAIL`` (one line, fixed columns)."""
+        """``ssim  0.6123  >= 0.95  FAIL`` (one line, fixed columns): a check that ran ends with
+        its note in brackets, a skipped one with why, one whose tolerance is off says ``off``."""
         unit = f" {self.unit}" if self.unit else ""
         value = "-" if self.value is None else format_number(self.value) + unit
-        limit = "off" if self.limit is None else f"{self.op} {format_number(self.limit)}{unit}"
-        status = {True: "ok", False: "FAIL", None: "skipped"}[self.passed]
-        line = f"{self.name:<16} {value:>12}   {limit:<14} {status}"
-        return f"{line}  ({self.note})" if self.note else line
+        if self.limit is None:
+            return f"{self.name:<16} {value:>12}   off".rstrip()
+        limit = f"{self.op} {format_number(self.limit)}{unit}"
+        line = f"{self.name:<16} {value:>12}   {limit:<14} {self.status}"
+        return f"{line}  ({self.note})" if self.note and self.passed is not None else line
 
 
 @dataclass(frozen=True)
@@ -68,7 +85,8 @@ def format_number(value: float) -> str:
 
 def judge_identity(config: Mapping[str, Any], config_hash: str, baseline_config: Mapping[str, Any],
                    baseline_hash: str, env_diff: Mapping[str, tuple[str, str]], strict_env: bool) -> Verdict | None:
-    """A version-mismatch or stale-baseline verdict, or None when the baseline is this case's."""
+    """A version-mismatch, stale-baseline or (with ``strict_env``) env-mismatch verdict, or None
+    when the baseline is this case's."""
     old_version, new_version = baseline_config.get("workflow_version"), config.get("workflow_version")
     if old_version != new_version:
         return Verdict(Outcome.VERSION_MISMATCH, (
@@ -81,7 +99,7 @@ def judge_identity(config: Mapping[str, Any], config_hash: str, baseline_config:
             *fields, "if the change is intended, refresh with --diffbench-update"))
     if strict_env and env_diff:
         fields = [f"  {key}: {old!r} -> {new!r}" for key, (old, new) in sorted(env_diff.items())]
-        return Verdict(Outcome.VERSION_MISMATCH, ("baseline was made in another environment (--diffbench-strict-env):", *fields))
+        return Verdict(Outcome.ENV_MISMATCH, ("baseline was made in another environment (--diffbench-strict-env):", *fields))
     return None
 
 
@@ -128,9 +146,9 @@ def _slowdown_check(limit: float | None, baseline: Measurement | None, base_devi
     slowdown = seconds / reference - 1.0
     if base_device != device_name:
         return Check(SLOWDOWN, slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
-                     note=f"skipped: baseline timed on {base_device or 'unknown'}, this run on {device_name}")
+                     note=f"baseline timed on {base_device or 'unknown'}, this run on {device_name}")
     if base_workers != workers:
         return Check(SLOWDOWN, slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
-                     note=f"skipped: baseline timed with {base_workers} pytest worker(s), this run with {workers}")
+                     note=f"baseline timed with {base_workers} pytest worker(s), this run with {workers}")
     return _limit(SLOWDOWN, slowdown, limit, outcome=Outcome.FAILED_SPEED,
                   note=f"{seconds:.4g} s vs baseline {reference:.4g} s")

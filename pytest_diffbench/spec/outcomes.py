@@ -14,7 +14,11 @@ class Outcome(str, Enum):
     FAILED_MEMORY = "failed-memory"
     MISSING_BASELINE = "missing-baseline"
     STALE_BASELINE = "stale-baseline"
+    #: The baseline was made by another ``workflow_version``.
     VERSION_MISMATCH = "version-mismatch"
+    #: ``--diffbench-strict-env``: the baseline was made on another device or software
+    #: environment (device name, driver, CUDA, torch, diffusers, transformers, a hook's field).
+    ENV_MISMATCH = "env-mismatch"
     #: The output cannot be a baseline: one flat colour (NaN decodes to black), non-finite
     #: values, or too small to score. Judged before any baseline is read or written.
     INVALID_OUTPUT = "invalid-output"

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = ["Direction", "Metric", "MetricInputs", "MetricKind", "MetricRegistry", "MetricUnavailable", "REGISTRY",
-           "Score", "score_images", "status_column", "tolerance_name"]
+           "Score", "score_images", "status_column", "tolerance_name", "unavailable_advice"]
+
+#: How a metric's status starts when it could not run (then the short reason).
+UNAVAILABLE = "unavailable: "
 
 #: What ``diffbench_<metric>`` style switches may say: use it when it can run, require it, skip it.
 METRIC_MODES = ("auto", "required", "off")
@@ -89,13 +92,16 @@ class Score:
 
 
 def score_images(output: "Image.Image", baseline: "Image.Image | None", *, prompt: str, device: str,
-                 modes: Mapping[str, str], metrics: MetricRegistry = REGISTRY) -> dict[str, Score]:
+                 modes: Mapping[str, str], tolerances: Mapping[str, float | None] | None = None,
+                 metrics: MetricRegistry = REGISTRY) -> dict[str, Score]:
     """Score ``output`` with every registered metric that applies.
 
     Full-reference metrics run only when ``baseline`` is given; both images are compared at their
     own size (:class:`ImageSizeMismatch` when they differ). ``modes`` maps a metric name to
     ``auto`` (the default: record why a metric could not run), ``required`` (raise
-    :class:`MetricUnavailable` instead) or ``off`` (skip it).
+    :class:`MetricUnavailable` instead) or ``off`` (skip it). In ``auto`` a metric whose
+    tolerance in ``tolerances`` is None (its gate is off) is skipped too, as ``off``: it is
+    neither loaded nor warned about.
     """
     out = to_rgb_array(output)
     base = to_rgb_array(baseline) if baseline is not None else None
@@ -108,7 +114,8 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
         mode = modes.get(metric.name, "auto")
         if mode not in METRIC_MODES:
             raise ValueError(f"{metric.name} mode {mode!r} is not valid; valid modes are {', '.join(METRIC_MODES)}")
-        if mode == "off":
+        gate_off = tolerances is not None and tolerances.get(tolerance_name(metric), 0.0) is None
+        if mode == "off" or (mode == "auto" and gate_off):
             scores[metric.name] = Score(None, "off")
             continue
         inputs = MetricInputs(out, base if metric.kind is MetricKind.FULL_REFERENCE else None, prompt, device)
@@ -118,5 +125,14 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
         except MetricUnavailable as exc:
             if mode == "required":
                 raise
-            scores[metric.name] = Score(None, f"unavailable: {exc}")
+            scores[metric.name] = Score(None, UNAVAILABLE + exc.reason)
     return scores
+
+
+def unavailable_advice(name: str, status: str, metrics: MetricRegistry = REGISTRY) -> str:
+    """What to print once per run for metric ``name``'s status ``unavailable: <reason>`` (as
+    results.csv's ``<name>_status`` holds it): the metric's whole advice (LPIPS: which file is
+    missing and where to put it) when it has one (an ``advice(reason)`` method), else the reason."""
+    reason = status.removeprefix(UNAVAILABLE)
+    advice = getattr(metrics.get(name), "advice", None)
+    return str(advice(reason)) if callable(advice) else reason

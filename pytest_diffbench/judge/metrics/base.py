@@ -40,7 +40,16 @@ class Direction(str, Enum):
 
 class MetricUnavailable(RuntimeError):
     """The metric cannot run here (missing weights, image too small); the message says why and
-    what to do."""
+    what to do, ``reason`` says why in a few words (a results cell, a failure line).
+
+    A metric whose message is advice too long to repeat per case gives a short ``reason`` and
+    an ``advice(reason) -> str`` method that rebuilds the message from it, so a run prints the
+    advice once (see :func:`pytest_diffbench.judge.metrics.unavailable_advice`).
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ imported only when LPIPS runs, and the checkpoint is never downloaded: when it i
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +35,36 @@ class LpipsUnavailable(MetricUnavailable):
     smaller than AlexNet needs."""
 
 
+#: Why LPIPS did not run, as its status cell and failure line say it (the long advice, which
+#: names the file and where to put it, is printed once per run: :meth:`LPIPS.advice`).
+NO_WEIGHTS = "no AlexNet weights, see the run's warning"
+UNREADABLE_WEIGHTS = "the AlexNet weights do not load, see the run's warning"
+
+
 def alexnet_checkpoint_path() -> Path:
     """Where torchvision looks for the AlexNet weights: ``$TORCH_HOME/hub/checkpoints/`` (torch's
-    default ``~/.cache/torch``)."""
-    import torch
+    default ``~/.cache/torch``, or ``$XDG_CACHE_HOME/torch``). Imports no torch: when torch is
+    loaded its ``torch.hub.get_dir()`` (which ``torch.hub.set_dir`` may have moved) decides."""
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir()) / "checkpoints" / ALEXNET_CHECKPOINT
+    home = os.environ.get("TORCH_HOME", os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return Path(os.path.expanduser(home)) / "hub" / "checkpoints" / ALEXNET_CHECKPOINT
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_CHECKPOINT
+
+def lpips_advice(reason: str) -> str:
+    """The whole advice behind the short ``reason`` a case recorded (:data:`NO_WEIGHTS`,
+    :data:`UNREADABLE_WEIGHTS`): which file is missing or broken and where to put a copy;
+    ``reason`` itself for any other."""
+    path = alexnet_checkpoint_path()
+    if reason == NO_WEIGHTS:
+        return (f"LPIPS needs the AlexNet checkpoint {path}, which does not exist, and diffbench never "
+                f"downloads it during tests. On a machine with network, fetch {ALEXNET_URL} and copy it to "
+                "that path (set TORCH_HOME to move the torch cache: the file is read from "
+                "$TORCH_HOME/hub/checkpoints/), or turn LPIPS off with the ini option `diffbench_lpips = off`.")
+    if reason == UNREADABLE_WEIGHTS:
+        return (f"LPIPS could not load the AlexNet checkpoint {path}. Replace it with a fresh copy of "
+                f"{ALEXNET_URL}, or turn LPIPS off with `diffbench_lpips = off`.")
+    return reason
 
 
 class LpipsScorer:
@@ -74,14 +100,8 @@ def load_lpips(device: str) -> LpipsScorer:
     """
     if device in _SCORERS:
         return _SCORERS[device]
-    path = alexnet_checkpoint_path()
-    if not path.is_file():
-        raise LpipsUnavailable(
-            f"LPIPS needs the AlexNet checkpoint {path}, which does not exist, and diffbench never "
-            f"downloads it during tests. On a machine with network, fetch {ALEXNET_URL} and copy it to "
-            "that path (set TORCH_HOME to move the torch cache: the file is read from "
-            "$TORCH_HOME/hub/checkpoints/), or turn LPIPS off with the ini option `diffbench_lpips = off`."
-        )
+    if not alexnet_checkpoint_path().is_file():
+        raise LpipsUnavailable(lpips_advice(NO_WEIGHTS), NO_WEIGHTS)
     import lpips
 
     try:
@@ -91,10 +111,8 @@ def load_lpips(device: str) -> LpipsScorer:
             warnings.filterwarnings("ignore", message="Arguments other than a weight enum")
             model = lpips.LPIPS(net="alex", verbose=False)
     except Exception as exc:
-        raise LpipsUnavailable(
-            f"LPIPS could not load the AlexNet checkpoint {path}: {type(exc).__name__}: {exc}. Replace it "
-            f"with a fresh copy of {ALEXNET_URL}, or turn LPIPS off with `diffbench_lpips = off`."
-        ) from exc
+        raise LpipsUnavailable(f"{lpips_advice(UNREADABLE_WEIGHTS)} ({type(exc).__name__}: {exc})",
+                               UNREADABLE_WEIGHTS) from exc
     scorer = LpipsScorer(model.to(device).eval(), device)
     _SCORERS[device] = scorer
     return scorer
@@ -128,3 +146,7 @@ class LPIPS:
     def compute(self, inputs: MetricInputs) -> float:
         assert inputs.baseline is not None
         return load_lpips(inputs.device)(inputs.baseline, inputs.output)
+
+    def advice(self, reason: str) -> str:
+        """See :func:`lpips_advice`."""
+        return lpips_advice(reason)

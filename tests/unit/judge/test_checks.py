@@ -81,7 +81,7 @@ def test_environment_difference_only_fails_with_strict_env():
     assert identity(CONFIG, env_diff=env_diff, strict_env=False) is None
     assert identity(CONFIG, env_diff={}, strict_env=True) is None
     verdict = identity(CONFIG, env_diff=env_diff, strict_env=True)
-    assert verdict.outcome is Outcome.VERSION_MISMATCH
+    assert verdict.outcome is Outcome.ENV_MISMATCH
     assert "--diffbench-strict-env" in verdict.reasons[0]
     assert verdict.reasons[1:] == ("  device_name: 'A100' -> 'H100'", "  torch: '2.3.0' -> '2.4.1'")
 
@@ -287,10 +287,20 @@ def test_render_passed_check_with_unit_and_note():
     assert "FAIL" not in line
 
 
-def test_render_skipped_and_off():
+def test_render_off_says_off_once_and_no_reason():
     line = Check("peak VRAM", None, "<=", None, None, unit="MiB", note="measured on CUDA only").render()
-    assert line.split()[:4] == ["peak", "VRAM", "-", "off"]
-    assert "skipped" in line and line.endswith("(measured on CUDA only)")
+    assert line.split() == ["peak", "VRAM", "-", "off"]
+
+
+@pytest.mark.parametrize("check", [
+    Check("peak VRAM", None, "<=", 1000.0, None, unit="MiB", note="measured on CUDA only"),
+    Check("slowdown", 9.0, "<=", 0.15, None, note="baseline timed on NVIDIA A100, this run on Intel Xeon"),
+    Check("lpips", None, "<=", 0.05, None, note="unavailable: no AlexNet weights, see the run's warning"),
+], ids=["vram", "slowdown", "lpips"])
+def test_render_skipped_says_skipped_once_with_the_reason(check):
+    line = check.render()
+    assert line.endswith(f" skipped ({check.note})")
+    assert line.count("skipped") == 1 and line.count(check.note) == 1
 
 
 def test_render_infinite_value():
