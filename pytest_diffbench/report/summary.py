@@ -50,14 +50,24 @@ def outcome_counts(results: Iterable[CaseResult]) -> list[tuple[str, int]]:
 def baseline_device(result: CaseResult) -> str | None:
     """The device name the case's baseline was timed on; None when the case has no baseline timing.
 
-    A baseline timed on another device shows in ``env_diff`` as ``device_name: <the baseline's> ->
-    <this run's>`` (see :func:`~pytest_diffbench.spec.machine.format_diff`); without that entry the
-    baseline was timed on this run's device (or made by this very run).
+    results.csv has no column for it, so it is read from what the judge recorded: a relative
+    timing check that ran (``time_check`` passed or failed) compared this very device; one skipped
+    for the device says ``baseline timed on <device>, this run on <this device>``; otherwise an
+    ``env_diff`` entry ``device_name: <the baseline's> -> <this run's>`` (see
+    :func:`~pytest_diffbench.spec.machine.format_diff`) names it, and without one the baseline was
+    timed on this run's device (or made by this very run).
     """
     if result.baseline_seconds_per_image is None:
         return None
-    entry = re.search(rf"(?:^|; )device_name: (.*?) -> {re.escape(result.machine.device_name)}(?:; |$)", result.env_diff)
-    return entry.group(1) if entry else result.machine.device_name
+    device = result.machine.device_name
+    if result.time_check in ("passed", "failed"):
+        return device
+    for text, pattern in ((result.time_check, r"baseline timed on (.*), this run on "),
+                          (result.env_diff, r"(?:^|; )device_name: (.*?) -> ")):
+        found = re.search(pattern + re.escape(device) + r"(?:; |$)", text)
+        if found:
+            return found.group(1)
+    return device
 
 
 def other_device(result: CaseResult) -> str:
