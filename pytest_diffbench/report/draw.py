@@ -46,6 +46,9 @@ AXIS_TEXT: Color = (0, 70, 160)
 PLACEHOLDER_FILL: Color = (232, 232, 232)
 PLACEHOLDER_EDGE: Color = (160, 160, 160)
 PLACEHOLDER_TEXT: Color = (90, 90, 90)
+FAILED: Color = (200, 0, 0)
+#: The key line of a sweep sheet with marked cells.
+MARK_KEY = "red frame: did not pass"
 
 
 def _heatmap_colors() -> np.ndarray:
@@ -129,15 +132,19 @@ def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lin
 
 
 def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str], columns: Sequence[str],
-                title: str, row_axis: str, column_axis: str) -> Image.Image:
+                title: str, row_axis: str, column_axis: str,
+                marks: Mapping[tuple[str, str], str] | None = None) -> Image.Image:
     """A table of images: ``cells[(row, column)]`` at that row and column, a title on top,
     ``column_axis`` over the column values, ``row_axis`` over the row values on the left.
 
     Cells are laid out on a regular grid whose pitch is the largest cell (smaller images are
-    centred in theirs); a missing cell is a placeholder. A cell whose row or column is not in
+    centred in theirs); a missing cell is a placeholder. ``marks`` maps a cell to a short text
+    (a failing case's outcome): that cell gets a red frame and the text in red under it, and a
+    key line (:data:`MARK_KEY`) follows the title. A cell or mark whose row or column is not in
     ``rows`` or ``columns`` raises ValueError rather than silently dropping an image.
     """
-    stray = sorted(key for key in cells if key[0] not in rows or key[1] not in columns)
+    marks = marks or {}
+    stray = sorted(key for key in [*cells, *marks] if key[0] not in rows or key[1] not in columns)
     if stray:
         raise ValueError(f"cells outside the sheet's rows and columns: {stray}")
     scale = _scale(image.size for image in cells.values())
@@ -155,15 +162,20 @@ def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str
     cells_left = pad + margin + pad
     width = cells_left + len(columns) * (cell_width + pad)
     title_lines = style.wrap(title, width - 2 * pad)
-    axis_top = pad + len(title_lines) * line_height + pad
+    key_lines = style.wrap(MARK_KEY, width - 2 * pad) if marks else []
+    mark_lines = {key: style.wrap(text, cell_width) for key, text in marks.items()}
+    caption_height = max((len(lines) for lines in mark_lines.values()), default=0) * line_height
+    row_pitch = cell_height + caption_height + pad
+    axis_top = pad + (len(title_lines) + len(key_lines)) * line_height + pad
     labels_top = axis_top + line_height
     header_lines = max([len(corner), *(len(lines) for lines in column_labels.values())])
     cells_top = labels_top + header_lines * line_height + pad // 2
-    height = cells_top + len(rows) * (cell_height + pad)
+    height = cells_top + len(rows) * row_pitch
 
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     style.draw_lines(draw, title_lines, pad, pad, TEXT)
+    style.draw_lines(draw, key_lines, pad, pad + len(title_lines) * line_height, FAILED)
     cells_span = width - pad - cells_left
     axis_box = (cells_left, axis_top, cells_span, line_height)
     style.draw_centred(draw, style.wrap(column_axis, cells_span), axis_box, AXIS_TEXT)
@@ -171,8 +183,9 @@ def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str
     for j, column in enumerate(columns):
         label_box = (cells_left + j * (cell_width + pad), labels_top, cell_width, header_lines * line_height)
         style.draw_centred(draw, column_labels[column], label_box, TEXT)
+    frame = max(2, pad // 3)
     for i, row in enumerate(rows):
-        y = cells_top + i * (cell_height + pad)
+        y = cells_top + i * row_pitch
         label_height = len(row_labels[row]) * line_height
         style.draw_lines(draw, row_labels[row], pad, y + max(0, (cell_height - label_height) // 2), TEXT)
         for j, column in enumerate(columns):
@@ -182,6 +195,10 @@ def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str
                 canvas.paste(style.placeholder((cell_width, cell_height), "no image"), (x, y))
             else:
                 canvas.paste(image, (x + (cell_width - image.width) // 2, y + (cell_height - image.height) // 2))
+            if (row, column) in mark_lines:  # the frame lies in the gap around the cell, over no pixel of it
+                draw.rectangle((x - frame, y - frame, x + cell_width + frame - 1, y + cell_height + frame - 1),
+                               outline=FAILED, width=frame)
+                style.draw_lines(draw, mark_lines[(row, column)], x, y + cell_height + frame, FAILED)
     return canvas
 
 

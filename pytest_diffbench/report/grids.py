@@ -1,14 +1,16 @@
 """The run's labeled figures: a comparison grid per case worth a look, a sweep sheet per test.
 
 ``grids/cases/<case>.png`` (baseline | output | difference, with the case's settings, every
-metric against its tolerance and its compute trace) for every case that did not pass or whose
+metric and set speed or memory budget against its tolerance, and its compute trace) for every case that did not pass or whose
 baseline was written, and ``grids/sheets/<test>/<other axes>.png``: one sweep sheet per test and
-combination of the axes other than sampler and steps (rows = sampler, columns = steps). Drawing
-is :mod:`pytest_diffbench.report.draw`'s.
+combination of the axes other than sampler and steps (rows = sampler, columns = steps), where
+a case that did not pass is framed in red over its outcome. Drawing is
+:mod:`pytest_diffbench.report.draw`'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Sequence
 
 from PIL import Image
 
-from pytest_diffbench.judge.checks import format_number
+from pytest_diffbench.judge.checks import SLOWDOWN, Check, format_number
 from pytest_diffbench.judge.convergence import case_group
 from pytest_diffbench.judge.metrics import REGISTRY, tolerance_name
 from pytest_diffbench.judge.metrics.base import passes
@@ -30,28 +32,72 @@ from pytest_diffbench.store.run_folder import RunFolder
 
 
 def grid_labels(result: CaseResult) -> list[str]:
-    """The lines printed under a case's comparison grid."""
+    """The lines printed under a case's comparison grid: the outcome and node id, the settings,
+    every metric against its tolerance (:func:`quality_checks`), every speed and memory budget
+    that is set or failed (:func:`budget_checks`), why the case failed when no check says so,
+    and the compute trace. A check reads as in the failure message: ``seconds/image 0.4 s <= 0.3 s FAIL``."""
     short_hash = result.config_hash[:12] or "-"
     lines = [f"{result.outcome.value} · {result.nodeid}",
              f"sampler {result.setting('sampler')} · steps {result.setting('steps')} · cfg {result.setting('cfg')} · "
              f"seed {result.setting('seed')} · config {short_hash}"]
-    metrics = []
-    for metric in REGISTRY:
-        value, limit = result.scores.get(metric.name), result.tolerances.get(tolerance_name(metric))
-        if value is None:
-            metrics.append(f"{metric.name} -")
-            continue
-        unit = f" {metric.unit}" if metric.unit else ""
-        op = metric.direction.value
-        text = f"{metric.name} {format_number(value)}{unit}"
-        if limit is not None:
-            text += f" {op} {format_number(limit)}{unit}" + (" ok" if passes(metric.direction, value, limit) else " FAIL")
-        metrics.append(text)
-    lines.append(" · ".join(metrics))
+    quality = quality_checks(result)
+    lines.append(" · ".join(f"{name} -" if check is None else _one_line(check) for name, check in quality))
+    budgets = budget_checks(result)
+    if budgets:
+        lines.append(" · ".join(_one_line(check) for check in budgets))
+    failed = [c for _, c in quality if c is not None and c.passed is False] + [c for c in budgets if c.passed is False]
+    if not result.passed and not failed and result.message:
+        lines.append(f"why: {result.message}")
     trace = badge(result)
     if trace:
         lines.append(trace)
     return lines
+
+
+def _one_line(check: Check) -> str:
+    """The check as the failure message renders it, on one line. When the value and the limit
+    print alike (``ssim 1 >= 1 FAIL``), both follow in full so the line explains itself."""
+    if (check.value is not None and check.limit is not None and check.value != check.limit
+            and format_number(check.value) == format_number(check.limit)):
+        exact = f"{check.value:.10g} vs {check.limit:.10g}"
+        check = dataclasses.replace(check, note=f"{check.note}; {exact}" if check.note else exact)
+    return " ".join(check.render().split())
+
+
+def quality_checks(result: CaseResult) -> list[tuple[str, Check | None]]:
+    """(metric name, its check) for each registered metric, None for a metric that was not scored.
+    The metric's status note is left out: it is the run's warning, said once elsewhere."""
+    checks: list[tuple[str, Check | None]] = []
+    for metric in REGISTRY:
+        value, limit = result.scores.get(metric.name), result.tolerances.get(tolerance_name(metric))
+        passed = None if value is None or limit is None else passes(metric.direction, value, limit)
+        checks.append((metric.name, None if value is None else
+                       Check(metric.name, value, metric.direction.value, limit, passed, metric.unit)))
+    return checks
+
+
+def budget_checks(result: CaseResult) -> list[Check]:
+    """The speed and memory checks of ``result`` whose budget is set (or that failed), from its
+    recorded fields: seconds per image against ``max_seconds`` (s), the slowdown against the
+    baseline (a fraction: 0.5 is 50% slower) against ``time_regression`` with both timings or why
+    it was skipped, and peak VRAM (MiB) against ``max_vram_mb``."""
+    m = result.measurement
+    seconds, vram = (m.seconds_per_image, m.peak_vram_mb) if m else (None, None)
+    reference = result.baseline_seconds_per_image
+    max_seconds, max_vram = result.tolerances.get("max_seconds"), result.tolerances.get("max_vram_mb")
+    skipped = result.time_check not in ("", "off", "passed", "failed")
+    timings = f"{seconds:.4g} s vs baseline {reference:.4g} s" if seconds is not None and reference else ""
+    checks = [
+        Check("seconds/image", seconds, "<=", max_seconds, _within(seconds, max_seconds), "s"),
+        Check(SLOWDOWN, result.slowdown, "<=", result.tolerances.get("time_regression"),
+              {"passed": True, "failed": False}.get(result.time_check), note=result.time_check if skipped else timings),
+        Check("peak VRAM", vram, "<=", max_vram, _within(vram, max_vram), "MiB"),
+    ]
+    return [check for check in checks if check.limit is not None or check.passed is False]
+
+
+def _within(value: float | None, limit: float | None) -> bool | None:
+    return None if value is None or limit is None else value <= limit
 
 
 def _open(path: Path) -> Image.Image | None:
@@ -75,6 +121,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
     shutil.rmtree(in_run(folder, folder.grids), ignore_errors=True)
     written: list[Path] = []
     sheets: dict[tuple[str, str], dict[tuple[str, str], Image.Image]] = defaultdict(dict)
+    marks: dict[tuple[str, str], dict[tuple[str, str], str]] = defaultdict(dict)
     axes: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
 
     def skipped(what: str, exc: Exception) -> None:
@@ -101,6 +148,8 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
         sampler, steps = str(result.setting("sampler")), f"{result.setting('steps')}"
         key = case_group(result, "sampler", "steps")  # the sheet holds the cases that differ only there
         sheets[key][(sampler, steps)] = output
+        if not result.passed:
+            marks[key][(sampler, steps)] = result.outcome.value
         row_values, column_values = axes[key]
         if sampler not in row_values:
             row_values.append(sampler)
@@ -110,7 +159,8 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
         row_values, column_values = axes[(test, rest)]
         columns = sorted(column_values, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
         try:
-            sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps")
+            sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps",
+                                marks[(test, rest)])
             path = in_run(folder, folder.sheet(case_folder(test), rest.replace(" · ", "-")))
             atomic_write_bytes(path, encode_png(sheet))
         except Exception as exc:  # one sheet; the others are still drawn
