@@ -90,24 +90,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             importlib.import_module(name)
 
 
+#: Each invalid sweep of the session, by its test's node id: the message of its collection error.
+INVALID_SWEEPS = pytest.StashKey[dict[str, str]]()
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Expand a diffbench test's sweep into its cases. An invalid sweep is noted, not raised, so
+    that every invalid sweep of a module is reported (see :func:`refuse_invalid_sweeps`)."""
+    nodeid = metafunc.definition.nodeid
     uses_fixture = CASE_FIXTURE in metafunc.fixturenames
-    if metafunc.definition.get_closest_marker(SWEEP_MARK) and not uses_fixture:
-        pytest.fail(f"{metafunc.definition.nodeid}: @diffbench.sweep needs the test to take the 'diffbench' fixture", pytrace=False)
-    if not uses_fixture:
+    swept = metafunc.definition.get_closest_marker(SWEEP_MARK) is not None
+    if swept and not uses_fixture:
+        problem = f"{nodeid}: @diffbench.sweep needs the test to take the 'diffbench' fixture"
+    elif not uses_fixture:
         return
-    error: str | None = None
-    try:
-        cases = metafunc.config.stash[SESSION_KEY].expand(metafunc.definition)
-    except SweepError as exc:
-        error = str(exc)
-    if error is not None:  # raised outside the except block, so pytest shows the message alone
-        pytest.fail(f"{metafunc.definition.nodeid}: invalid diffbench sweep: {error}", pytrace=False)
-    if metafunc.definition.get_closest_marker(SWEEP_MARK):
-        metafunc.parametrize(CASE_FIXTURE, cases, ids=[case.id for case in cases])
+    else:
+        try:
+            cases = metafunc.config.stash[SESSION_KEY].expand(metafunc.definition)
+        except SweepError as exc:
+            problem = f"{nodeid}: invalid diffbench sweep: {exc}"
+        else:
+            if swept:
+                metafunc.parametrize(CASE_FIXTURE, cases, ids=[case.id for case in cases])
+            return
+    metafunc.config.stash.setdefault(INVALID_SWEEPS, {})[nodeid] = problem
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    refuse_invalid_sweeps(config, items)
     if config.stash[SESSION_KEY].settings.enabled:
         refuse_cases_outside_rootdir(config, items)
         refuse_shared_case_paths(config, items)
@@ -115,6 +125,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if CASE_FIXTURE in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+
+
+def refuse_invalid_sweeps(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test with an invalid sweep (noted by :func:`pytest_generate_tests`) becomes one
+    collection error naming it, so one run reports them all; its items leave the run. As with
+    any collection error, pytest then runs nothing (exit status 2) unless
+    ``--continue-on-collection-errors``."""
+    invalid = config.stash.get(INVALID_SWEEPS, {})
+    reported: set[str] = set()
+    for item in [item for item in items if _definition_id(item) in invalid]:
+        test = _definition_id(item)
+        if test in reported:  # another parameter of the same test (pytest.mark.parametrize)
+            items.remove(item)
+        else:
+            reported.add(test)
+            _refuse(config, items, item, invalid[test])
+
+
+def _definition_id(item: pytest.Item) -> str:
+    """The node id of the test function ``item`` was made from (without its parameters)."""
+    parent = item.parent.nodeid if item.parent is not None else ""
+    return f"{parent}::{getattr(item, 'originalname', item.name)}"
 
 
 def _refuse(config: pytest.Config, items: list[pytest.Item], item: pytest.Item, message: str) -> None:

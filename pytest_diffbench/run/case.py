@@ -139,8 +139,8 @@ class DiffbenchCase:
             self._refuse(f"generate() got {', '.join(clashes)}, which the sweep sets for this case; set it in the "
                          "sweep only")
         if accepted is not None:
-            self._check_accepted({name: "sweep axis" for name in axis_kwargs}, accepted, description)
-            self._check_accepted({name: "generate() keyword" for name in pipeline_kwargs}, accepted, description)
+            self._check_accepted({**{name: "sweep axis" for name in axis_kwargs},
+                                  **{name: "generate() keyword" for name in pipeline_kwargs}}, accepted, description)
         call_kwargs = {
             **axis_kwargs,
             **pipeline_kwargs,
@@ -240,10 +240,12 @@ class DiffbenchCase:
                          f"{CLIP_SKIP} must be from 0 to {layers - 1}")
 
     def _check_own_keywords(self, pipeline_kwargs: Mapping[str, Any]) -> None:
-        """Refuse a generate() keyword that the sweep sets for every case (or diffbench itself)."""
-        for name in pipeline_kwargs:
-            if name in RESERVED_AXES:
-                self._refuse(f"generate() got {name}, which diffbench sets for each case; {RESERVED_AXES[name]}")
+        """Refuse the generate() keywords that the sweep sets for every case (or diffbench
+        itself), all of them in one line."""
+        reserved = [name for name in pipeline_kwargs if name in RESERVED_AXES]
+        if reserved:
+            self._refuse("; ".join(f"generate() got {name}, which diffbench sets for each case; {RESERVED_AXES[name]}"
+                                   for name in reserved))
 
     def _attention_keyword(self, description: PipelineDescription, accepted: frozenset[str] | None) -> str:
         """The call keyword that takes the ``lora_scale`` axis; refuses the axis when no LoRA is loaded
@@ -260,11 +262,13 @@ class DiffbenchCase:
                      f"{', '.join(ATTENTION_KEYWORDS)}, which carry the LoRA scale")
 
     def _check_accepted(self, given: Mapping[str, str], accepted: frozenset[str], description: PipelineDescription) -> None:
-        """Refuse a keyword the pipeline's call does not name (one it would swallow or reject)."""
-        for name, source in given.items():
-            if name not in accepted:
-                self._refuse(f"{source} {name!r} is not a keyword of {description.workflow}.__call__, so it would "
-                             f"change nothing but the config; its keywords are {', '.join(sorted(accepted))}")
+        """Refuse the keywords the pipeline's call does not name (ones it would swallow or
+        reject), all of them in one line."""
+        unknown = [f"{source} {name!r}" for name, source in given.items() if name not in accepted]
+        if unknown:
+            verb, pronoun = ("is not a keyword", "it") if len(unknown) == 1 else ("are not keywords", "they")
+            self._refuse(f"{', '.join(unknown)} {verb} of {description.workflow}.__call__, so {pronoun} would change "
+                         f"nothing but the config; its keywords are {', '.join(sorted(accepted))}")
 
     def _check_sizes(self, call_kwargs: Mapping[str, Any], multiple: int | None) -> None:
         """Refuse a width or height that is not a positive integer, or not a multiple of ``multiple``."""

@@ -7,13 +7,14 @@ so ``pytest --collect-only`` lists every case cheaply.
 from __future__ import annotations
 
 import decimal
+import functools
 import itertools
 import math
 import numbers
 import re
 from collections.abc import Iterator, Set
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import pytest
 
@@ -153,7 +154,7 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
     they were written, each in the order its values were given (a set's in sorted order, so
     every xdist worker collects the same cases).
 
-    Raises SweepError naming the axis and the bad value: a value of the wrong type or range,
+    Raises SweepError naming each bad axis (all of them, joined by "; ") and its bad value: a value of the wrong type or range,
     a non-finite number anywhere in an extra axis, a value that cannot go into a frozen config,
     an empty axis, an unordered set that cannot be sorted, two values that are one (equal after
     the config hash's rounding to 12 significant digits, or two sampler names for one
@@ -161,32 +162,33 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
     ``max_cases``. What needs the pipeline (sizes against its ``vae_scale_factor``, extra axes
     against its call's keywords) is checked when the case starts (see run.case).
     """
+    problems: list[str] = []
+
+    def checked(check: Callable[[], list[Any]]) -> list[Any]:
+        """``check()``'s values, or none with its problem noted: every bad axis is reported at once."""
+        try:
+            return check()
+        except SweepError as exc:
+            problems.append(str(exc))
+            return []
+
     if _BAD_TOLERANCE in mark_kwargs:
         bad = mark_kwargs[_BAD_TOLERANCE]
-        raise SweepError(f"sweep(tolerance=...) got {type(bad).__name__} {bad!r}; give a mapping of tolerance "
-                         'names to numbers, e.g. tolerance={"min_ssim": 0.97}')
+        problems.append(f"sweep(tolerance=...) got {type(bad).__name__} {bad!r}; give a mapping of tolerance "
+                        'names to numbers, e.g. tolerance={"min_ssim": 0.97}')
     version = mark_kwargs.get("workflow_version")
     if version is not None and (not isinstance(version, str) or not version.strip()):
-        raise SweepError(f"sweep(workflow_version={version!r}) is not valid; give the version of your workflow as a "
-                         "non-empty string, e.g. \"2\", or leave it out to use the ini's diffbench_workflow_version")
-    seeds = [_check_seed(v) for v in _values("seeds", mark_kwargs.get("seeds", DEFAULT_SEED))]
-    samplers = [_check_sampler(v) for v in _values("samplers", mark_kwargs.get("samplers", DEFAULT_SAMPLER))]
-    steps = [_check_positive_int("steps", v) for v in _values("steps", mark_kwargs.get("steps", DEFAULT_STEPS))]
-    cfgs = [_check_cfg(v) for v in _values("cfg", mark_kwargs.get("cfg", DEFAULT_CFG))]
-    extra_names: list[str] = []
-    extra_values: list[list[Any]] = []
-    for name, raw in (mark_kwargs.get("axes") or {}).items():
-        _check_axis_name(name)
-        values = _values(name, raw)
-        if name in SIZE_AXES:
-            values = [_check_positive_int(name, v) for v in values]
-        for value in values:
-            _check_serialisable(name, value)
-            problem = keyword_problem(name, value)
-            if problem:
-                raise SweepError(f"sweep axis {name!r}: {problem}")
-        extra_names.append(name)
-        extra_values.append(values)
+        problems.append(f"sweep(workflow_version={version!r}) is not valid; give the version of your workflow as a "
+                        "non-empty string, e.g. \"2\", or leave it out to use the ini's diffbench_workflow_version")
+    seeds = checked(lambda: [_check_seed(v) for v in _values("seeds", mark_kwargs.get("seeds", DEFAULT_SEED))])
+    samplers = checked(lambda: [_check_sampler(v) for v in _values("samplers", mark_kwargs.get("samplers", DEFAULT_SAMPLER))])
+    steps = checked(lambda: [_check_positive_int("steps", v) for v in _values("steps", mark_kwargs.get("steps", DEFAULT_STEPS))])
+    cfgs = checked(lambda: [_check_cfg(v) for v in _values("cfg", mark_kwargs.get("cfg", DEFAULT_CFG))])
+    extra = [(name, checked(functools.partial(_extra_axis, name, raw))) for name, raw in (mark_kwargs.get("axes") or {}).items()]
+    if problems:
+        raise SweepError("; ".join(problems))
+    extra_names = [name for name, _ in extra]
+    extra_values = [values for _, values in extra]
     _check_unique_samplers(samplers)
     axes: list[list[Any]] = [seeds, samplers, steps, cfgs, *extra_values]
     for name, axis_values in zip(["seeds", "samplers", "steps", "cfg", *extra_names], axes):
@@ -207,6 +209,20 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
         clash = next(i for i in ids if ids.count(i) > 1)
         raise SweepError(f"two cases of the sweep get the same id {clash!r}; use axis values that differ in letters or digits")
     return cases
+
+
+def _extra_axis(name: str, raw: Any) -> list[Any]:
+    """The values of the extra axis ``name``, each checked (SweepError naming the axis)."""
+    _check_axis_name(name)
+    values = _values(name, raw)
+    if name in SIZE_AXES:
+        values = [_check_positive_int(name, v) for v in values]
+    for value in values:
+        _check_serialisable(name, value)
+        problem = keyword_problem(name, value)
+        if problem:
+            raise SweepError(f"sweep axis {name!r}: {problem}")
+    return values
 
 
 def _values(name: str, raw: Any) -> list[Any]:
