@@ -21,7 +21,16 @@ from pytest_diffbench.spec.machine import MachineInfo
 
 
 def distribution_version(distribution: str) -> str:
-    """The installed version of ``distribution``, or "" when it is not installed."""
+    """The installed version of ``distribution`` as the library spells it itself, "" when it is
+    not installed: torch's with the build tag of ``torch.__version__`` (``2.4.1+cu124``,
+    ``2.4.1+cpu``), which the metadata of a wheel from PyPI lacks, so that environment.json's
+    ``versions`` and its ``devices`` (and every sidecar) say one thing."""
+    if distribution == "torch":
+        return torch_build()[0]
+    return _metadata_version(distribution)
+
+
+def _metadata_version(distribution: str) -> str:
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -53,13 +62,13 @@ def torch_build() -> tuple[str, str]:
     try:
         text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
     except OSError:
-        return distribution_version("torch"), ""
+        return _metadata_version("torch"), ""
 
     def field(name: str) -> str:
         match = re.search(rf"^{name}\s*(?::[^=]*)?=\s*['\"]([^'\"]*)['\"]", text, flags=re.MULTILINE)
         return match.group(1) if match else ""
 
-    return field("__version__") or distribution_version("torch"), field("cuda")
+    return field("__version__") or _metadata_version("torch"), field("cuda")
 
 
 def _nvml_device(index: int) -> tuple[str, str]:
@@ -87,14 +96,16 @@ def _nvml_device(index: int) -> tuple[str, str]:
 def collect_machine_info(device: str) -> MachineInfo:
     """The machine of ``device`` (``"cpu"``, ``"cuda:0"``, ``"mps"``), cached per process.
 
-    Only a CUDA device imports torch (for its name and current index).
+    ``cuda`` (torch's CUDA build), ``driver`` and peak memory are a CUDA device's only: on the
+    CPU or MPS they are empty, whatever torch was built with. Only a CUDA device imports torch
+    (for its name and current index).
     """
     device_type, _, index_text = device.partition(":")
     software = MachineInfo(
         python=platform.python_version(), platform=sys.platform, machine=platform.machine(),
         torch=torch_build()[0], diffusers=distribution_version("diffusers"),
         transformers=distribution_version("transformers"), pytest_diffbench=distribution_version("pytest-diffbench"),
-        cuda=torch_build()[1], device_type=device_type,
+        device_type=device_type,
     )
     if device_type == "cuda":
         import torch
@@ -104,6 +115,6 @@ def collect_machine_info(device: str) -> MachineInfo:
         # for the name and take the driver from NVML.
         nvml_name, driver = _nvml_device(index)
         return dataclasses.replace(software, device_name=torch.cuda.get_device_name(index) or nvml_name, driver=driver,
-                                   memory_measured="torch.cuda.max_memory_allocated")
+                                   cuda=torch_build()[1], memory_measured="torch.cuda.max_memory_allocated")
     return dataclasses.replace(software, device_name=_cpu_name() if device_type == "cpu" else device_type,
                                memory_measured="not measured (peak VRAM is measured on CUDA only)")

@@ -30,7 +30,8 @@ class MachineInfo:
     diffusers: str = ""
     transformers: str = ""
     pytest_diffbench: str = ""
-    #: The CUDA version torch was built with (``torch.version.cuda``), "" for CPU-only builds.
+    #: The CUDA version torch was built with (``torch.version.cuda``) when the case ran on a CUDA
+    #: device; "" on the CPU or MPS, whatever torch was built with.
     cuda: str = ""
     #: ``cpu``, ``cuda``, ``mps``.
     device_type: str = ""
@@ -58,12 +59,19 @@ class MachineInfo:
 
     def diff(self, baseline: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         """``{field: (baseline value, this value)}`` for the fields that differ: the
-        :data:`COMPARED_FIELDS` and every field a hook added (on either side)."""
+        :data:`COMPARED_FIELDS` and every field a hook added (on either side).
+
+        A baseline made on another device type than CUDA has no ``cuda``: sidecars written
+        before it was a CUDA device's only hold torch's CUDA build there, which is no difference.
+        """
         ours = self.as_dict()
+        theirs = {key: str(value or "") for key, value in baseline.items()}
+        if theirs.get("device_type") and theirs["device_type"] != "cuda":
+            theirs["cuda"] = ""
         known = {f.name for f in dataclasses.fields(self)}
         added = (set(self.extra) | set(baseline)) - known
-        return {key: (str(baseline.get(key, "") or ""), ours.get(key, "")) for key in (*COMPARED_FIELDS, *sorted(added))
-                if str(baseline.get(key, "") or "") != ours.get(key, "")}
+        return {key: (theirs.get(key, ""), ours.get(key, "")) for key in (*COMPARED_FIELDS, *sorted(added))
+                if theirs.get(key, "") != ours.get(key, "")}
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "MachineInfo":
