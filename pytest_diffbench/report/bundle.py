@@ -1,8 +1,8 @@
 """The run bundle: one deterministic zip with everything a reviewer needs.
 
 ``diffbench-<run_id>.zip`` holds results.csv, environment.json, summary.md, report.html,
-plot.png, configs/, grids/ (when present), the chosen output images, a README.md that explains
-the layout and how to replay a case, and manifest.json with every other file's SHA-256. Entries
+plot.png, configs/, grids/ (when present), the chosen output images, a README.md that lists
+what the bundle holds and says how to replay a case, and manifest.json with every other file's SHA-256. Entries
 are sorted and carry a fixed timestamp and permissions, so the same run folder always gives the
 same bytes.
 
@@ -27,7 +27,7 @@ from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.html import render_report
 from pytest_diffbench.store.files import atomic_write_bytes, inside
 from pytest_diffbench.store.paths import case_path
-from pytest_diffbench.store.run_folder import CONFIGS_DIR, IMAGES_DIR, RunFolder
+from pytest_diffbench.store.run_folder import CONFIGS_DIR, GRIDS_DIR, IMAGES_DIR, RunFolder
 
 #: Which output images go into the bundle (``--diffbench-bundle-images``).
 BUNDLE_IMAGES = ("failures", "all", "none")
@@ -35,19 +35,11 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
 README = """# diffbench run {run_id}
 
-This bundle is one pytest-diffbench run.
+This bundle is one pytest-diffbench run. It holds:
 
-- `results.csv`: one row per case: its frozen config and hash, outcome, every metric next to its
-  tolerance, seconds per image, peak VRAM, device, driver and library versions.
-- `environment.json`: the command line, git commit, OS, library versions and devices.
-- `summary.md`: counts, failing cases and the speed table, as posted on a pull request.
-- `report.html`: the whole run on one page (open it from the unzipped folder).
-- `plot.png`: seconds per image against SSIM (and LPIPS), per case.
-- `configs/<test path>/<case>.json`: each case's frozen config and its SHA-256.
-- `grids/`: labeled baseline | output | difference images, when the run drew them.
-- `images/`: output images ({images}).
+{contents}
 - `manifest.json`: the SHA-256 of every file above.
-
+{left_out}
 ## Replaying a case
 
 Check out the commit in environment.json, install the versions it lists, and run the case by
@@ -59,6 +51,31 @@ The frozen config in configs/ names the model (and its weight fingerprint), samp
 seed, size, dtype and device; a run whose config hashes to the same value made the same image on
 the same software.
 """
+
+#: The README's line of each file or folder, listed only when the bundle holds it.
+_README_ENTRIES = (
+    ("results.csv", "one row per case: its frozen config and hash, outcome, every metric next to its "
+                    "tolerance, seconds per image, peak VRAM, device, driver and library versions"),
+    ("environment.json", "the command line, git commit, OS, library versions and devices"),
+    ("summary.md", "counts, failing cases and the speed table, as posted on a pull request"),
+    ("report.html", "the whole run on one page (open it from the unzipped folder; it links the files of this bundle "
+                    "and names the ones it leaves out)"),
+    ("plot.png", "seconds per image against SSIM (and LPIPS), per case"),
+    (f"{CONFIGS_DIR}/", "`<test path>/<case>.json`: each case's frozen config and its SHA-256"),
+    (f"{GRIDS_DIR}/", "labeled baseline | output | difference images of the failing cases, and the sweep sheets"),
+    (f"{IMAGES_DIR}/", "output images of {images}"),
+)
+
+
+def _readme(folder: RunFolder, results: Sequence[CaseResult], files: Sequence[str], images: str) -> str:
+    """The bundle's README.md: what it holds (of ``files``) and how to replay a case."""
+    chosen = {"failures": "the failing cases", "all": "every case", "none": "no case"}[images]
+    contents = "\n".join(f"- `{name}`: {text.format(images=chosen)}" for name, text in _README_ENTRIES
+                         if any(f == name or (name.endswith("/") and f.startswith(name)) for f in files))
+    left_out = {"failures": "the passing cases", "none": "every case"}.get(images)
+    note = (f"\nNot in this bundle (bundle images = {images}): the output images of {left_out}; they are in the "
+            f"run folder's `{IMAGES_DIR}/`.\n" if left_out else "")
+    return README.format(run_id=folder.run_id, contents=contents, left_out=note, example=_example_nodeid(results))
 
 
 def in_run(folder: RunFolder, path: Path) -> Path:
@@ -127,8 +144,7 @@ def build_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str =
     if folder.relative(folder.report) in contents:
         page = render_report(folder, results, _environment(folder), bundled=frozenset(files))
         contents[folder.relative(folder.report)] = page.encode("utf-8")
-    contents["README.md"] = README.format(run_id=folder.run_id, images=f"{images} cases" if images != "none" else "none",
-                                          example=_example_nodeid(results)).encode("utf-8")
+    contents["README.md"] = _readme(folder, results, files, images).encode("utf-8")
     manifest = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())}
     contents["manifest.json"] = (json.dumps({"run_id": folder.run_id, "files": manifest}, indent=2, sort_keys=True) + "\n").encode()
     buffer = io.BytesIO()

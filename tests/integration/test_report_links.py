@@ -149,6 +149,13 @@ def test_every_link_of_the_bundles_report_resolves_in_the_unzipped_bundle(run, t
     linked = sum(1 for row in rows_of(page) if row["image"])
     assert linked == {"all": 3, "failures": 2, "none": 0}[images]  # 3 images made, 2 of them by failed-speed cases
 
+    # The README lists what the bundle holds, nothing else, and says where the left-out images are.
+    readme = (unzipped / "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^- `([^`]+)`:", readme, re.M)
+    assert listed and all((unzipped / name).exists() for name in listed)
+    assert ("images/" in listed) is (images != "none")
+    assert ("Not in this bundle" in readme) is (images != "all")
+
 
 def test_the_bundle_written_by_the_run_holds_the_bundles_own_report(run, tmp_path: Path) -> None:
     with zipfile.ZipFile(run.folder.bundle) as archive:
