@@ -22,7 +22,7 @@ from typing import Any, Collection, Mapping, Sequence
 
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.report.summary import badge, other_device, outcome_counts, speed_change, what_failed
+from pytest_diffbench.report.summary import badge, device_footnote, other_device, outcome_counts, speed_change, what_failed
 from pytest_diffbench.store.files import PathEscapeError, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
@@ -196,6 +196,7 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
     data = json.dumps(rows, sort_keys=True, ensure_ascii=True).replace("<", "\\u003c")
     plot = _figure(*_target(folder, folder.plot, bundled), "seconds per image vs SSIM")
     plot = f"<h2>Speed vs quality</h2>{plot}" if plot else ""
+    footnote = device_footnote(results)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>diffbench run {esc(run_id)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>
@@ -205,6 +206,7 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
 <h2>Cases</h2>
 <p class="filters">{"".join(filters)} <span id="shown"></span></p>
 <table id="cases"><thead><tr>{headers}</tr></thead><tbody></tbody></table>
+{f'<p class="absent" id="footnote">{esc(footnote)}</p>' if footnote else ""}
 <h2>Failing cases: baseline | output | difference</h2>
 {grids or "<p>none</p>"}
 {plot}

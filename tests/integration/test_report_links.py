@@ -87,6 +87,7 @@ def test_report_shows_what_failed_the_baseline_timing_and_the_change_only_on_the
     other = rows["test_other_device[seed0-euler-2steps-cfg7.5]"]
     assert (other["outcome"], other["what_failed"], other["baseline_seconds_per_image"]) == ("passed", "", "0.01")
     assert (other["change"], other["change_title"]) == ("—†", f"baseline timed on {OTHER}")
+    assert f'<p class="absent" id="footnote">† baseline timed on {OTHER}, not on this run' in page
     broken = rows["test_broken[seed0-euler-2steps-cfg7.5]"]
     assert broken["outcome"] == "error" and "no pipeline today" in broken["what_failed"]
     for key, title in (("what_failed", "what failed"), ("baseline_seconds_per_image", "baseline s/img"), ("change", "change")):
