@@ -36,6 +36,7 @@ from pytest_diffbench.judge.metrics.base import Direction
 from pytest_diffbench.judge.result import CaseResult
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -45,10 +46,15 @@ SWEEP_PANEL = "ssim_vs_most_steps"
 MIN_SPAN: dict[str, float] = {SWEEP_PANEL: 0.01, "ssim": 0.01, "lpips": 0.01}
 #: Share of a panel's y span left free above and below its values and gates.
 MARGIN = 0.05
+#: Colours of the samplers, in name order (repeated after the ninth): matplotlib's ten without
+#: its grey, which is the step-count markers' colour in the legend.
+SAMPLER_COLOURS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")
 #: Marker shapes of the step counts, in increasing step order (repeated after the twelfth).
 MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h", "<", ">", "p", "d")
 #: Legend label of the ring around a case that did not pass.
 FAILED_LABEL = "did not pass (ring)"
+#: Title of the legend.
+LEGEND_TITLE = "colour: sampler · shape: steps"
 #: Legend label of the dashed tolerance lines.
 TOLERANCE_LABEL = "tolerance (dashed)"
 
@@ -174,7 +180,7 @@ def speed_quality_figure(results: Sequence[CaseResult], title: str) -> "Figure":
 
     chosen = panels(results)
     samplers = sorted({_sampler(r) for r in results})
-    colours = {s: f"C{i % 10}" for i, s in enumerate(samplers)}
+    colours = {s: SAMPLER_COLOURS[i % len(SAMPLER_COLOURS)] for i, s in enumerate(samplers)}
     step_values = sorted({_steps(r) for r in results}, key=_steps_key)
     markers = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(step_values)}
     figure = Figure(figsize=(6.4 * len(chosen), 5.6), dpi=100, layout="constrained")
@@ -202,16 +208,28 @@ def speed_quality_figure(results: Sequence[CaseResult], title: str) -> "Figure":
         any_gate = any_gate or bool(limits or budgets)
         _style_axes(axes, panel, [_finite(panel.value(r)) or 0.0 for r in measured], limits,
                     max([*(_seconds(r) or 0.0 for r in measured), *budgets]))
-    handles = [Line2D([], [], color=colours[s], marker="o", linestyle="", label=f"sampler {s}") for s in samplers]
+    handles = [Line2D([], [], color=colours[s], marker="o", linestyle="", label=s) for s in samplers]
     handles += [Line2D([], [], color="0.4", marker=markers[s], linestyle="", label=f"{s} steps") for s in step_values]
     if any_failed:
         handles.append(Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
                               markeredgewidth=1.5, linestyle="", label=FAILED_LABEL))
     if any_gate:
         handles.append(Line2D([], [], color="0.35", linestyle="--", linewidth=1, label=TOLERANCE_LABEL))
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4 * len(chosen)), fontsize=8)
     figure.suptitle(title)
+    _legend(figure, handles, min(len(handles), 4 * len(chosen)))
     return figure
+
+
+def _legend(figure: "Figure", handles: Sequence["Artist"], columns: int) -> None:
+    """The legend under the panels, in as many of ``columns`` as fit the figure's width."""
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    while True:
+        legend = figure.legend(handles=handles, loc="outside lower center", ncols=columns, fontsize=8,
+                               title=LEGEND_TITLE, title_fontsize=8)
+        if columns == 1 or legend.get_window_extent(renderer).width <= figure.bbox.width:
+            return
+        legend.remove()
+        columns -= 1
 
 
 def _style_axes(axes: "Axes", panel: Panel, values: Sequence[float], limits: Sequence[float], slowest: float) -> None:
