@@ -27,11 +27,12 @@ from pytest_diffbench.spec.targets import BUILTIN_MODELS, DTYPE_ALIASES, check_d
 #: Pipelines are typed ``Any`` here: diffusers' own annotations lack the attributes every pipeline
 #: has at run time (``components``, ``device``, ``to``), and any DiffusionPipeline subclass is welcome.
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-#: The shipped trained model (see its model card, ``assets/diffbench-tiny/README.md``).
+#: The shipped trained model (see its model card, ``assets/diffbench-tiny/README.md``), recorded
+#: in configs as ``diffbench/<its --diffbench-model name>``, as every built-in is.
 TINY_MODEL_ID = "diffbench/diffbench-tiny"
 TINY_MODEL_DIR = ASSETS_DIR / "diffbench-tiny"
 #: The same kind of pipeline with seeded random weights, built from configs only.
-RANDOM_MODEL_ID = "diffbench/tiny-random-sd"
+RANDOM_MODEL_ID = "diffbench/diffbench-tiny-random"
 RANDOM_SD_DIR = ASSETS_DIR / "tiny-sd"
 
 # Recent diffusers renamed from_pretrained's torch_dtype to dtype, and warn on the old name.
@@ -43,15 +44,17 @@ def load_pipeline(
 ) -> Any:
     """The pipeline ``--diffbench-model`` names, on ``device`` in ``dtype``.
 
-    ``diffbench-tiny`` and ``diffbench-tiny-random`` are built in; anything else is passed
+    ``diffbench-tiny`` and ``diffbench-tiny-random`` are built in, recorded as
+    ``diffbench/diffbench-tiny`` and ``diffbench/diffbench-tiny-random`` (:data:`TINY_MODEL_ID`,
+    :data:`RANDOM_MODEL_ID`) and loaded by either name, so a recorded name can be given back; anything else is passed
     to ``DiffusionPipeline.from_pretrained`` (a folder, relative to ``root`` when it is one
-    there, or a hub id that is in the cache or can be downloaded). The name is recorded as
+    there, or a hub id that is in the cache or can be downloaded). That name is recorded as
     written, so the frozen config (and its hash) does not depend on where the folder or
-    the cache lies.
+    the cache lies. Raises ValueError (one line) when it cannot be loaded.
     """
-    if model == "diffbench-tiny":
+    if model in ("diffbench-tiny", TINY_MODEL_ID):
         return load_tiny_pipeline(device, dtype)
-    if model == "diffbench-tiny-random":
+    if model in ("diffbench-tiny-random", RANDOM_MODEL_ID):
         return build_random_pipeline(device, dtype)
     source = root / model if root is not None and (root / model).is_dir() else model
     try:
