@@ -3,8 +3,15 @@
 missing -> fail (or create with ``--diffbench-update``); unreadable -> error (or rewrite);
 workflow version differs -> version-mismatch; config hash differs -> stale-baseline; otherwise
 score every registered metric and gate time and VRAM. ``--diffbench-update`` (all) refreshes a
-baseline whose case failed on identity, quality or relative speed and judges again, so absolute
-budgets still fail; ``=missing`` only writes missing and unreadable baselines.
+baseline whose case failed on identity or quality and judges again, so absolute budgets still
+fail; ``=missing`` only writes missing and unreadable baselines.
+
+Timing references are never ratcheted as a side effect: a baseline's measurement (seconds per
+image, peak VRAM, where it was timed) is rewritten only with its image (created, rewritten, or
+refreshed because identity or quality failed), or when asked (``--diffbench-update-timing``):
+then a baseline whose image still passes keeps its image and takes this run's measurement, and
+one whose measurement is already this run's is not written at all. A relative slowdown alone
+fails as ``failed-speed`` under ``--diffbench-update`` too, saying how to accept a new speed.
 
 Before any of that, an output that cannot be a baseline (:func:`output_problem`: smaller than
 SSIM can score, non-finite values, fully transparent, (nearly all) one flat colour) is ``invalid-output``: nothing is written in
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from pytest_diffbench.judge.checks import SLOWDOWN, Check, Verdict, judge_gates, judge_identity
 from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, MetricRegistry, MetricUnavailable, score_images
@@ -35,8 +42,11 @@ from pytest_diffbench.spec.sidecar import Sidecar
 if TYPE_CHECKING:
     from PIL import Image
 
-#: Checks whose failure --diffbench-update (all) answers by refreshing the baseline.
-_REFRESHABLE_BUDGETS = frozenset({SLOWDOWN})
+#: The outcomes of a case whose image matches its baseline: --diffbench-update-timing may retime it.
+_IMAGE_PASSED = frozenset({Outcome.PASSED, Outcome.FAILED_SPEED, Outcome.FAILED_MEMORY})
+#: How a new speed is accepted on purpose; a relative slowdown's failure says it.
+ACCEPT_SPEED = ("the baseline's timing is kept by --diffbench-update; if the new speed is expected, accept it "
+                "with: pytest --diffbench --diffbench-update-timing")
 #: The smallest side an output may have: the smallest SSIM scores.
 MIN_OUTPUT_SIDE = SSIM_MIN_SIDE
 #: An output with more than this share of its pixels in one colour is flat (one white pixel on
@@ -79,8 +89,7 @@ class CaseInputs:
     def sidecar(self) -> Sidecar:
         """The sidecar a baseline made from this case holds (its image SHA-256 is the store's to add)."""
         return Sidecar(case=self.case, config=self.config, config_hash=self.config_hash, environment=self.machine,
-                       measurement=Measurement(self.measurement.seconds_per_image, self.measurement.peak_vram_mb),
-                       device_name=self.machine.device_name, workers=self.workers)
+                       **_timing(self))
 
 
 @dataclass(frozen=True)
@@ -101,13 +110,28 @@ class BrokenBaseline:
 BaselineState = StoredBaseline | BrokenBaseline | None
 
 
-def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None,
-          metrics: MetricRegistry = REGISTRY, *, note: str = "") -> tuple[CaseResult, BaselineAction]:
-    """The case's result, and what to do with its baseline pair.
+class Judgement(NamedTuple):
+    """What :func:`judge` decided: the case's result and what to do with its baseline pair."""
 
-    When the action writes (created, refreshed, rewritten) the case was judged against its own
-    output as the new baseline, as the run after the write will see it. A broken baseline is an
-    error without ``update`` and rewritten (:attr:`BaselineAction.REWRITTEN`) in both modes.
+    result: CaseResult
+    action: BaselineAction
+    #: The sidecar a write records (None when the action writes nothing): the case's own, or for a
+    #: timing refresh the stored one with this run's measurement.
+    sidecar: Sidecar | None = None
+    #: The write keeps the stored image (a timing refresh) instead of writing the case's output.
+    keeps_image: bool = False
+
+
+def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None,
+          metrics: MetricRegistry = REGISTRY, *, note: str = "", update_timing: bool = False) -> Judgement:
+    """The case's result, what to do with its baseline pair, and the sidecar to write.
+
+    When the action writes (created, refreshed, rewritten) the case was judged against the pair
+    as the run after the write will see it. A broken baseline is an error without ``update`` and
+    rewritten (:attr:`BaselineAction.REWRITTEN`) in both modes. A relative slowdown alone is never
+    refreshed by ``update``; with ``update_timing`` (``--diffbench-update-timing``) a stored
+    baseline whose image passes is refreshed with this run's measurement and keeps its image,
+    unless its measurement is this run's already (nothing is written).
 
     ``note`` (one line) leads the result's message and failure text: the session passes why the
     write an update asked for did not happen (another run changed the pair meanwhile, or it could
@@ -117,36 +141,55 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
     problem = output_problem(inputs.image, inputs.measurement)
     if problem:
         stored = baseline if isinstance(baseline, StoredBaseline) else None
-        return _result(inputs, Verdict(Outcome.INVALID_OUTPUT, (problem,)), action, metrics, stored=stored,
-                       note=note), action
+        return Judgement(_result(inputs, Verdict(Outcome.INVALID_OUTPUT, (problem,)), action, metrics, stored=stored,
+                                 note=note), action)
     if baseline is None or isinstance(baseline, BrokenBaseline):
         if update is not None:
             action = BaselineAction.CREATED if baseline is None else BaselineAction.REWRITTEN
-            return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True,
-                           note=note), action
+            return _own(inputs, action, metrics, note)
         if baseline is None:
             verdict = Verdict(Outcome.MISSING_BASELINE, (
                 f"no baseline at {inputs.baseline_path}; create it with: pytest --diffbench --diffbench-update=missing",))
         else:
             verdict = Verdict(Outcome.ERROR, (baseline.message,))
-        return _result(inputs, verdict, action, metrics, note=note), action
+        return Judgement(_result(inputs, verdict, action, metrics, note=note), action)
 
     env_diff = inputs.machine.diff(baseline.sidecar.environment.as_dict())
     identity = judge_identity(inputs.config, inputs.config_hash, baseline.sidecar.config, baseline.sidecar.config_hash,
                               env_diff, inputs.strict_env)
-    if identity is None:
-        verdict = _compare(inputs, baseline, metrics)
-        if update is UpdateMode.ALL and _refreshable(verdict, metrics):
-            action = BaselineAction.REFRESHED
-    elif update is UpdateMode.ALL:
-        action = BaselineAction.REFRESHED
-    else:
-        verdict = identity
-    if action is BaselineAction.REFRESHED:
-        return _result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True,
-                       note=note), action
-    return _result(inputs, verdict, action, metrics, stored=baseline, env_diff=format_diff(env_diff),
-                   note=note), action
+    if identity is not None:
+        if update is UpdateMode.ALL:
+            return _own(inputs, BaselineAction.REFRESHED, metrics, note)
+        return Judgement(_result(inputs, identity, action, metrics, stored=baseline, env_diff=format_diff(env_diff),
+                                 note=note), action)
+    verdict = _compare(inputs, baseline, metrics)
+    if update is UpdateMode.ALL and _refreshable(verdict, metrics):
+        return _own(inputs, BaselineAction.REFRESHED, metrics, note)
+    if update_timing and verdict.outcome in _IMAGE_PASSED:
+        retimed = StoredBaseline(dataclasses.replace(baseline.sidecar, **_timing(inputs)), baseline.image)
+        if retimed.sidecar != baseline.sidecar:
+            old = baseline.sidecar.measurement
+            was = f"{old.seconds_per_image:.4g} s" if old is not None else "none"
+            verdict = dataclasses.replace(_compare(inputs, retimed, metrics), reasons=(
+                f"timing reference rewritten (--diffbench-update-timing): {was} -> "
+                f"{inputs.measurement.seconds_per_image:.4g} s per image; the image is the baseline's",))
+            action, baseline = BaselineAction.REFRESHED, retimed
+    result = _result(inputs, verdict, action, metrics, stored=baseline, env_diff=format_diff(env_diff), note=note)
+    if action is BaselineAction.NONE:
+        return Judgement(result, action)
+    return Judgement(result, action, baseline.sidecar, keeps_image=True)
+
+
+def _own(inputs: CaseInputs, action: BaselineAction, metrics: MetricRegistry, note: str) -> Judgement:
+    """The case's output becomes its baseline (``action`` writes it): judged against itself."""
+    return Judgement(_result(inputs, _compare_with_self(inputs, metrics), action, metrics, own_baseline=True, note=note),
+                     action, inputs.sidecar())
+
+
+def _timing(inputs: CaseInputs) -> dict[str, Any]:
+    """The sidecar fields of this run's measurement: seconds per image, peak VRAM, where it was timed."""
+    return {"measurement": Measurement(inputs.measurement.seconds_per_image, inputs.measurement.peak_vram_mb),
+            "device_name": inputs.machine.device_name, "workers": inputs.workers}
 
 
 def output_problem(image: "Image.Image", measurement: Measurement | None = None) -> str:
@@ -220,18 +263,21 @@ def _scored(inputs: CaseInputs, reference: "Image.Image", measurement: Measureme
 
 
 def _refreshable(verdict: Verdict, metrics: MetricRegistry) -> bool:
-    """A quality failure (size mismatch included) or a relative slowdown: an update refreshes it."""
+    """A quality failure (size mismatch included): an update refreshes it. A relative slowdown
+    alone is not (timing is rewritten with the image or on request, see the module docstring)."""
     if verdict.outcome is Outcome.FAILED_QUALITY and not verdict.checks:  # size mismatch
         return True
-    refreshable = {m.name for m in metrics} | _REFRESHABLE_BUDGETS
+    refreshable = {m.name for m in metrics}
     return any(check.name in refreshable for check in verdict.failed_checks)
 
 
 def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metrics: MetricRegistry, *, stored: StoredBaseline | None = None,
             own_baseline: bool = False, env_diff: str = "", note: str = "") -> CaseResult:
+    slowdown = verdict.check(SLOWDOWN)
+    if slowdown is not None and slowdown.passed is False:
+        verdict = dataclasses.replace(verdict, reasons=(*verdict.reasons, ACCEPT_SPEED))
     if note:
         verdict = dataclasses.replace(verdict, reasons=(note, *verdict.reasons))
-    slowdown = verdict.check(SLOWDOWN)
     if own_baseline:
         baseline_seconds: float | None = inputs.measurement.seconds_per_image
     elif stored is not None and stored.sidecar.measurement is not None:

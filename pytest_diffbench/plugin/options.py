@@ -62,6 +62,10 @@ FIXED_OPTIONS: tuple[Option, ...] = (
     Option("update", "write baselines: 'all' (the default when the flag has no value) writes missing and "
            "changed ones, 'missing' only missing ones", flag="--diffbench-update",
            argparse={"nargs": "?", "const": "all", "type": _update_mode, "metavar": "{all,missing}"}),
+    Option("update_timing", "rewrite the timing reference (seconds per image, peak VRAM) of each baseline whose image "
+           "still passes, from this run's measurement: accept a new speed on purpose (--diffbench-update rewrites "
+           "timing only with the image); a command-line flag only, so no ini file makes it a habit",
+           default=False, flag="--diffbench-update-timing", argparse={"action": "store_true"}),
     Option("strict_env", "fail cases whose baseline was made in another environment (GPU, driver, library versions)",
            default=False, flag="--diffbench-strict-env", ini="diffbench_strict_env", ini_type="bool",
            argparse={"action": "store_true", "default": None}),
@@ -144,12 +148,14 @@ class Settings:
     max_cases: int
     bundle_images: str
     tolerances: Tolerances
+    #: ``--diffbench-update-timing``: rewrite the timing of baselines whose image passes.
+    update_timing: bool = False
 
 
 def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | None = None) -> Settings:
     """Resolve every option; a bad value is a :class:`pytest.UsageError` naming the option.
 
-    With ``--diffbench`` (or ``--diffbench-update``) the settings are also checked against this
+    With ``--diffbench`` (or ``--diffbench-update``, ``--diffbench-update-timing``) the settings are also checked against this
     machine: ``diffbench_device`` must be a device torch sees here (torch is imported only then,
     and only for a device other than ``auto`` and ``cpu``), and the baseline folder must be a folder
     (or not exist yet), and writable with ``--diffbench-update``. ``baseline_dir_check`` overrides
@@ -164,9 +170,10 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
             tolerances = tolerances.merged({name: raw[name]}, source=f"ini diffbench_{name}", text=True)
         except ValueError as exc:
             raise pytest.UsageError(f"diffbench: {exc}") from None
-    enabled = bool(raw["enabled"]) or raw["update"] is not None  # --diffbench-update implies --diffbench
+    writes = raw["update"] is not None or bool(raw["update_timing"])
+    enabled = bool(raw["enabled"]) or writes  # --diffbench-update(-timing) implies --diffbench
     if baseline_dir_check is None:
-        baseline_dir_check = "writable" if raw["update"] is not None else "exists" if enabled else "off"
+        baseline_dir_check = "writable" if writes else "exists" if enabled else "off"
     baseline_dir = _check(_required("name a folder, relative to the rootdir"), raw["baseline_dir"], "diffbench_baseline_dir")
     _check(lambda path: check_folder(root / path, root, baseline_dir_check), baseline_dir, "diffbench_baseline_dir")
     output_dir = _check(_required("name a folder, relative to the rootdir"), raw["output_dir"], "diffbench_output_dir")
@@ -179,6 +186,7 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
     return Settings(
         enabled=enabled,
         update=None if raw["update"] is None else UpdateMode(raw["update"]),
+        update_timing=bool(raw["update_timing"]),
         strict_env=bool(raw["strict_env"]),
         baseline_dir=root / baseline_dir,
         pin=_check(check_pin_template, raw["pin"], "diffbench_pin"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,8 +34,8 @@ if TYPE_CHECKING:
     from pytest_diffbench.run.threads import ThreadPolicy
     from pytest_diffbench.store.baselines import BaselineStore
 
-#: Up to this many cases the terminal summary lists every case; above it only the failing ones.
-TABLE_MAX_ROWS = 30
+#: xdist workeroutput key: a worker's sweeps (test folder -> case names), see DiffbenchSession.sweeps.
+SWEEPS_KEY = "diffbench_sweeps"
 
 
 class DiffbenchSession:
@@ -53,6 +52,10 @@ class DiffbenchSession:
         self.bundle: Path | None = None
         self._runner: Runner | None = None
         self._machines: dict[str, MachineInfo] = {}
+        #: Each diffbench test's folder (:func:`~pytest_diffbench.store.paths.case_folder`) and the
+        #: names of all the cases its sweep expands to, whatever ``-k`` or a node id selects
+        #: (from collection; an xdist controller gets them from its workers).
+        self.sweeps: dict[str, frozenset[str]] = {}
         #: torch's CPU threads per process of this run and why (see :meth:`_share_cpu_between_workers`).
         self.thread_policy: ThreadPolicy | None = None
         workerinput = getattr(config, "workerinput", None)
@@ -81,6 +84,8 @@ class DiffbenchSession:
                 raise pytest.UsageError(f"diffbench: diffbench_output_dir = {self.settings.output_dir} cannot hold "
                                         f"run folders ({type(exc).__name__}: {exc}); name a folder diffbench may create "
                                         "and write, relative to the rootdir") from None
+            if self.config.pluginmanager.hasplugin("xdist"):
+                self.config.pluginmanager.register(_SweepsFromWorkers(self), "diffbench-sweeps")
             self._share_cpu_between_workers()  # decided before this run loads the CPU
 
     @property
@@ -95,10 +100,24 @@ class DiffbenchSession:
         mark = definition.get_closest_marker(SWEEP_MARK)
         self.tolerances_for(definition)  # an invalid tolerance is a collection error too
         if mark is None:
-            return [Case()]
-        if mark.args:
+            cases = [Case()]
+        elif mark.args:
             raise SweepError("diffbench.sweep takes keyword arguments only, e.g. sweep(seeds=[0, 1])")
-        return expand_sweep(mark.kwargs, max_cases=self.settings.max_cases)
+        else:
+            cases = expand_sweep(mark.kwargs, max_cases=self.settings.max_cases)
+        self._record_sweep(definition.nodeid, [case.id for case in cases] if mark is not None else ["default"])
+        return cases
+
+    def _record_sweep(self, nodeid: str, case_ids: list[str]) -> None:
+        """Keep the names of every case of the test ``nodeid`` (see :attr:`sweeps`); a worker also
+        hands them to the xdist controller in its ``workeroutput``."""
+        from pytest_diffbench.store.paths import case_folder, path_segment
+
+        folder, names = case_folder(nodeid), sorted({path_segment(case_id) for case_id in case_ids})
+        self.sweeps[folder] = frozenset(names)
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput.setdefault(SWEEPS_KEY, {})[folder] = names
 
     def tolerances_for(self, node: pytest.Item) -> Tolerances:
         """Ini defaults, overridden by the sweep's ``tolerance=`` and the tolerance marker."""
@@ -197,18 +216,20 @@ class DiffbenchSession:
         )
         png = encode_png(dcase.image)
         self.folder.write_case(case, png, inputs.sidecar().to_json())
-        baseline, stamp = _baseline_state(store, case)
-        result, action = judge(inputs, baseline, settings.update)
-        if action.wrote:
+        baseline, stored_png, stamp = _baseline_state(store, case)
+        judgement = judge(inputs, baseline, settings.update, update_timing=settings.update_timing)
+        if judgement.sidecar is not None:
+            written = stored_png if judgement.keeps_image else png
             try:
-                store.write(case, png, inputs.sidecar(), keep_replaced_in=self.folder.replaced_dir, expected=stamp)
+                store.write(case, written, judgement.sidecar, keep_replaced_in=self.folder.replaced_dir, expected=stamp)
             except BaselineError as exc:
                 # Another run changed the pair since it was read (or it cannot be written): never
                 # written over; the case is judged as without update against what is there now.
-                now, _ = _baseline_state(store, case)
+                now, _, _ = _baseline_state(store, case)
                 said = isinstance(now, BrokenBaseline) and now.message == str(exc)  # a folder or link in the way
-                result, _ = judge(inputs, now, None, note="" if said else f"not {action.value}: {exc}")
-        return result
+                note = "" if said else f"not {judgement.action.value}: {exc}"
+                return judge(inputs, now, None, note=note).result
+        return judgement.result
 
     def error_result(self, item: pytest.Item, case: Case, message: str) -> CaseResult:
         """The result of a case that could not finish (setup error, exception in the test)."""
@@ -364,77 +385,38 @@ class DiffbenchSession:
             return to_rgb_array(image)
 
     def summary_lines(self) -> list[str]:
-        """Lines for pytest's terminal summary: counts, the speed table, where the results are, warnings.
+        """Lines for pytest's terminal summary (see :func:`pytest_diffbench.plugin.terminal.summary_lines`)."""
+        from pytest_diffbench.plugin.terminal import summary_lines
 
-        Control characters in them (an ANSI escape in a committed sidecar's machine field that
-        reaches env_diff, a ``\\r`` in a case id) are shown escaped, never sent to the terminal."""
-        from pytest_diffbench.report.escape import terminal_text
-        from pytest_diffbench.report.summary import terminal_table
-
-        if self.folder is None or self.is_worker:
-            return []
-        counts = Counter(result.outcome.value for result in self.results)
-        shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no cases ran"
-        reruns = sum(result.attempts - 1 for result in self.results)
-        if reruns:  # counted as pytest counts them: each attempt before the last is a rerun
-            shown += f", {reruns} rerun"
-        total = len(self.results)
-        lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}"]
-        listed = sorted(self.results, key=lambda r: r.nodeid)
-        if total > TABLE_MAX_ROWS:  # a big sweep shows what needs attention; summary.md has all
-            listed = [r for r in listed if not r.passed]
-            lines.append(f"({total - len(listed)} passed cases not listed; see summary.md)")
-        if listed:
-            lines += terminal_table(listed)
-        lines.append(f"results: {self.folder.results}")
-        if self.folder.summary.is_file():
-            lines.append(f"summary: {self.folder.summary}")
-        if self.bundle is not None:
-            lines.append(f"bundle:  {self.bundle}")
-        unavailable = sorted({(name, status) for r in self.results for name, status in r.metric_status.items()
-                              if status.startswith("unavailable")})
-        lines += [f"WARNING: {_label(name)} was not computed: {status.removeprefix('unavailable: ')}"
-                  for name, status in unavailable]
-        env_changes = sorted({r.env_diff for r in self.results if r.env_diff})
-        if env_changes:
-            count = sum(1 for r in self.results if r.env_diff)
-            lines.append(f"note: {count} baseline{'s were' if count > 1 else ' was'} made in another environment: "
-                         + "; ".join(env_changes[:3]))
-        if counts.get(Outcome.MISSING_BASELINE.value):
-            lines.append("create missing baselines with: pytest --diffbench --diffbench-update=missing")
-        lines += output_warning_lines(self.results)
-        return [terminal_text(line) for line in lines + self.warnings]
+        return summary_lines(self)
 
 
-def output_warning_lines(results: list[CaseResult]) -> list[str]:
-    """One WARNING line counting the cases whose output is nearly one flat colour (results.csv's
-    ``output_warning``), with the first such case and its reason; none when there are none."""
-    warned = sorted((r for r in results if r.output_warning), key=lambda r: r.nodeid)
-    if not warned:
-        return []
-    count = len(warned)
-    return [f"WARNING: {count} case{'s have' if count > 1 else ' has'} a nearly flat output (see output_warning "
-            f"in results.csv); {warned[0].nodeid}: {warned[0].output_warning}"]
+class _SweepsFromWorkers:
+    """Registered on an xdist controller: each worker's :attr:`DiffbenchSession.sweeps`, which it
+    hands over in its ``workeroutput`` when it ends (the controller collects nothing itself)."""
 
+    def __init__(self, session: DiffbenchSession) -> None:
+        self.session = session
 
-def _label(metric_name: str) -> str:
-    from pytest_diffbench.judge.metrics import REGISTRY
-
-    metric = REGISTRY.get(metric_name)
-    return metric.label if metric is not None else metric_name
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        sweeps = getattr(node, "workeroutput", {}).get(SWEEPS_KEY, {})
+        self.session.sweeps.update({folder: frozenset(names) for folder, names in sweeps.items()})
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _baseline_state(store: "BaselineStore", case: str) -> "tuple[BaselineState, str]":
-    """What the store holds for ``case`` (a readable pair, a broken one, or nothing) and the stamp
-    of the bytes it was read from, which a write then checks."""
+def _baseline_state(store: "BaselineStore", case: str) -> "tuple[BaselineState, bytes, str]":
+    """What the store holds for ``case`` (a readable pair, a broken one, or nothing), the PNG's
+    bytes (b"" without a readable pair) and the stamp of the bytes it was read from, which a write
+    then checks."""
     from pytest_diffbench.judge.lifecycle import BrokenBaseline, StoredBaseline
 
     found = store.read(case)
     if found.fault:
-        return BrokenBaseline(found.fault), found.stamp
+        return BrokenBaseline(found.fault), b"", found.stamp
     baseline = found.baseline
-    return (None if baseline is None else StoredBaseline(baseline.sidecar, baseline.image)), found.stamp
+    if baseline is None:
+        return None, b"", found.stamp
+    return StoredBaseline(baseline.sidecar, baseline.image), baseline.png, found.stamp

@@ -78,6 +78,8 @@ class Baseline:
     image: Image.Image
     #: SHA-256 of the pair's bytes as read; :meth:`BaselineStore.write` compares it with the disk.
     stamp: str
+    #: The PNG's bytes as read (a timing refresh writes them back with a new sidecar).
+    png: bytes
 
     def load_image(self) -> Image.Image:
         """A copy of the baseline image, in RGB."""
@@ -216,6 +218,21 @@ class BaselineStore:
                                     "letter case (one name on macOS and Windows); rename one of them")
         return paths
 
+    def stored_cases(self, folder: str) -> list[str]:
+        """The case names (file names without ``.png``/``.json``) of the baseline files directly in
+        ``<pin>/<folder>`` (a test's folder, :func:`~pytest_diffbench.store.paths.case_folder`),
+        sorted; a case with one file of its pair counts too. Plain files only (no link, no
+        temporary file of a write in progress); [] when the folder is missing, is reached through
+        a symbolic link or cannot be listed."""
+        try:
+            where = inside(self.root, f"{self.pin}/{folder}")
+            entries = list(os.scandir(where))
+        except (PathEscapeError, OSError):
+            return []
+        names = {entry.name.rsplit(".", 1)[0] for entry in entries
+                 if entry.name.endswith((".png", ".json")) and entry.is_file(follow_symlinks=False)}
+        return sorted(names)
+
     def load(self, case: str) -> Baseline | None:
         """The case's baseline, ``None`` when neither file exists.
 
@@ -293,7 +310,7 @@ class BaselineStore:
                 where = f": {exc.filename}" if exc.filename else ""
                 raise BaselineError(f"baseline {image_path} could not be written ({exc.strerror or exc}{where}); "
                                     "the pair on disk is the old one, or reads as broken until an update") from None
-        return Baseline(image_path, sidecar_path, record, image, _stamp(png, text.encode("utf-8")))
+        return Baseline(image_path, sidecar_path, record, image, _stamp(png, text.encode("utf-8")), png)
 
     def obstacles(self, case: str) -> list[tuple[Path, str]]:
         """What stands where the pair's folders and files go, with the name it is kept under
@@ -362,7 +379,7 @@ class BaselineStore:
                 return Found(stamp, fault=(
                     f"baseline image {image_path} has pixels of SHA-256 {pixels[:12]} but its sidecar {sidecar_path.name} records "
                     f"{sidecar.pixels_sha256[:12]}{_MIXED}"), mixed=True)
-        return Found(stamp, Baseline(image_path, sidecar_path, sidecar, image, stamp))
+        return Found(stamp, Baseline(image_path, sidecar_path, sidecar, image, stamp, png))
 
 
 _MIXED = (": the pair disagrees (a write was interrupted, or one file was edited or replaced alone); "

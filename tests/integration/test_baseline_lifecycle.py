@@ -288,17 +288,25 @@ def test_speed_and_memory_gates(project) -> None:
 
     other = rows[f"test_slowdown_other_device[{CASE}]"]
     assert other.outcome is Outcome.PASSED
-    assert other.time_check == f"skipped: baseline timed on Other Accelerator 9000, this run on {other.machine.device_name}"
+    assert other.time_check == f"baseline timed on Other Accelerator 9000, this run on {other.machine.device_name}"
 
-    # --diffbench-update refreshes a relative-speed failure, never an absolute budget.
+    # --diffbench-update rewrites no timing reference as a side effect, nor an absolute budget;
+    # --diffbench-update-timing accepts the new speed on purpose.
     run = project.run(update="all")
-    run.outcome.assert_outcomes(passed=4, failed=2)
+    run.outcome.assert_outcomes(passed=3, failed=3)
     rows = by_case(run)
-    assert (rows[f"test_slowdown[{CASE}]"].outcome, rows[f"test_slowdown[{CASE}]"].baseline_action) == (Outcome.PASSED, BaselineAction.REFRESHED)
-    assert rows[f"test_slowdown[{CASE}]"].time_check == "passed"
+    assert (rows[f"test_slowdown[{CASE}]"].outcome, rows[f"test_slowdown[{CASE}]"].baseline_action) == (
+        Outcome.FAILED_SPEED, BaselineAction.NONE)
+    assert "accept it with: pytest --diffbench --diffbench-update-timing" in rows[f"test_slowdown[{CASE}]"].message
     assert (rows[f"test_marker_budget[{CASE}]"].outcome, rows[f"test_marker_budget[{CASE}]"].baseline_action) == (
         Outcome.FAILED_SPEED, BaselineAction.NONE)
     assert rows[f"test_slowdown_other_device[{CASE}]"].baseline_action is BaselineAction.NONE
+    assert project.read_json(slow_sidecar)["measurement"]["seconds_per_image"] == 1e-9
+    run = project.run("--diffbench-update-timing")
+    rows = by_case(run)
+    assert (rows[f"test_slowdown[{CASE}]"].outcome, rows[f"test_slowdown[{CASE}]"].baseline_action) == (
+        Outcome.PASSED, BaselineAction.REFRESHED)
+    assert rows[f"test_slowdown[{CASE}]"].time_check == "passed"
     assert project.read_json(slow_sidecar)["measurement"]["seconds_per_image"] == 0.25
 
 
@@ -349,7 +357,7 @@ def test_environment_drift_is_reported_and_fails_with_strict_env(project) -> Non
     run = project.run("--diffbench-strict-env")
     run.outcome.assert_outcomes(passed=1, failed=1)
     rows = by_case(run)
-    assert rows[f"test_case[{CASE}]"].outcome is Outcome.VERSION_MISMATCH
+    assert rows[f"test_case[{CASE}]"].outcome is Outcome.ENV_MISMATCH
     assert rows["test_case[seed1-euler-2steps-cfg7.5]"].outcome is Outcome.PASSED
     text = project.text(run.outcome)
     assert "baseline was made in another environment (--diffbench-strict-env)" in text

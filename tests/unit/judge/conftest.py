@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pytest_diffbench.judge.lifecycle import BaselineState, BrokenBaseline, CaseInputs, StoredBaseline, judge
+from pytest_diffbench.judge.lifecycle import BaselineState, BrokenBaseline, CaseInputs, Judgement, StoredBaseline, judge
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.judge.tolerances import Tolerances
 from pytest_diffbench.spec.config import FrozenConfig
@@ -78,8 +78,15 @@ class Lifecycle:
     def broken(self, message: str = "baseline sidecar x.json is not readable JSON; rewrite it with --diffbench-update") -> BrokenBaseline:
         return BrokenBaseline(message)
 
-    def judge(self, inputs: CaseInputs, baseline: BaselineState, update: str | None = None) -> tuple[CaseResult, BaselineAction]:
-        return judge(inputs, baseline, None if update is None else UpdateMode(update))
+    def judge(self, inputs: CaseInputs, baseline: BaselineState, update: str | None = None, *,
+              update_timing: bool = False) -> tuple[CaseResult, BaselineAction]:
+        """The result and action of :func:`judge` (:meth:`judgement` has the sidecar to write too)."""
+        judgement = self.judgement(inputs, baseline, update, update_timing=update_timing)
+        return judgement.result, judgement.action
+
+    def judgement(self, inputs: CaseInputs, baseline: BaselineState, update: str | None = None, *,
+                  update_timing: bool = False) -> Judgement:
+        return judge(inputs, baseline, None if update is None else UpdateMode(update), update_timing=update_timing)
 
 
 @pytest.fixture

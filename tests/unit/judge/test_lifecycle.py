@@ -1,4 +1,4 @@
-"""The baseline lifecycle as one pure function: judge(inputs, baseline, update) -> (result, action).
+"""The baseline lifecycle as one pure function: judge(inputs, baseline, update) -> (result, action, sidecar, ...).
 
 No pytest run, no torch, no files: each test builds the inputs of a finished case and the
 baseline it meets from small PIL images (see the ``lifecycle`` fixture in conftest.py).
@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from pytest_diffbench.judge.lifecycle import judge
+from pytest_diffbench.judge.lifecycle import ACCEPT_SPEED, judge
+from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 
@@ -67,7 +68,7 @@ NOTE = "not refreshed: baseline b.png was changed by another run after this run 
 
 def test_a_note_leads_the_message_of_a_case_judged_again_after_a_conflict(lifecycle):
     inputs = lifecycle.inputs()
-    result, action = judge(inputs, lifecycle.baseline(inputs), None, note=NOTE)
+    result, action, *_ = judge(inputs, lifecycle.baseline(inputs), None, note=NOTE)
     assert (result.outcome, action, result.baseline_action) == (Outcome.PASSED, BaselineAction.NONE, BaselineAction.NONE)
     assert result.message == NOTE and result.failure_text == ""  # passed against the other run's (equal) picture
 
@@ -77,7 +78,7 @@ def test_a_note_leads_the_failure_text_of_a_case_judged_again_after_a_conflict(l
     inputs = lifecycle.inputs()
     now = {"another-picture": lifecycle.baseline(inputs, image=lifecycle.checkerboard()), "removed": None,
            "broken": lifecycle.broken()}[other]
-    result, action = judge(inputs, now, None, note=NOTE)
+    result, action, *_ = judge(inputs, now, None, note=NOTE)
     assert action is BaselineAction.NONE and not result.passed
     assert result.message.startswith(NOTE + "; ")
     assert result.failure_text.splitlines()[2] == f"  {NOTE}"
@@ -126,7 +127,7 @@ def test_environment_difference_is_reported_and_fails_only_with_strict_env(lifec
 
     strict = lifecycle.inputs(strict_env=True)
     result, action = lifecycle.judge(strict, lifecycle.baseline(strict, machine=elsewhere))
-    assert (result.outcome, action) == (Outcome.VERSION_MISMATCH, BaselineAction.NONE)
+    assert (result.outcome, action) == (Outcome.ENV_MISMATCH, BaselineAction.NONE)
     assert "--diffbench-strict-env" in result.message and "torch: '2.3.0' -> '2.4.1'" in result.message
     assert "environment differs from the baseline's: torch: 2.3.0 -> 2.4.1" in result.failure_text
 
@@ -164,17 +165,52 @@ def test_update_all_refreshes_a_quality_failure(lifecycle):
     assert result.scores["ssim"] == 1.0
 
 
-def test_relative_slowdown_fails_and_update_all_refreshes_it(lifecycle):
+@pytest.mark.parametrize("update", UPDATES)
+def test_a_relative_slowdown_fails_and_no_update_rewrites_its_timing(lifecycle, update):
     inputs = lifecycle.inputs(seconds=2.0, tolerances={"time_regression": 0.1})
     stored = lifecycle.baseline(inputs, seconds=1.0)
-    result, action = lifecycle.judge(inputs, stored)
-    assert (result.outcome, action) == (Outcome.FAILED_SPEED, BaselineAction.NONE)
+    judgement = lifecycle.judgement(inputs, stored, update)
+    result = judgement.result
+    assert (result.outcome, judgement.action, judgement.sidecar) == (Outcome.FAILED_SPEED, BaselineAction.NONE, None)
     assert result.slowdown == pytest.approx(1.0) and result.time_check == "failed"
     assert result.baseline_seconds_per_image == 1.0
+    assert "accept it with: pytest --diffbench --diffbench-update-timing" in result.message
+    assert ACCEPT_SPEED in result.failure_text
 
-    result, action = lifecycle.judge(inputs, stored, "all")
-    assert (result.outcome, action) == (Outcome.PASSED, BaselineAction.REFRESHED)
-    assert result.slowdown == 0.0 and result.baseline_seconds_per_image == 2.0
+
+@pytest.mark.parametrize("update", UPDATES)
+def test_update_timing_rewrites_the_timing_and_keeps_the_image(lifecycle, update):
+    inputs = lifecycle.inputs(seconds=2.0, tolerances={"time_regression": 0.1})
+    stored = lifecycle.baseline(inputs, seconds=1.0, image=lifecycle.gradient())
+    judgement = lifecycle.judgement(inputs, stored, update, update_timing=True)
+    assert (judgement.result.outcome, judgement.action, judgement.keeps_image) == (Outcome.PASSED, BaselineAction.REFRESHED, True)
+    assert judgement.sidecar == dataclasses.replace(stored.sidecar, measurement=Measurement(2.0))
+    assert judgement.result.slowdown == 0.0 and judgement.result.baseline_seconds_per_image == 2.0
+    assert judgement.result.message == ("timing reference rewritten (--diffbench-update-timing): 1 s -> 2 s per image; "
+                                        "the image is the baseline's")
+
+
+def test_update_timing_writes_nothing_when_the_timing_is_this_runs(lifecycle):
+    inputs = lifecycle.inputs(seconds=2.0, tolerances={"time_regression": 0.1})
+    judgement = lifecycle.judgement(inputs, lifecycle.baseline(inputs), update_timing=True)
+    assert (judgement.result.outcome, judgement.action, judgement.sidecar) == (Outcome.PASSED, BaselineAction.NONE, None)
+    assert judgement.result.message == ""
+
+
+@pytest.mark.parametrize("update", [None, "missing"])
+def test_update_timing_leaves_a_case_whose_image_fails(lifecycle, update):
+    inputs = lifecycle.inputs(seconds=2.0)
+    stored = lifecycle.baseline(inputs, seconds=1.0, image=lifecycle.checkerboard())
+    judgement = lifecycle.judgement(inputs, stored, update, update_timing=True)
+    assert (judgement.result.outcome, judgement.action) == (Outcome.FAILED_QUALITY, BaselineAction.NONE)
+
+
+def test_a_refresh_for_quality_rewrites_image_and_timing_together(lifecycle):
+    inputs = lifecycle.inputs(seconds=2.0, tolerances={"time_regression": 0.1})
+    stored = lifecycle.baseline(inputs, seconds=1.0, image=lifecycle.checkerboard())
+    judgement = lifecycle.judgement(inputs, stored, "all")
+    assert (judgement.result.outcome, judgement.action, judgement.keeps_image) == (Outcome.PASSED, BaselineAction.REFRESHED, False)
+    assert judgement.sidecar == inputs.sidecar() and judgement.result.baseline_seconds_per_image == 2.0
 
 
 def test_absolute_max_seconds_still_fails_after_a_refresh(lifecycle):
@@ -198,7 +234,7 @@ def test_time_check_says_off_without_a_tolerance_and_why_it_was_skipped(lifecycl
     elsewhere = dataclasses.replace(lifecycle.machine, device_name="NVIDIA A100")
     result, _ = lifecycle.judge(timed, lifecycle.baseline(timed, machine=elsewhere))
     assert result.outcome is Outcome.PASSED
-    assert result.time_check == "skipped: baseline timed on NVIDIA A100, this run on Intel Xeon"
+    assert result.time_check == "baseline timed on NVIDIA A100, this run on Intel Xeon"
 
 
 def test_size_mismatch_fails_quality_and_update_all_refreshes_it(lifecycle):

@@ -1,0 +1,215 @@
+"""The diffbench section of pytest's terminal summary.
+
+What a run did, said in the terminal: the outcome counts, the speed table, where the run's files
+are; after ``--diffbench-update`` (or ``--diffbench-update-timing``) what happened to the
+baselines (created, refreshed, rewritten, unchanged, not written, each with its cases when few);
+for a test whose new cases have no baselines while baselines of the same test are not among
+its sweep's cases, that hint (a changed sampler or step count leaves the old ones behind); and
+every warning once. Every line passes :func:`~pytest_diffbench.report.escape.terminal_text`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import pytest
+
+from pytest_diffbench.judge.result import CaseResult
+from pytest_diffbench.plugin.options import Settings
+from pytest_diffbench.spec.outcomes import BaselineAction, Outcome, UpdateMode
+from pytest_diffbench.store.run_folder import RunFolder
+
+#: Up to this many cases the terminal summary lists every case; above it only the failing ones.
+TABLE_MAX_ROWS = 30
+#: Up to this many cases of one kind (created, refreshed, ...) are named; above it only counted.
+LISTED_CASES = 10
+#: The kinds of the baseline listing, in its order: what was written, then what was not.
+UNCHANGED, NOT_WRITTEN = "unchanged", "not written"
+KINDS = (BaselineAction.CREATED.value, BaselineAction.REFRESHED.value, BaselineAction.REWRITTEN.value, UNCHANGED,
+         NOT_WRITTEN)
+
+
+class Summarised(Protocol):
+    """What the summary reads of a run's session (:class:`~pytest_diffbench.plugin.session.DiffbenchSession`)."""
+
+    config: pytest.Config
+    settings: Settings
+    folder: RunFolder | None
+    is_worker: bool
+    bundle: Path | None
+    warnings: list[str]
+    sweeps: dict[str, frozenset[str]]
+
+    @property
+    def results(self) -> list[CaseResult]: ...
+
+
+def summary_lines(session: Summarised) -> list[str]:
+    """Lines for pytest's terminal summary (controller or single process): counts, the speed
+    table, where the results are, the baseline listing after an update, the hint on unused
+    baselines, notes and warnings. Control characters in them (an ANSI escape in a committed
+    sidecar's machine field that reaches env_diff, a ``\\r`` in a case id) are shown escaped."""
+    from pytest_diffbench.report.escape import terminal_text
+    from pytest_diffbench.report.summary import terminal_table
+
+    if session.is_worker or session.folder is None:
+        return []
+    results, folder, settings = session.results, session.folder, session.settings
+    counts = Counter(result.outcome.value for result in results)
+    shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no cases ran"
+    reruns = sum(result.attempts - 1 for result in results)
+    if reruns:  # counted as pytest counts them: each attempt before the last is a rerun
+        shown += f", {reruns} rerun"
+    total = len(results)
+    lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}"]
+    listed = sorted(results, key=lambda r: r.nodeid)
+    if total > TABLE_MAX_ROWS:  # a big sweep shows what needs attention; summary.md has all
+        listed = [r for r in listed if not r.passed]
+        lines.append(f"({total - len(listed)} passed cases not listed; see summary.md)")
+    if listed:
+        lines += terminal_table(listed)
+    lines.append(f"results: {folder.results}")
+    if folder.summary.is_file():
+        lines.append(f"summary: {folder.summary}")
+    if session.bundle is not None:
+        lines.append(f"bundle:  {session.bundle}")
+    if settings.update is not None or settings.update_timing:
+        lines += baseline_lines(results, settings.update, kept_in=folder.replaced_dir)
+    lines += unused_baseline_lines(results, session.sweeps, settings.baseline_dir, session.config.rootpath)
+    lines += unavailable_lines(results)
+    env_changes = sorted({r.env_diff for r in results if r.env_diff})
+    if env_changes:
+        count = sum(1 for r in results if r.env_diff)
+        lines.append(f"note: {count} baseline{'s were' if count > 1 else ' was'} made in another environment: "
+                     + "; ".join(env_changes[:3]))
+    if counts.get(Outcome.MISSING_BASELINE.value):
+        lines.append("create missing baselines with: pytest --diffbench --diffbench-update=missing")
+    lines += output_warning_lines(results)
+    return [terminal_text(line) for line in lines + session.warnings]
+
+
+def baseline_kind(result: CaseResult) -> str:
+    """What an update run did to the case's baseline: its action when it wrote, else
+    :data:`UNCHANGED` (the case passed against it) or :data:`NOT_WRITTEN` (the case failed)."""
+    if result.baseline_action.wrote:
+        return result.baseline_action.value
+    return UNCHANGED if result.passed else NOT_WRITTEN
+
+
+def baseline_lines(results: Iterable[CaseResult], update: UpdateMode | None, *, kept_in: Path) -> list[str]:
+    """The listing of an update run: ``diffbench: baselines: 3 created, 1 refreshed, 17 unchanged``,
+    then each kind's cases (node ids, at most :data:`LISTED_CASES` per kind, else a count), why
+    failing cases were not written, and where the replaced pairs are kept."""
+    by_kind: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    for result in sorted(results, key=lambda r: r.nodeid):
+        by_kind[baseline_kind(result)].append(result.nodeid)
+    tally = ", ".join(f"{len(nodeids)} {kind}" for kind, nodeids in by_kind.items() if nodeids)
+    lines = [f"diffbench: baselines: {tally or 'no case ran'}"]
+    for kind, nodeids in by_kind.items():
+        if len(nodeids) > LISTED_CASES:
+            lines.append(f"  {kind + ':':<12} {len(nodeids)} cases (see baseline_action and outcome in results.csv)")
+        else:
+            lines += [f"  {kind + ':':<12} {nodeid}" for nodeid in nodeids]
+    if by_kind[NOT_WRITTEN]:
+        why = {UpdateMode.MISSING: "--diffbench-update=missing writes only missing and unreadable baselines; "
+                                   "review the failures above, then refresh them with --diffbench-update",
+               UpdateMode.ALL: "--diffbench-update rewrites no timing reference alone (accept a new speed with "
+                               "--diffbench-update-timing), and no absolute budget, invalid output or error fails "
+                               "less for it; see the failures above",
+               None: "--diffbench-update-timing rewrites only the timing of baselines whose image passes; "
+                     "see the failures above"}
+        lines.append(f"  not written: {why[update]}")
+    if by_kind[BaselineAction.REFRESHED.value] or by_kind[BaselineAction.REWRITTEN.value]:
+        lines.append(f"  the replaced pairs are kept in {kept_in}")
+    return lines
+
+
+def unused_baseline_lines(results: Iterable[CaseResult], sweeps: dict[str, frozenset[str]], baseline_dir: Path,
+                          rootdir: Path) -> list[str]:
+    """For each test with new cases (``missing-baseline``, or ``created`` by an update) whose
+    stored baselines (same pin) include cases its sweep no longer makes: one hint naming them
+    and how to review or remove them.
+
+    "Not made by its sweep" is judged against every case the sweep expands to at collection
+    (``sweeps``), not the cases that ran, so ``-k`` or a node id never makes a false hint. A test
+    whose sweep is unknown (not collected by this run) or whose cases are named otherwise (another
+    parametrization beside the sweep) gets none.
+    """
+    from pytest_diffbench.store.baselines import BaselineStore
+    from pytest_diffbench.store.paths import case_folder, case_path
+
+    tests: dict[tuple[str, str], list[CaseResult]] = {}
+    for result in results:
+        tests.setdefault((result.pin, case_folder(result.nodeid)), []).append(result)
+    lines = []
+    for (pin, folder), ran in sorted(tests.items()):
+        new = [r for r in ran if r.outcome is Outcome.MISSING_BASELINE or r.baseline_action is BaselineAction.CREATED]
+        names = sweeps.get(folder)
+        if not pin or not new or names is None or any(case_path(r.nodeid).rsplit("/", 1)[1] not in names for r in ran):
+            continue
+        unused = [name for name in BaselineStore(baseline_dir, pin).stored_cases(folder) if name not in names]
+        if unused:
+            lines += _unused_hint(ran[0].nodeid.split("[", 1)[0], new, unused, baseline_dir / pin / folder, rootdir)
+    return lines
+
+
+def _unused_hint(test: str, new: list[CaseResult], unused: list[str], folder: Path, rootdir: Path) -> list[str]:
+    """The hint's two lines: what is new and what went unused, then where to review them and the
+    ``git rm`` of their files (when few), paths relative to the rootdir."""
+    created = all(r.baseline_action is BaselineAction.CREATED for r in new)
+    what = (f"{len(new)} new baseline{'s' if len(new) > 1 else ''} created" if created else
+            f"{len(new)} new case{'s' if len(new) > 1 else ''} without baselines")
+    named = ", ".join(unused[:LISTED_CASES]) + (f", and {len(unused) - LISTED_CASES} more" if len(unused) > LISTED_CASES else "")
+    count = len(unused)
+    lines = [f"diffbench: {test}: {what}; {count} baseline{'s' if count > 1 else ''} of this test "
+             f"{'were' if count > 1 else 'was'} not used ({named}): did a sampler or step count change?"]
+    remain = "the old baselines remain; " if created else ""
+    where = _shown(folder, rootdir)
+    if count > LISTED_CASES:
+        lines.append(f"  {remain}review them in {where}/ and remove the unused ones with git rm")
+    else:
+        files = " ".join(shlex.quote(_shown(folder / f"{name}{suffix}", rootdir)) for name in unused
+                         for suffix in (".png", ".json") if (folder / f"{name}{suffix}").is_file())
+        lines.append(f"  {remain}review them in {where}/; remove them with: git rm -q -- {files}")
+    return lines
+
+
+def unavailable_lines(results: Iterable[CaseResult]) -> list[str]:
+    """One WARNING per metric that was not computed for some case, with its whole advice (LPIPS:
+    which file is missing and where it goes), once per run, whatever the number of cases."""
+    from pytest_diffbench.judge.metrics import unavailable_advice
+
+    first: dict[str, str] = {}
+    for name, status in sorted((name, status) for r in results for name, status in r.metric_status.items()
+                               if status.startswith("unavailable")):
+        first.setdefault(name, status)
+    return [f"WARNING: {_label(name)} was not computed: {unavailable_advice(name, status)}" for name, status in first.items()]
+
+
+def output_warning_lines(results: list[CaseResult]) -> list[str]:
+    """One WARNING line counting the cases whose output is nearly one flat colour (results.csv's
+    ``output_warning``), with the first such case and its reason; none when there are none."""
+    warned = sorted((r for r in results if r.output_warning), key=lambda r: r.nodeid)
+    if not warned:
+        return []
+    count = len(warned)
+    return [f"WARNING: {count} case{'s have' if count > 1 else ' has'} a nearly flat output (see output_warning "
+            f"in results.csv); {warned[0].nodeid}: {warned[0].output_warning}"]
+
+
+def _label(metric_name: str) -> str:
+    from pytest_diffbench.judge.metrics import REGISTRY
+
+    metric = REGISTRY.get(metric_name)
+    return metric.label if metric is not None else metric_name
+
+
+def _shown(path: Path, rootdir: Path) -> str:
+    """``path`` relative to the rootdir when it is under it (as results show paths), else as it is."""
+    try:
+        return Path(path).resolve().relative_to(rootdir.resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()

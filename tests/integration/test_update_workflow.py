@@ -1,0 +1,249 @@
+"""A baseline workflow that says what it did, through ``pytest --diffbench`` in this process.
+
+After an update the terminal lists what was created, refreshed, rewritten, left unchanged and
+not written; a test whose new cases have no baselines while baselines of the same test went
+unused says so; timing references are rewritten only with their image or on request
+(``--diffbench-update-timing``), never as a side effect of ``--diffbench-update``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
+
+CASE = "seed0-euler-2steps-cfg7.5"
+
+
+def lines_after(text: str, start: str) -> list[str]:
+    """The terminal lines from the first one starting with ``start``, until pytest's next section."""
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(start))
+    end = next((i for i in range(first + 1, len(lines)) if lines[i].startswith(("=", "diffbench: ", "note:", "WARNING",
+                                                                             "create missing"))), len(lines))
+    return lines[first:end]
+
+
+# -- the listing after an update ---------------------------------------------------------------------
+
+
+def test_an_update_lists_what_it_created_refreshed_left_unchanged_and_did_not_write(project) -> None:
+    project.write_tests(project.test("test_a", sweep="seeds=[0, 1], steps=2"), project.test("test_b"))
+    run = project.run(update="all")
+    text = project.text(run.outcome)
+    assert lines_after(text, "diffbench: baselines:") == [
+        "diffbench: baselines: 3 created",
+        f"  created:     test_gen.py::test_a[{CASE}]",
+        "  created:     test_gen.py::test_a[seed1-euler-2steps-cfg7.5]",
+        f"  created:     test_gen.py::test_b[{CASE}]",
+    ]
+
+    # One more seed (created), a changed prompt (refreshed), a broken sidecar (rewritten), the rest unchanged.
+    project.write_tests(project.test("test_a", sweep="seeds=[0, 1, 2], steps=2"),
+                        project.test("test_b", body='diffbench.generate("a blue cube")'),
+                        project.test("test_c"))
+    project.run(update="all")
+    project.baseline_pair("test_c")[1].write_text("{", encoding="utf-8")
+    project.write_tests(project.test("test_a", sweep="seeds=[0, 1, 2, 3], steps=2"),
+                        project.test("test_b", body='diffbench.generate("a green cube")'),
+                        project.test("test_c"))
+    run = project.run(update="all")
+    run.outcome.assert_outcomes(passed=6)
+    assert lines_after(project.text(run.outcome), "diffbench: baselines:") == [
+        "diffbench: baselines: 1 created, 1 refreshed, 1 rewritten, 3 unchanged",
+        "  created:     test_gen.py::test_a[seed3-euler-2steps-cfg7.5]",
+        f"  refreshed:   test_gen.py::test_b[{CASE}]",
+        f"  rewritten:   test_gen.py::test_c[{CASE}]",
+        f"  unchanged:   test_gen.py::test_a[{CASE}]",
+        "  unchanged:   test_gen.py::test_a[seed1-euler-2steps-cfg7.5]",
+        "  unchanged:   test_gen.py::test_a[seed2-euler-2steps-cfg7.5]",
+        f"  the replaced pairs are kept in {run.folder.replaced_dir}",
+    ]
+
+
+def test_update_missing_says_which_failing_cases_it_did_not_write_and_why(project) -> None:
+    project.write_tests(project.test("test_a"), project.test("test_b"))
+    project.run(update="all")
+    project.write_tests(project.test("test_a", body='diffbench.generate("a blue cube")'), project.test("test_b"))
+    run = project.run(update="missing")
+    run.outcome.assert_outcomes(passed=1, failed=1)
+    assert lines_after(project.text(run.outcome), "diffbench: baselines:") == [
+        "diffbench: baselines: 1 unchanged, 1 not written",
+        f"  unchanged:   test_gen.py::test_b[{CASE}]",
+        f"  not written: test_gen.py::test_a[{CASE}]",
+        "  not written: --diffbench-update=missing writes only missing and unreadable baselines; review the failures "
+        "above, then refresh them with --diffbench-update",
+    ]
+
+
+def test_many_cases_of_one_kind_are_counted_not_named(project) -> None:
+    project.write_tests(project.test("test_a", sweep="seeds=list(range(11)), steps=2"))
+    run = project.run(update="all")
+    assert lines_after(project.text(run.outcome), "diffbench: baselines:") == [
+        "diffbench: baselines: 11 created",
+        "  created:     11 cases (see baseline_action and outcome in results.csv)",
+    ]
+
+
+def test_a_run_without_update_lists_no_baselines(project) -> None:
+    project.write_tests(project.test("test_a"))
+    project.run(update="all")
+    assert "diffbench: baselines:" not in project.text(project.run().outcome)
+
+
+# -- timing is not ratcheted ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def timed(project):
+    """A project of one case whose baseline was timed at 0.01 s per image, gated at 50% slowdown."""
+    project.write_ini(time_regression=0.5)
+    project.write_tests(project.test("test_a"))
+    project.fake(seconds_per_image=0.01)
+    project.run(update="all").outcome.assert_outcomes(passed=1)
+    return project
+
+
+def test_an_update_that_changes_nothing_writes_no_byte(timed) -> None:
+    before = timed.snapshot(timed.baselines)
+    for args, update in (((), "all"), ((), "missing"), (("--diffbench-update-timing",), None),
+                         (("--diffbench-update-timing",), "all")):
+        run = timed.run(*args, update=update)
+        run.outcome.assert_outcomes(passed=1)
+        assert run.results[0].baseline_action is BaselineAction.NONE
+        assert timed.snapshot(timed.baselines) == before, (args, update)
+        assert lines_after(timed.text(run.outcome), "diffbench: baselines:")[0] == "diffbench: baselines: 1 unchanged"
+
+
+@pytest.mark.parametrize("update", ["all", "missing"])
+def test_a_slower_case_under_update_keeps_the_stored_timing_and_says_how_to_accept_it(timed, update) -> None:
+    before = timed.snapshot(timed.baselines)
+    timed.fake(seconds_per_image=0.05)
+    run = timed.run(update=update)
+    run.outcome.assert_outcomes(failed=1)
+    (row,) = run.results
+    assert (row.outcome, row.baseline_action, row.baseline_seconds_per_image) == (Outcome.FAILED_SPEED, BaselineAction.NONE, 0.01)
+    assert timed.snapshot(timed.baselines) == before
+    text = timed.text(run.outcome)
+    assert "the baseline's timing is kept by --diffbench-update; if the new speed is expected, accept it with: " \
+           "pytest --diffbench --diffbench-update-timing" in text
+    assert f"  not written: test_gen.py::test_a[{CASE}]" in text
+
+
+def test_update_timing_rewrites_the_timing_and_keeps_the_image(timed) -> None:
+    png, sidecar = timed.baseline_pair("test_a")
+    image = png.read_bytes()
+    old = timed.read_json(sidecar)
+    timed.fake(seconds_per_image=0.05)
+    run = timed.run("--diffbench-update-timing")
+    run.outcome.assert_outcomes(passed=1)
+    (row,) = run.results
+    assert (row.outcome, row.baseline_action, row.baseline_seconds_per_image) == (Outcome.PASSED, BaselineAction.REFRESHED, 0.05)
+    assert row.message == ("timing reference rewritten (--diffbench-update-timing): 0.01 s -> 0.05 s per image; "
+                           "the image is the baseline's")
+    assert png.read_bytes() == image
+    new = timed.read_json(sidecar)
+    assert new["measurement"]["seconds_per_image"] == 0.05
+    assert {k: v for k, v in new.items() if k != "measurement"} == {k: v for k, v in old.items() if k != "measurement"}
+    assert sorted(p.name for p in run.folder.replaced_dir.rglob("*") if p.is_file()) == [f"{CASE}.json", f"{CASE}.png"]
+    # The next run passes against the new timing and writes nothing.
+    after = timed.snapshot(timed.baselines)
+    timed.run().outcome.assert_outcomes(passed=1)
+    assert timed.snapshot(timed.baselines) == after
+
+
+def test_an_image_change_rewrites_image_and_timing_together(timed) -> None:
+    png, sidecar = timed.baseline_pair("test_a")
+    image = png.read_bytes()
+    timed.fake(seconds_per_image=0.05, drift=0.5)
+    run = timed.run(update="all")
+    run.outcome.assert_outcomes(passed=1)
+    assert run.results[0].baseline_action is BaselineAction.REFRESHED
+    assert png.read_bytes() != image
+    assert timed.read_json(sidecar)["measurement"]["seconds_per_image"] == 0.05
+
+
+# -- baselines a changed sweep left behind --------------------------------------------------------------
+
+STEPS4 = "seeds=[0, 1, 2], steps=4"
+STEPS8 = "seeds=[0, 1, 2], steps=8"
+OLD = ["seed0-euler-4steps-cfg7.5", "seed1-euler-4steps-cfg7.5", "seed2-euler-4steps-cfg7.5"]
+
+
+def hint_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "were not used" in line or "was not used" in line]
+
+
+def test_new_cases_without_baselines_name_the_baselines_of_the_test_no_case_uses(project) -> None:
+    project.write_tests(project.test("test_steps", sweep=STEPS4), project.test("test_other"))
+    project.run(update="all")
+    project.write_tests(project.test("test_steps", sweep=STEPS8), project.test("test_other"))
+    run = project.run()
+    run.outcome.assert_outcomes(passed=1, failed=3)
+    text = project.text(run.outcome)
+    where = f"baselines/{project.PIN}/test_gen/test_steps"
+    assert hint_lines(text) == [
+        f"diffbench: test_gen.py::test_steps: 3 new cases without baselines; 3 baselines of this test were not used "
+        f"({', '.join(OLD)}): did a sampler or step count change?"]
+    remove = re.search(r"remove them with: (git rm .*)$", text, flags=re.MULTILINE)
+    assert remove is not None and f"review them in {where}/" in text
+    assert remove.group(1).split() == ["git", "rm", "-q", "--"] + [
+        f"{where}/{name}{suffix}" for name in OLD for suffix in (".png", ".json")]
+
+    # -k selecting one new case: the hint counts the test's whole sweep, not what ran.
+    run = project.run("-k", "test_steps and seed0")
+    assert hint_lines(project.text(run.outcome)) == [
+        f"diffbench: test_gen.py::test_steps: 1 new case without baselines; 3 baselines of this test were not used "
+        f"({', '.join(OLD)}): did a sampler or step count change?"]
+
+    # --diffbench-update=missing creates the new ones and says the old ones remain.
+    run = project.run(update="missing")
+    text = project.text(run.outcome)
+    assert hint_lines(text) == [
+        f"diffbench: test_gen.py::test_steps: 3 new baselines created; 3 baselines of this test were not used "
+        f"({', '.join(OLD)}): did a sampler or step count change?"]
+    assert f"  the old baselines remain; review them in {where}/" in text
+    assert all((project.baselines / project.PIN / "test_gen" / "test_steps" / f"{name}.png").is_file() for name in OLD)
+
+
+@pytest.mark.parametrize("args", [("-k", "seed0"), ("test_gen.py::test_steps[seed3-euler-4steps-cfg7.5]",), ()],
+                         ids=["k", "nodeid", "all"])
+def test_no_hint_when_every_stored_baseline_belongs_to_the_sweep(project, args) -> None:
+    project.write_tests(project.test("test_steps", sweep=STEPS4))
+    project.run(update="all")
+    project.write_tests(project.test("test_steps", sweep="seeds=[0, 1, 2, 3], steps=4"))  # one new seed
+    run = project.run(*args)
+    assert hint_lines(project.text(run.outcome)) == []
+
+
+def sized(sweep: str) -> str:
+    """A diffbench test with a pytest parametrization beside its sweep (its node ids hold both)."""
+    return f"""import pytest
+
+
+@pytest.mark.parametrize("size", [1])
+@diffbench.sweep({sweep})
+def test_steps(diffbench, size):
+    diffbench.generate("a red cube")
+"""
+
+
+def test_no_hint_when_another_parametrization_names_the_cases(project) -> None:
+    project.write_tests(sized(STEPS4))
+    project.run(update="all").outcome.assert_outcomes(passed=3)
+    project.write_tests(sized(STEPS8))
+    run = project.run()
+    run.outcome.assert_outcomes(failed=3)
+    assert hint_lines(project.text(run.outcome)) == []
+
+
+def test_the_hint_under_xdist_comes_from_the_workers_sweeps(project) -> None:
+    project.write_tests(project.test("test_steps", sweep=STEPS4))
+    project.run(update="all")
+    project.write_tests(project.test("test_steps", sweep=STEPS8))
+    run = project.run("-n", "2", "-k", "seed1")
+    assert hint_lines(project.text(run.outcome)) == [
+        f"diffbench: test_gen.py::test_steps: 1 new case without baselines; 3 baselines of this test were not used "
+        f"({', '.join(OLD)}): did a sampler or step count change?"]
