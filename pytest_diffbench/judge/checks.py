@@ -20,6 +20,8 @@ from pytest_diffbench.spec.outcomes import Outcome
 
 #: Name of the relative-timing check (results.csv's ``slowdown`` column).
 SLOWDOWN = "slowdown"
+#: The status of a check whose tolerance is off, or whose metric is (``diffbench_lpips = off``).
+OFF = "off"
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,12 @@ class Check:
 
     @property
     def status(self) -> str:
-        """``ok``, ``FAIL``, ``off`` (no tolerance: nothing to say why) or ``skipped (<reason>)``."""
+        """``ok``, ``FAIL``, ``off`` (no tolerance, or the metric is switched off: nothing to say
+        why) or ``skipped (<reason>)``."""
         if self.passed is not None:
             return "ok" if self.passed else "FAIL"
-        if self.limit is None:
-            return "off"
+        if self.limit is None or self.note == OFF:
+            return OFF
         return f"skipped ({self.note})" if self.note else "skipped"
 
     def render(self) -> str:
@@ -56,7 +59,7 @@ class Check:
         unit = f" {self.unit}" if self.unit else ""
         value = "-" if self.value is None else format_number(self.value) + unit
         if self.limit is None:
-            return f"{self.name:<16} {value:>12}   off".rstrip()
+            return f"{self.name:<16} {value:>12}   {OFF}"
         limit = f"{self.op} {format_number(self.limit)}{unit}"
         line = f"{self.name:<16} {value:>12}   {limit:<14} {self.status}"
         return f"{line}  ({self.note})" if self.note and self.passed is not None else line

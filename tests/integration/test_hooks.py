@@ -110,4 +110,4 @@ def pytest_diffbench_machine_info(config, machine_info):
     moved.outcome.stdout.fnmatch_lines(["note: 2 baselines were made in another environment: cluster_node: node-7 -> node-8"])
     strict = run_diffbench(project, "--diffbench-strict-env")
     strict.outcome.assert_outcomes(failed=2)
-    assert {r.outcome.value for r in strict.results} == {"version-mismatch"}
+    assert {r.outcome.value for r in strict.results} == {"env-mismatch"}

@@ -312,3 +312,9 @@ def test_rendered_verdict_shows_every_check():
     lines = [check.render() for check in verdict.checks]
     assert len(lines) == 6
     assert sum("FAIL" in line for line in lines) == 1 and "12.5 dB" in lines[1]
+
+
+def test_a_metric_switched_off_renders_off_with_its_tolerance_and_no_skip_note():
+    check = gates(scores=scores(0.99, 40.0, None, "off")).check("lpips")
+    assert check.status == "off"
+    assert check.render().split() == ["lpips", "-", "<=", "0.05", "off"]
