@@ -144,7 +144,7 @@ def _target(folder: RunFolder, path: Path, bundled: Collection[str] | None) -> t
 
 def _natural(text: str) -> tuple[tuple[int, str | int], ...]:
     """A sort key that orders the numbers in ``text`` by value: ``4steps`` before ``20steps``."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
+    return tuple((0, int(part)) if index % 2 else (1, part) for index, part in enumerate(re.split(r"(\d+)", text)))
 
 
 def _row(result: CaseResult, folder: RunFolder, bundled: Collection[str] | None) -> dict[str, Any]:
