@@ -5,8 +5,7 @@ work (another test run, a second xdist worker, a build) also uses, those threads
 other: a run measured 7.8 times slower than on the idle machine, and 1.4 times slower even on
 an idle 2-core machine, against one thread per process. The policy:
 
-* ``OMP_NUM_THREADS`` (or ``MKL_NUM_THREADS``) set by the user to a positive integer wins;
-  torch has already read it, nothing is changed.
+* ``OMP_NUM_THREADS`` (or ``MKL_NUM_THREADS``) set by the user to a positive integer wins.
 * Otherwise the cores this process may run on (``os.sched_getaffinity``, else
   ``os.cpu_count()``), less the cores the 1-minute load average shows busy with other work,
   divided among the run's pytest processes (xdist's workers), and never below one thread.
@@ -97,10 +96,9 @@ def machine_threads(workers: int) -> ThreadPolicy:
 
 
 def apply_threads(policy: ThreadPolicy) -> None:
-    """Set torch's CPU threads to the policy's; a policy from an environment variable leaves
-    them as torch set them from it. Imports torch."""
-    if policy.source in THREAD_VARIABLES:
-        return
+    """Set torch's CPU threads to the policy's, a user's thread variable included (torch itself
+    caps ``OMP_NUM_THREADS`` at the cores and ignores ``MKL_NUM_THREADS`` for its count).
+    Imports torch."""
     import torch
 
     if torch.get_num_threads() != policy.threads:
