@@ -36,6 +36,8 @@ def test_examples_pass_against_the_committed_baselines(repo_root: Path, tmp_path
     assert len(results) == len(committed) > 0
     for result in results:
         assert (result.outcome, result.baseline_action) == (Outcome.PASSED, BaselineAction.NONE), result.nodeid
+        # A relative speed gate (same device only), no absolute budget a slow or busy CPU can miss.
+        assert (result.tolerances["max_seconds"], result.tolerances["time_regression"]) == (None, 2.0), result.nodeid
         sidecar = repo_root / result.baseline_path.replace(".png", ".json")
         assert json.loads(sidecar.read_text(encoding="utf-8"))["config_hash"] == result.config_hash, result.nodeid
     # Comparing never writes a baseline.
