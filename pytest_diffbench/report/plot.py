@@ -168,6 +168,11 @@ def _steps(result: CaseResult) -> str:
     return "?" if steps is None else str(steps)
 
 
+def _xy(results: Sequence[CaseResult], value: Callable[[CaseResult], "float | None"]) -> tuple[list[float], list[float]]:
+    """Seconds per image and ``value`` of :func:`plottable` results (both finite there)."""
+    return [_seconds(r) or 0.0 for r in results], [_finite(value(r)) or 0.0 for r in results]
+
+
 def speed_quality_figure(results: Sequence[CaseResult], title: str) -> "Figure":
     """The figure, drawn on an Agg canvas: one panel (Axes, in :func:`panels` order) per entry of
     :func:`panels` (call it only when there is one), and one legend under them."""
@@ -193,21 +198,19 @@ def speed_quality_figure(results: Sequence[CaseResult], title: str) -> "Figure":
             for steps in step_values:
                 points = [r for r in measured if _sampler(r) == sampler and _steps(r) == steps]
                 if points:
-                    axes.scatter([_seconds(r) or 0.0 for r in points], [_finite(panel.value(r)) or 0.0 for r in points],
-                                 color=colours[sampler], marker=markers[steps], s=36, zorder=2)
+                    axes.scatter(*_xy(points, panel.value), color=colours[sampler], marker=markers[steps], s=36, zorder=2)
         failed = [r for r in measured if not r.passed]
         if failed:
             any_failed = True
-            axes.scatter([_seconds(r) or 0.0 for r in failed], [_finite(panel.value(r)) or 0.0 for r in failed],
-                         s=170, facecolors="none", edgecolors="black", linewidths=1.5, zorder=3)
+            axes.scatter(*_xy(failed, panel.value), s=170, facecolors="none", edgecolors="black", linewidths=1.5, zorder=3)
         limits, budgets = gates(panel.name, measured), seconds_gates(measured)
         for limit in limits:
             axes.axhline(limit, color="0.35", linestyle="--", linewidth=1, zorder=1)
         for budget in budgets:
             axes.axvline(budget, color="0.35", linestyle="--", linewidth=1, zorder=1)
         any_gate = any_gate or bool(limits or budgets)
-        _style_axes(axes, panel, [_finite(panel.value(r)) or 0.0 for r in measured], limits,
-                    max([*(_seconds(r) or 0.0 for r in measured), *budgets]))
+        seconds, values = _xy(measured, panel.value)
+        _style_axes(axes, panel, values, limits, max([*seconds, *budgets]))
     handles = [Line2D([], [], color=colours[s], marker="o", linestyle="", label=s) for s in samplers]
     handles += [Line2D([], [], color="0.4", marker=markers[s], linestyle="", label=f"{s} steps") for s in step_values]
     if any_failed:
