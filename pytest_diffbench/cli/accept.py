@@ -12,9 +12,11 @@ have written from the same run. What happened to each case is a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
+from pytest_diffbench.cli.collected import collected_nodeids
 from pytest_diffbench.cli.runs import baseline_image, load_results, reading, resolve_run, run_file
 from pytest_diffbench.cli.settings import CliSettings, CommandError
 from pytest_diffbench.judge.result import CaseResult
@@ -30,6 +32,9 @@ from pytest_diffbench.store.run_folder import RunFolder
 ACTIONS = (BaselineAction.CREATED, BaselineAction.REFRESHED, BaselineAction.REWRITTEN,
            BaselineAction.UNCHANGED, BaselineAction.REFUSED)
 REGENERATE = "regenerate it with pytest --diffbench --diffbench-update"
+#: Why a case the current test files do not collect is refused, and what to do.
+UNCOLLECTED = ("the current test files do not collect this case (its test, sweep or file changed since the run), so "
+               "no run would use its baseline; accept a run of the current tests, or pass --allow-uncollected")
 
 
 @dataclass(frozen=True)
@@ -54,13 +59,17 @@ def select(results: Sequence[CaseResult], *, failed_only: bool, keywords: Sequen
     return chosen
 
 
-def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Accepted:
+def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult,
+                collected: Callable[[], frozenset[str]] | None = None) -> Accepted:
     """Promote one case's output to its baseline under the pin the run recorded for it.
 
     Refused (and nothing written) when the case's output was invalid (a flat or tiny image), the run
     has no image or record of the case, the record is unreadable or disagrees with results.csv, the
     current baseline is of another config, the recorded pin is not one folder name, a path would
-    leave the baseline folder or the run folder (``..``, a symbolic link), or writing fails.
+    leave the baseline folder or the run folder (``..``, a symbolic link), the current test files
+    do not collect the case (``collected()``: the node ids they do; None skips the check), or
+    writing fails. Raises :class:`CommandError` when ``collected()`` does (a test file that
+    cannot be collected).
     """
     def refused(reason: str) -> Accepted:
         return Accepted(result.nodeid, BaselineAction.REFUSED, reason)
@@ -94,6 +103,8 @@ def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Ac
     if result.config_hash and sidecar.config_hash != result.config_hash:
         return refused(f"its record {config_path} is of config {sidecar.config_hash[:12]} but results.csv says "
                        f"{result.config_hash[:12]}")
+    if collected is not None and result.nodeid not in collected():
+        return refused(UNCOLLECTED)
     store = BaselineStore(baseline_dir, result.pin)
     found = store.read(case)
     current, broken = found.baseline, found.fault
@@ -113,11 +124,14 @@ def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult) -> Ac
     return Accepted(result.nodeid, BaselineAction.CREATED, str(written.image_path))
 
 
-def command_accept(settings: CliSettings, run: str, *, failed_only: bool, keywords: Sequence[str]) -> int:
+def command_accept(settings: CliSettings, run: str, *, failed_only: bool, keywords: Sequence[str],
+                   allow_uncollected: bool = False) -> int:
     """Accept the chosen cases of the run (a run killed before its end: those its journal holds);
     print one line per case as it is done, then a tally. Exit status 1 when any case was refused.
+    A case the current test files do not collect is refused unless ``allow_uncollected``.
 
-    Raises CommandError when the baseline folder is not a folder.
+    Raises CommandError when the baseline folder is not a folder, or a test file of the chosen
+    cases cannot be collected.
     """
     folder = resolve_run(settings.output_dir, run)
     chosen = select(load_results(folder), failed_only=failed_only, keywords=keywords)
@@ -127,9 +141,11 @@ def command_accept(settings: CliSettings, run: str, *, failed_only: bool, keywor
     if settings.baseline_dir.exists() and not settings.baseline_dir.is_dir():
         raise CommandError(f"diffbench_baseline_dir {settings.baseline_dir} is not a folder; "
                            "name a folder (it is made when missing)")
+    collected = None if allow_uncollected else cache(lambda: collected_nodeids(
+        settings.rootdir, settings.inipath, {result.nodeid.split("::", 1)[0] for result in chosen}))
     done = []
     for result in chosen:
-        done.append(accept_case(folder, settings.baseline_dir, result))
+        done.append(accept_case(folder, settings.baseline_dir, result, collected))
         print(terminal_text(done[-1].line()))
     print(", ".join(f"{sum(a.action is action for a in done)} {action.value}" for action in ACTIONS))
     return 1 if any(a.action is BaselineAction.REFUSED for a in done) else 0

@@ -4,8 +4,9 @@
     diffbench show [RUN]                    a run's summary (RUN: an id, 'latest' or its folder in <output>/runs)
     diffbench report RUN                    rebuild grids, summary.md, plot.png, report.html and the bundle
                                             (and results.csv from the journal of a run killed before its end)
-    diffbench accept RUN [--failed-only] [-k TEXT]
-                                            promote a run's output images to baselines
+    diffbench accept RUN [--failed-only] [-k TEXT] [--allow-uncollected]
+                                            promote a run's output images to baselines (of cases
+                                            the current test files still collect)
 
 The settings it shares with pytest (output folder, baseline folder, bundle images) come from a
 flag of the command, else from the ini file pytest would read from the current folder, else the
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     accept.add_argument("--failed-only", action="store_true", help="only cases whose outcome was not passed")
     accept.add_argument("-k", dest="keywords", action="append", default=[], metavar="TEXT",
                         help="only cases whose node id contains TEXT (case-insensitive; repeat to widen)")
+    accept.add_argument("--allow-uncollected", action="store_true",
+                        help="also accept cases the current test files no longer collect (refused by default)")
     return parser
 
 
@@ -74,7 +77,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "report":
         return command_report(settings, args.run)
     if args.command == "accept":
-        return command_accept(settings, args.run, failed_only=args.failed_only, keywords=args.keywords)
+        return command_accept(settings, args.run, failed_only=args.failed_only, keywords=args.keywords,
+                              allow_uncollected=args.allow_uncollected)
     raise AssertionError(f"unknown command {args.command!r}")  # argparse accepts only the commands above
 
 

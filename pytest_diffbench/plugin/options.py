@@ -59,8 +59,9 @@ def _update_mode(value: str) -> str:
 FIXED_OPTIONS: tuple[Option, ...] = (
     Option("enabled", "run diffbench cases: generate, compare with baselines, gate on quality and speed",
            default=False, flag="--diffbench", argparse={"action": "store_true"}),
-    Option("update", "write baselines: 'all' (the default when the flag has no value) writes missing and "
-           "changed ones, 'missing' only missing ones", flag="--diffbench-update",
+    Option("update", "write baselines: 'all' (the default when the flag has no value) writes missing ones and "
+           "refreshes changed or failing ones (a timing reference only with its image, see "
+           "--diffbench-update-timing), 'missing' only missing ones", flag="--diffbench-update",
            argparse={"nargs": "?", "const": "all", "type": _update_mode, "metavar": "{all,missing}"}),
     Option("update_timing", "rewrite the timing reference (seconds per image, peak VRAM) of each baseline whose image "
            "still passes, from this run's measurement: accept a new speed on purpose (--diffbench-update rewrites "

@@ -307,6 +307,8 @@ class DiffbenchSession:
         if not self.results and folder.is_empty():
             folder.remove_empty()
             self.folder = None
+            self.warnings.append("diffbench: no diffbench case ran, so no run folder was written (latest still names "
+                                 "the last run that had cases)")
 
     def _close_journal(self) -> None:
         """Close the journal, which ends the run's lock (see :mod:`pytest_diffbench.store.journal`)."""

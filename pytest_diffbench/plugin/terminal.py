@@ -55,8 +55,10 @@ def summary_lines(session: Summarised) -> list[str]:
     from pytest_diffbench.report.escape import terminal_text
     from pytest_diffbench.report.summary import terminal_table
 
-    if session.is_worker or session.folder is None:
+    if session.is_worker:
         return []
+    if session.folder is None:  # no run (--collect-only, diffbench off), or one without cases (its warnings say so)
+        return [terminal_text(line) for line in session.warnings]
     results, folder, settings = session.results, session.folder, session.settings
     counts = Counter(result.outcome.value for result in results)
     shown = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items())) or "no cases ran"

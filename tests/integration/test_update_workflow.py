@@ -247,3 +247,24 @@ def test_the_hint_under_xdist_comes_from_the_workers_sweeps(project) -> None:
     assert hint_lines(project.text(run.outcome)) == [
         f"diffbench: test_gen.py::test_steps: 1 new case without baselines; 3 baselines of this test were not used "
         f"({', '.join(OLD)}): did a sampler or step count change?"]
+
+
+# -- other steps that were silent -------------------------------------------------------------------------
+
+
+def test_a_run_without_cases_says_it_wrote_no_run_folder(project) -> None:
+    project.write_tests(project.test())
+    project.run(update="all")
+    text = project.text(project.run("-k", "no_such_test").outcome)
+    assert "diffbench: no diffbench case ran, so no run folder was written (latest still names the last run that " \
+           "had cases)" in text
+
+
+def test_update_timing_implies_diffbench_and_is_no_ini_key(project) -> None:
+    project.write_tests(project.test())
+    project.run(update="all")
+    outcome = project.run_plain("--diffbench-update-timing", "--diffbench-lpips=off")
+    outcome.assert_outcomes(passed=1)
+    assert "diffbench: baselines: 1 unchanged" in project.text(outcome)
+    help_text = project.text(project.run_plain("--help"))
+    assert "--diffbench-update-timing" in help_text and "diffbench_update_timing" not in help_text
