@@ -4,8 +4,8 @@ What a run did, said in the terminal: the outcome counts, the speed table, where
 are; after ``--diffbench-update`` (or ``--diffbench-update-timing``) what happened to the
 baselines (created, refreshed, rewritten, unchanged, not written, each with its cases when few);
 for a test whose new cases have no baselines while baselines of the same test are not among
-its sweep's cases, that hint (a changed sampler or step count leaves the old ones behind); and
-every warning once. Every line passes :func:`~pytest_diffbench.report.escape.terminal_text`.
+its sweep's cases, that hint (a changed sampler or step count leaves the old ones behind); for
+cases without baselines that have baselines under another pin, that; and every warning once. Every line passes :func:`~pytest_diffbench.report.escape.terminal_text`.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def summary_lines(session: Summarised) -> list[str]:
     if settings.update is not None or settings.update_timing:
         lines += baseline_lines(results, settings.update, kept_in=folder.replaced_dir)
     lines += unused_baseline_lines(results, session.sweeps, settings.baseline_dir, session.config.rootpath)
+    lines += other_pin_lines(results, settings.baseline_dir)
     lines += unavailable_lines(results)
     env_changes = sorted({r.env_diff for r in results if r.env_diff})
     if env_changes:
@@ -118,9 +119,9 @@ def baseline_lines(results: Iterable[CaseResult], update: UpdateMode | None, *, 
     if by_kind[NOT_WRITTEN]:
         why = {UpdateMode.MISSING: "--diffbench-update=missing writes only missing and unreadable baselines; "
                                    "review the failures above, then refresh them with --diffbench-update",
-               UpdateMode.ALL: "--diffbench-update rewrites no timing reference alone (accept a new speed with "
-                               "--diffbench-update-timing), and no absolute budget, invalid output or error fails "
-                               "less for it; see the failures above",
+               UpdateMode.ALL: "--diffbench-update does not rewrite a timing reference alone (accept a new speed "
+                               "with --diffbench-update-timing) and cannot pass an absolute budget, an invalid "
+                               "output or an error; see the failures above",
                None: "--diffbench-update-timing rewrites only the timing of baselines whose image passes; "
                      "see the failures above"}
         lines.append(f"  not written: {why[update]}")
@@ -189,6 +190,36 @@ def unavailable_lines(results: Iterable[CaseResult]) -> list[str]:
                                if status.startswith("unavailable")):
         first.setdefault(name, status)
     return [f"WARNING: {_label(name)} was not computed: {unavailable_advice(name, status)}" for name, status in first.items()]
+
+
+def other_pin_lines(results: Iterable[CaseResult], baseline_dir: Path) -> list[str]:
+    """One line when cases without baselines under this run's pin have baselines under another pin
+    folder (made on another device or dtype, or with another ``diffbench_pin``): a pin that differs
+    is otherwise only "missing-baseline"."""
+    from pytest_diffbench.store.baselines import BaselineStore
+    from pytest_diffbench.store.paths import case_path
+
+    missing = [r for r in results if r.outcome is Outcome.MISSING_BASELINE and r.pin]
+    if not missing:
+        return []
+    try:
+        pins = sorted(entry.name for entry in baseline_dir.iterdir() if entry.is_dir() and not entry.is_symlink())
+    except OSError:
+        return []
+    found: dict[str, int] = {}
+    for pin in pins:
+        store = BaselineStore(baseline_dir, pin)
+        count = sum(1 for r in missing if r.pin != pin and store.read(case_path(r.nodeid)).baseline is not None)
+        if count:
+            found[pin] = count
+    if not found:
+        return []
+    where = ", ".join(f"{pin} ({count})" for pin, count in found.items())
+    this = ", ".join(sorted({r.pin for r in missing}))
+    return [f"diffbench: {len(missing)} case{'s' if len(missing) > 1 else ''} without baselines under pin {this} "
+            f"{'have' if len(missing) > 1 else 'has'} baselines under another pin: {where}; run on the device and dtype "
+            "they were made with (diffbench_pin names the pin folder), or create baselines for this pin with "
+            "--diffbench-update=missing"]
 
 
 def output_warning_lines(results: list[CaseResult]) -> list[str]:

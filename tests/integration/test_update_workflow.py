@@ -130,6 +130,10 @@ def test_a_slower_case_under_update_keeps_the_stored_timing_and_says_how_to_acce
     assert "the baseline's timing is kept by --diffbench-update; if the new speed is expected, accept it with: " \
            "pytest --diffbench --diffbench-update-timing" in text
     assert f"  not written: test_gen.py::test_a[{CASE}]" in text
+    why = {"all": "--diffbench-update does not rewrite a timing reference alone (accept a new speed with "
+                  "--diffbench-update-timing)",
+           "missing": "--diffbench-update=missing writes only missing and unreadable baselines"}[update]
+    assert f"  not written: {why}" in text
 
 
 def test_update_timing_rewrites_the_timing_and_keeps_the_image(timed) -> None:
@@ -268,3 +272,18 @@ def test_update_timing_implies_diffbench_and_is_no_ini_key(project) -> None:
     assert "diffbench: baselines: 1 unchanged" in project.text(outcome)
     help_text = project.text(project.run_plain("--help"))
     assert "--diffbench-update-timing" in help_text and "diffbench_update_timing" not in help_text
+
+
+def test_cases_missing_under_this_pin_name_the_pin_that_has_their_baselines(project) -> None:
+    project.write_tests(project.test("test_a"), project.test("test_b"))
+    project.run(update="all")
+    project.write_ini(pin="gpu-{dtype}")
+    run = project.run()
+    run.outcome.assert_outcomes(failed=2)
+    assert ("diffbench: 2 cases without baselines under pin gpu-float32 have baselines under another pin: "
+            "cpu-float32 (2); run on the device and dtype they were made with (diffbench_pin names the pin folder), "
+            "or create baselines for this pin with --diffbench-update=missing") in project.text(run.outcome)
+    # Cases new everywhere: no such line.
+    project.write_ini()
+    project.write_tests(project.test("test_a"), project.test("test_c"))
+    assert "under another pin" not in project.text(project.run().outcome)
