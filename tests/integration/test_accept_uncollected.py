@@ -8,6 +8,9 @@ cannot be collected is one line and exit status 2, nothing written.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from pytest_diffbench.cli.main import main
@@ -98,3 +101,11 @@ def test_a_test_file_that_cannot_be_collected_is_one_line_and_nothing_is_written
     assert err.startswith("diffbench: cannot collect the current test files to check the run's cases: test_gen.py: ")
     assert says in err and err.rstrip().endswith("fix it, or pass --allow-uncollected")
     assert baselines(ran) == []
+
+
+def test_the_collection_imports_neither_torch_nor_diffusers(ran) -> None:
+    """In a child process: this one may have imported torch already."""
+    script = ("import sys\nfrom pytest_diffbench.cli.main import main\nstatus = main(['accept', 'latest'])\n"
+              "print(status, 'torch' in sys.modules, 'diffusers' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ran.path, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0 False False", done.stdout + done.stderr
