@@ -102,8 +102,8 @@ def test_builtin_models_lifecycle_silent_changes_and_a_model_change(project, mon
     run = project.run("--diffbench-model=diffbench-tiny-random", subprocess=True)
     run.outcome.assert_outcomes(failed=3)
     for row in run.results:
-        assert (row.setting("model"), row.outcome) == ("diffbench/tiny-random-sd", Outcome.STALE_BASELINE)
-        assert "model: 'diffbench/diffbench-tiny' -> 'diffbench/tiny-random-sd'" in row.message
+        assert (row.setting("model"), row.outcome) == ("diffbench/diffbench-tiny-random", Outcome.STALE_BASELINE)
+        assert "model: 'diffbench/diffbench-tiny' -> 'diffbench/diffbench-tiny-random'" in row.message
     assert project.snapshot(project.baselines) == made
 
 
