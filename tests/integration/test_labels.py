@@ -8,13 +8,12 @@ import pytest
 
 from pytest_diffbench.judge.metrics.lpips import ALEXNET_URL
 from pytest_diffbench.spec.outcomes import Outcome
-from tests.conftest import CASE, edit_sidecar
 
 
 def test_strict_env_fails_a_baseline_of_another_device_as_env_mismatch(project) -> None:
     project.write_tests(project.test("test_case"))
     project.run(update="all").outcome.assert_outcomes(passed=1)
-    edit_sidecar(project.baseline_pair("test_case")[1], environment={"device_name": "Other CPU 9000"})
+    project.edit_sidecar(project.baseline_pair("test_case")[1], environment={"device_name": "Other CPU 9000"})
 
     relaxed = project.run()
     relaxed.outcome.assert_outcomes(passed=1)
@@ -24,14 +23,14 @@ def test_strict_env_fails_a_baseline_of_another_device_as_env_mismatch(project) 
     assert result.outcome is Outcome.ENV_MISMATCH
     assert "device_name: 'Other CPU 9000' -> " in result.message
     text = project.text(strict.outcome)
-    assert f"diffbench env-mismatch: test_gen.py::test_case[{CASE}]" in text
+    assert f"diffbench env-mismatch: test_gen.py::test_case[{project.CASE}]" in text
     assert "version-mismatch" not in text
 
 
 def test_a_workflow_version_change_is_still_version_mismatch_under_strict_env(project) -> None:
     project.write_tests(project.test("test_case"))
     project.run(update="all").outcome.assert_outcomes(passed=1)
-    edit_sidecar(project.baseline_pair("test_case")[1], environment={"device_name": "Other CPU 9000"})
+    project.edit_sidecar(project.baseline_pair("test_case")[1], environment={"device_name": "Other CPU 9000"})
     project.write_ini(workflow_version="2")
     (result,) = project.run("--diffbench-strict-env").results
     assert result.outcome is Outcome.VERSION_MISMATCH
@@ -42,7 +41,7 @@ def test_failure_lines_say_skipped_once_and_lpips_advice_stays_out_of_each_case(
     project.write_tests(project.test("test_one"), project.test("test_two", sweep="seeds=1, steps=2"))
     project.run(update="all", lpips=None).outcome.assert_outcomes(passed=2)
     for test in ("test_one", "test_two"):
-        edit_sidecar(project.baseline_pair(test, CASE if test == "test_one" else "seed1-euler-2steps-cfg7.5")[1],
+        project.edit_sidecar(project.baseline_pair(test, project.CASE if test == "test_one" else "seed1-euler-2steps-cfg7.5")[1],
                      measurement={"device_name": "Other Accelerator 9000"})
     project.fake(drift=0.5)
     run = project.run(lpips=None)  # auto, and the test session's TORCH_HOME has no AlexNet weights

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_diffbench.spec.sweep import SweepError, expand_sweep, sweep
-from tests.unit.run.test_case_checks import StubRunner, refusal
+from .test_case_checks import StubRunner, refusal
 
 
 def test_every_bad_axis_of_one_sweep_is_named():
