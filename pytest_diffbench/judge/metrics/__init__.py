@@ -99,7 +99,7 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
     Full-reference metrics run only when ``baseline`` is given; both images are compared at their
     own size (:class:`ImageSizeMismatch` when they differ). ``modes`` maps a metric name to
     ``auto`` (the default: record why a metric could not run), ``required`` (raise
-    :class:`MetricUnavailable` instead) or ``off`` (skip it). In ``auto`` a metric whose
+    :class:`MetricUnavailable`, its ``metric`` naming the metric, instead) or ``off`` (skip it). In ``auto`` a metric whose
     tolerance in ``tolerances`` is None (its gate is off) is skipped too, as ``off``: it is
     neither loaded nor warned about.
     """
@@ -123,6 +123,7 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
             metric.check_available(inputs)
             scores[metric.name] = Score(metric.compute(inputs))
         except MetricUnavailable as exc:
+            exc.metric = metric.name
             if mode == "required":
                 raise
             scores[metric.name] = Score(None, UNAVAILABLE + exc.reason)

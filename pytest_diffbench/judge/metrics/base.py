@@ -50,6 +50,8 @@ class MetricUnavailable(RuntimeError):
     def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message
+        #: The name of the metric that could not run (set by ``score_images``).
+        self.metric = ""
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,9 @@ def test_a_metric_whose_gate_is_off_is_not_loaded():
 
 def test_required_loads_it_even_with_the_gate_off_and_auto_records_the_short_reason():
     metric = Heavy()
-    with pytest.raises(MetricUnavailable):
+    with pytest.raises(MetricUnavailable) as excinfo:
         score(metric, "required", max_heavy=None)
+    assert excinfo.value.metric == "heavy"
     assert score(metric, "auto") == "unavailable: no weights"
     assert metric.loads == ["loaded", "loaded"]
 
