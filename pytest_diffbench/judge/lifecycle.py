@@ -252,12 +252,11 @@ def _scored(inputs: CaseInputs, reference: "Image.Image", measurement: Measureme
             workers: int, metrics: MetricRegistry) -> Verdict:
     try:
         scores = score_images(inputs.image, reference, prompt=inputs.prompt, device=inputs.device,
-                              modes=inputs.metric_modes, metrics=metrics)
+                              modes=inputs.metric_modes, tolerances=inputs.tolerances, metrics=metrics)
     except ImageSizeMismatch as exc:
         return Verdict(Outcome.FAILED_QUALITY, (f"output and baseline differ in size: {exc}",))
     except MetricUnavailable as exc:
-        name = next((m.name for m in metrics if inputs.metric_modes.get(m.name) == "required"), "metric")
-        return Verdict(Outcome.ERROR, (f"diffbench_{name} = required, but {exc}",))
+        return Verdict(Outcome.ERROR, (f"diffbench_{exc.metric or 'metric'} = required, but {exc}",))
     return judge_gates(scores, inputs.tolerances, measurement, device_name, workers, inputs.measurement,
                        inputs.machine.device_name, inputs.workers, metrics)
 
@@ -327,7 +326,7 @@ def failure_text(result: CaseResult, verdict: Verdict) -> str:
              f"  case {result.case_id}, config {result.config_hash[:12]}, pin {result.pin}"]
     lines += [f"  {line}" for line in verdict.reasons]
     lines += [f"  {check.render()}" for check in verdict.checks]
-    if result.env_diff:
+    if result.env_diff and verdict.outcome is not Outcome.ENV_MISMATCH:  # its reasons list each field
         lines.append(f"  environment differs from the baseline's: {result.env_diff}")
     if result.baseline_path:
         lines.append(f"  baseline: {result.baseline_path}")

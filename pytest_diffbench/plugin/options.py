@@ -67,7 +67,8 @@ FIXED_OPTIONS: tuple[Option, ...] = (
            "still passes, from this run's measurement: accept a new speed on purpose (--diffbench-update rewrites "
            "timing only with the image); a command-line flag only, so no ini file makes it a habit",
            default=False, flag="--diffbench-update-timing", argparse={"action": "store_true"}),
-    Option("strict_env", "fail cases whose baseline was made in another environment (GPU, driver, library versions)",
+    Option("strict_env", "fail cases whose baseline was made in another environment "
+           "(device incl. CPU model, driver, CUDA, library versions); outcome env-mismatch",
            default=False, flag="--diffbench-strict-env", ini="diffbench_strict_env", ini_type="bool",
            argparse={"action": "store_true", "default": None}),
     Option("baseline_dir", "folder of the baselines, relative to the rootdir", default="baselines",
