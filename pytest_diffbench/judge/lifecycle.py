@@ -279,10 +279,12 @@ def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metric
         verdict = dataclasses.replace(verdict, reasons=(note, *verdict.reasons))
     if own_baseline:
         baseline_seconds: float | None = inputs.measurement.seconds_per_image
+        baseline_device = inputs.machine.device_name
     elif stored is not None and stored.sidecar.measurement is not None:
         baseline_seconds = stored.sidecar.measurement.seconds_per_image
+        baseline_device = stored.sidecar.device_name
     else:
-        baseline_seconds = None
+        baseline_seconds, baseline_device = None, ""
     has_baseline = own_baseline or stored is not None
     scored = [check for check in verdict.checks if metrics.get(check.name) is not None]
     result = CaseResult(
@@ -290,7 +292,7 @@ def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metric
         outcome=verdict.outcome, message=one_line(verdict), config_hash=inputs.config_hash, config=inputs.config,
         scores={c.name: c.value for c in scored}, metric_status={c.name: (c.note or "ok") for c in scored},
         tolerances=inputs.tolerances.as_dict(), measurement=inputs.measurement,
-        baseline_seconds_per_image=baseline_seconds,
+        baseline_seconds_per_image=baseline_seconds, baseline_device_name=baseline_device,
         slowdown=slowdown.value if slowdown else None, time_check=_time_check(slowdown),
         machine=inputs.machine, worker=inputs.worker, workers=inputs.workers, env_diff=env_diff, pin=inputs.pin,
         baseline_action=action, baseline_path=inputs.baseline_path if has_baseline else "",

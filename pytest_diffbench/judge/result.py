@@ -51,6 +51,10 @@ class CaseResult:
     tolerances: Mapping[str, float | None] = field(default_factory=dict)
     measurement: Measurement | None = None
     baseline_seconds_per_image: float | None = None
+    #: The device the baseline's timing was measured on (its sidecar's ``device_name``, or this
+    #: run's device when the case wrote its own baseline); "" without a baseline timing, or in a
+    #: results.csv written before the column existed.
+    baseline_device_name: str = ""
     slowdown: float | None = None
     #: passed / failed, ``off`` without a time_regression tolerance, or why the check was skipped.
     time_check: str = ""
@@ -114,6 +118,7 @@ class CaseResult:
             "seconds_per_image": m.seconds_per_image if m else None,
             "max_seconds": self.tolerances.get("max_seconds"),
             "baseline_seconds_per_image": self.baseline_seconds_per_image,
+            "baseline_device_name": self.baseline_device_name,
             "slowdown": self.slowdown,
             "time_regression": self.tolerances.get("time_regression"),
             "time_check": self.time_check,
@@ -159,6 +164,7 @@ class CaseResult:
             measurement=None if seconds is None else Measurement(seconds, _float(row, "peak_vram_mb"),
                                                                  _float(row, "warmup_seconds")),
             baseline_seconds_per_image=_float(row, "baseline_seconds_per_image"),
+            baseline_device_name=str(row.get("baseline_device_name") or ""),
             slowdown=_float(row, "slowdown"), time_check=str(row.get("time_check") or ""),
             ssim_vs_most_steps=_float(row, "ssim_vs_most_steps"),
             machine=MachineInfo.from_mapping({key: row.get(key) or "" for key in RESULT_FIELDS}),
@@ -193,8 +199,8 @@ def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
     return (
         ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash") + REQUIRED_KEYS
         + ("outcome", "message", "output_warning", *metric_columns,
-           "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "slowdown", "time_regression", "time_check",
-           "peak_vram_mb", "max_vram_mb", "warmup_seconds", "ssim_vs_most_steps")
+           "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "baseline_device_name", "slowdown", "time_regression",
+           "time_check", "peak_vram_mb", "max_vram_mb", "warmup_seconds", "ssim_vs_most_steps")
         + RESULT_FIELDS + ("worker", "workers", "attempts", "env_diff", "pin", "baseline_action", "baseline_path", "output_path",
                            "schema_version")
     )

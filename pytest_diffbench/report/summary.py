@@ -50,7 +50,8 @@ def outcome_counts(results: Iterable[CaseResult]) -> list[tuple[str, int]]:
 def baseline_device(result: CaseResult) -> str | None:
     """The device name the case's baseline was timed on; None when the case has no baseline timing.
 
-    results.csv has no column for it, so it is read from what the judge recorded: a relative
+    results.csv's ``baseline_device_name`` column says it. A results.csv written before that
+    column existed leaves it empty; then it is read from what the judge recorded: a relative
     timing check that ran (``time_check`` passed or failed) compared this very device; one skipped
     for the device says ``baseline timed on <device>, this run on <this device>``; otherwise an
     ``env_diff`` entry ``device_name: <the baseline's> -> <this run's>`` (see
@@ -59,6 +60,8 @@ def baseline_device(result: CaseResult) -> str | None:
     """
     if result.baseline_seconds_per_image is None:
         return None
+    if result.baseline_device_name:
+        return result.baseline_device_name
     device = result.machine.device_name
     if result.time_check in ("passed", "failed"):
         return device

@@ -226,6 +226,17 @@ def test_absolute_max_seconds_still_fails_after_a_refresh(lifecycle):
     assert "seconds/image" in result.message and "<= 1.5 s" in result.message
 
 
+def test_the_result_names_the_device_the_baseline_was_timed_on(lifecycle):
+    inputs = lifecycle.inputs()
+    elsewhere = dataclasses.replace(lifecycle.machine, device_name="NVIDIA A100")
+    result, _ = lifecycle.judge(inputs, lifecycle.baseline(inputs, machine=elsewhere))
+    assert result.baseline_device_name == "NVIDIA A100" and result.to_row()["baseline_device_name"] == "NVIDIA A100"
+    result, action = lifecycle.judge(inputs, None, "missing")  # the case wrote its own baseline
+    assert action is BaselineAction.CREATED and result.baseline_device_name == inputs.machine.device_name
+    result, _ = lifecycle.judge(inputs, None)  # no baseline, no timing
+    assert (result.baseline_seconds_per_image, result.baseline_device_name) == (None, "")
+
+
 def test_time_check_says_off_without_a_tolerance_and_why_it_was_skipped(lifecycle):
     inputs = lifecycle.inputs()
     result, _ = lifecycle.judge(inputs, lifecycle.baseline(inputs))
