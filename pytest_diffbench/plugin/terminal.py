@@ -53,7 +53,7 @@ def summary_lines(session: Summarised) -> list[str]:
     baselines, notes and warnings. Control characters in them (an ANSI escape in a committed
     sidecar's machine field that reaches env_diff, a ``\\r`` in a case id) are shown escaped."""
     from pytest_diffbench.report.escape import terminal_text
-    from pytest_diffbench.report.summary import terminal_table
+    from pytest_diffbench.report.summary import case_order, terminal_table
 
     if session.is_worker:
         return []
@@ -67,7 +67,7 @@ def summary_lines(session: Summarised) -> list[str]:
         shown += f", {reruns} rerun"
     total = len(results)
     lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}"]
-    listed = sorted(results, key=lambda r: r.nodeid)
+    listed = sorted(results, key=case_order)
     if total > TABLE_MAX_ROWS:  # a big sweep shows what needs attention; summary.md has all
         listed = [r for r in listed if not r.passed]
         lines.append(f"({total - len(listed)} passed cases not listed; see summary.md)")
@@ -106,8 +106,10 @@ def baseline_lines(results: Iterable[CaseResult], update: UpdateMode | None, *, 
     """The listing of an update run: ``diffbench: baselines: 3 created, 1 refreshed, 17 unchanged``,
     then each kind's cases (node ids, at most :data:`LISTED_CASES` per kind, else a count), why
     failing cases were not written, and where the replaced pairs are kept."""
+    from pytest_diffbench.report.summary import case_order
+
     by_kind: dict[str, list[str]] = {kind: [] for kind in KINDS}
-    for result in sorted(results, key=lambda r: r.nodeid):
+    for result in sorted(results, key=case_order):
         by_kind[baseline_kind(result)].append(result.nodeid)
     tally = ", ".join(f"{len(nodeids)} {kind}" for kind, nodeids in by_kind.items() if nodeids)
     lines = [f"diffbench: baselines: {tally or 'no case ran'}"]
@@ -225,7 +227,9 @@ def other_pin_lines(results: Iterable[CaseResult], baseline_dir: Path) -> list[s
 def output_warning_lines(results: list[CaseResult]) -> list[str]:
     """One WARNING line counting the cases whose output is nearly one flat colour (results.csv's
     ``output_warning``), with the first such case and its reason; none when there are none."""
-    warned = sorted((r for r in results if r.output_warning), key=lambda r: r.nodeid)
+    from pytest_diffbench.report.summary import case_order
+
+    warned = sorted((r for r in results if r.output_warning), key=case_order)
     if not warned:
         return []
     count = len(warned)

@@ -23,6 +23,17 @@ SPEED_COLUMNS = ("case", "outcome", "s/img", "baseline s/img", "change", "peak V
 OTHER_DEVICE = "—†"
 
 
+def natural_key(text: str) -> tuple[tuple[int, str | int], ...]:
+    """A sort key that orders the numbers in ``text`` by value: ``4steps`` before ``20steps``."""
+    return tuple((0, int(part)) if index % 2 else (1, part) for index, part in enumerate(re.split(r"(\d+)", text)))
+
+
+def case_order(result: CaseResult) -> tuple[str, tuple[tuple[int, str | int], ...]]:
+    """The order every listing of cases shares: by test, then by case with numbers by value
+    (``seed2`` before ``seed10``, ``2steps`` before ``10steps``)."""
+    return result.test, natural_key(result.nodeid)
+
+
 def memory_text(mib: float) -> str:
     """``38.8 MiB`` or ``2.7 GiB`` (binary units, as torch.cuda measures)."""
     return f"{mib / 1024:.2g} GiB" if mib >= 1024 else f"{mib:.3g} MiB"
@@ -153,10 +164,12 @@ def terminal_table(results: Sequence[CaseResult]) -> list[str]:
 
 
 def summary_markdown(results: Sequence[CaseResult], run_id: str, bundle_name: str | None = None) -> str:
-    """summary.md: counts, failing cases with their numbers, and the speed table.
+    """summary.md: counts, failing cases with their numbers, and the speed table, cases in
+    :func:`case_order`.
 
     Every id, message and machine field is escaped (see report.escape): it is posted as a
     pull-request comment, where raw HTML, images or a broken table row would be injected."""
+    results = sorted(results, key=case_order)
     lines = [f"## diffbench run {markdown_code(run_id)}", ""]
     counts = outcome_counts(results)
     lines.append(" · ".join(f"**{count}** {outcome}" for outcome, count in counts) if counts else "No cases ran.")
