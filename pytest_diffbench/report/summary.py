@@ -164,12 +164,10 @@ def terminal_table(results: Sequence[CaseResult]) -> list[str]:
 
 
 def summary_markdown(results: Sequence[CaseResult], run_id: str, bundle_name: str | None = None) -> str:
-    """summary.md: counts, failing cases with their numbers, and the speed table, cases in
-    :func:`case_order`.
+    """summary.md: counts, failing cases with their numbers, and the speed table.
 
     Every id, message and machine field is escaped (see report.escape): it is posted as a
     pull-request comment, where raw HTML, images or a broken table row would be injected."""
-    results = sorted(results, key=case_order)
     lines = [f"## diffbench run {markdown_code(run_id)}", ""]
     counts = outcome_counts(results)
     lines.append(" · ".join(f"**{count}** {outcome}" for outcome, count in counts) if counts else "No cases ran.")
