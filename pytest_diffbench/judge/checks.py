@@ -57,10 +57,10 @@ class Check:
         """``ssim  0.6123  >= 0.95  FAIL`` (one line, fixed columns): a check that ran ends with
         its note in brackets, a skipped one with why, one whose tolerance is off says ``off``."""
         unit = f" {self.unit}" if self.unit else ""
-        value = "-" if self.value is None else format_number(self.value) + unit
+        value = "-" if self.value is None else format_number(self.value, self.limit) + unit
         if self.limit is None:
             return f"{self.name:<16} {value:>12}   {OFF}"
-        limit = f"{self.op} {format_number(self.limit)}{unit}"
+        limit = f"{self.op} {format_number(self.limit, self.value)}{unit}"
         line = f"{self.name:<16} {value:>12}   {limit:<14} {self.status}"
         return f"{line}  ({self.note})" if self.note and self.passed is not None else line
 
@@ -79,11 +79,27 @@ class Verdict:
         return tuple(c for c in self.checks if c.passed is False)
 
 
-def format_number(value: float) -> str:
-    """4 significant digits; ``inf`` for infinities."""
+#: How :func:`format_number` prints in each style: (the digits it starts with, the format).
+_STYLES = {"g": (4, "{:.{}g}"), "%": (0, "{:+.{}%}"), "f": (0, "{:.{}f}")}
+#: A float has at most this many significant digits worth printing.
+_MAX_DIGITS = 17
+
+
+def format_number(value: float, beside: float | None = None, *, style: str = "g") -> str:
+    """``value`` in ``style``: ``g`` 4 significant digits (``0.9876``), ``%`` a signed percentage
+    (``+50%``), ``f`` a whole number (``2048``); ``inf`` / ``-inf`` for infinities.
+
+    ``beside`` is the number printed next to it (a check's limit, a baseline's timing): when the
+    two differ but would print alike (``ssim 1 >= 1 FAIL``), digits are added until they do not
+    (``0.99999 >= 1``). Format both with each other as ``beside`` so they get the same digits.
+    """
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    return f"{value:.4g}"
+    digits, spec = _STYLES[style]
+    if beside is not None and math.isfinite(beside) and beside != value:
+        while digits < _MAX_DIGITS and spec.format(value, digits) == spec.format(beside, digits):
+            digits += 1
+    return spec.format(value, digits)
 
 
 def judge_identity(config: Mapping[str, Any], config_hash: str, baseline_config: Mapping[str, Any],
@@ -154,4 +170,4 @@ def _slowdown_check(limit: float | None, baseline: Measurement | None, base_devi
         return Check(SLOWDOWN, slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
                      note=f"baseline timed with {base_workers} pytest worker(s), this run with {workers}")
     return _limit(SLOWDOWN, slowdown, limit, outcome=Outcome.FAILED_SPEED,
-                  note=f"{seconds:.4g} s vs baseline {reference:.4g} s")
+                  note=f"{format_number(seconds, reference)} s vs baseline {format_number(reference, seconds)} s")

@@ -28,7 +28,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
-from pytest_diffbench.judge.checks import SLOWDOWN, Check, Verdict, judge_gates, judge_identity
+from pytest_diffbench.judge.checks import SLOWDOWN, Check, Verdict, format_number, judge_gates, judge_identity
 from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, MetricRegistry, MetricUnavailable, score_images
 from pytest_diffbench.judge.metrics.images import to_rgb_array
 from pytest_diffbench.judge.metrics.ssim import MIN_SIDE as SSIM_MIN_SIDE
@@ -169,10 +169,12 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
         retimed = StoredBaseline(dataclasses.replace(baseline.sidecar, **_timing(inputs)), baseline.image)
         if retimed.sidecar != baseline.sidecar:
             old = baseline.sidecar.measurement
-            was = f"{old.seconds_per_image:.4g} s" if old is not None else "none"
+            now = inputs.measurement.seconds_per_image
+            was = f"{format_number(old.seconds_per_image, now)} s" if old is not None else "none"
+            now_text = format_number(now, old.seconds_per_image if old is not None else None)
             verdict = dataclasses.replace(_compare(inputs, retimed, metrics), reasons=(
                 f"timing reference rewritten (--diffbench-update-timing): {was} -> "
-                f"{inputs.measurement.seconds_per_image:.4g} s per image; the image is the baseline's",))
+                f"{now_text} s per image; the image is the baseline's",))
             action, baseline = BaselineAction.REFRESHED, retimed
     result = _result(inputs, verdict, action, metrics, stored=baseline, env_diff=format_diff(env_diff), note=note)
     if action is BaselineAction.NONE:

@@ -121,15 +121,17 @@ def what_failed(result: CaseResult, metrics: MetricRegistry = REGISTRY) -> str:
         if value is not None and limit is not None and not passes(metric.direction, value, limit):
             sign = "<" if metric.direction is Direction.HIGHER_IS_BETTER else ">"
             unit = f" {metric.unit}" if metric.unit else ""
-            failed.append(f"{metric.name} {format_number(value)}{unit} {sign} {format_number(limit)}{unit}")
+            failed.append(f"{metric.name} {format_number(value, limit)}{unit} {sign} {format_number(limit, value)}{unit}")
     m, tolerances = result.measurement, result.tolerances
     max_seconds, max_vram, allowed = tolerances.get("max_seconds"), tolerances.get("max_vram_mb"), tolerances.get("time_regression")
     if m is not None and max_seconds is not None and m.seconds_per_image > max_seconds:
-        failed.append(f"s/img {format_number(m.seconds_per_image)} s > {format_number(max_seconds)} s")
+        failed.append(f"s/img {format_number(m.seconds_per_image, max_seconds)} s > {format_number(max_seconds, m.seconds_per_image)} s")
     if result.time_check == "failed" and result.slowdown is not None and allowed is not None:
-        failed.append(f"slowdown {result.slowdown:+.0%} > {allowed:+.0%}")
+        failed.append(f"slowdown {format_number(result.slowdown, allowed, style='%')} > "
+                      f"{format_number(allowed, result.slowdown, style='%')}")
     if m is not None and m.peak_vram_mb is not None and max_vram is not None and m.peak_vram_mb > max_vram:
-        failed.append(f"peak VRAM {m.peak_vram_mb:.0f} MiB > {max_vram:.0f} MiB")
+        failed.append(f"peak VRAM {format_number(m.peak_vram_mb, max_vram, style='f')} MiB > "
+                      f"{format_number(max_vram, m.peak_vram_mb, style='f')} MiB")
     return "; ".join(failed) or result.message
 
 
