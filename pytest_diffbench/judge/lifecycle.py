@@ -126,11 +126,12 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
           metrics: MetricRegistry = REGISTRY, *, note: str = "", update_timing: bool = False) -> Judgement:
     """The case's result, what to do with its baseline pair, and the sidecar to write.
 
-    When the action writes (created, refreshed, rewritten) the case was judged against the pair
+    When the action writes (created, refreshed, rewritten, retimed) the case was judged against the pair
     as the run after the write will see it. A broken baseline is an error without ``update`` and
     rewritten (:attr:`BaselineAction.REWRITTEN`) in both modes. A relative slowdown alone is never
     refreshed by ``update``; with ``update_timing`` (``--diffbench-update-timing``) a stored
-    baseline whose image passes is refreshed with this run's measurement and keeps its image,
+    baseline whose image passes is retimed (:attr:`BaselineAction.RETIMED`): it takes this run's
+    measurement and keeps its image,
     unless its measurement is this run's already (nothing is written).
 
     ``note`` (one line) leads the result's message and failure text: the session passes why the
@@ -175,7 +176,7 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
             verdict = dataclasses.replace(_compare(inputs, retimed, metrics), reasons=(
                 f"timing reference rewritten (--diffbench-update-timing): {was} -> "
                 f"{now_text} s per image; the image is the baseline's",))
-            action, baseline = BaselineAction.REFRESHED, retimed
+            action, baseline = BaselineAction.RETIMED, retimed
     result = _result(inputs, verdict, action, metrics, stored=baseline, env_diff=format_diff(env_diff), note=note)
     if action is BaselineAction.NONE:
         return Judgement(result, action)

@@ -2,7 +2,7 @@
 
 What a run did, said in the terminal: the outcome counts, the speed table, where the run's files
 are; after ``--diffbench-update`` (or ``--diffbench-update-timing``) what happened to the
-baselines (created, refreshed, rewritten, unchanged, not written, each with its cases when few);
+baselines (created, refreshed, rewritten, retimed, unchanged, not written, each with its cases when few);
 for a test whose new cases have no baselines while baselines of the same test are not among
 its sweep's cases, that hint (a changed sampler or step count leaves the old ones behind); for
 cases without baselines that have baselines under another pin, that; and every warning once. Every line passes :func:`~pytest_diffbench.report.escape.terminal_text`.
@@ -28,8 +28,8 @@ TABLE_MAX_ROWS = 30
 LISTED_CASES = 10
 #: The kinds of the baseline listing, in its order: what was written, then what was not.
 UNCHANGED, NOT_WRITTEN = "unchanged", "not written"
-KINDS = (BaselineAction.CREATED.value, BaselineAction.REFRESHED.value, BaselineAction.REWRITTEN.value, UNCHANGED,
-         NOT_WRITTEN)
+KINDS = (BaselineAction.CREATED.value, BaselineAction.REFRESHED.value, BaselineAction.REWRITTEN.value,
+         BaselineAction.RETIMED.value, UNCHANGED, NOT_WRITTEN)
 
 
 class Summarised(Protocol):
@@ -127,7 +127,7 @@ def baseline_lines(results: Iterable[CaseResult], update: UpdateMode | None, *, 
                None: "--diffbench-update-timing rewrites only the timing of baselines whose image passes; "
                      "see the failures above"}
         lines.append(f"  not written: {why[update]}")
-    if by_kind[BaselineAction.REFRESHED.value] or by_kind[BaselineAction.REWRITTEN.value]:
+    if any(by_kind[action.value] for action in (BaselineAction.REFRESHED, BaselineAction.REWRITTEN, BaselineAction.RETIMED)):
         lines.append(f"  the replaced pairs are kept in {kept_in}")
     return lines
 

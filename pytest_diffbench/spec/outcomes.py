@@ -47,6 +47,9 @@ class BaselineAction(str, Enum):
     REFRESHED = "refreshed"
     #: An unreadable baseline (half a pair, broken sidecar, edited PNG) was replaced.
     REWRITTEN = "rewritten"
+    #: ``--diffbench-update-timing``: the baseline kept its image and took this run's timing
+    #: (its old sidecar is kept in the run folder).
+    RETIMED = "retimed"
     #: ``diffbench accept``: the baseline already holds the run's image.
     UNCHANGED = "unchanged"
     #: ``diffbench accept``: the run's image is of another config than the baseline's.
@@ -55,7 +58,8 @@ class BaselineAction(str, Enum):
     @property
     def wrote(self) -> bool:
         """True when the baseline pair was written."""
-        return self in (BaselineAction.CREATED, BaselineAction.REFRESHED, BaselineAction.REWRITTEN)
+        return self in (BaselineAction.CREATED, BaselineAction.REFRESHED, BaselineAction.REWRITTEN,
+                        BaselineAction.RETIMED)
 
 
 class UpdateMode(str, Enum):

@@ -305,7 +305,7 @@ def test_speed_and_memory_gates(project) -> None:
     run = project.run("--diffbench-update-timing")
     rows = by_case(run)
     assert (rows[f"test_slowdown[{CASE}]"].outcome, rows[f"test_slowdown[{CASE}]"].baseline_action) == (
-        Outcome.PASSED, BaselineAction.REFRESHED)
+        Outcome.PASSED, BaselineAction.RETIMED)
     assert rows[f"test_slowdown[{CASE}]"].time_check == "passed"
     assert project.read_json(slow_sidecar)["measurement"]["seconds_per_image"] == 0.25
 

@@ -144,7 +144,7 @@ def test_update_timing_rewrites_the_timing_and_keeps_the_image(timed) -> None:
     run = timed.run("--diffbench-update-timing")
     run.outcome.assert_outcomes(passed=1)
     (row,) = run.results
-    assert (row.outcome, row.baseline_action, row.baseline_seconds_per_image) == (Outcome.PASSED, BaselineAction.REFRESHED, 0.05)
+    assert (row.outcome, row.baseline_action, row.baseline_seconds_per_image) == (Outcome.PASSED, BaselineAction.RETIMED, 0.05)
     assert row.message == ("timing reference rewritten (--diffbench-update-timing): 0.01 s -> 0.05 s per image; "
                            "the image is the baseline's")
     assert png.read_bytes() == image
@@ -152,6 +152,11 @@ def test_update_timing_rewrites_the_timing_and_keeps_the_image(timed) -> None:
     assert new["measurement"]["seconds_per_image"] == 0.05
     assert {k: v for k, v in new.items() if k != "measurement"} == {k: v for k, v in old.items() if k != "measurement"}
     assert sorted(p.name for p in run.folder.replaced_dir.rglob("*") if p.is_file()) == [f"{CASE}.json", f"{CASE}.png"]
+    assert lines_after(timed.text(run.outcome), "diffbench: baselines:") == [
+        "diffbench: baselines: 1 retimed",
+        f"  retimed:     test_gen.py::test_a[{CASE}]",
+        f"  the replaced pairs are kept in {run.folder.replaced_dir}",
+    ]
     # The next run passes against the new timing and writes nothing.
     after = timed.snapshot(timed.baselines)
     timed.run().outcome.assert_outcomes(passed=1)

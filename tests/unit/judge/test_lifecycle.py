@@ -183,7 +183,7 @@ def test_update_timing_rewrites_the_timing_and_keeps_the_image(lifecycle, update
     inputs = lifecycle.inputs(seconds=2.0, tolerances={"time_regression": 0.1})
     stored = lifecycle.baseline(inputs, seconds=1.0, image=lifecycle.gradient())
     judgement = lifecycle.judgement(inputs, stored, update, update_timing=True)
-    assert (judgement.result.outcome, judgement.action, judgement.keeps_image) == (Outcome.PASSED, BaselineAction.REFRESHED, True)
+    assert (judgement.result.outcome, judgement.action, judgement.keeps_image) == (Outcome.PASSED, BaselineAction.RETIMED, True)
     assert judgement.sidecar == dataclasses.replace(stored.sidecar, measurement=Measurement(2.0))
     assert judgement.result.slowdown == 0.0 and judgement.result.baseline_seconds_per_image == 2.0
     assert judgement.result.message == ("timing reference rewritten (--diffbench-update-timing): 1 s -> 2 s per image; "
