@@ -56,7 +56,8 @@ the same software.
 _README_ENTRIES = (
     ("results.csv", "one row per case: its frozen config and hash, outcome, every metric next to its "
                     "tolerance, seconds per image, peak VRAM, device, driver and library versions"),
-    ("environment.json", "the command line, git commit, OS, library versions and devices"),
+    ("environment.json", "the command line, git commit, OS, library versions, devices, and `threads`: how many "
+                         "threads torch's CPU pool got per pytest process, from how many cores, workers and load"),
     ("summary.md", "counts, failing cases and the speed table, as posted on a pull request"),
     ("report.html", "the whole run on one page (open it from the unzipped folder; it links the files of this bundle "
                     "and names the ones it leaves out)"),
