@@ -18,7 +18,7 @@ from pytest_diffbench.report.bundle import write_bundle
 from pytest_diffbench.report.grids import write_grids
 from pytest_diffbench.report.html import render_report
 from pytest_diffbench.report.plot import panels, speed_quality_png
-from pytest_diffbench.report.summary import summary_markdown
+from pytest_diffbench.report.summary import case_order, summary_markdown
 from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -44,7 +44,7 @@ def write_artifacts(folder: RunFolder, results: Sequence[CaseResult], *, rootdir
     ``rootdir`` resolves the baseline paths the results hold relative to it; ``environment`` is
     the run's environment.json.
     """
-    results = sorted(results, key=lambda r: r.nodeid)
+    results = sorted(results, key=case_order)
     done = Artifacts()
 
     def summary() -> Path:

@@ -10,7 +10,6 @@ a case that did not pass is framed in red over its outcome. Drawing is
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -25,7 +24,7 @@ from pytest_diffbench.judge.metrics.base import passes
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.bundle import in_run
 from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
-from pytest_diffbench.report.summary import badge
+from pytest_diffbench.report.summary import badge, case_order
 from pytest_diffbench.store.files import atomic_write_bytes, encode_png
 from pytest_diffbench.store.paths import case_path, case_folder
 from pytest_diffbench.store.run_folder import RunFolder
@@ -55,12 +54,8 @@ def grid_labels(result: CaseResult) -> list[str]:
 
 
 def _one_line(check: Check) -> str:
-    """The check as the failure message renders it, on one line. When the value and the limit
-    print alike (``ssim 1 >= 1 FAIL``), both follow in full so the line explains itself."""
-    if (check.value is not None and check.limit is not None and check.value != check.limit
-            and format_number(check.value) == format_number(check.limit)):
-        exact = f"{check.value:.10g} vs {check.limit:.10g}"
-        check = dataclasses.replace(check, note=f"{check.note}; {exact}" if check.note else exact)
+    """The check as the failure message renders it, on one line (value and limit with as many
+    digits as tell them apart, see :func:`~pytest_diffbench.judge.checks.format_number`)."""
     return " ".join(check.render().split())
 
 
@@ -86,7 +81,7 @@ def budget_checks(result: CaseResult) -> list[Check]:
     reference = result.baseline_seconds_per_image
     max_seconds, max_vram = result.tolerances.get("max_seconds"), result.tolerances.get("max_vram_mb")
     skipped = result.time_check not in ("", "off", "passed", "failed")
-    timings = f"{seconds:.4g} s vs baseline {reference:.4g} s" if seconds is not None and reference else ""
+    timings = f"{format_number(seconds, reference)} s vs baseline {format_number(reference, seconds)} s" if seconds is not None and reference else ""
     checks = [
         Check("seconds/image", seconds, "<=", max_seconds, _within(seconds, max_seconds), "s"),
         Check(SLOWDOWN, result.slowdown, "<=", result.tolerances.get("time_regression"),
@@ -128,7 +123,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
         if warnings is not None:
             warnings.append(f"WARNING: diffbench could not write the {what}: {type(exc).__name__}: {exc}")
 
-    for result in sorted(results, key=lambda r: r.nodeid):
+    for result in sorted(results, key=case_order):
         try:
             case = case_path(result.nodeid)
             output = _open(in_run(folder, folder.image(case)))

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.report.summary import badge, device_footnote, other_device, outcome_counts, speed_change, what_failed
+from pytest_diffbench.report.summary import badge, case_order, device_footnote, other_device, outcome_counts, speed_change, what_failed
 from pytest_diffbench.store.files import PathEscapeError, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
@@ -142,11 +141,6 @@ def _target(folder: RunFolder, path: Path, bundled: Collection[str] | None) -> t
     return "", f"not in the bundle: {relative} in the run folder {folder.run_id}"
 
 
-def _natural(text: str) -> tuple[tuple[int, str | int], ...]:
-    """A sort key that orders the numbers in ``text`` by value: ``4steps`` before ``20steps``."""
-    return tuple((0, int(part)) if index % 2 else (1, part) for index, part in enumerate(re.split(r"(\d+)", text)))
-
-
 def _row(result: CaseResult, folder: RunFolder, bundled: Collection[str] | None) -> dict[str, Any]:
     case = case_path(result.nodeid)
     values = result.to_row()
@@ -179,7 +173,7 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
     bundle's files, POSIX paths relative to the run folder) the bundle's page."""
     esc = html.escape
     run_id = folder.run_id
-    rows = [_row(result, folder, bundled) for result in sorted(results, key=lambda r: (r.test, _natural(r.nodeid)))]
+    rows = [_row(result, folder, bundled) for result in sorted(results, key=case_order)]
     counts = "".join(f'<span class="{"passed" if outcome == "passed" else "failed"}">{count} {esc(outcome)}</span>'
                      for outcome, count in outcome_counts(results))
     filters = []

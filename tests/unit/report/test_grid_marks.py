@@ -38,7 +38,7 @@ def test_every_set_budget_is_listed_and_a_skipped_slowdown_says_why(make_result)
 def test_a_value_that_prints_like_its_limit_is_shown_in_full(make_result):
     lines = labels(make_result, outcome="failed-quality", scores={"ssim": 0.9999974, "psnr": 80.0, "lpips": None},
                    tolerances={**TOLERANCES, "min_ssim": 0.999999})
-    assert lines[2].split(" · ")[0] == "ssim 1 >= 1 FAIL (0.9999974 vs 0.999999)"
+    assert lines[2].split(" · ")[0] == "ssim 0.999997 >= 0.999999 FAIL"
 
 
 def test_an_outcome_no_check_explains_gets_its_message(make_result):
