@@ -11,6 +11,7 @@ have written from the same run. What happened to each case is a
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -147,5 +148,6 @@ def command_accept(settings: CliSettings, run: str, *, failed_only: bool, keywor
     for result in chosen:
         done.append(accept_case(folder, settings.baseline_dir, result, collected))
         print(terminal_text(done[-1].line()))
-    print(", ".join(f"{sum(a.action is action for a in done)} {action.value}" for action in ACTIONS))
+    tally = Counter(a.action for a in done)
+    print(", ".join(f"{tally[action]} {action.value}" for action in ACTIONS if tally[action]))
     return 1 if any(a.action is BaselineAction.REFUSED for a in done) else 0

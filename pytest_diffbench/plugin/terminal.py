@@ -70,7 +70,9 @@ def summary_lines(session: Summarised) -> list[str]:
     listed = sorted(results, key=case_order)
     if total > TABLE_MAX_ROWS:  # a big sweep shows what needs attention; summary.md has all
         listed = [r for r in listed if not r.passed]
-        lines.append(f"({total - len(listed)} passed cases not listed; see summary.md)")
+        left_out = total - len(listed)
+        if left_out:  # all failing: every case is listed, nothing to point at
+            lines.append(f"({left_out} passed case{'s' if left_out > 1 else ''} not listed; see summary.md)")
     if listed:
         lines += terminal_table(listed)
     lines.append(f"results: {folder.results}")

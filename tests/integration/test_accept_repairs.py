@@ -31,7 +31,7 @@ def test_accept_moves_a_folder_and_a_link_out_of_the_baselines_way(project, tmp_
     status = main(["accept", "latest"])
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "0 created, 0 refreshed, 2 rewritten, 0 unchanged, 0 refused" in out
+    assert "\n2 rewritten\n" in out
     kept = run.folder.replaced_dir / "test_gen/test_case"
     assert (kept / "seed0-euler-2steps-cfg7.5.png" / "notes.txt").read_text() == "a user's file"
     assert (kept / "seed1-euler-2steps-cfg7.5.json.link").readlink() == outside

@@ -41,12 +41,10 @@ def test_case(diffbench):
     diffbench.generate("{prompt}")
 """
 
-TALLY = "{created} created, {refreshed} refreshed, {rewritten} rewritten, {unchanged} unchanged, {refused} refused"
-
-
 def tally(created: int = 0, refreshed: int = 0, rewritten: int = 0, unchanged: int = 0, refused: int = 0) -> str:
-    """The closing line of ``diffbench accept``."""
-    return TALLY.format(created=created, refreshed=refreshed, rewritten=rewritten, unchanged=unchanged, refused=refused)
+    """The closing line of ``diffbench accept``: the actions that happened, with their counts."""
+    counts = {"created": created, "refreshed": refreshed, "rewritten": rewritten, "unchanged": unchanged, "refused": refused}
+    return ", ".join(f"{count} {action}" for action, count in counts.items() if count)
 
 
 def write_project(pytester: pytest.Pytester, prompt: str = "a red cube") -> None:
