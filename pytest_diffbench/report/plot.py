@@ -20,7 +20,8 @@ What a reviewer reads at a glance, and the rules that keep it honest:
   among its values and gates (0.01 when all are 0).
 - Each tolerance applied to a plotted case is a dashed line (horizontal: the panel's metric;
   vertical: ``max_seconds``), and the axis limits include it, so the distance to failing is in view.
-- The x-axis (seconds per image) starts at 0, so the distance between points reads as a ratio.
+- The x-axis (seconds per image) starts just below 0 (:data:`MARGIN` of its span), so the
+  distance between points reads as a ratio and a point at 0 s is not cut by the axis.
 - Short axis labels, each panel's description as its title, constrained layout: labels, titles
   and the legend do not collide.
 """
@@ -155,6 +156,14 @@ def y_limits(name: str, values: Sequence[float], gate_values: Sequence[float] = 
     return low - margin, high + margin
 
 
+def x_limits(slowest: float) -> tuple[float, float]:
+    """(left, right) of the seconds-per-image axis: from 0 to ``slowest`` (s, the largest time or
+    budget drawn; 1 s when that is 0), with :data:`MARGIN` of that span free on both sides, so
+    markers at 0 s and at ``slowest`` are drawn whole."""
+    span = slowest if slowest > 0 else 1.0
+    return -MARGIN * span, span * (1 + MARGIN)
+
+
 def _steps_key(steps: str) -> tuple[bool, int, str]:
     return (not steps.isdigit(), int(steps) if steps.isdigit() else 0, steps)
 
@@ -236,7 +245,7 @@ def _legend(figure: "Figure", handles: Sequence["Artist"], columns: int) -> None
 
 
 def _style_axes(axes: "Axes", panel: Panel, values: Sequence[float], limits: Sequence[float], slowest: float) -> None:
-    """Plain tick labels, y-limits of :func:`y_limits`, an x-axis from 0, short labels."""
+    """Plain tick labels, y-limits of :func:`y_limits`, x-limits of :func:`x_limits`, short labels."""
     from matplotlib.ticker import ScalarFormatter
 
     for axis in (axes.xaxis, axes.yaxis):
@@ -244,7 +253,7 @@ def _style_axes(axes: "Axes", panel: Panel, values: Sequence[float], limits: Seq
         formatter.set_scientific(False)
         axis.set_major_formatter(formatter)
     axes.set_ylim(*y_limits(panel.name, values, limits))
-    axes.set_xlim(0.0, slowest * (1 + 2 * MARGIN) if slowest > 0 else 1.0)
+    axes.set_xlim(*x_limits(slowest))
     axes.set_xlabel("seconds per image")
     axes.set_ylabel(axis_label(panel.name))
     axes.set_title(panel.title, fontsize=10)

@@ -45,7 +45,7 @@ def test_near_constant_scores_get_plain_ticks_and_a_flat_axis(near_one):
         assert len(set(labels)) == len(labels)  # plain decimals that tell the ticks apart
         bottom, top = axes.get_ylim()
         assert top - bottom >= MIN_SPAN[name]
-        assert axes.get_xlim()[0] == 0.0
+        assert axes.get_xlim()[0] < 0.0 < min(x for c in axes.collections for x, _ in c.get_offsets())
         values = [y for collection in axes.collections for _, y in collection.get_offsets()]
         assert (max(values) - min(values)) / (top - bottom) < 1e-3  # under half a pixel: one flat line
 
@@ -110,3 +110,18 @@ def test_no_two_texts_overlap_and_all_lie_inside_the_figure(crowded):
 def test_the_png_is_the_drawn_figure_and_stable(near_one):
     png = speed_quality_png(near_one(), "run")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == speed_quality_png(near_one(), "run")
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.3])
+def test_points_at_the_lowest_time_are_not_cut_by_the_left_axis_edge(make_result, seconds):
+    """A case that reports 0 s per image (a fake pipeline) sits a margin right of the axis edge,
+    as the slowest sits a margin left of the right edge; no tick reads a negative time."""
+    results = [make_result(0, "Euler", steps, seconds=seconds * steps / 4, scores={"ssim": 0.99, "psnr": 40.0, "lpips": None},
+                           ssim_vs_most_steps=None) for steps in (4, 8)]
+    figure = drawn(results)
+    for axes in figure.axes:
+        left, right = axes.get_xlim()
+        xs = [x for collection in axes.collections for x, _ in collection.get_offsets()]
+        span = right - left
+        assert left < min(xs) and (min(xs) - left) / span >= 0.04 and (right - max(xs)) / span >= 0.04
+        assert not any(t.get_text().startswith(("-", "−")) for t in shown_ticks(axes.xaxis))
