@@ -137,8 +137,9 @@ def baseline_lines(results: Iterable[CaseResult], update: UpdateMode | None, *, 
 def unused_baseline_lines(results: Iterable[CaseResult], sweeps: dict[str, frozenset[str]], baseline_dir: Path,
                           rootdir: Path) -> list[str]:
     """For each test with new cases (``missing-baseline``, or ``created`` by an update) whose
-    stored baselines (same pin) include cases its sweep no longer makes: one hint naming them
-    and how to review or remove them.
+    stored baselines (same pin, PNG and sidecar pairs) include cases its sweep no longer makes: one
+    hint naming them and how to review or remove them, then the files there without the other half
+    of a pair (a stray PNG), named apart.
 
     "Not made by its sweep" is judged against every case the sweep expands to at collection
     (``sweeps``), not the cases that ran, so ``-k`` or a node id never makes a false hint. A test
@@ -157,9 +158,13 @@ def unused_baseline_lines(results: Iterable[CaseResult], sweeps: dict[str, froze
         names = sweeps.get(folder)
         if not pin or not new or names is None or any(case_path(r.nodeid).rsplit("/", 1)[1] not in names for r in ran):
             continue
-        unused = [name for name in BaselineStore(baseline_dir, pin).stored_cases(folder) if name not in names]
+        store = BaselineStore(baseline_dir, pin)
+        unused = [name for name in store.stored_cases(folder) if name not in names]
         if unused:
             lines += _unused_hint(ran[0].nodeid.split("[", 1)[0], new, unused, baseline_dir / pin / folder, rootdir)
+            lone = [file for file in store.lone_files(folder) if file.rsplit(".", 1)[0] not in names]
+            if lone:  # a stray PNG or sidecar: named, neither counted as a baseline nor offered for removal
+                lines.append(f"  also there, without the other half of a pair (so no baseline): {_named(lone)}")
     return lines
 
 
@@ -169,7 +174,7 @@ def _unused_hint(test: str, new: list[CaseResult], unused: list[str], folder: Pa
     created = all(r.baseline_action is BaselineAction.CREATED for r in new)
     what = (f"{len(new)} new baseline{'s' if len(new) > 1 else ''} created" if created else
             f"{len(new)} new case{'s' if len(new) > 1 else ''} without baselines")
-    named = ", ".join(unused[:LISTED_CASES]) + (f", and {len(unused) - LISTED_CASES} more" if len(unused) > LISTED_CASES else "")
+    named = _named(unused)
     count = len(unused)
     lines = [f"diffbench: {test}: {what}; {count} baseline{'s' if count > 1 else ''} of this test "
              f"{'were' if count > 1 else 'was'} not used ({named}): did a sampler or step count change?"]
@@ -182,6 +187,12 @@ def _unused_hint(test: str, new: list[CaseResult], unused: list[str], folder: Pa
                          for suffix in (".png", ".json") if (folder / f"{name}{suffix}").is_file())
         lines.append(f"  {remain}review them in {where}/; remove them with: git rm -q -- {files}")
     return lines
+
+
+def _named(names: list[str]) -> str:
+    """The first :data:`LISTED_CASES` of ``names``, comma-separated, and how many more."""
+    more = len(names) - LISTED_CASES
+    return ", ".join(names[:LISTED_CASES]) + (f", and {more} more" if more > 0 else "")
 
 
 def unavailable_lines(results: Iterable[CaseResult]) -> list[str]:

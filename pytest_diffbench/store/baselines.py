@@ -219,19 +219,33 @@ class BaselineStore:
         return paths
 
     def stored_cases(self, folder: str) -> list[str]:
-        """The case names (file names without ``.png``/``.json``) of the baseline files directly in
+        """The case names (file names without ``.png``/``.json``) of the baseline pairs directly in
         ``<pin>/<folder>`` (a test's folder, :func:`~pytest_diffbench.store.paths.case_folder`),
-        sorted; a case with one file of its pair counts too. Plain files only (no link, no
-        temporary file of a write in progress); [] when the folder is missing, is reached through
-        a symbolic link or cannot be listed."""
+        sorted: a PNG and its sidecar both there. A file without the other half of its pair is no
+        baseline (see :meth:`lone_files`). Plain files only (no link, no temporary file of a write
+        in progress); [] when the folder is missing, is reached through a symbolic link or cannot
+        be listed."""
+        return sorted(name for name, suffixes in self._files(folder).items() if len(suffixes) == 2)
+
+    def lone_files(self, folder: str) -> list[str]:
+        """The file names (``extra.png``) in ``<pin>/<folder>`` whose other half (sidecar or PNG)
+        is missing, sorted; read as :meth:`stored_cases` reads the folder."""
+        return sorted(f"{name}{suffix}" for name, suffixes in self._files(folder).items() if len(suffixes) == 1
+                      for suffix in suffixes)
+
+    def _files(self, folder: str) -> dict[str, set[str]]:
+        """Each case name in ``<pin>/<folder>`` with the suffixes (``.png``, ``.json``) of its plain files there."""
         try:
             where = inside(self.root, f"{self.pin}/{folder}")
             entries = list(os.scandir(where))
         except (PathEscapeError, OSError):
-            return []
-        names = {entry.name.rsplit(".", 1)[0] for entry in entries
-                 if entry.name.endswith((".png", ".json")) and entry.is_file(follow_symlinks=False)}
-        return sorted(names)
+            return {}
+        found: dict[str, set[str]] = {}
+        for entry in entries:
+            if entry.name.endswith((".png", ".json")) and entry.is_file(follow_symlinks=False):
+                name, suffix = entry.name.rsplit(".", 1)
+                found.setdefault(name, set()).add(f".{suffix}")
+        return found
 
     def load(self, case: str) -> Baseline | None:
         """The case's baseline, ``None`` when neither file exists.

@@ -217,6 +217,23 @@ def test_new_cases_without_baselines_name_the_baselines_of_the_test_no_case_uses
     assert all((project.baselines / project.PIN / "test_gen" / "test_steps" / f"{name}.png").is_file() for name in OLD)
 
 
+def test_a_stray_file_without_its_pair_is_no_unused_baseline_and_is_named_apart(project) -> None:
+    project.write_tests(project.test("test_steps", sweep=STEPS4))
+    project.run(update="all")
+    folder = project.baselines / project.PIN / "test_gen" / "test_steps"
+    (folder / "extra.png").write_bytes((folder / f"{OLD[0]}.png").read_bytes())
+    (folder / "notes.json").write_text("{}", encoding="utf-8")
+    (folder / "NOTES.txt").write_text("mine", encoding="utf-8")
+    project.write_tests(project.test("test_steps", sweep=STEPS8))
+    text = project.text(project.run().outcome)
+    assert hint_lines(text) == [
+        f"diffbench: test_gen.py::test_steps: 3 new cases without baselines; 3 baselines of this test were not used "
+        f"({', '.join(OLD)}): did a sampler or step count change?"]
+    assert "  also there, without the other half of a pair (so no baseline): extra.png, notes.json" in text
+    remove = next(line for line in text.splitlines() if "remove them with:" in line)
+    assert "extra" not in remove and "notes" not in remove
+
+
 @pytest.mark.parametrize("args", [("-k", "seed0"), ("test_gen.py::test_steps[seed3-euler-4steps-cfg7.5]",), ()],
                          ids=["k", "nodeid", "all"])
 def test_no_hint_when_every_stored_baseline_belongs_to_the_sweep(project, args) -> None:

@@ -1,4 +1,4 @@
-"""BaselineStore.stored_cases: the cases whose baseline files lie in a test's folder."""
+"""BaselineStore.stored_cases: the cases whose baseline pairs lie in a test's folder; lone_files: the halves without a pair."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from pytest_diffbench.store.baselines import BaselineStore
 
 
-def test_stored_cases_lists_each_case_once_plain_files_only(tmp_path) -> None:
+def test_stored_cases_lists_each_pair_once_plain_files_only(tmp_path) -> None:
     folder = tmp_path / "cpu-float32" / "tests" / "test_a" / "test_x"
     folder.mkdir(parents=True)
     for name in ("seed0.png", "seed0.json", "seed1.png", "seed2.json", ".seed3.png.abc.diffbench-tmp", "notes.txt"):
@@ -18,7 +18,9 @@ def test_stored_cases_lists_each_case_once_plain_files_only(tmp_path) -> None:
     (folder / "TestNested").mkdir()
     (folder / "TestNested" / "seed5.png").write_bytes(b"x")
     os.symlink(folder / "seed0.png", folder / "seed6.png")
-    assert BaselineStore(tmp_path, "cpu-float32").stored_cases("tests/test_a/test_x") == ["seed0", "seed1", "seed2"]
+    store = BaselineStore(tmp_path, "cpu-float32")
+    assert store.stored_cases("tests/test_a/test_x") == ["seed0"]
+    assert store.lone_files("tests/test_a/test_x") == ["seed1.png", "seed2.json"]
 
 
 @pytest.mark.parametrize("folder", ["tests/missing", "../outside", "/etc", "linked/test_x"])
@@ -30,3 +32,4 @@ def test_stored_cases_of_a_missing_escaping_or_linked_folder_is_empty(tmp_path, 
     (tmp_path / "pin").mkdir()
     os.symlink(real, tmp_path / "pin" / "linked")
     assert BaselineStore(tmp_path, "pin").stored_cases(folder) == []
+    assert BaselineStore(tmp_path, "pin").lone_files(folder) == []
