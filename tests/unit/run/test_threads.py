@@ -80,3 +80,45 @@ def test_this_machine_is_read_for_the_cores_and_the_load(monkeypatch: pytest.Mon
 ])
 def test_the_controller_plans_for_xdist_workers(numprocesses, maxprocesses, dist, expected) -> None:
     assert planned_workers(numprocesses, maxprocesses, dist) == expected
+
+
+@pytest.mark.parametrize(("cores", "machine_cores", "load", "expected", "share"), [
+    (1, 2, 1.2, 1, 0.6),     # taskset -c 0 on 2 cores, one other process busy: the process's core counts half
+    (2, 8, 1.6, 2, 0.4),     # 2 of 8 cores, 1.6 busy on the machine: 0.4 of ours, none busy
+    (4, 8, 2.0, 3, 1.0),     # 4 of 8 cores, 2 busy on the machine: one of ours
+    (4, 8, 0.9, 4, 0.45),    # ... 0.9 on the machine is 0.45 on ours: none
+    (4, 2, 2.0, 2, 2.0),     # a machine count below the cores (nonsense) reads as the cores
+    (4, None, 2.0, 2, 2.0),  # unknown machine cores: the cores
+])
+def test_a_process_limited_to_some_cores_counts_its_share_of_the_load(cores, machine_cores, load, expected, share):
+    policy = decide_threads(cores=cores, workers=1, load=load, environ={}, machine_cores=machine_cores)
+    assert policy.threads == expected
+    assert policy.load == pytest.approx(share)
+    assert policy.as_dict()["load"] == round(share, 2)
+
+
+def test_the_note_compares_the_process_share_of_the_load_with_its_cores() -> None:
+    # taskset -c 0 on a 2-core machine, both cores nearly busy: ours is not over-full.
+    assert decide_threads(cores=1, workers=1, load=1.9, environ={}, machine_cores=2).note() is None
+    busy = decide_threads(cores=1, workers=1, load=4.2, environ={}, machine_cores=2)
+    assert busy.note() == (
+        "note: the CPU was busy (load average 4.2 on the machine's 2 cores, 2.1 on the 1 core this process may "
+        "use); torch ran 1 thread per pytest process and seconds per image are slower than on an idle machine")
+
+
+def test_half_a_busy_core_costs_a_thread_on_purpose() -> None:
+    """Rounded half up (see the module docstring: one thread is faster on the small model, and two
+    runs started together must not both take every core)."""
+    assert decide_threads(cores=2, workers=1, load=0.5, environ={}).threads == 1
+    assert decide_threads(cores=2, workers=1, load=0.49, environ={}).threads == 2
+
+
+def test_this_machine_is_read_for_the_cores_it_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads_module.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(threads_module.os, "getloadavg", lambda: (2.1, 9.0, 9.0), raising=False)
+    monkeypatch.setattr(threads_module.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    policy = machine_threads(1)
+    assert (policy.threads, policy.cores, policy.machine_cores, policy.load) == (1, 1, 2, pytest.approx(1.05))
+    assert "load average 2.1 on the machine's 2 cores, 1.1 on the 1 core" in (policy.note() or "")
