@@ -107,11 +107,13 @@ def baseline_kind(result: CaseResult) -> str:
 def baseline_lines(results: Iterable[CaseResult], update: UpdateMode | None, *, kept_in: Path) -> list[str]:
     """The listing of an update run: ``diffbench: baselines: 3 created, 1 refreshed, 17 unchanged``,
     then each kind's cases (node ids, at most :data:`LISTED_CASES` per kind, else a count), why
-    failing cases were not written, and where the replaced pairs are kept."""
+    failing cases were not written (after ``--diffbench-update``, one line per reason that applies,
+    with its count: :data:`NOT_WRITTEN_REASONS`), and where the replaced pairs are kept."""
     from pytest_diffbench.report.summary import case_order
 
+    ordered = sorted(results, key=case_order)
     by_kind: dict[str, list[str]] = {kind: [] for kind in KINDS}
-    for result in sorted(results, key=case_order):
+    for result in ordered:
         by_kind[baseline_kind(result)].append(result.nodeid)
     tally = ", ".join(f"{len(nodeids)} {kind}" for kind, nodeids in by_kind.items() if nodeids)
     lines = [f"diffbench: baselines: {tally or 'no case ran'}"]
@@ -121,17 +123,50 @@ def baseline_lines(results: Iterable[CaseResult], update: UpdateMode | None, *, 
         else:
             lines += [f"  {kind + ':':<12} {nodeid}" for nodeid in nodeids]
     if by_kind[NOT_WRITTEN]:
-        why = {UpdateMode.MISSING: "--diffbench-update=missing writes only missing and unreadable baselines; "
-                                   "review the failures above, then refresh them with --diffbench-update",
-               UpdateMode.ALL: "--diffbench-update does not rewrite a timing reference alone (accept a new speed "
-                               "with --diffbench-update-timing) and cannot pass an absolute budget, an invalid "
-                               "output or an error; see the failures above",
-               None: "--diffbench-update-timing rewrites only the timing of baselines whose image passes; "
-                     "see the failures above"}
-        lines.append(f"  not written: {why[update]}")
+        if update is UpdateMode.MISSING:
+            lines.append("  not written: --diffbench-update=missing writes only missing and unreadable baselines; "
+                         "review the failures above, then refresh them with --diffbench-update")
+        elif update is None:
+            lines.append("  not written: --diffbench-update-timing rewrites only the timing of baselines whose image "
+                         "passes; see the failures above")
+        else:
+            reasons = Counter(_not_written_reason(r) for r in ordered if baseline_kind(r) == NOT_WRITTEN)
+            lines += [f"  not written: {count} {reason}" for reason, count in sorted(reasons.items(), key=_reason_order)]
     if any(by_kind[action.value] for action in (BaselineAction.REFRESHED, BaselineAction.REWRITTEN, BaselineAction.RETIMED)):
         lines.append(f"  the replaced pairs are kept in {kept_in}")
     return lines
+
+
+#: Why ``--diffbench-update`` did not write a failing case, by kind, in the listing's order.
+NOT_WRITTEN_REASONS = (
+    "errored (the test raised or never called diffbench.generate(), or a required metric could not run): "
+    "there is no checked output to write; fix the error shown above",
+    "with an invalid output (flat, non-finite or too small): such an output never becomes a baseline; see its reason above",
+    "over an absolute budget (diffbench_max_seconds or diffbench_max_vram_mb): it fails with any baseline; "
+    "raise the budget or make the case fit it",
+    "slower than the baseline only: --diffbench-update does not rewrite a timing reference alone; if the new "
+    "speed is expected, accept it with --diffbench-update-timing",
+    "failed otherwise: see the failures above",
+)
+
+
+def _not_written_reason(result: CaseResult) -> str:
+    """Which of :data:`NOT_WRITTEN_REASONS` kept ``--diffbench-update`` from writing the case."""
+    error, invalid, budget, slowdown, other = NOT_WRITTEN_REASONS
+    if result.outcome is Outcome.ERROR:
+        return error
+    if result.outcome is Outcome.INVALID_OUTPUT:
+        return invalid
+    measured, limits = result.measurement, result.tolerances
+    if measured is not None and any(
+            value is not None and limits.get(limit) is not None and value > limits[limit]
+            for value, limit in ((measured.seconds_per_image, "max_seconds"), (measured.peak_vram_mb, "max_vram_mb"))):
+        return budget
+    return slowdown if result.time_check == "failed" else other
+
+
+def _reason_order(item: tuple[str, int]) -> int:
+    return NOT_WRITTEN_REASONS.index(item[0])
 
 
 def unused_baseline_lines(results: Iterable[CaseResult], sweeps: dict[str, frozenset[str]], baseline_dir: Path,

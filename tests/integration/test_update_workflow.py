@@ -130,10 +130,37 @@ def test_a_slower_case_under_update_keeps_the_stored_timing_and_says_how_to_acce
     assert "the baseline's timing is kept by --diffbench-update; if the new speed is expected, accept it with: " \
            "pytest --diffbench --diffbench-update-timing" in text
     assert f"  not written: test_gen.py::test_a[{CASE}]" in text
-    why = {"all": "--diffbench-update does not rewrite a timing reference alone (accept a new speed with "
-                  "--diffbench-update-timing)",
+    why = {"all": "1 slower than the baseline only: --diffbench-update does not rewrite a timing reference alone; "
+                  "if the new speed is expected, accept it with --diffbench-update-timing",
            "missing": "--diffbench-update=missing writes only missing and unreadable baselines"}[update]
     assert f"  not written: {why}" in text
+
+
+def test_an_update_says_why_it_did_not_write_each_kind_of_failing_case(timed) -> None:
+    timed.write_tests(timed.test("test_a"),
+                      timed.test("test_budget", decorators=["@diffbench.tolerance(max_seconds=0.03)"]),
+                      timed.test("test_raises", sweep="seeds=[0, 1], steps=2",
+                                 body='diffbench.generate("a red cube")\nif diffbench.seed == 1:\n    raise RuntimeError("boom")'),
+                      timed.test("test_nogen", body="pass"))
+    timed.run(update="all")
+    timed.fake(seconds_per_image=0.05)
+    run = timed.run(update="all")
+    run.outcome.assert_outcomes(failed=5)
+    why = [line for line in timed.text(run.outcome).splitlines() if line.startswith("  not written:") and "::" not in line]
+    assert why == [
+        "  not written: 2 errored (the test raised or never called diffbench.generate(), or a required metric could "
+        "not run): there is no checked output to write; fix the error shown above",
+        "  not written: 1 over an absolute budget (diffbench_max_seconds or diffbench_max_vram_mb): it fails with any "
+        "baseline; raise the budget or make the case fit it",
+        "  not written: 2 slower than the baseline only: --diffbench-update does not rewrite a timing reference alone; "
+        "if the new speed is expected, accept it with --diffbench-update-timing",
+    ]
+
+    # Errors alone: no word about timing.
+    timed.fake(seconds_per_image=0.01)
+    text = timed.text(timed.run(update="all").outcome)
+    assert "timing reference" not in text and "absolute budget" not in text
+    assert "  not written: 2 errored (" in text
 
 
 def test_update_timing_rewrites_the_timing_and_keeps_the_image(timed) -> None:
