@@ -157,12 +157,15 @@ def _not_written_reason(result: CaseResult) -> str:
         return error
     if result.outcome is Outcome.INVALID_OUTPUT:
         return invalid
-    measured, limits = result.measurement, result.tolerances
-    if measured is not None and any(
-            value is not None and limits.get(limit) is not None and value > limits[limit]
-            for value, limit in ((measured.seconds_per_image, "max_seconds"), (measured.peak_vram_mb, "max_vram_mb"))):
+    measured = result.measurement
+    if measured is not None and any(_over(value, result.tolerances.get(limit)) for value, limit in (
+            (measured.seconds_per_image, "max_seconds"), (measured.peak_vram_mb, "max_vram_mb"))):
         return budget
     return slowdown if result.time_check == "failed" else other
+
+
+def _over(value: float | None, limit: float | None) -> bool:
+    return value is not None and limit is not None and value > limit
 
 
 def _reason_order(item: tuple[str, int]) -> int:
