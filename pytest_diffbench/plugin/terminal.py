@@ -11,6 +11,7 @@ cases without baselines that have baselines under another pin, that; and every w
 from __future__ import annotations
 
 import shlex
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Protocol
@@ -82,7 +83,7 @@ def summary_lines(session: Summarised) -> list[str]:
         lines.append(f"bundle:  {session.bundle}")
     if settings.update is not None or settings.update_timing:
         lines += baseline_lines(results, settings.update, kept_in=folder.replaced_dir)
-    lines += unused_baseline_lines(results, session.sweeps, settings.baseline_dir, session.config.rootpath)
+    lines += unused_baseline_lines(results, session.sweeps, settings.baseline_dir)
     lines += other_pin_lines(results, settings.baseline_dir)
     lines += unavailable_lines(results)
     env_changes = sorted({r.env_diff for r in results if r.env_diff})
@@ -172,8 +173,8 @@ def _reason_order(item: tuple[str, int]) -> int:
     return NOT_WRITTEN_REASONS.index(item[0])
 
 
-def unused_baseline_lines(results: Iterable[CaseResult], sweeps: dict[str, frozenset[str]], baseline_dir: Path,
-                          rootdir: Path) -> list[str]:
+def unused_baseline_lines(results: Iterable[CaseResult], sweeps: dict[str, frozenset[str]],
+                          baseline_dir: Path) -> list[str]:
     """For each test with new cases (``missing-baseline``, or ``created`` by an update) whose
     stored baselines (same pin, PNG and sidecar pairs) include cases its sweep no longer makes: one
     hint naming them and how to review or remove them, then the files there without the other half
@@ -199,32 +200,46 @@ def unused_baseline_lines(results: Iterable[CaseResult], sweeps: dict[str, froze
         store = BaselineStore(baseline_dir, pin)
         unused = [name for name in store.stored_cases(folder) if name not in names]
         if unused:
-            lines += _unused_hint(ran[0].nodeid.split("[", 1)[0], new, unused, baseline_dir / pin / folder, rootdir)
+            lines += _unused_hint(ran[0].nodeid.split("[", 1)[0], new, unused, baseline_dir / pin / folder)
             lone = [file for file in store.lone_files(folder) if file.rsplit(".", 1)[0] not in names]
             if lone:  # a stray PNG or sidecar: named, neither counted as a baseline nor offered for removal
                 lines.append(f"  also there, without the other half of a pair (so no baseline): {_named(lone)}")
     return lines
 
 
-def _unused_hint(test: str, new: list[CaseResult], unused: list[str], folder: Path, rootdir: Path) -> list[str]:
+def _unused_hint(test: str, new: list[CaseResult], unused: list[str], folder: Path) -> list[str]:
     """The hint's two lines: what is new and what went unused, then where to review them and the
-    ``git rm`` of their files (when few), paths relative to the rootdir."""
+    command that removes their pairs (named when few), with absolute paths as the rest of the
+    summary shows them, so the command works from any folder: ``git rm`` when git has every one
+    committed (:func:`_committed`), else ``rm``."""
     created = all(r.baseline_action is BaselineAction.CREATED for r in new)
     what = (f"{len(new)} new baseline{'s' if len(new) > 1 else ''} created" if created else
             f"{len(new)} new case{'s' if len(new) > 1 else ''} without baselines")
-    named = _named(unused)
     count = len(unused)
     lines = [f"diffbench: {test}: {what}; {count} baseline{'s' if count > 1 else ''} of this test "
-             f"{'were' if count > 1 else 'was'} not used ({named}): did a sampler or step count change?"]
+             f"{'were' if count > 1 else 'was'} not used ({_named(unused)}): did a sampler or step count change?"]
     remain = "the old baselines remain; " if created else ""
-    where = _shown(folder, rootdir)
+    files = [f"{name}{suffix}" for name in unused for suffix in (".png", ".json")]
+    tool, quiet = ("git rm", " -q") if _committed(folder, files) else ("rm", "")
+    where = folder.resolve()
     if count > LISTED_CASES:
-        lines.append(f"  {remain}review them in {where}/ and remove the unused ones with git rm")
+        lines.append(f"  {remain}review them in {where}/ and remove the unused ones with {tool}")
     else:
-        files = " ".join(shlex.quote(_shown(folder / f"{name}{suffix}", rootdir)) for name in unused
-                         for suffix in (".png", ".json") if (folder / f"{name}{suffix}").is_file())
-        lines.append(f"  {remain}review them in {where}/; remove them with: git rm -q -- {files}")
+        paths = " ".join(shlex.quote(str(where / file)) for file in files)
+        lines.append(f"  {remain}review them in {where}/; remove them with: {tool}{quiet} -- {paths}")
     return lines
+
+
+def _committed(folder: Path, files: list[str]) -> bool:
+    """Whether every one of ``files`` (names in ``folder``) is committed in git's ``HEAD`` (one
+    ``git ls-tree`` run in ``folder``), so ``git rm`` removes them; False outside a git work tree,
+    without git, before the first commit, or when any is untracked or only staged."""
+    try:
+        listed = subprocess.run(["git", "ls-tree", "-z", "--name-only", "HEAD", "--", *files], cwd=folder,
+                                capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return listed.returncode == 0 and len([name for name in listed.stdout.split(b"\0") if name]) == len(files)
 
 
 def _named(names: list[str]) -> str:
@@ -293,11 +308,3 @@ def _label(metric_name: str) -> str:
 
     metric = REGISTRY.get(metric_name)
     return metric.label if metric is not None else metric_name
-
-
-def _shown(path: Path, rootdir: Path) -> str:
-    """``path`` relative to the rootdir when it is under it (as results show paths), else as it is."""
-    try:
-        return Path(path).resolve().relative_to(rootdir.resolve()).as_posix()
-    except ValueError:
-        return Path(path).as_posix()

@@ -9,6 +9,9 @@ unused says so; timing references are rewritten only with their image or on requ
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -212,6 +215,42 @@ def hint_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if "were not used" in line or "was not used" in line]
 
 
+def removal(text: str) -> list[str]:
+    """The command the hint advises to remove the unused baselines, split as a shell splits it."""
+    found = re.search(r"remove them with: (.*)$", text, flags=re.MULTILINE)
+    assert found is not None, text
+    return shlex.split(found.group(1))
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "untracked"])
+def test_the_removal_advice_works_from_a_subfolder_in_a_git_project(project, monkeypatch, committed) -> None:
+    sub = project.path / "sub"
+    sub.mkdir()
+    project.write_ini()  # the rootdir is the project, above the folder pytest runs in
+    project.write_tests(project.test("test_steps", sweep=STEPS4), module="sub/test_gen")
+    git(project.path, "init", "-q")
+    project.run(update="all")
+    if committed:
+        git(project.path, "add", "baselines")
+        git(project.path, "commit", "-q", "-m", "baselines")
+    project.write_tests(project.test("test_steps", sweep=STEPS8), module="sub/test_gen")
+    monkeypatch.chdir(sub)
+    text = project.text(project.run().outcome)
+    command = removal(text)
+    assert command[:command.index("--") + 1] == (["git", "rm", "-q", "--"] if committed else ["rm", "--"])
+    subprocess.run(command, cwd=sub, check=True, capture_output=True)
+    folder = project.baselines / project.PIN / "sub" / "test_gen" / "test_steps"
+    assert not any((folder / f"{name}{suffix}").exists() for name in OLD for suffix in (".png", ".json"))
+    if committed:  # staged as deletions, ready to commit
+        assert sorted(git(project.path, "diff", "--cached", "--name-only").split()) == sorted(
+            f"baselines/{project.PIN}/sub/test_gen/test_steps/{name}{suffix}" for name in OLD for suffix in (".png", ".json"))
+
+
 def test_new_cases_without_baselines_name_the_baselines_of_the_test_no_case_uses(project) -> None:
     project.write_tests(project.test("test_steps", sweep=STEPS4), project.test("test_other"))
     project.run(update="all")
@@ -219,14 +258,12 @@ def test_new_cases_without_baselines_name_the_baselines_of_the_test_no_case_uses
     run = project.run()
     run.outcome.assert_outcomes(passed=1, failed=3)
     text = project.text(run.outcome)
-    where = f"baselines/{project.PIN}/test_gen/test_steps"
+    where = (project.baselines / project.PIN / "test_gen" / "test_steps").resolve()
     assert hint_lines(text) == [
         f"diffbench: test_gen.py::test_steps: 3 new cases without baselines; 3 baselines of this test were not used "
         f"({', '.join(OLD)}): did a sampler or step count change?"]
-    remove = re.search(r"remove them with: (git rm .*)$", text, flags=re.MULTILINE)
-    assert remove is not None and f"review them in {where}/" in text
-    assert remove.group(1).split() == ["git", "rm", "-q", "--"] + [
-        f"{where}/{name}{suffix}" for name in OLD for suffix in (".png", ".json")]
+    assert f"review them in {where}/; remove them with: rm -- " in text  # not a git work tree: plain rm
+    assert removal(text) == ["rm", "--"] + [f"{where}/{name}{suffix}" for name in OLD for suffix in (".png", ".json")]
 
     # -k selecting one new case: the hint counts the test's whole sweep, not what ran.
     run = project.run("-k", "test_steps and seed0")
