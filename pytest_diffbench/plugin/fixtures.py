@@ -31,12 +31,15 @@ def diffbench_device(pytestconfig: pytest.Config) -> "torch.device":
 
 
 @pytest.fixture(scope="session")
-def diffbench_pipeline(pytestconfig: pytest.Config, diffbench_device: "torch.device") -> Any:
+def diffbench_pipeline(pytestconfig: pytest.Config, request: pytest.FixtureRequest, diffbench_device: "torch.device") -> Any:
     """The pipeline under test: ``--diffbench-model`` (the shipped diffbench-tiny by default).
 
     Override it in conftest.py with your own (session scope) for full control of loading; a
     :class:`pytest_diffbench.testing.FakePipeline` tests a setup without torch or diffusers.
-    Raises pytest.UsageError naming ``diffbench_model`` when the model cannot be loaded.
+    A local folder that is not a diffusers pipeline was refused before any case ran
+    (``read_settings``). When loading fails here (a hub id that cannot be fetched, a broken
+    folder), the case errors with one line naming ``diffbench_model`` (no traceback) and the run
+    stops after it: pytest keeps a session fixture's error, so every further case would repeat it.
     """
     from pytest_diffbench.run.pipelines import default_dtype, load_pipeline, parse_dtype
 
@@ -44,9 +47,12 @@ def diffbench_pipeline(pytestconfig: pytest.Config, diffbench_device: "torch.dev
     # read_settings has checked the dtype name against DTYPE_NAMES: parse_dtype cannot refuse it.
     dtype = default_dtype(diffbench_device) if settings.dtype == "auto" else parse_dtype(settings.dtype)
     try:
-        return load_pipeline(settings.model, device=diffbench_device, dtype=dtype, root=pytestconfig.rootpath)
+        return load_pipeline(settings.model, device=diffbench_device, dtype=dtype, folder=settings.model_folder)
     except ValueError as exc:
-        raise pytest.UsageError(f"diffbench_model: {exc}") from None
+        problem = f"diffbench_model: {exc}"
+    # Outside the except clause, so that pytest shows no chained exception.
+    request.session.shouldstop = "diffbench: the model of diffbench_model could not be loaded; no further case ran"
+    pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture

@@ -152,6 +152,8 @@ class Settings:
     tolerances: Tolerances
     #: ``--diffbench-update-timing``: rewrite the timing of baselines whose image passes.
     update_timing: bool = False
+    #: The local diffusers folder ``model`` names (absolute), None for a built-in model or a hub id.
+    model_folder: Path | None = None
 
 
 def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | None = None) -> Settings:
@@ -185,6 +187,11 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
     device = _check(check_device, raw["device"], "diffbench_device")
     if enabled and device not in ("auto", "cpu"):
         device = _check(_available_device, device, "diffbench_device")
+    model = _check(_required(f"name a built-in model ({', '.join(BUILTIN_MODELS)}), a diffusers folder or a hub id"),
+                   raw["model"], "diffbench_model")
+    model_folder = None
+    if enabled:
+        model, model_folder = _check(lambda name: resolve_model(name, root, Path.cwd()), model, "diffbench_model")
     return Settings(
         enabled=enabled,
         update=None if raw["update"] is None else UpdateMode(raw["update"]),
@@ -194,8 +201,8 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
         pin=_check(check_pin_template, raw["pin"], "diffbench_pin"),
         output_dir=root / output_dir,
         lpips=_check(_choice(LPIPS_MODES), raw["lpips"], "diffbench_lpips"),
-        model=_check(_required(f"name a built-in model ({', '.join(BUILTIN_MODELS)}), a diffusers folder or a hub id"),
-                     raw["model"], "diffbench_model"),
+        model=model,
+        model_folder=model_folder,
         device=device,
         dtype=_check(_choice(DTYPE_NAMES), raw["dtype"], "diffbench_dtype"),
         workflow_version=_check(_required("give the version of your workflow, e.g. 1"), raw["workflow_version"],
@@ -204,6 +211,42 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
         bundle_images=_check(_choice(BUNDLE_IMAGES), raw["bundle_images"], "diffbench_bundle_images"),
         tolerances=tolerances,
     )
+
+
+def resolve_model(name: str, root: Path, cwd: Path) -> tuple[str, Path | None]:
+    """The name to record for ``--diffbench-model`` ``name`` and the local folder to load it from
+    (None for a built-in model or a hub id), with ``root`` the rootdir and ``cwd`` the current
+    directory. Reads the file system only; imports no torch.
+
+    ``name`` is a local path when it starts with ``./``, ``../``, ``/`` or ``~`` (or is absolute),
+    or when it has a path separator and its first part exists under ``root`` or ``cwd``;
+    anything else is a built-in name or a hub id, recorded as written. A local path is looked
+    up under ``root``, then ``cwd``, and recorded relative to ``root`` in POSIX form (no ``./``,
+    no trailing slash) when the folder is inside it, so every spelling of one folder (and a
+    teammate's checkout) records one name; else as written, normalised. Raises ValueError (one
+    line) when a local path is not a folder holding ``model_index.json`` (a diffusers pipeline).
+    """
+    if name in BUILTIN_MODELS or name in {f"diffbench/{builtin}" for builtin in BUILTIN_MODELS}:
+        return name, None
+    expanded = Path(os.path.expanduser(name))
+    separators = {"/", os.sep, os.altsep or "/"}
+    local = name.startswith(("./", "../", "~", "/")) or expanded.is_absolute() or name in (".", "..") or (
+        any(sep in name for sep in separators) and any((base / expanded.parts[0]).exists() for base in (root, cwd)))
+    if not local:
+        return name, None
+    candidates = [expanded] if expanded.is_absolute() else [root / expanded, cwd / expanded]
+    folder = next((Path(os.path.abspath(path)) for path in candidates if path.is_dir()), None)
+    valid = "name a diffusers folder (one with model_index.json), a hub id or a built-in model " + ", ".join(BUILTIN_MODELS)
+    if folder is None:
+        what = "it is a file, not a folder" if any(path.exists() for path in candidates) else (
+            "there is no such folder" + ("" if expanded.is_absolute() else " under the rootdir or the current directory"))
+        raise ValueError(f"{what}; {valid}")
+    if not (folder / "model_index.json").is_file():
+        raise ValueError(f"the folder has no model_index.json, so it is not a diffusers pipeline; {valid}")
+    try:
+        return folder.relative_to(os.path.abspath(root)).as_posix(), folder
+    except ValueError:
+        return Path(os.path.normpath(name)).as_posix(), folder
 
 
 def _raw_value(config: pytest.Config, option: Option) -> Any:

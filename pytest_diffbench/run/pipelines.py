@@ -40,30 +40,32 @@ _DTYPE_KEYWORD = "dtype" if hasattr(diffusers_deprecation, "_resolve_dtype") els
 
 
 def load_pipeline(
-    model: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, root: Path | None = None
+    model: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, folder: Path | None = None
 ) -> Any:
     """The pipeline ``--diffbench-model`` names, on ``device`` in ``dtype``.
 
     ``diffbench-tiny`` and ``diffbench-tiny-random`` are built in, recorded as
     ``diffbench/diffbench-tiny`` and ``diffbench/diffbench-tiny-random`` (:data:`TINY_MODEL_ID`,
-    :data:`RANDOM_MODEL_ID`) and loaded by either name, so a recorded name can be given back; anything else is passed
-    to ``DiffusionPipeline.from_pretrained`` (a folder, relative to ``root`` when it is one
-    there, or a hub id that is in the cache or can be downloaded). That name is recorded as
-    written, so the frozen config (and its hash) does not depend on where the folder or
-    the cache lies. Raises ValueError (one line) when it cannot be loaded.
+    :data:`RANDOM_MODEL_ID`) and loaded by either name, so a recorded name can be given back.
+    Anything else is loaded with ``DiffusionPipeline.from_pretrained`` from ``folder`` when given
+    (a local diffusers folder, ``model`` then being its recorded name, see
+    ``plugin.options.resolve_model``), else from ``model`` (a hub id in the cache or one that can be
+    downloaded), and recorded as ``model``, so the frozen config (and its hash) does not depend on
+    where the folder or the cache lies. Raises ValueError (one line, naming the library's error)
+    when it cannot be loaded.
     """
     if model in ("diffbench-tiny", TINY_MODEL_ID):
         return load_tiny_pipeline(device, dtype)
     if model in ("diffbench-tiny-random", RANDOM_MODEL_ID):
         return build_random_pipeline(device, dtype)
-    source = root / model if root is not None and (root / model).is_dir() else model
     try:
         with _quiet_loading():
-            pipe = DiffusionPipeline.from_pretrained(source, **{_DTYPE_KEYWORD: dtype})
-    except (OSError, ValueError) as exc:
+            pipe = DiffusionPipeline.from_pretrained(folder or model, **{_DTYPE_KEYWORD: dtype})
+    except Exception as exc:  # whatever a broken folder or an unreachable hub raises: one line
+        reason = (str(exc).strip().splitlines() or [""])[0]
         raise ValueError(
-            f"cannot load {model!r} with DiffusionPipeline.from_pretrained ({exc}); use a diffusers "
-            f"folder, a hub id, or one of the built-in models {', '.join(BUILTIN_MODELS)}"
+            f"cannot load {model!r} with DiffusionPipeline.from_pretrained ({type(exc).__name__}: {reason}); use a "
+            f"diffusers folder, a hub id, or one of the built-in models {', '.join(BUILTIN_MODELS)}"
         ) from None
     # Already in dtype: from_pretrained keeps the modules a model needs in float32 as they are.
     return _named(pipe, model).to(device)

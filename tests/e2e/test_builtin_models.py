@@ -111,12 +111,13 @@ def test_builtin_models_lifecycle_silent_changes_and_a_model_change(project, mon
 def test_a_model_that_does_not_load_is_an_error_naming_diffbench_model(project) -> None:
     project.use_builtin_pipeline()
     project.write_tests(project.test())
-    missing = project.path / "no-such-model"
-    run = project.run(f"--diffbench-model={missing}", subprocess=True)
+    (project.path / "broken").mkdir()  # a diffusers folder by its model_index.json, with no components
+    (project.path / "broken" / "model_index.json").write_text('{"_class_name": "NoSuchPipeline"}', encoding="utf-8")
+    run = project.run("--diffbench-model=./broken/", subprocess=True)
     run.outcome.assert_outcomes(errors=1)
     (row,) = run.results
     assert row.outcome is Outcome.ERROR
-    assert row.message.startswith(f"setup failed: diffbench_model: cannot load {str(missing)!r}")
+    assert row.message.startswith("setup failed: diffbench_model: cannot load 'broken'")
     assert "diffbench-tiny, diffbench-tiny-random" in row.message
 
 

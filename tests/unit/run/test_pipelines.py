@@ -179,10 +179,10 @@ def test_load_pipeline_knows_the_random_builtin(pipe):
     assert model_fingerprint(loaded) == model_fingerprint(pipe)
 
 
-def test_load_pipeline_from_a_folder_records_the_name_as_written(pipe, tmp_path, monkeypatch):
+def test_load_pipeline_from_a_folder_records_the_name_it_is_given(pipe, tmp_path, monkeypatch):
     pipe.save_pretrained(tmp_path / "models" / "my-sd", safe_serialization=True)
-    monkeypatch.chdir(tmp_path / "models")  # the folder is found under root, not the working directory
-    loaded = load_pipeline("models/my-sd", dtype=torch.bfloat16, root=tmp_path)
+    monkeypatch.chdir(tmp_path / "models")  # the folder is loaded from ``folder``, not the working directory
+    loaded = load_pipeline("models/my-sd", dtype=torch.bfloat16, folder=tmp_path / "models" / "my-sd")
     description = describe_pipeline(loaded)
     assert description.model == description.vae == "models/my-sd"
     assert description.dtype == "bfloat16"
@@ -197,6 +197,17 @@ def test_load_pipeline_names_the_builtins_when_nothing_loads(tmp_path):
     message = str(excinfo.value)
     assert repr(missing) in message
     assert all(name in message for name in BUILTIN_MODELS)
+
+
+@pytest.mark.parametrize("index", ["{not json", '{"_class_name": "NoSuchPipeline"}', '{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}'])
+def test_load_pipeline_turns_any_loading_error_into_one_line(tmp_path, index):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(index, encoding="utf-8")
+    with pytest.raises(ValueError) as excinfo:
+        load_pipeline("broken", folder=folder)
+    message = str(excinfo.value)
+    assert message.startswith("cannot load 'broken' with DiffusionPipeline.from_pretrained (") and "\n" not in message
 
 
 @pytest.mark.parametrize(
