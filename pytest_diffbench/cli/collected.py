@@ -37,6 +37,11 @@ class _Collector:
             self.error = f"{report.nodeid or 'the test files'}: {_last_line(report.longreprtext)}"
 
 
+#: How a collection failure starts, and what it advises last.
+CANNOT_COLLECT = "cannot collect the current test files to check the run's cases"
+FIX = "fix it, or pass --allow-uncollected"
+
+
 def collected_nodeids(rootdir: Path, inipath: Path | None, files: Iterable[str]) -> frozenset[str]:
     """The node ids pytest collects now from ``files`` (paths relative to ``rootdir``, as node
     ids begin); a file that does not exist is left out (it collects nothing).
@@ -64,11 +69,9 @@ def collected_nodeids(rootdir: Path, inipath: Path | None, files: Iterable[str])
         _forget_project_modules(before, rootdir)
         sys.path[:] = path
     if collector.error:
-        raise CommandError(f"cannot collect the current test files to check the run's cases: {collector.error}; "
-                           "fix it, or pass --allow-uncollected")
+        raise CommandError(f"{CANNOT_COLLECT}: {collector.error}; {FIX}")
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        raise CommandError(f"cannot collect the current test files to check the run's cases: pytest exited with "
-                           f"{status!s} ({_last_line(output.getvalue())}); fix it, or pass --allow-uncollected")
+        raise CommandError(f"{CANNOT_COLLECT}: pytest exited with {status!s} ({_last_line(output.getvalue())}); {FIX}")
     return frozenset(collector.nodeids)
 
 

@@ -62,8 +62,24 @@ def test_accept_refuses_a_case_the_sweep_no_longer_makes(ran, capsys) -> None:
     assert baselines(ran) == ["cpu-float32/test_gen/test_case/seed0-euler-2steps-cfg7.5.png"]
 
     status, out, _ = accept(capsys, "--allow-uncollected")
-    assert status == 0 and out[-1] == "1 created, 1 unchanged"
+    assert status == 0 and out[0].startswith(f"unchanged {SEED0}: ") and out[1].startswith(f"created   {SEED1}: ")
+    assert out[1].endswith(" (not collected by the current tests)") and "not collected" not in out[0]
+    assert out[-1] == "1 created, 1 unchanged; 1 of them not collected by the current tests (no run uses those baselines)"
     assert len(baselines(ran)) == 2
+
+    # Accepted again: unchanged, still marked and counted.
+    status, out, _ = accept(capsys, "--allow-uncollected", "-k", "seed1")
+    assert out == [out[0], "1 unchanged; 1 of them not collected by the current tests (no run uses those baselines)"]
+    assert out[0].startswith(f"unchanged {SEED1}: ") and out[0].endswith(" (not collected by the current tests)")
+
+
+def test_allow_uncollected_accepts_when_the_test_files_cannot_be_collected_and_says_it_could_not_check(ran, capsys) -> None:
+    ran.makepyfile(test_gen="def test_case(:\n")
+    status, out, err = accept(capsys, "--allow-uncollected")
+    assert status == 0 and err == ""
+    assert out[0].startswith("note: cannot collect the current test files to check the run's cases: test_gen.py: ")
+    assert out[0].endswith("; accepting without marking the cases they do not collect")
+    assert out[-1] == "2 created" and len(baselines(ran)) == 2
 
 
 @pytest.mark.parametrize("change", ["renamed test", "removed file"])
