@@ -166,6 +166,37 @@ def test_an_update_says_why_it_did_not_write_each_kind_of_failing_case(timed) ->
     assert "  not written: 2 errored (" in text
 
 
+BLACK_FOR_NOTHING = """
+import pytest
+from PIL import Image
+
+from pytest_diffbench.testing import FakePipeline
+
+
+class BlackPipeline(FakePipeline):
+    \"\"\"A black output (an fp16 VAE overflow) for the prompt "nothing".\"\"\"
+
+    def draw(self, sampler, seed, call_kwargs):
+        picture = super().draw(sampler, seed, call_kwargs)
+        return Image.new("RGB", picture.size, (0, 0, 0)) if call_kwargs.get("prompt") == "nothing" else picture
+
+
+@pytest.fixture(scope="session")
+def diffbench_pipeline():
+    return BlackPipeline()
+"""
+
+
+def test_an_update_says_an_invalid_output_is_never_written(project) -> None:
+    project.pytester.makeconftest(BLACK_FOR_NOTHING)
+    project.write_tests(project.test("test_a"), project.test("test_black", body='diffbench.generate("nothing")'))
+    run = project.run(update="all")
+    run.outcome.assert_outcomes(passed=1, failed=1)
+    why = [line for line in project.text(run.outcome).splitlines() if line.startswith("  not written:") and "::" not in line]
+    assert why == ["  not written: 1 with an invalid output (flat, non-finite or too small): such an output never becomes "
+                   "a baseline; see its reason above"]
+
+
 def test_update_timing_rewrites_the_timing_and_keeps_the_image(timed) -> None:
     png, sidecar = timed.baseline_pair("test_a")
     image = png.read_bytes()
@@ -296,6 +327,21 @@ def test_a_stray_file_without_its_pair_is_no_unused_baseline_and_is_named_apart(
     assert "  also there, without the other half of a pair (so no baseline): extra.png, notes.json" in text
     remove = next(line for line in text.splitlines() if "remove them with:" in line)
     assert "extra" not in remove and "notes" not in remove
+
+
+def test_many_unused_baselines_are_counted_with_the_tool_that_removes_them(project) -> None:
+    many = "seeds=list(range(11)), steps=4"
+    project.write_tests(project.test("test_steps", sweep=many))
+    project.run(update="all")
+    project.write_tests(project.test("test_steps", sweep=many.replace("steps=4", "steps=8")))
+    text = project.text(project.run("-k", "seed0").outcome)
+    where = (project.baselines / project.PIN / "test_gen" / "test_steps").resolve()
+    assert f"  review them in {where}/ and remove the unused ones with rm" in text.splitlines()
+    git(project.path, "init", "-q")
+    git(project.path, "add", "baselines")
+    git(project.path, "commit", "-q", "-m", "baselines")
+    text = project.text(project.run("-k", "seed0").outcome)
+    assert f"  review them in {where}/ and remove the unused ones with git rm" in text.splitlines()
 
 
 @pytest.mark.parametrize("args", [("-k", "seed0"), ("test_gen.py::test_steps[seed3-euler-4steps-cfg7.5]",), ()],
