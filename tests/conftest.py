@@ -31,7 +31,7 @@ CASE = "seed0-euler-2steps-cfg7.5"
 #: results.csv fields that legitimately differ between two runs of the same cases.
 VOLATILE_FIELDS = frozenset({
     "run_id", "timestamp", "seconds_per_image", "warmup_seconds", "baseline_seconds_per_image",
-    "slowdown", "worker", "workers", "output_path",
+    "slowdown", "worker", "workers", "baseline_workers", "output_path",
 })
 
 

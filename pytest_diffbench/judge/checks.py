@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, Score, tolerance_name
 from pytest_diffbench.judge.metrics.base import Direction, passes
+from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.judge.tolerances import Tolerances
 from pytest_diffbench.spec.config import diff_configs
 from pytest_diffbench.spec.measurement import Measurement
@@ -20,6 +21,10 @@ from pytest_diffbench.spec.outcomes import Outcome
 
 #: Name of the relative-timing check (results.csv's ``slowdown`` column).
 SLOWDOWN = "slowdown"
+#: Name of the absolute speed check (seconds per image against ``max_seconds``).
+SECONDS = "seconds/image"
+#: Name of the memory check (peak VRAM in MiB against ``max_vram_mb``).
+VRAM = "peak VRAM"
 #: The status of a check whose tolerance is off, or whose metric is (``diffbench_lpips = off``).
 OFF = "off"
 
@@ -31,7 +36,12 @@ class Check:
 
     ``note`` is what the number means when the check ran (``0.5 s vs baseline 0.4 s``), and
     the bare reason when it was skipped (``baseline timed on A100, this run on H100``): the
-    rendering adds the word "skipped" once.
+    rendering adds the word "skipped" once. ``style`` is how value and limit print (see
+    :func:`format_number`): the slowdown, a fraction (0.5 = 50% slower), prints as ``+50%``.
+
+    Every place a check is shown (failure message, results.csv's message, case grids, the "what
+    failed" of summary.md and report.html) renders it with :meth:`render` or :meth:`violated`,
+    so a number reads alike everywhere.
     """
 
     name: str
@@ -42,6 +52,7 @@ class Check:
     unit: str = ""
     note: str = ""
     outcome: Outcome = Outcome.FAILED_QUALITY
+    style: str = "g"
 
     @property
     def status(self) -> str:
@@ -56,13 +67,24 @@ class Check:
     def render(self) -> str:
         """``ssim  0.6123  >= 0.95  FAIL`` (one line, fixed columns): a check that ran ends with
         its note in brackets, a skipped one with why, one whose tolerance is off says ``off``."""
-        unit = f" {self.unit}" if self.unit else ""
-        value = "-" if self.value is None else format_number(self.value, self.limit) + unit
+        value = "-" if self.value is None else self._number(self.value, self.limit)
         if self.limit is None:
             return f"{self.name:<16} {value:>12}   {OFF}"
-        limit = f"{self.op} {format_number(self.limit, self.value)}{unit}"
+        limit = f"{self.op} {self._number(self.limit, self.value)}"
         line = f"{self.name:<16} {value:>12}   {limit:<14} {self.status}"
         return f"{line}  ({self.note})" if self.note and self.passed is not None else line
+
+    def violated(self) -> str:
+        """A failed check as the tolerance it broke, e.g. ``ssim 0.6123 < 0.95`` or
+        ``slowdown +300% > +50%``; value and limit print as in :meth:`render`."""
+        broken = {">=": "<", "<=": ">"}.get(self.op, f"not {self.op}")
+        return f"{self.name} {self._number(self.value, self.limit)} {broken} {self._number(self.limit, self.value)}"
+
+    def _number(self, value: float | None, beside: float | None) -> str:
+        if value is None:
+            return "-"
+        unit = f" {self.unit}" if self.unit else ""
+        return format_number(value, beside, style=self.style) + unit
 
 
 @dataclass(frozen=True)
@@ -80,14 +102,15 @@ class Verdict:
 
 
 #: How :func:`format_number` prints in each style: (the digits it starts with, the format).
-_STYLES = {"g": (4, "{:.{}g}"), "%": (0, "{:+.{}%}"), "f": (0, "{:.{}f}")}
+_STYLES = {"g": (4, "{:.{}g}"), "%": (0, "{:+.{}%}")}
 #: A float has at most this many significant digits worth printing.
 _MAX_DIGITS = 17
 
 
 def format_number(value: float, beside: float | None = None, *, style: str = "g") -> str:
-    """``value`` in ``style``: ``g`` 4 significant digits (``0.9876``), ``%`` a signed percentage
-    (``+50%``), ``f`` a whole number (``2048``); ``inf`` / ``-inf`` for infinities.
+    """``value`` in ``style``: ``g`` 4 significant digits, or as many as its whole part has
+    (``0.9876``, ``12346``: never an exponent for a large number), ``%`` a signed percentage
+    (``+50%``); ``inf`` / ``-inf`` for infinities.
 
     ``beside`` is the number printed next to it (a check's limit, a baseline's timing): when the
     two differ but would print alike (``ssim 1 >= 1 FAIL``), digits are added until they do not
@@ -96,6 +119,8 @@ def format_number(value: float, beside: float | None = None, *, style: str = "g"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     digits, spec = _STYLES[style]
+    if style == "g" and abs(value) >= 1:
+        digits = max(digits, len(str(int(abs(value)))))
     if beside is not None and math.isfinite(beside) and beside != value:
         while digits < _MAX_DIGITS and spec.format(value, digits) == spec.format(beside, digits):
             digits += 1
@@ -130,23 +155,59 @@ def judge_gates(scores: Mapping[str, Score], tolerances: Tolerances, baseline: M
     ``baseline`` is the baseline's measurement, timed on ``baseline_device`` by
     ``baseline_workers`` pytest processes sharing it; ``workers`` is this run's count.
     """
-    checks = [_metric_check(metric.name, metric.direction, metric.unit, scores[metric.name], tolerances[tolerance_name(metric)])
+    checks = [metric_check(metric.name, metric.direction, metric.unit, scores[metric.name].value,
+                           scores[metric.name].status, tolerances[tolerance_name(metric)])
               for metric in metrics if metric.name in scores]
     checks += [
-        _limit("seconds/image", measurement.seconds_per_image, tolerances["max_seconds"], unit="s", outcome=Outcome.FAILED_SPEED),
+        seconds_check(measurement.seconds_per_image, tolerances["max_seconds"]),
         _slowdown_check(tolerances["time_regression"], baseline, baseline_device, baseline_workers, measurement,
                         device_name, workers),
-        _limit("peak VRAM", measurement.peak_vram_mb, tolerances["max_vram_mb"], unit="MiB", outcome=Outcome.FAILED_MEMORY,
-               note="" if measurement.peak_vram_mb is not None else "measured on CUDA only"),
+        vram_check(measurement.peak_vram_mb, tolerances["max_vram_mb"]),
     ]
     failed = [c for c in checks if c.passed is False]
     return Verdict(failed[0].outcome if failed else Outcome.PASSED, (), tuple(checks))
 
 
-def _metric_check(name: str, direction: Direction, unit: str, score: Score, limit: float | None) -> Check:
-    note = "" if score.status == "ok" else score.status
-    passed = None if limit is None or score.value is None else passes(direction, score.value, limit)
-    return Check(name, score.value, direction.value, limit, passed, unit, note)
+def metric_check(name: str, direction: Direction, unit: str, value: float | None, status: str,
+                 limit: float | None) -> Check:
+    """A metric's check: its ``value`` against ``limit``; ``status`` is the metric's (``ok``,
+    ``off``, ``unavailable: ...``), the reason of a check that was skipped."""
+    note = "" if status == "ok" else status
+    passed = None if limit is None or value is None else passes(direction, value, limit)
+    return Check(name, value, direction.value, limit, passed, unit, note)
+
+
+def seconds_check(seconds: float | None, limit: float | None) -> Check:
+    """Seconds per image against ``max_seconds`` (both s)."""
+    return _limit(SECONDS, seconds, limit, unit="s", outcome=Outcome.FAILED_SPEED)
+
+
+def vram_check(mib: float | None, limit: float | None) -> Check:
+    """Peak VRAM against ``max_vram_mb`` (both MiB); skipped without a CUDA measurement."""
+    return _limit(VRAM, mib, limit, unit="MiB", outcome=Outcome.FAILED_MEMORY,
+                  note="" if mib is not None else "measured on CUDA only")
+
+
+def slowdown_check(slowdown: float | None, limit: float | None, passed: bool | None, note: str) -> Check:
+    """The relative timing check: ``slowdown`` (a fraction, 0.5 = 50% slower than the baseline)
+    against ``time_regression``, printed as percentages (``+300% <= +50%``)."""
+    return Check(SLOWDOWN, slowdown, "<=", limit, passed, note=note, outcome=Outcome.FAILED_SPEED, style="%")
+
+
+def timings_note(seconds: float, reference: float) -> str:
+    """``0.2 s vs baseline 0.05 s``: what a slowdown that ran compared (seconds per image)."""
+    return f"{format_number(seconds, reference)} s vs baseline {format_number(reference, seconds)} s"
+
+
+def timing_mismatch(base_device: str, base_workers: int, device_name: str, workers: int) -> str:
+    """Why a baseline's timing does not compare with this run's: it was timed on another device
+    name, or by another number of pytest processes (xdist workers sharing a device slow each
+    other down); "" when it compares. The slowdown check and every "change" column apply this."""
+    if base_device != device_name:
+        return f"baseline timed on {base_device or 'unknown'}, this run on {device_name}"
+    if base_workers != workers:
+        return f"baseline timed with {base_workers} pytest worker(s), this run with {workers}"
+    return ""
 
 
 def _limit(name: str, value: float | None, limit: float | None, *, unit: str = "", note: str = "",
@@ -157,17 +218,58 @@ def _limit(name: str, value: float | None, limit: float | None, *, unit: str = "
 
 def _slowdown_check(limit: float | None, baseline: Measurement | None, base_device: str, base_workers: int,
                     current: Measurement, device_name: str, workers: int) -> Check:
-    """Relative timing, applied only when the baseline was timed on the same device name by as
-    many pytest processes (xdist workers sharing a device slow each other down)."""
+    """Relative timing, applied only when :func:`timing_mismatch` finds none."""
     if baseline is None or not baseline.seconds_per_image:
-        return Check(SLOWDOWN, None, "<=", limit, None, note="baseline has no timing", outcome=Outcome.FAILED_SPEED)
+        return slowdown_check(None, limit, None, "baseline has no timing")
     seconds, reference = current.seconds_per_image, baseline.seconds_per_image
     slowdown = seconds / reference - 1.0
-    if base_device != device_name:
-        return Check(SLOWDOWN, slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
-                     note=f"baseline timed on {base_device or 'unknown'}, this run on {device_name}")
-    if base_workers != workers:
-        return Check(SLOWDOWN, slowdown, "<=", limit, None, outcome=Outcome.FAILED_SPEED,
-                     note=f"baseline timed with {base_workers} pytest worker(s), this run with {workers}")
-    return _limit(SLOWDOWN, slowdown, limit, outcome=Outcome.FAILED_SPEED,
-                  note=f"{format_number(seconds, reference)} s vs baseline {format_number(reference, seconds)} s")
+    mismatch = timing_mismatch(base_device, base_workers, device_name, workers)
+    if mismatch:
+        return slowdown_check(slowdown, limit, None, mismatch)
+    return slowdown_check(slowdown, limit, None if limit is None else slowdown <= limit, timings_note(seconds, reference))
+
+
+
+# -- the checks of a recorded result (results.csv), as the judge rendered them ----------------
+
+
+def quality_checks(result: CaseResult, metrics: MetricRegistry = REGISTRY) -> list[tuple[str, Check | None]]:
+    """(metric name, its check) for each registered metric, from ``result``'s recorded value,
+    status and tolerance: the check the failure message showed (a metric switched off reads
+    ``off``, one that could not run ``skipped (<reason>)``); None for a metric the case was
+    never scored on (it ended before, e.g. on a stale baseline)."""
+    checks: list[tuple[str, Check | None]] = []
+    for metric in metrics:
+        value = result.scores.get(metric.name)
+        status = result.metric_status.get(metric.name) or ("ok" if value is not None else "")
+        checks.append((metric.name, None if value is None and not status else metric_check(
+            metric.name, metric.direction, metric.unit, value, status, result.tolerances.get(tolerance_name(metric)))))
+    return checks
+
+
+def budget_checks(result: CaseResult) -> list[Check]:
+    """The speed and memory checks of ``result`` whose budget is set (or that failed), from its
+    recorded fields, as :func:`judge_gates` made them: seconds per image against ``max_seconds``,
+    the slowdown against ``time_regression`` with both timings or why it was skipped, and peak
+    VRAM against ``max_vram_mb``; none for a case that was not measured (it ended before generating)."""
+    m = result.measurement
+    if m is None:
+        return []
+    reference = result.baseline_seconds_per_image
+    ran = {"passed": True, "failed": False}.get(result.time_check)
+    if ran is not None or result.time_check in ("", OFF):
+        note = timings_note(m.seconds_per_image, reference) if reference else ""
+    else:
+        note = result.time_check
+    checks = [
+        seconds_check(m.seconds_per_image, result.tolerances.get("max_seconds")),
+        slowdown_check(result.slowdown, result.tolerances.get("time_regression"), ran, note),
+        vram_check(m.peak_vram_mb, result.tolerances.get("max_vram_mb")),
+    ]
+    return [check for check in checks if check.limit is not None or check.passed is False]
+
+
+def failed_checks(result: CaseResult, metrics: MetricRegistry = REGISTRY) -> list[Check]:
+    """Every check of ``result`` that failed, quality first, then speed and memory."""
+    quality = [check for _, check in quality_checks(result, metrics) if check is not None]
+    return [check for check in (*quality, *budget_checks(result)) if check.passed is False]

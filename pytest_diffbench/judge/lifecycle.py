@@ -282,12 +282,12 @@ def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metric
         verdict = dataclasses.replace(verdict, reasons=(note, *verdict.reasons))
     if own_baseline:
         baseline_seconds: float | None = inputs.measurement.seconds_per_image
-        baseline_device = inputs.machine.device_name
+        baseline_device, baseline_workers = inputs.machine.device_name, inputs.workers
     elif stored is not None and stored.sidecar.measurement is not None:
         baseline_seconds = stored.sidecar.measurement.seconds_per_image
-        baseline_device = stored.sidecar.device_name
+        baseline_device, baseline_workers = stored.sidecar.device_name, stored.sidecar.workers
     else:
-        baseline_seconds, baseline_device = None, ""
+        baseline_seconds, baseline_device, baseline_workers = None, "", None
     has_baseline = own_baseline or stored is not None
     scored = [check for check in verdict.checks if metrics.get(check.name) is not None]
     result = CaseResult(
@@ -296,6 +296,7 @@ def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metric
         scores={c.name: c.value for c in scored}, metric_status={c.name: (c.note or "ok") for c in scored},
         tolerances=inputs.tolerances.as_dict(), measurement=inputs.measurement,
         baseline_seconds_per_image=baseline_seconds, baseline_device_name=baseline_device,
+        baseline_workers=baseline_workers,
         slowdown=slowdown.value if slowdown else None, time_check=_time_check(slowdown),
         machine=inputs.machine, worker=inputs.worker, workers=inputs.workers, env_diff=env_diff, pin=inputs.pin,
         baseline_action=action, baseline_path=inputs.baseline_path if has_baseline else "",

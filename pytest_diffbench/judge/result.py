@@ -55,6 +55,9 @@ class CaseResult:
     #: run's device when the case wrote its own baseline); "" without a baseline timing, or in a
     #: results.csv written before the column existed.
     baseline_device_name: str = ""
+    #: How many pytest processes shared the device when the baseline was timed (its sidecar's
+    #: ``workers``); None without a baseline timing, or in a results.csv written before the column.
+    baseline_workers: int | None = None
     slowdown: float | None = None
     #: passed / failed, ``off`` without a time_regression tolerance, or why the check was skipped.
     time_check: str = ""
@@ -119,6 +122,7 @@ class CaseResult:
             "max_seconds": self.tolerances.get("max_seconds"),
             "baseline_seconds_per_image": self.baseline_seconds_per_image,
             "baseline_device_name": self.baseline_device_name,
+            "baseline_workers": self.baseline_workers,
             "slowdown": self.slowdown,
             "time_regression": self.tolerances.get("time_regression"),
             "time_check": self.time_check,
@@ -165,6 +169,7 @@ class CaseResult:
                                                                  _float(row, "warmup_seconds")),
             baseline_seconds_per_image=_float(row, "baseline_seconds_per_image"),
             baseline_device_name=str(row.get("baseline_device_name") or ""),
+            baseline_workers=_int(row, "baseline_workers"),
             slowdown=_float(row, "slowdown"), time_check=str(row.get("time_check") or ""),
             ssim_vs_most_steps=_float(row, "ssim_vs_most_steps"),
             machine=MachineInfo.from_mapping({key: row.get(key) or "" for key in RESULT_FIELDS}),
@@ -199,7 +204,8 @@ def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
     return (
         ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash") + REQUIRED_KEYS
         + ("outcome", "message", "output_warning", *metric_columns,
-           "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "baseline_device_name", "slowdown", "time_regression",
+           "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "baseline_device_name", "baseline_workers",
+           "slowdown", "time_regression",
            "time_check", "peak_vram_mb", "max_vram_mb", "warmup_seconds", "ssim_vs_most_steps")
         + RESULT_FIELDS + ("worker", "workers", "attempts", "env_diff", "pin", "baseline_action", "baseline_path", "output_path",
                            "schema_version")

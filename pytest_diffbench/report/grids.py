@@ -17,10 +17,8 @@ from typing import Sequence
 
 from PIL import Image
 
-from pytest_diffbench.judge.checks import SLOWDOWN, Check, format_number
+from pytest_diffbench.judge.checks import Check, budget_checks, quality_checks
 from pytest_diffbench.judge.convergence import case_group
-from pytest_diffbench.judge.metrics import REGISTRY, tolerance_name
-from pytest_diffbench.judge.metrics.base import passes
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.bundle import in_run
 from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
@@ -32,9 +30,11 @@ from pytest_diffbench.store.run_folder import RunFolder
 
 def grid_labels(result: CaseResult) -> list[str]:
     """The lines printed under a case's comparison grid: the outcome and node id, the settings,
-    every metric against its tolerance (:func:`quality_checks`), every speed and memory budget
-    that is set or failed (:func:`budget_checks`), why the case failed when no check says so,
-    and the compute trace. A check reads as in the failure message: ``seconds/image 0.4 s <= 0.3 s FAIL``."""
+    every metric against its tolerance (:func:`~pytest_diffbench.judge.checks.quality_checks`),
+    every speed and memory budget that is set or failed
+    (:func:`~pytest_diffbench.judge.checks.budget_checks`), why the case failed when no check
+    says so, and the compute trace. A check reads word for word as in the failure message:
+    ``seconds/image 0.4 s <= 0.3 s FAIL``, ``slowdown +300% <= +50% FAIL (...)``, ``lpips - off``."""
     short_hash = result.config_hash[:12] or "-"
     lines = [f"{result.outcome.value} · {result.nodeid}",
              f"sampler {result.setting('sampler')} · steps {result.setting('steps')} · cfg {result.setting('cfg')} · "
@@ -57,42 +57,6 @@ def _one_line(check: Check) -> str:
     """The check as the failure message renders it, on one line (value and limit with as many
     digits as tell them apart, see :func:`~pytest_diffbench.judge.checks.format_number`)."""
     return " ".join(check.render().split())
-
-
-def quality_checks(result: CaseResult) -> list[tuple[str, Check | None]]:
-    """(metric name, its check) for each registered metric, None for a metric that was not scored.
-    The metric's status note is left out: it is the run's warning, said once elsewhere."""
-    checks: list[tuple[str, Check | None]] = []
-    for metric in REGISTRY:
-        value, limit = result.scores.get(metric.name), result.tolerances.get(tolerance_name(metric))
-        passed = None if value is None or limit is None else passes(metric.direction, value, limit)
-        checks.append((metric.name, None if value is None else
-                       Check(metric.name, value, metric.direction.value, limit, passed, metric.unit)))
-    return checks
-
-
-def budget_checks(result: CaseResult) -> list[Check]:
-    """The speed and memory checks of ``result`` whose budget is set (or that failed), from its
-    recorded fields: seconds per image against ``max_seconds`` (s), the slowdown against the
-    baseline (a fraction: 0.5 is 50% slower) against ``time_regression`` with both timings or why
-    it was skipped, and peak VRAM (MiB) against ``max_vram_mb``."""
-    m = result.measurement
-    seconds, vram = (m.seconds_per_image, m.peak_vram_mb) if m else (None, None)
-    reference = result.baseline_seconds_per_image
-    max_seconds, max_vram = result.tolerances.get("max_seconds"), result.tolerances.get("max_vram_mb")
-    skipped = result.time_check not in ("", "off", "passed", "failed")
-    timings = f"{format_number(seconds, reference)} s vs baseline {format_number(reference, seconds)} s" if seconds is not None and reference else ""
-    checks = [
-        Check("seconds/image", seconds, "<=", max_seconds, _within(seconds, max_seconds), "s"),
-        Check(SLOWDOWN, result.slowdown, "<=", result.tolerances.get("time_regression"),
-              {"passed": True, "failed": False}.get(result.time_check), note=result.time_check if skipped else timings),
-        Check("peak VRAM", vram, "<=", max_vram, _within(vram, max_vram), "MiB"),
-    ]
-    return [check for check in checks if check.limit is not None or check.passed is False]
-
-
-def _within(value: float | None, limit: float | None) -> bool | None:
-    return None if value is None or limit is None else value <= limit
 
 
 def _open(path: Path) -> Image.Image | None:

@@ -7,7 +7,7 @@ there with no symbolic link on the way; in the bundle, the files the bundle hold
 run folder that the bundle leaves out is named as text, not linked). The case table sorts by any
 column (test then case by default) and filters by outcome, sampler, steps and test; it shows what
 failed with each value and tolerance, and the change of seconds per image only against a baseline
-timed on this run's device. Every string that comes from a user (prompts above all) is
+timed as this run was (same device, as many pytest workers). Every string that comes from a user (prompts above all) is
 HTML-escaped, and the rows reach the script as JSON inside a ``<script type="application/json">``
 block with ``<`` escaped, so no prompt can close the block or inject markup.
 """
@@ -21,7 +21,8 @@ from typing import Any, Collection, Mapping, Sequence
 
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.report.summary import badge, case_order, device_footnote, other_device, outcome_counts, speed_change, what_failed
+from pytest_diffbench.report.summary import (badge, case_order, change_footnote, outcome_counts, speed_change, timing_mismatch_of,
+                                             what_failed)
 from pytest_diffbench.store.files import PathEscapeError, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
@@ -149,11 +150,10 @@ def _row(result: CaseResult, folder: RunFolder, bundled: Collection[str] | None)
     config, _ = _target(folder, folder.config(case), bundled)
     grid, grid_absent = _target(folder, folder.case_grid(case), bundled)
     image, image_absent = _target(folder, folder.image(case), bundled)
-    device = other_device(result)
     row.update(case=params[1:-1] or result.case_id or result.nodeid, config=config, grid=grid, grid_absent=grid_absent,
                image=image, image_absent=image_absent, badge=badge(result), test=result.test,
                what_failed=what_failed(result), what_failed_title=result.message if not result.passed else "",
-               change=speed_change(result), change_title=f"baseline timed on {device}" if device else "")
+               change=speed_change(result), change_title=timing_mismatch_of(result))
     return row
 
 
@@ -190,7 +190,7 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
     data = json.dumps(rows, sort_keys=True, ensure_ascii=True).replace("<", "\\u003c")
     plot = _figure(*_target(folder, folder.plot, bundled), "seconds per image vs SSIM")
     plot = f"<h2>Speed vs quality</h2>{plot}" if plot else ""
-    footnote = device_footnote(results)
+    footnote = change_footnote(results)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>diffbench run {esc(run_id)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>

@@ -10,17 +10,17 @@ import re
 from collections import Counter
 from typing import Iterable, Sequence
 
-from pytest_diffbench.judge.checks import format_number
-from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, tolerance_name
-from pytest_diffbench.judge.metrics.base import Direction, passes
+from pytest_diffbench.judge.checks import failed_checks, format_number, timing_mismatch
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.escape import markdown_code, markdown_text, terminal_text
 from pytest_diffbench.spec.outcomes import Outcome
 
 #: Columns of the speed table: seconds per image and VRAM, with the baseline's own figure.
 SPEED_COLUMNS = ("case", "outcome", "s/img", "baseline s/img", "change", "peak VRAM", "device")
-#: The "change" cell of a case whose baseline was timed on another device (see :func:`device_footnote`).
-OTHER_DEVICE = "—†"
+#: The "change" cell of a case whose baseline timing does not compare with this run's: timed on
+#: another device or by another number of pytest workers (see :func:`change_footnote`).
+NOT_COMPARABLE = "—†"
 
 
 def natural_key(text: str) -> tuple[tuple[int, str | int], ...]:
@@ -35,8 +35,9 @@ def case_order(result: CaseResult) -> tuple[str, tuple[tuple[int, str | int], ..
 
 
 def memory_text(mib: float) -> str:
-    """``38.8 MiB`` or ``2.7 GiB`` (binary units, as torch.cuda measures)."""
-    return f"{mib / 1024:.2g} GiB" if mib >= 1024 else f"{mib:.3g} MiB"
+    """``2765 MiB``, ``38.8 MiB``: peak VRAM in MiB (binary units, as torch.cuda measures), as the
+    ``max_vram_mb`` budget and its check in a failure message print it."""
+    return f"{format_number(mib)} MiB"
 
 
 def badge(result: CaseResult) -> str:
@@ -84,55 +85,69 @@ def baseline_device(result: CaseResult) -> str | None:
     return device
 
 
-def other_device(result: CaseResult) -> str:
-    """The device the case's baseline was timed on when it is not this run's device, else ""."""
-    device = baseline_device(result)
-    return "" if device is None or device == result.machine.device_name else device or "an unknown device"
+def baseline_workers(result: CaseResult) -> int | None:
+    """How many pytest processes shared the device when the case's baseline was timed; None when
+    the case has no baseline timing.
+
+    results.csv's ``baseline_workers`` column says it. A results.csv written before that column
+    existed leaves it empty; then a relative timing check skipped for the worker count names it
+    (``baseline timed with 1 pytest worker(s), this run with 2``), and otherwise the baseline was
+    timed by as many workers as this run (a check that ran compared them, or none says otherwise).
+    """
+    if result.baseline_seconds_per_image is None:
+        return None
+    if result.baseline_workers is not None:
+        return result.baseline_workers
+    found = re.search(r"baseline timed with (\d+) pytest worker\(s\), this run with ", result.time_check)
+    return int(found.group(1)) if found else result.workers
+
+
+def timing_mismatch_of(result: CaseResult) -> str:
+    """Why the baseline's timing does not compare with the case's, as the slowdown check says it
+    (:func:`~pytest_diffbench.judge.checks.timing_mismatch`: another device or another number of
+    pytest workers); "" when it compares or there is no baseline timing."""
+    device, workers = baseline_device(result), baseline_workers(result)
+    if device is None or workers is None:
+        return ""
+    return timing_mismatch(device, workers, result.machine.device_name, result.workers)
 
 
 def speed_change(result: CaseResult) -> str:
     """Seconds per image against the baseline's, e.g. ``+26%``; "" when there is nothing to compare,
-    :data:`OTHER_DEVICE` when the baseline was timed on another device (a different CPU or GPU
-    model says nothing about this change)."""
+    :data:`NOT_COMPARABLE` where the slowdown check would not compare the two timings either (the
+    baseline was timed on another device, or by another number of pytest workers)."""
     m, reference = result.measurement, result.baseline_seconds_per_image
     if m is None or not reference:
         return ""
-    return OTHER_DEVICE if other_device(result) else f"{m.seconds_per_image / reference - 1:+.0%}"
+    return NOT_COMPARABLE if timing_mismatch_of(result) else f"{m.seconds_per_image / reference - 1:+.0%}"
 
 
-def device_footnote(results: Iterable[CaseResult]) -> str:
-    """The line under a speed table that explains :data:`OTHER_DEVICE`; "" when no row shows it."""
-    devices = sorted({other_device(r) for r in results if speed_change(r) == OTHER_DEVICE})
-    if not devices:
-        return ""
-    return (f"{OTHER_DEVICE[-1]} baseline timed on {', '.join(devices)}, not on this run's device: "
-            "no change shown (timings of two devices do not compare)")
+def change_footnote(results: Iterable[CaseResult]) -> str:
+    """The line under a speed table that explains :data:`NOT_COMPARABLE`, naming why for each kind
+    of row that shows it; "" when no row shows it."""
+    shown = [r for r in results if speed_change(r) == NOT_COMPARABLE]
+    devices = sorted({baseline_device(r) or "an unknown device" for r in shown
+                      if baseline_device(r) != r.machine.device_name})
+    workers = sorted({(baseline_workers(r), r.workers) for r in shown if baseline_device(r) == r.machine.device_name})
+    parts = []
+    if devices:
+        parts.append(f"baseline timed on {', '.join(devices)}, not on this run's device: no change shown "
+                     "(timings of two devices do not compare)")
+    if workers:
+        counts = ", ".join(f"{base} pytest worker(s), this run with {now}" for base, now in workers)
+        parts.append(f"baseline timed with {counts}: no change shown (pytest workers sharing a device slow each "
+                     "other down)")
+    return f"{NOT_COMPARABLE[-1]} " + "; ".join(parts) if parts else ""
 
 
 def what_failed(result: CaseResult, metrics: MetricRegistry = REGISTRY) -> str:
-    """Each failed check with its value and tolerance, e.g. ``ssim 0.6123 < 0.95; slowdown +80% > +50%``
-    (seconds, MiB); the result's message when it failed without a failed check (a missing or stale
-    baseline, an error); "" when it passed."""
+    """Each failed check with its value and the tolerance it broke, worded as in the failure
+    message, e.g. ``ssim 0.6123 < 0.95; slowdown +80% > +50%; peak VRAM 900 MiB > 800 MiB``
+    (see :meth:`~pytest_diffbench.judge.checks.Check.violated`); the result's message when it
+    failed without a failed check (a missing or stale baseline, an error); "" when it passed."""
     if result.passed:
         return ""
-    failed = []
-    for metric in metrics:
-        value, limit = result.scores.get(metric.name), result.tolerances.get(tolerance_name(metric))
-        if value is not None and limit is not None and not passes(metric.direction, value, limit):
-            sign = "<" if metric.direction is Direction.HIGHER_IS_BETTER else ">"
-            unit = f" {metric.unit}" if metric.unit else ""
-            failed.append(f"{metric.name} {format_number(value, limit)}{unit} {sign} {format_number(limit, value)}{unit}")
-    m, tolerances = result.measurement, result.tolerances
-    max_seconds, max_vram, allowed = tolerances.get("max_seconds"), tolerances.get("max_vram_mb"), tolerances.get("time_regression")
-    if m is not None and max_seconds is not None and m.seconds_per_image > max_seconds:
-        failed.append(f"s/img {format_number(m.seconds_per_image, max_seconds)} s > {format_number(max_seconds, m.seconds_per_image)} s")
-    if result.time_check == "failed" and result.slowdown is not None and allowed is not None:
-        failed.append(f"slowdown {format_number(result.slowdown, allowed, style='%')} > "
-                      f"{format_number(allowed, result.slowdown, style='%')}")
-    if m is not None and m.peak_vram_mb is not None and max_vram is not None and m.peak_vram_mb > max_vram:
-        failed.append(f"peak VRAM {format_number(m.peak_vram_mb, max_vram, style='f')} MiB > "
-                      f"{format_number(max_vram, m.peak_vram_mb, style='f')} MiB")
-    return "; ".join(failed) or result.message
+    return "; ".join(check.violated() for check in failed_checks(result, metrics)) or result.message
 
 
 def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
@@ -149,7 +164,7 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
             "" if seconds is None else f"{seconds:.3g}",
             "" if reference is None else f"{reference:.3g}",
             speed_change(result),
-            "" if vram is None else f"{vram:.0f} MiB",
+            "" if vram is None else memory_text(vram),
             result.machine.device_name,
         ))
     return rows
@@ -157,10 +172,10 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
 
 def terminal_table(results: Sequence[CaseResult]) -> list[str]:
     """Fixed-width lines of the speed table, for pytest's terminal summary (control characters
-    in ids and device names shown escaped), and the :func:`device_footnote` when there is one."""
+    in ids and device names shown escaped), and the :func:`change_footnote` when there is one."""
     rows = [SPEED_COLUMNS, *(tuple(terminal_text(cell) for cell in row) for row in speed_rows(results))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(SPEED_COLUMNS))]
-    footnote = device_footnote(results)
+    footnote = change_footnote(results)
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     return lines + ([terminal_text(footnote)] if footnote else [])
 
@@ -181,7 +196,7 @@ def summary_markdown(results: Sequence[CaseResult], run_id: str, bundle_name: st
     if results:
         lines += ["", "### Speed", "", "| " + " | ".join(SPEED_COLUMNS) + " |", "|" + "---|" * len(SPEED_COLUMNS)]
         lines += ["| " + " | ".join(markdown_text(cell, table=True) for cell in row) + " |" for row in speed_rows(results)]
-        footnote = device_footnote(results)
+        footnote = change_footnote(results)
         lines += ["", markdown_text(footnote)] if footnote else []
     if bundle_name:
         lines += ["", f"Bundle: {markdown_code(bundle_name)}"]

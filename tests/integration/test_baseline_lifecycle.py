@@ -284,7 +284,7 @@ def test_speed_and_memory_gates(project) -> None:
     slow = rows[f"test_slowdown[{CASE}]"]
     assert (slow.outcome, slow.time_check, slow.tolerances["time_regression"]) == (Outcome.FAILED_SPEED, "failed", 0.5)
     assert slow.baseline_seconds_per_image == 1e-9 and slow.slowdown > 1000
-    assert re.search(r"slowdown\s+\S+\s+<= 0\.5\s+FAIL", text), text
+    assert re.search(r"slowdown\s+\S+%\s+<= \+50%\s+FAIL", text), text
 
     other = rows[f"test_slowdown_other_device[{CASE}]"]
     assert other.outcome is Outcome.PASSED

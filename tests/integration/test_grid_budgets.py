@@ -66,7 +66,7 @@ def test_a_failed_speed_grid_shows_the_seconds_and_slowdown_against_their_budget
     assert lines[0] == f"failed-speed · {result.nodeid}"
     assert lines[2].startswith("ssim 1 >= 0.95 ok")
     assert budget_line(lines) == ["seconds/image 0.05 s <= 0.03 s FAIL",
-                                  "slowdown 4 <= 0.5 FAIL (0.05 s vs baseline 0.01 s)"]
+                                  "slowdown +400% <= +50% FAIL (0.05 s vs baseline 0.01 s)"]
     assert_grid_written(run, result)
 
 

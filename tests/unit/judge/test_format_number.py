@@ -21,8 +21,10 @@ from pytest_diffbench.spec.measurement import Measurement
     (-math.inf, None, "g", "-inf"),
     (0.504, 0.5, "%", "+50.4%"),
     (0.5, 0.504, "%", "+50.0%"),
-    (2048.4, 2048.0, "f", "2048.4"),
-    (900.0, 800.0, "f", "900"),
+    (2048.4, 2048.0, "g", "2048.4"),
+    (900.0, 800.0, "g", "900"),
+    (12345.6, 10000.0, "g", "12346"),  # as many digits as the whole part: no 1.235e+04
+    (0.001, 2048.0, "g", "0.001"),
 ])
 def test_format_number(value, beside, style, text) -> None:
     assert format_number(value, beside, style=style) == text
@@ -40,8 +42,8 @@ def test_what_failed_prints_each_value_apart_from_its_tolerance(make_result) -> 
                          tolerances={"min_ssim": 1.0, "max_seconds": 1.0, "max_vram_mb": 2048.0, "time_regression": 0.5},
                          measurement=Measurement(1.00004, 2048.4), baseline_seconds_per_image=0.5,
                          slowdown=0.504, time_check="failed")
-    assert what_failed(result) == ("ssim 0.99999 < 1; s/img 1.00004 s > 1 s; slowdown +50.4% > +50.0%; "
-                                   "peak VRAM 2048.4 MiB > 2048.0 MiB")
+    assert what_failed(result) == ("ssim 0.99999 < 1; seconds/image 1.00004 s > 1 s; slowdown +50.4% > +50.0%; "
+                                   "peak VRAM 2048.4 MiB > 2048 MiB")
 
 
 def test_a_timing_rewrite_prints_the_old_and_new_timing_apart(lifecycle) -> None:

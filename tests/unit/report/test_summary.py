@@ -18,7 +18,7 @@ def result(make_result):
 
 
 def test_badge_shows_seconds_memory_and_device(result):
-    assert badge(result()) == "1.26 s/img · 2.7 GiB · NVIDIA H200"
+    assert badge(result()) == "1.26 s/img · 2765 MiB · NVIDIA H200"
     assert badge(result(vram=38.8)) == "1.26 s/img · 38.8 MiB · NVIDIA H200"
 
 

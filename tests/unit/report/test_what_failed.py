@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_diffbench.report.summary import (OTHER_DEVICE, baseline_device, device_footnote, speed_change, summary_markdown,
+from pytest_diffbench.report.summary import (NOT_COMPARABLE, baseline_device, change_footnote, speed_change, summary_markdown,
                                              terminal_table, what_failed)
 from pytest_diffbench.spec.measurement import Measurement
 
@@ -23,7 +23,7 @@ def failing(make_result):
 def test_each_failed_check_is_named_with_its_value_and_tolerance(failing) -> None:
     result = failing(scores={"ssim": 0.6123, "psnr": 31.0, "lpips": 0.2}, measurement=Measurement(2.5, 900.0),
                      slowdown=4.0, time_check="failed")
-    assert what_failed(result) == ("ssim 0.6123 < 0.95; lpips 0.2 > 0.05; s/img 2.5 s > 1 s; slowdown +400% > +50%; "
+    assert what_failed(result) == ("ssim 0.6123 < 0.95; lpips 0.2 > 0.05; seconds/image 2.5 s > 1 s; slowdown +400% > +50%; "
                                    "peak VRAM 900 MiB > 800 MiB")
 
 
@@ -50,7 +50,7 @@ def test_a_passed_case_failed_nothing(make_result) -> None:
 def test_the_baseline_device_is_read_from_what_the_judge_recorded(make_result, time_check, env_diff, device) -> None:
     result = make_result(baseline_seconds_per_image=0.5, time_check=time_check, env_diff=env_diff)
     assert baseline_device(result) == device
-    assert speed_change(result) == ("-20%" if device == "Intel Xeon" else OTHER_DEVICE)
+    assert speed_change(result) == ("-20%" if device == "Intel Xeon" else NOT_COMPARABLE)
     assert baseline_device(result.with_changes(baseline_seconds_per_image=None)) is None
 
 
@@ -59,10 +59,10 @@ def test_another_devices_timing_is_marked_once_in_summary_md_and_the_terminal(ma
     other = make_result(1, baseline_seconds_per_image=0.0001, env_diff="device_name: NVIDIA H200 -> Intel Xeon")
     also_other = make_result(2, baseline_seconds_per_image=0.0001, env_diff="device_name: NVIDIA H200 -> Intel Xeon")
     results = [same, other, also_other]
-    note = device_footnote(results)
+    note = change_footnote(results)
     assert note.startswith("† baseline timed on NVIDIA H200, not on this run's device")
     markdown = summary_markdown(results, "run")
     assert "+100%" in markdown and "%" not in markdown.split("+100%")[1] and markdown.count(note) == 1
     lines = terminal_table(results)
-    assert lines[-1] == note and sum(OTHER_DEVICE in line for line in lines) == 2
-    assert device_footnote([same]) == "" and terminal_table([same])[-1].startswith("test_a[")
+    assert lines[-1] == note and sum(NOT_COMPARABLE in line for line in lines) == 2
+    assert change_footnote([same]) == "" and terminal_table([same])[-1].startswith("test_a[")
