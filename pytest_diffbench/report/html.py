@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
+from pytest_diffbench.judge.checks import format_number
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.summary import (badge, case_order, change_footnote, outcome_counts, speed_change, timing_mismatch_of,
@@ -40,7 +41,8 @@ def table_columns(metrics: MetricRegistry = REGISTRY) -> tuple[tuple[str, str], 
 
 
 def numeric_columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
-    """Columns shown with 4 significant digits."""
+    """Columns shown with 4 significant digits, as failure messages print numbers (see
+    :func:`~pytest_diffbench.judge.checks.format_number`: ``12346``, not ``1.235e+04``)."""
     return (*(m.name for m in metrics), "ssim_vs_most_steps", "seconds_per_image", "baseline_seconds_per_image",
             "peak_vram_mb")
 
@@ -115,7 +117,7 @@ def _text(key: str, value: Any) -> str:
         return ""
     if key in numeric_columns():
         try:
-            return f"{float(value):.4g}"
+            return format_number(float(value))
         except (TypeError, ValueError):
             return str(value)
     return str(value)

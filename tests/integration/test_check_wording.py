@@ -96,3 +96,4 @@ def test_the_slowdown_and_vram_read_alike_in_message_grid_summary_and_report(pro
     assert failed in run.folder.summary.read_text(encoding="utf-8")
     page = run.folder.report.read_text(encoding="utf-8")
     assert "slowdown +400% &gt; +50%" in page and "12346 MiB" in page
+    assert '"peak_vram_mb": "12346"' in page  # the VRAM column as the check prints it, not 1.235e+04
