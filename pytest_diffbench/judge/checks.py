@@ -240,10 +240,11 @@ def quality_checks(result: CaseResult, metrics: MetricRegistry = REGISTRY) -> li
     never scored on (it ended before, e.g. on a stale baseline)."""
     checks: list[tuple[str, Check | None]] = []
     for metric in metrics:
-        value = result.scores.get(metric.name)
-        status = result.metric_status.get(metric.name) or ("ok" if value is not None else "")
+        value, limit = result.scores.get(metric.name), result.tolerances.get(tolerance_name(metric))
+        # A metric without a status column was scored ("ok") or, with its tolerance off, not computed ("off").
+        status = result.metric_status.get(metric.name) or ("ok" if value is not None else OFF if limit is None else "")
         checks.append((metric.name, None if value is None and not status else metric_check(
-            metric.name, metric.direction, metric.unit, value, status, result.tolerances.get(tolerance_name(metric)))))
+            metric.name, metric.direction, metric.unit, value, status, limit)))
     return checks
 
 
