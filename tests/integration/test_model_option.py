@@ -77,31 +77,34 @@ def test_a_folder_outside_the_rootdir_is_recorded_as_written_normalised(tmp_path
 
 @pytest.fixture
 def real_pipelines() -> Any:
-    """pytest_diffbench.run.pipelines, imported here before any in-process run (torch cannot be imported twice)."""
+    """pytest_diffbench.run.pipelines, to build a model folder; runs of a real pipeline go to a child process
+    (loading one in-process after pytester dropped the modules of an earlier run can crash the interpreter)."""
     from pytest_diffbench.run import pipelines
 
     return pipelines
 
 
+@pytest.mark.subprocess
 def test_three_spellings_of_one_folder_give_one_config_hash(project, real_pipelines) -> None:
     real_pipelines.build_random_pipeline().save_pretrained(project.path / "models" / "tiny")
     project.use_builtin_pipeline()
     project.write_tests(project.test())
     recorded = set()
     for spelling in ("./models/tiny", "models/tiny/", str(project.path / "models" / "tiny")):
-        run = project.run(f"--diffbench-model={spelling}", update="all")
+        run = project.run(f"--diffbench-model={spelling}", update="all", subprocess=True)
         run.outcome.assert_outcomes(passed=1)
         (row,) = run.results
         recorded.add((row.setting("model"), row.config_hash))
     assert len(recorded) == 1 and next(iter(recorded))[0] == "models/tiny"
 
 
-def test_a_model_that_fails_to_load_is_one_error_line_and_the_run_stops(project, real_pipelines) -> None:
+@pytest.mark.subprocess
+def test_a_model_that_fails_to_load_is_one_error_line_and_the_run_stops(project) -> None:
     broken = _diffusers_folder(project.path / "models" / "broken")  # model_index.json, but no components
     (broken / "model_index.json").write_text("{not json", encoding="utf-8")
     project.use_builtin_pipeline()
     project.write_tests(project.test(sweep="seeds=[0, 1, 2], steps=2"))
-    run = project.run("--diffbench-model=models/broken")
+    run = project.run("--diffbench-model=models/broken", subprocess=True)
     run.outcome.assert_outcomes(errors=1)
     text = project.text(run.outcome)
     assert text.count("diffbench_model: cannot load 'models/broken' with DiffusionPipeline.from_pretrained (") == 1
