@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 #: The outcomes of a case whose image matches its baseline: --diffbench-update-timing may retime it.
 _IMAGE_PASSED = frozenset({Outcome.PASSED, Outcome.FAILED_SPEED, Outcome.FAILED_MEMORY})
 #: How a new speed is accepted on purpose; a relative slowdown's failure says it.
-ACCEPT_SPEED = ("the baseline's timing is kept by --diffbench-update; if the new speed is expected, accept it "
-                "with: pytest --diffbench --diffbench-update-timing")
+ACCEPT_SPEED = ("if the new speed is expected, accept it with: pytest --diffbench --diffbench-update-timing "
+                "(--diffbench-update keeps the baseline's timing)")
 #: The smallest side an output may have: the smallest SSIM scores.
 MIN_OUTPUT_SIDE = SSIM_MIN_SIDE
 #: An output with more than this share of its pixels in one colour is flat (one white pixel on
