@@ -18,6 +18,7 @@ from typing import Iterable, Protocol
 
 import pytest
 
+from pytest_diffbench.judge.checks import SECONDS, VRAM, budget_checks
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.plugin.options import Settings
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome, UpdateMode
@@ -158,15 +159,9 @@ def _not_written_reason(result: CaseResult) -> str:
         return error
     if result.outcome is Outcome.INVALID_OUTPUT:
         return invalid
-    measured = result.measurement
-    if measured is not None and any(_over(value, result.tolerances.get(limit)) for value, limit in (
-            (measured.seconds_per_image, "max_seconds"), (measured.peak_vram_mb, "max_vram_mb"))):
+    if any(check.name in (SECONDS, VRAM) and check.passed is False for check in budget_checks(result)):
         return budget
     return slowdown if result.time_check == "failed" else other
-
-
-def _over(value: float | None, limit: float | None) -> bool:
-    return value is not None and limit is not None and value > limit
 
 
 def _reason_order(item: tuple[str, int]) -> int:
