@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, status_column, tolerance_name
 from pytest_diffbench.judge.tolerances import BUDGETS
-from pytest_diffbench.spec.config import REQUIRED_KEYS
+from pytest_diffbench.spec.config import CONFIG_KEYS, OPTIONAL_KEYS
 from pytest_diffbench.spec.machine import RESULT_FIELDS, MachineInfo
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
@@ -109,7 +109,7 @@ class CaseResult:
         row: dict[str, Any] = {
             "run_id": self.run_id, "timestamp": self.timestamp, "nodeid": self.nodeid, "test": self.test,
             "case_id": self.case_id, "config_hash": self.config_hash,
-            **{key: self.config.get(key) for key in REQUIRED_KEYS},
+            **{key: self.config.get(key) for key in CONFIG_KEYS},
             "outcome": self.outcome.value, "message": self.message, "output_warning": self.output_warning,
         }
         for metric in metrics:
@@ -154,7 +154,7 @@ class CaseResult:
             action = BaselineAction(row.get("baseline_action") or "")
         except (KeyError, ValueError) as exc:
             raise ValueError(f"results row of {row.get('nodeid')!r} has an unknown outcome or baseline_action: {exc}") from None
-        config = {key: _config_value(key, row.get(key)) for key in REQUIRED_KEYS if _cell(row.get(key)) is not None}
+        config = {key: _config_value(key, row.get(key)) for key in CONFIG_KEYS if _cell(row.get(key)) is not None}
         seconds = _float(row, "seconds_per_image")
         known = set(columns(metrics))
         return cls(
@@ -202,7 +202,7 @@ def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
     for metric in metrics:
         metric_columns += [metric.name, tolerance_name(metric)] + ([status_column(metric)] if metric.reports_status else [])
     return (
-        ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash") + REQUIRED_KEYS
+        ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash") + CONFIG_KEYS
         + ("outcome", "message", "output_warning", *metric_columns,
            "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "baseline_device_name", "baseline_workers",
            "slowdown", "time_regression",
@@ -238,6 +238,8 @@ def _int(row: Mapping[str, Any], column: str) -> int | None:
 
 
 _INT_CONFIG = ("seed", "steps", "width", "height")
+#: Config cells that hold JSON (lists and objects).
+_JSON_CONFIG = ("loras", "controlnets", "pipeline_kwargs", *OPTIONAL_KEYS)
 
 
 def _config_value(key: str, value: Any) -> Any:
@@ -251,6 +253,6 @@ def _config_value(key: str, value: Any) -> Any:
             return float(value)
     except ValueError:
         return value
-    if key in ("loras", "controlnets", "pipeline_kwargs") and value[:1] in "[{":
+    if key in _JSON_CONFIG and value[:1] in "[{":
         return json.loads(value)
     return value

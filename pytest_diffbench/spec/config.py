@@ -42,6 +42,17 @@ class FrozenConfig:
     dtype: str
     device: str
     pipeline_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: The scheduler the case ran with, after the sampler swap: ``{"class": name, key: value}`` for
+    #: every config key that differs from the class's defaults.
+    scheduler: Mapping[str, Any] = field(default_factory=dict)
+    #: The pipeline's own config flags (``force_zeros_for_empty_prompt``, ``requires_aesthetics_score``, ...).
+    pipeline_config: Mapping[str, Any] = field(default_factory=dict)
+    #: LoRA adapters: names, file digests, the active ones with their weights, the scale, fused or not.
+    adapters: Mapping[str, Any] = field(default_factory=dict)
+    #: The second stage of a two-stage case (a refiner): its description and the handoff.
+    refiner: Mapping[str, Any] = field(default_factory=dict)
+    #: A case whose output is frames (video): their count and rate.
+    video: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # cfg 5 and 5.0 are one guidance scale: store it as a float so both hash alike.
@@ -49,8 +60,11 @@ class FrozenConfig:
             object.__setattr__(self, "cfg", float(self.cfg))
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as plain JSON-ready values (tuples become lists, floats normalised)."""
-        return normalise({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        """The config as plain JSON-ready values (tuples become lists, floats normalised). An
+        :data:`OPTIONAL_KEYS` field that is empty is left out, so configs made before it existed
+        (and pipelines it says nothing about) keep their hash."""
+        return normalise({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                          if f.name not in OPTIONAL_KEYS or getattr(self, f.name)})
 
     def canonical_json(self) -> str:
         return canonical_json(self.to_dict())
@@ -66,7 +80,12 @@ class FrozenConfig:
         return self.hash[:SHORT_HASH_LENGTH]
 
 
-REQUIRED_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FrozenConfig))
+#: Fields left out of :meth:`FrozenConfig.to_dict` (and its hash) when empty.
+OPTIONAL_KEYS: tuple[str, ...] = ("scheduler", "pipeline_config", "adapters", "refiner", "video")
+#: Fields every config has.
+REQUIRED_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FrozenConfig) if f.name not in OPTIONAL_KEYS)
+#: Every field, in order: the config's columns of results.csv.
+CONFIG_KEYS: tuple[str, ...] = REQUIRED_KEYS + OPTIONAL_KEYS
 
 
 def normalise(value: Any, *, where: str = "config", finite: bool = False) -> Any:

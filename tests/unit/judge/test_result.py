@@ -21,6 +21,9 @@ CONFIG = FrozenConfig(
     controlnets=("canny",), prompt='caf\u00e9, "quoted"\nsecond line', negative_prompt="blurry", seed=2**63 - 1,
     sampler="DPM++ 2M Karras", steps=20, cfg=5.5, width=64, height=48, workflow="FakePipeline", workflow_version="3",
     dtype="float32", device="cpu", pipeline_kwargs={"eta": 0.5, "nested": {"b": [1, 2.5], "a": "x"}, "clip_skip": 2},
+    scheduler={"class": "EulerDiscreteScheduler", "timestep_spacing": "trailing"},
+    pipeline_config={"force_zeros_for_empty_prompt": False}, adapters={"active": {"style": 0.6}, "fused": False},
+    refiner={"model": "refiner", "handoff": 0.8}, video={"frames": 8},
 )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_diffbench.judge.result import columns
-from pytest_diffbench.spec.config import REQUIRED_KEYS
+from pytest_diffbench.spec.config import CONFIG_KEYS
 from pytest_diffbench.store.results import read_results, results_csv, write_results
 
 
@@ -31,7 +31,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def test_column_order():
     known = columns()
     assert known[:6] == ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash")
-    assert known[6:6 + len(REQUIRED_KEYS)] == REQUIRED_KEYS
+    assert known[6:6 + len(CONFIG_KEYS)] == CONFIG_KEYS
     assert len(set(known)) == len(known)
     for column in ("outcome", "message", "ssim", "min_ssim", "seconds_per_image", "peak_vram_mb",
                    "device_name", "driver", "env_diff", "pin", "baseline_path", "output_path"):
