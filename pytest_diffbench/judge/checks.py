@@ -16,6 +16,7 @@ from pytest_diffbench.judge.metrics.base import Direction, passes
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.judge.tolerances import Tolerances
 from pytest_diffbench.spec.config import diff_configs
+from pytest_diffbench.spec.config_diff import change_lines, show_value
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.outcomes import Outcome
 
@@ -130,19 +131,29 @@ def format_number(value: float, beside: float | None = None, *, style: str = "g"
 def judge_identity(config: Mapping[str, Any], config_hash: str, baseline_config: Mapping[str, Any],
                    baseline_hash: str, env_diff: Mapping[str, tuple[str, str]], strict_env: bool) -> Verdict | None:
     """A version-mismatch, stale-baseline or (with ``strict_env``) env-mismatch verdict, or None
-    when the baseline is this case's."""
+    when the baseline is this case's.
+
+    The baseline is stale when the hashes differ or, with equal hashes, when a value compared
+    within a tolerance (a float tensor's summary, left out of the hash: see
+    :data:`~pytest_diffbench.spec.config.APPROX_KEY`) is outside it. The differences are listed
+    key by key, long values cut and the list capped (:func:`~pytest_diffbench.spec.config_diff.change_lines`),
+    so the message stays a few KB whatever the configs hold.
+    """
     old_version, new_version = baseline_config.get("workflow_version"), config.get("workflow_version")
     if old_version != new_version:
         return Verdict(Outcome.VERSION_MISMATCH, (
-            f"baseline was made by workflow_version {old_version!r}, this run is {new_version!r}; "
+            f"baseline was made by workflow_version {show_value(old_version)}, this run is {show_value(new_version)}; "
             "review the change, then refresh with --diffbench-update",))
-    if baseline_hash != config_hash:
-        fields = [f"  {key}: {old!r} -> {new!r}" for key, old, new in diff_configs(baseline_config, config)]
+    changes = diff_configs(baseline_config, config)
+    if baseline_hash != config_hash or changes:
+        head = (f"baseline config hash {baseline_hash[:12]} != this case's {config_hash[:12]}; fields that differ:"
+                if baseline_hash != config_hash else
+                f"baseline config hash {baseline_hash[:12]} is this case's, but values compared within a tolerance "
+                "differ:")
         return Verdict(Outcome.STALE_BASELINE, (
-            f"baseline config hash {baseline_hash[:12]} != this case's {config_hash[:12]}; fields that differ:",
-            *fields, "if the change is intended, refresh with --diffbench-update"))
+            head, *change_lines(changes), "if the change is intended, refresh with --diffbench-update"))
     if strict_env and env_diff:
-        fields = [f"  {key}: {old!r} -> {new!r}" for key, (old, new) in sorted(env_diff.items())]
+        fields = change_lines([(key, old, new) for key, (old, new) in sorted(env_diff.items())])
         return Verdict(Outcome.ENV_MISMATCH, ("baseline was made in another environment (--diffbench-strict-env):", *fields))
     return None
 

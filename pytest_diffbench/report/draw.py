@@ -1,5 +1,5 @@
-"""Labeled figures for review: one case's baseline | output | difference grid, and one test's
-sweep sheet.
+"""Labeled figures for review: one case's baseline | output | difference grid (then the case's
+input images), and one test's sweep sheet.
 
 The figures describe themselves: captions, the case's settings and the axis labels are drawn
 into the pixels, so a PNG copied out of a run folder still says what it shows. The same inputs
@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from pytest_diffbench.judge.metrics import ImageSizeMismatch, to_rgb_array
 
@@ -85,13 +85,18 @@ def difference_heatmap(output: Image.Image, baseline: Image.Image) -> Image.Imag
     return Image.fromarray(_HEATMAP_COLORS[difference], mode="RGB")
 
 
-def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lines: Sequence[str]) -> Image.Image:
-    """baseline | output | difference heatmap side by side, each captioned, with ``label_lines``
-    printed in a band below the panels (each line wrapped to the band's width).
+def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lines: Sequence[str],
+                    inputs: Sequence[tuple[str, Image.Image | None]] = ()) -> Image.Image:
+    """baseline | output | difference heatmap side by side, each captioned, then one panel per
+    input image of the case (``inputs``: (keyword, image), None for an image not at hand, drawn
+    as a placeholder saying "input not saved"), with ``label_lines`` printed in a band below the
+    panels (each line wrapped to the band's width).
 
     Without a baseline, the baseline and difference panels are placeholders saying "no
     baseline". When the sizes differ, both images are drawn at their own size (same scale
-    factor, never resized to match) and the difference panel says "sizes differ".
+    factor, never resized to match) and the difference panel says "sizes differ". An input is
+    context, not compared: it is drawn at the figure's scale when that fits the output panel's
+    box, else fitted into that box (keeping its aspect ratio; the caption says so).
     """
     images = [output] if baseline is None else [baseline, output]
     scale = _scale(image.size for image in images)
@@ -110,6 +115,10 @@ def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lin
                 shown_output.size, f"sizes differ: baseline {_size_text(baseline)}, output {_size_text(output)}")
         panels = [_upscale(baseline, scale), shown_output, difference]
         captions = [_caption("baseline", baseline, scale), _caption("output", output, scale), "difference"]
+    for keyword, image in inputs:
+        panel, caption = _input_panel(style, keyword, image, scale, shown_output.size)
+        panels.append(panel)
+        captions.append(caption)
 
     pad = style.pad
     width = sum(panel.width for panel in panels) + pad * (len(panels) + 1)
@@ -219,6 +228,17 @@ def _upscale(image: Image.Image, scale: int) -> Image.Image:
     if scale == 1:
         return image
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def _input_panel(style: _Style, keyword: str, image: Image.Image | None, scale: int,
+                 box: tuple[int, int]) -> tuple[Image.Image, str]:
+    """The panel and caption of one input image (see :func:`comparison_grid`)."""
+    if image is None:
+        return style.placeholder(box, "input not saved"), keyword
+    if image.width * scale <= box[0] and image.height * scale <= box[1]:
+        return _upscale(image, scale), _caption(keyword, image, scale)
+    fitted = ImageOps.contain(image.convert("RGB"), box, Image.Resampling.LANCZOS)
+    return fitted, f"{keyword} {_size_text(image)} (shown {_size_text(fitted)})"
 
 
 def _size_text(image: Image.Image) -> str:

@@ -1,8 +1,8 @@
 """The run's labeled figures: a comparison grid per case worth a look, a sweep sheet per test.
 
-``grids/cases/<case>.png`` (baseline | output | difference, with the case's settings, every
-metric and set speed or memory budget against its tolerance, and its compute trace) for every case that did not pass or whose
-baseline was written, and ``grids/sheets/<test>/<other axes>.png``: one sweep sheet per test and
+``grids/cases/<case>.png`` (baseline | output | difference, then the case's input images from
+``inputs/``, with the case's settings, every metric and set speed or memory budget against its
+tolerance, and its compute trace) for every case that did not pass or whose baseline was written, and ``grids/sheets/<test>/<other axes>.png``: one sweep sheet per test and
 combination of the axes other than sampler and steps (rows = sampler, columns = steps), where
 a case that did not pass is framed in red over its outcome. Drawing is
 :mod:`pytest_diffbench.report.draw`'s.
@@ -23,7 +23,8 @@ from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.bundle import in_run
 from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
 from pytest_diffbench.report.summary import badge, case_order
-from pytest_diffbench.store.files import atomic_write_bytes, encode_png
+from pytest_diffbench.spec.config import input_images
+from pytest_diffbench.store.files import PathEscapeError, atomic_write_bytes, encode_png
 from pytest_diffbench.store.paths import case_path, case_folder
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -66,6 +67,19 @@ def _open(path: Path) -> Image.Image | None:
         return image.convert("RGB")
 
 
+def _inputs(folder: RunFolder, result: CaseResult) -> list[tuple[str, Image.Image | None]]:
+    """(keyword, image) of each input image the case's config records, read from the run
+    folder's ``inputs/``; None for one that is not there (or whose recorded name would leave
+    ``inputs/``: a crafted results.csv is never followed out of the run folder)."""
+    found: list[tuple[str, Image.Image | None]] = []
+    for keyword, name in input_images(result.config):
+        try:
+            found.append((keyword, _open(in_run(folder, folder.input(name)))))
+        except PathEscapeError:
+            found.append((keyword, None))
+    return found
+
+
 def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
                 warnings: list[str] | None = None) -> list[Path]:
     """The comparison grids and sweep sheets of a run, drawn anew: grids are derived from the run's
@@ -99,7 +113,8 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
                 if baseline is None and result.baseline_path and not wrote:
                     baseline = _open(rootdir / result.baseline_path)
                 path = in_run(folder, folder.case_grid(case))
-                atomic_write_bytes(path, encode_png(comparison_grid(output, baseline, grid_labels(result))))
+                grid = comparison_grid(output, baseline, grid_labels(result), _inputs(folder, result))
+                atomic_write_bytes(path, encode_png(grid))
                 written.append(path)
         except Exception as exc:  # one case's grid; the others are still drawn
             skipped(f"grid of {result.nodeid}", exc)

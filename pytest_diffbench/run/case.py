@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Protocol
 
 import pytest
 
+from pytest_diffbench.run.inputs import InputError, PreparedInputs, prepare_inputs
 from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineDescription
 from pytest_diffbench.spec.config import FrozenConfig, normalise
 from pytest_diffbench.spec.measurement import Measurement, measurement_problem
@@ -81,6 +82,8 @@ class DiffbenchCase:
         self.config: FrozenConfig | None = None
         self.image: Image.Image | None = None
         self.measurement: Measurement | None = None
+        #: The images, arrays and tensors given to generate(): converted, recorded, the images to save.
+        self.inputs = PreparedInputs()
 
     @property
     def id(self) -> str:
@@ -128,6 +131,11 @@ class DiffbenchCase:
         if not isinstance(prompt, str):
             self._refuse(f"generate(prompt=...) must be a string, got {type(prompt).__name__}")
         self._check_own_keywords(pipeline_kwargs)
+        try:  # images, arrays and tensors: converted for the pipeline, recorded as digests (run.inputs)
+            self.inputs = prepare_inputs(pipeline_kwargs)
+        except InputError as exc:
+            self._refuse(str(exc))
+        pipeline_kwargs = self.inputs.call_kwargs
         description = self._runner.describe(self.pipeline)
         accepted = self._runner.call_keywords(self.pipeline)
         axis_kwargs = {name: value for name, value in self.case.extra if name != LORA_SCALE_AXIS}
@@ -155,7 +163,8 @@ class DiffbenchCase:
         except ValueError as exc:
             self._refuse(str(exc))
         self._check_sizes(call_kwargs, multiple)
-        recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs}.items() if k not in SIZE_AXES}
+        recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs, **self.inputs.records}.items()
+                           if k not in SIZE_AXES}
         try:  # refuse what a config cannot hold, before generating
             normalise(recorded_kwargs, where="generate() keyword", finite=True)
         except (TypeError, ValueError) as exc:

@@ -126,9 +126,18 @@ def normalise(value: Any, *, where: str = "config", finite: bool = False) -> Any
     if callable(tolist):
         return normalise(tolist(), where=where, finite=finite)
     raise TypeError(
-        f"{where}: {type(value).__name__} value {value!r} cannot go into a frozen config; "
-        "use str, int, float, bool, None, or lists and dicts of them"
+        f"{where}: {type(value).__name__} value {short_repr(value)} cannot go into a frozen config; "
+        "use str, int, float, bool, None, or lists and dicts of them (images, arrays and tensors only as "
+        "generate() keywords of their own, or lists of them)"
     )
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` on one line (runs of whitespace made one space), cut to ``limit``
+    characters with ``...``: an object in a message, however large its repr (a tensor's is
+    thousands of characters over many lines)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _normalise_float(value: float) -> float | str:
@@ -146,18 +155,112 @@ def canonical_json(data: Mapping[str, Any]) -> str:
 
 
 def config_hash(data: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(data).encode("ascii")).hexdigest()
+    """SHA-256 of the canonical JSON of ``data`` without its :data:`APPROX_KEY` summaries (see
+    :func:`exact_part`): values compared within a tolerance never change a hash."""
+    return hashlib.sha256(canonical_json(exact_part(normalise(data))).encode("ascii")).hexdigest()
+
+
+#: The keys of an input image's record in ``pipeline_kwargs`` (see :mod:`pytest_diffbench.run.inputs`).
+IMAGE_RECORD_KEYS = frozenset({"sha256", "size", "mode", "name"})
+
+
+def input_images(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(keyword, file name) of each input image recorded in ``config["pipeline_kwargs"]``, sorted by
+    keyword: ``image``, or ``image[1]`` for an item of a list. Other values are passed over."""
+    kwargs = config.get("pipeline_kwargs")
+    found: list[tuple[str, str]] = []
+    if not isinstance(kwargs, Mapping):
+        return found
+    for keyword in sorted(kwargs):
+        value = kwargs[keyword]
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        found += [(keyword if i is None else f"{keyword}[{i}]", item["name"]) for i, item in items
+                  if isinstance(item, Mapping) and set(item) == IMAGE_RECORD_KEYS and isinstance(item["name"], str)]
+    return found
+
+
+#: The key of a summary compared by value within a relative tolerance, never by its last bits: a
+#: float tensor's ``{"mean", "rms", "sketch", "rtol"}`` (see :mod:`pytest_diffbench.run.inputs`).
+#: It is left out of the config hash; :func:`diff_configs` reports it only when
+#: :func:`values_distance` exceeds its ``rtol``.
+APPROX_KEY = "~values"
+#: A side of a :func:`diff_configs` difference where the field is missing.
+ABSENT = "<absent>"
+
+
+def exact_part(value: Any) -> Any:
+    """``value`` (normalised JSON values) without the :data:`APPROX_KEY` entries of its mappings,
+    at any depth: the part of a config compared bit for bit."""
+    if isinstance(value, Mapping):
+        return {key: exact_part(item) for key, item in value.items() if key != APPROX_KEY}
+    if isinstance(value, list):
+        return [exact_part(item) for item in value]
+    return value
+
+
+def values_distance(old: Any, new: Any) -> float:
+    """The relative distance of two :data:`APPROX_KEY` summaries: ``|a - b| / max(|a|, |b|)`` (L2)
+    over their ``mean``, ``rms`` and ``sketch`` numbers, which estimates the relative L2 distance
+    of the tensors they summarise. 0 when both are zero; inf when either is malformed (a missing
+    number, sketches of other lengths)."""
+    a, b = _summary_numbers(old), _summary_numbers(new)
+    if a is None or b is None or len(a) != len(b):
+        return math.inf
+    scale = max(math.sqrt(sum(x * x for x in a)), math.sqrt(sum(y * y for y in b)))
+    distance = math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b)))
+    return 0.0 if distance == 0 else distance / scale if scale > 0 else math.inf
+
+
+def _summary_numbers(summary: Any) -> list[float] | None:
+    if not isinstance(summary, Mapping) or not isinstance(summary.get("sketch"), list):
+        return None
+    numbers = [summary.get("mean"), summary.get("rms"), *summary["sketch"]]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in numbers):
+        return None
+    return [float(x) for x in numbers]
+
+
+def values_tolerance(summary: Any) -> float:
+    """The relative tolerance an :data:`APPROX_KEY` summary carries (``rtol``), else
+    :data:`DEFAULT_VALUES_RTOL`."""
+    rtol = summary.get("rtol") if isinstance(summary, Mapping) else None
+    if isinstance(rtol, (int, float)) and not isinstance(rtol, bool) and math.isfinite(rtol) and rtol >= 0:
+        return float(rtol)
+    return DEFAULT_VALUES_RTOL
+
+
+#: The relative tolerance of a summary that names none.
+DEFAULT_VALUES_RTOL = 1e-3
 
 
 def diff_configs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """Fields whose normalised values differ, as ``(field, old, new)`` sorted by field name.
+    """The leaves whose normalised values differ, key by key, as ``(path, old, new)``: a nested
+    field reads ``pipeline_kwargs.strength``, a list item ``loras[1]`` (lists of equal length
+    holding lists or mappings are compared item by item; other lists whole). Sorted by key at
+    every level.
 
-    A field missing on one side is reported with ``"<absent>"`` there.
+    A field missing on one side is reported with :data:`ABSENT` there. An :data:`APPROX_KEY`
+    summary is reported (path ``....~values``, both summaries) only when
+    :func:`values_distance` exceeds the new summary's :func:`values_tolerance`.
     """
-    absent = "<absent>"
-    old_n, new_n = normalise(old), normalise(new)
-    return [
-        (key, old_n.get(key, absent), new_n.get(key, absent))
-        for key in sorted(set(old_n) | set(new_n))
-        if old_n.get(key, absent) != new_n.get(key, absent)
-    ]
+    changes: list[tuple[str, Any, Any]] = []
+    _diff("", normalise(old), normalise(new), changes)
+    return changes
+
+
+def _diff(path: str, old: Any, new: Any, changes: list[tuple[str, Any, Any]]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            where = f"{path}.{key}" if path else key
+            before, after = old.get(key, ABSENT), new.get(key, ABSENT)
+            if key == APPROX_KEY and before != ABSENT and after != ABSENT:
+                if values_distance(before, after) > values_tolerance(after):
+                    changes.append((where, before, after))
+            else:
+                _diff(where, before, after, changes)
+    elif (isinstance(old, list) and isinstance(new, list) and len(old) == len(new)
+          and any(isinstance(item, (dict, list)) for item in old + new)):
+        for i, (before, after) in enumerate(zip(old, new)):
+            _diff(f"{path}[{i}]", before, after, changes)
+    elif old != new:
+        changes.append((path, old, new))

@@ -5,7 +5,7 @@ run (by run id, which sorts by start time)::
 
     journal.jsonl (each case as it finishes)  results.csv (a finished run's)  environment.json  summary.md  plot.png  report.html  diffbench-<run_id>.zip
     images/<case>.png   configs/<case>.json   grids/cases/<case>.png   grids/sheets/<test>/<axes>.png
-    replaced-baselines/<case>.png|.json
+    replaced-baselines/<case>.png|.json   inputs/<digest>.png (each input image of generate(), once)
 
 ``<case>`` is :func:`~pytest_diffbench.store.paths.case_path` of the node id. No other module
 joins these names.
@@ -18,8 +18,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
-from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text
+from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text, encode_png, inside
 from pytest_diffbench.store.journal import folder_lock, journal_is_locked, remove_temp_files
 from pytest_diffbench.store.paths import path_segment
 
@@ -39,6 +40,10 @@ REPLACED_DIR = "replaced-baselines"
 BASELINE_LOCK_WAIT = 5.0
 #: A run id as :func:`new_run_id` makes it; ``latest`` may name nothing else.
 RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+INPUTS_DIR = "inputs"
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 class LatestError(ValueError):
@@ -154,6 +159,19 @@ class RunFolder:
         combination of its other axes (``axes``, made one :func:`~pytest_diffbench.store.paths.path_segment`)."""
         return self.sheets / test_folder / f"{path_segment(axes)}.png"
 
+    @property
+    def inputs(self) -> Path:
+        """The input images of the run's cases, one file per digest (see :mod:`pytest_diffbench.run.inputs`)."""
+        return self.path / INPUTS_DIR
+
+    def input(self, name: str) -> Path:
+        """The file of one input image, ``name`` as its config record says (``<16 hex>.png``).
+
+        Raises :class:`~pytest_diffbench.store.files.PathEscapeError` when ``name`` would leave
+        ``inputs/`` (a crafted record: ``../x``, an absolute path, a symbolic link on the way).
+        """
+        return inside(self.inputs, name)
+
     def replaced(self, case: str, suffix: str = ".png") -> Path:
         """Where the baseline file an update replaced is kept."""
         return self.path / REPLACED_DIR / f"{case}{suffix}"
@@ -173,6 +191,19 @@ class RunFolder:
         atomic_write_bytes(self.image(case), png)
         atomic_write_text(self.config(case), sidecar_json)
         return self.image(case)
+
+    def write_inputs(self, images: "Mapping[str, Image.Image]") -> list[Path]:
+        """Save each input image (file name -> image, see :mod:`pytest_diffbench.run.inputs`) once:
+        a name is a digest of the pixels, so a file already there holds them and is not written
+        again. The paths written now. Raises PathEscapeError for a name that would leave
+        ``inputs/``, OSError when a file cannot be written."""
+        written = []
+        for name, image in sorted(images.items()):
+            path = self.input(name)
+            if not path.is_file():
+                atomic_write_bytes(path, encode_png(image))
+                written.append(path)
+        return written
 
     def mark_latest(self) -> bool:
         """Make ``latest`` name this run unless it names a newer one (a run started later that

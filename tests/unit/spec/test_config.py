@@ -129,7 +129,7 @@ def test_every_field_changes_the_hash():
     for name, value in changed.items():
         other = make(**{name: value})
         assert other.hash != base.hash, name
-        assert diff_configs(base.to_dict(), other.to_dict())[0][0] == name
+        assert diff_configs(base.to_dict(), other.to_dict())[0][0].split(".")[0] == name
         hashes.add(other.hash)
     assert len(hashes) == len(changed) + 1
 
@@ -288,11 +288,11 @@ def test_frozen_config_is_immutable():
 # -- diff_configs ----------------------------------------------------------------------------
 
 
-def test_diff_configs_lists_exactly_the_differing_fields_sorted():
+def test_diff_configs_lists_exactly_the_differing_fields_sorted_key_by_key():
     old = make().to_dict()
     new = make(seed=1, sampler="Euler a", pipeline_kwargs={"eta": 0.5}).to_dict()
     assert diff_configs(old, new) == [
-        ("pipeline_kwargs", {}, {"eta": 0.5}),
+        ("pipeline_kwargs.eta", "<absent>", 0.5),
         ("sampler", "Euler", "Euler a"),
         ("seed", 0, 1),
     ]
