@@ -9,6 +9,7 @@ report and grid labels, its plot panel and its JUnit property follow from the de
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Mapping
 
@@ -25,8 +26,11 @@ from pytest_diffbench.judge.metrics.images import ImageSizeMismatch, check_pair,
 from pytest_diffbench.judge.metrics.lpips import LPIPS
 from pytest_diffbench.judge.metrics.psnr import PSNR
 from pytest_diffbench.judge.metrics.ssim import SSIM
+from pytest_diffbench.spec.video import frame_boxes
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     from PIL import Image
 
 __all__ = ["Direction", "Metric", "MetricInputs", "MetricKind", "MetricRegistry", "MetricUnavailable", "REGISTRY",
@@ -85,15 +89,53 @@ REGISTRY = MetricRegistry((SSIM(), PSNR(), LPIPS()))
 @dataclass(frozen=True)
 class Score:
     """One metric's result: ``value`` is None unless ``status`` is ``ok``; otherwise ``status`` is
-    ``off`` or ``unavailable: <reason>``."""
+    ``off`` or ``unavailable: <reason>``.
+
+    For a video (an image of several frames, see :mod:`pytest_diffbench.spec.video`)
+    ``frame_values`` holds the metric of each frame, frame 1 first, and ``value`` is the worst of
+    them (the one the gate judges); ``frame_values`` is empty for a still.
+    """
 
     value: float | None
     status: str = "ok"
+    frame_values: tuple[float, ...] = ()
+
+    @property
+    def mean(self) -> float | None:
+        """The mean over the frames (None for a still): inf when a frame is identical under PSNR,
+        NaN when a frame scored NaN."""
+        return math.fsum(self.frame_values) / len(self.frame_values) if self.frame_values else None
+
+    @property
+    def worst_frame(self) -> int | None:
+        """The 1-based number of the frame whose value is :attr:`value` (the first of equals; a
+        NaN frame is the worst), None for a still or a metric that did not run."""
+        if self.value is None:
+            return None
+        same = math.isnan if math.isnan(self.value) else self.value.__eq__
+        return next((number for number, value in enumerate(self.frame_values, 1) if same(value)), None)
+
+    @property
+    def detail(self) -> str:
+        """``worst frame 3 of 8, mean 0.9712``: what a video's check says beside its value; "" for a still."""
+        if self.mean is None:
+            return ""
+        return f"worst frame {self.worst_frame} of {len(self.frame_values)}, mean {self.mean:.4g}"
+
+
+def _worst(values: tuple[float, ...], direction: Direction) -> int:
+    """The index of the worst of ``values`` in ``direction``: a NaN first, else the lowest (higher
+    is better) or the highest (lower is better), the first of equals."""
+    for index, value in enumerate(values):
+        if math.isnan(value):
+            return index
+    pick = min if direction is Direction.HIGHER_IS_BETTER else max
+    return values.index(pick(values))
 
 
 def score_images(output: "Image.Image", baseline: "Image.Image | None", *, prompt: str, device: str,
                  modes: Mapping[str, str], tolerances: Mapping[str, float | None] | None = None,
-                 metrics: MetricRegistry = REGISTRY) -> dict[str, Score]:
+                 metrics: MetricRegistry = REGISTRY, frames: int = 1) -> dict[str, Score]:
     """Score ``output`` with every registered metric that applies.
 
     Full-reference metrics run only when ``baseline`` is given; both images are compared at their
@@ -102,11 +144,22 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
     :class:`MetricUnavailable`, its ``metric`` naming the metric, instead) or ``off`` (skip it). In ``auto`` a metric whose
     tolerance in ``tolerances`` is None (its gate is off) is skipped too, as ``off``: it is
     neither loaded nor warned about.
+
+    ``frames`` is how many frames the images hold (a video's strip, frames left to right: the
+    frozen config's ``video.frames``). With more than 1, each metric scores every frame against
+    the baseline's frame of the same number and its :class:`Score` holds each frame's value,
+    the worst as ``value`` (see :attr:`Score.detail`); a metric that cannot score one frame is
+    unavailable for the video. :class:`ImageSizeMismatch` when the images are not strips of
+    ``frames`` frames.
     """
     out = to_rgb_array(output)
     base = to_rgb_array(baseline) if baseline is not None else None
     if base is not None:
         check_pair(out, base)  # the message names the sizes in this order: output, then baseline
+    try:
+        boxes = frame_boxes(out.shape[1], out.shape[0], frames) if frames > 1 else []
+    except ValueError as exc:
+        raise ImageSizeMismatch(str(exc)) from None
     scores: dict[str, Score] = {}
     for metric in metrics:
         if metric.kind is MetricKind.FULL_REFERENCE and base is None:
@@ -118,16 +171,32 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
         if mode == "off" or (mode == "auto" and gate_off):
             scores[metric.name] = Score(None, "off")
             continue
-        inputs = MetricInputs(out, base if metric.kind is MetricKind.FULL_REFERENCE else None, prompt, device)
+        reference = base if metric.kind is MetricKind.FULL_REFERENCE else None
         try:
-            metric.check_available(inputs)
-            scores[metric.name] = Score(metric.compute(inputs))
+            scores[metric.name] = _score(metric, out, reference, prompt, device, boxes)
         except MetricUnavailable as exc:
             exc.metric = metric.name
             if mode == "required":
                 raise
             scores[metric.name] = Score(None, UNAVAILABLE + exc.reason)
     return scores
+
+
+def _score(metric: Metric, output: "npt.NDArray[np.uint8]", baseline: "npt.NDArray[np.uint8] | None", prompt: str,
+           device: str, boxes: list[tuple[int, int, int, int]]) -> Score:
+    """``metric`` of the whole image (no ``boxes``), or of each frame box with the worst as the value."""
+    if not boxes:
+        inputs = MetricInputs(output, baseline, prompt, device)
+        metric.check_available(inputs)
+        return Score(metric.compute(inputs))
+    values: list[float] = []
+    for left, top, right, bottom in boxes:
+        inputs = MetricInputs(output[top:bottom, left:right], None if baseline is None else baseline[top:bottom, left:right],
+                              prompt, device)
+        metric.check_available(inputs)
+        values.append(metric.compute(inputs))
+    frame_values = tuple(values)
+    return Score(frame_values[_worst(frame_values, metric.direction)], frame_values=frame_values)
 
 
 def unavailable_advice(name: str, status: str, metrics: MetricRegistry = REGISTRY) -> str:
