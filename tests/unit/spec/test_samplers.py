@@ -40,8 +40,10 @@ EXPECTED = {
         "DPMSolverMultistepScheduler",
         {"use_karras_sigmas": True, "algorithm_type": "sde-dpmsolver++"},
     ),
-    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
-    "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ SDE": ("DPMSolverSDEScheduler", {"use_karras_sigmas": False, "noise_sampler_seed": 7}),
+    "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True, "noise_sampler_seed": 7}),
+    "LCM": ("LCMScheduler", {}),
+    "TCD": ("TCDScheduler", {}),
 }
 
 
@@ -63,7 +65,7 @@ def test_sampler_resolves_and_builds(name, scheduler_config):
     assert spec == resolve_sampler(name.upper())
     assert (spec.name, spec.class_name) == (name, class_name)
 
-    scheduler = build_scheduler(scheduler_config, name)
+    scheduler = build_scheduler(scheduler_config, name, seed=7)
 
     assert type(scheduler).__name__ == class_name
     for key, value in expected_config.items():
