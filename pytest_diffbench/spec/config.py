@@ -239,7 +239,9 @@ def diff_configs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[s
     holding lists or mappings are compared item by item; other lists whole). Sorted by key at
     every level.
 
-    A field missing on one side is reported with :data:`ABSENT` there. An :data:`APPROX_KEY`
+    A field missing on one side is reported with :data:`ABSENT` there (each key of a mapping
+    present on one side only, so an empty mapping and a missing one do not differ, as in the
+    hash of :class:`FrozenConfig`'s optional fields). An :data:`APPROX_KEY`
     summary is reported (path ``....~values``, both summaries) only when
     :func:`values_distance` exceeds the new summary's :func:`values_tolerance`.
     """
@@ -249,6 +251,9 @@ def diff_configs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[s
 
 
 def _diff(path: str, old: Any, new: Any, changes: list[tuple[str, Any, Any]]) -> None:
+    if isinstance(old, dict) and new == ABSENT or isinstance(new, dict) and old == ABSENT:
+        # a mapping on one side only (an optional field, a new record) is shown key by key too
+        old, new = ({} if old == ABSENT else old), ({} if new == ABSENT else new)
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             where = f"{path}.{key}" if path else key

@@ -5,14 +5,16 @@ per line, key by key (``pipeline_kwargs.strength: 0.6 -> 0.7``). A value longer 
 :data:`MAX_VALUE_CHARS` is cut and followed by its length and the start of its SHA-256, so two
 long values that differ near their end still read as different; a path longer than
 :data:`MAX_PATH_CHARS` is cut in its middle. At most :data:`MAX_FIELDS` lines and about
-:data:`MAX_TEXT_CHARS` characters are shown, then ``... and N more fields``: a stale-baseline
-message stays a few KB whatever the configs hold.
+:data:`MAX_TEXT_CHARS` characters are shown, then ``... and N more fields (in prompt, seed)``,
+naming the top-level fields the hidden differences lie in: a stale-baseline message stays a
+few KB whatever the configs hold, and still names every field that changed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Mapping, Sequence
 
 from pytest_diffbench.spec.config import ABSENT, APPROX_KEY, values_distance, values_tolerance
@@ -37,7 +39,9 @@ def change_lines(changes: Sequence[tuple[str, Any, Any]], indent: str = "  ") ->
         line = indent + change_line(path, old, new)
         if shown == MAX_FIELDS or used + len(line) > MAX_TEXT_CHARS:
             rest = len(changes) - shown
-            lines.append(f"{indent}... and {rest} more field{'s' if rest != 1 else ''}")
+            tops = list(dict.fromkeys(re.split(r"[.\[]", hidden, maxsplit=1)[0] for hidden, _, _ in changes[shown:]))
+            where = ", ".join(show_path(top) for top in tops[:MAX_FIELDS]) + (", ..." if len(tops) > MAX_FIELDS else "")
+            lines.append(f"{indent}... and {rest} more field{'s' if rest != 1 else ''} (in {where})")
             break
         lines.append(line)
         used += len(line)
