@@ -19,7 +19,7 @@ from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, status_colu
 from pytest_diffbench.judge.tolerances import BUDGETS
 from pytest_diffbench.spec.config import CONFIG_KEYS, OPTIONAL_KEYS
 from pytest_diffbench.spec.machine import RESULT_FIELDS, MachineInfo
-from pytest_diffbench.spec.measurement import Measurement
+from pytest_diffbench.spec.measurement import STAGE_FIGURES, STAGE_NAMES, Measurement, StageMeasurement, stage_column
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 
 #: Bumped when a column changes meaning or goes away (added columns do not bump it).
@@ -129,6 +129,8 @@ class CaseResult:
             "peak_vram_mb": m.peak_vram_mb if m else None,
             "max_vram_mb": self.tolerances.get("max_vram_mb"),
             "warmup_seconds": m.warmup_seconds if m else None,
+            "warmup_note": m.warmup_note if m else "",
+            **_stage_cells(m),
             "ssim_vs_most_steps": self.ssim_vs_most_steps,
             **self.machine.result_fields(),
             "worker": self.worker, "workers": self.workers, "attempts": self.attempts, "env_diff": self.env_diff,
@@ -165,8 +167,9 @@ class CaseResult:
             scores={m.name: _float(row, m.name) for m in metrics},
             metric_status={m.name: str(row.get(status_column(m)) or "") for m in metrics if m.reports_status},
             tolerances={name: _float(row, name) for name in (*(tolerance_name(m) for m in metrics), *(b.name for b in BUDGETS))},
-            measurement=None if seconds is None else Measurement(seconds, _float(row, "peak_vram_mb"),
-                                                                 _float(row, "warmup_seconds")),
+            measurement=None if seconds is None else Measurement(
+                seconds, _float(row, "peak_vram_mb"), _float(row, "warmup_seconds"),
+                warmup_note=str(row.get("warmup_note") or ""), stages=_stages(row)),
             baseline_seconds_per_image=_float(row, "baseline_seconds_per_image"),
             baseline_device_name=str(row.get("baseline_device_name") or ""),
             baseline_workers=_int(row, "baseline_workers"),
@@ -206,10 +209,35 @@ def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
         + ("outcome", "message", "output_warning", *metric_columns,
            "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "baseline_device_name", "baseline_workers",
            "slowdown", "time_regression",
-           "time_check", "peak_vram_mb", "max_vram_mb", "warmup_seconds", "ssim_vs_most_steps")
+           "time_check", "peak_vram_mb", "max_vram_mb", "warmup_seconds", "warmup_note", *STAGE_COLUMNS,
+           "ssim_vs_most_steps")
         + RESULT_FIELDS + ("worker", "workers", "attempts", "env_diff", "pin", "baseline_action", "baseline_path", "output_path",
                            "schema_version")
     )
+
+
+#: The per-stage columns of a two-stage case (``base_seconds_per_image``, ``base_peak_vram_mb``,
+#: ``refiner_...``), empty for a case of one pipeline call.
+STAGE_COLUMNS = tuple(stage_column(stage, figure) for stage in STAGE_NAMES for figure in STAGE_FIGURES)
+
+
+def _stage_cells(measurement: Measurement | None) -> dict[str, float | None]:
+    """The :data:`STAGE_COLUMNS` cells of ``measurement`` (None where it has no such stage)."""
+    cells: dict[str, float | None] = dict.fromkeys(STAGE_COLUMNS)
+    for stage in measurement.stages if measurement else ():
+        cells.update({stage_column(stage.name, figure): getattr(stage, figure) for figure in STAGE_FIGURES})
+    return cells
+
+
+def _stages(row: Mapping[str, Any]) -> tuple[StageMeasurement, ...]:
+    """The stages a row's :data:`STAGE_COLUMNS` hold, in :data:`STAGE_NAMES` order (one whose
+    seconds cell is empty did not run)."""
+    found = []
+    for name in STAGE_NAMES:
+        seconds = _float(row, stage_column(name, "seconds_per_image"))
+        if seconds is not None:
+            found.append(StageMeasurement(name, seconds, _float(row, stage_column(name, "peak_vram_mb"))))
+    return tuple(found)
 
 
 def _cell(value: Any) -> Any:

@@ -35,7 +35,8 @@ def diffbench_pipeline(pytestconfig: pytest.Config, request: pytest.FixtureReque
     """The pipeline under test: ``--diffbench-model`` (the shipped diffbench-tiny by default).
 
     Override it in conftest.py with your own (session scope) for full control of loading; a
-    :class:`pytest_diffbench.testing.FakePipeline` tests a setup without torch or diffusers.
+    :class:`pytest_diffbench.testing.FakePipeline` tests a setup without torch or diffusers, and
+    ``diffbench.two_stage(base, refiner, handoff=0.8)`` runs a base then its refiner for each case.
     A local folder that is not a diffusers pipeline was refused before any case ran
     (``read_settings``). When loading fails here (a hub id that cannot be fetched, a broken
     folder), the case errors with one line naming ``diffbench_model`` (no traceback) and the run
@@ -59,11 +60,16 @@ def diffbench_pipeline(pytestconfig: pytest.Config, request: pytest.FixtureReque
 def diffbench(request: pytest.FixtureRequest, _diffbench_case: Case, diffbench_pipeline: Any) -> "DiffbenchCase":
     """One case of the sweep: ``generate(prompt, negative_prompt=None, **pipeline_kwargs)``.
 
-    Fails the case (one line) when ``diffbench_pipeline`` gave something that is not a pipeline.
+    Fails the case (one line) when ``diffbench_pipeline`` gave something that is not a pipeline
+    (for ``diffbench.two_stage``: a stage that is not a diffusers pipeline, a handoff not between 0 and 1).
     """
     from pytest_diffbench.run.protocol import pipeline_problem
+    from pytest_diffbench.run.stages import TwoStage, two_stage_problem
 
-    problem = pipeline_problem(diffbench_pipeline)
+    if isinstance(diffbench_pipeline, TwoStage):
+        problem = two_stage_problem(diffbench_pipeline, pipeline_problem)
+    else:
+        problem = pipeline_problem(diffbench_pipeline)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
     dcase = request.config.stash[SESSION_KEY].start_case(request.node, _diffbench_case, diffbench_pipeline)

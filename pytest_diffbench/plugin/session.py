@@ -216,6 +216,7 @@ class DiffbenchSession:
         )
         png = encode_png(dcase.image)
         self.folder.write_case(case, png, inputs.sidecar().to_json())
+        self.folder.write_inputs(dcase.inputs.images)
         baseline, stored_png, stamp = _baseline_state(store, case)
         judgement = judge(inputs, baseline, settings.update, update_timing=settings.update_timing)
         if judgement.sidecar is not None:

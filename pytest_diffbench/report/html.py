@@ -22,8 +22,8 @@ from typing import Any, Collection, Mapping, Sequence
 from pytest_diffbench.judge.checks import format_number
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.report.summary import (badge, case_order, change_footnote, outcome_counts, speed_change, timing_mismatch_of,
-                                             what_failed)
+from pytest_diffbench.report.summary import (badges, case_order, change_footnote, outcome_counts, speed_change, stages_text,
+                                             timing_mismatch_of, what_failed)
 from pytest_diffbench.store.files import PathEscapeError, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
@@ -36,7 +36,7 @@ def table_columns(metrics: MetricRegistry = REGISTRY) -> tuple[tuple[str, str], 
         ("sampler", "sampler"), ("steps", "steps"), ("cfg", "cfg"), ("seed", "seed"), *((m.name, m.label) for m in metrics),
         ("ssim_vs_most_steps", "SSIM vs most steps"), ("seconds_per_image", "s/img"),
         ("baseline_seconds_per_image", "baseline s/img"), ("change", "change"), ("peak_vram_mb", "VRAM MiB"),
-        ("prompt", "prompt"),
+        ("stages", "stages"), ("prompt", "prompt"),
     )
 
 
@@ -153,7 +153,8 @@ def _row(result: CaseResult, folder: RunFolder, bundled: Collection[str] | None)
     grid, grid_absent = _target(folder, folder.case_grid(case), bundled)
     image, image_absent = _target(folder, folder.image(case), bundled)
     row.update(case=params[1:-1] or result.case_id or result.nodeid, config=config, grid=grid, grid_absent=grid_absent,
-               image=image, image_absent=image_absent, badge=badge(result), test=result.test,
+               image=image, image_absent=image_absent, badge=" | ".join(badges(result)), stages=stages_text(result),
+               test=result.test,
                what_failed=what_failed(result), what_failed_title=result.message if not result.passed else "",
                change=speed_change(result), change_title=timing_mismatch_of(result))
     return row

@@ -41,15 +41,40 @@ def memory_text(mib: float) -> str:
 
 
 def badge(result: CaseResult) -> str:
-    """The compute trace of one case, e.g. ``1.26 s/img · 2.7 GiB · NVIDIA H200``."""
-    parts = []
+    """The compute trace of one case, e.g. ``1.26 s/img · 2765 MiB · NVIDIA H200`` (a two-stage
+    case's total: the stages' seconds summed, their peak VRAM's maximum)."""
     m = result.measurement
-    if m is not None:
-        parts.append(f"{m.seconds_per_image:.3g} s/img")
-        if m.peak_vram_mb is not None:
-            parts.append(memory_text(m.peak_vram_mb))
-    if result.machine.device_name:
-        parts.append(result.machine.device_name)
+    return _trace(m.seconds_per_image if m else None, m.peak_vram_mb if m else None, result.machine.device_name)
+
+
+def badges(result: CaseResult) -> list[str]:
+    """The compute-trace badges of one case: one per stage for a two-stage case, each named, e.g.
+    ``base 0.9 s/img · 2765 MiB · NVIDIA H200`` and ``refiner 0.36 s/img · 1800 MiB · NVIDIA H200``;
+    else the case's one :func:`badge` (none when nothing was measured)."""
+    m = result.measurement
+    if m is not None and m.stages:
+        return [f"{stage.name} " + _trace(stage.seconds_per_image, stage.peak_vram_mb, result.machine.device_name)
+                for stage in m.stages]
+    trace = badge(result)
+    return [trace] if trace else []
+
+
+def stages_text(result: CaseResult) -> str:
+    """The stages of a two-stage case in one cell, e.g. ``base 0.9 s/img · 2765 MiB; refiner 0.36
+    s/img · 1800 MiB``; "" for a case of one pipeline call."""
+    m = result.measurement
+    return "; ".join(f"{stage.name} " + _trace(stage.seconds_per_image, stage.peak_vram_mb, "")
+                     for stage in (m.stages if m else ()))
+
+
+def _trace(seconds: float | None, mib: float | None, device_name: str) -> str:
+    parts = []
+    if seconds is not None:
+        parts.append(f"{seconds:.3g} s/img")
+        if mib is not None:
+            parts.append(memory_text(mib))
+    if device_name:
+        parts.append(device_name)
     return " · ".join(parts)
 
 
@@ -150,8 +175,15 @@ def what_failed(result: CaseResult, metrics: MetricRegistry = REGISTRY) -> str:
     return "; ".join(check.violated() for check in failed_checks(result, metrics)) or result.message
 
 
+def speed_columns(results: Sequence[CaseResult]) -> tuple[str, ...]:
+    """The speed table's columns: :data:`SPEED_COLUMNS`, and ``stages`` (each stage's badge, see
+    :func:`stages_text`) when a case of ``results`` ran in stages."""
+    return SPEED_COLUMNS + (("stages",) if any(stages_text(r) for r in results) else ())
+
+
 def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
-    """One row per case for the speed table, in the results' order."""
+    """One row per case for the speed table, in the results' order, a cell per :func:`speed_columns`."""
+    staged = len(speed_columns(results)) > len(SPEED_COLUMNS)
     rows: list[tuple[str, ...]] = []
     for result in results:
         m = result.measurement
@@ -166,6 +198,7 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
             speed_change(result),
             "" if vram is None else memory_text(vram),
             result.machine.device_name,
+            *((stages_text(result),) if staged else ()),
         ))
     return rows
 
@@ -173,8 +206,9 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
 def terminal_table(results: Sequence[CaseResult]) -> list[str]:
     """Fixed-width lines of the speed table, for pytest's terminal summary (control characters
     in ids and device names shown escaped), and the :func:`change_footnote` when there is one."""
-    rows = [SPEED_COLUMNS, *(tuple(terminal_text(cell) for cell in row) for row in speed_rows(results))]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(SPEED_COLUMNS))]
+    header = speed_columns(results)
+    rows = [header, *(tuple(terminal_text(cell) for cell in row) for row in speed_rows(results))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     footnote = change_footnote(results)
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     return lines + ([terminal_text(footnote)] if footnote else [])
@@ -194,7 +228,8 @@ def summary_markdown(results: Sequence[CaseResult], run_id: str, bundle_name: st
         lines += [f"| {markdown_code(r.short_id, table=True)} | {markdown_text(r.outcome.value, table=True)} | "
                   f"{markdown_text(what_failed(r), table=True)} |" for r in failing]
     if results:
-        lines += ["", "### Speed", "", "| " + " | ".join(SPEED_COLUMNS) + " |", "|" + "---|" * len(SPEED_COLUMNS)]
+        header = speed_columns(results)
+        lines += ["", "### Speed", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(markdown_text(cell, table=True) for cell in row) + " |" for row in speed_rows(results)]
         footnote = change_footnote(results)
         lines += ["", markdown_text(footnote)] if footnote else []

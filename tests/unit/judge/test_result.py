@@ -12,7 +12,7 @@ import pytest
 from pytest_diffbench.judge.result import SCHEMA_VERSION, CaseResult, columns
 from pytest_diffbench.spec.config import FrozenConfig
 from pytest_diffbench.spec.machine import MachineInfo
-from pytest_diffbench.spec.measurement import Measurement
+from pytest_diffbench.spec.measurement import Measurement, StageMeasurement
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 from pytest_diffbench.store.results import read_results, write_results
 
@@ -38,7 +38,9 @@ def full_result(**changes) -> CaseResult:
         scores={"ssim": 0.987654321, "psnr": math.inf, "lpips": 0.0123}, metric_status={"lpips": "ok"},
         tolerances={"min_ssim": 0.95, "min_psnr": 25.0, "max_lpips": 0.05, "max_seconds": 10.0, "max_vram_mb": 2048.0,
                     "time_regression": 0.1},
-        measurement=Measurement(1.5, 1234.5, 3.25), baseline_seconds_per_image=1.0, baseline_device_name="NVIDIA H200", baseline_workers=2,
+        measurement=Measurement(1.5, 1234.5, 3.25, warmup_note="warm-up skipped: no shorter call is valid",
+                                stages=(StageMeasurement("base", 1.25, 1234.5), StageMeasurement("refiner", 0.25, 900.0))),
+        baseline_seconds_per_image=1.0, baseline_device_name="NVIDIA H200", baseline_workers=2,
         slowdown=0.5, time_check="failed",
         ssim_vs_most_steps=0.75,
         machine=MachineInfo(device_name="NVIDIA H200", driver="580.1", cuda="13.0", torch="2.4.1", diffusers="0.31.0",
