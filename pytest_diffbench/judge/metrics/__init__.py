@@ -22,11 +22,10 @@ from pytest_diffbench.judge.metrics.base import (
     status_column,
     tolerance_name,
 )
-from pytest_diffbench.judge.metrics.images import ImageSizeMismatch, check_pair, to_rgb_array
+from pytest_diffbench.judge.metrics.images import ImageSizeMismatch, check_pair, split_frames, to_rgb_array
 from pytest_diffbench.judge.metrics.lpips import LPIPS
 from pytest_diffbench.judge.metrics.psnr import PSNR
 from pytest_diffbench.judge.metrics.ssim import SSIM
-from pytest_diffbench.spec.video import frame_boxes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,10 +155,8 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
     base = to_rgb_array(baseline) if baseline is not None else None
     if base is not None:
         check_pair(out, base)  # the message names the sizes in this order: output, then baseline
-    try:
-        boxes = frame_boxes(out.shape[1], out.shape[0], frames) if frames > 1 else []
-    except ValueError as exc:
-        raise ImageSizeMismatch(str(exc)) from None
+    out_frames = split_frames(out, frames) if frames > 1 else []  # ImageSizeMismatch when no strip of them
+    base_frames = split_frames(base, frames) if frames > 1 and base is not None else []
     scores: dict[str, Score] = {}
     for metric in metrics:
         if metric.kind is MetricKind.FULL_REFERENCE and base is None:
@@ -173,7 +170,8 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
             continue
         reference = base if metric.kind is MetricKind.FULL_REFERENCE else None
         try:
-            scores[metric.name] = _score(metric, out, reference, prompt, device, boxes)
+            scores[metric.name] = _score(metric, out, reference, prompt, device, out_frames,
+                                         base_frames if reference is not None else [])
         except MetricUnavailable as exc:
             exc.metric = metric.name
             if mode == "required":
@@ -183,26 +181,19 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
 
 
 def _score(metric: Metric, output: "npt.NDArray[np.uint8]", baseline: "npt.NDArray[np.uint8] | None", prompt: str,
-           device: str, boxes: list[tuple[int, int, int, int]]) -> Score:
-    """``metric`` of the whole image (no ``boxes``), or of each frame box with the worst as the value."""
-    if not boxes:
+           device: str, output_frames: "list[npt.NDArray[np.uint8]]",
+           baseline_frames: "list[npt.NDArray[np.uint8]]") -> Score:
+    """``metric`` of the whole image (no ``output_frames``), or of each frame against the
+    baseline's frame of the same number (none for a metric that reads no baseline), with the
+    worst as the value."""
+    if not output_frames:
         inputs = MetricInputs(output, baseline, prompt, device)
         metric.check_available(inputs)
         return Score(metric.compute(inputs))
     values: list[float] = []
-    for left, top, right, bottom in boxes:
-        inputs = MetricInputs(output[top:bottom, left:right], None if baseline is None else baseline[top:bottom, left:right],
-                              prompt, device)
+    for index, frame in enumerate(output_frames):
+        inputs = MetricInputs(frame, baseline_frames[index] if baseline_frames else None, prompt, device)
         metric.check_available(inputs)
         values.append(metric.compute(inputs))
     frame_values = tuple(values)
     return Score(frame_values[_worst(frame_values, metric.direction)], frame_values=frame_values)
-
-
-def unavailable_advice(name: str, status: str, metrics: MetricRegistry = REGISTRY) -> str:
-    """What to print once per run for metric ``name``'s status ``unavailable: <reason>`` (as
-    results.csv's ``<name>_status`` holds it): the metric's whole advice (LPIPS: which file is
-    missing and where to put it) when it has one (an ``advice(reason)`` method), else the reason."""
-    reason = status.removeprefix(UNAVAILABLE)
-    advice = getattr(metrics.get(name), "advice", None)
-    return str(advice(reason)) if callable(advice) else reason

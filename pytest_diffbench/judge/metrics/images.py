@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_diffbench.spec.video import frame_boxes
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -37,3 +39,15 @@ def check_pair(a: "npt.NDArray[np.uint8]", b: "npt.NDArray[np.uint8]") -> None:
     if a.shape != b.shape:
         raise ImageSizeMismatch(f"image sizes differ: {size_text(a)} vs {size_text(b)} (WxH); "
                                 "images are never resized for comparison")
+
+
+def split_frames(array: "npt.NDArray[np.uint8]", frames: int) -> "list[npt.NDArray[np.uint8]]":
+    """The ``frames`` frames of a video strip (an (H, W, 3) array of frames left to right, see
+    :mod:`pytest_diffbench.spec.video`), frame 1 first, each (H, W / frames, 3) (views, not copies);
+    ``[array]`` for 1 frame. Raises :class:`ImageSizeMismatch` when the width is not a multiple
+    of ``frames``."""
+    try:
+        boxes = frame_boxes(array.shape[1], array.shape[0], frames)
+    except ValueError as exc:
+        raise ImageSizeMismatch(str(exc)) from None
+    return [array[top:bottom, left:right] for left, top, right, bottom in boxes]

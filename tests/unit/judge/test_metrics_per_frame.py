@@ -138,3 +138,14 @@ def test_a_nan_frame_is_the_worst_frame():
     assert Score(math.nan, frame_values=(1.0, math.nan, 0.5)).worst_frame == 2
     assert Score(0.5, frame_values=(1.0, 0.5, 0.5)).worst_frame == 2
     assert Score(None, "off").worst_frame is None and Score(0.9).detail == ""
+
+
+def test_a_strip_splits_into_its_frames_in_order():
+    from pytest_diffbench.judge.metrics.images import split_frames, to_rgb_array
+
+    frames = [FakePipeline().draw("Euler", seed, {"width": 16, "height": 8}) for seed in range(3)]
+    parts = split_frames(to_rgb_array(strip(frames)), 3)
+    assert [part.tobytes() for part in parts] == [to_rgb_array(frame).tobytes() for frame in frames]
+    assert len(split_frames(to_rgb_array(frames[0]), 1)) == 1
+    with pytest.raises(ImageSizeMismatch, match="^a 48x8 image is not a strip of 5 frames"):
+        split_frames(to_rgb_array(strip(frames)), 5)
