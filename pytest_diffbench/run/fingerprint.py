@@ -3,14 +3,17 @@ fingerprint of its weights."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import math
 import re
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import torch
 from diffusers.utils import USE_PEFT_BACKEND
 
 from pytest_diffbench.run.protocol import PipelineDescription
+from pytest_diffbench.spec.config import normalise
 
 _FINGERPRINT_SAMPLES = 8
 _FLATTENED_PREFIX = "text_model."
@@ -36,24 +39,32 @@ def model_fingerprint(pipe: Any) -> str:
     and copied to the CPU in one transfer per device, so this costs milliseconds
     even for multi-GB models. Any fine-tune or offset of a tensor changes it; an edit of a single
     element outside the sample can go unnoticed. Tensors on the meta device
-    (e.g. sequential CPU offload) contribute no values.
+    (e.g. sequential CPU offload) contribute no values. A loaded LoRA's tensors are parameters
+    too, and a fused LoRA changes the base weights, so loading or fusing one changes it; an
+    adapter weight set with ``set_adapters`` does not (see :func:`lora_adapters`).
     """
+    return _sampled_digest((f"{component_name}.{_portable_tensor_name(tensor_name)}", tensor)
+                           for component_name, module in module_components(pipe)
+                           for tensor_name, tensor in [*module.named_parameters(), *module.named_buffers()])
+
+
+def _sampled_digest(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """SHA-256 over each tensor's name, shape, dtype and up to 8 evenly spaced elements (see
+    :func:`model_fingerprint`), in the order given."""
     digest = hashlib.sha256()
     samples: list[torch.Tensor] = []
     with torch.no_grad():
-        for component_name, module in module_components(pipe):
-            for tensor_name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-                header = f"{component_name}.{_portable_tensor_name(tensor_name)}|{tuple(tensor.shape)}|{tensor.dtype}\n"
-                digest.update(header.encode())
-                numel = tensor.numel()
-                if numel == 0 or tensor.is_meta:
-                    continue
-                count = min(numel, _FINGERPRINT_SAMPLES)
-                # Built on the tensor's device: no host-to-device copy (and sync) per tensor.
-                index = torch.arange(count, device=tensor.device) * (numel - 1) // max(count - 1, 1)
-                # MPS has no float64; float32 holds every float16/bfloat16/float32 value exactly.
-                wide = torch.float32 if tensor.device.type == "mps" else torch.float64
-                samples.append(tensor.reshape(-1).index_select(0, index).to(wide))
+        for name, tensor in named_tensors:
+            digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}\n".encode())
+            numel = tensor.numel()
+            if numel == 0 or tensor.is_meta:
+                continue
+            count = min(numel, _FINGERPRINT_SAMPLES)
+            # Built on the tensor's device: no host-to-device copy (and sync) per tensor.
+            index = torch.arange(count, device=tensor.device) * (numel - 1) // max(count - 1, 1)
+            # MPS has no float64; float32 holds every float16/bfloat16/float32 value exactly.
+            wide = torch.float32 if tensor.device.type == "mps" else torch.float64
+            samples.append(tensor.reshape(-1).index_select(0, index).to(wide))
     digest.update(_to_host(samples).numpy().tobytes())
     return digest.hexdigest()
 
@@ -113,8 +124,128 @@ def _controlnet_names(pipe: Any) -> list[str]:
     return [_model_name(net) or type(net).__name__ for net in nets]
 
 
+def pipeline_config(pipe: Any) -> dict[str, Any]:
+    """The pipeline's own config flags, JSON-ready: ``pipe.config`` without its components (the
+    ``[library, class]`` entries of its models, tokenizers and scheduler) and diffusers' private
+    keys (``_class_name``, ``_name_or_path`` ...), e.g. ``{"force_zeros_for_empty_prompt": True}``
+    for SDXL or ``{"requires_safety_checker": False}`` for SD. A flag whose value a config cannot
+    hold is recorded as its ``repr``."""
+    components = getattr(pipe, "components", {}) or {}
+    flags: dict[str, Any] = {}
+    for key, value in sorted(dict(getattr(pipe, "config", None) or {}).items()):
+        if key.startswith("_") or key in components:
+            continue
+        try:
+            flags[key] = normalise(value, where=f"pipeline_config.{key}")
+        except TypeError:
+            flags[key] = repr(value)
+    return flags
+
+
+#: The prefix of the peft modules and parameters that hold a LoRA's weights, per adapter name:
+#: ``...to_q.lora_A.<adapter>.weight`` (also ``lora_B``, ``lora_embedding_A/B``, ``lora_magnitude_vector``).
+_LORA_PREFIX = "lora_"
+
+
+def _lora_layers(pipe: Any) -> Iterator[tuple[str, str, Any]]:
+    """Every peft LoRA layer of the pipeline's models: (component name, module name, layer)."""
+    if not USE_PEFT_BACKEND:
+        return
+    from peft.tuners.lora import LoraLayer
+
+    for component_name, module in module_components(pipe):
+        for module_name, layer in module.named_modules():
+            if isinstance(layer, LoraLayer):
+                yield component_name, module_name, layer
+
+
+def lora_adapters(pipe: Any) -> dict[str, dict[str, Any]]:
+    """The pipeline's LoRA adapters (peft), by name, each with the keys of
+    :data:`~pytest_diffbench.run.protocol.ADAPTER_KEYS`:
+
+    - ``components``: the models that hold it (``unet``, ``text_encoder``, ``transformer`` ...);
+    - ``digest``: SHA-256 of its tensors, *sampled* as :func:`model_fingerprint` samples (names,
+      shapes, dtypes and 8 evenly spaced elements of each ``lora_A``/``lora_B``/... tensor).
+      diffusers keeps no file path or file hash of a loaded LoRA, so this stands for the file;
+    - ``active``: whether ``set_adapters`` made it active;
+    - ``weights``: per component, its weight as ``set_adapters(..., adapter_weights=...)`` set it
+      (the layer's scaling over ``lora_alpha / r``; one number when every layer has it, else
+      ``{"values": [distinct weights], "layers": <SHA-256 of layer name -> weight>}``);
+    - ``enabled``: False after ``disable_lora()`` (the layers then ignore every adapter);
+    - ``fused``: True after ``fuse_lora()`` (merged into the base weights: a call's scale no longer
+      changes anything).
+
+    Empty without peft or without a LoRA.
+    """
+    layers_by_adapter: dict[str, list[tuple[str, str, Any]]] = {}
+    for component_name, module_name, layer in _lora_layers(pipe):
+        for name in layer.lora_A.keys():
+            layers_by_adapter.setdefault(name, []).append((component_name, module_name, layer))
+    adapters: dict[str, dict[str, Any]] = {}
+    for name, layers in sorted(layers_by_adapter.items()):
+        weights: dict[str, dict[str, float]] = {}
+        for component_name, module_name, layer in layers:
+            weights.setdefault(component_name, {})[module_name] = _adapter_weight(layer, name)
+        adapters[name] = {
+            "components": sorted(weights),
+            "digest": _adapter_digest(pipe, name),
+            "active": any(name in layer.active_adapters for _, _, layer in layers),
+            "weights": {component: _weights_record(by_layer) for component, by_layer in sorted(weights.items())},
+            "enabled": not all(layer.disable_adapters for _, _, layer in layers),
+            "fused": any(name in layer.merged_adapters for _, _, layer in layers),
+        }
+    return adapters
+
+
+def _adapter_weight(layer: Any, name: str) -> float:
+    """The weight ``set_adapters`` gave adapter ``name`` on ``layer``: its scaling over the scaling
+    at weight 1 (``lora_alpha / r``, or ``lora_alpha / sqrt(r)`` with rsLoRA)."""
+    rank = layer.r[name]
+    unit = layer.lora_alpha[name] / (math.sqrt(rank) if layer.use_rslora.get(name, False) else rank)
+    return float(layer.scaling[name] / unit) if unit else float(layer.scaling[name])
+
+
+def _weights_record(by_layer: dict[str, float]) -> Any:
+    """One weight when every layer has it, else its distinct values and a digest of the layers'."""
+    values = sorted({normalise(weight) for weight in by_layer.values()})
+    if len(values) == 1:
+        return values[0]
+    text = "\n".join(f"{layer}={normalise(weight)}" for layer, weight in sorted(by_layer.items()))
+    return {"values": values, "layers": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def _adapter_digest(pipe: Any, name: str) -> str:
+    """Sampled SHA-256 (see :func:`_sampled_digest`) of adapter ``name``'s tensors in every component."""
+    def owned(tensor_name: str) -> bool:
+        parts = tensor_name.split(".")
+        return any(part.startswith(_LORA_PREFIX) and after == name for part, after in zip(parts, parts[1:]))
+
+    return _sampled_digest((f"{component_name}.{_portable_tensor_name(tensor_name)}", tensor)
+                           for component_name, module in module_components(pipe)
+                           for tensor_name, tensor in module.named_parameters() if owned(tensor_name))
+
+
+@contextlib.contextmanager
+def kept_adapter_weights(pipe: Any) -> Iterator[None]:
+    """Put every LoRA layer's adapter scalings back as they were when the block ends.
+
+    A call with a LoRA scale of 0 (``cross_attention_kwargs={"scale": 0.0}``) makes diffusers reset
+    every active adapter to weight 1 afterwards (``unscale_lora_layers``), dropping the weights
+    ``set_adapters`` gave them; without this, one case's scale would change the next case's image.
+    """
+    saved = [(layer, dict(layer.scaling)) for _, _, layer in _lora_layers(pipe)]
+    try:
+        yield
+    finally:
+        for layer, scaling in saved:
+            layer.scaling.clear()
+            layer.scaling.update(scaling)
+
+
 def describe_pipeline(pipe: Any) -> PipelineDescription:
-    """What a baseline was produced with, in portable form (device type only, no cache paths)."""
+    """What a baseline was produced with, in portable form (device type only, no cache paths): the
+    model and its sampled fingerprint, the pipeline class (``workflow``), its config flags
+    (:func:`pipeline_config`) and its LoRA adapters (:func:`lora_adapters`)."""
     return PipelineDescription(
         model=_portable_name(pipe.name_or_path or "") or type(pipe).__name__,
         model_fingerprint=model_fingerprint(pipe),
@@ -124,4 +255,6 @@ def describe_pipeline(pipe: Any) -> PipelineDescription:
         workflow=type(pipe).__name__,
         dtype=str(pipe.dtype).removeprefix("torch."),
         device=pipe.device.type,
+        pipeline_config=pipeline_config(pipe),
+        adapters=lora_adapters(pipe),
     )

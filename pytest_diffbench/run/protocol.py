@@ -9,7 +9,7 @@ and runs itself, so a conftest can test its diffbench setup without torch or dif
 from __future__ import annotations
 
 import reprlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 from pytest_diffbench.spec.measurement import Measurement
@@ -36,6 +36,30 @@ class PipelineDescription:
     dtype: str
     #: ``cpu``, ``cuda``, ``mps``: the type, so configs are portable across device indices.
     device: str
+    #: The pipeline's own config flags (``force_zeros_for_empty_prompt``, ``requires_aesthetics_score``,
+    #: ...), JSON-ready; see :func:`pytest_diffbench.run.fingerprint.pipeline_config`.
+    pipeline_config: Mapping[str, Any] = field(default_factory=dict)
+    #: The LoRA adapters by name: ``{"components", "digest", "active", "weights", "enabled", "fused"}``
+    #: each; see :func:`pytest_diffbench.run.fingerprint.lora_adapters` and :data:`ADAPTER_KEYS`.
+    adapters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The second stage of a two-stage pipeline: its description and the handoff (empty otherwise).
+    refiner: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The keys of each adapter's record in :attr:`PipelineDescription.adapters`: the components that
+#: hold it, a SHA-256 of its weights (sampled), whether it is active (``set_adapters``), its weight
+#: per component (as ``set_adapters(..., adapter_weights=...)`` set it), whether the LoRA layers are
+#: enabled (``disable_lora()`` turns them off) and whether it is fused into the base weights.
+ADAPTER_KEYS = ("components", "digest", "active", "weights", "enabled", "fused")
+
+
+def inert_adapters(adapters: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The active adapters on which a LoRA scale at call time changes nothing: fused into the base
+    weights (``fuse_lora``) or disabled (``disable_lora``), sorted by name; empty when any active
+    adapter still takes the scale."""
+    active = {name: record for name, record in adapters.items() if record.get("active")}
+    inert = sorted(name for name, record in active.items() if record.get("fused") or not record.get("enabled", True))
+    return inert if active and len(inert) == len(active) else []
 
 
 @runtime_checkable

@@ -159,6 +159,7 @@ def test_describe_pipeline(pipe):
         dtype="float32",
         device="cpu",
         model_fingerprint=model_fingerprint(pipe),
+        pipeline_config={"requires_safety_checker": False},  # its own flag; no LoRA: no adapters
     )
     json.dumps(dataclasses.asdict(description))  # plain values only: they go into the frozen config
 
