@@ -37,6 +37,7 @@ from pytest_diffbench.judge.tolerances import Tolerances
 from pytest_diffbench.spec.machine import MachineInfo, format_diff
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome, UpdateMode
+from pytest_diffbench.spec.video import config_frames
 from pytest_diffbench.spec.sidecar import Sidecar
 
 if TYPE_CHECKING:
@@ -255,7 +256,8 @@ def _scored(inputs: CaseInputs, reference: "Image.Image", measurement: Measureme
             workers: int, metrics: MetricRegistry) -> Verdict:
     try:
         scores = score_images(inputs.image, reference, prompt=inputs.prompt, device=inputs.device,
-                              modes=inputs.metric_modes, tolerances=inputs.tolerances, metrics=metrics)
+                              modes=inputs.metric_modes, tolerances=inputs.tolerances, metrics=metrics,
+                              frames=config_frames(inputs.config))
     except ImageSizeMismatch as exc:
         return Verdict(Outcome.FAILED_QUALITY, (f"output and baseline differ in size: {exc}",))
     except MetricUnavailable as exc:
