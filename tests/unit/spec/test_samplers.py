@@ -191,3 +191,125 @@ def test_import_does_not_load_torch_or_diffusers():
         check=True,
     )
     assert result.stdout.strip() == "[]"
+
+
+# --- families: which scheduler a name means for each kind of model (no diffusers needed) ---
+
+from pytest_diffbench.spec.samplers import (  # noqa: E402
+    SamplerFamilyError,
+    SchedulerFamily,
+    family_sampler_names,
+    fit_sampler,
+    resolve_for_family,
+    scheduler_family,
+)
+
+FLOW_CONFIG = {"num_train_timesteps": 1000, "shift": 3.0, "use_dynamic_shifting": False, "base_shift": 0.5}
+
+
+@pytest.mark.parametrize(("config", "class_name", "family"), [
+    ({}, "FlowMatchEulerDiscreteScheduler", SchedulerFamily.FLOW),
+    ({"_class_name": "FlowMatchHeunDiscreteScheduler"}, None, SchedulerFamily.FLOW),
+    (FLOW_CONFIG, None, SchedulerFamily.FLOW),  # built in code: no class name in the config
+    ({"beta_start": 0.0001, "prediction_type": "flow_prediction", "use_flow_sigmas": True}, "UniPCMultistepScheduler",
+     SchedulerFamily.FLOW),
+    ({"beta_start": 0.00085, "original_inference_steps": 50}, "LCMScheduler", SchedulerFamily.CONSISTENCY),
+    ({"beta_start": 0.00085, "original_inference_steps": 50}, None, SchedulerFamily.CONSISTENCY),
+    ({"_class_name": "TCDScheduler"}, None, SchedulerFamily.CONSISTENCY),
+    ({"beta_start": 0.00085, "prediction_type": "epsilon"}, "EulerDiscreteScheduler", SchedulerFamily.NOISE),
+    ({"beta_start": 0.00085, "prediction_type": "v_prediction"}, "DDIMScheduler", SchedulerFamily.NOISE),
+])
+def test_the_family_comes_from_the_scheduler_class_and_config(config, class_name, family):
+    assert scheduler_family(config, class_name) is family
+
+
+@pytest.mark.parametrize(("name", "class_name", "kwargs"), [
+    ("Euler", "FlowMatchEulerDiscreteScheduler", {}),
+    ("euler", "FlowMatchEulerDiscreteScheduler", {}),
+    ("Heun", "FlowMatchHeunDiscreteScheduler", {}),
+    ("UniPC", "UniPCMultistepScheduler", {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}),
+    ("DPM++ 2M", "DPMSolverMultistepScheduler", {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}),
+    ("DEIS", "DEISMultistepScheduler", {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}),
+    ("UniPCMultistepScheduler", "UniPCMultistepScheduler",
+     {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}),
+    ("FlowMatchEulerDiscreteScheduler", "FlowMatchEulerDiscreteScheduler", {}),
+])
+def test_flow_matching_gets_the_flow_variant_of_a_name(name, class_name, kwargs):
+    spec = fit_sampler(name, SchedulerFamily.FLOW)
+    assert not isinstance(spec, str), spec
+    assert (spec.class_name, spec.kwargs_dict()) == (class_name, kwargs)
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("DDIM", "DDIM (DDIMScheduler) has no flow-matching variant"),
+    ("LMS", "LMS (LMSDiscreteScheduler) has no flow-matching variant"),
+    ("PNDM", "PNDM (PNDMScheduler) has no flow-matching variant"),
+    ("DPM++ 2M Karras", "Karras sigmas are a noise-prediction schedule"),
+    ("LMS Karras", "Karras sigmas are a noise-prediction schedule"),
+    ("Euler a", "Euler a (EulerAncestralDiscreteScheduler) has no flow-matching variant"),
+    ("DPM++ SDE", "DPM++ SDE (DPMSolverSDEScheduler) has no flow-matching variant"),
+    ("DPM++ 2M SDE", "DPM++ 2M SDE (DPMSolverMultistepScheduler) has no flow-matching variant"),
+    ("LCM", "LCM (LCMScheduler) has no flow-matching variant"),
+    ("EulerDiscreteScheduler", "EulerDiscreteScheduler (EulerDiscreteScheduler) has no flow-matching variant"),
+])
+def test_flow_matching_refuses_a_name_without_a_flow_variant_in_one_line(name, why):
+    with pytest.raises(SamplerFamilyError) as excinfo:
+        resolve_for_family(name, SchedulerFamily.FLOW, "FlowMatchEulerDiscreteScheduler")
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert message.startswith(f"sampler {name!r} does not work with this pipeline's flow-matching scheduler "
+                              "(FlowMatchEulerDiscreteScheduler): ")
+    assert why in message
+    assert message.endswith("Samplers that work with it: Euler, Heun, UniPC, DEIS, DPM++ 2M")
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_a_consistency_model_takes_only_consistency_samplers():
+    assert fit_sampler("LCM", SchedulerFamily.CONSISTENCY).class_name == "LCMScheduler"
+    assert fit_sampler("tcd", SchedulerFamily.CONSISTENCY).class_name == "TCDScheduler"
+    assert fit_sampler("LCMScheduler", SchedulerFamily.CONSISTENCY).class_name == "LCMScheduler"
+    assert family_sampler_names(SchedulerFamily.CONSISTENCY) == ["LCM", "TCD"]
+    # The default sampler must not run Euler maths on an LCM model.
+    with pytest.raises(SamplerFamilyError, match=r"^sampler 'Euler' does not work with this pipeline's consistency "
+                       r"\(LCM / TCD\) scheduler \(LCMScheduler\): .*EulerDiscreteScheduler maths.*samplers=\"LCM\".*"
+                       r"Samplers that work with it: LCM, TCD$"):
+        resolve_for_family("Euler", SchedulerFamily.CONSISTENCY, "LCMScheduler")
+
+
+def test_a_noise_prediction_model_refuses_flow_matching_classes_only():
+    assert [fit_sampler(name, SchedulerFamily.NOISE) for name in known_sampler_names()] == \
+        [resolve_sampler(name) for name in known_sampler_names()]
+    assert fit_sampler("LCM", SchedulerFamily.NOISE).class_name == "LCMScheduler"  # LCM-LoRA on SD / SDXL
+    with pytest.raises(SamplerFamilyError, match=r"FlowMatchEulerDiscreteScheduler is a flow-matching scheduler and "
+                       r"this model predicts noise\. Samplers that work with it: Euler, Euler a, "):
+        resolve_for_family("FlowMatchEulerDiscreteScheduler", SchedulerFamily.NOISE, "EulerDiscreteScheduler")
+
+
+def test_stochastic_samplers_are_marked():
+    stochastic = {name for name in known_sampler_names() if resolve_sampler(name).stochastic}
+    assert stochastic == {"Euler a", "DPM2 a", "DPM2 a Karras", "DPM++ 2M SDE", "DPM++ 2M SDE Karras", "DPM++ SDE",
+                          "DPM++ SDE Karras", "LCM", "TCD"}
+    assert resolve_sampler("DDPMScheduler").stochastic
+    assert not resolve_sampler("DDIMScheduler").stochastic
+
+
+def test_dpm_sde_names_are_the_seeded_brownian_tree_sampler(scheduler_config):
+    scheduler = build_scheduler(scheduler_config, "DPM++ SDE", seed=1234)
+    assert type(scheduler).__name__ == "DPMSolverSDEScheduler"
+    assert scheduler.config.noise_sampler_seed == 1234
+    with pytest.raises(ValueError, match=r"sampler 'DPM\+\+ SDE' \(DPMSolverSDEScheduler\) needs the case's seed"):
+        build_scheduler(scheduler_config, "DPM++ SDE")
+
+
+def test_flow_shift_and_choices_carry_over_to_the_flow_variant():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    own = FlowMatchEulerDiscreteScheduler(shift=3.0, stochastic_sampling=True, use_karras_sigmas=False)
+    unipc = build_scheduler(own.config, "UniPC", class_name="FlowMatchEulerDiscreteScheduler")
+    assert type(unipc).__name__ == "UniPCMultistepScheduler"
+    assert (unipc.config.flow_shift, unipc.config.use_flow_sigmas, unipc.config.prediction_type) == \
+        (3.0, True, "flow_prediction")
+    euler = build_scheduler(own.config, "Euler")
+    assert (euler.config.shift, euler.config.stochastic_sampling) == (3.0, False)  # a sampler choice is not inherited
+    with pytest.raises(SamplerFamilyError, match="sampler 'DDIM' does not work"):
+        build_scheduler(own.config, "DDIM")
