@@ -1,9 +1,18 @@
 """One image per call: sampler swap, seeded CPU generator, warm-up, timing and peak VRAM.
 
-Timing wraps only the pipeline call, synchronised on CUDA so queued kernels are counted.
-The first time a pipeline meets a resolution it runs one short warm-up generation first
+Timing wraps only the pipeline calls, synchronised on CUDA so queued kernels are counted. A
+two-stage pipeline (:func:`pytest_diffbench.run.stages.two_stage`) runs its base, then its
+refiner on the base's latents; each stage is timed on its own (its seconds and peak VRAM), and
+the case's seconds per image is their sum.
+
+The first time a pipeline meets an output resolution it runs one short warm-up generation first
 (kernel selection, allocator growth, lazy initialisation), which is recorded separately and
-never counted as the case's seconds per image.
+never counted as the case's seconds per image. The warm-up is the case's own call with as few
+steps as leave every stage at least one denoising step (:func:`pytest_diffbench.run.stages.warmup_steps`:
+img2img's ``strength``, a handoff's ``denoising_start``/``denoising_end``); when no count up to
+the case's steps does, it is skipped and ``Measurement.warmup_note`` (results.csv's
+``warmup_note`` column) says so. A resolution is known by the call's ``width``/``height``, or
+else by the shapes of its image inputs, and once a call has run by the size it really made.
 
 NaN or inf in the decoded image (a float16 VAE overflow) reaches us as black pixels: diffusers'
 ``numpy_to_pil`` casts them to uint8 and numpy warns "invalid value encountered in cast". The
@@ -18,88 +27,192 @@ import inspect
 import math
 import time
 import warnings
-from typing import Any, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Hashable, Iterator, Mapping
 
+import pytest
 import torch
 from PIL import Image
 
 from pytest_diffbench.run.fingerprint import describe_pipeline
+from pytest_diffbench.run.frames import output_image
 from pytest_diffbench.run.protocol import PipelineDescription
-from pytest_diffbench.spec.measurement import Measurement
-from pytest_diffbench.spec.samplers import build_scheduler
+from pytest_diffbench.run.schedulers import scheduler_for, scheduler_record
+from pytest_diffbench.run.stages import (
+    REFINER,
+    StageError,
+    TwoStage,
+    denoising_steps,
+    route_keywords,
+    union_keywords,
+    warmup_steps,
+)
+from pytest_diffbench.spec.measurement import Measurement, StageMeasurement
 
+#: The fewest steps a warm-up runs (fewer when the case has fewer).
 WARMUP_STEPS = 2
+#: The call keywords that say how much of the denoising a call runs (see :func:`denoising_steps`).
+_DENOISING_KEYWORDS = ("strength", "denoising_start", "denoising_end")
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One pipeline call of a case: its name ("" for a case of one call), pipeline and keywords;
+    ``takes_latents``: its ``image`` is the previous stage's output."""
+
+    name: str
+    pipe: Any
+    kwargs: Mapping[str, Any]
+    takes_latents: bool = False
 
 
 class ImageGenerator:
     """Generates the images of a session and remembers what it warmed up.
 
-    Schedulers are always built from the pipeline's scheduler config as first seen, so one
+    Schedulers are always built from each pipeline's scheduler config as first seen, so one
     case's sampler never leaks into the next case's.
     """
 
     def __init__(self) -> None:
-        self._original_scheduler_configs: dict[int, Any] = {}
-        self._warmed: set[tuple[int, int | None, int | None]] = set()
-        self._pipelines: list[Any] = []  # keeps ids above from being reused
+        #: Each pipeline's scheduler as first seen, before any sampler swap.
+        self._original_schedulers: dict[int, Any] = {}
+        self._pipelines: dict[int, Any] = {}  # keeps the ids below from being reused
+        #: (pipeline id, output size) pairs that ran once (a warm-up or a case).
+        self._warmed: set[tuple[int, tuple[int, int]]] = set()
+        #: The output size each request (:meth:`_request`) made, once a call has run.
+        self._sizes: dict[Hashable, tuple[int, int]] = {}
 
     def scheduler_config(self, pipe: Any) -> Any:
+        """The config of ``pipe``'s scheduler as first seen (before any sampler swap)."""
+        return self._original_scheduler(pipe).config
+
+    def _original_scheduler(self, pipe: Any) -> Any:
         key = id(pipe)
-        if key not in self._original_scheduler_configs:  # the diffbench fixture checked it has a scheduler
-            self._original_scheduler_configs[key] = pipe.scheduler.config
-            self._pipelines.append(pipe)
-        return self._original_scheduler_configs[key]
+        if key not in self._original_schedulers:  # the diffbench fixture checked it has a scheduler
+            self._original_schedulers[key] = pipe.scheduler
+            self._pipelines[key] = pipe
+        return self._original_schedulers[key]
+
+    def scheduler_record(self, pipe: Any, sampler: str, seed: int) -> Mapping[str, Any]:
+        """The scheduler ``pipe`` (a two-stage pipeline: its base) runs the case of ``sampler`` and
+        ``seed`` with, as the frozen config records it (class and every key that differs from the
+        class's defaults: :func:`~pytest_diffbench.run.schedulers.scheduler_record`). Builds it
+        without installing it. Raises SamplerFamilyError (one line) when any stage cannot run the
+        sampler correctly and reproducibly, so the case fails before anything runs."""
+        stages = (pipe.base, pipe.refiner) if isinstance(pipe, TwoStage) else (pipe,)
+        with _quiet_scheduler_warnings():
+            schedulers = [scheduler_for(stage, self.scheduler_config(stage), sampler, seed) for stage in stages]
+        return scheduler_record(schedulers[0])
 
     def describe(self, pipe: Any) -> PipelineDescription:
-        """The pipeline's fields of the frozen config (see run.fingerprint)."""
-        return describe_pipeline(pipe)
+        """The pipeline's fields of the frozen config (see run.fingerprint). A two-stage pipeline
+        is described by its base, with the refiner's description in ``refiner``: its model,
+        fingerprint, workflow, VAE, LoRAs, adapters, pipeline config, dtype, device, its scheduler
+        as loaded (class and non-default keys; the case's sampler is swapped into it as into the
+        base's) and the ``handoff``."""
+        if not isinstance(pipe, TwoStage):
+            return describe_pipeline(pipe)
+        refiner = {key: value for key, value in vars(describe_pipeline(pipe.refiner)).items()
+                   if key != "refiner" and value not in ("", (), {}, None)}
+        refiner.update(scheduler=scheduler_record(self._original_scheduler(pipe.refiner)), handoff=pipe.handoff)
+        return replace(describe_pipeline(pipe.base), refiner=refiner)
 
     def call_keywords(self, pipe: Any) -> frozenset[str] | None:
-        """The keywords the pipeline's ``__call__`` names. A keyword it would only swallow through
-        ``**kwargs`` changes nothing, so it must not change a config either. A ``__call__`` that
-        names none (a wrapper's ``*args, **kwargs``) passes them on: the nearest one up the class
-        hierarchy that names some is read. None (any keyword) when no class names any."""
-        for cls in type(pipe).__mro__:
-            call = cls.__dict__.get("__call__")
-            if call is None:
-                continue
-            parameters = list(inspect.signature(call).parameters.values())[1:]  # without self
-            named = frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-            if named:
-                return named
-        return None
+        """The keywords the pipeline's ``__call__`` names (a two-stage pipeline: those either stage
+        names). A keyword it would only swallow through ``**kwargs`` changes nothing, so it must
+        not change a config either. A ``__call__`` that names none (a wrapper's ``*args,
+        **kwargs``) passes them on: the nearest one up the class hierarchy that names some is
+        read. None (any keyword) when no class names any."""
+        if isinstance(pipe, TwoStage):
+            return union_keywords([_call_keywords(stage) for _, stage in pipe.stages()])
+        return _call_keywords(pipe)
 
     def size_multiple(self, pipe: Any) -> int:
         """What width and height must be multiples of: 8 (the check of diffusers' Stable Diffusion
-        pipelines), and the pipeline's ``vae_scale_factor`` when that is coarser. Pipelines with a
-        coarser rule of their own (Flux: 16) still refuse or resize; the size check after the call
-        reports a resize."""
-        factor = getattr(pipe, "vae_scale_factor", None)
+        pipelines), and the pipeline's ``vae_scale_factor`` when that is coarser (a two-stage
+        pipeline: its base's). Pipelines with a coarser rule of their own (Flux: 16) still refuse
+        or resize; the size check after the call reports a resize."""
+        factor = getattr(pipe.base if isinstance(pipe, TwoStage) else pipe, "vae_scale_factor", None)
         return math.lcm(8, factor) if isinstance(factor, int) and factor > 0 else 8
 
     def generate(self, pipe: Any, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> tuple[Image.Image, Measurement]:
-        """Swap the sampler, warm up if needed, and time one image of ``seed``."""
-        with _quiet_scheduler_warnings():
-            pipe.scheduler = build_scheduler(self.scheduler_config(pipe), sampler)
-        device = torch.device(getattr(pipe, "device", "cpu"))
-        warm_key = (id(pipe), call_kwargs.get("width"), call_kwargs.get("height"))
-        warmup_seconds = None
-        if warm_key not in self._warmed:
-            warm_kwargs = {**call_kwargs, "num_inference_steps": min(WARMUP_STEPS, call_kwargs["num_inference_steps"])}
-            warmup_seconds, _ = self._timed_call(pipe, device, warm_kwargs, seed)
-            self._warmed.add(warm_key)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        """Swap the sampler into every stage, warm up if this output resolution is new, and time
+        one image of ``seed``. Fails the case with one line for a keyword a two-stage case
+        cannot take (see :func:`~pytest_diffbench.run.stages.route_keywords`)."""
+        stages = self._stages(pipe, call_kwargs)
+        for stage in stages:
+            with _quiet_scheduler_warnings():
+                stage.pipe.scheduler = scheduler_for(stage.pipe, self.scheduler_config(stage.pipe), sampler, seed)
+        request = self._request(pipe, call_kwargs)
+        size = self._sizes.get(request)
+        warmup_seconds, note = None, ""
+        if size is None or (id(pipe), size) not in self._warmed:
+            steps = int(call_kwargs["num_inference_steps"])
+            count = warmup_steps(steps, WARMUP_STEPS, lambda n: min(_denoising(stage, n) for stage in stages))
+            if count is None:
+                note = (f"warm-up skipped: no call of at most {steps} steps leaves every stage a denoising step "
+                        f"({_denoising_text(stages)}); this timing includes the first call's costs")
+            else:
+                timings, output = self._run(stages, seed, count)
+                warmup_seconds = sum(seconds for seconds, _ in timings)
+                self._ran(pipe, request, output_image(output)[0].size)
         with record_nonfinite() as nonfinite:
-            seconds, output = self._timed_call(pipe, device, call_kwargs, seed)
-        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-        image = _first_image(output)
-        return image, Measurement(seconds_per_image=seconds, peak_vram_mb=peak, warmup_seconds=warmup_seconds,
-                                  warnings=tuple(nonfinite))
+            timings, output = self._run(stages, seed, None)
+        image, frames = output_image(output)
+        self._ran(pipe, request, image.size)
+        peaks = [peak for _, peak in timings if peak is not None]
+        staged = tuple(StageMeasurement(stage.name, seconds, peak) for stage, (seconds, peak) in zip(stages, timings)
+                       if stage.name)
+        return image, Measurement(seconds_per_image=sum(seconds for seconds, _ in timings),
+                                  peak_vram_mb=max(peaks) if peaks else None, warmup_seconds=warmup_seconds,
+                                  warnings=tuple(nonfinite), warmup_note=note, stages=staged, frames=frames)
+
+    def _stages(self, pipe: Any, call_kwargs: Mapping[str, Any]) -> list[_Stage]:
+        """The calls of one case: the pipeline's own, or a two-stage pipeline's base and refiner."""
+        if not isinstance(pipe, TwoStage):
+            return [_Stage("", pipe, call_kwargs)]
+        try:
+            base, refiner = route_keywords(call_kwargs, _call_keywords(pipe.base), _call_keywords(pipe.refiner),
+                                           pipe.handoff)
+        except StageError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        return [_Stage(name, stage, kwargs, takes_latents=name == REFINER)
+                for (name, stage), kwargs in zip(pipe.stages(), (base, refiner))]
+
+    def _run(self, stages: list[_Stage], seed: int, steps: int | None) -> tuple[list[tuple[float, float | None]], Any]:
+        """Run the stages one after the other (``steps``: instead of the case's), each timed:
+        its (seconds, peak VRAM MiB or None off CUDA), and the last stage's output."""
+        timings: list[tuple[float, float | None]] = []
+        output: Any = None
+        for stage in stages:
+            kwargs = dict(stage.kwargs)
+            if steps is not None:
+                kwargs["num_inference_steps"] = steps
+            if stage.takes_latents:
+                kwargs["image"] = output.images
+            device = torch.device(getattr(stage.pipe, "device", "cpu"))
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            seconds, output = self._timed_call(stage.pipe, device, kwargs, seed)
+            timings.append((seconds, torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None))
+        return timings, output
+
+    def _request(self, pipe: Any, call_kwargs: Mapping[str, Any]) -> Hashable:
+        """What decides a call's output resolution: the pipeline, its width and height keywords,
+        and the shape of each image input (a PIL image's size and mode, an array's shape)."""
+        shapes = tuple(sorted((name, shape) for name, value in call_kwargs.items()
+                              if (shape := _shape(value)) is not None))
+        return id(pipe), call_kwargs.get("width"), call_kwargs.get("height"), shapes
+
+    def _ran(self, pipe: Any, request: Hashable, size: tuple[int, int]) -> None:
+        """Note that ``request`` made images of ``size``, which ``pipe`` has now run at."""
+        self._sizes[request] = size
+        self._warmed.add((id(pipe), size))
+        self._pipelines[id(pipe)] = pipe
 
     @staticmethod
     def _timed_call(pipe: Any, device: torch.device, call_kwargs: Mapping[str, Any], seed: int) -> tuple[float, Any]:
-        # One CPU generator per image: the same starting noise on any device (diffusers' advice).
+        # One CPU generator per call: the same starting noise on any device (diffusers' advice).
         generator = torch.Generator("cpu").manual_seed(seed)
         _synchronize(device)
         start = time.perf_counter()
@@ -107,6 +220,58 @@ class ImageGenerator:
             output = pipe(**call_kwargs, generator=generator)
         _synchronize(device)
         return time.perf_counter() - start, output
+
+
+def _call_keywords(pipe: Any) -> frozenset[str] | None:
+    """See :meth:`ImageGenerator.call_keywords` (of one pipeline)."""
+    for cls in type(pipe).__mro__:
+        call = cls.__dict__.get("__call__")
+        if call is None:
+            continue
+        parameters = list(inspect.signature(call).parameters.values())[1:]  # without self
+        named = frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if named:
+            return named
+    return None
+
+
+def _denoising(stage: _Stage, steps: int) -> int:
+    """How many denoising steps ``stage`` runs in a call of ``steps`` (see :func:`denoising_steps`);
+    the scheduler's timesteps are computed only for a ``denoising_start``/``denoising_end``. A
+    scheduler that cannot compute them alone counts ``steps`` (the call is taken as valid)."""
+    given = {name: stage.kwargs.get(name) for name in _DENOISING_KEYWORDS}
+    if given["denoising_start"] is None and given["denoising_end"] is None:
+        return denoising_steps(steps, strength=given["strength"])
+    scheduler = stage.pipe.scheduler
+    try:
+        probe = type(scheduler).from_config(scheduler.config)
+        probe.set_timesteps(steps)
+        timesteps = [float(t) for t in probe.timesteps]
+    except Exception:  # e.g. a flow-matching scheduler that needs the pipeline's mu
+        return steps
+    return denoising_steps(steps, **given, timesteps=timesteps,
+                           train_timesteps=int(scheduler.config.get("num_train_timesteps", 1000)),
+                           order=int(getattr(scheduler, "order", 1)))
+
+
+def _denoising_text(stages: list[_Stage]) -> str:
+    """The keywords that shorten the denoising of ``stages``, e.g. ``strength=0.05``."""
+    return ", ".join(f"{f'{stage.name} ' if stage.name else ''}{name}={stage.kwargs[name]}"
+                     for stage in stages for name in _DENOISING_KEYWORDS if stage.kwargs.get(name) is not None)
+
+
+def _shape(value: Any) -> Hashable | None:
+    """The shape of an image input (a PIL image's size and mode, an array's or tensor's shape,
+    a list's items'), None for any other value."""
+    if isinstance(value, Image.Image):
+        return value.size, value.mode
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) or isinstance(shape, torch.Size):
+        return tuple(int(n) for n in shape)
+    if isinstance(value, (list, tuple)) and value:
+        shapes = tuple(_shape(item) for item in value)
+        return shapes if all(item is not None for item in shapes) else None
+    return None
 
 
 @contextlib.contextmanager
@@ -143,17 +308,3 @@ def record_nonfinite() -> Iterator[list[str]]:
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _first_image(output: Any) -> Image.Image:
-    images = getattr(output, "images", None)
-    if images is None and isinstance(output, (tuple, list)):
-        images = output[0]
-    if not images or not isinstance(images[0], Image.Image):
-        raise TypeError(
-            "the pipeline call did not return PIL images (expected output.images[0] to be a PIL.Image); "
-            "diffbench calls it with output_type='pil'"
-        )
-    if len(images) != 1:
-        raise ValueError(f"the pipeline returned {len(images)} images; diffbench compares one image per case")
-    return images[0]

@@ -1,0 +1,147 @@
+"""ImageGenerator with real tiny pipelines (tests/families/builders.py): the warm-up of image-sized
+inputs and low strengths, and the two stages of ``diffbench.two_stage``."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pytest_diffbench as diffbench
+
+pytestmark = pytest.mark.model
+
+BUILDERS = Path(__file__).resolve().parents[2] / "families" / "builders.py"
+CALL = {"prompt": "a red cube", "negative_prompt": None, "guidance_scale": 5.0, "output_type": "pil"}
+
+
+@pytest.fixture(scope="module")
+def builders() -> ModuleType:
+    name = "diffbench_family_builders"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BUILDERS)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def generator() -> Any:
+    from pytest_diffbench.run.generation import ImageGenerator
+
+    return ImageGenerator()
+
+
+def recorded(pipe: Any) -> list[dict[str, Any]]:
+    """The keywords of every call of ``pipe`` from now on (its class becomes a recording subclass
+    whose ``__call__`` names no keyword, so diffbench reads its parent's)."""
+    calls: list[dict[str, Any]] = []
+
+    class Recorded(type(pipe)):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(kwargs)
+            return super().__call__(*args, **kwargs)
+
+    pipe.__class__ = Recorded
+    return calls
+
+
+def photo(size: int) -> Image.Image:
+    pixels = np.random.default_rng(size).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def test_a_low_strength_img2img_case_run_first_warms_up_with_the_fewest_valid_steps(builders, generator):
+    pipe = builders.build_img2img()
+    calls = recorded(pipe)
+    # The old warm-up ran 2 steps: int(2 * 0.3) == 0 denoising steps, which diffusers refuses.
+    image, measurement = generator.generate(pipe, "Euler", 0, {**CALL, "num_inference_steps": 4, "strength": 0.3,
+                                                               "image": photo(64)})
+    assert [call["num_inference_steps"] for call in calls] == [4, 4]  # 3 steps leave none either
+    assert all(call["strength"] == 0.3 for call in calls)
+    assert measurement.warmup_seconds is not None and measurement.warmup_note == ""
+    assert image.size == (64, 64)
+
+
+def test_each_input_image_size_gets_one_warm_up_whatever_ran_before(builders, generator):
+    pipe = builders.build_img2img()
+    calls = recorded(pipe)
+    steps = lambda: [call["num_inference_steps"] for call in calls]  # noqa: E731
+    generator.generate(pipe, "Euler", 0, {**CALL, "num_inference_steps": 4, "strength": 0.6, "image": photo(64)})
+    assert steps() == [2, 4]
+    calls.clear()
+    # Another input size, no width or height keyword: a new output resolution, so a warm-up of its own
+    # (the old key, width and height keywords, saw both as one).
+    _, measurement = generator.generate(pipe, "Euler", 0, {**CALL, "num_inference_steps": 4, "strength": 0.3,
+                                                           "image": photo(96)})
+    assert steps() == [4, 4] and measurement.warmup_seconds is not None
+    calls.clear()
+    for strength in (0.3, 0.6):
+        image, measurement = generator.generate(pipe, "Euler", 1, {**CALL, "num_inference_steps": 4,
+                                                                   "strength": strength, "image": photo(96)})
+        assert measurement.warmup_seconds is None and image.size == (96, 96)
+    assert steps() == [4, 4]
+
+
+def test_a_case_that_leaves_no_denoising_step_gets_no_warm_up_before_its_own_call(builders, generator):
+    pipe = builders.build_img2img()
+    calls = recorded(pipe)
+    # int(n * 0.1) == 0 for every n up to 4: no warm-up is valid, and the case's own call is what fails.
+    with pytest.raises((ValueError, RuntimeError)):
+        generator.generate(pipe, "Euler", 0, {**CALL, "num_inference_steps": 4, "strength": 0.1, "image": photo(64)})
+    assert [call["num_inference_steps"] for call in calls] == [4]
+
+
+@pytest.fixture(scope="module")
+def sdxl(builders) -> tuple[Any, Any]:
+    base = builders.build_sdxl()
+    return base, builders.build_sdxl_refiner(base)
+
+
+def test_two_stages_run_base_then_refiner_with_the_case_s_sampler_seed_steps_and_cfg(sdxl, generator):
+    base, refiner = sdxl
+    pipe = diffbench.two_stage(base, refiner, handoff=0.75)
+    base_calls, refiner_calls = recorded(base), recorded(refiner)
+    call = {**CALL, "num_inference_steps": 4, "width": 64, "height": 64, "aesthetic_score": 5.0}
+    image, measurement = generator.generate(pipe, "DPM++ 2M", 3, call)
+    assert type(base.scheduler).__name__ == type(refiner.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    warm_base, timed_base = base_calls
+    assert timed_base["denoising_end"] == 0.75 and timed_base["output_type"] == "latent"
+    assert timed_base["width"] == 64 and "aesthetic_score" not in timed_base
+    timed_refiner = refiner_calls[-1]
+    assert timed_refiner["denoising_start"] == 0.75 and timed_refiner["aesthetic_score"] == 5.0
+    assert "width" not in timed_refiner and timed_refiner["output_type"] == "pil"
+    assert timed_refiner["image"].shape[1] == 4  # the base's latents, not an image
+    for stage_call in (timed_base, timed_refiner):
+        assert stage_call["num_inference_steps"] == 4 and stage_call["guidance_scale"] == 5.0
+        assert stage_call["prompt"] == "a red cube"
+        assert stage_call["generator"].initial_seed() == 3
+    assert stage_call["generator"] is not timed_base["generator"]
+    assert [stage.name for stage in measurement.stages] == ["base", "refiner"]
+    assert measurement.seconds_per_image == pytest.approx(sum(s.seconds_per_image for s in measurement.stages))
+    assert image.size == (64, 64) and measurement.warmup_seconds is not None
+    again, _ = generator.generate(pipe, "DPM++ 2M", 3, call)
+    assert np.array_equal(np.asarray(image), np.asarray(again))
+
+
+def test_a_two_stage_description_fingerprints_both_models_and_the_handoff(builders, generator):
+    base = builders.build_sdxl()
+    refiner = builders.build_sdxl_refiner(base)
+    pipe = diffbench.two_stage(base, refiner, handoff=0.8)
+    generator.generate(pipe, "DPM++ 2M", 0, {**CALL, "num_inference_steps": 2})
+    description = generator.describe(pipe)
+    assert description.workflow == "StableDiffusionXLPipeline"
+    assert description.refiner["workflow"] == "StableDiffusionXLImg2ImgPipeline"
+    assert description.refiner["handoff"] == 0.8
+    assert description.refiner["model_fingerprint"] not in ("", description.model_fingerprint)
+    # As loaded, though this case swapped DPM++ 2M in: each case's sampler is swapped into this one.
+    assert description.refiner["scheduler"]["class"] == "EulerDiscreteScheduler"
+    assert generator.call_keywords(pipe) >= {"aesthetic_score", "width", "prompt"}
