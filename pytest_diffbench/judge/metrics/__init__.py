@@ -197,3 +197,12 @@ def _score(metric: Metric, output: "npt.NDArray[np.uint8]", baseline: "npt.NDArr
         values.append(metric.compute(inputs))
     frame_values = tuple(values)
     return Score(frame_values[_worst(frame_values, metric.direction)], frame_values=frame_values)
+
+
+def unavailable_advice(name: str, status: str, metrics: MetricRegistry = REGISTRY) -> str:
+    """What to print once per run for metric ``name``'s status ``unavailable: <reason>`` (as
+    results.csv's ``<name>_status`` holds it): the metric's whole advice (LPIPS: which file is
+    missing and where to put it) when it has one (an ``advice(reason)`` method), else the reason."""
+    reason = status.removeprefix(UNAVAILABLE)
+    advice = getattr(metrics.get(name), "advice", None)
+    return str(advice(reason)) if callable(advice) else reason
