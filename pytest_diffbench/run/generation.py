@@ -101,7 +101,7 @@ class ImageGenerator:
         sampler correctly and reproducibly, so the case fails before anything runs."""
         stages = (pipe.base, pipe.refiner) if isinstance(pipe, TwoStage) else (pipe,)
         with _quiet_scheduler_warnings():
-            schedulers = [scheduler_for(stage, self.scheduler_config(stage), sampler, seed) for stage in stages]
+            schedulers = [scheduler_for(stage, self._original_scheduler(stage), sampler, seed) for stage in stages]
         return scheduler_record(schedulers[0])
 
     def describe(self, pipe: Any) -> PipelineDescription:
@@ -142,7 +142,7 @@ class ImageGenerator:
         stages = self._stages(pipe, call_kwargs)
         for stage in stages:
             with _quiet_scheduler_warnings():
-                stage.pipe.scheduler = scheduler_for(stage.pipe, self.scheduler_config(stage.pipe), sampler, seed)
+                stage.pipe.scheduler = scheduler_for(stage.pipe, self._original_scheduler(stage.pipe), sampler, seed)
         request = self._request(pipe, call_kwargs)
         size = self._sizes.get(request)
         warmup_seconds, note = None, ""
@@ -244,8 +244,9 @@ def _denoising(stage: _Stage, steps: int) -> int:
         return denoising_steps(steps, strength=given["strength"])
     scheduler = stage.pipe.scheduler
     try:
-        probe = type(scheduler).from_config(scheduler.config)
-        probe.set_timesteps(steps)
+        with _quiet_scheduler_warnings():
+            probe = type(scheduler).from_config(scheduler.config)
+            probe.set_timesteps(steps)
         timesteps = [float(t) for t in probe.timesteps]
     except Exception:  # e.g. a flow-matching scheduler that needs the pipeline's mu
         return steps
