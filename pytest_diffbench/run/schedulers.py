@@ -41,28 +41,23 @@ _PROBE_MU = 0.5
 _PROBE_STEPS = 4
 
 
-def scheduler_for(pipe: Any, scheduler_config: Mapping[str, Any], sampler: str, seed: int,
-                  class_name: str | None = None) -> Any:
-    """The scheduler of ``sampler`` for ``pipe``, built from ``scheduler_config`` (the pipeline's own
-    scheduler config, as first seen; ``class_name``: its scheduler's class, when the config does not
-    say), with its noise seeded from ``seed``. Nothing on ``pipe`` changes. Raises
-    SamplerFamilyError (one line naming the sampler, the pipeline's scheduler family, the reason and
-    the samplers that work on this pipeline) for the cases in the module docstring, and
-    UnknownSamplerError for an unknown name."""
-    own_class = class_name or str(scheduler_config.get("_class_name") or "") or None
-    if own_class is None and getattr(getattr(pipe, "scheduler", None), "config", None) is scheduler_config:
-        own_class = type(pipe.scheduler).__name__  # the config is the pipeline's scheduler's own
-    scheduler, problem = _fit(pipe, scheduler_config, sampler, own_class, seed)
+def scheduler_for(pipe: Any, own_scheduler: Any, sampler: str, seed: int) -> Any:
+    """The scheduler of ``sampler`` for ``pipe``, built from ``own_scheduler`` (the pipeline's own
+    scheduler, as first seen: its class and config give the family) with its noise seeded from
+    ``seed``. Nothing on ``pipe`` changes. Raises SamplerFamilyError (one line naming the sampler,
+    the pipeline's scheduler class and family, the reason and the samplers that work on this
+    pipeline) for the cases in the module docstring, and UnknownSamplerError for an unknown name."""
+    config, own_class = own_scheduler.config, type(own_scheduler).__name__
+    scheduler, problem = _fit(pipe, config, sampler, own_class, seed)
     if scheduler is None:
-        family = scheduler_family(scheduler_config, own_class)
+        family = scheduler_family(config, own_class)
         working = [name for name in family_sampler_names(family)
-                   if _fit(pipe, scheduler_config, name, own_class, seed)[0] is not None]
-        raise family_error(sampler, family, own_class or "of unrecorded class", problem, working)
+                   if _fit(pipe, config, name, own_class, seed)[0] is not None]
+        raise family_error(sampler, family, own_class, problem, working)
     return scheduler
 
 
-def _fit(pipe: Any, scheduler_config: Mapping[str, Any], sampler: str, own_class: str | None,
-         seed: int) -> tuple[Any, str]:
+def _fit(pipe: Any, scheduler_config: Mapping[str, Any], sampler: str, own_class: str, seed: int) -> tuple[Any, str]:
     """``(the scheduler of sampler for pipe, "")``, or ``(None, why pipe cannot run it correctly and
     reproducibly)``."""
     fit = fit_sampler(sampler, scheduler_family(scheduler_config, own_class))

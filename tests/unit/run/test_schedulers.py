@@ -59,8 +59,7 @@ def _euler(**config: Any) -> Any:
 
 
 def test_the_record_has_the_class_and_only_keys_that_differ_from_its_defaults():
-    scheduler = scheduler_for(StepsWithGenerator(), _euler(timestep_spacing="trailing").config, "Euler", 0,
-                              class_name="EulerDiscreteScheduler")
+    scheduler = scheduler_for(StepsWithGenerator(), _euler(timestep_spacing="trailing"), "Euler", 0)
     record = scheduler_record(scheduler)
     assert record["class"] == "EulerDiscreteScheduler"
     assert record["timestep_spacing"] == "trailing"  # set in the fixture
@@ -74,13 +73,13 @@ def test_the_record_has_the_class_and_only_keys_that_differ_from_its_defaults():
 
 def test_the_record_follows_the_sampler_swap():
     own = _euler(timestep_spacing="trailing", use_karras_sigmas=True)
-    karras = scheduler_record(scheduler_for(StepsWithGenerator(), own.config, "DPM++ 2M Karras", 0))
-    plain = scheduler_record(scheduler_for(StepsWithGenerator(), own.config, "DPM++ 2M", 0))
+    karras = scheduler_record(scheduler_for(StepsWithGenerator(), own, "DPM++ 2M Karras", 0))
+    plain = scheduler_record(scheduler_for(StepsWithGenerator(), own, "DPM++ 2M", 0))
     assert (karras["class"], karras["use_karras_sigmas"], karras["timestep_spacing"]) == \
         ("DPMSolverMultistepScheduler", True, "trailing")
     assert "use_karras_sigmas" not in plain  # a sampler choice of the fixture is not inherited
     assert plain["timestep_spacing"] == "trailing"
-    sde = scheduler_record(scheduler_for(StepsWithGenerator(), own.config, "DPM++ SDE", 42))
+    sde = scheduler_record(scheduler_for(StepsWithGenerator(), own, "DPM++ SDE", 42))
     assert (sde["class"], sde["noise_sampler_seed"]) == ("DPMSolverSDEScheduler", 42)
 
 
@@ -88,20 +87,19 @@ def test_the_record_of_a_flow_variant_and_of_lcm_keeps_the_model_settings():
     from diffusers import FlowMatchEulerDiscreteScheduler, LCMScheduler
 
     flow = FlowMatchEulerDiscreteScheduler(shift=3.0, base_image_seq_len=64)
-    record = scheduler_record(scheduler_for(StepsWithoutGenerator(), flow.config, "UniPC", 0))
+    record = scheduler_record(scheduler_for(StepsWithoutGenerator(), flow, "UniPC", 0))
     assert record["class"] == "UniPCMultistepScheduler"
     assert (record["use_flow_sigmas"], record["prediction_type"], record["flow_shift"]) == (True, "flow_prediction", 3.0)
     assert record["base_image_seq_len"] == 64  # the pipeline reads it to compute mu
     lcm = LCMScheduler(**SD, original_inference_steps=25)
-    assert scheduler_record(scheduler_for(TakesNoEta(), lcm.config, "LCM", 0))["original_inference_steps"] == 25
-    assert "original_inference_steps" not in scheduler_record(scheduler_for(TakesNoEta(), LCMScheduler(**SD).config,
-                                                                             "LCM", 0))
+    assert scheduler_record(scheduler_for(TakesNoEta(), lcm, "LCM", 0))["original_inference_steps"] == 25
+    assert "original_inference_steps" not in scheduler_record(scheduler_for(TakesNoEta(), LCMScheduler(**SD), "LCM", 0))
 
 
 def test_a_stochastic_sampler_is_refused_where_the_pipeline_cannot_seed_its_noise():
-    config = _euler().config
+    own = _euler()
     with pytest.raises(SamplerFamilyError) as excinfo:
-        scheduler_for(StepsWithoutGenerator(), config, "Euler a", 0, class_name="EulerDiscreteScheduler")
+        scheduler_for(StepsWithoutGenerator(), own, "Euler a", 0)
     message = str(excinfo.value)
     assert message.startswith("sampler 'Euler a' does not work with this pipeline's noise-prediction (epsilon / "
                               "v-prediction) scheduler (EulerDiscreteScheduler): EulerAncestralDiscreteScheduler adds "
@@ -110,7 +108,7 @@ def test_a_stochastic_sampler_is_refused_where_the_pipeline_cannot_seed_its_nois
     working = message.split("Samplers that work with it: ")[1].split(", ")
     assert "Euler" in working and "DPM++ SDE" in working  # seeded through noise_sampler_seed instead
     assert not {"Euler a", "DPM2 a", "DPM++ 2M SDE", "LCM", "TCD"} & set(working)
-    assert type(scheduler_for(StepsWithGenerator(), config, "Euler a", 0)).__name__ == "EulerAncestralDiscreteScheduler"
+    assert type(scheduler_for(StepsWithGenerator(), own, "Euler a", 0)).__name__ == "EulerAncestralDiscreteScheduler"
 
 
 def test_tcd_is_refused_on_a_pipeline_that_passes_no_eta():
@@ -118,18 +116,18 @@ def test_tcd_is_refused_on_a_pipeline_that_passes_no_eta():
 
     with pytest.raises(SamplerFamilyError, match=r"^sampler 'TCD' .* \(LCMScheduler\): TCDScheduler needs the pipeline "
                        r"to pass eta, and TakesNoEta's call passes eta=None\. Samplers that work with it: LCM$"):
-        scheduler_for(TakesNoEta(), LCMScheduler(**SD).config, "TCD", 0, class_name="LCMScheduler")
-    assert type(scheduler_for(StepsWithGenerator(), LCMScheduler(**SD).config, "TCD", 0)).__name__ == "TCDScheduler"
+        scheduler_for(TakesNoEta(), LCMScheduler(**SD), "TCD", 0)
+    assert type(scheduler_for(StepsWithGenerator(), LCMScheduler(**SD), "TCD", 0)).__name__ == "TCDScheduler"
 
 
 def test_mu_is_passed_by_a_call_that_names_it_or_by_dynamic_shifting():
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    static = FlowMatchEulerDiscreteScheduler().config
-    dynamic = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True).config
-    assert passes_mu(PassesMu(), static)
-    assert not passes_mu(StepsWithoutGenerator(), static)
-    assert passes_mu(StepsWithoutGenerator(), dynamic)
+    static = FlowMatchEulerDiscreteScheduler()
+    dynamic = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)
+    assert passes_mu(PassesMu(), static.config)
+    assert not passes_mu(StepsWithoutGenerator(), static.config)
+    assert passes_mu(StepsWithoutGenerator(), dynamic.config)
     with pytest.raises(SamplerFamilyError, match=r"^sampler 'Heun' .*: StepsWithoutGenerator passes mu \(resolution-"
                        r"dependent shifting\) to the scheduler's set_timesteps, which FlowMatchHeunDiscreteScheduler "
                        r"cannot take with this config \(TypeError: .*'mu'\)\. Samplers that work with it: Euler, UniPC, "
@@ -142,16 +140,11 @@ def test_mu_is_passed_by_a_call_that_names_it_or_by_dynamic_shifting():
     assert type(scheduler_for(PassesMu(), dynamic, "DPM++ 2M", 0)).__name__ == "DPMSolverMultistepScheduler"
 
 
-def test_the_pipeline_keeps_its_scheduler_and_the_class_is_named():
+def test_the_refusal_names_the_pipelines_own_scheduler_class():
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    class Pipe(StepsWithoutGenerator):
-        scheduler = FlowMatchEulerDiscreteScheduler()
-
-    pipe = Pipe()
     with pytest.raises(SamplerFamilyError, match=r"flow-matching scheduler \(FlowMatchEulerDiscreteScheduler\): DDIM"):
-        scheduler_for(pipe, pipe.scheduler.config, "DDIM", 0)
-    assert type(pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+        scheduler_for(StepsWithoutGenerator(), FlowMatchEulerDiscreteScheduler(), "DDIM", 0)
 
 
 CHILD = """
@@ -161,7 +154,7 @@ from pytest_diffbench.run.pipelines import build_random_pipeline
 from pytest_diffbench.run.schedulers import scheduler_for
 pipe = build_random_pipeline()
 pipe.set_progress_bar_config(disable=True)
-pipe.scheduler = scheduler_for(pipe, pipe.scheduler.config, "DPM++ SDE", 1234)
+pipe.scheduler = scheduler_for(pipe, pipe.scheduler, "DPM++ SDE", 1234)
 torch.manual_seed(int(sys.argv[1]))  # what ran before in this process: torch's global generator differs
 image = pipe("a red cube", num_inference_steps=4, guidance_scale=5.0, output_type="np",
              generator=torch.Generator("cpu").manual_seed(1234)).images[0]
