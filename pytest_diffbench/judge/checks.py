@@ -167,7 +167,7 @@ def judge_gates(scores: Mapping[str, Score], tolerances: Tolerances, baseline: M
     ``baseline_workers`` pytest processes sharing it; ``workers`` is this run's count.
     """
     checks = [metric_check(metric.name, metric.direction, metric.unit, scores[metric.name].value,
-                           scores[metric.name].status, tolerances[tolerance_name(metric)])
+                           scores[metric.name].status, tolerances[tolerance_name(metric)], scores[metric.name].detail)
               for metric in metrics if metric.name in scores]
     checks += [
         seconds_check(measurement.seconds_per_image, tolerances["max_seconds"]),
@@ -180,10 +180,12 @@ def judge_gates(scores: Mapping[str, Score], tolerances: Tolerances, baseline: M
 
 
 def metric_check(name: str, direction: Direction, unit: str, value: float | None, status: str,
-                 limit: float | None) -> Check:
+                 limit: float | None, detail: str = "") -> Check:
     """A metric's check: its ``value`` against ``limit``; ``status`` is the metric's (``ok``,
-    ``off``, ``unavailable: ...``), the reason of a check that was skipped."""
-    note = "" if status == "ok" else status
+    ``off``, ``unavailable: ...``), the reason of a check that was skipped. ``detail`` is what
+    the value means when the metric ran (a video's ``worst frame 3 of 8, mean 0.9712``, see
+    :attr:`~pytest_diffbench.judge.metrics.Score.detail`); "" for a still."""
+    note = detail if status == "ok" else status
     passed = None if limit is None or value is None else passes(direction, value, limit)
     return Check(name, value, direction.value, limit, passed, unit, note)
 
