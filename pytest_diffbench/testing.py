@@ -75,12 +75,17 @@ class FakePipeline:
     the contrast, and noise that fades with the number of steps is laid over it, so changing any
     of them changes SSIM against a baseline the way it would on a real model.
 
+    Its sizes are multiples of 8, so diffbench's checks of sweeps and ``generate()`` keywords
+    apply to it as to a real pipeline.
+
     It takes the keywords of Stable Diffusion's call (:data:`SD_CALL_KEYWORDS`) plus
-    ``extra_keywords``, and sizes in multiples of 8, so diffbench's checks of sweeps and
-    ``generate()`` keywords apply to it as to a real pipeline.
+    ``extra_keywords`` less ``missing_keywords`` (e.g. ``("negative_prompt",)`` to stand in for LCM).
 
     ``weights`` names the model's weights: it goes into the model fingerprint, so changing it makes
-    baselines stale. ``drift`` (0 to 1) blends a stripe pattern into every image *without* changing
+    baselines stale. ``pipeline_config`` (the pipeline's own flags), ``adapters`` (LoRA adapters by
+    name, as :func:`pytest_diffbench.run.fingerprint.lora_adapters` records them; the active ones
+    are its LoRAs) and ``scheduler`` (the scheduler record of every case) go into the config as a
+    diffusers pipeline's would, so changing one makes baselines stale too. ``drift`` (0 to 1) blends a stripe pattern into every image *without* changing
     the config: a quality regression. ``seconds_per_image`` and ``peak_vram_mb`` are the
     measurement every call reports (MiB; None as on the CPU). ``calls`` counts generations.
     """
@@ -96,20 +101,31 @@ class FakePipeline:
     height: int = 64
     device: str = "cpu"
     extra_keywords: tuple[str, ...] = ()
+    missing_keywords: tuple[str, ...] = ()
+    pipeline_config: dict[str, Any] = field(default_factory=dict)
+    adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=dict)
     calls: int = field(default=0, compare=False)
 
     @property
     def diffbench_call_keywords(self) -> frozenset[str]:
         """The keywords this stand-in takes: :data:`SD_CALL_KEYWORDS` and ``extra_keywords`` (a custom
-        pipeline's own). diffbench refuses an extra axis or ``generate()`` keyword outside them, as
-        it would for a real pipeline whose ``__call__`` does not name it."""
-        return SD_CALL_KEYWORDS | frozenset(self.extra_keywords)
+        pipeline's own), without ``missing_keywords``. diffbench refuses an extra axis or
+        ``generate()`` keyword outside them, as it would for a real pipeline whose ``__call__`` does
+        not name it."""
+        return (SD_CALL_KEYWORDS | frozenset(self.extra_keywords)) - frozenset(self.missing_keywords)
 
     def diffbench_describe(self) -> PipelineDescription:
         fingerprint = hashlib.sha256(f"FakePipeline|{self.weights}".encode("utf-8")).hexdigest()
-        return PipelineDescription(model="diffbench/fake", model_fingerprint=fingerprint, vae="", loras=(),
+        loras = tuple(sorted(name for name, record in self.adapters.items() if record.get("active", True)))
+        return PipelineDescription(model="diffbench/fake", model_fingerprint=fingerprint, vae="", loras=loras,
                                    controlnets=(), workflow="FakePipeline", dtype="float32",
-                                   device=self.device.split(":")[0])
+                                   device=self.device.split(":")[0], pipeline_config=dict(self.pipeline_config),
+                                   adapters={name: dict(record) for name, record in self.adapters.items()})
+
+    def diffbench_scheduler_record(self, sampler: str, seed: int) -> dict[str, Any]:
+        """The config's scheduler record of every case: ``scheduler`` as given (``{}``: none)."""
+        return dict(self.scheduler)
 
     def diffbench_generate(self, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]":
         """The picture for these settings (see the class docstring) and the fixed measurement."""
@@ -126,7 +142,7 @@ class FakePipeline:
         prompt, negative = str(call_kwargs.get("prompt", "")), str(call_kwargs.get("negative_prompt") or "")
         steps = int(call_kwargs.get("num_inference_steps", 20))
         guidance = float(call_kwargs.get("guidance_scale", 7.5))
-        extra = sorted((k, repr(v)) for k, v in call_kwargs.items()
+        extra = sorted((k, _stable_repr(v)) for k, v in call_kwargs.items()
                        if k not in ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale", "output_type",
                                     "width", "height"))
         background = np.array([_unit(prompt, c) for c in "rgb"]) * 255
@@ -145,6 +161,18 @@ class FakePipeline:
             stripes = ((xs // 4) % 2 * 255)[..., None]
             picture = (1 - self.drift) * picture + self.drift * stripes
         return Image.fromarray(np.clip(np.rint(picture), 0, 255).astype(np.uint8), "RGB")
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr(value)``, but a PIL image by its mode, size and pixels (its repr holds its address,
+    which differs in every process), also inside lists and tuples."""
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
+        return hashlib.sha256(value.mode.encode() + str(value.size).encode() + value.tobytes()).hexdigest()
+    if isinstance(value, (list, tuple)):
+        return repr([_stable_repr(item) for item in value])
+    return repr(value)
 
 
 @dataclass
@@ -197,7 +225,8 @@ class DiffbenchRun:
 
 #: Environment variable the conftest of :func:`use_fake_pipeline` reads its FakePipeline's keywords
 #: from: a JSON object of :class:`FakePipeline`'s keywords (``weights``, ``drift``,
-#: ``seconds_per_image``, ``peak_vram_mb``, ``width``, ``height``, ``extra_keywords``), e.g.
+#: ``seconds_per_image``, ``peak_vram_mb``, ``width``, ``height``, ``extra_keywords``,
+#: ``missing_keywords``, ``pipeline_config``, ``adapters``, ``scheduler``), e.g.
 #: ``{"weights": "fake-weights-2"}`` (baselines become stale) or ``{"drift": 0.5}`` (quality fails).
 #: Unset or empty: ``FakePipeline()``. Set it with ``monkeypatch.setenv`` between runs; the
 #: fixture is session-scoped, so it is read once per run.

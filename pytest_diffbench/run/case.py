@@ -9,10 +9,22 @@ from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Protocol
 import pytest
 
 from pytest_diffbench.run.inputs import InputError, PreparedInputs, prepare_inputs
-from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineDescription
+from pytest_diffbench.run.frames import video_config
+from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineDescription, inert_adapters
 from pytest_diffbench.spec.config import FrozenConfig, normalise
 from pytest_diffbench.spec.measurement import Measurement, measurement_problem
-from pytest_diffbench.spec.sweep import CLIP_SKIP, LORA_SCALE_AXIS, RESERVED_AXES, SIZE_AXES, Case, keyword_problem
+from pytest_diffbench.spec.sweep import (
+    CLIP_SKIP,
+    DEFAULT_CFG,
+    DEFAULT_STEPS,
+    LORA_SCALE_AXIS,
+    RESERVED_AXES,
+    SCHEDULE_KEYWORDS,
+    SIZE_AXES,
+    Case,
+    keyword_problem,
+)
+from pytest_diffbench.spec.video import count_problem, frame_size
 
 #: Keywords of the pipeline call that take the LoRA scale, in the order they are tried (SD and
 #: SDXL pipelines name the first, SD3 and Flux the second, newer ones the third).
@@ -35,6 +47,13 @@ class Runner(Protocol):
         """What width and height must be multiples of; None: any size."""
         ...
 
+    def scheduler_record(self, pipe: Any, sampler: str, seed: int) -> Mapping[str, Any]:
+        """The scheduler the case of ``sampler`` and ``seed`` will run with, as the config records it
+        (``{"class": name, key: value}`` for each key off the class's defaults; empty: nothing to
+        record). Asked before generating; raises ValueError (one line: SamplerFamilyError, an
+        unknown sampler) when the sampler cannot run on this pipeline."""
+        ...
+
     def generate(self, pipe: Any, sampler: str, seed: int,
                  call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]": ...
 
@@ -42,7 +61,9 @@ class Runner(Protocol):
 class SelfRunner:
     """The runner of a :class:`~pytest_diffbench.run.protocol.DiffbenchPipeline`: it runs itself,
     and says what it takes through its optional ``diffbench_call_keywords`` (names; absent: any
-    keyword) and ``diffbench_size_multiple`` (an int; absent: any size)."""
+    keyword) and ``diffbench_size_multiple`` (an int; absent: any size), and what scheduler it
+    runs through its optional ``diffbench_scheduler_record(sampler, seed)`` (a mapping; absent:
+    nothing recorded)."""
 
     def describe(self, pipe: DiffbenchPipeline) -> PipelineDescription:
         return pipe.diffbench_describe()
@@ -60,6 +81,18 @@ class SelfRunner:
             raise ValueError(f"{type(pipe).__name__}.diffbench_size_multiple = {multiple!r} is not valid; it must be a "
                              "positive int (what width and height must be multiples of), or absent for any size")
         return multiple
+
+    def scheduler_record(self, pipe: DiffbenchPipeline, sampler: str, seed: int) -> Mapping[str, Any]:
+        """``pipe.diffbench_scheduler_record(sampler, seed)``, or ``{}`` when it has none. Raises
+        ValueError when it returns something that is not a mapping."""
+        record = getattr(pipe, "diffbench_scheduler_record", None)
+        if record is None:
+            return {}
+        value = record(sampler, seed)
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{type(pipe).__name__}.diffbench_scheduler_record() returned {type(value).__name__}, "
+                             "not a mapping like {'class': 'EulerDiscreteScheduler', 'timestep_spacing': 'trailing'}")
+        return dict(value)
 
     def generate(self, pipe: DiffbenchPipeline, sampler: str, seed: int,
                  call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]":
@@ -122,9 +155,17 @@ class DiffbenchCase:
         line (before the pipeline runs) when: it is called twice; the prompt is not a string; a
         keyword is one the sweep sets (``num_inference_steps``, ``guidance_scale``, a swept
         axis, ...); an extra axis or keyword is not a named parameter of the pipeline's call;
-        ``lora_scale`` is swept without a LoRA loaded; width or height is not a positive multiple
-        of the pipeline's size step; a value cannot go into a config or is not finite. Fails it
-        after the call when the image's size is not the one asked for.
+        a prompt, ``negative_prompt``, cfg or steps is given that the pipeline's call does not
+        take (LCM takes no negative prompt); ``timesteps``/``sigmas`` would run another number of
+        steps than the case's; ``lora_scale`` (or an attention keyword's ``scale``) is given
+        without a LoRA loaded, or with every active LoRA fused or disabled; the sampler cannot
+        run on this pipeline; width or height is not a positive multiple of the pipeline's size
+        step; a value cannot go into a config or is not finite. Fails it after the call when the
+        image's size is not the one asked for.
+
+        The frozen config records, besides the case's axes and keywords, the pipeline's
+        description (model, fingerprint, class, its config flags, its LoRA adapters, a refiner
+        stage), the scheduler the sampler swap builds, and a video's frame count.
         """
         if self.image is not None:
             self._refuse("generate() was called twice; diffbench compares one image per case")
@@ -149,18 +190,16 @@ class DiffbenchCase:
         if accepted is not None:
             self._check_accepted({**{name: "sweep axis" for name in axis_kwargs},
                                   **{name: "generate() keyword" for name in pipeline_kwargs}}, accepted, description)
-        call_kwargs = {
-            **axis_kwargs,
-            **pipeline_kwargs,
-            "prompt": prompt,
-            "negative_prompt": negative_prompt,
-            "num_inference_steps": self.steps,
-            "guidance_scale": self.cfg,
-            "output_type": "pil",
-        }
+        core = self._core_keywords(prompt, negative_prompt, accepted, description)
+        call_kwargs = {**axis_kwargs, **pipeline_kwargs, **core, "output_type": "pil"}
+        self._check_schedule(call_kwargs)
+        problem = count_problem(call_kwargs)
+        if problem:
+            self._refuse(problem)
         try:
+            scheduler = self._runner.scheduler_record(self.pipeline, self.sampler, self.seed)
             multiple = self._runner.size_multiple(self.pipeline)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:  # SamplerFamilyError, an unknown sampler, a bad multiple
             self._refuse(str(exc))
         self._check_sizes(call_kwargs, multiple)
         recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs, **self.inputs.records}.items()
@@ -169,13 +208,16 @@ class DiffbenchCase:
             normalise(recorded_kwargs, where="generate() keyword", finite=True)
         except (TypeError, ValueError) as exc:
             self._refuse(str(exc))
-        image, measurement = self._checked_output(self._runner.generate(self.pipeline, self.sampler, self.seed,
-                                                                        call_kwargs))
-        for axis, size in (("width", image.width), ("height", image.height)):
+        image, measurement = self._checked_output(self._generated(description, call_kwargs))
+        try:
+            width, height = frame_size(image.width, image.height, measurement.frames)
+        except ValueError as exc:
+            self._refuse(str(exc))
+        for axis, size in (("width", width), ("height", height)):
             asked = call_kwargs.get(axis)
             if asked is not None and int(asked) != size:  # the config must hold what was made
                 self._refuse(
-                    f"asked for {axis}={asked}, but the pipeline returned a {image.width}x{image.height} "
+                    f"asked for {axis}={asked}, but the pipeline returned a {width}x{height} "
                     "image; set both width and height (diffusers pipelines use their default size when one is missing)"
                 )
         self.config = FrozenConfig(
@@ -184,22 +226,38 @@ class DiffbenchCase:
             vae=description.vae,
             loras=description.loras,
             controlnets=description.controlnets,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
+            prompt=str(core.get("prompt", "")),
+            negative_prompt=core.get("negative_prompt"),
             seed=self.seed,
             sampler=self.sampler,
             steps=self.steps,
             cfg=self.cfg,
-            width=image.width,
-            height=image.height,
+            width=width,
+            height=height,
             workflow=description.workflow,
             workflow_version=self.workflow_version,
             dtype=description.dtype,
             device=description.device,
             pipeline_kwargs=recorded_kwargs,
+            scheduler=scheduler,
+            pipeline_config=description.pipeline_config,
+            adapters=description.adapters,
+            refiner=description.refiner,
+            video=video_config(self.pipeline, measurement.frames, call_kwargs),
         )
         self.image, self.measurement = image, measurement
         return image
+
+    def _generated(self, description: PipelineDescription, call_kwargs: Mapping[str, Any]) -> object:
+        """The runner's output for ``call_kwargs``. With LoRA adapters loaded, their weights are put
+        back after the call (see :func:`pytest_diffbench.run.fingerprint.kept_adapter_weights`):
+        diffusers resets them to 1 after a call at scale 0, which would change the next case."""
+        if not description.adapters or isinstance(self.pipeline, DiffbenchPipeline):
+            return self._runner.generate(self.pipeline, self.sampler, self.seed, call_kwargs)
+        from pytest_diffbench.run.fingerprint import kept_adapter_weights
+
+        with kept_adapter_weights(self.pipeline):
+            return self._runner.generate(self.pipeline, self.sampler, self.seed, call_kwargs)
 
     def _refuse(self, message: str) -> NoReturn:
         """Fail this case with one line (no traceback): ``message`` says what to change."""
@@ -236,9 +294,8 @@ class DiffbenchCase:
         ``clip_skip`` (see spec.sweep.keyword_problem), a ``clip_skip`` not below the text
         encoder's layer count where the pipeline has one."""
         for name, value in kwargs.items():
-            if name in ATTENTION_KEYWORDS and isinstance(value, Mapping) and "scale" in value and not description.loras:
-                self._refuse(f"{name}={{'scale': ...}} needs a LoRA loaded in the pipeline "
-                             "(pipe.load_lora_weights(...) in your diffbench_pipeline fixture), and this one has none")
+            if name in ATTENTION_KEYWORDS and isinstance(value, Mapping) and "scale" in value:
+                self._check_scale_works(f"{name}={{'scale': ...}}", description)
             problem = keyword_problem(name, value)
             if problem:
                 self._refuse(problem)
@@ -248,6 +305,39 @@ class DiffbenchCase:
             self._refuse(f"{CLIP_SKIP}={skip} is not valid for this pipeline: its text encoder has {layers} layers, so "
                          f"{CLIP_SKIP} must be from 0 to {layers - 1}")
 
+    def _core_keywords(self, prompt: str, negative_prompt: str | None, accepted: frozenset[str] | None,
+                       description: PipelineDescription) -> dict[str, Any]:
+        """The keywords diffbench passes in every call (:data:`CORE_KEYWORDS`: the prompts, the
+        case's steps and cfg), less those the pipeline's call does not take (LCM takes no
+        ``negative_prompt``, some distilled pipelines no ``guidance_scale``, image-variation
+        pipelines no ``prompt``): those are not passed, and refused, all in one line, when set to
+        anything but their neutral value, which would change nothing but the config."""
+        given = {"prompt": prompt, "negative_prompt": negative_prompt, "num_inference_steps": self.steps,
+                 "guidance_scale": self.cfg}
+        if accepted is None:
+            return given
+        unused = [name for name in given if name not in accepted]
+        refused = [f"{CORE_KEYWORDS[name][0].format(value=given[name])} would change nothing but the config: "
+                   f"{description.workflow}.__call__ takes no {name}; {CORE_KEYWORDS[name][1]}"
+                   for name in unused if given[name] != NEUTRAL_VALUES[name]]
+        if refused:
+            self._refuse("; ".join(refused))
+        return {name: value for name, value in given.items() if name not in unused}
+
+    def _check_schedule(self, call_kwargs: Mapping[str, Any]) -> None:
+        """Refuse ``timesteps`` or ``sigmas`` of another length than the case's steps: diffusers
+        then runs as many steps as they hold and ignores ``num_inference_steps``, so the config's
+        steps would be false."""
+        for name in SCHEDULE_KEYWORDS:
+            value = call_kwargs.get(name)
+            if value is None or "num_inference_steps" not in call_kwargs:
+                continue
+            count = len(value) if hasattr(value, "__len__") and not isinstance(value, (str, Mapping)) else None
+            if count != self.steps:
+                self._refuse(f"{name} holds {count if count is not None else 'not a list of'} values, but this case "
+                             f"runs steps={self.steps}; diffusers runs one step per value of {name} and ignores steps, "
+                             f"so give {self.steps} values or set steps={count or 'len(' + name + ')'} in the sweep")
+
     def _check_own_keywords(self, pipeline_kwargs: Mapping[str, Any]) -> None:
         """Refuse the generate() keywords that the sweep sets for every case (or diffbench
         itself), all of them in one line."""
@@ -256,12 +346,25 @@ class DiffbenchCase:
             self._refuse("; ".join(f"generate() got {name}, which diffbench sets for each case; {RESERVED_AXES[name]}"
                                    for name in reserved))
 
+    def _check_scale_works(self, what: str, description: PipelineDescription) -> None:
+        """Refuse a LoRA scale (``what``) that would change nothing: no LoRA loaded, or every active
+        adapter fused into the weights or disabled (:func:`~pytest_diffbench.run.protocol.inert_adapters`),
+        where every scale gives the same image under another config hash."""
+        if not description.loras:
+            self._refuse(f"{what} needs a LoRA loaded in the pipeline "
+                         "(pipe.load_lora_weights(...) in your diffbench_pipeline fixture), and this one has none")
+        inert = inert_adapters(description.adapters)
+        if inert:
+            states = ", ".join(f"{name} ({'fused' if description.adapters[name].get('fused') else 'disabled'})"
+                               for name in inert)
+            self._refuse(f"{what} changes nothing here: every active LoRA adapter is fused into the weights or "
+                         f"disabled ({states}), so each scale would give the same image; drop the scale, or keep the "
+                         "LoRA unfused and enabled (no pipe.fuse_lora() / pipe.disable_lora() in the fixture)")
+
     def _attention_keyword(self, description: PipelineDescription, accepted: frozenset[str] | None) -> str:
         """The call keyword that takes the ``lora_scale`` axis; refuses the axis when no LoRA is loaded
         (the scale would change nothing, or diffusers would fail) or the call takes no such keyword."""
-        if not description.loras:
-            self._refuse(f"sweep axis {LORA_SCALE_AXIS!r} needs a LoRA loaded in the pipeline "
-                         "(pipe.load_lora_weights(...) in your diffbench_pipeline fixture), and this one has none")
+        self._check_scale_works(f"sweep axis {LORA_SCALE_AXIS!r}", description)
         if accepted is None:
             return ATTENTION_KEYWORDS[0]
         for name in ATTENTION_KEYWORDS:
@@ -290,6 +393,19 @@ class DiffbenchCase:
             if multiple is not None and int(value) % multiple:
                 self._refuse(f"{axis}={value} is not a multiple of {multiple}, which this pipeline needs "
                              f"({type(self.pipeline).__name__}); use e.g. {axis}={int(value) // multiple * multiple or multiple}")
+
+
+#: The keywords diffbench passes in every call: what sets each (its value in ``{value}``) and what
+#: to do instead when the pipeline's call does not take it and it is not its :data:`NEUTRAL_VALUES` entry.
+CORE_KEYWORDS: dict[str, tuple[str, str]] = {
+    "prompt": ("generate(prompt={value!r})", 'call generate("")'),
+    "negative_prompt": ("generate(negative_prompt={value!r})", "leave negative_prompt out"),
+    "num_inference_steps": ("steps={value}", "leave steps out of the sweep"),
+    "guidance_scale": ("cfg={value}", "leave cfg out of the sweep (sweep the pipeline's own guidance keyword instead)"),
+}
+#: The value of each :data:`CORE_KEYWORDS` entry that says nothing, recorded when the call does not take it.
+NEUTRAL_VALUES: dict[str, Any] = {"prompt": "", "negative_prompt": None, "num_inference_steps": DEFAULT_STEPS,
+                                  "guidance_scale": DEFAULT_CFG}
 
 
 #: Image modes kept as they are: PNG stores them and the metrics read them (as RGB).

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pytest
 
-from pytest_diffbench.spec.config import FLOAT_SIGNIFICANT_DIGITS, canonical_json, normalise
+from pytest_diffbench.spec.config import FLOAT_SIGNIFICANT_DIGITS, canonical_json, normalise, short_repr
 from pytest_diffbench.spec.samplers import UnknownSamplerError, resolve_sampler, sampler_slug
 
 SWEEP_MARK = "diffbench_sweep"
@@ -57,6 +57,9 @@ GUIDANCE_RESCALE = "guidance_rescale"
 CLIP_SKIP = "clip_skip"
 #: Extra axes that must be positive integers.
 SIZE_AXES = ("width", "height")
+#: Keywords that set the denoising schedule outright: diffusers runs one step per value and ignores
+#: ``num_inference_steps``, so they must hold as many values as the case's steps (see run.case).
+SCHEDULE_KEYWORDS = ("timesteps", "sigmas")
 #: The extra axis routed to the pipeline's attention keywords as ``{"scale": value}`` (see run.case).
 LORA_SCALE_AXIS = "lora_scale"
 
@@ -358,9 +361,10 @@ def keyword_problem(name: str, value: Any) -> str:
     ``guidance_rescale`` must be a finite number >= 0 (not None); ``clip_skip`` an integer >= 0
     (its upper bound, the text encoder's layer count, is checked when the case starts)."""
     if name == GUIDANCE_RESCALE and not _is_finite_nonnegative(value):
-        return f"{name}={value!r} is not valid; {name} must be a finite number >= 0 (0 switches it off)"
+        return f"{name}={short_repr(value)} is not valid; {name} must be a finite number >= 0 (0 switches it off)"
     if name == CLIP_SKIP and not (_is_integer(value) and int(value) >= 0):
-        return f"{name}={value!r} is not valid; {name} must be an integer >= 0 (the layers of the text encoder to skip)"
+        return (f"{name}={short_repr(value)} is not valid; {name} must be an integer >= 0 (the layers of the text "
+                "encoder to skip)")
     return ""
 
 

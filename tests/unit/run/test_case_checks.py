@@ -39,6 +39,9 @@ class StubRunner:
     def size_multiple(self, pipe: Any) -> int | None:
         return self.multiple
 
+    def scheduler_record(self, pipe: Any, sampler: str, seed: int) -> Mapping[str, Any]:
+        return {}
+
     def generate(self, pipe: Any, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> tuple[Image.Image, Measurement]:
         self.calls.append(dict(call_kwargs))
         size = (int(call_kwargs.get("width") or 64), int(call_kwargs.get("height") or 64))
