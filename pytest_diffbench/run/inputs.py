@@ -1,7 +1,8 @@
 """Inputs are data, not config: the images and tensors given to ``diffbench.generate()``.
 
 :func:`prepare_inputs` takes the keywords of one ``generate()`` call and returns, for every
-keyword whose value is a PIL image, a numpy array or a torch tensor (or a list or tuple of them):
+keyword whose value is a PIL image, a numpy array or a torch tensor, or holds some in lists,
+tuples or mappings (``ip_adapter_image=[a, b]``, ``added_cond_kwargs={"image_embeds": t}``):
 
 * the value the pipeline gets (see the conversion rules below);
 * its record in the frozen config: a small digest, never the pixels themselves;
@@ -91,33 +92,50 @@ class PreparedInputs:
 def prepare_inputs(kwargs: Mapping[str, Any]) -> PreparedInputs:
     """Convert and record the image-like values of ``kwargs`` (see the module docstring).
 
-    Values that are no image, array or tensor (nor a list or tuple holding one) are passed
-    through unchanged and get no record. Raises :class:`InputError` (one line naming the
+    Values that are no image, array or tensor, and hold none in their lists, tuples or
+    mappings, are passed through unchanged and get no record. Raises :class:`InputError` (one line naming the
     keyword) for an array or tensor that cannot be read as the module docstring says.
     """
     prepared = PreparedInputs()
     for name, value in kwargs.items():
-        if isinstance(value, (list, tuple)) and any(_is_array_like(item) for item in value):
-            items = [_prepare(f"{name}[{i}]", name, item, prepared) for i, item in enumerate(value)]
-            prepared.call_kwargs[name] = type(value)(call for call, _ in items)
-            prepared.records[name] = [record for _, record in items]
-        elif _is_array_like(value):
-            prepared.call_kwargs[name], prepared.records[name] = _prepare(name, name, value, prepared)
-        else:
-            prepared.call_kwargs[name] = value
+        found = _walk(name, name, value, prepared)
+        prepared.call_kwargs[name] = value if found is None else found[0]
+        if found is not None:
+            prepared.records[name] = found[1]
     return prepared
 
 
+def _walk(where: str, keyword: str, value: Any, prepared: PreparedInputs) -> tuple[Any, Any] | None:
+    """(value for the pipeline, record) of ``value`` when it is, or holds at any depth of lists,
+    tuples and mappings, an image, array or tensor (``added_cond_kwargs={"image_embeds": t}``,
+    ``ip_adapter_image=[a, b]``); None when it holds none. Inside a mapping, each key is the
+    keyword its value is read under (an ``image`` key holds an image)."""
+    if _is_array_like(value):
+        return _prepare(where, keyword, value, prepared)
+    if isinstance(value, (list, tuple)):
+        items = [_walk(f"{where}[{i}]", keyword, item, prepared) for i, item in enumerate(value)]
+        if all(found is None for found in items):
+            return None
+        pairs = [(item, item) if found is None else found for item, found in zip(value, items)]
+        calls = [call for call, _ in pairs]
+        return (tuple(calls) if isinstance(value, tuple) else calls), [record for _, record in pairs]
+    if isinstance(value, Mapping):
+        found_in = {key: _walk(f"{where}.{key}", str(key), item, prepared) for key, item in value.items()}
+        if all(found is None for found in found_in.values()):
+            return None
+        entries = {key: (value[key], value[key]) if found is None else found for key, found in found_in.items()}
+        return {key: call for key, (call, _) in entries.items()}, {key: record for key, (_, record) in entries.items()}
+    return None
+
+
 def _prepare(where: str, keyword: str, value: Any, prepared: PreparedInputs) -> tuple[Any, Any]:
-    """(value for the pipeline, record) of one item; images are added to ``prepared.images``.
-    A plain item in a list (a string, None) is kept and recorded as itself."""
+    """(value for the pipeline, record) of one image, array or tensor; images are added to
+    ``prepared.images``."""
     from PIL import Image
 
     mask = "mask" in keyword.lower()
     if isinstance(value, Image.Image):
         return _image(value, mask, prepared)
-    if not _is_array_like(value):
-        return value, value
     array, kind = _as_numpy(value)
     images = _image_arrays(where, keyword, array, kind)
     if images is None:

@@ -184,3 +184,27 @@ def test_integer_data_is_recorded_exactly():
     base = prepare_inputs({"timesteps": np.array([999, 500, 1])}).records["timesteps"]
     assert base["dtype"] == "int64" and len(base["sha256"]) == 64 and APPROX_KEY not in base
     assert prepare_inputs({"timesteps": np.array([999, 500, 2])}).records["timesteps"]["sha256"] != base["sha256"]
+
+
+# -- inputs nested in mappings and lists -----------------------------------------------------------
+
+
+def test_arrays_nested_in_a_mapping_are_recorded_and_the_rest_of_it_kept():
+    embeds = torch.from_numpy(LATENTS).reshape(1, 256)
+    kwargs = {"added_cond_kwargs": {"image_embeds": embeds, "text_ids": [1, 2]},
+              "ip_adapter_image": [[PIXELS, None]], "cross_attention_kwargs": {"scale": 0.5}}
+    prepared = prepare_inputs(kwargs)
+    assert prepared.call_kwargs["added_cond_kwargs"]["image_embeds"] is embeds
+    assert prepared.call_kwargs["added_cond_kwargs"]["text_ids"] == [1, 2]
+    record = prepared.records["added_cond_kwargs"]
+    assert record["image_embeds"]["shape"] == [1, 256] and record["text_ids"] == [1, 2]
+    nested = prepared.call_kwargs["ip_adapter_image"][0]
+    assert isinstance(nested[0], Image.Image) and nested[1] is None
+    assert prepared.records["ip_adapter_image"][0][1] is None
+    assert "cross_attention_kwargs" not in prepared.records  # holds no array: passed through as it was
+    assert len(canonical_json(prepared.records)) < 1500
+
+
+def test_a_bad_nested_input_is_named_by_its_path():
+    with pytest.raises(InputError, match=r"^generate\(added_cond_kwargs.image_embeds=\.\.\.\): the tensor holds NaN"):
+        prepare_inputs({"added_cond_kwargs": {"image_embeds": torch.tensor([float("nan")])}})

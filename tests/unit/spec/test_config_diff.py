@@ -165,3 +165,20 @@ def test_an_empty_optional_field_leaves_the_hash_unchanged_and_a_filled_one_chan
     assert config_hash(filled.to_dict()) == filled.hash
     lines = stale_text(filled).splitlines()
     assert lines[1] == f"  {name}.key: <absent> -> 1"
+
+
+# -- other messages built from values --------------------------------------------------------------
+
+
+def test_a_value_a_config_cannot_hold_is_named_in_one_short_line():
+    from pytest_diffbench.spec.config import normalise
+
+    class Big:
+        def __repr__(self) -> str:
+            return "Big(\n" + "x" * 100_000 + "\n)"
+
+    with pytest.raises(TypeError) as caught:
+        normalise({"options": {"thing": Big()}}, where="generate() keyword")
+    message = str(caught.value)
+    assert message.startswith("generate() keyword.options.thing: Big value Big( xxx")
+    assert "\n" not in message and len(message) < 400
