@@ -11,7 +11,8 @@ cannot run correctly or reproducibly:
   the DPM-Solver/DEIS flow variants unless the scheduler config has ``use_dynamic_shifting``);
 * it adds noise at its steps and the pipeline does not hand its seeded generator to
   ``scheduler.step`` (SD3 and Flux do not), so the noise could not be seeded from the case's seed;
-  ``DPMSolverSDEScheduler`` is seeded through its ``noise_sampler_seed`` instead (the case's seed);
+  ``DPMSolverSDEScheduler`` is seeded through its ``noise_sampler_seed`` instead (the case's seed:
+  :data:`~pytest_diffbench.spec.samplers.SEED_KEYWORDS`);
 * ``TCDScheduler`` on a pipeline whose call has no ``eta`` (``LatentConsistencyModelPipeline``
   passes ``eta=None``, which TCD cannot use).
 
@@ -27,6 +28,7 @@ from typing import Any, Mapping
 
 from pytest_diffbench.spec.config import normalise
 from pytest_diffbench.spec.samplers import (
+    SEED_KEYWORDS,
     build_scheduler,
     family_error,
     family_sampler_names,
@@ -65,7 +67,7 @@ def _fit(pipe: Any, scheduler_config: Mapping[str, Any], sampler: str, own_class
         return None, fit
     scheduler = build_scheduler(scheduler_config, sampler, class_name=own_class, seed=seed)
     pipeline = type(pipe).__name__
-    if fit.stochastic and fit.class_name != "DPMSolverSDEScheduler" and not hasattr(pipe, "prepare_extra_step_kwargs"):
+    if fit.stochastic and fit.class_name not in SEED_KEYWORDS and not hasattr(pipe, "prepare_extra_step_kwargs"):
         return None, (f"{fit.class_name} adds noise at its steps and {pipeline} does not pass its seeded generator "
                       "to scheduler.step, so that noise could not be seeded from the case's seed")
     if fit.class_name == "TCDScheduler" and "eta" not in _call_parameters(type(pipe)):

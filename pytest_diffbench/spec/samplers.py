@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "SEED_KEYWORDS",
     "SamplerFamilyError",
     "SamplerSpec",
     "SchedulerFamily",
@@ -135,6 +136,7 @@ _KNOWN_SCHEDULER_CLASSES: frozenset[str] = frozenset(
         "DDPMScheduler",
         "DPMSolverMultistepInverseScheduler",
         "DPMSolverSDEScheduler",
+        "DPMSolverSinglestepScheduler",
         "EDMDPMSolverMultistepScheduler",
         "EDMEulerScheduler",
         "FlowMatchEulerDiscreteScheduler",
@@ -173,6 +175,9 @@ _STOCHASTIC_CLASSES: frozenset[str] = frozenset(
     | {"CMStochasticIterativeScheduler", "DDPMParallelScheduler", "DDPMScheduler", "SASolverScheduler"}
 )
 _CONSISTENCY_CLASSES: frozenset[str] = frozenset({"LCMScheduler", "TCDScheduler"})
+#: Stochastic schedulers seeded through a config key (the case's seed) rather than the pipeline's
+#: generator: DPMSolverSDEScheduler otherwise seeds its Brownian tree from torch's global generator.
+SEED_KEYWORDS: Mapping[str, str] = {"DPMSolverSDEScheduler": "noise_sampler_seed"}
 
 
 class UnknownSamplerError(ValueError):
@@ -323,9 +328,9 @@ def build_scheduler(scheduler_config: Mapping[str, Any], name: str, *, class_nam
     type, lower_order_final, stochastic sampling, flow sigmas) are not inherited from
     ``scheduler_config``: the target class's defaults apply unless the sampler sets them, so
     repeated swaps on one pipeline do not leak a previous sampler's variant. A flow-matching
-    ``shift`` becomes the ``flow_shift`` of a solver's flow variant. ``seed`` seeds the noise of
-    ``DPMSolverSDEScheduler`` (its ``noise_sampler_seed``; without one it draws from torch's global
-    generator, so it raises ValueError when ``seed`` is None).
+    ``shift`` becomes the ``flow_shift`` of a solver's flow variant. ``seed`` seeds the noise of the
+    schedulers in :data:`SEED_KEYWORDS` (``DPMSolverSDEScheduler``'s ``noise_sampler_seed``; without
+    one it draws from torch's global generator, so it raises ValueError when ``seed`` is None).
     """
     import diffusers
 
@@ -341,8 +346,9 @@ def build_scheduler(scheduler_config: Mapping[str, Any], name: str, *, class_nam
     kwargs = spec.kwargs_dict()
     if kwargs.get("use_flow_sigmas") and "shift" in config and "flow_shift" not in config:
         kwargs["flow_shift"] = config["shift"]
-    if spec.class_name == "DPMSolverSDEScheduler":
+    seed_keyword = SEED_KEYWORDS.get(spec.class_name)
+    if seed_keyword is not None:
         if seed is None:
             raise ValueError(f"sampler {name!r} ({spec.class_name}) needs the case's seed for its noise")
-        kwargs["noise_sampler_seed"] = seed
+        kwargs[seed_keyword] = seed
     return cls.from_config(config, **kwargs)

@@ -294,6 +294,8 @@ def test_stochastic_samplers_are_marked():
 
 
 def test_dpm_sde_names_are_the_seeded_brownian_tree_sampler(scheduler_config):
+    # The deterministic singlestep solver the names meant before stays available by its class name.
+    assert resolve_sampler("dpmsolversinglestepscheduler").class_name == "DPMSolverSinglestepScheduler"
     scheduler = build_scheduler(scheduler_config, "DPM++ SDE", seed=1234)
     assert type(scheduler).__name__ == "DPMSolverSDEScheduler"
     assert scheduler.config.noise_sampler_seed == 1234
