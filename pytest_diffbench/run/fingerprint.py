@@ -232,8 +232,12 @@ def kept_adapter_weights(pipe: Any) -> Iterator[None]:
     A call with a LoRA scale of 0 (``cross_attention_kwargs={"scale": 0.0}``) makes diffusers reset
     every active adapter to weight 1 afterwards (``unscale_lora_layers``), dropping the weights
     ``set_adapters`` gave them; without this, one case's scale would change the next case's image.
+    A two-stage pipeline (``stages()``) has each stage's layers kept; an object without diffusers
+    ``components`` has none.
     """
-    saved = [(layer, dict(layer.scaling)) for _, _, layer in _lora_layers(pipe)]
+    stages = [stage for _, stage in pipe.stages()] if callable(getattr(pipe, "stages", None)) else [pipe]  # two-stage
+    saved = [(layer, dict(layer.scaling)) for stage in stages if hasattr(stage, "components")
+             for _, _, layer in _lora_layers(stage)]
     try:
         yield
     finally:
