@@ -147,9 +147,11 @@ class ImageGenerator:
         size = self._sizes.get(request)
         warmup_seconds, note = None, ""
         if size is None or (id(pipe), size) not in self._warmed:
-            steps = int(call_kwargs["num_inference_steps"])
-            count = warmup_steps(steps, WARMUP_STEPS, lambda n: min(_denoising(stage, n) for stage in stages))
-            if count is None:
+            given = call_kwargs.get("num_inference_steps")  # absent where the call takes no steps: warm up as is
+            steps = None if given is None else int(given)
+            count = None if steps is None else warmup_steps(steps, WARMUP_STEPS,
+                                                              lambda n: min(_denoising(stage, n) for stage in stages))
+            if steps is not None and count is None:
                 note = (f"warm-up skipped: no call of at most {steps} steps leaves every stage a denoising step "
                         f"({_denoising_text(stages)}); this timing includes the first call's costs")
             else:

@@ -145,3 +145,26 @@ def test_a_two_stage_description_fingerprints_both_models_and_the_handoff(builde
     # As loaded, though this case swapped DPM++ 2M in: each case's sampler is swapped into this one.
     assert description.refiner["scheduler"]["class"] == "EulerDiscreteScheduler"
     assert generator.call_keywords(pipe) >= {"aesthetic_score", "width", "prompt"}
+
+
+class NoStepsPipeline:
+    """A pipeline whose call takes no ``num_inference_steps`` (as UnCLIP's): its warm-up is the call as is."""
+
+    device = "cpu"
+
+    def __init__(self) -> None:
+        from diffusers import EulerDiscreteScheduler
+
+        self.scheduler = EulerDiscreteScheduler()
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, prompt: str, output_type: str = "pil", generator: Any = None) -> Any:
+        self.calls.append({"prompt": prompt, "output_type": output_type})
+        return type("Output", (), {"images": [Image.new("RGB", (8, 8))]})()
+
+
+def test_a_call_without_a_step_count_warms_up_with_the_call_as_it_is(generator):
+    pipe = NoStepsPipeline()
+    image, measurement = generator.generate(pipe, "Euler", 0, {"prompt": "a red cube", "output_type": "pil"})
+    assert pipe.calls == [{"prompt": "a red cube", "output_type": "pil"}] * 2
+    assert measurement.warmup_seconds is not None and image.size == (8, 8)
