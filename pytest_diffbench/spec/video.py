@@ -19,8 +19,8 @@ from typing import Any, Mapping
 VIDEO_KEY = "video"
 #: The key of :data:`VIDEO_KEY` that holds the frame count.
 FRAMES_KEY = "frames"
-#: Call keywords that make several outputs per call; diffbench compares one image (or one video) per case.
-COUNT_KEYWORDS = ("num_images_per_prompt", "num_videos_per_prompt")
+#: Call keywords that make several outputs per call, with what they make; diffbench compares one per case.
+COUNT_KEYWORDS = {"num_images_per_prompt": "image", "num_videos_per_prompt": "video"}
 
 
 def frame_size(width: int, height: int, frames: int) -> tuple[int, int]:
@@ -61,9 +61,9 @@ def count_problem(call_kwargs: Mapping[str, Any]) -> str:
     """Why the call would make more than one image or video (``num_images_per_prompt=2``,
     ``num_videos_per_prompt=4``), on one line naming the keyword and what is valid; "" when it
     makes one. Checked before the pipeline runs, so a case is refused before a whole generation."""
-    for name in COUNT_KEYWORDS:
+    for name, output in COUNT_KEYWORDS.items():
         value = call_kwargs.get(name)
         if value is not None and value != 1:
-            return (f"{name}={value!r} is not valid; diffbench compares one image (or one video) per case, so "
-                    f"{name} must be 1 (or left out): sweep the seed for more outputs")
+            return (f"{name}={value!r} is not valid; diffbench compares one {output} per case, so {name} must be 1 "
+                    f"(or left out): sweep the seed for more {output}s")
     return ""

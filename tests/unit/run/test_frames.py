@@ -168,8 +168,8 @@ def test_the_video_record_holds_the_frames_and_the_fps_the_call_takes():
     assert video_config(WithFps(), 8, {"fps": 12}) == {"frames": 8, "fps": 12, "target_fps": None}
 
 
-@pytest.mark.parametrize("name", ["num_images_per_prompt", "num_videos_per_prompt"])
-def test_several_outputs_per_call_are_refused_before_generating(name):
+@pytest.mark.parametrize("name, output", [("num_images_per_prompt", "image"), ("num_videos_per_prompt", "video")])
+def test_several_outputs_per_call_are_refused_before_generating(name, output):
     assert count_problem({name: 1}) == "" and count_problem({}) == ""
-    assert count_problem({name: 2}) == (f"{name}=2 is not valid; diffbench compares one image (or one video) per case, "
-                                        f"so {name} must be 1 (or left out): sweep the seed for more outputs")
+    assert count_problem({name: 2}) == (f"{name}=2 is not valid; diffbench compares one {output} per case, so {name} "
+                                        f"must be 1 (or left out): sweep the seed for more {output}s")
