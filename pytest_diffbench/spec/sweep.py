@@ -43,11 +43,16 @@ RESERVED_AXES: dict[str, str] = {
     "output_type": "diffbench always asks for PIL images (output_type='pil')",
     "num_images_per_prompt": "diffbench compares one image per case; use seeds for more images",
     "return_dict": "diffbench reads the pipeline's output itself; return_dict changes nothing in the image",
-    "latents": "the starting noise comes from the case's seed; a latents tensor cannot go into a config",
-    "prompt_embeds": "the config records the prompt text; use diffbench.generate(prompt) instead",
-    "negative_prompt_embeds": "the config records the prompt text; use diffbench.generate(negative_prompt=...) instead",
-    "pooled_prompt_embeds": "the config records the prompt text; use diffbench.generate(prompt) instead",
-    "negative_pooled_prompt_embeds": ("the config records the prompt text; use "
+    "latents": ("the starting noise comes from the case's seed, and latents would replace it (the seed would then "
+                "change nothing); use seeds instead"),
+    "prompt_embeds": ("diffbench passes the prompt text, and diffusers takes a prompt or prompt_embeds, not both; "
+                      "use diffbench.generate(prompt) instead"),
+    "negative_prompt_embeds": ("diffbench passes the negative prompt text, and diffusers takes a negative_prompt or "
+                               "negative_prompt_embeds, not both; use diffbench.generate(negative_prompt=...) instead"),
+    "pooled_prompt_embeds": ("diffbench passes the prompt text, and diffusers takes a prompt or pooled_prompt_embeds, "
+                             "not both; use diffbench.generate(prompt) instead"),
+    "negative_pooled_prompt_embeds": ("diffbench passes the negative prompt text, and diffusers takes a "
+                                      "negative_prompt or negative_pooled_prompt_embeds, not both; use "
                                       "diffbench.generate(negative_prompt=...) instead"),
     "callback_on_step_end": "a callback changes nothing in the config and runs inside the timed call",
     "callback_on_step_end_tensor_inputs": "a callback changes nothing in the config and runs inside the timed call",
