@@ -71,6 +71,16 @@ def test_a_low_strength_img2img_case_run_first_warms_up_with_the_fewest_valid_st
     assert image.size == (64, 64)
 
 
+def test_a_low_strength_inpaint_case_warms_up_too(builders, generator):
+    pipe = builders.build_inpaint()
+    calls = recorded(pipe)
+    mask = Image.new("L", (64, 64), 255)
+    image, measurement = generator.generate(pipe, "Euler", 0, {**CALL, "num_inference_steps": 6, "strength": 0.3,
+                                                               "image": photo(64), "mask_image": mask})
+    assert [call["num_inference_steps"] for call in calls] == [4, 6]  # int(4 * 0.3) == 1: the fewest valid
+    assert measurement.warmup_seconds is not None and image.size == (64, 64)
+
+
 def test_each_input_image_size_gets_one_warm_up_whatever_ran_before(builders, generator):
     pipe = builders.build_img2img()
     calls = recorded(pipe)
