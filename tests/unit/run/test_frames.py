@@ -6,15 +6,18 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from pytest_diffbench.run.case import DiffbenchCase, SelfRunner
 from pytest_diffbench.run.frames import frame_strip, output_image, video_config
 from pytest_diffbench.run.generation import record_nonfinite
+from pytest_diffbench.spec.measurement import Measurement
+from pytest_diffbench.spec.sweep import expand_sweep, sweep
 from pytest_diffbench.spec.video import config_frames, count_problem, frame_boxes, frame_size
 from pytest_diffbench.store.files import encode_png
 from pytest_diffbench.testing import FakePipeline
@@ -173,3 +176,48 @@ def test_several_outputs_per_call_are_refused_before_generating(name, output):
     assert count_problem({name: 1}) == "" and count_problem({}) == ""
     assert count_problem({name: 2}) == (f"{name}=2 is not valid; diffbench compares one {output} per case, so {name} "
                                         f"must be 1 (or left out): sweep the seed for more {output}s")
+
+
+# -- the case: one frame's size and the video record in the config -------------------------------
+
+
+class ReturningVideo(FakePipeline):
+    """A stand-in whose diffbench_generate returns ``image`` with a measurement of ``frames`` frames."""
+
+    def __init__(self, image: Image.Image, frames: Any) -> None:
+        super().__init__(extra_keywords=("num_frames",))
+        self.image, self.frames = image, frames
+
+    def diffbench_generate(self, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> Any:
+        return self.image, Measurement(0.1, frames=self.frames)
+
+
+def video_case(image: Image.Image, frames: Any) -> DiffbenchCase:
+    (case,) = expand_sweep(sweep(steps=2).mark.kwargs, max_cases=8)
+    return DiffbenchCase(nodeid="t.py::test[x]", case=case, pipeline=ReturningVideo(image, frames), runner=SelfRunner(),
+                         workflow_version="1")
+
+
+def test_a_video_case_records_one_frames_size_and_its_frame_count():
+    strip, count = output_image(FramesOutput([frames_of(3, width=24, height=16)]))
+    dcase = video_case(strip, count)
+    assert dcase.generate("a red cube", num_frames=3, width=24, height=16) is not None and dcase.config is not None
+    assert (dcase.config.width, dcase.config.height, dcase.config.video) == (24, 16, {"frames": 3})
+    assert dcase.config.to_dict()["video"] == {"frames": 3}
+    (still,) = frames_of(1)
+    plain = video_case(still, 1)
+    plain.generate("a red cube")
+    assert plain.config is not None and "video" not in plain.config.to_dict()  # a still's hash is unchanged
+
+
+@pytest.mark.parametrize("frames, message", [
+    (5, "a 72x16 image is not a strip of 5 frames: its width is not a multiple of 5"),
+    (0, "the pipeline's Measurement.frames = 0 is not valid; it must be an int >= 1"),
+])
+def test_a_frame_count_that_does_not_fit_the_image_is_refused_in_one_line(frames, message):
+    strip, _ = output_image(FramesOutput([frames_of(3, width=24, height=16)]))
+    dcase = video_case(strip, frames)
+    with pytest.raises(pytest.fail.Exception) as excinfo:
+        dcase.generate("a red cube")
+    assert excinfo.value.pytrace is False and str(excinfo.value.msg).startswith(f"t.py::test[x]: {message}")
+    assert dcase.config is None
