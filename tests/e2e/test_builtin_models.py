@@ -108,6 +108,7 @@ def test_builtin_models_lifecycle_silent_changes_and_a_model_change(project, mon
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_a_model_that_does_not_load_is_an_error_naming_diffbench_model(project) -> None:
     project.use_builtin_pipeline()
     project.write_tests(project.test())
@@ -138,6 +139,7 @@ def test_width_only(diffbench):
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_xdist_workers_make_the_same_images(project, monkeypatch: pytest.MonkeyPatch) -> None:
     project.use_builtin_pipeline()
     project.pytester.makepyfile(test_gen=XDIST_TESTS)

@@ -32,6 +32,7 @@ CHECKS = {
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_what_a_diffusers_pipeline_cannot_honour_is_one_line(project) -> None:
     project.use_builtin_pipeline()
     project.write_tests(*(project.test(name, sweep=sweep, body=body) for name, (sweep, body, _) in CHECKS.items()),

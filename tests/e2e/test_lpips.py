@@ -12,6 +12,7 @@ from pytest_diffbench.spec.outcomes import Outcome
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_lpips_modes_with_and_without_weights(project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                               torch_home_with_alexnet: Path) -> None:
     project.write_tests(project.test())

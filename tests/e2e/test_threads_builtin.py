@@ -33,6 +33,7 @@ def test_case(diffbench):
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 @pytest.mark.parametrize(("args", "cores", "load", "omp", "expected"), [
     ((), 4, 1.0, None, {"threads": 3, "cores": 4, "workers": 1, "load": 1.0, "source": "load"}),
     (("-n", "2"), 4, 0.0, None, {"threads": 2, "cores": 4, "workers": 2, "load": 0.0, "source": "cores"}),

@@ -85,6 +85,7 @@ def real_pipelines() -> Any:
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_three_spellings_of_one_folder_give_one_config_hash(project, real_pipelines) -> None:
     real_pipelines.build_random_pipeline().save_pretrained(project.path / "models" / "tiny")
     project.use_builtin_pipeline()
@@ -99,6 +100,7 @@ def test_three_spellings_of_one_folder_give_one_config_hash(project, real_pipeli
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_a_model_that_fails_to_load_is_one_error_line_and_the_run_stops(project) -> None:
     broken = _diffusers_folder(project.path / "models" / "broken")  # model_index.json, but no components
     (broken / "model_index.json").write_text("{not json", encoding="utf-8")

@@ -293,6 +293,7 @@ def stand_in_torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_lpips_loads_local_checkpoint_and_ranks_images(stand_in_torch_home: Path) -> None:
     result = run_snippet(
         """
@@ -338,6 +339,7 @@ def test_lpips_loads_local_checkpoint_and_ranks_images(stand_in_torch_home: Path
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_lpips_rejects_images_below_alexnet_minimum(stand_in_torch_home: Path) -> None:
     result = run_snippet(
         """
@@ -366,6 +368,7 @@ def test_lpips_rejects_images_below_alexnet_minimum(stand_in_torch_home: Path) -
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_missing_checkpoint_is_reported_without_download(tmp_path: Path) -> None:
     result = run_snippet(
         """
@@ -401,6 +404,7 @@ def test_missing_checkpoint_is_reported_without_download(tmp_path: Path) -> None
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_unreadable_checkpoint_raises_naming_the_file(tmp_path: Path) -> None:
     path = checkpoint_in(tmp_path)
     path.parent.mkdir(parents=True)

@@ -95,6 +95,7 @@ def test_build_with_dtype():
 
 
 @pytest.mark.subprocess
+@pytest.mark.model
 def test_fingerprint_is_stable_across_processes(pipe, repo_root, checkout_pythonpath):
     code = (
         "from pytest_diffbench.run.fingerprint import model_fingerprint\n"
