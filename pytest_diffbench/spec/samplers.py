@@ -331,7 +331,11 @@ def build_scheduler(scheduler_config: Mapping[str, Any], name: str, *, class_nam
     ``shift`` becomes the ``flow_shift`` of a solver's flow variant. ``seed`` seeds the noise of the
     schedulers in :data:`SEED_KEYWORDS` (``DPMSolverSDEScheduler``'s ``noise_sampler_seed``; without
     one it draws from torch's global generator, so it raises ValueError when ``seed`` is None).
+    Keys of the pipeline's config that the target class does not take are carried along without
+    diffusers' "were passed to ..., but are not expected" warning (the pipeline may read them).
     """
+    import logging
+
     import diffusers
 
     own_class = class_name or str(scheduler_config.get("_class_name") or "")
@@ -351,4 +355,10 @@ def build_scheduler(scheduler_config: Mapping[str, Any], name: str, *, class_nam
         if seed is None:
             raise ValueError(f"sampler {name!r} ({spec.class_name}) needs the case's seed for its noise")
         kwargs[seed_keyword] = seed
-    return cls.from_config(config, **kwargs)
+    config_logger = logging.getLogger("diffusers.configuration_utils")
+    level = config_logger.level
+    config_logger.setLevel(logging.ERROR)
+    try:
+        return cls.from_config(config, **kwargs)
+    finally:
+        config_logger.setLevel(level)

@@ -315,3 +315,11 @@ def test_flow_shift_and_choices_carry_over_to_the_flow_variant():
     assert (euler.config.shift, euler.config.stochastic_sampling) == (3.0, False)  # a sampler choice is not inherited
     with pytest.raises(SamplerFamilyError, match="sampler 'DDIM' does not work"):
         build_scheduler(own.config, "DDIM")
+
+
+def test_keys_carried_from_the_pipelines_config_do_not_warn(capfd):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    scheduler = build_scheduler(FlowMatchEulerDiscreteScheduler(shift=3.0).config, "UniPC")
+    assert scheduler.config.shift == 3.0  # carried: the pipeline may read it
+    assert "not expected" not in capfd.readouterr().err
