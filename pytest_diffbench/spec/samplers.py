@@ -305,6 +305,9 @@ def fit_sampler(name: str, family: SchedulerFamily) -> SamplerSpec | str:
 def _why_no_flow_variant(spec: SamplerSpec) -> str:
     if spec.kwargs_dict().get("use_karras_sigmas"):
         return "Karras sigmas are a noise-prediction schedule (on a flow-matching model they give garbage)"
+    if spec.class_name in _CONSISTENCY_CLASSES:
+        return (f"{spec.name} ({spec.class_name}) samples noise-prediction consistency models; for a flow-matching "
+                "consistency model sweep its own scheduler's class name (e.g. FlowMatchLCMScheduler)")
     return (f"{spec.name} ({spec.class_name}) has no flow-matching variant in diffusers; it would run noise-prediction "
             "maths on a flow-matching model")
 

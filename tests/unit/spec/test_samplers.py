@@ -249,7 +249,8 @@ def test_flow_matching_gets_the_flow_variant_of_a_name(name, class_name, kwargs)
     ("Euler a", "Euler a (EulerAncestralDiscreteScheduler) has no flow-matching variant"),
     ("DPM++ SDE", "DPM++ SDE (DPMSolverSDEScheduler) has no flow-matching variant"),
     ("DPM++ 2M SDE", "DPM++ 2M SDE (DPMSolverMultistepScheduler) has no flow-matching variant"),
-    ("LCM", "LCM (LCMScheduler) has no flow-matching variant"),
+    ("LCM", "LCM (LCMScheduler) samples noise-prediction consistency models; for a flow-matching consistency model "
+            "sweep its own scheduler's class name (e.g. FlowMatchLCMScheduler)"),
     ("EulerDiscreteScheduler", "EulerDiscreteScheduler (EulerDiscreteScheduler) has no flow-matching variant"),
 ])
 def test_flow_matching_refuses_a_name_without_a_flow_variant_in_one_line(name, why):
