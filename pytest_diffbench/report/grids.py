@@ -2,9 +2,10 @@
 
 ``grids/cases/<case>.png`` (baseline | output | difference, then the case's input images from
 ``inputs/``, with the case's settings, every metric and set speed or memory budget against its
-tolerance, and its compute trace) for every case that did not pass or whose baseline was written, and ``grids/sheets/<test>/<other axes>.png``: one sweep sheet per test and
-combination of the axes other than sampler and steps (rows = sampler, columns = steps), where
-a case that did not pass is framed in red over its outcome. Drawing is
+tolerance, and its compute trace) for every case that did not pass or whose baseline was
+written, and ``grids/sheets/<test>/<other axes>.png``: one sweep sheet per test and combination
+of the axes other than sampler and steps (rows = sampler, columns = steps), where a case that
+did not pass is framed in red over its outcome. Drawing is
 :mod:`pytest_diffbench.report.draw`'s.
 """
 
@@ -22,7 +23,7 @@ from pytest_diffbench.judge.convergence import case_group
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.bundle import in_run
 from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
-from pytest_diffbench.report.summary import badge, case_order
+from pytest_diffbench.report.summary import badges, case_order
 from pytest_diffbench.spec.config import input_images
 from pytest_diffbench.store.files import PathEscapeError, atomic_write_bytes, encode_png
 from pytest_diffbench.store.paths import case_path, case_folder
@@ -34,8 +35,8 @@ def grid_labels(result: CaseResult) -> list[str]:
     every metric against its tolerance (:func:`~pytest_diffbench.judge.checks.quality_checks`),
     every speed and memory budget that is set or failed
     (:func:`~pytest_diffbench.judge.checks.budget_checks`), why the case failed when no check
-    says so, and the compute trace. A check reads word for word as in the failure message:
-    ``seconds/image 0.4 s <= 0.3 s FAIL``, ``slowdown +300% <= +50% FAIL (...)``, ``lpips - off``."""
+    says so, and the compute trace (one per stage of a two-stage case). A check reads word for
+    word as in the failure message: ``seconds/image 0.4 s <= 0.3 s FAIL``, ``slowdown +300% <= +50% FAIL (...)``, ``lpips - off``."""
     short_hash = result.config_hash[:12] or "-"
     lines = [f"{result.outcome.value} · {result.nodeid}",
              f"sampler {result.setting('sampler')} · steps {result.setting('steps')} · cfg {result.setting('cfg')} · "
@@ -48,9 +49,7 @@ def grid_labels(result: CaseResult) -> list[str]:
     failed = [c for _, c in quality if c is not None and c.passed is False] + [c for c in budgets if c.passed is False]
     if not result.passed and not failed and result.message:
         lines.append(f"why: {result.message}")
-    trace = badge(result)
-    if trace:
-        lines.append(trace)
+    lines += badges(result)
     return lines
 
 

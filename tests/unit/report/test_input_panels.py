@@ -100,3 +100,16 @@ def test_write_grids_shows_the_inputs_the_config_records(tmp_path, make_result):
     assert len(located(shown, upscaled(np.dstack([MASK] * 3), 4))) == 1
     with Image.open(folder.case_grid(case_path(results[1].nodeid))) as second:
         assert located(pixels(second), upscaled(NOISE, 4)) == []  # the crafted name is not followed out
+
+
+# -- the compute trace of a two-stage case ---------------------------------------------------------
+
+
+def test_a_two_stage_case_grid_has_one_compute_trace_per_stage(make_result):
+    from pytest_diffbench.report.grids import grid_labels
+    from pytest_diffbench.spec.measurement import Measurement, StageMeasurement
+
+    stages = (StageMeasurement("base", 0.9, None), StageMeasurement("refiner", 0.36, None))
+    lines = grid_labels(make_result(0, measurement=Measurement(1.26, None, stages=stages)))
+    assert lines[-2:] == ["base 0.9 s/img · Intel Xeon", "refiner 0.36 s/img · Intel Xeon"]
+    assert grid_labels(make_result(0))[-1] == "0.4 s/img · Intel Xeon"
