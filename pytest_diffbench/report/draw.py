@@ -38,6 +38,9 @@ from pytest_diffbench.judge.metrics import ImageSizeMismatch, to_rgb_array
 MIN_PANEL_SIDE = 256
 MAX_UPSCALED_SIDE = 1024
 MIN_FONT_SIZE = 12
+#: An output wider than this many times its height (a strip of video frames) gets its grid's
+#: panels stacked top to bottom instead of side by side.
+STRIP_RATIO = 3
 
 Color = tuple[int, int, int]
 BACKGROUND: Color = (255, 255, 255)
@@ -96,7 +99,10 @@ def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lin
     baseline". When the sizes differ, both images are drawn at their own size (same scale
     factor, never resized to match) and the difference panel says "sizes differ". An input is
     context, not compared: it is drawn at the figure's scale when that fits the output panel's
-    box, else fitted into that box (keeping its aspect ratio; the caption says so).
+    box, else fitted into that box (keeping its aspect ratio; the caption says so). An output
+    wider than :data:`STRIP_RATIO` times its height (a video's strip of frames, see
+    :mod:`pytest_diffbench.spec.video`) has the panels stacked top to bottom, each under its
+    caption, so the figure reads as a film strip.
     """
     images = [output] if baseline is None else [baseline, output]
     scale = _scale(image.size for image in images)
@@ -120,6 +126,8 @@ def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lin
         panels.append(panel)
         captions.append(caption)
 
+    if output.width > STRIP_RATIO * output.height:
+        return _stacked(style, panels, captions, label_lines)
     pad = style.pad
     width = sum(panel.width for panel in panels) + pad * (len(panels) + 1)
     caption_lines = [style.wrap(caption, panel.width) for caption, panel in zip(captions, panels)]
@@ -137,6 +145,30 @@ def comparison_grid(output: Image.Image, baseline: Image.Image | None, label_lin
         canvas.paste(panel, (x, panels_top))
         x += panel.width + pad
     style.draw_lines(draw, label_band, pad, band_top, TEXT)
+    return canvas
+
+
+def _stacked(style: _Style, panels: Sequence[Image.Image], captions: Sequence[str],
+             label_lines: Sequence[str]) -> Image.Image:
+    """The panels of :func:`comparison_grid` top to bottom, each under its caption, then the
+    label band: the layout of a strip of video frames, which side by side would make a figure
+    many times wider than high."""
+    pad = style.pad
+    width = max(panel.width for panel in panels) + 2 * pad
+    caption_lines = [style.wrap(caption, width - 2 * pad) for caption in captions]
+    label_band = [line for label in label_lines for line in style.wrap(label, width - 2 * pad)]
+    height = (pad + sum(len(lines) * style.line_height + pad // 2 + panel.height + pad
+                        for lines, panel in zip(caption_lines, panels))
+              + len(label_band) * style.line_height + pad)
+    canvas = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    y = pad
+    for panel, lines in zip(panels, caption_lines):
+        style.draw_lines(draw, lines, pad, y, TEXT)
+        y += len(lines) * style.line_height + pad // 2
+        canvas.paste(panel, (pad, y))
+        y += panel.height + pad
+    style.draw_lines(draw, label_band, pad, y, TEXT)
     return canvas
 
 

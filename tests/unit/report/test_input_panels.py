@@ -113,3 +113,19 @@ def test_a_two_stage_case_grid_has_one_compute_trace_per_stage(make_result):
     lines = grid_labels(make_result(0, measurement=Measurement(1.26, None, stages=stages)))
     assert lines[-2:] == ["base 0.9 s/img · Intel Xeon", "refiner 0.36 s/img · Intel Xeon"]
     assert grid_labels(make_result(0))[-1] == "0.4 s/img · Intel Xeon"
+
+
+# -- a strip of video frames -----------------------------------------------------------------------
+
+
+def test_a_strip_of_frames_is_drawn_as_stacked_panels():
+    frames = [np.full((32, 32, 3), 16 * i, np.uint8) for i in range(16)]
+    output = Image.fromarray(np.concatenate(frames, axis=1))  # 512x32: 16 frames left to right
+    baseline = Image.fromarray(np.concatenate(frames[::-1], axis=1))
+    grid = comparison_grid(output, baseline, ["a label"], [("image", Image.fromarray(NOISE[:32, :32]))])
+    array = pixels(grid)
+    assert grid.width < 1100 and grid.height > 4 * 64  # one strip wide (shown x2), the panels one under another
+    (baseline_at,) = located(array, upscaled(pixels(baseline), 2))
+    (output_at,) = located(array, upscaled(pixels(output), 2))
+    assert baseline_at[0] == output_at[0] and baseline_at[1] + 64 < output_at[1]
+    assert len(located(array, upscaled(NOISE[:32, :32], 2))) == 1
