@@ -144,3 +144,12 @@ def test_lcm_gets_no_negative_prompt_and_refuses_one(builders) -> None:
     message = refusal(pipe, axes={"samplers": "LCM"}, negative_prompt="blurry")
     assert ("generate(negative_prompt='blurry') would change nothing but the config: "
             "LatentConsistencyModelPipeline.__call__ takes no negative_prompt") in message
+
+
+@pytest.mark.parametrize("name, value, instead", [
+    ("num_inference_steps", 30, "use steps instead"), ("output_type", "latent", "diffbench always asks for PIL images"),
+    ("guidance_scale", 3.0, "use cfg instead"), ("generator", None, "use seeds instead"),
+])
+def test_a_keyword_the_sweep_sets_is_refused_on_a_real_pipeline(name, value, instead) -> None:
+    message = refusal(build_random_pipeline(), **{name: value})
+    assert f"generate() got {name}, which diffbench sets for each case; {instead}" in message
