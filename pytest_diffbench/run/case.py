@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import TYPE_CHECKING, Any, Mapping, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Protocol, TypeVar
 
 import pytest
 
@@ -32,6 +32,8 @@ ATTENTION_KEYWORDS = ("cross_attention_kwargs", "joint_attention_kwargs", "atten
 
 if TYPE_CHECKING:
     from PIL import Image
+
+T = TypeVar("T")
 
 
 class Runner(Protocol):
@@ -172,10 +174,8 @@ class DiffbenchCase:
         if not isinstance(prompt, str):
             self._refuse(f"generate(prompt=...) must be a string, got {type(prompt).__name__}")
         self._check_own_keywords(pipeline_kwargs)
-        try:  # images, arrays and tensors: converted for the pipeline, recorded as digests (run.inputs)
-            self.inputs = prepare_inputs(pipeline_kwargs)
-        except InputError as exc:
-            self._refuse(str(exc))
+        # images, arrays and tensors: converted for the pipeline, recorded as digests (run.inputs)
+        self.inputs = self._or_refuse(lambda: prepare_inputs(pipeline_kwargs), InputError)
         pipeline_kwargs = self.inputs.call_kwargs
         description = self._runner.describe(self.pipeline)
         accepted = self._runner.call_keywords(self.pipeline)
@@ -196,23 +196,17 @@ class DiffbenchCase:
         problem = count_problem(call_kwargs)
         if problem:
             self._refuse(problem)
-        try:
-            scheduler = self._runner.scheduler_record(self.pipeline, self.sampler, self.seed)
-            multiple = self._runner.size_multiple(self.pipeline)
-        except (TypeError, ValueError) as exc:  # SamplerFamilyError, an unknown sampler, a bad multiple
-            self._refuse(str(exc))
+        # SamplerFamilyError, an unknown sampler, a record a config cannot hold, a bad multiple
+        scheduler = self._or_refuse(lambda: self._runner.scheduler_record(self.pipeline, self.sampler, self.seed),
+                                    TypeError, ValueError)
+        multiple = self._or_refuse(lambda: self._runner.size_multiple(self.pipeline), ValueError)
         self._check_sizes(call_kwargs, multiple)
         recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs, **self.inputs.records}.items()
                            if k not in SIZE_AXES}
-        try:  # refuse what a config cannot hold, before generating
-            normalise(recorded_kwargs, where="generate() keyword", finite=True)
-        except (TypeError, ValueError) as exc:
-            self._refuse(str(exc))
+        # refuse what a config cannot hold, before generating
+        self._or_refuse(lambda: normalise(recorded_kwargs, where="generate() keyword", finite=True), TypeError, ValueError)
         image, measurement = self._checked_output(self._generated(description, call_kwargs))
-        try:
-            width, height = frame_size(image.width, image.height, measurement.frames)
-        except ValueError as exc:
-            self._refuse(str(exc))
+        width, height = self._or_refuse(lambda: frame_size(image.width, image.height, measurement.frames), ValueError)
         for axis, size in (("width", width), ("height", height)):
             asked = call_kwargs.get(axis)
             if asked is not None and int(asked) != size:  # the config must hold what was made
@@ -263,6 +257,15 @@ class DiffbenchCase:
         """Fail this case with one line (no traceback): ``message`` says what to change."""
         pytest.fail(f"{self.nodeid}: {message}", pytrace=False)
 
+    def _or_refuse(self, call: Callable[[], T], *errors: type[Exception]) -> T:
+        """``call()``'s value; one of ``errors`` fails the case with its message as one line. The
+        refusal comes after the ``except`` clause, so pytest shows no chained exception."""
+        try:
+            return call()
+        except errors as exc:
+            message = str(exc)
+        self._refuse(message)
+
     def _checked_output(self, output: object) -> "tuple[Image.Image, Measurement]":
         """The pipeline's ``(image, measurement)``, refused with one line when it is not a PIL
         image and a valid :class:`Measurement` (see spec.measurement.measurement_problem), so
@@ -280,10 +283,7 @@ class DiffbenchCase:
         problem = measurement_problem(measurement)
         if problem:
             self._refuse(problem)
-        try:
-            image, note = comparable_image(image)
-        except ValueError as exc:
-            self._refuse(str(exc))
+        image, note = self._or_refuse(lambda: comparable_image(image), ValueError)
         if note:
             measurement = dataclasses.replace(measurement, warnings=(*measurement.warnings, note))
         return image, measurement

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -67,6 +68,7 @@ def refusal(runner: RecordingRunner, axes: Mapping[str, Any], prompt: str = "a r
     with pytest.raises(pytest.fail.Exception) as excinfo:
         make_case(runner, **axes).generate(prompt, **kwargs)
     assert excinfo.value.pytrace is False and runner.calls == []
+    assert excinfo.value.__context__ is None  # pytest would print a chained exception under the line
     message = str(excinfo.value.msg)
     assert message.startswith("t.py::test[x]: ") and "\n" not in message
     return message
@@ -181,6 +183,14 @@ def test_a_schedule_of_another_length_than_steps_is_refused(name):
     message = refusal(RecordingRunner(), {"steps": 2}, **{name: [999, 500, 1]})
     assert (f"{name} holds 3 values, but this case runs steps=2; diffusers runs one step per value of {name} and "
             "ignores steps, so give 2 values or set steps=3 in the sweep") in message
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"eta": float("nan")}, "generate() keyword.eta: nan is not a finite number"),
+    ({"image": np.full((8, 8, 3), np.nan, dtype=np.float32)}, "generate(image=...): the image holds NaN or inf"),
+])
+def test_a_value_refused_by_a_check_that_raises_shows_no_chained_exception(kwargs, fragment):
+    assert fragment in refusal(RecordingRunner(keywords=SD_CALL_KEYWORDS | {"image"}), {}, **kwargs)
 
 
 def test_a_schedule_as_long_as_steps_runs():
