@@ -289,18 +289,21 @@ def build_flux(t5_tokenizer: Path = T5_TOKENIZER) -> FluxPipeline:
 
 
 def build_lora(base: Any, adapter_name: str = "tiny", folder: Path | None = None, rank: int = 4) -> Any:
-    """``base`` (a pipeline with a UNet) with a seeded rank-``rank`` peft LoRA on its UNet's
-    attention projections, saved with ``save_lora_weights`` into ``folder`` (a new temporary
-    folder when None; ``pytorch_lora_weights.safetensors``) and loaded back with
+    """``base`` (a pipeline with a ``unet``, or a ``transformer``: SD3, Flux) with a seeded
+    rank-``rank`` peft LoRA on its denoiser's attention projections, saved with
+    ``save_lora_weights`` into ``folder`` (a new temporary folder when None;
+    ``pytorch_lora_weights.safetensors``) and loaded back with
     ``load_lora_weights(folder, adapter_name=adapter_name)``, as a user loads a trained LoRA.
     Returns ``base``, changed in place."""
     folder = Path(tempfile.mkdtemp(prefix="family-lora-")) if folder is None else folder
     folder.mkdir(parents=True, exist_ok=True)
+    component = "unet" if getattr(base, "unet", None) is not None else "transformer"
+    denoiser = getattr(base, component)
     config = LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
-    seeded(lambda: base.unet.add_adapter(config, adapter_name=adapter_name))
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(base.unet, adapter_name=adapter_name))
-    type(base).save_lora_weights(folder, unet_lora_layers=layers, safe_serialization=True)
-    base.unet.delete_adapters(adapter_name)
+    seeded(lambda: denoiser.add_adapter(config, adapter_name=adapter_name))
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(denoiser, adapter_name=adapter_name))
+    type(base).save_lora_weights(folder, **{f"{component}_lora_layers": layers}, safe_serialization=True)
+    denoiser.delete_adapters(adapter_name)
     base.load_lora_weights(folder, adapter_name=adapter_name)
     return base
 
@@ -313,45 +316,58 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "sd3": build_sd3, "flux": build_flux, "lora": lambda: build_lora(build_sd()),
 }
 
-#: What a conftest calls to build each family (``family_builders`` is this module's copy; ``tmp``
-#: the session's temporary folder). ``lora`` loads the plugin's built-in diffbench-tiny model.
-_CONFTEST_BUILDS = {
-    **{family: f"family_builders.build_{family}()" for family in BUILDERS},
-    "flux": "family_builders.build_flux(t5_tokenizer=Path({t5!r}))",
-    "lora": 'family_builders.build_lora(load_pipeline("diffbench-tiny"), folder=tmp / "lora")',
+#: The statements that build each family's ``pipe`` in a conftest (``family_builders`` is this
+#: module's copy, ``diffbench`` the plugin, ``tmp`` the session's temporary folder). ``lora`` puts the
+#: LoRA on the plugin's built-in diffbench-tiny model, ``sd3_lora`` on SD3's transformer; ``sdxl_two_stage`` is SDXL handing its latents
+#: to the refiner after 80% of the steps (``diffbench.two_stage``).
+BUILD_STATEMENTS: dict[str, str] = {
+    **{family: f"pipe = family_builders.build_{family}()" for family in BUILDERS},
+    "flux": "pipe = family_builders.build_flux(t5_tokenizer=Path({t5!r}))",
+    "lora": 'pipe = family_builders.build_lora(load_pipeline("diffbench-tiny"), folder=tmp / "lora")',
+    "sd3_lora": 'pipe = family_builders.build_lora(family_builders.build_sd3(), folder=tmp / "lora")',
+    "sdxl_two_stage": ("base = family_builders.build_sdxl()\n"
+                       "pipe = diffbench.two_stage(base, family_builders.build_sdxl_refiner(base), handoff=0.8)"),
 }
 
-_CONFTEST = '''"""diffbench_pipeline: the tiny seeded {family} pipeline of family_builders.py."""
-
-from pathlib import Path
+_IMPORTS = """from pathlib import Path
 
 import pytest
 
 import family_builders
+import pytest_diffbench as diffbench
 from pytest_diffbench.run.pipelines import load_pipeline
+"""
 
+_FIXTURE = '''
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="{scope}")
 def diffbench_pipeline(tmp_path_factory):
+    """The tiny seeded {family} pipeline of family_builders.py."""
     tmp = tmp_path_factory.mktemp("family")
-    pipe = {build}
-{setup}    return pipe
+{statements}    return pipe
 '''
+
+
+def fixture_source(family: str, setup: str = "", scope: str = "session") -> str:
+    """The source of a ``diffbench_pipeline`` fixture of ``scope`` that builds ``family`` (a key of
+    :data:`BUILD_STATEMENTS`) with the ``family_builders`` module (:func:`project_files`), then runs
+    ``setup`` (statements on ``pipe``, e.g.
+    ``pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=2.0)``), with
+    the imports it needs first. In a test module (``scope="module"``) it overrides the conftest's.
+
+    Raises KeyError naming the families when ``family`` is not one.
+    """
+    if family not in BUILD_STATEMENTS:
+        raise KeyError(f"unknown family {family!r}: expected one of {', '.join(sorted(BUILD_STATEMENTS))}")
+    statements = BUILD_STATEMENTS[family].format(t5=str(T5_TOKENIZER)) + "\n" + setup.strip()
+    lines = "".join(f"    {line}\n" for line in statements.strip().splitlines())
+    return _IMPORTS + _FIXTURE.format(scope=scope, family=family, statements=lines)
 
 
 def conftest_for(family: str, setup: str = "") -> str:
     """The source of a conftest.py whose session-scoped ``diffbench_pipeline`` fixture builds
-    ``family`` (a key of :data:`BUILDERS`) with the ``family_builders`` module written next to it
-    (:func:`project_files`), then runs ``setup`` (statements on ``pipe``, e.g.
-    ``pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=2.0)``).
-
-    Raises KeyError naming the families when ``family`` is not one.
-    """
-    if family not in BUILDERS:
-        raise KeyError(f"unknown family {family!r}: expected one of {', '.join(sorted(BUILDERS))}")
-    build = _CONFTEST_BUILDS[family].format(t5=str(T5_TOKENIZER))
-    lines = "".join(f"    {line}\n" for line in setup.strip().splitlines())
-    return _CONFTEST.format(family=family, build=build, setup=lines)
+    ``family`` then runs ``setup`` (see :func:`fixture_source`). Raises KeyError for an unknown family."""
+    return f'"""diffbench_pipeline: the tiny seeded {family} pipeline of family_builders.py."""\n\n' + fixture_source(family, setup)
 
 
 def project_files(family: str, setup: str = "") -> dict[str, str]:

@@ -114,6 +114,8 @@ def test_the_lora_is_loaded_as_a_named_adapter_from_its_file(builders: ModuleTyp
         return np.asarray(out.images[0])
 
     assert not np.array_equal(image(0.0), image(1.0))  # the adapter changes the image
+    sd3 = builders.build_lora(builders.build_sd3(), folder=tmp_path / "sd3")
+    assert sd3.get_active_adapters() == ["tiny"] and (tmp_path / "sd3" / "pytorch_lora_weights.safetensors").is_file()
 
 
 @pytest.mark.model  # imports torch and diffusers
@@ -121,8 +123,12 @@ def test_conftest_for_builds_the_family_and_runs_the_setup(builders: ModuleType)
     source = builders.conftest_for("sd3", setup="pipe.scheduler = pipe.scheduler\npipe.marker = 1")
     compile(source, "conftest.py", "exec")
     assert "pipe = family_builders.build_sd3()\n    pipe.scheduler = pipe.scheduler\n    pipe.marker = 1\n    return pipe" in source
+    assert '@pytest.fixture(scope="session")' in source
+    module = builders.fixture_source("sdxl_two_stage", scope="module")
+    compile(module, "test_module.py", "exec")
+    assert '@pytest.fixture(scope="module")' in module and "diffbench.two_stage(base, " in module
     assert str(builders.T5_TOKENIZER) in builders.conftest_for("flux")
     files = builders.project_files("lora")
     assert set(files) == {"family_builders", "conftest"} and "def build_lora(" in files["family_builders"]
-    with pytest.raises(KeyError, match="unknown family 'sd4': expected one of animatediff, controlnet"):
+    with pytest.raises(KeyError, match="unknown family 'sd4': expected one of animatediff, controlnet, flux, img2img, inpaint, lcm, lora, sd, sd3, sd3_lora, sdxl, sdxl_refiner, sdxl_two_stage"):
         builders.conftest_for("sd4")
