@@ -48,9 +48,18 @@ def two_stage_project(project):
 @pytest.mark.model
 def test_a_two_stage_case_is_baselined_rerun_and_timed_per_stage(two_stage_project) -> None:
     project = two_stage_project
+    project.write_tests(project.test("test_refined", sweep="seeds=0, steps=3, cfg=5",
+                                     body='diffbench.generate("a red cube", width=64, height=64, aesthetic_score=6.0)'),
+                        project.test("test_refused", sweep="seeds=0, steps=3, cfg=5",
+                                     body='diffbench.generate("a red cube", strength=0.5)'))
     made = project.run("--junitxml=junit.xml", update="all", subprocess=True)
-    made.outcome.assert_outcomes(passed=1)
-    (result,) = made.results
+    made.outcome.assert_outcomes(passed=1, failed=1)
+    # A keyword the refiner would ignore after the handoff is refused in one line, before anything runs.
+    refused = made.result("test_refused")
+    assert refused.outcome is Outcome.ERROR
+    assert "strength (the refiner ignores strength when the handoff sets denoising_start)" in refused.message
+    assert "Traceback" not in project.text(made.outcome)
+    result = made.result("test_refined")
     assert result.setting("refiner")["handoff"] == 0.8
     assert result.setting("refiner")["workflow"] == "StableDiffusionXLImg2ImgPipeline"
     stages = result.measurement.stages
@@ -68,7 +77,7 @@ def test_a_two_stage_case_is_baselined_rerun_and_timed_per_stage(two_stage_proje
     properties = {p.get("name") for p in ElementTree.parse(project.path / "junit.xml").iter("property")}
     assert {"diffbench_base_seconds_per_image", "diffbench_refiner_seconds_per_image"} <= properties
 
-    again = project.run(subprocess=True)
+    again = project.run("-k", "refined", subprocess=True)
     again.outcome.assert_outcomes(passed=1)
     assert again.results[0].config_hash == result.config_hash
     assert again.results[0].outcome is Outcome.PASSED
