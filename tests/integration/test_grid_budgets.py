@@ -22,9 +22,9 @@ def drawn(monkeypatch) -> dict[str, Any]:
     seen: dict[str, Any] = {"grids": {}, "marks": []}
     comparison_grid, sweep_sheet = grids.comparison_grid, grids.sweep_sheet
 
-    def grid(output, baseline, label_lines):
+    def grid(output, baseline, label_lines, *inputs):
         seen["grids"][label_lines[0].split(" · ", 1)[1]] = list(label_lines)
-        return comparison_grid(output, baseline, label_lines)
+        return comparison_grid(output, baseline, label_lines, *inputs)
 
     def sheet(*args, **kwargs):
         seen["marks"].append(dict(args[6]))
