@@ -311,7 +311,9 @@ class DiffbenchCase:
         case's steps and cfg), less those the pipeline's call does not take (LCM takes no
         ``negative_prompt``, some distilled pipelines no ``guidance_scale``, image-variation
         pipelines no ``prompt``): those are not passed, and refused, all in one line, when set to
-        anything but their neutral value, which would change nothing but the config."""
+        anything but their neutral value, which would change nothing but the config. A negative
+        prompt is refused too where the pipeline runs no classifier-free guidance at the case's cfg
+        (SD, SDXL, SD3 ... at cfg <= 1; see :meth:`_guides`)."""
         given = {"prompt": prompt, "negative_prompt": negative_prompt, "num_inference_steps": self.steps,
                  "guidance_scale": self.cfg}
         if accepted is None:
@@ -320,9 +322,36 @@ class DiffbenchCase:
         refused = [f"{CORE_KEYWORDS[name][0].format(value=given[name])} would change nothing but the config: "
                    f"{description.workflow}.__call__ takes no {name}; {CORE_KEYWORDS[name][1]}"
                    for name in unused if given[name] != NEUTRAL_VALUES[name]]
+        if negative_prompt is not None and "negative_prompt" not in unused and not self._guides(self.cfg):
+            refused.append(f"generate(negative_prompt={negative_prompt!r}) would change nothing but the config: "
+                           f"{description.workflow} runs no classifier-free guidance at cfg={self.cfg:g} "
+                           "(its do_classifier_free_guidance is False), so it never reads the negative prompt; leave "
+                           "negative_prompt out, or use a cfg above 1")
         if refused:
             self._refuse("; ".join(refused))
         return {name: value for name, value in given.items() if name not in unused}
+
+    def _guides(self, cfg: float) -> bool:
+        """Whether the pipeline runs classifier-free guidance (and so reads a negative prompt) at
+        guidance scale ``cfg``, as its ``do_classifier_free_guidance`` property says during a call
+        (diffusers: ``guidance_scale > 1``, and for SD/SDXL no guidance-distilled UNet). True for a
+        pipeline without that property: nothing says it ignores the negative prompt."""
+        rule = getattr(type(self.pipeline), "do_classifier_free_guidance", None)
+        if not isinstance(rule, property) or rule.fget is None:
+            return True
+        state = vars(self.pipeline)
+        missing = object()
+        saved = state.get("_guidance_scale", missing)
+        state["_guidance_scale"] = cfg  # what the pipeline's call sets before it reads the property
+        try:
+            return bool(rule.fget(self.pipeline))
+        except Exception:  # a property that reads more of the call's state: take the negative prompt as used
+            return True
+        finally:
+            if saved is missing:
+                del state["_guidance_scale"]
+            else:
+                state["_guidance_scale"] = saved
 
     def _check_schedule(self, call_kwargs: Mapping[str, Any]) -> None:
         """Refuse ``timesteps`` or ``sigmas`` of another length than the case's steps: diffusers

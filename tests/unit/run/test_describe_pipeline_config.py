@@ -153,3 +153,21 @@ def test_lcm_gets_no_negative_prompt_and_refuses_one(builders) -> None:
 def test_a_keyword_the_sweep_sets_is_refused_on_a_real_pipeline(name, value, instead) -> None:
     message = refusal(build_random_pipeline(), **{name: value})
     assert f"generate() got {name}, which diffbench sets for each case; {instead}" in message
+
+
+@pytest.mark.parametrize("cfg", [1.0, 0.5])
+def test_a_negative_prompt_without_classifier_free_guidance_is_refused(cfg) -> None:
+    pipe = build_random_pipeline()
+    message = refusal(pipe, axes={"cfg": cfg}, negative_prompt="blurry")
+    assert (f"generate(negative_prompt='blurry') would change nothing but the config: StableDiffusionPipeline runs "
+            f"no classifier-free guidance at cfg={cfg:g}") in message
+    assert "_guidance_scale" not in vars(pipe)  # the pipeline is left as it was
+
+
+def test_a_negative_prompt_with_classifier_free_guidance_is_used() -> None:
+    pipe = build_random_pipeline()
+    (case,) = expand_sweep(sweep(seeds=0, steps=2, cfg=1.5).mark.kwargs, max_cases=8)
+    diffbench = DiffbenchCase(nodeid="t.py::test[x]", case=case, pipeline=pipe, runner=ImageGenerator(),
+                              workflow_version="1")
+    diffbench.generate("a red cube", negative_prompt="blurry")
+    assert diffbench.config is not None and diffbench.config.negative_prompt == "blurry"
