@@ -69,7 +69,9 @@ class DiffbenchPipeline(Protocol):
     Optionally it says what its call takes, and diffbench then checks each case against that as
     it checks a diffusers pipeline's ``__call__``: ``diffbench_call_keywords`` (the keyword names
     it uses; without it any keyword is taken) and ``diffbench_size_multiple`` (what width and
-    height must be multiples of; without it any size).
+    height must be multiples of; without it any size); and what scheduler a case runs with:
+    ``diffbench_scheduler_record(sampler, seed)``, a mapping for the config's ``scheduler`` field
+    (without it nothing is recorded; raising ValueError refuses the case with its message).
     """
 
     #: The full device it runs on, e.g. ``cpu``, ``cuda:0`` (metrics that run networks use it).
