@@ -42,6 +42,7 @@ from pytest_diffbench.run.stages import (
     REFINER,
     StageError,
     TwoStage,
+    call_keywords,
     denoising_steps,
     route_keywords,
     union_keywords,
@@ -118,14 +119,11 @@ class ImageGenerator:
         return replace(describe_pipeline(pipe.base), refiner=refiner)
 
     def call_keywords(self, pipe: Any) -> frozenset[str] | None:
-        """The keywords the pipeline's ``__call__`` names (a two-stage pipeline: those either stage
-        names). A keyword it would only swallow through ``**kwargs`` changes nothing, so it must
-        not change a config either. A ``__call__`` that names none (a wrapper's ``*args,
-        **kwargs``) passes them on: the nearest one up the class hierarchy that names some is
-        read. None (any keyword) when no class names any."""
+        """The keywords the pipeline's ``__call__`` names (see :func:`~pytest_diffbench.run.stages.call_keywords`;
+        a two-stage pipeline: those either stage names); None: any keyword."""
         if isinstance(pipe, TwoStage):
-            return union_keywords([_call_keywords(stage) for _, stage in pipe.stages()])
-        return _call_keywords(pipe)
+            return union_keywords([call_keywords(stage) for _, stage in pipe.stages()])
+        return call_keywords(pipe)
 
     def size_multiple(self, pipe: Any) -> int:
         """What width and height must be multiples of: 8 (the check of diffusers' Stable Diffusion
@@ -174,7 +172,7 @@ class ImageGenerator:
         if not isinstance(pipe, TwoStage):
             return [_Stage("", pipe, call_kwargs)]
         try:
-            base, refiner = route_keywords(call_kwargs, _call_keywords(pipe.base), _call_keywords(pipe.refiner),
+            base, refiner = route_keywords(call_kwargs, call_keywords(pipe.base), call_keywords(pipe.refiner),
                                            pipe.handoff)
         except StageError as exc:
             pytest.fail(str(exc), pytrace=False)
@@ -222,19 +220,6 @@ class ImageGenerator:
             output = pipe(**call_kwargs, generator=generator)
         _synchronize(device)
         return time.perf_counter() - start, output
-
-
-def _call_keywords(pipe: Any) -> frozenset[str] | None:
-    """See :meth:`ImageGenerator.call_keywords` (of one pipeline)."""
-    for cls in type(pipe).__mro__:
-        call = cls.__dict__.get("__call__")
-        if call is None:
-            continue
-        parameters = list(inspect.signature(call).parameters.values())[1:]  # without self
-        named = frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-        if named:
-            return named
-    return None
 
 
 def _denoising(stage: _Stage, steps: int) -> int:

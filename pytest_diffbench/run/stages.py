@@ -15,6 +15,7 @@ to the refiner. The module imports no torch: ``import pytest_diffbench`` stays l
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -65,9 +66,14 @@ def two_stage(base: Any, refiner: Any, handoff: float = 0.8) -> TwoStage:
     return TwoStage(base=base, refiner=refiner, handoff=float(handoff) if _is_number(handoff) else handoff)
 
 
+#: The keywords each stage's call must name for the handoff.
+HANDOFF_CALL = {BASE: ("denoising_end", "output_type"), REFINER: ("denoising_start", "image")}
+
+
 def two_stage_problem(pipe: TwoStage, pipeline_problem: Callable[[Any], str | None]) -> str | None:
     """Why ``pipe`` cannot run a case, in one line (the handoff is not a number strictly between 0
-    and 1, or a stage is not a diffusers pipeline by ``pipeline_problem``'s check); None when it can."""
+    and 1, a stage is not a diffusers pipeline by ``pipeline_problem``'s check, or its call does
+    not take the keywords of the handoff, :data:`HANDOFF_CALL`); None when it can."""
     if not _is_number(pipe.handoff) or not 0 < pipe.handoff < 1:
         return (f"diffbench.two_stage(handoff={pipe.handoff!r}) is not valid; the handoff is the fraction of the "
                 "denoising the base runs, a number strictly between 0 and 1 (e.g. 0.8)")
@@ -78,6 +84,28 @@ def two_stage_problem(pipe: TwoStage, pipeline_problem: Callable[[Any], str | No
         problem = pipeline_problem(stage)
         if problem is not None:
             return f"diffbench.two_stage: the {name}: {problem}"
+        names = call_keywords(stage)
+        missing = [keyword for keyword in HANDOFF_CALL[name] if names is not None and keyword not in names]
+        if missing:
+            example = "StableDiffusionXLPipeline" if name == BASE else "StableDiffusionXLImg2ImgPipeline"
+            return (f"diffbench.two_stage: the {name}'s call ({type(stage).__name__}) takes no {', '.join(missing)}, "
+                    f"which the handoff needs; use a pipeline that does (e.g. {example})")
+    return None
+
+
+def call_keywords(pipe: Any) -> frozenset[str] | None:
+    """The keywords the pipeline's ``__call__`` names. A keyword it would only swallow through
+    ``**kwargs`` changes nothing, so it must not change a config either. A ``__call__`` that
+    names none (a wrapper's ``*args, **kwargs``) passes them on: the nearest one up the class
+    hierarchy that names some is read. None (any keyword) when no class names any."""
+    for cls in type(pipe).__mro__:
+        call = cls.__dict__.get("__call__")
+        if call is None:
+            continue
+        parameters = list(inspect.signature(call).parameters.values())[1:]  # without self
+        named = frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if named:
+            return named
     return None
 
 

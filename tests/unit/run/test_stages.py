@@ -130,3 +130,31 @@ def test_a_handoff_warm_up_leaves_each_stage_a_step():
     assert warmup_steps(10, 2, fewest) == 2
     # At 0.3 (cutoff 700) the base gets none of [501, 1] or [667, 334, 1]: the warm-up takes 4 steps.
     assert warmup_steps(10, 2, lambda n: denoising_steps(n, denoising_end=0.3, timesteps=leading(n))) == 4
+
+
+class Base:
+    scheduler = device = dtype = components = "set"
+
+    def __call__(self, prompt, denoising_end=None, output_type="pil", width=None): ...
+
+
+class Refiner(Base):
+    def __call__(self, prompt, image=None, denoising_start=None, output_type="pil", aesthetic_score=6.0): ...
+
+
+class TextToImage(Base):
+    def __call__(self, prompt, output_type="pil"): ...
+
+
+class Wrapped(Refiner):
+    def __call__(self, *args, **kwargs): ...
+
+
+def test_a_stage_whose_call_cannot_hand_over_is_refused_in_one_line():
+    assert two_stage_problem(diffbench.two_stage(Base(), Refiner()), lambda pipe: None) is None
+    assert two_stage_problem(diffbench.two_stage(Base(), Wrapped()), lambda pipe: None) is None  # the parent's call
+    problem = two_stage_problem(diffbench.two_stage(TextToImage(), Refiner()), lambda pipe: None)
+    assert problem == ("diffbench.two_stage: the base's call (TextToImage) takes no denoising_end, which the handoff "
+                       "needs; use a pipeline that does (e.g. StableDiffusionXLPipeline)")
+    problem = two_stage_problem(diffbench.two_stage(Base(), Base()), lambda pipe: None)
+    assert problem is not None and "the refiner's call (Base) takes no denoising_start, image" in problem
