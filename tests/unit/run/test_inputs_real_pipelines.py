@@ -68,3 +68,25 @@ def test_one_picture_in_every_form_gives_one_image(base, family):
     if family != "controlnet":  # diffusers does not rescale a raw uint8 array: another (wrong) image
         raw = {"image": PIXELS, **extra, **({"mask_image": MASK} if family == "inpaint" else {})}
         assert not np.allclose(generate(pipe, **raw), images["pil"], atol=1e-3)
+
+
+def test_latents_made_with_another_thread_count_record_alike(base):
+    """A refiner fed a first stage's latents: another thread count changes their last bits (on
+    this pipeline by about 1e-4), never the config hash or the stale check."""
+    import torch
+
+    from pytest_diffbench.spec.config import config_hash, diff_configs
+
+    threads = torch.get_num_threads()
+    latents = {}
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            latents[count] = base(prompt="a red cube", num_inference_steps=3, guidance_scale=5.0, output_type="latent",
+                                  generator=torch.Generator().manual_seed(0)).images
+    finally:
+        torch.set_num_threads(threads)
+    one, two = (prepare_inputs({"image": latents[count]}).records for count in (1, 2))
+    assert config_hash(one) == config_hash(two) and diff_configs(one, two) == []
+    moved = prepare_inputs({"image": latents[1] * 1.01}).records
+    assert [path for path, _, _ in diff_configs(one, moved)] == ["image.~values"]
