@@ -27,12 +27,16 @@ from pytest_diffbench.spec.video import FRAMES_KEY
 FPS_KEYWORDS = ("fps", "target_fps")
 
 
+class OutputError(ValueError):
+    """The pipeline's output cannot be one image to compare; the message is one line saying why
+    and what would be valid (the case fails with it, no traceback)."""
+
+
 def output_image(output: Any) -> tuple[Image.Image, int]:
     """The one image of a pipeline call and how many frames it holds (1 for a still).
 
-    Raises TypeError (one line) when the output holds neither PIL images nor frames, and
-    ValueError (one line) for several images or videos, frames of different sizes, or a video
-    without frames.
+    Raises :class:`OutputError` when the output holds neither PIL images nor frames, or holds
+    several images or videos, frames of different sizes, or a video without frames.
     """
     frames = getattr(output, "frames", None)
     if frames is not None:
@@ -43,24 +47,24 @@ def output_image(output: Any) -> tuple[Image.Image, int]:
         if isinstance(images, (list, tuple)) and images and isinstance(images[0], (list, tuple)):
             return _video(images)  # AnimateDiff with return_dict=False: ([frames],)
     if not isinstance(images, (list, tuple)) or not images or not isinstance(images[0], Image.Image):
-        raise TypeError(
+        raise OutputError(
             "the pipeline call did not return PIL images (expected output.images[0] to be a PIL.Image, or "
             "output.frames[0] a video's frames); diffbench calls it with output_type='pil'"
         )
     if len(images) != 1:
-        raise ValueError(f"the pipeline returned {len(images)} images; diffbench compares one image per case")
+        raise OutputError(f"the pipeline returned {len(images)} images; diffbench compares one image per case")
     return images[0], 1
 
 
 def frame_strip(frames: Sequence[Image.Image]) -> Image.Image:
     """``frames`` side by side, left to right, in one image of their mode (RGB when their modes
-    differ): ``len(frames) * width`` x ``height`` px. Raises ValueError (one line) when there are
+    differ): ``len(frames) * width`` x ``height`` px. Raises :class:`OutputError` when there are
     none or their sizes differ."""
     if not frames:
-        raise ValueError("the pipeline returned a video without frames; diffbench compares at least one frame")
+        raise OutputError("the pipeline returned a video without frames; diffbench compares at least one frame")
     sizes = sorted({frame.size for frame in frames})
     if len(sizes) != 1:
-        raise ValueError(f"the pipeline returned frames of different sizes ({', '.join(f'{w}x{h}' for w, h in sizes)}); "
+        raise OutputError(f"the pipeline returned frames of different sizes ({', '.join(f'{w}x{h}' for w, h in sizes)}); "
                          "a video's frames must share one size")
     modes = {frame.mode for frame in frames}
     mode = frames[0].mode if len(modes) == 1 else "RGB"
@@ -96,13 +100,13 @@ def _video(videos: Any) -> tuple[Image.Image, int]:
     with the batch axis first) and its frame count."""
     count = len(videos)
     if count != 1:
-        raise ValueError(f"the pipeline returned {count} videos; diffbench compares one video per case "
+        raise OutputError(f"the pipeline returned {count} videos; diffbench compares one video per case "
                          "(leave num_videos_per_prompt at 1)")
     frames = videos[0]
     if isinstance(frames, (list, tuple)):
         if not all(isinstance(frame, Image.Image) for frame in frames):
             kinds = sorted({type(frame).__name__ for frame in frames})
-            raise TypeError(f"the pipeline's video frames are {', '.join(kinds)}, not PIL images; diffbench calls it "
+            raise OutputError(f"the pipeline's video frames are {', '.join(kinds)}, not PIL images; diffbench calls it "
                             "with output_type='pil'")
         return frame_strip(frames), len(frames)
     return _array_video(frames)
@@ -114,7 +118,7 @@ def _array_video(frames: Any) -> tuple[Image.Image, int]:
     array = frames.detach().float().cpu().permute(0, 2, 3, 1).numpy() if is_torch else np.asarray(frames)
     if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
         layout = "(frames, C, H, W)" if is_torch else "(frames, H, W, C)"
-        raise TypeError(f"the pipeline's video frames have shape {tuple(frames.shape)}, not {layout} with 1, 3 or 4 "
+        raise OutputError(f"the pipeline's video frames have shape {tuple(frames.shape)}, not {layout} with 1, 3 or 4 "
                         "channels; diffbench calls it with output_type='pil'")
     if array.dtype != np.uint8:  # values in [0, 1], as diffusers' numpy_to_pil reads them; NaN warns on the cast
         array = (array * 255).round().astype(np.uint8)

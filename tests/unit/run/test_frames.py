@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from pytest_diffbench.run.case import DiffbenchCase, SelfRunner
-from pytest_diffbench.run.frames import frame_strip, output_image, video_config
+from pytest_diffbench.run.frames import OutputError, frame_strip, output_image, video_config
 from pytest_diffbench.run.generation import record_nonfinite
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.sweep import expand_sweep, sweep
@@ -58,14 +58,14 @@ def test_a_still_is_its_one_image_and_one_frame():
 
 @pytest.mark.parametrize("output", [ImagesOutput(np.zeros((1, 8, 8, 3))), ImagesOutput([]), object(), (None,)])
 def test_a_still_that_is_not_a_pil_image_is_refused_in_one_line(output):
-    with pytest.raises(TypeError, match=r"^the pipeline call did not return PIL images \(expected output.images\[0\] "
+    with pytest.raises(OutputError, match=r"^the pipeline call did not return PIL images \(expected output.images\[0\] "
                                         r"to be a PIL.Image, or output.frames\[0\] a video's frames\); diffbench calls "
                                         "it with output_type='pil'$"):
         output_image(output)
 
 
 def test_several_images_are_refused_in_one_line():
-    with pytest.raises(ValueError, match="^the pipeline returned 2 images; diffbench compares one image per case$"):
+    with pytest.raises(OutputError, match="^the pipeline returned 2 images; diffbench compares one image per case$"):
         output_image(ImagesOutput(frames_of(2)))
 
 
@@ -114,7 +114,7 @@ def test_nan_in_array_frames_is_noted_like_a_nan_image_from_diffusers():
      "the pipeline returned frames of different sizes (16x16, 24x16); a video's frames must share one size"),
 ])
 def test_a_video_that_cannot_be_one_strip_is_refused_in_one_line(output, message):
-    with pytest.raises(ValueError) as excinfo:
+    with pytest.raises(OutputError) as excinfo:
         output_image(output)
     assert str(excinfo.value).startswith(message) and "\n" not in str(excinfo.value)
 
@@ -125,7 +125,7 @@ def test_a_video_that_cannot_be_one_strip_is_refused_in_one_line(output, message
     (torch.zeros((1, 3, 5, 8, 8)), "the pipeline's video frames have shape (3, 5, 8, 8), not (frames, C, H, W)"),
 ])
 def test_frames_that_are_no_pictures_are_refused_in_one_line(frames, message):
-    with pytest.raises(TypeError) as excinfo:
+    with pytest.raises(OutputError) as excinfo:
         output_image(FramesOutput(frames))
     assert str(excinfo.value).startswith(message)
 
