@@ -18,6 +18,7 @@ from pytest_diffbench.spec.config import normalise
 _FINGERPRINT_SAMPLES = 8
 _FLATTENED_PREFIX = "text_model."
 # A Hugging Face hub cache snapshot path: .../models--org--name/snapshots/<rev>/...
+_ADDRESS_RE = re.compile(r" at 0x[0-9a-fA-F]+")
 _HUB_CACHE_RE = re.compile(r"models--(?P<repo>[^/\\]+)[/\\]snapshots[/\\]")
 
 
@@ -129,7 +130,8 @@ def pipeline_config(pipe: Any) -> dict[str, Any]:
     ``[library, class]`` entries of its models, tokenizers and scheduler) and diffusers' private
     keys (``_class_name``, ``_name_or_path`` ...), e.g. ``{"force_zeros_for_empty_prompt": True}``
     for SDXL or ``{"requires_safety_checker": False}`` for SD. A flag whose value a config cannot
-    hold is recorded as its ``repr``."""
+    hold is recorded as its ``repr`` (its class name when the repr holds a memory address, which
+    differs run to run)."""
     components = getattr(pipe, "components", {}) or {}
     flags: dict[str, Any] = {}
     for key, value in sorted(dict(getattr(pipe, "config", None) or {}).items()):
@@ -138,7 +140,8 @@ def pipeline_config(pipe: Any) -> dict[str, Any]:
         try:
             flags[key] = normalise(value, where=f"pipeline_config.{key}")
         except TypeError:
-            flags[key] = repr(value)
+            text = repr(value)  # an object's default repr holds its address: its class name is the same in every run
+            flags[key] = type(value).__name__ if _ADDRESS_RE.search(text) else text
     return flags
 
 

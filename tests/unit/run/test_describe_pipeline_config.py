@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -171,3 +171,12 @@ def test_a_negative_prompt_with_classifier_free_guidance_is_used() -> None:
                               workflow_version="1")
     diffbench.generate("a red cube", negative_prompt="blurry")
     assert diffbench.config is not None and diffbench.config.negative_prompt == "blurry"
+
+
+def test_a_flag_a_config_cannot_hold_is_recorded_the_same_in_every_run() -> None:
+    import torch
+
+    pipe = SimpleNamespace(config={"upcast_dtype": torch.float16, "hook": object(), "unet": ["diffusers", "UNet"]},
+                           components={"unet": None})
+    flags = pipeline_config(pipe)
+    assert (flags["upcast_dtype"], flags["hook"]) == ("torch.float16", "object")
