@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Protocol, Ty
 import pytest
 
 from pytest_diffbench.run.inputs import InputError, PreparedInputs, prepare_inputs
-from pytest_diffbench.run.frames import video_config
+from pytest_diffbench.run.frames import OutputError, video_config
 from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineDescription, inert_adapters
 from pytest_diffbench.spec.config import FrozenConfig, normalise
 from pytest_diffbench.spec.measurement import Measurement, measurement_problem
@@ -153,7 +153,17 @@ class DiffbenchCase:
         """Generate this case's image with the case's seed, sampler, steps and cfg.
 
         ``pipeline_kwargs`` go to the pipeline call and into the frozen config. Returns the PIL
-        image; it is compared with the baseline when the test returns. Fails the case with one
+        image; it is compared with the baseline when the test returns.
+
+        Images, arrays and tensors among ``pipeline_kwargs`` (PIL images, numpy arrays, torch
+        tensors, alone, in lists or in dicts) go to the pipeline converted and into the config as
+        small digests, see :mod:`pytest_diffbench.run.inputs`: under a keyword ending in ``image`` a
+        picture (uint8 0-255, float in [0, 1], bool) becomes a PIL image (``L`` for a mask, else
+        ``RGB``), recorded by the SHA-256 of its pixels and saved once in the run folder's
+        ``inputs/``; other float arrays (latents) go unchanged and are recorded by a value summary
+        compared within a relative tolerance. A picture that cannot be read (float outside [0, 1],
+        NaN, another dtype) is refused with one line naming the keyword.
+ Fails the case with one
         line (before the pipeline runs) when: it is called twice; the prompt is not a string; a
         keyword is one the sweep sets (``num_inference_steps``, ``guidance_scale``, a swept
         axis, ...); an extra axis or keyword is not a named parameter of the pipeline's call;
@@ -163,6 +173,7 @@ class DiffbenchCase:
         without a LoRA loaded, or with every active LoRA fused or disabled; the sampler cannot
         run on this pipeline; width or height is not a positive multiple of the pipeline's size
         step; a value cannot go into a config or is not finite. Fails it after the call when the
+        output is no image or video (:class:`~pytest_diffbench.run.frames.OutputError`) or the
         image's size is not the one asked for.
 
         The frozen config records, besides the case's axes and keywords, the pipeline's
@@ -205,7 +216,8 @@ class DiffbenchCase:
                            if k not in SIZE_AXES}
         # refuse what a config cannot hold, before generating
         self._or_refuse(lambda: normalise(recorded_kwargs, where="generate() keyword", finite=True), TypeError, ValueError)
-        image, measurement = self._checked_output(self._generated(description, call_kwargs))
+        output = self._or_refuse(lambda: self._generated(description, call_kwargs), OutputError)
+        image, measurement = self._checked_output(output)
         width, height = self._or_refuse(lambda: frame_size(image.width, image.height, measurement.frames), ValueError)
         for axis, size in (("width", width), ("height", height)):
             asked = call_kwargs.get(axis)

@@ -215,3 +215,16 @@ def test_a_lora_scale_runs_while_one_active_adapter_takes_it():
     runner = RecordingRunner(adapters=adapters)
     make_case(runner, lora_scale=0.8).generate("a red cube")
     assert runner.calls[0]["cross_attention_kwargs"] == {"scale": 0.8}
+
+
+def test_an_output_that_is_no_image_is_one_line_without_a_chained_exception():
+    from pytest_diffbench.run.frames import OutputError
+
+    class Failing(RecordingRunner):
+        def generate(self, pipe: Any, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> Any:
+            raise OutputError("the pipeline returned 2 images; diffbench compares one image per case")
+
+    with pytest.raises(pytest.fail.Exception) as excinfo:
+        make_case(Failing(), steps=2).generate("a red cube")
+    assert excinfo.value.__context__ is None
+    assert str(excinfo.value.msg) == "t.py::test[x]: the pipeline returned 2 images; diffbench compares one image per case"
