@@ -19,7 +19,8 @@ BASE: dict[str, Any] = {"scheduler": {"class": "EulerDiscreteScheduler", "timest
                         "pipeline_config": {"force_zeros_for_empty_prompt": True}, "adapters": {"tiny": ADAPTER}}
 
 
-@pytest.mark.parametrize("change, shown", [
+#: One change of the pipeline per run, and what its stale message shows.
+CHANGES: list[tuple[dict[str, Any], str]] = [
     ({"scheduler": {"class": "EulerDiscreteScheduler", "timestep_spacing": "leading"}},
      "scheduler.timestep_spacing: 'trailing' -> 'leading'"),
     ({"pipeline_config": {"force_zeros_for_empty_prompt": False}},
@@ -27,18 +28,21 @@ BASE: dict[str, Any] = {"scheduler": {"class": "EulerDiscreteScheduler", "timest
     ({"adapters": {"tiny": {**ADAPTER, "weights": {"unet": 0.5}}}}, "adapters.tiny.weights.unet: 1.0 -> 0.5"),
     ({"adapters": {"tiny": {**ADAPTER, "fused": True}}}, "adapters.tiny.fused: False -> True"),
     ({"adapters": {"tiny": {**ADAPTER, "digest": "cd" * 32}}}, "adapters.tiny.digest"),
-])
-def test_a_changed_pipeline_setting_makes_the_baseline_stale(project, change, shown) -> None:
+]
+
+
+def test_a_changed_pipeline_setting_makes_the_baseline_stale(project) -> None:
     project.write_tests(project.test("test_case", sweep="seeds=0, steps=2"))
     project.fake(**BASE)
     project.run(update="all").outcome.assert_outcomes(passed=1)
     project.run().outcome.assert_outcomes(passed=1)  # the same pipeline: a clean rerun
-    project.fake(**{**BASE, **change})
-    run = project.run()
-    run.outcome.assert_outcomes(failed=1)
-    (result,) = run.results
-    assert result.outcome is Outcome.STALE_BASELINE
-    assert shown in project.text(run.outcome)
+    for change, shown in CHANGES:  # each run against the same baseline (no update)
+        project.fake(**{**BASE, **change})
+        run = project.run()
+        run.outcome.assert_outcomes(failed=1)
+        (result,) = run.results
+        assert result.outcome is Outcome.STALE_BASELINE, shown
+        assert shown in project.text(run.outcome)
 
 
 def test_a_pipeline_without_negative_prompt_records_none_and_refuses_one(project) -> None:
