@@ -391,6 +391,10 @@ class DiffbenchCase:
         """Refuse a LoRA scale (``what``) that would change nothing: no LoRA loaded, or every active
         adapter fused into the weights or disabled (:func:`~pytest_diffbench.run.protocol.inert_adapters`),
         where every scale gives the same image under another config hash."""
+        if not description.loras and description.adapters:
+            self._refuse(f"{what} needs an active LoRA, and none of this pipeline's adapters "
+                         f"({', '.join(sorted(description.adapters))}) is active; activate one with "
+                         "pipe.set_adapters([...]) in your diffbench_pipeline fixture")
         if not description.loras:
             self._refuse(f"{what} needs a LoRA loaded in the pipeline "
                          "(pipe.load_lora_weights(...) in your diffbench_pipeline fixture), and this one has none")

@@ -210,6 +210,12 @@ def test_a_lora_scale_on_a_fused_or_disabled_lora_is_refused(state, shown, axes,
     assert f"{what} changes nothing here: every active LoRA adapter is fused into the weights or disabled ({shown})" in message
 
 
+def test_a_lora_scale_with_no_active_adapter_names_the_inactive_ones():
+    message = refusal(RecordingRunner(adapters={"style": {**ADAPTER, "active": False}}), {"lora_scale": 0.8})
+    assert ("sweep axis 'lora_scale' needs an active LoRA, and none of this pipeline's adapters (style) is active; "
+            "activate one with pipe.set_adapters([...])") in message
+
+
 def test_a_lora_scale_runs_while_one_active_adapter_takes_it():
     adapters = {"style": {**ADAPTER, "fused": True}, "detail": ADAPTER, "off": {**ADAPTER, "active": False, "fused": True}}
     runner = RecordingRunner(adapters=adapters)
