@@ -175,9 +175,11 @@ class ImageGenerator:
             base, refiner = route_keywords(call_kwargs, call_keywords(pipe.base), call_keywords(pipe.refiner),
                                            pipe.handoff)
         except StageError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        return [_Stage(name, stage, kwargs, takes_latents=name == REFINER)
-                for (name, stage), kwargs in zip(pipe.stages(), (base, refiner))]
+            problem = str(exc)
+        else:
+            return [_Stage(name, stage, kwargs, takes_latents=name == REFINER)
+                    for (name, stage), kwargs in zip(pipe.stages(), (base, refiner))]
+        pytest.fail(problem, pytrace=False)  # outside the except clause: pytest shows no chained exception
 
     def _run(self, stages: list[_Stage], seed: int, steps: int | None) -> tuple[list[tuple[float, float | None]], Any]:
         """Run the stages one after the other (``steps``: instead of the case's), each timed:
