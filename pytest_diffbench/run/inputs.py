@@ -23,8 +23,9 @@ Conversion rules (an *image keyword* is one whose name ends in ``image`` or ``im
   channels). This is what diffusers makes of a PIL image itself (a uint8 array, which diffusers
   does not rescale, would give wrong images; an RGBA image given to img2img would be taken for
   latents), so a PIL image, a uint8 array and a float array of one picture give one image.
-* Any other array or tensor (latents, ``prompt_embeds``, a 4-channel tensor under ``image``: a
-  refiner's latents) goes to the pipeline unchanged: data, not a picture. Floats must be finite.
+* Any other array or tensor (a 4-channel tensor under ``image``: a refiner's latents; image
+  embeddings in ``added_cond_kwargs``) goes to the pipeline unchanged: data, not a picture.
+  Floats must be finite.
 
 Records (JSON, in the config's ``pipeline_kwargs``; a list of them for a list):
 
