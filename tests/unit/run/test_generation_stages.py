@@ -178,3 +178,22 @@ def test_a_call_without_a_step_count_warms_up_with_the_call_as_it_is(generator):
     image, measurement = generator.generate(pipe, "Euler", 0, {"prompt": "a red cube", "output_type": "pil"})
     assert pipe.calls == [{"prompt": "a red cube", "output_type": "pil"}] * 2
     assert measurement.warmup_seconds is not None and image.size == (8, 8)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ("refiner.register_to_config(requires_aesthetics_score=False)", "pipeline_config"),
+    ("refiner.scheduler = type(refiner.scheduler).from_config(refiner.scheduler.config, timestep_spacing='trailing')",
+     "scheduler"),
+    ("refiner.unet.conv_out.bias.data.add_(0.01)", "model_fingerprint"),
+])
+def test_each_change_of_the_refiner_changes_its_description(builders, change, field):
+    from pytest_diffbench.run.generation import ImageGenerator
+
+    def described(edit: str) -> dict[str, Any]:
+        base = builders.build_sdxl()
+        refiner = builders.build_sdxl_refiner(base)
+        exec(edit, {}, {"refiner": refiner})
+        return dict(ImageGenerator().describe(diffbench.two_stage(base, refiner)).refiner)
+
+    before, after = described("pass"), described(change)
+    assert [key for key in before if before[key] != after[key]] == [field]
