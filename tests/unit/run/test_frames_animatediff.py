@@ -40,3 +40,22 @@ def test_animatediffs_frames_become_one_strip_and_its_count(builders):
     assert strip.size == (3 * 64, 64) and dcase.measurement is not None and dcase.measurement.frames == 3
     assert dcase.config is not None and dcase.config.video == {"frames": 3}
     assert (dcase.config.width, dcase.config.height) == (64, 64)
+
+
+def test_frames_of_different_sizes_fail_the_case_in_one_line(builders):
+    pipe = builders.build_animatediff()
+    base = type(pipe)
+
+    def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+        output = base.__call__(self, *args, **kwargs)
+        output.frames[0][1] = output.frames[0][1].resize((32, 64))
+        return output
+
+    pipe.__class__ = type(base.__name__, (base,), {"__call__": __call__})
+    dcase = video_case(pipe)
+    with pytest.raises(pytest.fail.Exception) as excinfo:
+        dcase.generate("a red cube", num_frames=2)
+    assert excinfo.value.pytrace is False and excinfo.value.__context__ is None
+    assert str(excinfo.value.msg) == ("t.py::test[x]: the pipeline returned frames of different sizes (32x64, 64x64); "
+                                      "a video's frames must share one size")
+    assert dcase.config is None and dcase.image is None
