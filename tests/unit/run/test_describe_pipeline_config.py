@@ -78,6 +78,7 @@ def test_pipeline_config_holds_the_flags_not_the_components(builders) -> None:
     assert pipeline_config(refiner) == {"force_zeros_for_empty_prompt": True, "requires_aesthetics_score": True}
 
 
+@pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute:UserWarning")  # two adapters, on purpose
 def test_adapters_record_what_the_fingerprint_does_not_tell() -> None:
     pipe = add_lora(add_lora(build_random_pipeline(), "style", seed=1), "detail", seed=2)
     assert describe_pipeline(pipe).loras == ("detail",)  # peft activates the adapter added last
