@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import numbers
 from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Protocol, TypeVar
 
@@ -201,7 +202,7 @@ class DiffbenchCase:
         if accepted is not None:
             self._check_accepted({**{name: "sweep axis" for name in axis_kwargs},
                                   **{name: "generate() keyword" for name in pipeline_kwargs}}, accepted, description)
-        core = self._core_keywords(prompt, negative_prompt, accepted, description)
+        core = self._core_keywords(prompt, negative_prompt, accepted, description, {**axis_kwargs, **pipeline_kwargs})
         call_kwargs = {**axis_kwargs, **pipeline_kwargs, **core, "output_type": "pil"}
         self._check_schedule(call_kwargs)
         problem = count_problem(call_kwargs)
@@ -318,14 +319,15 @@ class DiffbenchCase:
                          f"{CLIP_SKIP} must be from 0 to {layers - 1}")
 
     def _core_keywords(self, prompt: str, negative_prompt: str | None, accepted: frozenset[str] | None,
-                       description: PipelineDescription) -> dict[str, Any]:
+                       description: PipelineDescription, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The keywords diffbench passes in every call (:data:`CORE_KEYWORDS`: the prompts, the
         case's steps and cfg), less those the pipeline's call does not take (LCM takes no
         ``negative_prompt``, some distilled pipelines no ``guidance_scale``, image-variation
         pipelines no ``prompt``): those are not passed, and refused, all in one line, when set to
         anything but their neutral value, which would change nothing but the config. A negative
         prompt is refused too where the pipeline runs no classifier-free guidance at the case's cfg
-        (SD, SDXL, SD3 ... at cfg <= 1; see :meth:`_guides`)."""
+        (SD, SDXL, SD3 ... at cfg <= 1) or at its ``true_cfg_scale`` (Flux, Qwen-Image ...; given in
+        ``kwargs`` or the call's default; see :meth:`_guides`)."""
         given = {"prompt": prompt, "negative_prompt": negative_prompt, "num_inference_steps": self.steps,
                  "guidance_scale": self.cfg}
         if accepted is None:
@@ -334,36 +336,46 @@ class DiffbenchCase:
         refused = [f"{CORE_KEYWORDS[name][0].format(value=given[name])} would change nothing but the config: "
                    f"{description.workflow}.__call__ takes no {name}; {CORE_KEYWORDS[name][1]}"
                    for name in unused if given[name] != NEUTRAL_VALUES[name]]
-        if negative_prompt is not None and "negative_prompt" not in unused and not self._guides(self.cfg):
+        unguided = self._unguided(accepted, kwargs) if negative_prompt is not None and "negative_prompt" not in unused else ""
+        if unguided:
             refused.append(f"generate(negative_prompt={negative_prompt!r}) would change nothing but the config: "
-                           f"{description.workflow} runs no classifier-free guidance at cfg={self.cfg:g} "
-                           "(its do_classifier_free_guidance is False), so it never reads the negative prompt; leave "
-                           "negative_prompt out, or use a cfg above 1")
+                           f"{description.workflow} runs no classifier-free guidance {unguided}, so it never reads the "
+                           "negative prompt; leave negative_prompt out")
         if refused:
             self._refuse("; ".join(refused))
         return {name: value for name, value in given.items() if name not in unused}
 
-    def _guides(self, cfg: float) -> bool:
-        """Whether the pipeline runs classifier-free guidance (and so reads a negative prompt) at
-        guidance scale ``cfg``, as its ``do_classifier_free_guidance`` property says during a call
-        (diffusers: ``guidance_scale > 1``, and for SD/SDXL no guidance-distilled UNet). True for a
-        pipeline without that property: nothing says it ignores the negative prompt."""
+    def _unguided(self, accepted: frozenset[str] | None, kwargs: Mapping[str, Any]) -> str:
+        """Why the pipeline runs no classifier-free guidance in this case (so never reads a
+        negative prompt), e.g. ``at cfg=1 (...)``; "" when it does, or nothing says it does not.
+
+        A call that takes ``true_cfg_scale`` (Flux, Qwen-Image, HunyuanVideo) guides when it is
+        above 1 (diffusers: ``do_true_cfg = true_cfg_scale > 1``), given in ``kwargs`` or else the
+        call's default. Otherwise the pipeline's ``do_classifier_free_guidance`` property decides, read
+        with the case's cfg as the call sets it (diffusers: ``guidance_scale > 1``, and for SD/SDXL no
+        guidance-distilled UNet)."""
+        if accepted is not None and TRUE_CFG in accepted:
+            scale = kwargs.get(TRUE_CFG, _call_default(self.pipeline, TRUE_CFG))
+            usable = isinstance(scale, numbers.Real) and not isinstance(scale, bool)
+            return f"at {TRUE_CFG}={scale:g} (it guides above 1; set {TRUE_CFG} above 1)" if usable and scale <= 1 else ""
         rule = getattr(type(self.pipeline), "do_classifier_free_guidance", None)
         if not isinstance(rule, property) or rule.fget is None:
-            return True
+            return ""
         state = vars(self.pipeline)
         missing = object()
         saved = state.get("_guidance_scale", missing)
-        state["_guidance_scale"] = cfg  # what the pipeline's call sets before it reads the property
+        state["_guidance_scale"] = self.cfg  # what the pipeline's call sets before it reads the property
         try:
-            return bool(rule.fget(self.pipeline))
+            guides = bool(rule.fget(self.pipeline))
         except Exception:  # a property that reads more of the call's state: take the negative prompt as used
-            return True
+            guides = True
         finally:
             if saved is missing:
                 del state["_guidance_scale"]
             else:
                 state["_guidance_scale"] = saved
+        return "" if guides else (f"at cfg={self.cfg:g} (its do_classifier_free_guidance is False; use a cfg above 1 "
+                                  "with a model that is not guidance-distilled)")
 
     def _check_schedule(self, call_kwargs: Mapping[str, Any]) -> None:
         """Refuse ``timesteps`` or ``sigmas`` of another length than the case's steps: diffusers
@@ -451,6 +463,20 @@ CORE_KEYWORDS: dict[str, tuple[str, str]] = {
 #: The value of each :data:`CORE_KEYWORDS` entry that says nothing, recorded when the call does not take it.
 NEUTRAL_VALUES: dict[str, Any] = {"prompt": "", "negative_prompt": None, "num_inference_steps": DEFAULT_STEPS,
                                   "guidance_scale": DEFAULT_CFG}
+
+
+#: The call keyword of pipelines whose classifier-free guidance is separate from ``guidance_scale``
+#: (Flux's ``guidance_scale`` is a distilled guidance embedding; its negative prompt needs this above 1).
+TRUE_CFG = "true_cfg_scale"
+
+
+def _call_default(pipe: Any, name: str) -> Any:
+    """The default of ``name`` in ``type(pipe).__call__``'s signature; None when it has none."""
+    try:
+        parameter = inspect.signature(type(pipe).__call__).parameters.get(name)
+    except (TypeError, ValueError):  # no signature to read
+        return None
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
 #: Image modes kept as they are: PNG stores them and the metrics read them (as RGB).

@@ -234,3 +234,24 @@ def test_an_output_that_is_no_image_is_one_line_without_a_chained_exception():
         make_case(Failing(), steps=2).generate("a red cube")
     assert excinfo.value.__context__ is None
     assert str(excinfo.value.msg) == "t.py::test[x]: the pipeline returned 2 images; diffbench compares one image per case"
+
+
+class TrueCfgPipeline:
+    """Stands in for Flux: classifier-free guidance only with ``true_cfg_scale`` above 1 (default 1)."""
+
+    def __call__(self, prompt: str = "", negative_prompt: str | None = None, true_cfg_scale: float = 1.0) -> None: ...
+
+
+@pytest.mark.parametrize("kwargs, refused", [({}, True), ({"true_cfg_scale": 1.0}, True), ({"true_cfg_scale": 2.0}, False)])
+def test_a_negative_prompt_needs_a_true_cfg_scale_above_1_where_the_call_takes_one(kwargs, refused):
+    runner = RecordingRunner(keywords=SD_CALL_KEYWORDS | {"true_cfg_scale"})
+    case = make_case(runner, pipeline=TrueCfgPipeline(), steps=2)
+    if not refused:
+        case.generate("a red cube", negative_prompt="blurry", **kwargs)
+        assert case.config is not None and case.config.negative_prompt == "blurry"
+        return
+    with pytest.raises(pytest.fail.Exception) as excinfo:
+        case.generate("a red cube", negative_prompt="blurry", **kwargs)
+    assert ("generate(negative_prompt='blurry') would change nothing but the config: StubPipeline runs no "
+            "classifier-free guidance at true_cfg_scale=1 (it guides above 1; set true_cfg_scale above 1)"
+            in str(excinfo.value.msg))

@@ -181,3 +181,13 @@ def test_a_flag_a_config_cannot_hold_is_recorded_the_same_in_every_run() -> None
                            components={"unet": None})
     flags = pipeline_config(pipe)
     assert (flags["upcast_dtype"], flags["hook"]) == ("torch.float16", "object")
+
+
+def test_flux_reads_a_negative_prompt_only_above_true_cfg_scale_1(builders) -> None:
+    pipe = builders.build_flux()
+    assert "runs no classifier-free guidance at true_cfg_scale=1" in refusal(pipe, negative_prompt="blurry")
+    (case,) = expand_sweep(sweep(seeds=0, steps=2, width=64, height=64).mark.kwargs, max_cases=8)
+    diffbench = DiffbenchCase(nodeid="t.py::test[x]", case=case, pipeline=pipe, runner=ImageGenerator(),
+                              workflow_version="1")
+    diffbench.generate("a red cube", negative_prompt="blurry", true_cfg_scale=2.0)
+    assert diffbench.config is not None and diffbench.config.negative_prompt == "blurry"
