@@ -211,6 +211,10 @@ class DiffbenchCase:
         # SamplerFamilyError, an unknown sampler, a record a config cannot hold, a bad multiple
         scheduler = self._or_refuse(lambda: self._runner.scheduler_record(self.pipeline, self.sampler, self.seed),
                                     TypeError, ValueError)
+        refiner = dict(description.refiner)
+        if refiner:  # a two-stage pipeline: the refiner's scheduler as the case's sampler builds it, like the base's
+            refiner["scheduler"] = self._or_refuse(
+                lambda: self._runner.scheduler_record(self.pipeline.refiner, self.sampler, self.seed), TypeError, ValueError)
         multiple = self._or_refuse(lambda: self._runner.size_multiple(self.pipeline), ValueError)
         self._check_sizes(call_kwargs, multiple)
         recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs, **self.inputs.records}.items()
@@ -249,7 +253,7 @@ class DiffbenchCase:
             scheduler=scheduler,
             pipeline_config=description.pipeline_config,
             adapters=description.adapters,
-            refiner=description.refiner,
+            refiner=refiner,
             video=video_config(self.pipeline, measurement.frames, call_kwargs),
         )
         self.image, self.measurement = image, measurement

@@ -108,14 +108,14 @@ class ImageGenerator:
     def describe(self, pipe: Any) -> PipelineDescription:
         """The pipeline's fields of the frozen config (see run.fingerprint). A two-stage pipeline
         is described by its base, with the refiner's description in ``refiner``: its model,
-        fingerprint, workflow, VAE, LoRAs, adapters, pipeline config, dtype, device, its scheduler
-        as loaded (class and non-default keys; the case's sampler is swapped into it as into the
-        base's) and the ``handoff``."""
+        fingerprint, workflow, VAE, LoRAs, adapters, pipeline config, dtype, device and the
+        ``handoff`` (the case adds the refiner's scheduler after the sampler swap, see
+        :meth:`scheduler_record`)."""
         if not isinstance(pipe, TwoStage):
             return describe_pipeline(pipe)
         refiner = {key: value for key, value in vars(describe_pipeline(pipe.refiner)).items()
                    if key != "refiner" and value not in ("", (), {}, None)}
-        refiner.update(scheduler=scheduler_record(self._original_scheduler(pipe.refiner)), handoff=pipe.handoff)
+        refiner.update(handoff=pipe.handoff)
         return replace(describe_pipeline(pipe.base), refiner=refiner)
 
     def call_keywords(self, pipe: Any) -> frozenset[str] | None:

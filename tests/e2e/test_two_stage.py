@@ -48,7 +48,7 @@ def two_stage_project(project):
 @pytest.mark.model
 def test_a_two_stage_case_is_baselined_rerun_and_timed_per_stage(two_stage_project) -> None:
     project = two_stage_project
-    project.write_tests(project.test("test_refined", sweep="seeds=0, steps=3, cfg=5",
+    project.write_tests(project.test("test_refined", sweep="seeds=0, samplers='UniPC', steps=3, cfg=5",
                                      body='diffbench.generate("a red cube", width=64, height=64, aesthetic_score=6.0)'),
                         project.test("test_refused", sweep="seeds=0, steps=3, cfg=5",
                                      body='diffbench.generate("a red cube", strength=0.5)'))
@@ -62,6 +62,8 @@ def test_a_two_stage_case_is_baselined_rerun_and_timed_per_stage(two_stage_proje
     result = made.result("test_refined")
     assert result.setting("refiner")["handoff"] == 0.8
     assert result.setting("refiner")["workflow"] == "StableDiffusionXLImg2ImgPipeline"
+    # Both stages' schedulers are recorded as the case's sampler builds them.
+    assert result.setting("scheduler")["class"] == result.setting("refiner")["scheduler"]["class"] == "UniPCMultistepScheduler"
     stages = result.measurement.stages
     assert [stage.name for stage in stages] == ["base", "refiner"]
     assert result.measurement.seconds_per_image == pytest.approx(sum(s.seconds_per_image for s in stages))

@@ -152,8 +152,8 @@ def test_a_two_stage_description_fingerprints_both_models_and_the_handoff(builde
     assert description.refiner["workflow"] == "StableDiffusionXLImg2ImgPipeline"
     assert description.refiner["handoff"] == 0.8
     assert description.refiner["model_fingerprint"] not in ("", description.model_fingerprint)
-    # As loaded, though this case swapped DPM++ 2M in: each case's sampler is swapped into this one.
-    assert description.refiner["scheduler"]["class"] == "EulerDiscreteScheduler"
+    # The refiner's scheduler is recorded as the case's sampler builds it (the case adds it to ``refiner``).
+    assert generator.scheduler_record(refiner, "DPM++ 2M", 0)["class"] == "DPMSolverMultistepScheduler"
     assert generator.call_keywords(pipe) >= {"aesthetic_score", "width", "prompt"}
 
 
@@ -193,7 +193,10 @@ def test_each_change_of_the_refiner_changes_its_description(builders, change, fi
         base = builders.build_sdxl()
         refiner = builders.build_sdxl_refiner(base)
         exec(edit, {}, {"refiner": refiner})
-        return dict(ImageGenerator().describe(diffbench.two_stage(base, refiner)).refiner)
+        generator = ImageGenerator()
+        # What the case records: the refiner's description, with its scheduler after the sampler swap.
+        return {**generator.describe(diffbench.two_stage(base, refiner)).refiner,
+                "scheduler": generator.scheduler_record(refiner, "DPM++ 2M", 0)}
 
     before, after = described("pass"), described(change)
     assert [key for key in before if before[key] != after[key]] == [field]
