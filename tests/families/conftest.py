@@ -5,7 +5,8 @@ each, so each module has its own baseline), runs ``pytest --diffbench --diffbenc
 a child process, then rewrites the variants with their deliberate change and runs again: the
 unchanged variants must pass with the same config hash, each changed one must be a
 stale-baseline whose message names the changed config field on a line of its own. Two child
-processes per family, whatever the number of changes.
+processes per family, whatever the number of changes. Every sidecar stays under
+:data:`MAX_SIDECAR_BYTES` and every message under :data:`MAX_MESSAGE_BYTES`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 from pytest_diffbench.testing import DiffbenchRun
 
 BUILDERS_PATH = Path(__file__).resolve().parent / "builders.py"
+#: Upper bounds on a baseline sidecar and a case's message (inputs are digests, not pixels; a
+#: stale-baseline message lists the changed fields, cut): before issue 11, 351 KB and 107 KB.
+MAX_SIDECAR_BYTES = 16 * 1024
+MAX_MESSAGE_BYTES = 4 * 1024
 #: The module-level code every variant module starts with: ``ramp(shift)`` is a 64x64 RGB test
 #: image (a colour ramp, ``shift`` moves one pixel's red value), ``halves()`` a left/right mask.
 IMAGES = '''
@@ -53,7 +58,8 @@ class Variant:
     statements added after ``setup`` in the second run only; ``body`` the test's body in both
     runs, ``new_body`` the second run's. ``field``: the config path the second run's stale
     message must name (``scheduler.shift``); None when the variant must pass in both runs.
-    ``family``: the module fixture's family, when it is not the project's.
+    ``refused``: instead, the second run must refuse the case (outcome ``error``) with one line
+    holding this text. ``family``: the module fixture's family, when it is not the project's.
     """
 
     name: str
@@ -64,6 +70,7 @@ class Variant:
     change: str = ""
     sweep: str = "seeds=0, steps=2"
     family: str | None = None
+    refused: str | None = None
 
     def source(self, builders: ModuleType, family: str, second: bool) -> str:
         """The module's source in the first or (``second``) the second run."""
@@ -143,13 +150,21 @@ def family_lifecycle(project: Any, builders: ModuleType) -> Any:
         problems = []
         for variant in variants:
             before, after = made.result(f"test_{variant.name}.py::"), again.result(f"test_{variant.name}.py::")
-            if variant.field is None:
+            if variant.refused is not None:
+                if after.outcome is not Outcome.ERROR or variant.refused not in after.message or "\n" in after.message.strip():
+                    problems.append(f"{variant.name}: expected a one-line refusal with {variant.refused!r}, got "
+                                    f"{after.outcome.value}: {after.message[:600]}")
+            elif variant.field is None:
                 if (after.outcome, after.config_hash) != (Outcome.PASSED, before.config_hash):
                     problems.append(f"{variant.name}: expected passed, got {after.outcome.value}: {after.message[:600]}")
             elif after.outcome is not Outcome.STALE_BASELINE or stale_line(after.message, variant.field) is None:
                 problems.append(f"{variant.name}: expected stale-baseline naming {variant.field}, got "
                                 f"{after.outcome.value}: {after.message[:600]}")
         assert not problems, "\n".join(problems)
+        sidecars = {path.name: path.stat().st_size for path in project.baselines.rglob("*.json")}
+        assert max(sidecars.values()) <= MAX_SIDECAR_BYTES, sidecars
+        messages = [len(result.message.encode()) for run in (made, again) for result in run.results]
+        assert max(messages) <= MAX_MESSAGE_BYTES, max(messages)
         return FamilyRuns(made, again)
 
     return check
