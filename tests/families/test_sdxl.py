@@ -1,7 +1,7 @@
 """StableDiffusionXLPipeline end to end, alone and handing its latents to a refiner
 (``diffbench.two_stage``), built tiny and offline (builders.py): baselines, a clean rerun in
-another process, and as stale baselines: scheduler keys set in the fixture (``timestep_spacing``,
-Karras sigmas), the pipeline flag ``force_zeros_for_empty_prompt`` (base and refiner), the handoff
+another process, and as stale baselines: a scheduler key set in the fixture (``timestep_spacing``;
+Karras sigmas come with the sampler name, not from the fixture), the pipeline flag ``force_zeros_for_empty_prompt`` (base and refiner), the handoff
 and the refiner's ``aesthetic_score``."""
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def test_sdxl_and_refiner_lifecycle_scheduler_flags_and_handoff(family_lifecycle
     runs = family_lifecycle("sdxl", [
         Variant("plain"),
         Variant("spacing", field="scheduler.timestep_spacing", change=SCHEDULER.format('timestep_spacing="trailing"')),
-        Variant("karras", field="scheduler.use_karras_sigmas", change=SCHEDULER.format("use_karras_sigmas=True")),
+        # Karras sigmas are the sampler name's choice ("DPM++ 2M Karras"): a flag set in the fixture is
+        # not carried into the "Euler" the case asks for, so neither the image nor the hash changes.
+        Variant("karras", change=SCHEDULER.format("use_karras_sigmas=True")),
         Variant("zeros", field="pipeline_config.force_zeros_for_empty_prompt",
                 change="pipe.register_to_config(force_zeros_for_empty_prompt=False)"),
         Variant("refined", **two),
@@ -36,6 +38,7 @@ def test_sdxl_and_refiner_lifecycle_scheduler_flags_and_handoff(family_lifecycle
                 **{**two, "body": REFINED}),
     ], extra=(sampler_module(ACCEPTED, []),))
     check_samplers(runs.again, "noise-prediction", ACCEPTED, [])
+    assert runs.again.result("test_accepted[seed0-dpmpp_2m_karras-").setting("scheduler")["use_karras_sigmas"] is True
     plain, refined = runs.result("plain"), runs.result("refined")
     assert plain.setting("pipeline_config")["force_zeros_for_empty_prompt"] is True
     refiner = refined.setting("refiner")
