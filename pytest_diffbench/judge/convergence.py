@@ -15,9 +15,11 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from pytest_diffbench.judge.metrics.images import split_frames
 from pytest_diffbench.judge.metrics.ssim import ssim
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.spec.samplers import sampler_slug
+from pytest_diffbench.spec.video import config_frames
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,7 +64,8 @@ def _around_case_id(result: CaseResult) -> tuple[str, str]:
 
 
 def reference_ssim(results: Sequence[CaseResult], pixels: PixelLoader) -> dict[str, float]:
-    """Node id -> SSIM against its group's most-steps image, for groups of two or more step counts.
+    """Node id -> SSIM against its group's most-steps image, for groups of two or more step counts
+    (a video's: its worst frame's).
 
     Each image is loaded once.
     """
@@ -78,8 +81,10 @@ def reference_ssim(results: Sequence[CaseResult], pixels: PixelLoader) -> dict[s
         reference = loaded[max(members, key=lambda m: int(m.setting("steps"))).nodeid]
         for member in members:
             image = loaded[member.nodeid]
-            if image.shape == reference.shape:
-                scores[member.nodeid] = ssim(image, reference)
+            if image.shape == reference.shape:  # a video: its worst frame, which the whole strip would average away
+                frames = config_frames(member.config)
+                scores[member.nodeid] = min(ssim(a, b) for a, b in zip(split_frames(image, frames),
+                                                                       split_frames(reference, frames)))
     return scores
 
 

@@ -100,3 +100,26 @@ def test_with_reference_ssim_sets_the_score_where_there_is_one(sweep):
     assert [r.ssim_vs_most_steps is not None for r in results] == [True, True, True, False]
     assert results[2].ssim_vs_most_steps == 1.0
     assert results[3].to_row()["ssim_vs_most_steps"] is None
+
+
+
+
+def test_a_videos_ssim_vs_most_steps_is_its_worst_frame(make_result, astronaut_photo):
+    """Four frames; only frame 2 is blurred at fewer steps: the whole strip would hide it."""
+    import numpy as np
+    from PIL import ImageFilter
+
+    from pytest_diffbench.judge.convergence import reference_ssim
+    from pytest_diffbench.judge.metrics.images import split_frames, to_rgb_array
+    from pytest_diffbench.judge.metrics.ssim import ssim
+
+    frames = [to_rgb_array(astronaut_photo(64).rotate(20 * i)) for i in range(4)]
+    sharp = np.concatenate(frames, axis=1)
+    blurred = np.concatenate([to_rgb_array(astronaut_photo(64).rotate(20).filter(ImageFilter.GaussianBlur(2)))
+                              if i == 1 else frame for i, frame in enumerate(frames)], axis=1)
+    video = {"video": {"frames": 4}, "width": 64}
+    few, many = make_result(0, "Euler", 4, config=video), make_result(0, "Euler", 20, config=video)
+    pixels = {few.nodeid: blurred, many.nodeid: sharp}
+    scores = reference_ssim([few, many], lambda result: pixels[result.nodeid])
+    worst = ssim(split_frames(blurred, 4)[1], split_frames(sharp, 4)[1])
+    assert scores[few.nodeid] == worst < ssim(blurred, sharp) and scores[many.nodeid] == 1.0
