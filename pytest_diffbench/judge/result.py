@@ -129,7 +129,6 @@ class CaseResult:
             "peak_vram_mb": m.peak_vram_mb if m else None,
             "max_vram_mb": self.tolerances.get("max_vram_mb"),
             "warmup_seconds": m.warmup_seconds if m else None,
-            "warmup_note": m.warmup_note if m else "",
             **_stage_cells(m),
             "ssim_vs_most_steps": self.ssim_vs_most_steps,
             **self.machine.result_fields(),
@@ -169,7 +168,7 @@ class CaseResult:
             tolerances={name: _float(row, name) for name in (*(tolerance_name(m) for m in metrics), *(b.name for b in BUDGETS))},
             measurement=None if seconds is None else Measurement(
                 seconds, _float(row, "peak_vram_mb"), _float(row, "warmup_seconds"),
-                warmup_note=str(row.get("warmup_note") or ""), stages=_stages(row)),
+                stages=_stages(row)),
             baseline_seconds_per_image=_float(row, "baseline_seconds_per_image"),
             baseline_device_name=str(row.get("baseline_device_name") or ""),
             baseline_workers=_int(row, "baseline_workers"),
@@ -209,7 +208,7 @@ def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
         + ("outcome", "message", "output_warning", *metric_columns,
            "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "baseline_device_name", "baseline_workers",
            "slowdown", "time_regression",
-           "time_check", "peak_vram_mb", "max_vram_mb", "warmup_seconds", "warmup_note", *STAGE_COLUMNS,
+           "time_check", "peak_vram_mb", "max_vram_mb", "warmup_seconds", *STAGE_COLUMNS,
            "ssim_vs_most_steps")
         + RESULT_FIELDS + ("worker", "workers", "attempts", "env_diff", "pin", "baseline_action", "baseline_path", "output_path",
                            "schema_version")

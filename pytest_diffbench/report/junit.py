@@ -12,9 +12,9 @@ from pytest_diffbench.judge.result import STAGE_COLUMNS, CaseResult
 def junit_fields(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
     """The results columns reported: outcome, config hash, every metric, seconds, VRAM, each
     stage's seconds and VRAM (a two-stage case's; left out for others, as every empty value), the
-    warm-up note, device, and the attempts (more than 1 for a case pytest-rerunfailures ran again)."""
+    device, and the attempts (more than 1 for a case pytest-rerunfailures ran again)."""
     return ("outcome", "config_hash", *(m.name for m in metrics), "seconds_per_image", "peak_vram_mb", *STAGE_COLUMNS,
-            "warmup_note", "device_name", "attempts")
+            "device_name", "attempts")
 
 
 def junit_properties(result: CaseResult) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_diffbench.run.inputs import InputError, PreparedInputs, prepare_inputs
 from pytest_diffbench.run.frames import OutputError, video_config
-from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineDescription, inert_adapters
+from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineCallError, PipelineDescription, inert_adapters
 from pytest_diffbench.spec.config import FrozenConfig, normalise
 from pytest_diffbench.spec.measurement import Measurement, measurement_problem
 from pytest_diffbench.spec.sweep import (
@@ -212,16 +212,17 @@ class DiffbenchCase:
         scheduler = self._or_refuse(lambda: self._runner.scheduler_record(self.pipeline, self.sampler, self.seed),
                                     TypeError, ValueError)
         refiner = dict(description.refiner)
-        if refiner:  # a two-stage pipeline: the refiner's scheduler as the case's sampler builds it, like the base's
-            refiner["scheduler"] = self._or_refuse(
-                lambda: self._runner.scheduler_record(self.pipeline.refiner, self.sampler, self.seed), TypeError, ValueError)
+        second = getattr(self.pipeline, "refiner", None)
+        if refiner and second is not None:  # a two-stage pipeline: the refiner's scheduler as the sampler builds it
+            refiner["scheduler"] = self._or_refuse(lambda: self._runner.scheduler_record(second, self.sampler, self.seed),
+                                                   TypeError, ValueError)
         multiple = self._or_refuse(lambda: self._runner.size_multiple(self.pipeline), ValueError)
         self._check_sizes(call_kwargs, multiple)
         recorded_kwargs = {k: v for k, v in {**dict(self.case.extra), **pipeline_kwargs, **self.inputs.records}.items()
                            if k not in SIZE_AXES}
         # refuse what a config cannot hold, before generating
         self._or_refuse(lambda: normalise(recorded_kwargs, where="generate() keyword", finite=True), TypeError, ValueError)
-        output = self._or_refuse(lambda: self._generated(description, call_kwargs), OutputError)
+        output = self._or_refuse(lambda: self._generated(description, call_kwargs), OutputError, PipelineCallError)
         image, measurement = self._checked_output(output)
         width, height = self._or_refuse(lambda: frame_size(image.width, image.height, measurement.frames), ValueError)
         for axis, size in (("width", width), ("height", height)):

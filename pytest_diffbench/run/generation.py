@@ -9,9 +9,8 @@ The first time a pipeline meets an output resolution it runs one short warm-up g
 (kernel selection, allocator growth, lazy initialisation), which is recorded separately and
 never counted as the case's seconds per image. The warm-up is the case's own call with as few
 steps as leave every stage at least one denoising step (:func:`pytest_diffbench.run.stages.warmup_steps`:
-img2img's ``strength``, a handoff's ``denoising_start``/``denoising_end``); when no count up to
-the case's steps does, it is skipped and ``Measurement.warmup_note`` (results.csv's
-``warmup_note`` column) says so. A resolution is known by the call's ``width``/``height``, or
+img2img's ``strength``, a handoff's ``denoising_start``/``denoising_end``); a case whose own
+step count leaves a stage none is refused (:class:`PipelineCallError`) before any call. A resolution is known by the call's ``width``/``height``, or
 else by the shapes of its image inputs, and once a call has run by the size it really made.
 
 NaN or inf in the decoded image (a float16 VAE overflow) reaches us as black pixels: diffusers'
@@ -36,7 +35,7 @@ from PIL import Image
 
 from pytest_diffbench.run.fingerprint import describe_pipeline
 from pytest_diffbench.run.frames import output_image
-from pytest_diffbench.run.protocol import PipelineDescription
+from pytest_diffbench.run.protocol import PipelineCallError, PipelineDescription
 from pytest_diffbench.run.schedulers import scheduler_for, scheduler_record
 from pytest_diffbench.run.stages import (
     REFINER,
@@ -135,27 +134,43 @@ class ImageGenerator:
 
     def generate(self, pipe: Any, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> tuple[Image.Image, Measurement]:
         """Swap the sampler into every stage, warm up if this output resolution is new, and time
-        one image of ``seed``. Fails the case with one line for a keyword a two-stage case
-        cannot take (see :func:`~pytest_diffbench.run.stages.route_keywords`)."""
+        one image of ``seed``; afterwards every stage has its own scheduler back. Fails the case with
+        one line for a keyword a two-stage case cannot take (see
+        :func:`~pytest_diffbench.run.stages.route_keywords`). Raises :class:`PipelineCallError` (one
+        line) when the pipeline's call refuses its inputs (a ValueError or TypeError from inside it)."""
         stages = self._stages(pipe, call_kwargs)
         for stage in stages:
             with _quiet_scheduler_warnings():
                 stage.pipe.scheduler = scheduler_for(stage.pipe, self._original_scheduler(stage.pipe), sampler, seed)
+        try:
+            return self._generate(pipe, stages, seed, call_kwargs)
+        finally:  # the pipeline is the user's: the next test finds the scheduler its fixture set
+            for stage in stages:
+                stage.pipe.scheduler = self._original_scheduler(stage.pipe)
+
+    def _generate(self, pipe: Any, stages: list[_Stage], seed: int,
+                  call_kwargs: Mapping[str, Any]) -> tuple[Image.Image, Measurement]:
+        """:meth:`generate` once the sampler is in every stage."""
+        given = call_kwargs.get("num_inference_steps")  # absent where the call takes no steps: warm up as is
+        steps = None if given is None else int(given)
+
+        def denoising(count: int) -> int:
+            return min(_denoising(stage, count) for stage in stages)
+
+        # diffusers fails deep inside a call whose strength leaves no denoising step (a handoff's
+        # stage without one only decodes: diffusers runs it)
+        if steps is not None and not any(s.kwargs.get("denoising_start") or s.kwargs.get("denoising_end") for s in stages) \
+                and denoising(steps) < 1:
+            raise PipelineCallError(f"{type(pipe).__name__}: {steps} steps leave a stage no denoising step "
+                                    f"({_denoising_text(stages)}); use more steps, a higher strength or another handoff")
         request = self._request(pipe, call_kwargs)
         size = self._sizes.get(request)
-        warmup_seconds, note = None, ""
+        warmup_seconds = None
         if size is None or (id(pipe), size) not in self._warmed:
-            given = call_kwargs.get("num_inference_steps")  # absent where the call takes no steps: warm up as is
-            steps = None if given is None else int(given)
-            count = None if steps is None else warmup_steps(steps, WARMUP_STEPS,
-                                                              lambda n: min(_denoising(stage, n) for stage in stages))
-            if steps is not None and count is None:
-                note = (f"warm-up skipped: no call of at most {steps} steps leaves every stage a denoising step "
-                        f"({_denoising_text(stages)}); this timing includes the first call's costs")
-            else:
-                timings, output = self._run(stages, seed, count)
-                warmup_seconds = sum(seconds for seconds, _ in timings)
-                self._ran(pipe, request, output_image(output)[0].size)
+            count = None if steps is None else warmup_steps(steps, WARMUP_STEPS, denoising)
+            timings, output = self._run(stages, seed, count)
+            warmup_seconds = sum(seconds for seconds, _ in timings)
+            self._ran(pipe, request, output_image(output)[0].size)
         with record_nonfinite() as nonfinite:
             timings, output = self._run(stages, seed, None)
         image, frames = output_image(output)
@@ -165,7 +180,7 @@ class ImageGenerator:
                        if stage.name)
         return image, Measurement(seconds_per_image=sum(seconds for seconds, _ in timings),
                                   peak_vram_mb=max(peaks) if peaks else None, warmup_seconds=warmup_seconds,
-                                  warnings=tuple(nonfinite), warmup_note=note, stages=staged, frames=frames)
+                                  warnings=tuple(nonfinite), stages=staged, frames=frames)
 
     def _stages(self, pipe: Any, call_kwargs: Mapping[str, Any]) -> list[_Stage]:
         """The calls of one case: the pipeline's own, or a two-stage pipeline's base and refiner."""
@@ -218,8 +233,11 @@ class ImageGenerator:
         generator = torch.Generator("cpu").manual_seed(seed)
         _synchronize(device)
         start = time.perf_counter()
-        with _quiet_scheduler_warnings():
-            output = pipe(**call_kwargs, generator=generator)
+        try:
+            with _quiet_scheduler_warnings():
+                output = pipe(**call_kwargs, generator=generator)
+        except (ValueError, TypeError) as exc:  # diffusers' own checks of its inputs raise these
+            raise PipelineCallError.of(pipe, exc) from exc
         _synchronize(device)
         return time.perf_counter() - start, output
 

@@ -9,6 +9,7 @@ and runs itself, so a conftest can test its diffbench setup without torch or dif
 from __future__ import annotations
 
 import reprlib
+from pathlib import PurePath
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
@@ -110,3 +111,24 @@ def pipeline_problem(pipe: Any) -> str | None:
     return (f"diffbench_pipeline returned {type(pipe).__name__} {shown}, which is not a pipeline (it has no "
             f"{', '.join(missing)}); return a diffusers pipeline, or an object with diffbench_describe() and "
             "diffbench_generate() (see pytest_diffbench.testing.FakePipeline)")
+
+
+class PipelineCallError(ValueError):
+    """A pipeline's call raised ValueError or TypeError: diffusers refusing a combination of
+    inputs (a custom ``timesteps`` schedule the sampler cannot take, a strength that leaves no
+    denoising step, ...). Its message is one line: the pipeline class, the exception and its
+    message (cut at 400 characters) and where in the library it was raised."""
+
+    @classmethod
+    def of(cls, pipe: Any, exc: BaseException) -> "PipelineCallError":
+        """The error for ``exc``, raised by ``pipe``'s call."""
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        text = " ".join(str(exc).split())
+        if len(text) > 400:
+            text = text[:399] + "…"
+        place = f" (raised at {PurePath(where.filename).name}:{where.lineno})" if where else ""
+        return cls(f"{type(pipe).__name__}'s call failed with {type(exc).__name__}: {text}{place}; "
+                   "change the case's settings or keywords")
+

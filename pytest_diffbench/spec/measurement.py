@@ -39,9 +39,6 @@ class Measurement:
     ``warnings`` say, one line each, that non-finite values (NaN or inf) were seen while the
     image was made (``numpy: <its RuntimeWarning>`` when they were cast to pixels, or a note that
     a float image held them); a non-empty tuple makes the output invalid. Never stored in a sidecar.
-    ``warmup_note`` says why no warm-up ran before a case that met a new resolution (no shorter
-    call leaves a denoising step, e.g. img2img at ``steps=4, strength=0.3``): its timing then
-    includes the first call's costs; "" otherwise. A note, not a warning: the output stays valid.
     ``stages`` holds each stage's own figures for a two-stage case (base, then refiner), empty for
     one pipeline call; ``seconds_per_image`` is then their sum and ``peak_vram_mb`` their maximum.
     ``frames`` is how many frames the image holds: 1 for a still, n for a video stored as a strip
@@ -52,7 +49,6 @@ class Measurement:
     peak_vram_mb: float | None = None
     warmup_seconds: float | None = None
     warnings: tuple[str, ...] = ()
-    warmup_note: str = ""
     stages: tuple[StageMeasurement, ...] = ()
     frames: int = 1
 

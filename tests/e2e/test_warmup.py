@@ -68,4 +68,3 @@ def test_a_low_strength_img2img_case_passes_and_each_input_size_warms_up_once(pr
     assert warmed == {"test_a_low_strength_first": True, "test_b_larger_input": True,
                       "test_c_larger_input_low_strength": False, "test_d_low_strength_after_the_others": False}
     assert by_test["test_b_larger_input"].setting("width") == 96
-    assert all(result.measurement.warmup_note == "" for result in by_test.values())

@@ -38,7 +38,7 @@ def full_result(**changes) -> CaseResult:
         scores={"ssim": 0.987654321, "psnr": math.inf, "lpips": 0.0123}, metric_status={"lpips": "ok"},
         tolerances={"min_ssim": 0.95, "min_psnr": 25.0, "max_lpips": 0.05, "max_seconds": 10.0, "max_vram_mb": 2048.0,
                     "time_regression": 0.1},
-        measurement=Measurement(1.5, 1234.5, 3.25, warmup_note="warm-up skipped: no shorter call is valid",
+        measurement=Measurement(1.5, 1234.5, 3.25,
                                 stages=(StageMeasurement("base", 1.25, 1234.5), StageMeasurement("refiner", 0.25, 900.0))),
         baseline_seconds_per_image=1.0, baseline_device_name="NVIDIA H200", baseline_workers=2,
         slowdown=0.5, time_check="failed",

@@ -40,14 +40,17 @@ def generator() -> Any:
     return ImageGenerator()
 
 
-def recorded(pipe: Any) -> list[dict[str, Any]]:
+def recorded(pipe: Any, schedulers: list[str] | None = None) -> list[dict[str, Any]]:
     """The keywords of every call of ``pipe`` from now on (its class becomes a recording subclass
-    whose ``__call__`` names no keyword, so diffbench reads its parent's)."""
+    whose ``__call__`` names no keyword, so diffbench reads its parent's); ``schedulers`` gets the
+    class name of the scheduler each call ran with."""
     calls: list[dict[str, Any]] = []
 
     class Recorded(type(pipe)):  # type: ignore[misc]
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             calls.append(kwargs)
+            if schedulers is not None:
+                schedulers.append(type(self.scheduler).__name__)
             return super().__call__(*args, **kwargs)
 
     pipe.__class__ = Recorded
@@ -67,7 +70,7 @@ def test_a_low_strength_img2img_case_run_first_warms_up_with_the_fewest_valid_st
                                                                "image": photo(64)})
     assert [call["num_inference_steps"] for call in calls] == [4, 4]  # 3 steps leave none either
     assert all(call["strength"] == 0.3 for call in calls)
-    assert measurement.warmup_seconds is not None and measurement.warmup_note == ""
+    assert measurement.warmup_seconds is not None
     assert image.size == (64, 64)
 
 
@@ -101,13 +104,20 @@ def test_each_input_image_size_gets_one_warm_up_whatever_ran_before(builders, ge
     assert steps() == [4, 4]
 
 
-def test_a_case_that_leaves_no_denoising_step_gets_no_warm_up_before_its_own_call(builders, generator):
+def test_a_case_that_leaves_no_denoising_step_is_refused_before_any_call(builders, generator):
     pipe = builders.build_img2img()
     calls = recorded(pipe)
-    # int(n * 0.1) == 0 for every n up to 4: no warm-up is valid, and the case's own call is what fails.
-    with pytest.raises((ValueError, RuntimeError)):
-        generator.generate(pipe, "Euler", 0, {**CALL, "num_inference_steps": 4, "strength": 0.1, "image": photo(64)})
-    assert [call["num_inference_steps"] for call in calls] == [4]
+    from pytest_diffbench.run.protocol import PipelineCallError
+
+    # int(n * 0.1) == 0 for every n up to 4: diffusers would fail deep inside its call (or, at
+    # steps=1, strength=0.5, with a RuntimeError in attention); refused in one line before any call.
+    for steps, strength in ((4, 0.1), (1, 0.5)):
+        with pytest.raises(PipelineCallError) as caught:
+            generator.generate(pipe, "Euler", 0, {**CALL, "num_inference_steps": steps, "strength": strength,
+                                                  "image": photo(64)})
+        assert str(caught.value) == (f"{type(pipe).__name__}: {steps} steps leave a stage no denoising step "
+                                     f"(strength={strength}); use more steps, a higher strength or another handoff")
+    assert calls == []
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +129,11 @@ def sdxl(builders) -> tuple[Any, Any]:
 def test_two_stages_run_base_then_refiner_with_the_case_s_sampler_seed_steps_and_cfg(sdxl, generator):
     base, refiner = sdxl
     pipe = diffbench.two_stage(base, refiner, handoff=0.75)
-    base_calls, refiner_calls = recorded(base), recorded(refiner)
+    schedulers: list[str] = []
+    base_calls, refiner_calls = recorded(base, schedulers), recorded(refiner, schedulers)
     call = {**CALL, "num_inference_steps": 4, "width": 64, "height": 64, "aesthetic_score": 5.0}
     image, measurement = generator.generate(pipe, "DPM++ 2M", 3, call)
-    assert type(base.scheduler).__name__ == type(refiner.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert set(schedulers) == {"DPMSolverMultistepScheduler"} and len(schedulers) == 4  # warm-up and timed, each stage
     warm_base, timed_base = base_calls
     assert timed_base["denoising_end"] == 0.75 and timed_base["output_type"] == "latent"
     assert timed_base["width"] == 64 and "aesthetic_score" not in timed_base
@@ -200,3 +211,27 @@ def test_each_change_of_the_refiner_changes_its_description(builders, change, fi
 
     before, after = described("pass"), described(change)
     assert [key for key in before if before[key] != after[key]] == [field]
+
+
+def test_every_stage_has_its_own_scheduler_back_after_a_case(builders, generator):
+    """The pipeline is the user's session fixture: a case's sampler must not stay in it for the next test."""
+    single = builders.build_sd()
+    base = builders.build_sdxl()
+    refiner = builders.build_sdxl_refiner(base)
+    own = [single.scheduler, base.scheduler, refiner.scheduler]
+    generator.generate(single, "DDIM", 0, {**CALL, "num_inference_steps": 2})
+    generator.generate(diffbench.two_stage(base, refiner), "DPM++ 2M", 0, {**CALL, "num_inference_steps": 2})
+    assert [single.scheduler, base.scheduler, refiner.scheduler] == own
+
+
+@pytest.mark.parametrize(("sampler", "raised"), [("DDIM", "custom timestep"), ("PNDM", "custom timestep")])
+def test_a_call_diffusers_refuses_is_one_line_naming_the_pipeline(builders, generator, sampler, raised):
+    """A sampler that takes no custom timestep schedule: diffusers refuses it inside the call."""
+    from pytest_diffbench.run.protocol import PipelineCallError
+
+    pipe = builders.build_sd()
+    with pytest.raises(PipelineCallError) as caught:
+        generator.generate(pipe, sampler, 0, {**CALL, "num_inference_steps": 2, "timesteps": [999, 500]})
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("StableDiffusionPipeline's call failed with ValueError: ")
+    assert raised in message and "(raised at " in message
