@@ -12,6 +12,7 @@ import pytest
 from pytest_diffbench.run.inputs import InputError, PreparedInputs, prepare_inputs
 from pytest_diffbench.run.frames import OutputError, video_config
 from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineCallError, PipelineDescription, inert_adapters
+from pytest_diffbench.run.stages import StageError
 from pytest_diffbench.spec.config import FrozenConfig, normalise
 from pytest_diffbench.spec.measurement import Measurement, measurement_problem
 from pytest_diffbench.spec.sweep import (
@@ -27,6 +28,8 @@ from pytest_diffbench.spec.sweep import (
 )
 from pytest_diffbench.spec.video import count_problem, frame_size
 
+#: Keywords that take an IP-Adapter's image (or its embeddings): they need an IP-Adapter loaded.
+IP_ADAPTER_KEYWORDS = ("ip_adapter_image", "ip_adapter_image_embeds")
 #: Keywords of the pipeline call that take the LoRA scale, in the order they are tried (SD and
 #: SDXL pipelines name the first, SD3 and Flux the second, newer ones the third).
 ATTENTION_KEYWORDS = ("cross_attention_kwargs", "joint_attention_kwargs", "attention_kwargs")
@@ -222,7 +225,7 @@ class DiffbenchCase:
                            if k not in SIZE_AXES}
         # refuse what a config cannot hold, before generating
         self._or_refuse(lambda: normalise(recorded_kwargs, where="generate() keyword", finite=True), TypeError, ValueError)
-        output = self._or_refuse(lambda: self._generated(description, call_kwargs), OutputError, PipelineCallError)
+        output = self._or_refuse(lambda: self._generated(description, call_kwargs), OutputError, PipelineCallError, StageError)
         image, measurement = self._checked_output(output)
         width, height = self._or_refuse(lambda: frame_size(image.width, image.height, measurement.frames), ValueError)
         for axis, size in (("width", width), ("height", height)):
@@ -317,11 +320,28 @@ class DiffbenchCase:
             problem = keyword_problem(name, value)
             if problem:
                 self._refuse(problem)
-        layers = getattr(getattr(getattr(self.pipeline, "text_encoder", None), "config", None), "num_hidden_layers", None)
+        encoder = getattr(self.pipeline, "text_encoder", None)
+        layers = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
         skip = kwargs.get(CLIP_SKIP)
         if skip is not None and isinstance(layers, int) and int(skip) >= layers:
             self._refuse(f"{CLIP_SKIP}={skip} is not valid for this pipeline: its text encoder has {layers} layers, so "
                          f"{CLIP_SKIP} must be from 0 to {layers - 1}")
+        if skip and isinstance(layers, int) and not hasattr(encoder, "text_model"):
+            # diffusers' Stable Diffusion pipelines apply clip_skip through text_encoder.text_model, a level
+            # transformers 5 removed from CLIPTextModel: the call would fail with an AttributeError
+            self._refuse(f"{CLIP_SKIP}={skip} does not work with this pipeline: diffusers applies it through "
+                         f"text_encoder.text_model, which this {type(encoder).__name__} does not have (transformers 5 "
+                         f"removed that level); leave {CLIP_SKIP} out, or use transformers < 5")
+        self._check_ip_adapter(kwargs)
+
+    def _check_ip_adapter(self, kwargs: Mapping[str, Any]) -> None:
+        """Refuse IP-Adapter inputs given to a pipeline whose denoiser has no IP-Adapter loaded
+        (diffusers would fail with an AttributeError deep in its call)."""
+        given = [name for name in IP_ADAPTER_KEYWORDS if kwargs.get(name) is not None]
+        denoiser = getattr(self.pipeline, "unet", None) or getattr(self.pipeline, "transformer", None)
+        if given and denoiser is not None and getattr(denoiser, "encoder_hid_proj", None) is None:
+            self._refuse(f"{', '.join(given)} needs an IP-Adapter loaded in the pipeline (pipe.load_ip_adapter(...) in "
+                         "your diffbench_pipeline fixture), and this one has none")
 
     def _core_keywords(self, prompt: str, negative_prompt: str | None, accepted: frozenset[str] | None,
                        description: PipelineDescription, kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,6 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Hashable, Iterator, Mapping
 
-import pytest
 import torch
 from PIL import Image
 
@@ -39,7 +38,6 @@ from pytest_diffbench.run.protocol import PipelineCallError, PipelineDescription
 from pytest_diffbench.run.schedulers import scheduler_for, scheduler_record
 from pytest_diffbench.run.stages import (
     REFINER,
-    StageError,
     TwoStage,
     call_keywords,
     denoising_steps,
@@ -134,9 +132,9 @@ class ImageGenerator:
 
     def generate(self, pipe: Any, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> tuple[Image.Image, Measurement]:
         """Swap the sampler into every stage, warm up if this output resolution is new, and time
-        one image of ``seed``; afterwards every stage has its own scheduler back. Fails the case with
-        one line for a keyword a two-stage case cannot take (see
-        :func:`~pytest_diffbench.run.stages.route_keywords`). Raises :class:`PipelineCallError` (one
+        one image of ``seed``; afterwards every stage has its own scheduler back. Raises StageError
+        (one line) for a keyword a two-stage case cannot take (see
+        :func:`~pytest_diffbench.run.stages.route_keywords`), and :class:`PipelineCallError` (one
         line) when the pipeline's call refuses its inputs (a ValueError or TypeError from inside it)."""
         stages = self._stages(pipe, call_kwargs)
         for stage in stages:
@@ -183,18 +181,13 @@ class ImageGenerator:
                                   warnings=tuple(nonfinite), stages=staged, frames=frames)
 
     def _stages(self, pipe: Any, call_kwargs: Mapping[str, Any]) -> list[_Stage]:
-        """The calls of one case: the pipeline's own, or a two-stage pipeline's base and refiner."""
+        """The calls of one case: the pipeline's own, or a two-stage pipeline's base and refiner.
+        Raises StageError (one line) for a keyword a two-stage case cannot take."""
         if not isinstance(pipe, TwoStage):
             return [_Stage("", pipe, call_kwargs)]
-        try:
-            base, refiner = route_keywords(call_kwargs, call_keywords(pipe.base), call_keywords(pipe.refiner),
-                                           pipe.handoff)
-        except StageError as exc:
-            problem = str(exc)
-        else:
-            return [_Stage(name, stage, kwargs, takes_latents=name == REFINER)
-                    for (name, stage), kwargs in zip(pipe.stages(), (base, refiner))]
-        pytest.fail(problem, pytrace=False)  # outside the except clause: pytest shows no chained exception
+        base, refiner = route_keywords(call_kwargs, call_keywords(pipe.base), call_keywords(pipe.refiner), pipe.handoff)
+        return [_Stage(name, stage, kwargs, takes_latents=name == REFINER)
+                for (name, stage), kwargs in zip(pipe.stages(), (base, refiner))]
 
     def _run(self, stages: list[_Stage], seed: int, steps: int | None) -> tuple[list[tuple[float, float | None]], Any]:
         """Run the stages one after the other (``steps``: instead of the case's), each timed:

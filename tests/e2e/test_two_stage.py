@@ -58,6 +58,8 @@ def test_a_two_stage_case_is_baselined_rerun_and_timed_per_stage(two_stage_proje
     refused = made.result("test_refused")
     assert refused.outcome is Outcome.ERROR
     assert "strength (the refiner ignores strength when the handoff sets denoising_start)" in refused.message
+    refusal = next(line for line in project.text(made.outcome).splitlines() if "the refiner ignores strength" in line)
+    assert refusal.startswith("test_gen.py::test_refused[seed0-euler-3steps-cfg5]: ")  # named like every refusal
     assert "Traceback" not in project.text(made.outcome) and "During handling" not in project.text(made.outcome)
     result = made.result("test_refined")
     assert result.setting("refiner")["handoff"] == 0.8

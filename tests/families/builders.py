@@ -291,11 +291,13 @@ def build_flux(t5_tokenizer: Path = T5_TOKENIZER) -> FluxPipeline:
 def build_lora(base: Any, adapter_name: str = "tiny", folder: Path | None = None, rank: int = 4) -> Any:
     """``base`` (a pipeline with a ``unet``, or a ``transformer``: SD3, Flux) with a seeded
     rank-``rank`` peft LoRA on its denoiser's attention projections, saved with
-    ``save_lora_weights`` into ``folder`` (a new temporary folder when None;
-    ``pytorch_lora_weights.safetensors``) and loaded back with
+    ``save_lora_weights`` into ``folder`` (when None, a temporary folder removed once the LoRA is
+    loaded; ``pytorch_lora_weights.safetensors``) and loaded back with
     ``load_lora_weights(folder, adapter_name=adapter_name)``, as a user loads a trained LoRA.
     Returns ``base``, changed in place."""
-    folder = Path(tempfile.mkdtemp(prefix="family-lora-")) if folder is None else folder
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="family-lora-") as temporary:
+            return build_lora(base, adapter_name, Path(temporary), rank)
     folder.mkdir(parents=True, exist_ok=True)
     component = "unet" if getattr(base, "unet", None) is not None else "transformer"
     denoiser = getattr(base, component)

@@ -12,6 +12,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from pytest_diffbench.run.case import DiffbenchCase
@@ -191,3 +192,21 @@ def test_flux_reads_a_negative_prompt_only_above_true_cfg_scale_1(builders) -> N
                               workflow_version="1")
     diffbench.generate("a red cube", negative_prompt="blurry", true_cfg_scale=2.0)
     assert diffbench.config is not None and diffbench.config.negative_prompt == "blurry"
+
+
+def test_inputs_diffusers_would_fail_on_deep_inside_its_call_are_one_line(builders):
+    """clip_skip through a CLIP text encoder without the ``text_model`` level (transformers 5), IP-Adapter
+    inputs without an IP-Adapter, a custom timestep schedule a sampler cannot take: each fails the case
+    with one line naming the keyword or the pipeline, never a traceback from inside diffusers."""
+    import transformers
+
+    pipe = builders.build_sd()
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        assert refusal(pipe, clip_skip=1).startswith("t.py::test[x]: clip_skip=1 does not work with this pipeline: ")
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    assert refusal(pipe, ip_adapter_image=image) == ("t.py::test[x]: ip_adapter_image needs an IP-Adapter loaded in the "
+                                                     "pipeline (pipe.load_ip_adapter(...) in your diffbench_pipeline "
+                                                     "fixture), and this one has none")
+    timesteps = refusal(pipe, axes={"samplers": "DDIM"}, timesteps=[999, 500])
+    assert timesteps.startswith("t.py::test[x]: StableDiffusionPipeline's call failed with ValueError: ")
+    assert "\n" not in timesteps
