@@ -11,11 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from pytest_diffbench.spec.config import FrozenConfig, config_hash
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.sidecar import Sidecar, SidecarError
+from pytest_diffbench.store.baselines import pixels_sha256
 
 BASELINES = Path(__file__).resolve().parents[3] / "baselines"
 SIDECARS = sorted(BASELINES.rglob("*.json"))
@@ -36,7 +38,8 @@ def test_committed_sidecar_rehashes_parses_and_matches_its_png(path: Path):
     assert sidecar.to_json() == text  # the one JSON form: parsing and writing back gives the same bytes
     png = path.with_suffix(".png")
     assert hashlib.sha256(png.read_bytes()).hexdigest() == sidecar.image_sha256
-    assert sidecar.format == 1 and sidecar.pixels_sha256 == ""  # read as committed, never rewritten
+    with Image.open(png) as image:  # format 2: the digest of the decoded pixels vouches for the image
+        assert sidecar.format == 2 and sidecar.pixels_sha256 == pixels_sha256(image)
     assert sidecar.case == path.relative_to(BASELINES / "cpu-float32").with_suffix("").as_posix()
 
 

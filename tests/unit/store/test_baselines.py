@@ -767,7 +767,7 @@ def test_a_reader_rereads_a_disagreeing_pair_under_the_lock(stored, astronaut, m
     assert loaded.sidecar.config["seed"] == 8
 
 
-# -- the committed example baselines (format 1) -----------------------------------------------
+# -- the committed example baselines (format 2) -----------------------------------------------
 
 COMMITTED = Path(__file__).resolve().parents[3] / "baselines"
 
@@ -775,11 +775,11 @@ COMMITTED = Path(__file__).resolve().parents[3] / "baselines"
 @pytest.mark.parametrize("sidecar", sorted(COMMITTED.glob("cpu-float32/**/*.json")),
                          ids=lambda p: p.relative_to(COMMITTED).as_posix())
 def test_the_committed_baselines_load_as_they_are(sidecar: Path):
-    """Read as committed (format 1, vouched by bytes), never rewritten to be readable."""
+    """Read as committed (format 2, vouched by their pixels), never rewritten to be readable."""
     case = sidecar.relative_to(COMMITTED / "cpu-float32").with_suffix("").as_posix()
     before = sidecar.read_bytes()
     loaded = BaselineStore(COMMITTED, "cpu-float32").load(case)
-    assert loaded is not None and loaded.sidecar.format == 1 and loaded.sidecar.to_json().encode() == before
+    assert loaded is not None and loaded.sidecar.format == 2 and loaded.sidecar.to_json().encode() == before
     assert loaded.image.size == (loaded.sidecar.config["width"], loaded.sidecar.config["height"])
 
 
