@@ -336,6 +336,8 @@ def build_scheduler(scheduler_config: Mapping[str, Any], name: str, *, class_nam
     one it draws from torch's global generator, so it raises ValueError when ``seed`` is None).
     Keys of the pipeline's config that the target class does not take are carried along without
     diffusers' "were passed to ..., but are not expected" warning (the pipeline may read them).
+    Raises ValueError (one line) when the class needs a package that is not installed
+    (``DPMSolverSDEScheduler``: torchsde).
     """
     import logging
 
@@ -363,5 +365,8 @@ def build_scheduler(scheduler_config: Mapping[str, Any], name: str, *, class_nam
     config_logger.setLevel(logging.ERROR)
     try:
         return cls.from_config(config, **kwargs)
+    except ImportError as exc:  # diffusers' stand-in for a scheduler whose backend is missing (torchsde)
+        reason = " ".join(str(exc).split())
+        raise ValueError(f"sampler {name!r} ({spec.class_name}) cannot run here: {reason}") from None
     finally:
         config_logger.setLevel(level)

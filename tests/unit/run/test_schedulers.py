@@ -175,3 +175,24 @@ def test_dpm_sde_gives_the_same_image_for_the_same_case_in_two_processes():
     first, second = run(1), run(2)
     assert first.split()[0] == "DPMSolverSDEScheduler"
     assert first == second
+
+
+def test_a_sampler_whose_package_is_missing_is_one_line_naming_the_package(monkeypatch: pytest.MonkeyPatch):
+    """Without torchsde, diffusers puts a stand-in class in DPMSolverSDEScheduler's place that raises a
+    multi-line ImportError; the case gets one line naming the sampler and the package."""
+    import diffusers
+
+    class Missing:
+        """What diffusers' stand-in does without torchsde (requires_backends' message)."""
+
+        @classmethod
+        def from_config(cls, *args: Any, **kwargs: Any) -> None:
+            raise ImportError("\nDPMSolverSDEScheduler requires the torchsde library but it was not found in your "
+                              "environment. You can install it with pip: `pip install torchsde`\n")
+
+    monkeypatch.setattr(diffusers, "DPMSolverSDEScheduler", Missing)
+    with pytest.raises(ValueError) as caught:
+        scheduler_for(StepsWithGenerator(), _euler(), "DPM++ SDE", 0)
+    message = str(caught.value)
+    assert message.startswith("sampler 'DPM++ SDE' (DPMSolverSDEScheduler) cannot run here: ")
+    assert "torchsde" in message and "\n" not in message
