@@ -10,11 +10,13 @@ tests work under ``--import-mode=importlib`` as well as the default import mode.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sys
 import textwrap
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Iterable
 
 import pytest
@@ -166,6 +168,23 @@ class DiffbenchProject:
     def latest(self) -> str | None:
         latest = self.output_dir / "latest"
         return latest.read_text(encoding="utf-8").strip() if latest.is_file() else None
+
+
+#: Tiny offline builders of every diffusers pipeline family (imports torch: only tests that use them pay).
+FAMILY_BUILDERS = REPO_ROOT / "tests" / "families" / "builders.py"
+
+
+@pytest.fixture(scope="session")
+def builders() -> ModuleType:
+    """tests/families/builders.py, imported by path once per process."""
+    name = "diffbench_family_builders"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, FAMILY_BUILDERS)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")

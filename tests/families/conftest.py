@@ -11,11 +11,8 @@ processes per family, whatever the number of changes. Every sidecar stays under
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,7 +21,6 @@ import pytest
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 from pytest_diffbench.testing import DiffbenchRun
 
-BUILDERS_PATH = Path(__file__).resolve().parent / "builders.py"
 #: Upper bounds on a baseline sidecar and a case's message (inputs are digests, not pixels; a
 #: stale-baseline message lists the changed fields, cut): before issue 11, 351 KB and 107 KB.
 MAX_SIDECAR_BYTES = 16 * 1024
@@ -107,19 +103,6 @@ def stale_line(message: str, field: str) -> str | None:
     pattern = re.compile(rf"(?<![\w.]){re.escape(field)}(\.[\w.\[\]]+|\[[^\]]*\])*: [^;\n]*")
     match = pattern.search(message)
     return None if match is None else match.group(0)
-
-
-@pytest.fixture(scope="session")
-def builders() -> ModuleType:
-    """tests/families/builders.py, imported by path (it imports torch: only tests that use it pay)."""
-    name = "diffbench_family_builders"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BUILDERS_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ that leaves the next case's adapter weights alone, LCM's missing negative_prompt
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,17 +21,6 @@ from pytest_diffbench.spec.sweep import expand_sweep, sweep
 
 pytestmark = pytest.mark.model
 
-BUILDERS_PATH = Path(__file__).resolve().parents[2] / "families" / "builders.py"
-
-
-@pytest.fixture(scope="module")
-def builders() -> ModuleType:
-    """tests/families/builders.py: the tiny seeded pipeline of each family."""
-    spec = importlib.util.spec_from_file_location("config_family_builders", BUILDERS_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def add_lora(pipe: Any, name: str, seed: int = 0) -> Any:

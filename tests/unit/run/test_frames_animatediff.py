@@ -4,9 +4,6 @@ output that cannot be one strip fails the case in one line, without a traceback.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,18 +12,8 @@ from pytest_diffbench.run.case import DiffbenchCase
 from pytest_diffbench.run.generation import ImageGenerator
 from pytest_diffbench.spec.sweep import expand_sweep, sweep
 
-BUILDERS = Path(__file__).resolve().parents[2] / "families" / "builders.py"
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture(scope="module")
-def builders() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("diffbench_video_builders", BUILDERS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def video_case(pipe: Any) -> DiffbenchCase:

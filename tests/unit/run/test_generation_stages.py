@@ -3,10 +3,6 @@ inputs and low strengths, and the two stages of ``diffbench.two_stage``."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -17,20 +13,7 @@ import pytest_diffbench as diffbench
 
 pytestmark = pytest.mark.model
 
-BUILDERS = Path(__file__).resolve().parents[2] / "families" / "builders.py"
 CALL = {"prompt": "a red cube", "negative_prompt": None, "guidance_scale": 5.0, "output_type": "pil"}
-
-
-@pytest.fixture(scope="module")
-def builders() -> ModuleType:
-    name = "diffbench_family_builders"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BUILDERS)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture
