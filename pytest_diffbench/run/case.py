@@ -313,7 +313,8 @@ class DiffbenchCase:
         """Refuse a keyword value diffusers would fail on or ignore: a ``scale`` in an attention
         keyword without a LoRA loaded (as ``lora_scale``), a bad ``guidance_rescale`` or
         ``clip_skip`` (see spec.sweep.keyword_problem), a ``clip_skip`` not below the text
-        encoder's layer count where the pipeline has one."""
+        encoder's layer count where the pipeline has one; for a diffusers pipeline also a
+        ``clip_skip`` its CLIP text encoder cannot apply and IP-Adapter inputs without an IP-Adapter."""
         for name, value in kwargs.items():
             if name in ATTENTION_KEYWORDS and isinstance(value, Mapping) and "scale" in value:
                 self._check_scale_works(f"{name}={{'scale': ...}}", description)
@@ -326,17 +327,19 @@ class DiffbenchCase:
         if skip is not None and isinstance(layers, int) and int(skip) >= layers:
             self._refuse(f"{CLIP_SKIP}={skip} is not valid for this pipeline: its text encoder has {layers} layers, so "
                          f"{CLIP_SKIP} must be from 0 to {layers - 1}")
-        if skip and isinstance(layers, int) and not hasattr(encoder, "text_model"):
+        runs_itself = isinstance(self.pipeline, DiffbenchPipeline)
+        if skip and isinstance(layers, int) and not runs_itself and not hasattr(encoder, "text_model"):
             # diffusers' Stable Diffusion pipelines apply clip_skip through text_encoder.text_model, a level
             # transformers 5 removed from CLIPTextModel: the call would fail with an AttributeError
             self._refuse(f"{CLIP_SKIP}={skip} does not work with this pipeline: diffusers applies it through "
                          f"text_encoder.text_model, which this {type(encoder).__name__} does not have (transformers 5 "
                          f"removed that level); leave {CLIP_SKIP} out, or use transformers < 5")
-        self._check_ip_adapter(kwargs)
+        if not runs_itself:
+            self._check_ip_adapter(kwargs)
 
     def _check_ip_adapter(self, kwargs: Mapping[str, Any]) -> None:
-        """Refuse IP-Adapter inputs given to a pipeline whose denoiser has no IP-Adapter loaded
-        (diffusers would fail with an AttributeError deep in its call)."""
+        """Refuse IP-Adapter inputs given to a diffusers pipeline whose denoiser has no IP-Adapter
+        loaded (diffusers would fail with an AttributeError deep in its call)."""
         given = [name for name in IP_ADAPTER_KEYWORDS if kwargs.get(name) is not None]
         denoiser = getattr(self.pipeline, "unet", None) or getattr(self.pipeline, "transformer", None)
         if given and denoiser is not None and getattr(denoiser, "encoder_hid_proj", None) is None:
