@@ -265,6 +265,8 @@ def _int(row: Mapping[str, Any], column: str) -> int | None:
 
 
 _INT_CONFIG = ("seed", "steps", "width", "height")
+#: Config cells that hold a flag (written True or False).
+_BOOL_CONFIG = ("deterministic",)
 #: Config cells that hold JSON (lists and objects).
 _JSON_CONFIG = ("loras", "controlnets", "pipeline_kwargs", *OPTIONAL_KEYS)
 
@@ -278,6 +280,8 @@ def _config_value(key: str, value: Any) -> Any:
             return int(value)
         if key == "cfg":
             return float(value)
+        if key in _BOOL_CONFIG and value in ("True", "False"):
+            return value == "True"
     except ValueError:
         return value
     if key in _JSON_CONFIG and value[:1] in "[{":

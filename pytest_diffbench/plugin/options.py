@@ -23,6 +23,8 @@ from pytest_diffbench.spec.outcomes import UpdateMode
 from pytest_diffbench.spec.targets import BUILTIN_MODELS, DTYPE_NAMES, check_available, check_device
 
 UPDATE_MODES = tuple(mode.value for mode in UpdateMode)
+#: The values of ``diffbench_tolerance_from``.
+TOLERANCE_SOURCES = ("ini", "noise-floor")
 PIN_FIELDS = ("device", "dtype", "device_name", "torch", "diffusers", "platform")
 #: The characters a pin template may hold besides its ``{field}`` parts.
 PIN_LITERAL = "A-Za-z0-9._-"
@@ -92,6 +94,24 @@ FIXED_OPTIONS: tuple[Option, ...] = (
            default="failures", flag="--diffbench-bundle-images", ini="diffbench_bundle_images",
            argparse={"choices": BUNDLE_IMAGES}, cli="--bundle-images"),
     Option("max_cases", "largest number of cases one sweep may expand to", default="512", ini="diffbench_max_cases"),
+    Option("deterministic", "make generation deterministic before any pipeline is built (what diffusers' "
+           "enable_full_determinism does: deterministic algorithms, CUBLAS_WORKSPACE_CONFIG, cuDNN deterministic "
+           "without benchmark, TF32 off); recorded in each case's config, so baselines made with it are compared with it",
+           default=False, flag="--diffbench-deterministic", ini="diffbench_deterministic", ini_type="bool",
+           argparse={"action": "store_true", "default": None}),
+    Option("resume", "go on with a run that was stopped: run only the cases of its job list that did not finish, "
+           "in the same run folder (RUN_ID, default: latest)", flag="--diffbench-resume",
+           argparse={"nargs": "?", "const": "latest", "metavar": "RUN_ID"}),
+    Option("resume_changed", "let --diffbench-resume go on although the job list or config hashes of the cases "
+           "differ from the run's", default=False, flag="--diffbench-resume-changed", argparse={"action": "store_true"}),
+    Option("calibrate", "measure the noise floor: run each case N times (N >= 2) and with perturbations that should "
+           "not matter, and write noise-floor.json beside the baselines", flag="--diffbench-calibrate",
+           argparse={"metavar": "N"}),
+    Option("tolerance_from", "where gates take their default tolerances: ini (the diffbench_<metric> keys) or "
+           "noise-floor (the measured noise-floor.json of the pin, see --diffbench-calibrate)",
+           default="ini", ini="diffbench_tolerance_from"),
+    Option("presets_file", "a TOML file of presets ([presets.NAME] tables), relative to the rootdir; by default "
+           "presets are read from pyproject.toml's [tool.diffbench.presets.NAME]", ini="diffbench_presets_file"),
 )
 
 
@@ -154,6 +174,18 @@ class Settings:
     update_timing: bool = False
     #: The local diffusers folder ``model`` names (absolute), None for a built-in model or a hub id.
     model_folder: Path | None = None
+    #: ``--diffbench-deterministic``: deterministic algorithms, recorded in every case's config.
+    deterministic: bool = False
+    #: ``--diffbench-resume[=RUN_ID]``: the run to go on with ("latest" by default), None without the flag.
+    resume: str | None = None
+    #: ``--diffbench-resume-changed``: resume although the job list or config hashes changed.
+    resume_changed: bool = False
+    #: ``--diffbench-calibrate=N``: how many times each case runs to measure the noise floor, None without it.
+    calibrate: int | None = None
+    #: ``diffbench_tolerance_from``: "ini" or "noise-floor".
+    tolerance_from: str = "ini"
+    #: ``diffbench_presets_file``: the TOML file of presets (absolute), None for pyproject.toml's.
+    presets_file: Path | None = None
 
 
 def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | None = None) -> Settings:
@@ -175,7 +207,11 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
         except ValueError as exc:
             raise pytest.UsageError(f"diffbench: {exc}") from None
     writes = raw["update"] is not None or bool(raw["update_timing"])
-    enabled = bool(raw["enabled"]) or writes  # --diffbench-update(-timing) implies --diffbench
+    calibrate = None if raw["calibrate"] is None else _check(_repeats, raw["calibrate"], "--diffbench-calibrate")
+    resume = None if raw["resume"] is None else _check(_required("name a run id, or give the flag alone for the latest run"),
+                                                       raw["resume"], "--diffbench-resume")
+    # --diffbench-update(-timing), --diffbench-resume and --diffbench-calibrate imply --diffbench
+    enabled = bool(raw["enabled"]) or writes or resume is not None or calibrate is not None
     if baseline_dir_check is None:
         baseline_dir_check = "writable" if writes else "exists" if enabled else "off"
     baseline_dir = _check(_required("name a folder, relative to the rootdir"), raw["baseline_dir"], "diffbench_baseline_dir")
@@ -210,6 +246,12 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
         max_cases=_check(_positive_int, raw["max_cases"], "diffbench_max_cases"),
         bundle_images=_check(_choice(BUNDLE_IMAGES), raw["bundle_images"], "diffbench_bundle_images"),
         tolerances=tolerances,
+        deterministic=bool(raw["deterministic"]),
+        resume=resume,
+        resume_changed=bool(raw["resume_changed"]),
+        calibrate=calibrate,
+        tolerance_from=_check(_choice(TOLERANCE_SOURCES), raw["tolerance_from"], "diffbench_tolerance_from"),
+        presets_file=None if raw["presets_file"] in (None, "", "off") else root / str(raw["presets_file"]).strip(),
     )
 
 
@@ -287,6 +329,17 @@ def _required(what: str) -> Callable[[Any], str]:
             raise ValueError(f"it is empty; {what}")
         return text
     return parse
+
+
+def _repeats(value: Any) -> int:
+    """``--diffbench-calibrate``'s N: an integer of at least 2 (one repeat has no spread)."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 2:
+        raise ValueError("give how many times each case runs, an integer of at least 2")
+    return number
 
 
 def _positive_int(value: Any) -> int:

@@ -145,7 +145,7 @@ class DiffbenchSession:
         from pytest_diffbench.run.case import DiffbenchCase
 
         return DiffbenchCase(nodeid=item.nodeid, case=case, pipeline=pipeline, runner=self._runner_for(pipeline),
-                             workflow_version=self.workflow_version_for(item))
+                             workflow_version=self.workflow_version_for(item), deterministic=self.settings.deterministic)
 
     def _runner_for(self, pipeline: Any) -> "Runner":
         from pytest_diffbench.run.case import SelfRunner

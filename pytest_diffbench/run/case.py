@@ -112,11 +112,14 @@ class DiffbenchCase:
     image (sweep over anything else you want to vary).
     """
 
-    def __init__(self, *, nodeid: str, case: Case, pipeline: Any, runner: Runner, workflow_version: str) -> None:
+    def __init__(self, *, nodeid: str, case: Case, pipeline: Any, runner: Runner, workflow_version: str,
+                 deterministic: bool = False) -> None:
         self.nodeid = nodeid
         self.case = case
         self.pipeline = pipeline
         self.workflow_version = workflow_version
+        #: ``--diffbench-deterministic`` was on (recorded in the config).
+        self.deterministic = deterministic
         self._runner = runner
         self.config: FrozenConfig | None = None
         self.image: Image.Image | None = None
@@ -259,6 +262,7 @@ class DiffbenchCase:
             adapters=description.adapters,
             refiner=refiner,
             video=video_config(self.pipeline, measurement.frames, call_kwargs),
+            deterministic=self.deterministic,
         )
         self.image, self.measurement = image, measurement
         return image

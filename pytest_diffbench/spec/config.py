@@ -53,6 +53,9 @@ class FrozenConfig:
     refiner: Mapping[str, Any] = field(default_factory=dict)
     #: A case whose output is frames (video): their count and rate.
     video: Mapping[str, Any] = field(default_factory=dict)
+    #: Made with ``--diffbench-deterministic`` (deterministic algorithms can change the numerics, so
+    #: a baseline made with it is compared with cases made with it).
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         # cfg 5 and 5.0 are one guidance scale: store it as a float so both hash alike.
@@ -81,7 +84,7 @@ class FrozenConfig:
 
 
 #: Fields left out of :meth:`FrozenConfig.to_dict` (and its hash) when empty.
-OPTIONAL_KEYS: tuple[str, ...] = ("scheduler", "pipeline_config", "adapters", "refiner", "video")
+OPTIONAL_KEYS: tuple[str, ...] = ("scheduler", "pipeline_config", "adapters", "refiner", "video", "deterministic")
 #: Fields every config has.
 REQUIRED_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FrozenConfig) if f.name not in OPTIONAL_KEYS)
 #: Every field, in order: the config's columns of results.csv.

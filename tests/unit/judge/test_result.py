@@ -23,7 +23,7 @@ CONFIG = FrozenConfig(
     dtype="float32", device="cpu", pipeline_kwargs={"eta": 0.5, "nested": {"b": [1, 2.5], "a": "x"}, "clip_skip": 2},
     scheduler={"class": "EulerDiscreteScheduler", "timestep_spacing": "trailing"},
     pipeline_config={"force_zeros_for_empty_prompt": False}, adapters={"active": {"style": 0.6}, "fused": False},
-    refiner={"model": "refiner", "handoff": 0.8}, video={"frames": 8},
+    refiner={"model": "refiner", "handoff": 0.8}, video={"frames": 8}, deterministic=True,
 )
 
 
