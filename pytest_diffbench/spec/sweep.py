@@ -20,6 +20,7 @@ import pytest
 
 from pytest_diffbench.spec.config import FLOAT_SIGNIFICANT_DIGITS, canonical_json, normalise, short_repr
 from pytest_diffbench.spec.samplers import UnknownSamplerError, resolve_sampler, sampler_slug
+from pytest_diffbench.spec.seeds import SeedPlan
 
 SWEEP_MARK = "diffbench_sweep"
 TOLERANCE_MARK = "diffbench_tolerance"
@@ -75,13 +76,20 @@ class SweepError(ValueError):
 
 @dataclass(frozen=True)
 class Case:
-    """One point of a sweep: the core axes plus any extra axes (pipeline keywords)."""
+    """One point of a sweep: the core axes plus any extra axes (pipeline keywords).
+
+    ``seed_plan`` and ``seed_index`` say where the seed came from when the sweep's seeds were a
+    :class:`~pytest_diffbench.spec.seeds.SeedPlan` (its label and the seed's index there; ``""``
+    and None otherwise). They are provenance: not in the id, the config or its hash, so one seed
+    has one baseline however it was given."""
 
     seed: int = DEFAULT_SEED
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS
     cfg: float = DEFAULT_CFG
     extra: tuple[tuple[str, Any], ...] = ()
+    seed_plan: str = ""
+    seed_index: int | None = None
 
     @property
     def id(self) -> str:
@@ -98,7 +106,7 @@ class Case:
 
 def sweep(
     *,
-    seeds: int | Iterable[int] = DEFAULT_SEED,
+    seeds: int | Iterable[int] | SeedPlan = DEFAULT_SEED,
     samplers: str | Iterable[str] = DEFAULT_SAMPLER,
     steps: int | Iterable[int] = DEFAULT_STEPS,
     cfg: float | Iterable[float] = DEFAULT_CFG,
@@ -111,7 +119,9 @@ def sweep(
     An axis is a scalar (one value) or any iterable that is not a string, bytes or mapping: a
     list, tuple, range, generator, numpy array, ... (a mapping is one value, e.g. a dict-valued
     pipeline keyword). A set is taken in sorted order, as it has no order of its own. Iterators
-    are read here, once, so a sweep on a class serves each of its tests. Extra keyword axes
+    are read here, once, so a sweep on a class serves each of its tests. ``seeds`` may be a
+    :func:`~pytest_diffbench.spec.seeds.seed_plan` (its label and each seed's index are recorded
+    per case), a list, a ``range`` or one int; seeds are integers from 0 to 2**63 - 1. Extra keyword axes
     (``width``, ``height``, ``lora_scale`` or any pipeline keyword) sweep the same way and land in
     the case's config. ``tolerance`` sets this test's tolerances (a mapping, see
     :func:`tolerance`); ``workflow_version`` overrides the ini ``diffbench_workflow_version`` for
@@ -188,7 +198,10 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
     if version is not None and (not isinstance(version, str) or not version.strip()):
         problems.append(f"sweep(workflow_version={version!r}) is not valid; give the version of your workflow as a "
                         "non-empty string, e.g. \"2\", or leave it out to use the ini's diffbench_workflow_version")
-    seeds = checked(lambda: [_check_seed(v) for v in _values("seeds", mark_kwargs.get("seeds", DEFAULT_SEED))])
+    raw_seeds = mark_kwargs.get("seeds", DEFAULT_SEED)
+    seeds = checked(lambda: [_check_seed(v) for v in _values("seeds", raw_seeds)])
+    origins = ([raw_seeds.origin(i) for i in range(len(raw_seeds))] if isinstance(raw_seeds, SeedPlan)
+               else [("", None)] * len(seeds))
     samplers = checked(lambda: [_check_sampler(v) for v in _values("samplers", mark_kwargs.get("samplers", DEFAULT_SAMPLER))])
     steps = checked(lambda: [_check_positive_int("steps", v) for v in _values("steps", mark_kwargs.get("steps", DEFAULT_STEPS))])
     cfgs = checked(lambda: [_check_cfg(v) for v in _values("cfg", mark_kwargs.get("cfg", DEFAULT_CFG))])
@@ -209,8 +222,9 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
             "reduce the axes or raise the ini option diffbench_max_cases"
         )
     cases = [
-        Case(seed=s, sampler=sa, steps=st, cfg=c, extra=tuple(zip(extra_names, rest)))
-        for s, sa, st, c, *rest in itertools.product(seeds, samplers, steps, cfgs, *extra_values)
+        Case(seed=seeds[i], sampler=sa, steps=st, cfg=c, extra=tuple(zip(extra_names, rest)),
+             seed_plan=origins[i][0], seed_index=origins[i][1])
+        for i, sa, st, c, *rest in itertools.product(range(len(seeds)), samplers, steps, cfgs, *extra_values)
     ]
     ids = [case.id for case in cases]
     if len(set(ids)) != len(ids):

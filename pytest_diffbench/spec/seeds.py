@@ -1,0 +1,129 @@
+"""Seed plans: named, deterministic lists of seeds (``diffbench.seed_plan("portraits", n=8)``).
+
+A plan's seeds are derived from its name (and an optional salt) by SHA-256, never by Python's
+salted ``hash()`` or the ``random`` module, so one name gives the same seeds in every process, on
+every machine and under every Python version. Each seed is the first 4 bytes (big-endian) of
+``SHA-256("diffbench.seed_plan/1\\0" + label + "\\0" + counter)``: an integer from 0 to
+2**32 - 1, a range every backend takes (``torch.Generator.manual_seed``, ``numpy.random.seed``
+and ``numpy.random.default_rng``, JAX's ``PRNGKey``). A counter that would repeat an earlier seed
+of the plan is skipped, so a plan's seeds are distinct.
+
+A plan remembers, per seed, its own label and the seed's index in it; a sweep over a plan records
+both per case (``seed_plan``, ``seed_index``). They are provenance, not pixels: they stay out of
+the config hash, so a seed given in a plain list or by a plan has one baseline. Plans concatenate
+with ``+`` (each seed keeping its plan and index): the "three fixed seeds plus a wild card"
+pattern is ``seed_plan("portraits", n=3) + seed_plan("portraits-wild", n=1, salt=...)``.
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+from collections.abc import Iterator, Sequence
+from typing import overload
+
+#: Seeds of a plan are below this: 4 bytes of the digest (what numpy's legacy seeding takes, the narrowest backend).
+SEED_LIMIT = 2**32
+#: The most seeds one plan may hold (the most values of one sweep axis).
+MAX_PLAN_SEEDS = 100_000
+#: The format tag hashed before every label: a change of the derivation is a change of this tag.
+_FORMAT = b"diffbench.seed_plan/1"
+
+
+class SeedPlanError(ValueError):
+    """A seed plan with an invalid name, salt or size; one line naming the argument."""
+
+
+class SeedPlan(Sequence[int]):
+    """An immutable sequence of seeds, each with the label of the plan it came from and its index
+    there (see :func:`seed_plan`). ``plan[i]`` is an int; ``plan.origin(i)`` is ``(label, index)``;
+    ``plan_a + plan_b`` joins two plans."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: Sequence[tuple[str, int, int]]) -> None:
+        """``entries``: ``(label, index, seed)`` per seed, in order. Use :func:`seed_plan` to make one."""
+        self._entries: tuple[tuple[str, int, int], ...] = tuple(entries)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> "SeedPlan": ...
+
+    def __getitem__(self, index: int | slice) -> "int | SeedPlan":
+        if isinstance(index, slice):
+            return SeedPlan(self._entries[index])
+        return self._entries[index][2]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[int]:
+        return (seed for _, _, seed in self._entries)
+
+    def __add__(self, other: object) -> "SeedPlan":
+        if not isinstance(other, SeedPlan):
+            return NotImplemented
+        return SeedPlan(self._entries + other._entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeedPlan) and self._entries == other._entries
+
+    def __hash__(self) -> int:
+        return hash(self._entries)
+
+    def __repr__(self) -> str:
+        labels = list(dict.fromkeys(label for label, _, _ in self._entries))
+        return f"SeedPlan({' + '.join(labels) or 'empty'}: {list(self)})"
+
+    def origin(self, position: int) -> tuple[str, int]:
+        """``(plan label, index in that plan)`` of the seed at ``position``."""
+        label, index, _ = self._entries[position]
+        return label, index
+
+    @property
+    def entries(self) -> tuple[tuple[str, int, int], ...]:
+        """``(label, index, seed)`` per seed, in order."""
+        return self._entries
+
+
+def seed_plan(name: str, n: int = 8, *, salt: str = "") -> SeedPlan:
+    """The ``n`` seeds of the plan ``name``: integers from 0 to 2**32 - 1, distinct, derived from
+    ``name`` (and ``salt``) by SHA-256 (see the module docstring), the same on every machine.
+
+    ``salt`` (a string, e.g. a date or a ticket) gives the plan other seeds under the same name;
+    the plan's recorded label is then ``name@salt``, so the salt is what replays it. Raises
+    :class:`SeedPlanError` (a ValueError, one line naming ``name``, ``salt`` or ``n``) when the name
+    is not a non-empty string of printable characters, the salt not a string of printable characters,
+    or ``n`` not an integer from 1 to 100000.
+    """
+    if not isinstance(name, str) or not name.strip() or not name.isprintable():
+        raise SeedPlanError(f"seed_plan(name={name!r}) is not valid; give a non-empty name of printable characters, "
+                            'e.g. seed_plan("portraits", n=8)')
+    if not isinstance(salt, str) or not salt.isprintable():
+        raise SeedPlanError(f"seed_plan(salt={salt!r}) is not valid; give a string of printable characters "
+                            '(e.g. salt="2026-11-30"), or leave it out')
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or not 1 <= int(n) <= MAX_PLAN_SEEDS:
+        raise SeedPlanError(f"seed_plan(n={n!r}) is not valid; n (the number of seeds) must be an integer from 1 to "
+                            f"{MAX_PLAN_SEEDS}")
+    label = f"{name}@{salt}" if salt else name
+    seeds: list[int] = []
+    seen: set[int] = set()
+    counter = 0
+    while len(seeds) < int(n):
+        seed = derive_seed(label, counter)
+        counter += 1
+        if seed not in seen:
+            seen.add(seed)
+            seeds.append(seed)
+    return SeedPlan([(label, index, seed) for index, seed in enumerate(seeds)])
+
+
+def derive_seed(label: str, counter: int) -> int:
+    """The seed of ``label`` at ``counter``: the first 4 bytes, big-endian, of the SHA-256 of the
+    format tag, the label (UTF-8) and the counter (decimal), NUL-separated."""
+    digest = hashlib.sha256(b"\0".join([_FORMAT, label.encode("utf-8"), str(counter).encode("ascii")])).digest()
+    return int.from_bytes(digest[:4], "big")
