@@ -32,6 +32,7 @@ from typing import Any, Hashable, Iterator, Mapping
 import torch
 from PIL import Image
 
+from pytest_diffbench.run.determinism import nondeterministic_op
 from pytest_diffbench.run.fingerprint import describe_pipeline
 from pytest_diffbench.run.frames import output_image
 from pytest_diffbench.run.protocol import PipelineCallError, PipelineDescription
@@ -135,7 +136,9 @@ class ImageGenerator:
         one image of ``seed``; afterwards every stage has its own scheduler back. Raises StageError
         (one line) for a keyword a two-stage case cannot take (see
         :func:`~pytest_diffbench.run.stages.route_keywords`), and :class:`PipelineCallError` (one
-        line) when the pipeline's call refuses its inputs (a ValueError or TypeError from inside it)."""
+        line) when the pipeline's call refuses its inputs (a ValueError or TypeError from inside it)
+        or, under ``--diffbench-deterministic``, runs an op that has no deterministic
+        implementation (see :func:`~pytest_diffbench.run.determinism.nondeterministic_op`)."""
         stages = self._stages(pipe, call_kwargs)
         for stage in stages:
             with _quiet_scheduler_warnings():
@@ -231,6 +234,11 @@ class ImageGenerator:
                 output = pipe(**call_kwargs, generator=generator)
         except (ValueError, TypeError) as exc:  # diffusers' own checks of its inputs raise these
             raise PipelineCallError.of(pipe, exc) from exc
+        except RuntimeError as exc:  # under --diffbench-deterministic: an op torch cannot run deterministically
+            problem = nondeterministic_op(exc)
+            if problem is None:
+                raise
+            raise PipelineCallError(f"{type(pipe).__name__}'s call: {problem}") from None
         _synchronize(device)
         return time.perf_counter() - start, output
 

@@ -2,8 +2,9 @@
 
 environment.json holds the command line, the tested repository's git commit, the OS, Python,
 the versions of the libraries that decide the pixels, every device the cases ran on (taken
-from the results rows, so the xdist controller never has to import torch) and the thread policy
-of torch's CPU pool (:mod:`pytest_diffbench.run.threads`).
+from the results rows, so the xdist controller never has to import torch), the thread policy
+of torch's CPU pool (:mod:`pytest_diffbench.run.threads`) and whether the run was deterministic
+(``--diffbench-deterministic``, with the settings :mod:`pytest_diffbench.run.determinism` left).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_diffbench.run.machine import distribution_version
 from pytest_diffbench.run.threads import ThreadPolicy
@@ -38,12 +39,17 @@ def git_state(rootdir: Path) -> dict[str, Any]:
 
 
 def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, machines: Iterable[MachineInfo],
-                    threads: ThreadPolicy) -> dict[str, Any]:
+                    threads: ThreadPolicy, determinism: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """environment.json: the command line, the git state of ``rootdir``, OS, Python, the versions of
     :data:`DISTRIBUTIONS`, every device the cases ran on (its results fields and the fields
-    ``pytest_diffbench_machine_info`` hooks added), sorted, and ``threads``, the thread policy of
-    the run's pytest processes (under xdist, what the controller decided for its workers)."""
+    ``pytest_diffbench_machine_info`` hooks added), sorted, ``threads``, the thread policy of
+    the run's pytest processes (under xdist, what the controller decided for its workers), and
+    ``deterministic``: whether ``--diffbench-deterministic`` was on, with ``determinism``, the
+    settings it left (:meth:`~pytest_diffbench.run.determinism.DeterminismState.as_dict`), when it was."""
     devices = {tuple(sorted(machine.device_fields().items())) for machine in machines}
+    switch: dict[str, Any] = {"deterministic": determinism is not None}
+    if determinism is not None:
+        switch["determinism"] = dict(determinism)
     return {
         "run_id": run_id,
         "command": " ".join(["pytest", *args]),
@@ -53,4 +59,5 @@ def run_environment(*, run_id: str, args: Sequence[str], rootdir: Path, machines
         "versions": {name: distribution_version(name) for name in DISTRIBUTIONS},
         "devices": [dict(device) for device in sorted(devices)],
         "threads": threads.as_dict(),
+        **switch,
     }
