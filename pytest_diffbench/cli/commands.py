@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 def run_state(folder: RunFolder) -> str:
     """What ``list`` says of a run: its outcome counts, or why it has none (still going, killed
-    before its end, empty, unreadable). Raises CommandError when a file of it is refused (a link)."""
+    before its end, empty, unreadable); a run stopped with cases of its job list left says so and
+    how to resume it. Raises CommandError when a file of it is refused (a link)."""
     finished = is_finished(folder)
     if not finished and not run_file(folder, folder.journal).is_file():
         return "unfinished: no case finished (it has no results.csv and no journal.jsonl)"
@@ -37,9 +38,25 @@ def run_state(folder: RunFolder) -> str:
     except CommandError as exc:
         return f"unreadable: {exc}"
     counts = ", ".join(f"{count} {outcome}" for outcome, count in outcome_counts(results)) or "no cases"
+    left = resumable(folder)
+    if left:  # stopped (Ctrl-C, -x: it wrote its files) or killed (only its journal) with jobs left
+        how = "paused" if finished else "killed"
+        return f"{how}: {left}; {counts} (resume with pytest --diffbench-resume={folder.run_id})"
     if finished:
         return counts
     return f"unfinished: {counts} in its journal (diffbench report {folder.run_id} writes its results.csv)"
+
+
+def resumable(folder: RunFolder) -> str:
+    """How many cases of the run's job list have no journal line (``2 of 20 cases left``), or ""
+    when none (or the run has no readable job list: it cannot be resumed). Raises CommandError
+    when the job list is a link (see :func:`~pytest_diffbench.cli.runs.run_file`)."""
+    run_file(folder, folder.jobs)
+    try:
+        jobs, left = folder.jobs_left()
+    except (OSError, ValueError):
+        return ""
+    return f"{len(left)} of {len(jobs)} cases left" if left else ""
 
 
 def command_list(settings: CliSettings) -> int:

@@ -46,8 +46,32 @@ def pytest_configure(config: pytest.Config) -> None:
     session = DiffbenchSession(config, read_settings(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(ResultCollector(session), "diffbench-results")
+    config.pluginmanager.register(JobList(session), "diffbench-jobs")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(lambda: session.folder), "diffbench-xdist")
+        config.pluginmanager.register(XdistHooks(lambda: session.folder, session.jobs_of_worker), "diffbench-xdist")
+
+
+class JobList:
+    """Hands the run's diffbench cases to the session once collection ended (after ``-k``, ``-m``
+    and every other deselection), and deselects the cases a resumed run finished before."""
+
+    def __init__(self, session: DiffbenchSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        jobs = [self.session.job(item, _case_of(item)) for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
+        finished = self.session.collected(jobs)
+        if finished:
+            config.hook.pytest_deselected(items=[item for item in items if item.nodeid in finished])
+            items[:] = [item for item in items if item.nodeid not in finished]
+
+
+def _case_of(item: pytest.Item) -> Case:
+    """The sweep case a diffbench item runs (a test without a sweep: the default case)."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get(CASE_FIXTURE, Case()) if callspec is not None else Case()
+    return case if isinstance(case, Case) else Case()
 
 
 class ResultCollector:
@@ -224,10 +248,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if report.when == "teardown" and result is stashed:
             result = None  # the call's report carried it already
     elif report.when == "setup" and report.failed and CASE_FIXTURE in getattr(item, "fixturenames", ()):
-        callspec = getattr(item, "callspec", None)
-        case = callspec.params.get(CASE_FIXTURE, Case()) if callspec is not None else Case()
         message = str(call.excinfo.value) if call.excinfo else "setup failed"
-        result = session.error_result(item, case, f"setup failed: {message}")
+        result = session.error_result(item, _case_of(item), f"setup failed: {message}")
     if result is not None:
         result = result.with_changes(attempts=max(1, getattr(item, "execution_count", 1)))  # pytest-rerunfailures' count
         item.stash[RESULT_KEY] = result

@@ -6,15 +6,22 @@ what the verdict asks for (the run folder's copy of the case, the baseline pair)
 finished case in the run's journal before the next one runs (the controller does, under xdist)
 and, at the end, writes the run's files: the record of truth first, then every derived artifact
 on its own.
+
+When collection ends the run's job list is written (:mod:`pytest_diffbench.store.jobs`). With
+``--diffbench-resume`` the session reopens a stopped run instead of claiming a new folder: it runs
+only the jobs without a journal line, appends to the same journal, and writes the artifacts over
+all the run's cases (the earlier ones read from its journal).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import shlex
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pytest
 
@@ -25,8 +32,9 @@ from pytest_diffbench.plugin.xdist import RUN_DIR_KEY
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
-from pytest_diffbench.store.journal import Journal
-from pytest_diffbench.store.run_folder import RunFolder, remove_stale_temp_files
+from pytest_diffbench.store.jobs import Job, JobChanges, compare_jobs, job_hash, pipeline_fields, read_jobs, write_jobs
+from pytest_diffbench.store.journal import Journal, read_journal
+from pytest_diffbench.store.run_folder import ResumeError, RunFolder, remove_stale_temp_files, resumable_run
 
 if TYPE_CHECKING:
     from pytest_diffbench.judge.lifecycle import BaselineState
@@ -46,6 +54,14 @@ class DiffbenchSession:
         self.settings = settings
         #: The result of each case by node id: its last attempt's (see :meth:`add_result`).
         self._results: dict[str, CaseResult] = {}
+        #: A resumed run's results from before this session (its journal's), by node id.
+        self._earlier: dict[str, CaseResult] = {}
+        #: The run's job list once collection ended (the controller's or single process's).
+        self.jobs: list[Job] | None = None
+        #: The line that tells how to resume this run, when it ended with jobs left (see :meth:`finish`).
+        self.resume_hint: str | None = None
+        #: The resume was refused at collection (changed jobs): the run folder is left as it was.
+        self._refused = False
         self.folder: RunFolder | None = None
         self._journal: Journal | None = None
         self.warnings: list[str] = []
@@ -70,13 +86,20 @@ class DiffbenchSession:
 
     def start(self) -> None:
         """At session start the controller (not for --collect-only) removes the temporary files a
-        killed run left, claims the run folder and opens its journal."""
+        killed run left, claims the run folder (or with ``--diffbench-resume`` reopens the run's,
+        reading what finished from its journal) and opens its journal.
+
+        Raises pytest.UsageError (one line) when the run to resume is unknown, still running,
+        complete or has no job list, or when the output folder cannot hold run folders."""
         if self.settings.enabled and not self.is_worker and not self.config.option.collectonly:
             try:
                 remove_stale_temp_files(self.settings.output_dir, self.settings.baseline_dir)
             except OSError as exc:  # left-overs only; the run goes on
                 self.warnings.append(f"WARNING: diffbench could not remove the temporary files of killed runs: "
                                      f"{type(exc).__name__}: {exc}")
+            if self.settings.resume is not None:
+                self._reopen(self.settings.resume)
+                return self._started()
             try:
                 self.folder = RunFolder.create(self.settings.output_dir)
                 self._journal = Journal(self.folder.journal)
@@ -84,14 +107,109 @@ class DiffbenchSession:
                 raise pytest.UsageError(f"diffbench: diffbench_output_dir = {self.settings.output_dir} cannot hold "
                                         f"run folders ({type(exc).__name__}: {exc}); name a folder diffbench may create "
                                         "and write, relative to the rootdir") from None
-            if self.config.pluginmanager.hasplugin("xdist"):
-                self.config.pluginmanager.register(_SweepsFromWorkers(self), "diffbench-sweeps")
-            self._share_cpu_between_workers()  # decided before this run loads the CPU
+            self._started()
+
+    def _started(self) -> None:
+        if self.config.pluginmanager.hasplugin("xdist"):
+            self.config.pluginmanager.register(_SweepsFromWorkers(self), "diffbench-sweeps")
+        self._share_cpu_between_workers()  # decided before this run loads the CPU
+
+    def _reopen(self, run: str) -> None:
+        """Reopen the run ``run`` names (see :func:`~pytest_diffbench.store.run_folder.resumable_run`)
+        and take its journal's lock; its finished cases become :attr:`_earlier`."""
+        try:
+            folder = resumable_run(self.settings.output_dir, run)
+            earlier = read_journal(folder.journal) if folder.journal.is_file() else []
+            journal = Journal(folder.journal)
+        except ResumeError as exc:
+            raise pytest.UsageError(f"diffbench: cannot resume: {exc}") from None
+        except BlockingIOError:  # another process took the run between the check and now
+            raise pytest.UsageError(f"diffbench: cannot resume: run {folder.run_id} is still running: another pytest "
+                                    f"process holds {folder.journal}") from None
+        except (OSError, ValueError) as exc:  # JournalError names the file and line
+            raise pytest.UsageError(f"diffbench: cannot resume run {folder.run_id}: {exc}") from None
+        self.folder, self._journal = folder, journal
+        self._earlier = {result.nodeid: result for result in earlier}
 
     @property
     def results(self) -> list[CaseResult]:
-        """The finished cases' results, one per node id, in the order they first finished."""
-        return list(self._results.values())
+        """The finished cases' results, one per node id: a resumed run's earlier ones first, then
+        this session's in the order they first finished (a case run again now replaces its earlier one)."""
+        return [r for nodeid, r in self._earlier.items() if nodeid not in self._results] + list(self._results.values())
+
+    # -- the job list -----------------------------------------------------------------------
+
+    def job(self, item: pytest.Item, case: Case) -> Job:
+        """The job of a diffbench case (see :func:`~pytest_diffbench.store.jobs.job_hash`): its
+        test function's source (its node id when the source cannot be read), its sweep point,
+        workflow version and the determinism switch. An axis value without a JSON form (an
+        object) counts by its case id."""
+        function = getattr(item, "function", None)
+        try:
+            source = inspect.getsource(function) if function is not None else item.nodeid
+        except (OSError, TypeError):
+            source = item.nodeid
+        version = self.workflow_version_for(item)
+        try:
+            digest = job_hash(source, case.axes, version, self.settings.deterministic)
+        except ValueError:
+            digest = job_hash(source, {"case": case.id}, version, self.settings.deterministic)
+        return Job(item.nodeid, digest)
+
+    def collected(self, jobs: list[Job]) -> set[str]:
+        """Collection ended (single process or xdist worker) with these diffbench ``jobs``, in
+        order: the node ids this session deselects (with ``--diffbench-resume``: the jobs that
+        finished before and did not change). The controller settles the job list
+        (:meth:`settle_jobs`); a worker leaves its jobs in the run folder for its controller."""
+        if self.folder is None or not self.settings.enabled or self.config.option.collectonly:
+            return set()
+        finished: set[str] = set()
+        if self.settings.resume is not None:
+            earlier = self._earlier if not self.is_worker else {
+                r.nodeid: r for r in read_journal(self.folder.journal)} if self.folder.journal.is_file() else {}
+            changed = set(compare_jobs(read_jobs(self.folder.jobs), jobs).changed)
+            finished = {job.nodeid for job in jobs if job.nodeid in earlier and job.nodeid not in changed}
+        if self.is_worker:
+            write_jobs(self.folder.worker_jobs(self.worker), jobs)
+        else:
+            self.settle_jobs(jobs)
+        return finished
+
+    def jobs_of_worker(self, worker: str) -> None:
+        """On an xdist controller: a worker ended its collection; the first one's jobs settle the
+        job list (every worker collects the same). Raises pytest.UsageError as :meth:`settle_jobs`."""
+        if self.folder is None:
+            return
+        path = self.folder.worker_jobs(worker)
+        if not path.is_file():  # the worker did not get to the end of its collection
+            return
+        jobs = read_jobs(path)
+        path.unlink()
+        if self.jobs is None:
+            self.settle_jobs(jobs)
+
+    def settle_jobs(self, jobs: list[Job]) -> None:
+        """Write the run's job list; with ``--diffbench-resume``, compare it with the run's first.
+
+        A resume whose jobs differ (added, removed or changed cases) raises pytest.UsageError
+        naming them, unless ``--diffbench-resume-changed``: then the run's job list becomes
+        ``jobs``, and its changed cases run again."""
+        assert self.folder is not None
+        if self.settings.resume is not None:
+            changes = compare_jobs(read_jobs(self.folder.jobs), jobs)
+            if changes and not self.settings.resume_changed:
+                self._refused = True
+                raise pytest.UsageError(
+                    f"diffbench: cannot resume run {self.folder.run_id}: the cases collected now differ from its job "
+                    f"list: {changes.describe()}; run the same tests with the same arguments, or pass "
+                    "--diffbench-resume-changed to go on with the cases collected now (changed ones run again)")
+            if changes:
+                self.warnings.append(_changes_note(self.folder.run_id, changes))
+            else:
+                self.jobs = jobs
+                return
+        write_jobs(self.folder.jobs, jobs)
+        self.jobs = jobs
 
     # -- collection -------------------------------------------------------------------------
 
@@ -203,6 +321,9 @@ class DiffbenchSession:
         machine = self.machine_info(dcase.device)
         pin = pin_key(settings.pin, {"device": config.device, "dtype": config.dtype, "device_name": machine.device_name,
                                      "torch": machine.torch, "diffusers": machine.diffusers, "platform": machine.platform})
+        mixed = self._other_pipeline(item.nodeid, config.to_dict())
+        if mixed:
+            return self.error_result(item, dcase.case, mixed)
         store = BaselineStore(settings.baseline_dir, pin)
         case = case_path(item.nodeid)
         image_path, _ = store.paths(case)
@@ -231,6 +352,29 @@ class DiffbenchSession:
                 note = "" if said else f"not {judgement.action.value}: {exc}"
                 return judge(inputs, now, None, note=note).result
         return judgement.result
+
+    def _other_pipeline(self, nodeid: str, config: dict[str, Any]) -> str:
+        """In a resumed run (without ``--diffbench-resume-changed``): why the case cannot join the
+        run when the pipeline fields of its config (:data:`~pytest_diffbench.store.jobs.PIPELINE_FIELDS`:
+        model, fingerprint, dtype, device, ...) differ from those all the run's earlier cases of its
+        test share; "" otherwise (also when those earlier cases differ among themselves)."""
+        if self.settings.resume_changed or not self._earlier:
+            return ""
+        from pytest_diffbench.store.paths import case_folder
+
+        test = case_folder(nodeid)
+        earlier = {json.dumps(pipeline_fields(r.config), sort_keys=True) for r in self._earlier.values()
+                   if case_folder(r.nodeid) == test and r.config_hash}
+        if len(earlier) != 1:
+            return ""
+        before, now = json.loads(earlier.pop()), pipeline_fields(config)
+        fields = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
+        if not fields:
+            return ""
+        assert self.folder is not None
+        return (f"{nodeid}: this case ran with another pipeline than the cases of its test that run "
+                f"{self.folder.run_id} finished before ({', '.join(fields)} differ), so the resumed run would mix "
+                "them; start a new run, or pass --diffbench-resume-changed to keep both")
 
     def error_result(self, item: pytest.Item, case: Case, message: str) -> CaseResult:
         """The result of a case that could not finish (setup error, exception in the test)."""
@@ -292,24 +436,45 @@ class DiffbenchSession:
     def finish(self) -> None:
         """Write the run's files (controller or single process only): results.csv and
         environment.json, then ``latest``, then every derived artifact on its own (a failing one
-        becomes a warning). summary.md also goes to $GITHUB_STEP_SUMMARY when that is set.
+        becomes a warning). summary.md also goes to $GITHUB_STEP_SUMMARY when that is set. A run
+        that ends with jobs left (Ctrl-C, ``-x``) gets :attr:`resume_hint`, the command that resumes it.
 
         A session that ran no case (``-k`` selecting nothing) removes its empty run folder, so
-        ``latest`` keeps naming the last real run.
+        ``latest`` keeps naming the last real run. A refused resume leaves the run's folder as it was.
         """
         if self.is_worker or self.folder is None:
             return
         folder = self.folder
+        if self._refused:
+            self._close_journal()
+            self.folder = None
+            return
         try:
             if self.results or not folder.is_empty():
                 self._write_run_files(folder)
         finally:
             self._close_journal()
+        self.resume_hint = self._resume_hint(folder)
         if not self.results and folder.is_empty():
             folder.remove_empty()
             self.folder = None
             self.warnings.append("diffbench: no diffbench case ran, so no run folder was written (latest still names "
                                  "the last run that had cases)")
+
+    def _resume_hint(self, folder: RunFolder) -> str | None:
+        """The line naming the jobs left and the exact command that resumes the run (this
+        session's arguments, ``--diffbench-resume=<run_id>`` in place of any resume flag); None
+        when every job finished."""
+        if self.jobs is None:
+            return None
+        done = {result.nodeid for result in self.results}
+        left = sum(1 for job in self.jobs if job.nodeid not in done)
+        if not left:
+            return None
+        command = shlex.join(["pytest", *_without_resume(self.config.invocation_params.args),
+                              f"--diffbench-resume={folder.run_id}"])
+        return (f"diffbench: run {folder.run_id} paused with {left} of {len(self.jobs)} cases not run; "
+                f"resume it with: {command}")
 
     def _close_journal(self) -> None:
         """Close the journal, which ends the run's lock (see :mod:`pytest_diffbench.store.journal`)."""
@@ -404,6 +569,26 @@ class _SweepsFromWorkers:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         sweeps = getattr(node, "workeroutput", {}).get(SWEEPS_KEY, {})
         self.session.sweeps.update({folder: frozenset(names) for folder, names in sweeps.items()})
+
+
+def _without_resume(args: Sequence[str]) -> list[str]:
+    """pytest's arguments without ``--diffbench-resume[=RUN_ID]`` (and the value argparse took
+    for it from the next argument) and ``--diffbench-resume-changed``."""
+    kept: list[str] = []
+    skip_value = False
+    for arg in map(str, args):
+        if skip_value and not arg.startswith("-"):
+            skip_value = False
+            continue
+        skip_value = arg == "--diffbench-resume"
+        if arg != "--diffbench-resume-changed" and arg != "--diffbench-resume" and not arg.startswith("--diffbench-resume="):
+            kept.append(arg)
+    return kept
+
+
+def _changes_note(run_id: str, changes: JobChanges) -> str:
+    return (f"diffbench: run {run_id} resumed with --diffbench-resume-changed although its job list changed: "
+            f"{changes.describe()}; its job list is now the cases collected now")
 
 
 def _now() -> str:

@@ -1,7 +1,7 @@
 """The diffbench section of pytest's terminal summary.
 
 What a run did, said in the terminal: the outcome counts, the speed table, where the run's files
-are; after ``--diffbench-update`` (or ``--diffbench-update-timing``) what happened to the
+are; when the run stopped with cases left (Ctrl-C, ``-x``), the command that resumes it; after ``--diffbench-update`` (or ``--diffbench-update-timing``) what happened to the
 baselines (created, refreshed, rewritten, retimed, unchanged, not written, each with its cases when few);
 for a test whose new cases have no baselines while baselines of the same test are not among
 its sweep's cases, that hint (a changed sampler or step count leaves the old ones behind); for
@@ -44,6 +44,7 @@ class Summarised(Protocol):
     bundle: Path | None
     warnings: list[str]
     sweeps: dict[str, frozenset[str]]
+    resume_hint: str | None
 
     @property
     def results(self) -> list[CaseResult]: ...
@@ -95,6 +96,8 @@ def summary_lines(session: Summarised) -> list[str]:
     if counts.get(Outcome.MISSING_BASELINE.value):
         lines.append("create missing baselines with: pytest --diffbench --diffbench-update=missing")
     lines += output_warning_lines(results)
+    if session.resume_hint:
+        lines.append(session.resume_hint)
     return [terminal_text(line) for line in lines + session.warnings]
 
 

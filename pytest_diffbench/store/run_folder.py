@@ -3,7 +3,7 @@
 A run folder is ``<output_dir>/runs/<run_id>/``; ``<output_dir>/latest`` names the newest finished
 run (by run id, which sorts by start time)::
 
-    journal.jsonl (each case as it finishes)  results.csv (a finished run's)  environment.json  summary.md  plot.png  report.html  diffbench-<run_id>.zip
+    jobs.json (the job list, at collection)  journal.jsonl (each case as it finishes)  results.csv (a finished run's)  environment.json  summary.md  plot.png  report.html  diffbench-<run_id>.zip
     images/<case>.png   configs/<case>.json   grids/cases/<case>.png   grids/sheets/<test>/<axes>.png
     replaced-baselines/<case>.png|.json   inputs/<digest>.png (each input image of generate(), once)
 
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text, encode_png, inside
-from pytest_diffbench.store.journal import folder_lock, journal_is_locked, remove_temp_files
+from pytest_diffbench.store.jobs import JOBS_FILE, Job, read_jobs, still_to_run
+from pytest_diffbench.store.journal import folder_lock, journal_is_locked, read_journal, remove_temp_files
 from pytest_diffbench.store.paths import path_segment
 
 RESULTS_FILE = "results.csv"
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 
 class LatestError(ValueError):
     """``<output_dir>/latest`` names no run folder; the message names the file and what is valid."""
+
+
+class ResumeError(ValueError):
+    """A run that cannot be resumed (unknown, still running, without a job list, complete); one line saying why."""
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -100,6 +105,24 @@ class RunFolder:
     def journal(self) -> Path:
         """Each finished case's result, appended as it finishes (see :mod:`pytest_diffbench.store.journal`)."""
         return self.path / JOURNAL_FILE
+
+    @property
+    def jobs(self) -> Path:
+        """The run's job list, written when collection ends (see :mod:`pytest_diffbench.store.jobs`)."""
+        return self.path / JOBS_FILE
+
+    def worker_jobs(self, worker: str) -> Path:
+        """Where an xdist worker leaves the jobs it collected for the controller (removed once read)."""
+        return self.path / f"jobs-{path_segment(worker)}.json"
+
+    def jobs_left(self) -> tuple[list[Job], list[Job]]:
+        """The run's job list and its jobs without a journal line (not finished), both in order.
+
+        Raises FileNotFoundError when the run has no job list, JobsError or JournalError when
+        one of them cannot be read."""
+        jobs = read_jobs(self.jobs)
+        finished = [result.nodeid for result in read_journal(self.journal)] if self.journal.is_file() else []
+        return jobs, still_to_run(jobs, finished)
 
     @property
     def finished(self) -> bool:
@@ -266,6 +289,37 @@ def remove_stale_temp_files(output_dir: Path, baseline_dir: Path) -> list[Path]:
         except BaselineError:
             pass
     return sorted(removed)
+
+
+def resumable_run(output_dir: Path, name: str) -> RunFolder:
+    """The run ``--diffbench-resume`` names: a run id, or ``latest``: the newest run folder
+    (by id, so the last one started, finished, paused or killed).
+
+    Raises :class:`ResumeError`, one line, when there is no such run, when it is still running
+    (a process holds its journal), when it has no job list, or when every job of it finished."""
+    runs = Path(output_dir) / RUNS_DIR
+    if name == "latest":
+        found = sorted(path.name for path in runs.iterdir() if RUN_ID.fullmatch(path.name)) if runs.is_dir() else []
+        if not found:
+            raise ResumeError(f"there is no run to resume in {runs}")
+        name = found[-1]
+    folder = RunFolder(runs / name)
+    if not RUN_ID.fullmatch(name) or folder.path.is_symlink() or not folder.path.is_dir():
+        raise ResumeError(f"there is no run {name[:60]!r} in {runs} to resume; name a run id such as "
+                          "20261128T041500Z-3fa9c1 (diffbench list shows them), or give the flag alone for the newest run")
+    if folder.running:
+        raise ResumeError(f"run {name} is still running: another pytest process holds {folder.journal}")
+    try:
+        jobs, left = folder.jobs_left()
+    except FileNotFoundError:
+        raise ResumeError(f"run {name} has no job list ({folder.jobs}): it ended before its collection did, or was "
+                          "made by an older diffbench; start a new run") from None
+    except ValueError as exc:  # JobsError, JournalError: they name the file
+        raise ResumeError(f"run {name} cannot be resumed: {exc}") from None
+    if not left:
+        raise ResumeError(f"run {name} is already complete: all {len(jobs)} cases of its job list finished; "
+                          f"nothing to resume (diffbench show {name} shows it)")
+    return folder
 
 
 def read_latest(output_dir: Path) -> str | None:

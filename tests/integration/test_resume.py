@@ -1,0 +1,178 @@
+"""A run's job list and ``--diffbench-resume``: a stopped run goes on in its own folder.
+
+Runs are in-process (FakePipeline). A run is stopped by ``-x`` at a case that fails while
+``STOP_AT`` names it: the cases after it are left, as after Ctrl-C or a kill (the subprocess tests
+of those are in tests/e2e/test_resume_kills.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_diffbench.cli.main import main
+from pytest_diffbench.spec.outcomes import Outcome
+from pytest_diffbench.store.jobs import read_jobs
+from pytest_diffbench.store.journal import Journal, read_journal
+from pytest_diffbench.store.results import read_results
+from pytest_diffbench.store.run_folder import RunFolder
+
+#: A sweep of 4 cases; the case whose id contains $STOP_AT fails (after generating), so ``-x`` stops there.
+STOPPABLE = '''
+import os
+
+
+@diffbench.sweep(seeds=[0, 1, 2, 3], steps=2)
+def test_case(diffbench, request):
+    diffbench.generate("{prompt}")
+    stop = os.environ.get("STOP_AT")
+    assert not stop or stop not in request.node.name, "stopped here"
+'''
+CASES = [f"test_gen.py::test_case[seed{seed}-euler-2steps-cfg7.5]" for seed in range(4)]
+
+
+def write(project, prompt: str = "a red cube", extra: str = "") -> None:
+    project.write_tests(STOPPABLE.replace("{prompt}", prompt) + extra)
+
+
+def stopped_run(project, monkeypatch, *args: str) -> RunFolder:
+    """A run stopped by ``-x`` at seed 1 (seeds 2 and 3 never ran); its folder."""
+    write(project)
+    monkeypatch.setenv("STOP_AT", "seed1")
+    run = project.run("-x", *args, update="all")
+    monkeypatch.delenv("STOP_AT")
+    assert run.outcome.ret == 1
+    return run.folder
+
+
+def test_the_job_list_names_every_selected_case_in_order_with_stable_bytes(project):
+    write(project)
+    first = project.run("-k", "not seed3", update="all").folder
+    assert [job.nodeid for job in read_jobs(first.jobs)] == CASES[:3]
+    second = project.run("-k", "not seed3").folder
+    assert second.run_id != first.run_id and second.jobs.read_bytes() == first.jobs.read_bytes()
+    hashes = {job.hash for job in read_jobs(first.jobs)}
+    assert len(hashes) == 3 and all(len(h) == 64 for h in hashes)
+
+
+def test_a_stopped_run_prints_its_resume_command_and_resume_runs_only_what_is_left(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch)
+    assert folder.finished  # the artifacts of what finished are written
+    assert [r.nodeid for r in read_results(folder.results)] == CASES[:2]
+    outcome = project.run("--diffbench-resume", update="all").outcome
+    outcome.assert_outcomes(passed=2, deselected=2)
+    assert project.runs() == [folder.path]  # no new run folder
+    results = read_results(folder.results)
+    assert [r.nodeid for r in results] == CASES
+    assert {r.run_id for r in results} == {folder.run_id}
+    assert [r.nodeid for r in read_journal(folder.journal)] == CASES  # appended to the same journal
+    assert project.latest() == folder.run_id
+    assert f"summary: {folder.summary}" in project.text(outcome) and "paused" not in project.text(outcome)
+
+
+def test_the_resume_command_is_printed_exactly(project, monkeypatch):
+    write(project)
+    monkeypatch.setenv("STOP_AT", "seed1")
+    run = project.run("-x", update="all")
+    text = project.text(run.outcome)
+    expected = (f"diffbench: run {run.folder.run_id} paused with 2 of 4 cases not run; resume it with: pytest "
+                f"-p no:cacheprovider --diffbench -p no:cacheprovider -rA --diffbench-lpips=off --diffbench-update=all -x "
+                f"--diffbench-resume={run.folder.run_id}")
+    assert expected in text.replace("\n", "")
+
+
+def test_resume_refuses_a_complete_an_unknown_and_a_running_run(project):
+    write(project)
+    folder = project.run(update="all").folder
+    before = project.snapshot(folder.path)
+    complete = project.run("--diffbench-resume")
+    assert complete.outcome.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"run {folder.run_id} is already complete: all 4 cases of its job list finished" in project.text(complete.outcome)
+    unknown = project.run("--diffbench-resume=20200101T000000Z-000000")
+    assert unknown.outcome.ret == pytest.ExitCode.USAGE_ERROR
+    assert "there is no run '20200101T000000Z-000000'" in project.text(unknown.outcome)
+    folder.journal.write_bytes(folder.journal.read_bytes().split(b"\n", 1)[1])  # one case left
+    with Journal(folder.journal):  # another process running it
+        running = project.run(f"--diffbench-resume={folder.run_id}")
+    assert running.outcome.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"run {folder.run_id} is still running" in project.text(running.outcome)
+    assert project.runs() == [folder.path]
+    after = project.snapshot(folder.path)
+    assert {k: v for k, v in after.items() if k != "journal.jsonl"} == {k: v for k, v in before.items() if k != "journal.jsonl"}
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda project: write(project, extra="\n\n" + project.test("test_other")), "1 added (test_gen.py::test_other"),
+    (lambda project: write(project, prompt="a blue cube"), "4 changed (test_gen.py::test_case[seed0"),
+])
+def test_a_resume_whose_cases_changed_says_which_and_refuses(project, monkeypatch, edit, said):
+    folder = stopped_run(project, monkeypatch)
+    jobs, journal = folder.jobs.read_bytes(), folder.journal.read_bytes()
+    edit(project)
+    refused = project.run("--diffbench-resume", update="all")
+    assert refused.outcome.ret == pytest.ExitCode.USAGE_ERROR
+    text = project.text(refused.outcome)
+    assert f"cannot resume run {folder.run_id}: the cases collected now differ from its job list: {said}" in text
+    assert "--diffbench-resume-changed" in text
+    assert folder.jobs.read_bytes() == jobs and folder.journal.read_bytes() == journal
+    assert [r.nodeid for r in read_results(folder.results)] == CASES[:2]
+
+
+def test_a_removed_case_is_named_and_resume_changed_goes_on_with_the_cases_collected_now(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch)
+    refused = project.run("--diffbench-resume", "-k", "not seed3", update="all")
+    assert refused.outcome.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"1 removed ({CASES[3]})" in project.text(refused.outcome)
+    write(project, prompt="a blue cube")  # every case changed: all run again
+    run = project.run("--diffbench-resume", "--diffbench-resume-changed", update="all")
+    run.outcome.assert_outcomes(passed=4)
+    assert "its job list changed: 4 changed" in project.text(run.outcome)
+    assert [r.config["prompt"] for r in read_results(folder.results)] == ["a blue cube"] * 4
+
+
+def test_a_resumed_case_made_by_another_model_errors_unless_told(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch)
+    project.fake(weights="fake-weights-2")
+    run = project.run("--diffbench-resume", update="all")
+    run.outcome.assert_outcomes(failed=2, deselected=2)
+    results = {r.nodeid: r for r in read_results(folder.results)}
+    assert [results[n].outcome for n in CASES[2:]] == [Outcome.ERROR] * 2
+    assert "ran with another pipeline than the cases of its test" in results[CASES[2]].message
+    assert "model_fingerprint differ" in results[CASES[2]].message
+    assert not (folder.path / "images" / "test_gen" / "test_case" / "seed2-euler-2steps-cfg7.5.png").exists()
+
+
+def test_resume_under_xdist_runs_the_cases_left_once(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch, "-p", "no:randomly")
+    run = project.run("-n", "2", "--diffbench-resume", update="all")
+    run.outcome.assert_outcomes(passed=2)
+    assert [r.nodeid for r in read_journal(folder.journal)] == CASES
+    lines = folder.journal.read_text(encoding="ascii").splitlines()
+    assert sorted(json.loads(line)["worker"] for line in lines[-2:]) != ["main", "main"]
+    assert [r.nodeid for r in read_results(folder.results)] == CASES
+    assert sorted(p.name for p in folder.path.glob("jobs*.json")) == ["jobs.json"]
+
+
+def test_xdist_refuses_a_changed_job_list_with_exit_4(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch)
+    write(project, prompt="a blue cube")
+    refused = project.run("-n", "2", "--diffbench-resume", update="all")
+    assert refused.outcome.ret == pytest.ExitCode.USAGE_ERROR
+    assert "4 changed" in project.text(refused.outcome)
+    assert [r.nodeid for r in read_journal(folder.journal)] == CASES[:2]
+
+
+def test_diffbench_list_shows_a_stopped_run_as_resumable(project, monkeypatch, capsys):
+    folder = stopped_run(project, monkeypatch)
+    monkeypatch.chdir(project.path)
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{folder.run_id}  (latest)  paused: 2 of 4 cases left" in out
+    assert f"resume with pytest --diffbench-resume={folder.run_id}" in out
+    project.run("--diffbench-resume", update="all")
+    capsys.readouterr()
+    main(["list"])
+    out = capsys.readouterr().out
+    assert out == f"{folder.run_id}  (latest)  3 passed, 1 error\n"  # seed 1 finished (failed) before: not run again
