@@ -15,6 +15,7 @@ from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineCallError, 
 from pytest_diffbench.run.stages import StageError
 from pytest_diffbench.spec.config import FrozenConfig, normalise
 from pytest_diffbench.spec.measurement import Measurement, measurement_problem
+from pytest_diffbench.spec.presets import Preset
 from pytest_diffbench.spec.sweep import (
     CLIP_SKIP,
     DEFAULT_CFG,
@@ -117,7 +118,8 @@ class DiffbenchCase:
         self.nodeid = nodeid
         self.case = case
         self.pipeline = pipeline
-        self.workflow_version = workflow_version
+        #: The sweep's (or the ini's) workflow version, unless the case's preset sets one the sweep does not.
+        self.workflow_version = case.workflow_version or workflow_version
         #: ``--diffbench-deterministic`` was on (recorded in the config).
         self.deterministic = deterministic
         self._runner = runner
@@ -152,6 +154,11 @@ class DiffbenchCase:
         return self.case.cfg
 
     @property
+    def preset(self) -> "Preset | None":
+        """The preset of the case's sweep (``sweep(preset=...)``); None without one."""
+        return self.case.preset
+
+    @property
     def device(self) -> str:
         """The pipeline's full device (``cpu``, ``cuda:0``): where network metrics run."""
         return str(getattr(self.pipeline, "device", "cpu"))
@@ -159,7 +166,8 @@ class DiffbenchCase:
     def generate(self, prompt: str, negative_prompt: str | None = None, **pipeline_kwargs: Any) -> "Image.Image":
         """Generate this case's image with the case's seed, sampler, steps and cfg.
 
-        ``pipeline_kwargs`` go to the pipeline call and into the frozen config. Returns the PIL
+        ``pipeline_kwargs`` go to the pipeline call and into the frozen config. Without a
+        ``negative_prompt``, the case's preset's (if it sets one) is used. Returns the PIL
         image; it is compared with the baseline when the test returns.
 
         Images, arrays and tensors among ``pipeline_kwargs`` (PIL images, numpy arrays, torch
@@ -189,6 +197,8 @@ class DiffbenchCase:
         """
         if self.image is not None:
             self._refuse("generate() was called twice; diffbench compares one image per case")
+        if negative_prompt is None and self.preset is not None and self.preset.text("negative_prompt"):
+            negative_prompt = self.preset.text("negative_prompt")
         if not isinstance(prompt, str):
             self._refuse(f"generate(prompt=...) must be a string, got {type(prompt).__name__}")
         self._check_own_keywords(pipeline_kwargs)
@@ -263,6 +273,7 @@ class DiffbenchCase:
             refiner=refiner,
             video=video_config(self.pipeline, measurement.frames, call_kwargs),
             deterministic=self.deterministic,
+            preset={"name": self.preset.name, "version": self.preset.version} if self.preset is not None else {},
         )
         self.image, self.measurement = image, measurement
         return image

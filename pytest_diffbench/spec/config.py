@@ -56,6 +56,9 @@ class FrozenConfig:
     #: Made with ``--diffbench-deterministic`` (deterministic algorithms can change the numerics, so
     #: a baseline made with it is compared with cases made with it).
     deterministic: bool = False
+    #: The preset of the case's sweep: ``{"name": ..., "version": ...}`` (see spec.presets); its
+    #: version pins the preset's values, so a bumped preset makes its baselines stale.
+    preset: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # cfg 5 and 5.0 are one guidance scale: store it as a float so both hash alike.
@@ -84,7 +87,8 @@ class FrozenConfig:
 
 
 #: Fields left out of :meth:`FrozenConfig.to_dict` (and its hash) when empty.
-OPTIONAL_KEYS: tuple[str, ...] = ("scheduler", "pipeline_config", "adapters", "refiner", "video", "deterministic")
+OPTIONAL_KEYS: tuple[str, ...] = ("scheduler", "pipeline_config", "adapters", "refiner", "video", "deterministic",
+                                  "preset")
 #: Fields every config has.
 REQUIRED_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FrozenConfig) if f.name not in OPTIONAL_KEYS)
 #: Every field, in order: the config's columns of results.csv.

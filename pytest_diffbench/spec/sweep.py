@@ -6,6 +6,7 @@ so ``pytest --collect-only`` lists every case cheaply.
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import functools
 import itertools
@@ -20,6 +21,7 @@ import pytest
 
 from pytest_diffbench.spec.config import FLOAT_SIGNIFICANT_DIGITS, canonical_json, normalise, short_repr
 from pytest_diffbench.spec.samplers import UnknownSamplerError, resolve_sampler, sampler_slug
+from pytest_diffbench.spec.presets import Preset, PresetError, PresetSource
 from pytest_diffbench.spec.seeds import SeedPlan
 
 SWEEP_MARK = "diffbench_sweep"
@@ -90,6 +92,10 @@ class Case:
     extra: tuple[tuple[str, Any], ...] = ()
     seed_plan: str = ""
     seed_index: int | None = None
+    #: The preset of the sweep (``sweep(preset=...)``), checked against its lock; None without one.
+    preset: Preset | None = None
+    #: The workflow version the preset sets (its ``workflow``) when the sweep sets none; "" otherwise.
+    workflow_version: str = ""
 
     @property
     def id(self) -> str:
@@ -106,12 +112,13 @@ class Case:
 
 def sweep(
     *,
-    seeds: int | Iterable[int] | SeedPlan = DEFAULT_SEED,
-    samplers: str | Iterable[str] = DEFAULT_SAMPLER,
-    steps: int | Iterable[int] = DEFAULT_STEPS,
-    cfg: float | Iterable[float] = DEFAULT_CFG,
+    seeds: int | Iterable[int] | SeedPlan | None = None,
+    samplers: str | Iterable[str] | None = None,
+    steps: int | Iterable[int] | None = None,
+    cfg: float | Iterable[float] | None = None,
     tolerance: Mapping[str, float | None] | None = None,
     workflow_version: str | None = None,
+    preset: str | None = None,
     **axes: Any,
 ) -> pytest.MarkDecorator:
     """Parametrize a diffbench test over the cartesian product of its axes.
@@ -121,7 +128,10 @@ def sweep(
     pipeline keyword). A set is taken in sorted order, as it has no order of its own. Iterators
     are read here, once, so a sweep on a class serves each of its tests. ``seeds`` may be a
     :func:`~pytest_diffbench.spec.seeds.seed_plan` (its label and each seed's index are recorded
-    per case), a list, a ``range`` or one int; seeds are integers from 0 to 2**63 - 1. Extra keyword axes
+    per case), a list, a ``range`` or one int; seeds are integers from 0 to 2**63 - 1. A core axis
+    left out (None) is the preset's, else its default (seed 0, Euler, 20 steps, cfg 7.5).
+    ``preset`` names a preset of the project (see :mod:`pytest_diffbench.spec.presets`): its values
+    are the sweep's defaults, which the sweep's own keywords override or extend. Extra keyword axes
     (``width``, ``height``, ``lora_scale`` or any pipeline keyword) sweep the same way and land in
     the case's config. ``tolerance`` sets this test's tolerances (a mapping, see
     :func:`tolerance`); ``workflow_version`` overrides the ini ``diffbench_workflow_version`` for
@@ -129,6 +139,8 @@ def sweep(
     collection error that names the field.
     """
     kwargs: dict[str, Any] = {"tolerance": {}}
+    if preset is not None:
+        kwargs["preset"] = preset
     if isinstance(tolerance, Mapping):
         kwargs["tolerance"] = dict(tolerance)
     elif tolerance is not None:  # refused by expand_sweep, as one line at collection
@@ -165,7 +177,7 @@ def tolerance(**tolerances: float | None) -> pytest.MarkDecorator:
     return getattr(pytest.mark, TOLERANCE_MARK)(**tolerances)
 
 
-def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case]:
+def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int, presets: PresetSource | None = None) -> list[Case]:
     """Validate a sweep mark's axes and expand them into cases, in a deterministic order.
 
     The order is the product of seeds, samplers, steps, cfg, then extra axes in the order
@@ -179,7 +191,46 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
     scheduler), a reserved axis name, ``tolerance=`` that is not a mapping, or more cases than
     ``max_cases``. What needs the pipeline (sizes against its ``vae_scale_factor``, extra axes
     against its call's keywords) is checked when the case starts (see run.case).
+
+    ``sweep(preset=NAME)`` takes the preset from ``presets``: its values are checked as a sweep of
+    their own (a SweepError naming the preset) and are the defaults of this one. Raises SweepError
+    for an unknown preset (naming the presets there are), one edited without a version bump or not
+    locked (see :func:`~pytest_diffbench.spec.presets.lock_problem`), or without ``presets``.
     """
+    preset, mark_kwargs = _with_preset(mark_kwargs, presets, max_cases)
+    cases = _expand(mark_kwargs, max_cases)
+    if preset is None:
+        return cases
+    workflow = "" if mark_kwargs.get("workflow_version") is not None else preset.text("workflow")
+    return [dataclasses.replace(case, preset=preset, workflow_version=workflow) for case in cases]
+
+
+def _with_preset(mark_kwargs: Mapping[str, Any], presets: PresetSource | None,
+                 max_cases: int) -> tuple[Preset | None, Mapping[str, Any]]:
+    """The sweep's preset (None without one) and its mark keywords over the preset's defaults."""
+    name = mark_kwargs.get("preset")
+    if name is None:
+        return None, mark_kwargs
+    if not isinstance(name, str) or not name.strip():
+        raise SweepError(f"sweep(preset={name!r}) is not valid; give the name of a preset, e.g. preset=\"portrait\"")
+    if presets is None:
+        raise SweepError(f"sweep(preset={name!r}): this session reads no presets")
+    try:
+        preset = presets.get(name)
+    except PresetError as exc:
+        raise SweepError(str(exc)) from None
+    defaults = preset.sweep_defaults()
+    try:
+        _expand(defaults, max_cases)
+    except SweepError as exc:
+        raise SweepError(f"preset {name!r} ({preset.source}): {exc}") from None
+    merged = {**defaults, **{key: value for key, value in mark_kwargs.items() if value is not None}}
+    merged["axes"] = {**defaults.get("axes", {}), **(mark_kwargs.get("axes") or {})}
+    return preset, merged
+
+
+def _expand(mark_kwargs: Mapping[str, Any], max_cases: int) -> list[Case]:
+    """:func:`expand_sweep` of the mark keywords without a preset."""
     problems: list[str] = []
 
     def checked(check: Callable[[], list[Any]]) -> list[Any]:
@@ -198,13 +249,13 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
     if version is not None and (not isinstance(version, str) or not version.strip()):
         problems.append(f"sweep(workflow_version={version!r}) is not valid; give the version of your workflow as a "
                         "non-empty string, e.g. \"2\", or leave it out to use the ini's diffbench_workflow_version")
-    raw_seeds = mark_kwargs.get("seeds", DEFAULT_SEED)
+    raw_seeds = _given(mark_kwargs, "seeds", DEFAULT_SEED)
     seeds = checked(lambda: [_check_seed(v) for v in _values("seeds", raw_seeds)])
     origins = ([raw_seeds.origin(i) for i in range(len(raw_seeds))] if isinstance(raw_seeds, SeedPlan)
                else [("", None)] * len(seeds))
-    samplers = checked(lambda: [_check_sampler(v) for v in _values("samplers", mark_kwargs.get("samplers", DEFAULT_SAMPLER))])
-    steps = checked(lambda: [_check_positive_int("steps", v) for v in _values("steps", mark_kwargs.get("steps", DEFAULT_STEPS))])
-    cfgs = checked(lambda: [_check_cfg(v) for v in _values("cfg", mark_kwargs.get("cfg", DEFAULT_CFG))])
+    samplers = checked(lambda: [_check_sampler(v) for v in _values("samplers", _given(mark_kwargs, "samplers", DEFAULT_SAMPLER))])
+    steps = checked(lambda: [_check_positive_int("steps", v) for v in _values("steps", _given(mark_kwargs, "steps", DEFAULT_STEPS))])
+    cfgs = checked(lambda: [_check_cfg(v) for v in _values("cfg", _given(mark_kwargs, "cfg", DEFAULT_CFG))])
     extra = [(name, checked(functools.partial(_extra_axis, name, raw))) for name, raw in (mark_kwargs.get("axes") or {}).items()]
     if problems:
         raise SweepError("; ".join(problems))
@@ -231,6 +282,12 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int) -> list[Case
         clash = next(i for i in ids if ids.count(i) > 1)
         raise SweepError(f"two cases of the sweep get the same id {clash!r}; use axis values that differ in letters or digits")
     return cases
+
+
+def _given(mark_kwargs: Mapping[str, Any], name: str, default: Any) -> Any:
+    """The mark's value of the core axis ``name``; ``default`` when it is absent or None (left out)."""
+    value = mark_kwargs.get(name)
+    return default if value is None else value
 
 
 def _extra_axis(name: str, raw: Any) -> list[Any]:

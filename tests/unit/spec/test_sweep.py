@@ -53,8 +53,11 @@ def test_sweep_mark_carries_the_kwargs():
 
 def test_sweep_mark_defaults():
     kwargs = sweep().mark.kwargs
-    assert kwargs == {"seeds": DEFAULT_SEED, "samplers": DEFAULT_SAMPLER, "steps": DEFAULT_STEPS, "cfg": DEFAULT_CFG,
+    # a core axis left out is None in the mark (a preset may set it) and its default once expanded
+    assert kwargs == {"seeds": None, "samplers": None, "steps": None, "cfg": None,
                       "tolerance": {}, "workflow_version": None, "axes": {}}
+    (case,) = expand_sweep(kwargs, max_cases=1)
+    assert (case.seed, case.sampler, case.steps, case.cfg) == (DEFAULT_SEED, DEFAULT_SAMPLER, DEFAULT_STEPS, DEFAULT_CFG)
 
 
 def test_tolerance_mark_carries_the_kwargs():
