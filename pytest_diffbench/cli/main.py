@@ -7,6 +7,11 @@
     diffbench accept RUN [--failed-only] [-k TEXT] [--allow-uncollected]
                                             promote a run's output images to baselines (of cases
                                             the current test files still collect)
+    diffbench replay BUNDLE_OR_RUN [-k TEXT] [--device D] [--model-root DIR]
+                                            regenerate every case of a bundle (or run) from its frozen
+                                            config alone and compare each image with the bundle's:
+                                            identical, within tolerance or different (exit status 1 on
+                                            any difference, 3 when some could not be replayed)
 
 The settings it shares with pytest (output folder, baseline folder, bundle images) come from a
 flag of the command, else from the ini file pytest would read from the current folder, else the
@@ -33,6 +38,7 @@ from typing import Sequence, TextIO
 
 from pytest_diffbench.cli.accept import command_accept
 from pytest_diffbench.cli.commands import command_list, command_report, command_show
+from pytest_diffbench.cli.replay import command_replay
 from pytest_diffbench.cli.settings import CommandError, load_settings, shared_options
 from pytest_diffbench.report.escape import terminal_text
 
@@ -64,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only cases whose node id contains TEXT (case-insensitive; repeat to widen)")
     accept.add_argument("--allow-uncollected", action="store_true",
                         help="also accept cases the current test files no longer collect (refused by default)")
+    replay = commands.add_parser("replay", parents=[shared], help="regenerate every case of a bundle or run from its "
+                                 "frozen config and compare each image with the bundle's")
+    replay.add_argument("target", metavar="BUNDLE_OR_RUN", help=f"a bundle (diffbench-<run_id>.zip), or a {RUN_HELP}")
+    replay.add_argument("-k", dest="keywords", action="append", default=[], metavar="TEXT",
+                        help="only cases whose node id contains TEXT (case-insensitive; repeat to widen)")
+    replay.add_argument("--device", default=None, help="generate on this device (cpu, cuda, cuda:N, mps) instead of the "
+                        "one each config records")
+    replay.add_argument("--model-root", default=None, metavar="DIR", help="the folder a local model recorded by its "
+                        "path (relative to the rootdir) is looked for under (default: the rootdir)")
     return parser
 
 
@@ -79,6 +94,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "accept":
         return command_accept(settings, args.run, failed_only=args.failed_only, keywords=args.keywords,
                               allow_uncollected=args.allow_uncollected)
+    if args.command == "replay":
+        return command_replay(settings, args.target, keywords=args.keywords, device=args.device,
+                              model_root=args.model_root)
     raise AssertionError(f"unknown command {args.command!r}")  # argparse accepts only the commands above
 
 

@@ -1,8 +1,11 @@
 """The run bundle: one deterministic zip with everything a reviewer needs.
 
 ``diffbench-<run_id>.zip`` holds results.csv, environment.json, summary.md, report.html,
-plot.png, configs/, grids/ (when present), the chosen output images, a README.md that lists
-what the bundle holds and says how to replay a case, and manifest.json with every other file's SHA-256. Entries
+plot.png, configs/, inputs/ and grids/ (when present), the chosen output images, a README.md that
+lists what the bundle holds and says how to replay it, and manifest.json with every other file's
+SHA-256. It carries what ``diffbench replay`` needs to make every case again from the bundle alone
+(:mod:`pytest_diffbench.cli.replay`): each case's frozen config, the input images its config names
+by digest, the tolerances of results.csv, and the images to compare with. Entries
 are sorted and carry a fixed timestamp and permissions, so the same run folder always gives the
 same bytes.
 
@@ -27,7 +30,7 @@ from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.html import render_report
 from pytest_diffbench.store.files import atomic_write_bytes, inside
 from pytest_diffbench.store.paths import case_path
-from pytest_diffbench.store.run_folder import CONFIGS_DIR, GRIDS_DIR, IMAGES_DIR, RunFolder
+from pytest_diffbench.store.run_folder import CONFIGS_DIR, GRIDS_DIR, IMAGES_DIR, INPUTS_DIR, RunFolder
 
 #: Which output images go into the bundle (``--diffbench-bundle-images``).
 BUNDLE_IMAGES = ("failures", "all", "none")
@@ -40,16 +43,28 @@ This bundle is one pytest-diffbench run. It holds:
 {contents}
 - `manifest.json`: the SHA-256 of every file above.
 {left_out}
-## Replaying a case
+## Replaying the bundle
 
-Check out the commit in environment.json, install the versions it lists, and run the case by
-its node id (the `nodeid` column), e.g.
+Install the versions environment.json lists (pytest-diffbench included) and the model the configs
+name, then
+
+    diffbench replay diffbench-{run_id}.zip
+
+makes every case whose output image the bundle holds again, from its frozen config in configs/
+alone (model and weight fingerprint, sampler, steps, cfg, seed, size, dtype, device, pipeline
+keywords, the input images in inputs/, the determinism switch), and says per case `identical`,
+`within tolerance` (the tolerances of results.csv) or `different`; it exits with 1 on any
+difference. `-k TEXT` picks cases by node id, `--device cpu` replays a GPU run on the CPU.
+Cases a config alone cannot rebuild (a refiner, LoRAs, a pipeline of the test's own) are listed
+with why (exit status 3 when nothing differed).
+
+## Running a case again
+
+Check out the commit in environment.json and run the case by its node id (the `nodeid` column), e.g.
 
     pytest --diffbench "{example}"
 
-The frozen config in configs/ names the model (and its weight fingerprint), sampler, steps, cfg,
-seed, size, dtype and device; a run whose config hashes to the same value made the same image on
-the same software.
+A run whose config hashes to the same value made the same image on the same software.
 """
 
 #: The README's line of each file or folder, listed only when the bundle holds it.
@@ -63,6 +78,8 @@ _README_ENTRIES = (
                     "and names the ones it leaves out)"),
     ("plot.png", "seconds per image against SSIM (and LPIPS), per case"),
     (f"{CONFIGS_DIR}/", "`<test path>/<case>.json`: each case's frozen config and its SHA-256"),
+    (f"{INPUTS_DIR}/", "`<digest>.png`: the input images of the cases (img2img, inpaint, ControlNet ...), named in "
+                       "their configs by the digest of their pixels"),
     (f"{GRIDS_DIR}/", "labeled baseline | output | difference images of the failing cases, and the sweep sheets"),
     (f"{IMAGES_DIR}/", "output images of {images}"),
 )
@@ -104,7 +121,7 @@ def bundle_files(folder: RunFolder, results: Sequence[CaseResult], images: str =
         raise ValueError(f"bundle images {images!r} is not valid; valid values are {', '.join(BUNDLE_IMAGES)}")
     always = (folder.results, folder.environment, folder.summary, folder.report, folder.plot)
     chosen = {folder.relative(path) for path in always if in_run(folder, path).is_file()}
-    for tree in (folder.path / CONFIGS_DIR, folder.grids):
+    for tree in (folder.path / CONFIGS_DIR, folder.inputs, folder.grids):
         chosen |= _files(folder, tree, "*")
     all_images = _files(folder, folder.path / IMAGES_DIR, "*.png")
     if images == "all":
