@@ -56,6 +56,8 @@ class CliSettings:
     bundle_images: str
     #: The pin key template (``diffbench_pin``); ``accept`` uses the pin each result recorded.
     pin: str
+    #: ``diffbench_presets_file`` (absolute), None for pyproject.toml's [tool.diffbench.presets].
+    presets_file: Path | None = None
 
 
 def shared_options() -> tuple[Option, ...]:
@@ -101,7 +103,8 @@ def load_settings(flags: Mapping[str, str | None]) -> CliSettings:
     finally:
         config._ensure_unconfigure()  # undo what parsing set up (sys.path entries of the ini's pythonpath)
     return CliSettings(rootdir=config.rootpath, inipath=config.inipath, output_dir=settings.output_dir,
-                       baseline_dir=settings.baseline_dir, bundle_images=settings.bundle_images, pin=settings.pin)
+                       baseline_dir=settings.baseline_dir, bundle_images=settings.bundle_images, pin=settings.pin,
+                       presets_file=settings.presets_file)
 
 
 def _unreadable_ini(start: Path) -> Path | None:
