@@ -80,6 +80,9 @@ class ImageGenerator:
         self._warmed: set[tuple[int, tuple[int, int]]] = set()
         #: The output size each request (:meth:`_request`) made, once a call has run.
         self._sizes: dict[Hashable, tuple[int, int]] = {}
+        #: False: calls are timed without a warm-up first, as a cold pipeline's first call
+        #: (--diffbench-calibrate's cold repeat); the warm-up bookkeeping still records the call.
+        self.warm_up = True
 
     def scheduler_config(self, pipe: Any) -> Any:
         """The config of ``pipe``'s scheduler as first seen (before any sampler swap)."""
@@ -167,7 +170,7 @@ class ImageGenerator:
         request = self._request(pipe, call_kwargs)
         size = self._sizes.get(request)
         warmup_seconds = None
-        if size is None or (id(pipe), size) not in self._warmed:
+        if self.warm_up and (size is None or (id(pipe), size) not in self._warmed):
             count = None if steps is None else warmup_steps(steps, WARMUP_STEPS, denoising)
             timings, output = self._run(stages, seed, count)
             warmup_seconds = sum(seconds for seconds, _ in timings)
