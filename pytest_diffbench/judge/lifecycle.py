@@ -33,7 +33,7 @@ from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, MetricRe
 from pytest_diffbench.judge.metrics.images import to_rgb_array
 from pytest_diffbench.judge.metrics.ssim import MIN_SIDE as SSIM_MIN_SIDE
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.judge.tolerances import Tolerances
+from pytest_diffbench.judge.tolerances import INI_SOURCE, Tolerances
 from pytest_diffbench.spec.machine import MachineInfo, format_diff
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome, UpdateMode
@@ -86,6 +86,11 @@ class CaseInputs:
     output_path: str
     #: Where the missing-baseline message says the baseline would go.
     case: str = ""
+    #: Where ``tolerances`` came from (:attr:`~pytest_diffbench.judge.tolerances.AppliedTolerances.source`).
+    tolerance_source: str = INI_SOURCE
+    #: The seed plan of the case's seed and the seed's index in it ("" and None: not from a plan).
+    seed_plan: str = ""
+    seed_index: int | None = None
 
     def sidecar(self) -> Sidecar:
         """The sidecar a baseline made from this case holds (its image SHA-256 is the store's to add)."""
@@ -300,6 +305,8 @@ def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metric
         baseline_seconds_per_image=baseline_seconds, baseline_device_name=baseline_device,
         baseline_workers=baseline_workers,
         slowdown=slowdown.value if slowdown else None, time_check=_time_check(slowdown),
+        tolerance_source=inputs.tolerance_source,
+        seed_plan=inputs.seed_plan, seed_index=inputs.seed_index,
         machine=inputs.machine, worker=inputs.worker, workers=inputs.workers, env_diff=env_diff, pin=inputs.pin,
         baseline_action=action, baseline_path=inputs.baseline_path if has_baseline else "",
         output_path=inputs.output_path,
@@ -333,6 +340,8 @@ def failure_text(result: CaseResult, verdict: Verdict) -> str:
     lines = [f"diffbench {verdict.outcome.value}: {result.nodeid}",
              f"  case {result.case_id}, config {result.config_hash[:12]}, pin {result.pin}"]
     lines += [f"  {line}" for line in verdict.reasons]
+    if verdict.checks:
+        lines.append(f"  tolerances from: {result.tolerance_source}")
     lines += [f"  {check.render()}" for check in verdict.checks]
     if result.env_diff and verdict.outcome is not Outcome.ENV_MISMATCH:  # its reasons list each field
         lines.append(f"  environment differs from the baseline's: {result.env_diff}")

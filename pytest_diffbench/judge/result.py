@@ -61,6 +61,9 @@ class CaseResult:
     slowdown: float | None = None
     #: passed / failed, ``off`` without a time_regression tolerance, or why the check was skipped.
     time_check: str = ""
+    #: Where the gates' tolerances came from (see :class:`~pytest_diffbench.judge.tolerances.AppliedTolerances`):
+    #: ``ini``, or the noise floor of the case or its test; "" for a case that ended before judging.
+    tolerance_source: str = ""
     #: SSIM against the most-steps image of the case's sweep group (see judge.convergence).
     ssim_vs_most_steps: float | None = None
     #: Why the output looks suspicious without being refused (nearly one flat colour); "" when not.
@@ -72,6 +75,10 @@ class CaseResult:
     attempts: int = 1
     env_diff: str = ""
     pin: str = ""
+    #: The seed plan the case's seed came from (its label, ``name`` or ``name@salt``) and the seed's
+    #: index in it (see spec/seeds.py); "" and None when the seeds were a list, a range or an int.
+    seed_plan: str = ""
+    seed_index: int | None = None
     baseline_action: BaselineAction = BaselineAction.NONE
     baseline_path: str = ""
     output_path: str = ""
@@ -109,6 +116,7 @@ class CaseResult:
         row: dict[str, Any] = {
             "run_id": self.run_id, "timestamp": self.timestamp, "nodeid": self.nodeid, "test": self.test,
             "case_id": self.case_id, "config_hash": self.config_hash,
+            "seed_plan": self.seed_plan, "seed_index": self.seed_index,
             **{key: self.config.get(key) for key in CONFIG_KEYS},
             "outcome": self.outcome.value, "message": self.message, "output_warning": self.output_warning,
         }
@@ -126,6 +134,7 @@ class CaseResult:
             "slowdown": self.slowdown,
             "time_regression": self.tolerances.get("time_regression"),
             "time_check": self.time_check,
+            "tolerance_source": self.tolerance_source,
             "peak_vram_mb": m.peak_vram_mb if m else None,
             "max_vram_mb": self.tolerances.get("max_vram_mb"),
             "warmup_seconds": m.warmup_seconds if m else None,
@@ -163,6 +172,7 @@ class CaseResult:
             nodeid=str(row["nodeid"]), case_id=str(row.get("case_id") or ""), outcome=outcome,
             message=str(row.get("message") or ""), output_warning=str(row.get("output_warning") or ""),
             config_hash=str(row.get("config_hash") or ""), config=config,
+            seed_plan=str(row.get("seed_plan") or ""), seed_index=_int(row, "seed_index"),
             scores={m.name: _float(row, m.name) for m in metrics},
             metric_status={m.name: str(row.get(status_column(m)) or "") for m in metrics if m.reports_status},
             tolerances={name: _float(row, name) for name in (*(tolerance_name(m) for m in metrics), *(b.name for b in BUDGETS))},
@@ -173,6 +183,7 @@ class CaseResult:
             baseline_device_name=str(row.get("baseline_device_name") or ""),
             baseline_workers=_int(row, "baseline_workers"),
             slowdown=_float(row, "slowdown"), time_check=str(row.get("time_check") or ""),
+            tolerance_source=str(row.get("tolerance_source") or ""),
             ssim_vs_most_steps=_float(row, "ssim_vs_most_steps"),
             machine=MachineInfo.from_mapping({key: row.get(key) or "" for key in RESULT_FIELDS}),
             worker=str(row.get("worker") or "main"), workers=_int(row, "workers") or 1,
@@ -204,11 +215,11 @@ def columns(metrics: MetricRegistry = REGISTRY) -> tuple[str, ...]:
     for metric in metrics:
         metric_columns += [metric.name, tolerance_name(metric)] + ([status_column(metric)] if metric.reports_status else [])
     return (
-        ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash") + CONFIG_KEYS
+        ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash", "seed_plan", "seed_index") + CONFIG_KEYS
         + ("outcome", "message", "output_warning", *metric_columns,
            "seconds_per_image", "max_seconds", "baseline_seconds_per_image", "baseline_device_name", "baseline_workers",
            "slowdown", "time_regression",
-           "time_check", "peak_vram_mb", "max_vram_mb", "warmup_seconds", *STAGE_COLUMNS,
+           "time_check", "tolerance_source", "peak_vram_mb", "max_vram_mb", "warmup_seconds", *STAGE_COLUMNS,
            "ssim_vs_most_steps")
         + RESULT_FIELDS + ("worker", "workers", "attempts", "env_diff", "pin", "baseline_action", "baseline_path", "output_path",
                            "schema_version")

@@ -4,13 +4,17 @@ The names are derived: one per registered metric (``min_ssim``, ``min_psnr``, ``
 see :mod:`pytest_diffbench.judge.metrics`) plus the budgets below. Precedence: the test's own
 (``@diffbench.tolerance`` or ``sweep(tolerance=...)``) over the ini file's ``diffbench_<name>``
 over the built-in defaults. ``None`` switches a check off.
+
+With ``diffbench_tolerance_from = noise-floor`` a measured noise floor's suggested tolerances
+(:func:`apply_floor`, see :mod:`pytest_diffbench.judge.noise_floor`) take the place of the ini
+file's; the test's own still win. :class:`AppliedTolerances` says which applied.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, tolerance_name
 
@@ -112,3 +116,33 @@ def check_tolerance(name: str, value: Any, *, source: str, text: bool = False,
         raise ValueError(f"{source}: tolerance {name}={value!r} is not valid; it must be {valid} (finite), "
                          "or None/off to switch it off")
     return number
+
+
+#: The source of tolerances that come from the ini file and the built-in defaults.
+INI_SOURCE = "ini"
+
+
+@dataclass(frozen=True)
+class AppliedTolerances:
+    """A case's tolerances and where they came from, on one line (results.csv's
+    ``tolerance_source`` and every failure message): ``ini``, ``noise floor of the case (...)``,
+    ``noise floor of the test (...)`` or ``ini: no noise floor ...``, followed by the tolerances
+    the test sets itself (which always win)."""
+
+    tolerances: Tolerances
+    source: str = INI_SOURCE
+
+
+def apply_floor(tolerances: Tolerances, suggested: Mapping[str, float], explicit: Collection[str],
+                source: str) -> AppliedTolerances:
+    """``tolerances`` (ini and the test's own, merged) with each ``suggested`` tolerance of a noise
+    floor in place of the ini's, except those the test sets itself (``explicit``: names from
+    ``sweep(tolerance=...)`` and ``@diffbench.tolerance``). ``source`` names the floor; the
+    result's source adds the test's own tolerances, sorted."""
+    applied = {name: value for name, value in suggested.items() if name not in explicit and name in tolerances.limits}
+    return AppliedTolerances(Tolerances({**tolerances.limits, **applied}), with_explicit(source, explicit))
+
+
+def with_explicit(source: str, explicit: Collection[str]) -> str:
+    """``source`` followed by the tolerances the test sets itself, when it sets any."""
+    return f"{source}; the test's own: {', '.join(sorted(explicit))}" if explicit else source

@@ -31,10 +31,11 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def test_column_order():
     known = columns()
     assert known[:6] == ("run_id", "timestamp", "nodeid", "test", "case_id", "config_hash")
-    assert known[6:6 + len(CONFIG_KEYS)] == CONFIG_KEYS
+    assert known[6:8] == ("seed_plan", "seed_index")  # seed-plan provenance, out of the config hash
+    assert known[8:8 + len(CONFIG_KEYS)] == CONFIG_KEYS
     assert len(set(known)) == len(known)
     for column in ("outcome", "message", "ssim", "min_ssim", "seconds_per_image", "peak_vram_mb",
-                   "device_name", "driver", "env_diff", "pin", "baseline_path", "output_path"):
+                   "device_name", "driver", "env_diff", "pin", "baseline_path", "output_path", "tolerance_source"):
         assert column in known
     assert known[-1] == "schema_version"
 
