@@ -128,3 +128,13 @@ def test_a_corrupt_noise_floor_is_one_line_naming_the_file(noisy, content, flag)
     assert len(errors) == 1 and str(path) in errors[0] and "not a valid noise floor" in errors[0]
     assert "Traceback" not in noisy.text(run.outcome)
     assert path.read_text() == content  # never overwritten
+
+
+def test_under_xdist_the_workers_floors_reach_the_controller(noisy) -> None:
+    """Each worker measures its cases; the floors ride on the test reports to the controller,
+    which writes noise-floor.json once."""
+    run = noisy.run("--diffbench-calibrate=2", "-n", "2")
+    run.outcome.assert_outcomes(passed=2)
+    cases = floors(noisy)["pins"]["cpu-float32"][TEST]["cases"]
+    assert set(cases) == {"seed0-euler-2steps-cfg7.5", "seed1-euler-2steps-cfg7.5"}
+    assert {case["repeats"] for case in cases.values()} == {2}

@@ -61,6 +61,15 @@ def test_a_corrupt_file_is_one_line_naming_it_and_is_never_overwritten(tmp_path,
     assert path.read_text() == content
 
 
+def test_a_folder_in_place_of_the_file_is_one_line_naming_it(tmp_path) -> None:
+    path = tmp_path / "noise-floor.json"
+    path.mkdir()
+    with pytest.raises(NoiseFloorError) as raised:
+        write_noise_floors(path, {"p": {"t::a": {"c": A}}})
+    assert str(path) in str(raised.value) and "cannot be read" in str(raised.value)
+    assert path.is_dir()
+
+
 def test_a_missing_file_holds_no_floors(tmp_path) -> None:
     assert read_noise_floors(tmp_path / "noise-floor.json").pins == {}
 
