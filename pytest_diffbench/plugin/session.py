@@ -31,6 +31,7 @@ from pytest_diffbench.plugin.options import Settings
 from pytest_diffbench.plugin.xdist import RUN_DIR_KEY
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.outcomes import Outcome
+from pytest_diffbench.spec.presets import PresetSource
 from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
 from pytest_diffbench.store.jobs import Job, JobChanges, compare_jobs, job_hash, pipeline_fields, read_jobs, write_jobs
 from pytest_diffbench.store.journal import Journal, read_journal
@@ -39,6 +40,7 @@ from pytest_diffbench.store.run_folder import ResumeError, RunFolder, remove_sta
 if TYPE_CHECKING:
     from pytest_diffbench.judge.lifecycle import BaselineState
     from pytest_diffbench.run.case import DiffbenchCase, Runner
+    from pytest_diffbench.run.determinism import DeterminismState
     from pytest_diffbench.run.threads import ThreadPolicy
     from pytest_diffbench.store.baselines import BaselineStore
 
@@ -52,6 +54,11 @@ class DiffbenchSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
+        #: The presets sweeps name (read on first use); --diffbench-update records bumped versions in the lock.
+        self.presets = PresetSource(settings.presets_file, config.rootpath, record=settings.update is not None)
+        #: With --diffbench-deterministic: the switch's state in this process, and what it replaced.
+        self.determinism: DeterminismState | None = None
+        self._before_determinism: DeterminismState | None = None
         #: The result of each case by node id: its last attempt's (see :meth:`add_result`).
         self._results: dict[str, CaseResult] = {}
         #: A resumed run's results from before this session (its journal's), by node id.
@@ -90,7 +97,15 @@ class DiffbenchSession:
         reading what finished from its journal) and opens its journal.
 
         Raises pytest.UsageError (one line) when the run to resume is unknown, still running,
-        complete or has no job list, or when the output folder cannot hold run folders."""
+        complete or has no job list, or when the output folder cannot hold run folders.
+
+        With ``--diffbench-deterministic`` every process (controller and xdist workers) first turns
+        determinism on, before any ``diffbench_pipeline`` fixture builds a pipeline."""
+        if self.settings.enabled and self.settings.deterministic and self.determinism is None:
+            from pytest_diffbench.run.determinism import current_determinism, enable_determinism
+
+            self._before_determinism = current_determinism()
+            self.determinism = enable_determinism()
         if self.settings.enabled and not self.is_worker and not self.config.option.collectonly:
             try:
                 remove_stale_temp_files(self.settings.output_dir, self.settings.baseline_dir)
@@ -222,7 +237,7 @@ class DiffbenchSession:
         elif mark.args:
             raise SweepError("diffbench.sweep takes keyword arguments only, e.g. sweep(seeds=[0, 1])")
         else:
-            cases = expand_sweep(mark.kwargs, max_cases=self.settings.max_cases)
+            cases = expand_sweep(mark.kwargs, max_cases=self.settings.max_cases, presets=self.presets)
         self._record_sweep(definition.nodeid, [case.id for case in cases] if mark is not None else ["default"])
         return cases
 
@@ -321,6 +336,9 @@ class DiffbenchSession:
         machine = self.machine_info(dcase.device)
         pin = pin_key(settings.pin, {"device": config.device, "dtype": config.dtype, "device_name": machine.device_name,
                                      "torch": machine.torch, "diffusers": machine.diffusers, "platform": machine.platform})
+        from pytest_diffbench.plugin.tolerance_source import case_tolerances
+
+        applied = case_tolerances(self, item, pin, dcase.case.id)
         mixed = self._other_pipeline(item.nodeid, config.to_dict())
         if mixed:
             return self.error_result(item, dcase.case, mixed)
@@ -330,7 +348,8 @@ class DiffbenchSession:
         inputs = CaseInputs(
             run_id=self.folder.run_id, timestamp=_now(), nodeid=item.nodeid, case_id=dcase.case.id,
             config=config.to_dict(), config_hash=config.hash, prompt=config.prompt, image=dcase.image,
-            measurement=dcase.measurement, machine=machine, tolerances=self.tolerances_for(item),
+            measurement=dcase.measurement, machine=machine, tolerances=applied.tolerances,
+            tolerance_source=applied.source, seed_plan=dcase.case.seed_plan, seed_index=dcase.case.seed_index,
             metric_modes={"lpips": settings.lpips}, device=dcase.device, strict_env=settings.strict_env,
             worker=self.worker, workers=self.workers, pin=pin, case=case,
             baseline_path=self._display(image_path), output_path=self._display(self.folder.image(case)),
@@ -382,7 +401,7 @@ class DiffbenchSession:
             run_id=self.folder.run_id if self.folder else "", timestamp=_now(), nodeid=item.nodeid, case_id=case.id,
             outcome=Outcome.ERROR, message=message, failure_text=message,
             config={"seed": case.seed, "sampler": case.sampler, "steps": case.steps, "cfg": case.cfg},
-            worker=self.worker, workers=self.workers,
+            worker=self.worker, workers=self.workers, seed_plan=case.seed_plan, seed_index=case.seed_index,
         )
 
     def as_reported(self, result: CaseResult, report: pytest.TestReport, call: "pytest.CallInfo[None]") -> CaseResult:
@@ -442,6 +461,7 @@ class DiffbenchSession:
         A session that ran no case (``-k`` selecting nothing) removes its empty run folder, so
         ``latest`` keeps naming the last real run. A refused resume leaves the run's folder as it was.
         """
+        self._restore_determinism()
         if self.is_worker or self.folder is None:
             return
         folder = self.folder
@@ -460,6 +480,14 @@ class DiffbenchSession:
             self.folder = None
             self.warnings.append("diffbench: no diffbench case ran, so no run folder was written (latest still names "
                                  "the last run that had cases)")
+
+    def _restore_determinism(self) -> None:
+        """Put back the settings --diffbench-deterministic replaced (a pytester run shares its process)."""
+        if self._before_determinism is not None:
+            from pytest_diffbench.run.determinism import restore_determinism
+
+            restore_determinism(self._before_determinism)
+            self._before_determinism = None
 
     def _resume_hint(self, folder: RunFolder) -> str | None:
         """The line naming the jobs left and the exact command that resumes the run (this
@@ -496,7 +524,8 @@ class DiffbenchSession:
             self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps: {type(exc).__name__}: {exc}")
         environment = run_environment(run_id=folder.run_id, args=self.config.invocation_params.args,
                                       rootdir=self.config.rootpath, machines=[r.machine for r in self.results],
-                                      threads=self._share_cpu_between_workers())
+                                      threads=self._share_cpu_between_workers(),
+                                      determinism=self.determinism.as_dict() if self.determinism else None)
         try:
             write_results(folder.results, [self._row(result) for result in self.results])
             atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")
