@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from PIL import Image
 
@@ -40,7 +40,7 @@ def grid_labels(result: CaseResult) -> list[str]:
     short_hash = result.config_hash[:12] or "-"
     lines = [f"{result.outcome.value} · {result.nodeid}",
              f"sampler {result.setting('sampler')} · steps {result.setting('steps')} · cfg {result.setting('cfg')} · "
-             f"seed {result.setting('seed')} · config {short_hash}"]
+             f"{seed_label(result)} · config {short_hash}{preset_label(result, ' · ')}"]
     quality = quality_checks(result)
     lines.append(" · ".join(f"{name} -" if check is None else _one_line(check) for name, check in quality))
     budgets = budget_checks(result)
@@ -51,6 +51,21 @@ def grid_labels(result: CaseResult) -> list[str]:
         lines.append(f"why: {result.message}")
     lines += badges(result)
     return lines
+
+
+def seed_label(result: CaseResult) -> str:
+    """``seed 42``, with the seed plan and the seed's index there when it came from one:
+    ``seed 560774914 (plan portraits #0)``."""
+    seed = f"seed {result.setting('seed')}"
+    return f"{seed} (plan {result.seed_plan} #{result.seed_index})" if result.seed_plan else seed
+
+
+def preset_label(result: CaseResult, before: str = "") -> str:
+    """``preset NAME@VERSION`` of the case's config after ``before``; "" without a preset."""
+    preset = result.setting("preset")
+    if not isinstance(preset, Mapping) or "name" not in preset:
+        return ""
+    return f"{before}preset {preset['name']}@{preset.get('version')}"
 
 
 def _one_line(check: Check) -> str:
@@ -95,6 +110,8 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
     sheets: dict[tuple[str, str], dict[tuple[str, str], Image.Image]] = defaultdict(dict)
     marks: dict[tuple[str, str], dict[tuple[str, str], str]] = defaultdict(dict)
     axes: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    #: The preset of each sheet's cases (its title shows it; a preset is one per test).
+    presets: dict[tuple[str, str], str] = {}
 
     def skipped(what: str, exc: Exception) -> None:
         if warnings is not None:
@@ -121,6 +138,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
         sampler, steps = str(result.setting("sampler")), f"{result.setting('steps')}"
         key = case_group(result, "sampler", "steps")  # the sheet holds the cases that differ only there
         sheets[key][(sampler, steps)] = output
+        presets.setdefault(key, preset_label(result, " · "))
         if not result.passed:
             marks[key][(sampler, steps)] = result.outcome.value
         row_values, column_values = axes[key]
@@ -132,7 +150,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
         row_values, column_values = axes[(test, rest)]
         columns = sorted(column_values, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
         try:
-            sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}", "sampler", "steps",
+            sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}{presets[(test, rest)]}", "sampler", "steps",
                                 marks[(test, rest)])
             path = in_run(folder, folder.sheet(case_folder(test), rest.replace(" · ", "-")))
             atomic_write_bytes(path, encode_png(sheet))

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from pytest_diffbench.cli.presets import command_presets
+from pytest_diffbench.report.grids import grid_labels
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.spec.presets import LOCK_NAME
 
@@ -42,6 +43,7 @@ def test_a_preset_sets_the_cases_and_its_name_and_version_go_into_config_and_res
         assert result.setting("negative_prompt") == "blurry"
         assert result.setting("pipeline_kwargs") == {"guidance_rescale": 0.5}
     assert sorted(r.setting("cfg") for r in run.results) == [3.0, 3.0, 5.5, 5.5]  # the sweep's, over the preset's 5.5
+    assert grid_labels(run.results[0])[1].endswith(" · preset portrait@1")
     rows = run.folder.results.read_text(encoding="utf-8")
     assert '"{""name"":""portrait"",""version"":""1""}"' in rows
     project.run().outcome.assert_outcomes(passed=4)  # the lock holds it: a clean rerun

@@ -4,8 +4,10 @@ list (plan and index are provenance, not config), and record their plan and inde
 
 from __future__ import annotations
 
-from pytest_diffbench.spec.seeds import seed_plan
+from pytest_diffbench.report.grids import grid_labels
 from pytest_diffbench.spec.outcomes import Outcome
+from pytest_diffbench.spec.seeds import seed_plan
+from pytest_diffbench.store.results import read_results
 
 
 def test_plan_cases_are_collected_by_seed(project) -> None:
@@ -32,3 +34,26 @@ def test_a_bad_plan_is_a_collection_error_of_one_line(project) -> None:
     text = project.text(outcome)
     assert "seed_plan(n=0) is not valid; n (the number of seeds) must be an integer from 1 to 100000" in text
     assert outcome.ret != 0
+
+
+def test_results_and_grids_record_each_cases_plan_and_index(project) -> None:
+    plan = seed_plan("fixed", n=2) + seed_plan("wild", n=1, salt="2026-w48")
+    project.write_tests(project.test(
+        "test_plan", sweep='seeds=diffbench.seed_plan("fixed", n=2) + diffbench.seed_plan("wild", n=1, salt="2026-w48"), '
+                         'steps=2'),
+        project.test("test_list", sweep="seeds=[5], steps=2"))
+    run = project.run(update="all")
+    run.outcome.assert_outcomes(passed=4)
+    rows = {(r.setting("seed"), r.test.split("::")[-1]): r for r in run.results}
+    for position, seed in enumerate(plan):
+        result = rows[(seed, "test_plan")]
+        assert (result.seed_plan, result.seed_index) == plan.origin(position)
+        assert result.to_row()["seed_plan"] == plan.origin(position)[0]
+        label, index = plan.origin(position)
+        assert f"seed {seed} (plan {label} #{index})" in grid_labels(result)[1]
+    listed = rows[(5, "test_list")]
+    assert (listed.seed_plan, listed.seed_index) == ("", None)
+    assert "seed 5 · config" in grid_labels(listed)[1]
+    # results.csv keeps them
+    read_back = {(r.seed_plan, r.seed_index) for r in read_results(run.folder.results)}
+    assert read_back == {("fixed", 0), ("fixed", 1), ("wild@2026-w48", 0), ("", None)}
