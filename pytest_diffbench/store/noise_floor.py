@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pytest_diffbench.judge.noise_floor import Floor, combine
+from pytest_diffbench.store.baselines import BaselineError, pair_lock
 from pytest_diffbench.store.files import PathEscapeError, atomic_write_text, inside
 
 #: The file's name, in the baseline folder.
@@ -129,10 +130,16 @@ def merged(floors: NoiseFloors, pin: str, measured: Mapping[str, Mapping[str, Fl
 def write_noise_floors(path: Path, measured: Mapping[str, Mapping[str, Mapping[str, Floor]]]) -> NoiseFloors:
     """Merge ``measured`` (pin -> test node id -> case id -> floor) into the file at ``path``
     (atomically, sorted keys: the same floors give the same bytes) and return what it holds now.
-    Raises NoiseFloorError for an existing file that is not a noise floor (it is left as it is)
-    and OSError when it cannot be written."""
-    floors = read_noise_floors(path)
-    for pin, tests in sorted(measured.items()):
-        floors = merged(floors, pin, tests)
-    atomic_write_text(path, json.dumps(floors.as_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    Runs of this user merging into the same baseline folder take turns (its baseline lock,
+    :func:`~pytest_diffbench.store.baselines.pair_lock`). Raises NoiseFloorError for an existing
+    file that is not a noise floor (it is left as it is) or a lock that cannot be taken, and
+    OSError when it cannot be written."""
+    try:
+        with pair_lock(Path(path).parent):  # another run merging at the same time waits: neither loses entries
+            floors = read_noise_floors(path)
+            for pin, tests in sorted(measured.items()):
+                floors = merged(floors, pin, tests)
+            atomic_write_text(path, json.dumps(floors.as_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    except BaselineError as exc:
+        raise NoiseFloorError(f"{path} was not written: {exc}") from None
     return floors

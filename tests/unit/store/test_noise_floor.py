@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,22 @@ def test_a_link_in_place_of_the_file_is_refused(tmp_path) -> None:
     os.symlink(outside, tmp_path / "baselines" / "noise-floor.json")
     with pytest.raises(NoiseFloorError, match="symbolic link"):
         noise_floor_path(tmp_path / "baselines")
+
+
+def _write_many(path: str, test: str) -> None:
+    for number in range(15):
+        write_noise_floors(Path(path), {"cpu-float32": {test: {f"case{number}": A}}})
+
+
+@pytest.mark.subprocess
+def test_two_processes_merging_at_once_lose_no_entry(tmp_path) -> None:
+    path = tmp_path / "noise-floor.json"
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_write_many, args=(str(path), test)) for test in ("t::a", "t::b")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    tests = read_noise_floors(path).pins["cpu-float32"]
+    assert {test: len(entry.cases) for test, entry in tests.items()} == {"t::a": 15, "t::b": 15}
