@@ -41,7 +41,7 @@ def run_state(folder: RunFolder) -> str:
     left = resumable(folder)
     if left:  # stopped (Ctrl-C, -x: it wrote its files) or killed (only its journal) with jobs left
         how = "paused" if finished else "killed"
-        return f"{how}: {left}; {counts} (resume with pytest --diffbench-resume={folder.run_id})"
+        return f"{how}: {left}; {counts} (resume: pytest <its arguments> --diffbench-resume={folder.run_id})"
     if finished:
         return counts
     return f"unfinished: {counts} in its journal (diffbench report {folder.run_id} writes its results.csv)"

@@ -170,7 +170,11 @@ def test_diffbench_list_shows_a_stopped_run_as_resumable(project, monkeypatch, c
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert f"{folder.run_id}  (latest)  paused: 2 of 4 cases left" in out
-    assert f"resume with pytest --diffbench-resume={folder.run_id}" in out
+    assert f"(resume: pytest <its arguments> --diffbench-resume={folder.run_id})" in out
+    folder.results.unlink()  # as a kill leaves it: its journal only
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    assert f"{folder.run_id}  (latest)  killed: 2 of 4 cases left; 1 passed, 1 error" in capsys.readouterr().out
     project.run("--diffbench-resume", update="all")
     capsys.readouterr()
     main(["list"])
