@@ -57,3 +57,26 @@ def test_results_and_grids_record_each_cases_plan_and_index(project) -> None:
     # results.csv keeps them
     read_back = {(r.seed_plan, r.seed_index) for r in read_results(run.folder.results)}
     assert read_back == {("fixed", 0), ("fixed", 1), ("wild@2026-w48", 0), ("", None)}
+
+
+WILD_CARD = ('seeds=diffbench.seed_plan("fixed", n=3) + diffbench.seed_plan("fixed-wild", n=1, '
+             'salt=os.environ.get("DIFFBENCH_WILD", "pinned")), steps=2')
+
+
+def test_a_new_wild_card_gets_its_baseline_while_the_fixed_seeds_stay_gated(project) -> None:
+    project.write_tests("import os\n\n\n" + project.test("test_portraits", sweep=WILD_CARD))
+    project.run(update="all").outcome.assert_outcomes(passed=4)
+    project.run().outcome.assert_outcomes(passed=4)  # no salt named: the wild card is pinned, every case gates
+    project.monkeypatch.setenv("DIFFBENCH_WILD", "2026-w48")
+    wild = seed_plan("fixed-wild", n=1, salt="2026-w48")[0]
+    run = project.run()  # a new wild seed: its case has no baseline yet, the fixed ones pass
+    run.outcome.assert_outcomes(passed=3, failed=1)
+    (missing,) = [r for r in run.results if not r.passed]
+    assert (missing.outcome, missing.setting("seed"), missing.seed_plan) == (Outcome.MISSING_BASELINE, wild,
+                                                                             "fixed-wild@2026-w48")
+    project.fake(drift=0.5)  # every image changes: an update of missing baselines still fails the fixed seeds
+    run = project.run(update="missing")
+    assert {r.setting("seed"): r.passed for r in run.results} == {**{seed: False for seed in seed_plan("fixed", n=3)},
+                                                                  wild: True}
+    project.fake()
+    project.run().outcome.assert_outcomes(passed=3, failed=1)  # the wild card's baseline was made with the drift
