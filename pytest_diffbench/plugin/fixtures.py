@@ -128,9 +128,10 @@ def _preset_pipeline(request: pytest.FixtureRequest, preset: "Preset", pipeline:
 
     config = request.config
     if any(pipeline is ours for ours in config.stash.get(_LOADED, {}).values()):
+        settings = config.stash[SESSION_KEY].settings
         try:
-            model, folder = resolve_model(preset.text("model"), config.rootpath, Path.cwd()) if preset.text("model") \
-                else (config.stash[SESSION_KEY].settings.model, config.stash[SESSION_KEY].settings.model_folder)
+            model, folder = (resolve_model(preset.text("model"), config.rootpath, Path.cwd()) if preset.text("model")
+                             else (settings.model, settings.model_folder))
             return _plugin_pipeline(config, device, PipelineParts(model, folder, preset.text("vae"), preset.loras))
         except ValueError as exc:
             pytest.fail(f"preset {preset.name!r} ({preset.source}): {exc}", pytrace=False)
