@@ -469,6 +469,10 @@ class DiffbenchSession:
             self._close_journal()
             self.folder = None
             return
+        if self._earlier:
+            before = sum(1 for nodeid in self._earlier if nodeid not in self._results)
+            self.warnings.append(f"diffbench: resumed run {folder.run_id}: {before} case{'' if before == 1 else 's'} "
+                                 f"finished before, {len(self._results)} ran now")
         try:
             if self.results or not folder.is_empty():
                 self._write_run_files(folder)

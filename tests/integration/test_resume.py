@@ -147,6 +147,7 @@ def test_resume_under_xdist_runs_the_cases_left_once(project, monkeypatch):
     folder = stopped_run(project, monkeypatch, "-p", "no:randomly")
     run = project.run("-n", "2", "--diffbench-resume", update="all")
     run.outcome.assert_outcomes(passed=2)
+    assert f"diffbench: resumed run {folder.run_id}: 2 cases finished before, 2 ran now" in project.text(run.outcome)
     assert sorted(r.nodeid for r in read_journal(folder.journal)) == CASES  # the workers finish in any order
     lines = folder.journal.read_text(encoding="ascii").splitlines()
     assert sorted(json.loads(line)["worker"] for line in lines[-2:]) != ["main", "main"]
