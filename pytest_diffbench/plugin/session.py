@@ -274,10 +274,13 @@ class DiffbenchSession:
 
     # -- running ----------------------------------------------------------------------------
 
-    def start_case(self, item: pytest.Item, case: Case, pipeline: Any) -> "DiffbenchCase":
+    def start_case(self, item: pytest.Item, case: Case, pipeline: Any, runner: "Runner | None" = None) -> "DiffbenchCase":
+        """The case ``item`` runs, ready to generate. ``runner``: instead of the session's (calibrate's
+        cold repeat: a fresh ImageGenerator without warm-up)."""
         from pytest_diffbench.run.case import DiffbenchCase
 
-        return DiffbenchCase(nodeid=item.nodeid, case=case, pipeline=pipeline, runner=self._runner_for(pipeline),
+        return DiffbenchCase(nodeid=item.nodeid, case=case, pipeline=pipeline,
+                             runner=runner if runner is not None else self._runner_for(pipeline),
                              workflow_version=self.workflow_version_for(item), deterministic=self.settings.deterministic)
 
     def _runner_for(self, pipeline: Any) -> "Runner":
