@@ -3,6 +3,7 @@ suggested tolerances with their stated margins."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -102,3 +103,13 @@ def test_a_floor_replaces_the_ini_tolerances_but_not_the_tests_own() -> None:
     assert applied.tolerances["min_psnr"] == ini["min_psnr"]  # the test set it: it wins
     assert applied.tolerances["max_seconds"] == 9  # no floor figure: the ini's stays
     assert applied.source == "noise floor of the case; the test's own: min_psnr"
+
+
+def test_the_failure_shows_where_the_tolerances_came_from_when_it_shows_checks(lifecycle) -> None:
+    source = "noise floor of the case in baselines/noise-floor.json (pin cpu-float32)"
+    inputs = lifecycle.inputs(tolerance_source=source)
+    failed, _ = lifecycle.judge(inputs, lifecycle.baseline(inputs, image=lifecycle.checkerboard()))
+    assert failed.tolerance_source == source and failed.to_row()["tolerance_source"] == source
+    assert f"  tolerances from: {source}" in failed.failure_text.splitlines()
+    stale, _ = lifecycle.judge(inputs, lifecycle.baseline(inputs, config=dataclasses.replace(lifecycle.config, seed=1)))
+    assert "tolerances from" not in stale.failure_text  # no check ran: no tolerance applied
