@@ -98,9 +98,9 @@ def command_replay(settings: CliSettings, target: str, *, keywords: Sequence[str
                                f"{', '.join(r.nodeid for r in results[:3])}{' ...' if len(results) > 3 else ''})")
         images = run_file(folder, folder.path / IMAGES_DIR)
         if not images.is_dir() or not any(images.rglob("*.png")):
-            raise CommandError(f"{target} holds no output images (made with diffbench_bundle_images = none), so there "
-                               "is nothing to compare with; make it with --diffbench-bundle-images=all, or replay its "
-                               "run folder")
+            raise CommandError(f"{target} holds no output image to compare with (its run had diffbench_bundle_images "
+                               "= none, or = failures and no case failed); make the run with "
+                               "--diffbench-bundle-images=all")
         configs = {result.nodeid: _config(folder, result) for result in chosen}
         replayer = _replayer(folder, configs, device, Path(model_root) if model_root else settings.rootdir)
         replayed = []
