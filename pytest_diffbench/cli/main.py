@@ -12,6 +12,7 @@
                                             config alone and compare each image with the bundle's:
                                             identical, within tolerance or different (exit status 1 on
                                             any difference, 3 when some could not be replayed)
+    diffbench presets lock|list             record the presets' versions in their lock / show their state
 
 The settings it shares with pytest (output folder, baseline folder, bundle images) come from a
 flag of the command, else from the ini file pytest would read from the current folder, else the
@@ -38,6 +39,8 @@ from typing import Sequence, TextIO
 
 from pytest_diffbench.cli.accept import command_accept
 from pytest_diffbench.cli.commands import command_list, command_report, command_show
+from pytest_diffbench.cli.presets import ACTIONS as PRESET_ACTIONS
+from pytest_diffbench.cli.presets import command_presets
 from pytest_diffbench.cli.replay import command_replay
 from pytest_diffbench.cli.settings import CommandError, load_settings, shared_options
 from pytest_diffbench.report.escape import terminal_text
@@ -48,7 +51,7 @@ RUN_HELP = "run id, 'latest' or a run's folder in <output dir>/runs"
 def build_parser() -> argparse.ArgumentParser:
     """The command's parser: one sub-command each, every one taking the shared settings' flags."""
     parser = argparse.ArgumentParser(prog="diffbench", description="Look at diffbench runs, rebuild their reports, "
-                                     "accept their outputs as baselines.")
+                                     "replay them, accept their outputs as baselines.")
     shared = argparse.ArgumentParser(add_help=False)
     for option in shared_options():
         assert option.cli is not None
@@ -79,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "one each config records")
     replay.add_argument("--model-root", default=None, metavar="DIR", help="the folder a local model recorded by its "
                         "path (relative to the rootdir) is looked for under (default: the rootdir)")
+    presets = commands.add_parser("presets", parents=[shared], help="record the presets' versions in "
+                                  "diffbench-presets.lock (lock), or show each preset's state against it (list)")
+    presets.add_argument("action", choices=PRESET_ACTIONS)
     return parser
 
 
@@ -94,6 +100,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "accept":
         return command_accept(settings, args.run, failed_only=args.failed_only, keywords=args.keywords,
                               allow_uncollected=args.allow_uncollected)
+    if args.command == "presets":
+        return command_presets(args.action, settings.presets_file, settings.rootdir)
     if args.command == "replay":
         return command_replay(settings, args.target, keywords=args.keywords, device=args.device,
                               model_root=args.model_root)
