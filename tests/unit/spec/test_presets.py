@@ -94,7 +94,6 @@ def test_an_unknown_preset_names_the_presets_there_are(tmp_path: Path) -> None:
     source = locked(tmp_path)
     with pytest.raises(SweepError, match=r"unknown preset 'portrat'; the presets of pyproject.toml are: portrait$"):
         expand_sweep(sweep(preset="portrat").kwargs, max_cases=10, presets=source)
-    write(tmp_path / "..", "")  # no presets at all: says where to add one
     with pytest.raises(PresetError, match=r"none \(add \[tool.diffbench.presets.x\] to pyproject.toml\)"):
         PresetSource(None, tmp_path / "nothing-here").get("x")
 
