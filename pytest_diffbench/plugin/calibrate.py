@@ -169,15 +169,11 @@ class Calibration:
 
     def _run_cold(self, item: pytest.Function, judged: "DiffbenchCase") -> "DiffbenchCase":
         """The case through a fresh image generator that times its first call without a warm-up."""
-        from pytest_diffbench.run.case import DiffbenchCase
         from pytest_diffbench.run.generation import ImageGenerator
 
         runner = ImageGenerator()
         runner.warm_up = False
-        dcase = DiffbenchCase(nodeid=item.nodeid, case=judged.case, pipeline=judged.pipeline, runner=runner,
-                              workflow_version=self.session.workflow_version_for(item),
-                              deterministic=self.session.settings.deterministic)
-        return self._run_once(item, judged, dcase)
+        return self._run_once(item, judged, self.session.start_case(item, judged.case, judged.pipeline, runner))
 
     def _run_threads(self, item: pytest.Function, judged: "DiffbenchCase", notes: dict[str, str]) -> "DiffbenchCase":
         """The case with torch's CPU pool at another size (half of it, or 2 threads from 1)."""
