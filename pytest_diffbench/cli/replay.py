@@ -130,25 +130,30 @@ def _opened(settings: CliSettings, target: str) -> Iterator[RunFolder]:
     if not (path.is_file() and (path.suffix == ".zip" or zipfile.is_zipfile(path))):
         yield resolve_run(settings.output_dir, target)
         return
+    with tempfile.TemporaryDirectory(prefix="diffbench-replay-") as temporary:
+        yield _unpacked(path, Path(temporary))
+
+
+def _unpacked(bundle: Path, into: Path) -> RunFolder:
+    """The bundle's files, checked against its manifest, as the run folder ``into/<run_id>``.
+    Raises CommandError (one line naming the bundle) when it cannot be read or is corrupt."""
     try:
-        bad = manifest_mismatches(path)
-        with zipfile.ZipFile(path) as archive:
-            run_id = str(json.loads(archive.read("manifest.json"))["run_id"])
-            with tempfile.TemporaryDirectory(prefix="diffbench-replay-") as temporary:
-                folder = RunFolder(inside(Path(temporary), run_id))
-                if bad:
-                    raise CommandError(f"{path} is corrupt: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} "
-                                       "do not match its manifest.json; replay an intact copy of the bundle")
-                for name in archive.namelist():
-                    if not name.endswith("/"):
-                        target_file = inside(folder.path, name)
-                        target_file.parent.mkdir(parents=True, exist_ok=True)
-                        target_file.write_bytes(archive.read(name))
-                yield folder
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, PathEscapeError) as exc:
+        bad = manifest_mismatches(bundle)
+        if bad:
+            raise CommandError(f"{bundle} is corrupt: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} do not "
+                               "match its manifest.json; replay an intact copy of the bundle")
+        with zipfile.ZipFile(bundle) as archive:
+            folder = RunFolder(inside(into, str(json.loads(archive.read("manifest.json"))["run_id"])))
+            for name in archive.namelist():
+                if not name.endswith("/"):
+                    file = inside(folder.path, name)
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                    file.write_bytes(archive.read(name))
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:  # PathEscapeError is a ValueError
         reason = "it has no manifest.json" if isinstance(exc, KeyError) else " ".join(str(exc).split())
-        raise CommandError(f"cannot read the bundle {path}: {reason} (a bundle is the diffbench-<run_id>.zip "
+        raise CommandError(f"cannot read the bundle {bundle}: {reason} (a bundle is the diffbench-<run_id>.zip "
                            "pytest --diffbench writes in the run folder)") from None
+    return folder
 
 
 def _config(folder: RunFolder, result: CaseResult) -> dict[str, object] | str:

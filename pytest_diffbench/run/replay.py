@@ -116,8 +116,9 @@ class Replayer:
         self._model_root = Path(model_root)
         self._device = device
         self._generator: ImageGenerator = ImageGenerator()
-        #: Each loaded pipeline, or the one-line reason it could not be loaded, by (model, workflow, device, dtype).
-        self._pipelines: dict[tuple[str, str, str, str], Any] = {}
+        #: Each loaded pipeline, or the one-line reason it could not be loaded, by (model, workflow, device,
+        #: dtype, VAE).
+        self._pipelines: dict[tuple[str, str, str, str, str], Any] = {}
 
     def regenerate(self, config: Mapping[str, Any]) -> Regenerated:
         """The case's image, made again from ``config`` alone. Raises :class:`ReplayRefused` (one
@@ -149,12 +150,13 @@ class Replayer:
         model, workflow = str(config.get("model") or ""), str(config["workflow"])
         device_name = self._device or str(config.get("device") or "cpu")
         dtype_name = str(config.get("dtype") or "float32")
-        key = (model, workflow, device_name, dtype_name)
+        vae = str(config.get("vae") or "")
+        key = (model, workflow, device_name, dtype_name, vae)
         if key not in self._pipelines:
             try:
                 device = resolve_device(device_name)
                 dtype = parse_dtype(dtype_name)
-                self._pipelines[key] = self._load(model, workflow, device, dtype)
+                self._pipelines[key] = self._with_vae(self._load(model, workflow, device, dtype), vae, device, dtype)
             except ValueError as exc:  # one line each: the loader's, the device's, the dtype's
                 self._pipelines[key] = ReplayRefused(" ".join(str(exc).split()))
         loaded = self._pipelines[key]
@@ -182,6 +184,24 @@ class Replayer:
                 raise ValueError(f"{model!r} loads as {type(pipe).__name__}, and diffusers cannot make the recorded "
                                  f"{workflow} from it ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
             pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _with_vae(self, pipe: Any, vae: str, device: Any, dtype: Any) -> Any:
+        """``pipe`` with the recorded VAE ``vae`` (a folder under the model root, or a hub id) when it is
+        not the one the model brings (a preset's, or a fixture's own VAE). Raises ValueError (one line)
+        when it cannot be loaded."""
+        if not vae or self._generator.describe(pipe).vae == vae:
+            return pipe
+        from diffusers import AutoencoderKL
+
+        folder = self._model_root / vae
+        try:
+            model = AutoencoderKL.from_pretrained(str(folder if folder.is_dir() else vae), torch_dtype=dtype).to(device)
+        except Exception as exc:  # whatever a missing folder or an unreachable hub raises: one line
+            raise ValueError(f"the recorded VAE {vae!r} cannot be loaded with AutoencoderKL.from_pretrained "
+                             f"({type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]})") from None
+        model.register_to_config(_name_or_path=vae)
+        pipe.vae = model
         return pipe
 
     def _differences(self, config: Mapping[str, Any], pipe: Any, sampler: str, seed: int) -> tuple[str, ...]:

@@ -136,7 +136,7 @@ def test_the_examples_bundle_replays_identically_and_edits_are_found(repo_root: 
                   lambda entries: [entries.pop(name) for name in list(entries) if name.startswith("images/")])
     done = replay(tmp_path, str(bare))
     assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert done.stderr.startswith(f"diffbench: {bare} holds no output images")
+    assert done.stderr.startswith(f"diffbench: {bare} holds no output image to compare with")
 
 
 IMG2IMG_CONFTEST = '''
@@ -179,3 +179,19 @@ def test_an_img2img_case_replays_from_the_input_image_in_the_bundle(project) -> 
     done = replay(project.path, str(run.folder.bundle))
     assert done.returncode == 0, done.stdout + done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()[:-1]] == ["identical", "identical"]
+
+    # A config whose weight fingerprint is not the loaded model's: replayed, and the note says so.
+    nodeid = run.results[0].nodeid
+
+    def other_weights(entries: dict[str, bytes]) -> None:
+        name = f"configs/{case_path(nodeid)}.json"
+        sidecar = json.loads(entries[name])
+        sidecar["config"]["model_fingerprint"] = "0" * 64
+        sidecar["config_hash"] = config_hash(sidecar["config"])
+        entries[name] = json.dumps(sidecar).encode()
+
+    done = replay(project.path, str(edited(run.folder.bundle, project.path / "weights.zip", other_weights)), "-k", nodeid)
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict, note, _ = done.stdout.splitlines()
+    assert verdict == f"identical         {nodeid}"
+    assert note.startswith("                    note: model fingerprint differs: the config has '0000")
