@@ -10,9 +10,12 @@ tests work under ``--import-mode=importlib`` as well as the default import mode.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
+import pkgutil
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any, Iterable
 
 import pytest
 
+import pytest_diffbench
 from pytest_diffbench.testing import FAKE_PIPELINE_ENV, DiffbenchRun, use_fake_pipeline
 
 pytest_plugins = ["pytester"]
@@ -168,6 +172,54 @@ class DiffbenchProject:
     def latest(self) -> str | None:
         latest = self.output_dir / "latest"
         return latest.read_text(encoding="utf-8").strip() if latest.is_file() else None
+
+
+#: Modules of libraries that an in-process run imports lazily, beyond pytest_diffbench's own
+#: modules and what the plugin preloads itself (plugin/hooks.py's IN_PROCESS_PRELOAD): results.csv's
+#: writer, SSIM (with scipy.ndimage), the image formats Pillow registers on its first open, and
+#: two codecs. tests/integration/test_in_process_imports.py names any that is missing.
+LAZY_LIBRARY_MODULES = ("pandas.io.formats.csvs", "skimage.metrics._structural_similarity", "PIL.BmpImagePlugin",
+                        "PIL.GifImagePlugin", "PIL.JpegImagePlugin", "PIL.PpmImagePlugin", "encodings.ascii",
+                        "encodings.unicode_escape")
+#: A statement at the top of a module that imports a library which loads torch, or another module.
+_TOP_IMPORT = re.compile(r"^(?:import|from)[ \t]+([\w.]+)(?:[ \t]+import[ \t]+(?:\(([^)]*)\)|([\w \t,]+)))?", re.MULTILINE)
+_TORCH_LIBRARIES = ("torch", "diffusers", "transformers", "lpips", "accelerate", "peft")
+
+
+def modules_without_torch(package: ModuleType = pytest_diffbench) -> list[str]:
+    """The modules of ``package`` whose import does not load torch: none of the statements at
+    their top (not indented) imports a library of :data:`_TORCH_LIBRARIES`, or a module of the
+    package that does. Read from the sources, nothing is imported."""
+    sources = {}
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        spec = importlib.util.find_spec(info.name)
+        if spec is not None and spec.origin is not None and spec.origin.endswith(".py"):
+            sources[info.name] = Path(spec.origin).read_text(encoding="utf-8")
+    imports = {name: {target for module, grouped, names in _TOP_IMPORT.findall(source)
+                      for target in [module, *(f"{module}.{n.split()[0]}" for n in (grouped or names).split(",") if n.strip())]}
+               for name, source in sources.items()}
+    heavy = {name for name, targets in imports.items() if any(t.split(".")[0] in _TORCH_LIBRARIES for t in targets)}
+    while True:
+        more = {name for name, targets in imports.items() if name not in heavy and targets & heavy}
+        if not more:
+            return sorted(set(sources) - heavy)
+        heavy |= more
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _preloaded_modules() -> None:
+    """Import once per process what in-process runs would import lazily (pytest_diffbench's own
+    modules without torch, :data:`LAZY_LIBRARY_MODULES`), before any test's ``pytester``.
+
+    pytester drops every module an in-process run imported when the run ends, so each run
+    imported (executed) them again: about a third of a FakePipeline run's CPU time, in the ~900
+    such runs of the suite. Imported before pytester's snapshots, they stay, as in a user's
+    process. A module that fails to import is left to the tests that use it."""
+    for name in [*modules_without_torch(), *LAZY_LIBRARY_MODULES]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # a broken module fails the tests that import it, not every test
+            continue
 
 
 #: Tiny offline builders of every diffusers pipeline family (imports torch: only tests that use them pay).
