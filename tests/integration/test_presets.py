@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from pytest_diffbench.cli.presets import command_presets
+from pytest_diffbench.cli.main import main
 from pytest_diffbench.report.grids import grid_labels
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.spec.presets import LOCK_NAME
@@ -65,7 +65,8 @@ def test_an_edit_without_a_bump_fails_collection_naming_the_fields_and_passes_af
     run = project.run()
     assert run.outcome.ret == pytest.ExitCode.INTERRUPTED
     assert "preset 'portrait' (pyproject.toml) is version '2', but diffbench-presets.lock has version '1'" in project.text(run.outcome)
-    assert command_presets("lock", None, project.path) == 0
+    project.monkeypatch.chdir(project.path)
+    assert main(["presets", "lock"]) == 0  # as a user locks the bump
     run = project.run()  # version 2 is another config (and workflow version): the old baseline is out of date
     run.outcome.assert_outcomes(failed=1)
     assert run.results[0].outcome is Outcome.VERSION_MISMATCH
@@ -93,13 +94,19 @@ def test_a_bad_preset_is_a_collection_error_of_one_line(project, text: str, swee
     assert lines, project.text(run.outcome)
 
 
-def test_the_presets_file_of_the_ini_holds_presets_tables(project) -> None:
-    write_presets(project, '[presets.fast]\nversion = 1\nsteps = 1\n', name="presets.toml")
-    project.write_ini(presets_file="presets.toml")
+def test_the_presets_file_of_the_ini_holds_presets_tables(project, capsys: pytest.CaptureFixture[str]) -> None:
+    (project.path / "conf").mkdir()
+    write_presets(project, '[presets.fast]\nversion = 1\nsteps = 1\n', name="conf/presets.toml")
+    project.write_ini(presets_file="conf/presets.toml")
     project.write_tests(project.test("test_fast", sweep='preset="fast"'))
     run = project.run(update="all")
     run.outcome.assert_outcomes(passed=1)
     assert run.results[0].setting("preset") == {"name": "fast", "version": "1"}
+    assert (project.path / "conf" / LOCK_NAME).is_file()  # beside the presets
+    project.monkeypatch.chdir(project.path)
+    capsys.readouterr()
+    assert main(["presets", "list"]) == 0
+    assert capsys.readouterr().out == "fast  version 1  locked\n"
 
 
 def test_a_preset_model_must_be_the_pipeline_of_your_own_fixture(project) -> None:
