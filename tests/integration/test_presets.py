@@ -164,3 +164,14 @@ def test_a_preset_vae_and_lora_go_into_the_builtin_pipeline(project, builders) -
     assert configs["test_styled"]["loras"] == ["pytorch_lora_weights"] and configs["test_plain"]["loras"] == []
     assert "preset 'broken' (pyproject.toml): loras: 'missing.safetensors' cannot be loaded with load_lora_weights" \
         in project.text(run.outcome)
+
+
+def test_xdist_workers_record_one_lock_and_a_plan_keeps_its_origins(project) -> None:
+    write_presets(project)
+    project.write_tests(project.test("test_portrait", sweep='preset="portrait", seeds=diffbench.seed_plan("p", n=4)'))
+    run = project.run("-n", "2", update="all")
+    run.outcome.assert_outcomes(passed=4)
+    lock = json.loads((project.path / LOCK_NAME).read_text())
+    assert list(lock["presets"]) == ["portrait"] and lock["presets"]["portrait"]["version"] == "1"
+    assert sorted((r.seed_plan, r.seed_index) for r in run.results) == [("p", i) for i in range(4)]
+    project.run("-n", "2").outcome.assert_outcomes(passed=4)
