@@ -98,8 +98,9 @@ def seed_plan(name: str, n: int = 8, *, salt: str = "") -> SeedPlan:
     the plan's recorded label is then ``name@salt``, so the salt is what replays it. Raises
     :class:`SeedPlanError` (a ValueError, one line naming ``name``, ``salt`` or ``n``) when the name
     is not a non-empty string of printable characters, the salt not a string of printable characters,
-    or ``n`` not an integer from 1 to 100000.
+    or ``n`` not an integer from 1 to 100000 (pytest then shows the user's line, not this frame).
     """
+    __tracebackhide__ = True  # a collection error points at the test module's call, with the one-line reason
     if not isinstance(name, str) or not name.strip() or not name.isprintable():
         raise SeedPlanError(f"seed_plan(name={name!r}) is not valid; give a non-empty name of printable characters, "
                             'e.g. seed_plan("portraits", n=8)')

@@ -33,6 +33,7 @@ def test_a_bad_plan_is_a_collection_error_of_one_line(project) -> None:
     outcome = project.run_plain("--collect-only", "-q")
     text = project.text(outcome)
     assert "seed_plan(n=0) is not valid; n (the number of seeds) must be an integer from 1 to 100000" in text
+    assert "test_gen.py:4: in <module>" in text and "seeds.py" not in text  # the user's line, no diffbench frame
     assert outcome.ret != 0
 
 
