@@ -29,6 +29,7 @@ def run_state(folder: RunFolder) -> str:
     before its end, empty, unreadable); a run stopped with cases of its job list left says so and
     how to resume it. Raises CommandError when a file of it is refused (a link)."""
     finished = is_finished(folder)
+    paused = run_file(folder, folder.results).is_file()  # it wrote its files when it stopped
     if not finished and not run_file(folder, folder.journal).is_file():
         return "unfinished: no case finished (it has no results.csv and no journal.jsonl)"
     if not finished and folder.running:
@@ -40,7 +41,7 @@ def run_state(folder: RunFolder) -> str:
     counts = ", ".join(f"{count} {outcome}" for outcome, count in outcome_counts(results)) or "no cases"
     left = resumable(folder)
     if left:  # stopped (Ctrl-C, -x: it wrote its files) or killed (only its journal) with jobs left
-        how = "paused" if finished else "killed"
+        how = "paused" if finished and paused else "killed"
         return f"{how}: {left}; {counts} (resume: pytest <its arguments> --diffbench-resume={folder.run_id})"
     if finished:
         return counts

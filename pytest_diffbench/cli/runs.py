@@ -113,12 +113,31 @@ def reading(path: Path, read: Callable[[], T]) -> T:
 
 
 def is_finished(folder: RunFolder) -> bool:
-    """Whether the run reached its end: it has its results.csv (checked inside the folder)."""
-    return run_file(folder, folder.results).is_file()
+    """Whether the run's results.csv holds what it recorded: it has its results.csv (checked inside
+    the folder) and its journal holds no case that results.csv lacks (:func:`journal_ahead`)."""
+    return run_file(folder, folder.results).is_file() and not journal_ahead(folder)
+
+
+def journal_ahead(folder: RunFolder) -> bool:
+    """Whether the journal holds more cases than the run's results.csv, which holds some of them: a
+    paused run whose resume was then killed wrote its results.csv at the pause, and its journal
+    went on. False while the run is going, without a job list or journal, when results.csv has no
+    row or a case the journal has not (a results.csv edited by hand is read as it is), or when
+    either file cannot be read (reading it says why)."""
+    journal, results = run_file(folder, folder.journal), run_file(folder, folder.results)
+    if not run_file(folder, folder.jobs).is_file() or not journal.is_file() or not results.is_file() or folder.running:
+        return False
+    try:
+        recorded = {row.get("nodeid") for row in csv.DictReader(results.read_text(encoding="utf-8").splitlines())}
+        journaled = {result.nodeid for result in read_journal(journal)}
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
+        return False
+    return bool(recorded) and recorded < journaled
 
 
 def load_results(folder: RunFolder) -> list[CaseResult]:
-    """The results of the run: its results.csv, or for a run killed before its end, its journal.
+    """The results of the run: its results.csv, or for a run killed before its end (or killed
+    while a resume of it ran: see :func:`journal_ahead`), its journal.
 
     Raises CommandError naming the file when it cannot be read (a missing column, a cell of the
     wrong type, text that is not UTF-8, a link), when the run is still going, or when the run

@@ -181,3 +181,19 @@ def test_diffbench_list_shows_a_stopped_run_as_resumable(project, monkeypatch, c
     main(["list"])
     out = capsys.readouterr().out
     assert out == f"{folder.run_id}  (latest)  3 passed, 1 error\n"  # seed 1 finished (failed) before: not run again
+
+
+def test_a_run_killed_while_resuming_after_a_pause_is_read_from_its_journal(project, monkeypatch, capsys):
+    """A paused run has a results.csv; when its resume is then killed, the journal holds more: the
+    commands read the journal, not the stale results.csv, and ``diffbench report`` rewrites it."""
+    folder = stopped_run(project, monkeypatch)
+    (earlier,) = [r for r in read_journal(folder.journal) if r.nodeid == CASES[0]]
+    with Journal(folder.journal) as journal:  # what the killed resume journaled before the kill
+        journal.append(earlier.with_changes(nodeid=CASES[2], case_id="seed2-euler-2steps-cfg7.5",
+                                            baseline_path=earlier.baseline_path.replace("seed0", "seed2")))
+    monkeypatch.chdir(project.path)
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    assert f"{folder.run_id}  (latest)  killed: 1 of 4 cases left; 2 passed, 1 error" in capsys.readouterr().out
+    assert main(["report", folder.run_id]) == 0
+    assert [r.nodeid for r in read_results(folder.results)] == CASES[:3]
