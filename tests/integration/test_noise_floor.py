@@ -138,3 +138,19 @@ def test_under_xdist_the_workers_floors_reach_the_controller(noisy) -> None:
     cases = floors(noisy)["pins"]["cpu-float32"][TEST]["cases"]
     assert set(cases) == {"seed0-euler-2steps-cfg7.5", "seed1-euler-2steps-cfg7.5"}
     assert {case["repeats"] for case in cases.values()} == {2}
+
+
+def test_a_noise_floor_broken_during_the_run_fails_the_case_in_one_line(noisy) -> None:
+    noisy.run("--diffbench-calibrate=2")
+    noisy.write_ini(tolerance_from="noise-floor")
+    noisy.write_tests(noisy.test("test_case", sweep="seeds=[0, 1], steps=2", body='''
+        import pathlib
+        pathlib.Path("baselines/noise-floor.json").write_text("[]")
+        diffbench.generate("a red cube")
+    '''))
+    run = noisy.run()
+    run.outcome.assert_outcomes(failed=2)
+    assert {r.outcome for r in run.results} == {Outcome.ERROR}
+    message = run.results[0].message
+    assert "baselines/noise-floor.json is not a valid noise floor" in message and "\n" not in message
+    assert "Traceback" not in noisy.text(run.outcome)
