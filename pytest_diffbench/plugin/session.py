@@ -69,6 +69,8 @@ class DiffbenchSession:
         self.resume_hint: str | None = None
         #: The resume was refused at collection (changed jobs): the run folder is left as it was.
         self._refused = False
+        #: A --diffbench-resume-changed resume's job list, still to be written (see :meth:`settle_jobs`).
+        self._jobs_to_write = False
         self.folder: RunFolder | None = None
         self._journal: Journal | None = None
         self.warnings: list[str] = []
@@ -180,8 +182,11 @@ class DiffbenchSession:
             return set()
         finished: set[str] = set()
         if self.settings.resume is not None:
-            earlier = self._earlier if not self.is_worker else {
-                r.nodeid: r for r in read_journal(self.folder.journal)} if self.folder.journal.is_file() else {}
+            if self.is_worker:  # the controller read the journal at its start; a worker reads it now
+                journal = self.folder.journal
+                earlier = {result.nodeid for result in read_journal(journal)} if journal.is_file() else set()
+            else:
+                earlier = set(self._earlier)
             changed = set(compare_jobs(read_jobs(self.folder.jobs), jobs).changed)
             finished = {job.nodeid for job in jobs if job.nodeid in earlier and job.nodeid not in changed}
         if self.is_worker:
@@ -208,7 +213,8 @@ class DiffbenchSession:
 
         A resume whose jobs differ (added, removed or changed cases) raises pytest.UsageError
         naming them, unless ``--diffbench-resume-changed``: then the run's job list becomes
-        ``jobs``, and its changed cases run again."""
+        ``jobs`` once the first case of this session finishes (xdist workers still collecting
+        compare with the run's list as it was), and its changed cases run again."""
         assert self.folder is not None
         if self.settings.resume is not None:
             changes = compare_jobs(read_jobs(self.folder.jobs), jobs)
@@ -218,13 +224,23 @@ class DiffbenchSession:
                     f"diffbench: cannot resume run {self.folder.run_id}: the cases collected now differ from its job "
                     f"list: {changes.describe()}; run the same tests with the same arguments, or pass "
                     "--diffbench-resume-changed to go on with the cases collected now (changed ones run again)")
+            self.jobs = jobs
             if changes:
                 self.warnings.append(_changes_note(self.folder.run_id, changes))
-            else:
-                self.jobs = jobs
-                return
+                self._jobs_to_write = True
+            return
         write_jobs(self.folder.jobs, jobs)
         self.jobs = jobs
+
+    def _write_changed_jobs(self) -> None:
+        """Write the job list a ``--diffbench-resume-changed`` resume settled on (see :meth:`settle_jobs`)."""
+        if self._jobs_to_write and self.folder is not None and self.jobs is not None:
+            self._jobs_to_write = False
+            try:
+                write_jobs(self.folder.jobs, self.jobs)
+            except OSError as exc:  # the old list stays: the next resume names the changes again
+                self.warnings.append(f"WARNING: diffbench could not write the job list {self.folder.jobs}: "
+                                     f"{type(exc).__name__}: {exc}")
 
     # -- collection -------------------------------------------------------------------------
 
@@ -437,6 +453,7 @@ class DiffbenchSession:
             attempts = earlier.attempts if same_attempt else earlier.attempts + 1
             result = result.with_changes(attempts=max(result.attempts, attempts))
         self._results[result.nodeid] = result
+        self._write_changed_jobs()
         if self._journal is None:
             return
         try:
@@ -477,6 +494,7 @@ class DiffbenchSession:
             self.warnings.append(f"diffbench: resumed run {folder.run_id}: {before} case{'' if before == 1 else 's'} "
                                  f"finished before, {len(self._results)} ran now")
         try:
+            self._write_changed_jobs()
             if self.results or not folder.is_empty():
                 self._write_run_files(folder)
         finally:

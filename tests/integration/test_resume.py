@@ -155,6 +155,17 @@ def test_resume_under_xdist_runs_the_cases_left_once(project, monkeypatch):
     assert sorted(p.name for p in folder.path.glob("jobs*.json")) == ["jobs.json"]
 
 
+def test_xdist_resume_changed_runs_the_changed_cases_again_and_keeps_the_new_job_list(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch)
+    before = read_jobs(folder.jobs)
+    write(project, prompt="a blue cube")
+    run = project.run("-n", "2", "--diffbench-resume", "--diffbench-resume-changed", update="all")
+    run.outcome.assert_outcomes(passed=4)
+    after = read_jobs(folder.jobs)
+    assert [job.nodeid for job in after] == CASES and all(a.hash != b.hash for a, b in zip(after, before))
+    assert [r.config["prompt"] for r in read_results(folder.results)] == ["a blue cube"] * 4
+
+
 def test_xdist_refuses_a_changed_job_list_with_exit_4(project, monkeypatch):
     folder = stopped_run(project, monkeypatch)
     write(project, prompt="a blue cube")
