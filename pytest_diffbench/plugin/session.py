@@ -15,6 +15,7 @@ all the run's cases (the earlier ones read from its journal).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -54,8 +55,6 @@ class DiffbenchSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        #: The presets sweeps name (read on first use); --diffbench-update records bumped versions in the lock.
-        self.presets = PresetSource(settings.presets_file, config.rootpath, record=settings.update is not None)
         #: With --diffbench-deterministic: the switch's state in this process, and what it replaced.
         self.determinism: DeterminismState | None = None
         self._before_determinism: DeterminismState | None = None
@@ -92,6 +91,11 @@ class DiffbenchSession:
         self.workers: int = int(workerinput.get("workercount", 1)) if workerinput is not None else 1
         if workerinput is not None and RUN_DIR_KEY in workerinput:
             self.folder = RunFolder(Path(workerinput[RUN_DIR_KEY]))
+
+    @functools.cached_property
+    def presets(self) -> PresetSource:
+        """The presets sweeps name (read on first use); --diffbench-update records bumped versions in the lock."""
+        return PresetSource(self.settings.presets_file, self.config.rootpath, record=self.settings.update is not None)
 
     def start(self) -> None:
         """At session start the controller (not for --collect-only) removes the temporary files a
