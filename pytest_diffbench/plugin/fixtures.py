@@ -118,7 +118,7 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [""])[0]
 
 
-def _preset_pipeline(request: pytest.FixtureRequest, preset: "Preset", pipeline: Any, device: "torch.device") -> Any:
+def _preset_pipeline(request: pytest.FixtureRequest, preset: "Preset", pipeline: Any) -> Any:
     """The pipeline of a case whose preset names a model, VAE or LoRAs: in place of the plugin's
     own pipeline, the preset's (loaded once per session); a ``diffbench_pipeline`` fixture of the
     user's is kept when it runs the preset's model, and the case fails in one line when it runs
@@ -132,6 +132,7 @@ def _preset_pipeline(request: pytest.FixtureRequest, preset: "Preset", pipeline:
         try:
             model, folder = (resolve_model(preset.text("model"), config.rootpath, Path.cwd()) if preset.text("model")
                              else (settings.model, settings.model_folder))
+            device = request.getfixturevalue("diffbench_device")  # imports torch: only for the plugin's own pipelines
             return _plugin_pipeline(config, device, PipelineParts(model, folder, preset.text("vae"), preset.loras))
         except ValueError as exc:
             pytest.fail(f"preset {preset.name!r} ({preset.source}): {exc}", pytrace=False)
@@ -174,7 +175,7 @@ def diffbench(request: pytest.FixtureRequest, _diffbench_case: Case, diffbench_p
 
     preset = _diffbench_case.preset
     if preset is not None and any(preset.values.get(name) for name in ("model", "vae", "loras")):
-        diffbench_pipeline = _preset_pipeline(request, preset, diffbench_pipeline, request.getfixturevalue("diffbench_device"))
+        diffbench_pipeline = _preset_pipeline(request, preset, diffbench_pipeline)
 
     if isinstance(diffbench_pipeline, TwoStage):
         problem = two_stage_problem(diffbench_pipeline, pipeline_problem)

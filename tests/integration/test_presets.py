@@ -109,61 +109,21 @@ def test_the_presets_file_of_the_ini_holds_presets_tables(project, capsys: pytes
     assert capsys.readouterr().out == "fast  version 1  locked\n"
 
 
+@pytest.mark.subprocess
 def test_a_preset_model_must_be_the_pipeline_of_your_own_fixture(project) -> None:
     write_presets(project, '[tool.diffbench.presets.other]\nversion = "1"\nmodel = "someone/else"\n'
                            '[tool.diffbench.presets.fake]\nversion = "1"\nmodel = "diffbench/fake"\n'
                            '[tool.diffbench.presets.lora]\nversion = "1"\nloras = ["style.safetensors"]\n')
     project.write_tests(project.test("test_other", sweep='preset="other", steps=2'),
-                        project.test("test_fake", sweep='preset="fake", steps=2'),
+                        project.test("test_fake", sweep='preset="fake", steps=2',
+                                     body='diffbench.generate("a red cube")\nimport sys\nassert "torch" not in sys.modules'),
                         project.test("test_lora", sweep='preset="lora", steps=2'))
-    run = project.run(update="all")
+    run = project.run(update="all", subprocess=True)  # a child: torch must stay unimported with your own pipeline
     run.outcome.assert_outcomes(passed=1, errors=2)
     text = project.text(run.outcome)
     assert ("preset 'other' (pyproject.toml) runs model 'someone/else', but your diffbench_pipeline fixture gives "
             "'diffbench/fake'; make the fixture load the preset's model, or leave model out of the preset") in text
     assert "preset 'lora' (pyproject.toml) sets loras, which diffbench loads into its own pipeline" in text
-
-
-@pytest.mark.model
-@pytest.mark.subprocess
-def test_a_preset_model_replaces_the_builtin_pipeline(project) -> None:
-    project.use_builtin_pipeline()
-    write_presets(project, '[tool.diffbench.presets.random]\nversion = "1"\nmodel = "diffbench-tiny-random"\n'
-                           'width = 32\nheight = 32\n')
-    project.write_tests(project.test("test_random", sweep='preset="random", steps=2'),
-                        project.test("test_default", sweep="steps=2, width=32, height=32"))
-    run = project.run("--diffbench-model=diffbench-tiny", update="all", subprocess=True)
-    run.outcome.assert_outcomes(passed=2)
-    models = {result.test.split("::")[-1]: result.setting("model") for result in run.results}
-    assert models == {"test_random": "diffbench/diffbench-tiny-random", "test_default": "diffbench/diffbench-tiny"}
-
-
-@pytest.mark.model
-@pytest.mark.subprocess
-def test_a_preset_vae_and_lora_go_into_the_builtin_pipeline(project, builders) -> None:
-    import torch
-
-    from pytest_diffbench.run.pipelines import load_tiny_pipeline
-
-    pipe = load_tiny_pipeline()
-    with torch.no_grad():  # another VAE than the model's own: its decoder's last bias moved
-        pipe.vae.decoder.conv_out.bias.add_(0.25)
-    pipe.vae.save_pretrained(project.path / "vae")
-    builders.build_lora(pipe, folder=project.path / "style")
-    project.use_builtin_pipeline()
-    write_presets(project, '[tool.diffbench.presets.styled]\nversion = "1"\nmodel = "diffbench-tiny"\nvae = "vae"\n'
-                           'loras = ["style/pytorch_lora_weights.safetensors"]\n'
-                           '[tool.diffbench.presets.broken]\nversion = "1"\nloras = ["missing.safetensors"]\n')
-    project.write_tests(project.test("test_styled", sweep='preset="styled", steps=2'),
-                        project.test("test_plain", sweep="steps=2"),
-                        project.test("test_broken", sweep='preset="broken", steps=2'))
-    run = project.run("--diffbench-model=diffbench-tiny", update="all", subprocess=True)
-    run.outcome.assert_outcomes(passed=2, errors=1)
-    configs = {result.test.split("::")[-1]: result.config for result in run.results}
-    assert configs["test_styled"]["vae"] == "vae" and configs["test_plain"]["vae"] != "vae"
-    assert configs["test_styled"]["loras"] == ["pytorch_lora_weights"] and configs["test_plain"]["loras"] == []
-    assert "preset 'broken' (pyproject.toml): loras: 'missing.safetensors' cannot be loaded with load_lora_weights" \
-        in project.text(run.outcome)
 
 
 def test_xdist_workers_record_one_lock_and_a_plan_keeps_its_origins(project) -> None:
