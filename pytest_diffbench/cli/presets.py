@@ -58,7 +58,8 @@ def command_presets(action: str, presets_file: Path | None, rootdir: Path) -> in
         raise CommandError(f"cannot write {source.lock_path}: {exc.strerror or exc}") from None
     for name in recorded:
         before = lock.get(name)
-        was = "" if before is None else f" (was {before.get('version')})" if before.get("version") != presets[name].version else " (unchanged)"
+        was = ("" if before is None else " (unchanged)" if before.get("version") == presets[name].version
+               else f" (was {before.get('version')})")
         print(terminal_text(f"locked {name} version {presets[name].version}{was}"))
     for name, changes in refused.items():
         print(terminal_text(f"refused {name}: changed without a version bump ({'; '.join(changes)}); bump its "

@@ -131,8 +131,9 @@ def parse_preset(name: str, table: Any, source: str) -> Preset:
         raise PresetError(f"{where} is not a table; write [..presets.{name}] with fields {', '.join(PRESET_FIELDS)}")
     unknown = sorted(set(table) - set(PRESET_FIELDS))
     if unknown:
-        raise PresetError(f"{where}: {', '.join(map(repr, unknown))} {'is not a preset field' if len(unknown) == 1 else 'are not preset fields'}; "
-                          f"valid fields are {', '.join(PRESET_FIELDS)} (pipeline keywords go in pipeline_kwargs)")
+        verb = "is not a preset field" if len(unknown) == 1 else "are not preset fields"
+        raise PresetError(f"{where}: {', '.join(map(repr, unknown))} {verb}; valid fields are {', '.join(PRESET_FIELDS)} "
+                          "(pipeline keywords go in pipeline_kwargs)")
     version = table.get("version")
     if isinstance(version, bool) or not isinstance(version, (str, int)) or not str(version).strip():
         raise PresetError(f"{where}: version = {short_repr(version)} is not valid; every preset needs a version, "
