@@ -114,6 +114,7 @@ def test_any_other_runtime_error_of_a_call_is_left_as_it_is():
     assert nondeterministic_op(ValueError(TORCH_OP_ERROR)) is None
 
 
+@pytest.mark.model
 def test_a_real_pipeline_runs_under_the_switch_with_no_op_refused(restored):
     from pytest_diffbench.run.generation import ImageGenerator
     from pytest_diffbench.run.pipelines import build_random_pipeline
