@@ -62,6 +62,8 @@ class JobList:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if self.session.folder is None:  # no run: diffbench off, --collect-only
+            return
         jobs = [self.session.job(item, _case_of(item)) for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
         finished = self.session.collected(jobs)
         if finished:

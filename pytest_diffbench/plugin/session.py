@@ -213,7 +213,7 @@ class DiffbenchSession:
             self.settle_jobs(jobs)
 
     def settle_jobs(self, jobs: list[Job]) -> None:
-        """Write the run's job list; with ``--diffbench-resume``, compare it with the run's first.
+        """Write the run's job list (none without jobs); with ``--diffbench-resume``, compare it with the run's first.
 
         A resume whose jobs differ (added, removed or changed cases) raises pytest.UsageError
         naming them, unless ``--diffbench-resume-changed``: then the run's job list becomes
@@ -233,7 +233,8 @@ class DiffbenchSession:
                 self.warnings.append(_changes_note(self.folder.run_id, changes))
                 self._jobs_to_write = True
             return
-        write_jobs(self.folder.jobs, jobs)
+        if jobs:  # a session without diffbench cases (-k selecting none) leaves no run folder
+            write_jobs(self.folder.jobs, jobs)
         self.jobs = jobs
 
     def _write_changed_jobs(self) -> None:
