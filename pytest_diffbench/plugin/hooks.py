@@ -27,8 +27,13 @@ pytest_plugins = ["pytest_diffbench.plugin.fixtures"]
 
 SKIP_REASON = "diffbench tests run only with --diffbench"
 #: Libraries a diffbench run imports lazily (see pytest_runtest_setup).
-IN_PROCESS_PRELOAD = ("numpy", "numpy.fft", "PIL.Image", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg",
-                      "scipy.linalg", "skimage.metrics", "skimage.io", "skimage.data")
+IN_PROCESS_PRELOAD = ("numpy", "numpy.fft", "PIL.Image", "pandas", "pandas.io.formats.csvs", "matplotlib.figure",
+                      "matplotlib.backends.backend_agg", "scipy.linalg", "skimage.metrics",
+                      "skimage.metrics._structural_similarity", "skimage.io", "skimage.data",
+                      # diffbench's own lazily imported modules (none imports torch): pytester would drop
+                      # them after every in-process run, and each run would import them again
+                      "pytest_diffbench.report.artifacts", "pytest_diffbench.judge.lifecycle",
+                      "pytest_diffbench.run.case", "pytest_diffbench.store.results")
 #: The attribute of a TestReport that carries a case's result to the xdist controller.
 REPORT_ATTRIBUTE = "diffbench"
 
