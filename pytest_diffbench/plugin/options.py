@@ -100,7 +100,8 @@ FIXED_OPTIONS: tuple[Option, ...] = (
            default=False, flag="--diffbench-deterministic", ini="diffbench_deterministic", ini_type="bool",
            argparse={"action": "store_true", "default": None}),
     Option("resume", "go on with a run that was stopped: run only the cases of its job list that did not finish, "
-           "in the same run folder (RUN_ID, default: latest)", flag="--diffbench-resume",
+           "in the same run folder; without a value the newest run folder (write --diffbench-resume=RUN_ID: "
+           "a value after a space is read as the run id)", flag="--diffbench-resume",
            argparse={"nargs": "?", "const": "latest", "metavar": "RUN_ID"}),
     Option("resume_changed", "let --diffbench-resume go on although the job list or config hashes of the cases "
            "differ from the run's", default=False, flag="--diffbench-resume-changed", argparse={"action": "store_true"}),

@@ -64,7 +64,8 @@ def test_every_file_of_a_finished_run_folder_is_one_runfolder_names(project, mon
     folder, results = run.folder, run.results
     assert len(results) == 8 and all(r.baseline_action.wrote for r in results)
 
-    named = {folder.results, folder.environment, folder.summary, folder.plot, folder.report, folder.bundle, folder.journal}
+    named = {folder.results, folder.environment, folder.summary, folder.plot, folder.report, folder.bundle, folder.journal,
+             folder.jobs}
     for result in results:
         case = case_path(result.nodeid)
         named |= {folder.image(case), folder.config(case), folder.case_grid(case),
