@@ -7,8 +7,11 @@ give the same pixels, and so the same bytes through :func:`pytest_diffbench.file
 (for one Pillow version: glyph rendering belongs to Pillow's FreeType build).
 
 Text uses Pillow's own font (``ImageFont.load_default(size=...)``, Pillow >= 10.1), so no
-system fonts are needed. It covers ASCII and the middle dot "·"; other characters are drawn
-as boxes.
+system fonts are needed. It covers ASCII and a few Latin-1 signs (the middle dot "·", "°",
+"±"), not accented letters. Text is put in Unicode NFC first, and a character the font has
+no glyph for is drawn as its escape (``très ✓`` as ``tr\\u00e8s \\u2713``, see
+:func:`drawable_text`) rather than as a box: readable, unambiguous, and the same pixels on
+every machine.
 
 Sizing, the same for both figures:
 
@@ -27,6 +30,7 @@ Sizing, the same for both figures:
 from __future__ import annotations
 
 import math
+import unicodedata
 from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
@@ -291,6 +295,31 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return font
 
 
+#: A private-use character: no font has a glyph for it, so it draws the font's "missing" box.
+_NO_GLYPH = "\ue000"
+#: The size at which glyphs are compared with the missing box (coverage does not depend on size).
+_PROBE_SIZE = 24
+
+
+@lru_cache(maxsize=None)
+def _has_glyph(char: str) -> bool:
+    """Whether the grid font draws ``char`` (one character) as itself rather than as its missing box."""
+    font = _font(_PROBE_SIZE)
+    drawn, missing = font.getmask(char), font.getmask(_NO_GLYPH)
+    return char != _NO_GLYPH and (drawn.size != missing.size or bytes(drawn) != bytes(missing))
+
+
+def drawable_text(text: str) -> str:
+    """``text`` as the figures draw it: in Unicode NFC, each character the grid font lacks replaced
+    by its escape, ``\\u00e8`` (4 hex digits) or ``\\U0001f600`` (8, beyond the BMP), as in Python.
+    Plain ASCII text is returned as it is."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(char if char.isprintable() and _has_glyph(char)
+                   else f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}"
+                   for char in unicodedata.normalize("NFC", text))
+
+
 class _Style:
     """Text size, spacing and text drawing for one figure."""
 
@@ -306,12 +335,13 @@ class _Style:
         return cls(max(MIN_FONT_SIZE, round(panel_side / 18)))
 
     def text_width(self, text: str) -> int:
-        return math.ceil(self.font.getlength(text))
+        return math.ceil(self.font.getlength(drawable_text(text)))
 
     def wrap(self, text: str, width: int) -> list[str]:
-        """Greedy word wrap to ``width`` pixels; a word longer than a line is split."""
+        """Greedy word wrap to ``width`` pixels; a word longer than a line is split. The lines are
+        :func:`drawable_text` (what :meth:`draw_lines` and :meth:`draw_centred` take)."""
         lines: list[str] = []
-        for paragraph in text.splitlines() or [""]:
+        for paragraph in [drawable_text(line) for line in text.splitlines()] or [""]:
             line = ""
             for word in paragraph.split(" "):
                 candidate = f"{line} {word}" if line else word
