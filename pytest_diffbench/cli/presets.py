@@ -35,7 +35,8 @@ def command_presets(action: str, presets_file: Path | None, rootdir: Path) -> in
     """Run ``diffbench presets ACTION`` on the presets of ``presets_file`` (the ini's
     ``diffbench_presets_file``; None: ``<rootdir>/pyproject.toml``). Exit status 0; 1 when
     ``lock`` refused a preset changed without a version bump. Raises CommandError (one line) when
-    the presets or the lock cannot be read or the lock cannot be written."""
+    the presets or the lock cannot be read (a preset is invalid: every bad field of every invalid
+    preset, see :func:`~pytest_diffbench.spec.presets.parse_preset`), or the lock cannot be written."""
     source = PresetSource(presets_file, rootdir)
     try:
         presets = source.presets()

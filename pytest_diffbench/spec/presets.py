@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -104,64 +105,99 @@ class Preset:
         return (value,) if isinstance(value, str) else tuple(value or ())
 
     def sweep_defaults(self) -> dict[str, Any]:
-        """The sweep keywords the preset sets: ``samplers``, ``steps``, ``cfg`` and ``axes`` (width,
-        height and the pipeline keywords), as :func:`~pytest_diffbench.spec.sweep.sweep` would pass them."""
-        values = self.values
-        defaults: dict[str, Any] = {}
-        for name, key in (("sampler", "samplers"), ("samplers", "samplers"), ("steps", "steps"), ("cfg", "cfg")):
-            if name in values:
-                defaults[key] = values[name]
-        axes: dict[str, Any] = {}
-        if "size" in values:
-            axes["width"], axes["height"] = values["size"]
-        axes.update({name: values[name] for name in ("width", "height") if name in values})
-        axes.update(values.get("pipeline_kwargs") or {})
-        if axes:
-            defaults["axes"] = axes
-        return defaults
+        """The sweep keywords the preset sets (see :func:`sweep_defaults`)."""
+        return sweep_defaults(self.values)
+
+
+def sweep_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The sweep keywords a preset's ``values`` set: ``samplers``, ``steps``, ``cfg`` and ``axes``
+    (width, height and the pipeline keywords), as :func:`~pytest_diffbench.spec.sweep.sweep`
+    would pass them."""
+    defaults: dict[str, Any] = {}
+    for name, key in (("sampler", "samplers"), ("samplers", "samplers"), ("steps", "steps"), ("cfg", "cfg")):
+        if name in values:
+            defaults[key] = values[name]
+    axes: dict[str, Any] = {}
+    if "size" in values:
+        axes["width"], axes["height"] = values["size"]
+    axes.update({name: values[name] for name in ("width", "height") if name in values})
+    axes.update(values.get("pipeline_kwargs") or {})
+    if axes:
+        defaults["axes"] = axes
+    return defaults
 
 
 def parse_preset(name: str, table: Any, source: str) -> Preset:
-    """The preset ``name`` of the TOML ``table`` read from ``source``. Raises PresetError naming
-    the preset, the field and what is valid: a field that is not one of :data:`PRESET_FIELDS`, a
-    missing or empty version, a value of the wrong type, both ``sampler`` and ``samplers``, or
-    ``size`` with ``width``/``height``."""
+    """The preset ``name`` of the TOML ``table`` read from ``source``. Raises PresetError, one
+    line naming the preset and every bad field of it (joined by "; ") with what is valid: a field
+    that is not one of :data:`PRESET_FIELDS`, a missing or empty version, a value of the wrong
+    type, both ``sampler`` and ``samplers``, ``size`` with ``width``/``height``, and any value the
+    sweep itself refuses (checked by :func:`~pytest_diffbench.spec.sweep.expand_sweep`, as a sweep
+    of the preset's values: steps, cfg, samplers, sizes, pipeline keywords), so a preset every
+    sweep would refuse is refused when read (and by ``diffbench presets lock|list``)."""
     where = f"preset {name!r} ({source})"
     if not isinstance(table, Mapping):
         raise PresetError(f"{where} is not a table; write [..presets.{name}] with fields {', '.join(PRESET_FIELDS)}")
+    problems = _field_problems(table)
+    values = {key: value for key, value in table.items() if key != "version" and key in PRESET_FIELDS}
+    if "cfg" in values:  # cfg 5 and 5.0 are one guidance scale (as in FrozenConfig): one hash, one lock
+        values["cfg"] = [_float(v) for v in values["cfg"]] if isinstance(values["cfg"], list) else _float(values["cfg"])
+    unreadable = len(problems)
+    for key, value in values.items():
+        try:
+            values[key] = normalise(value, where=key, finite=True)
+        except (TypeError, ValueError) as exc:
+            problems.append(str(exc))
+    size, kwargs = values.get("size", [0, 0]), values.get("pipeline_kwargs", {})
+    if len(problems) == unreadable and isinstance(size, list) and len(size) == 2 and isinstance(kwargs, Mapping):
+        problems += _sweep_problems(values)  # values the sweep can be given: what it refuses of them
+    if problems:
+        raise PresetError(f"{where}: {'; '.join(problems)}")
+    return Preset(name=name, version=str(table["version"]).strip(), source=source, values=values)
+
+
+def _field_problems(table: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the fields of a preset's ``table`` on their own (names and types), each
+    naming the field and what is valid; none when nothing is."""
+    problems: list[str] = []
     unknown = sorted(set(table) - set(PRESET_FIELDS))
     if unknown:
         verb = "is not a preset field" if len(unknown) == 1 else "are not preset fields"
-        raise PresetError(f"{where}: {', '.join(map(repr, unknown))} {verb}; valid fields are {', '.join(PRESET_FIELDS)} "
-                          "(pipeline keywords go in pipeline_kwargs)")
+        problems.append(f"{', '.join(map(repr, unknown))} {verb}; valid fields are {', '.join(PRESET_FIELDS)} "
+                        "(pipeline keywords go in pipeline_kwargs)")
     version = table.get("version")
     if isinstance(version, bool) or not isinstance(version, (str, int)) or not str(version).strip():
-        raise PresetError(f"{where}: version = {short_repr(version)} is not valid; every preset needs a version, "
-                          f"{PRESET_FIELDS['version']}, e.g. version = \"1\"")
+        problems.append(f"version = {short_repr(version)} is not valid; every preset needs a version, "
+                        f"{PRESET_FIELDS['version']}, e.g. version = \"1\"")
     for text in _TEXT_FIELDS:
         if text in table and (not isinstance(table[text], str) or not table[text].strip()):
-            raise PresetError(f"{where}: {text} = {short_repr(table[text])} is not valid; give {PRESET_FIELDS[text]}")
+            problems.append(f"{text} = {short_repr(table[text])} is not valid; give {PRESET_FIELDS[text]}")
     loras = table.get("loras", [])
     if not (isinstance(loras, str) or isinstance(loras, list) and all(isinstance(item, str) for item in loras)):
-        raise PresetError(f"{where}: loras = {short_repr(loras)} is not valid; give {PRESET_FIELDS['loras']}")
+        problems.append(f"loras = {short_repr(loras)} is not valid; give {PRESET_FIELDS['loras']}")
     for first, second in (("sampler", "samplers"), ("size", "width"), ("size", "height")):
         if first in table and second in table:
-            raise PresetError(f"{where}: set {first} or {second}, not both")
+            problems.append(f"set {first} or {second}, not both")
     size = table.get("size")
     if size is not None and not (isinstance(size, list) and len(size) == 2):
-        raise PresetError(f"{where}: size = {short_repr(size)} is not valid; give {PRESET_FIELDS['size']}, e.g. [512, 512]")
+        problems.append(f"size = {short_repr(size)} is not valid; give {PRESET_FIELDS['size']}, e.g. [512, 512]")
     kwargs = table.get("pipeline_kwargs", {})
     if not isinstance(kwargs, Mapping):
-        raise PresetError(f"{where}: pipeline_kwargs = {short_repr(kwargs)} is not valid; give a table, e.g. "
-                          "pipeline_kwargs = { guidance_rescale = 0.7 }")
-    values = {key: value for key, value in table.items() if key != "version"}
-    if "cfg" in values:  # cfg 5 and 5.0 are one guidance scale (as in FrozenConfig): one hash, one lock
-        values["cfg"] = [_float(v) for v in values["cfg"]] if isinstance(values["cfg"], list) else _float(values["cfg"])
+        problems.append(f"pipeline_kwargs = {short_repr(kwargs)} is not valid; give a table, e.g. "
+                        "pipeline_kwargs = { guidance_rescale = 0.7 }")
+    return problems
+
+
+def _sweep_problems(values: Mapping[str, Any]) -> list[str]:
+    """What a sweep of the preset's ``values`` alone refuses (every bad axis, as the sweep says
+    it); none when it takes them. The case cap is the session's, checked when a sweep uses it."""
+    from pytest_diffbench.spec.sweep import SweepError, expand_sweep  # sweep imports this module
+
     try:
-        values = normalise(values, where=where, finite=True)
-    except (TypeError, ValueError) as exc:
-        raise PresetError(str(exc)) from None
-    return Preset(name=name, version=str(version).strip(), source=source, values=values)
+        expand_sweep(sweep_defaults(values), max_cases=sys.maxsize)
+    except SweepError as exc:
+        return [str(exc)]
+    return []
 
 
 def _float(value: Any) -> Any:
@@ -175,7 +211,12 @@ class PresetSource:
     ``presets_file``: the ini's ``diffbench_presets_file`` (``[presets.NAME]`` tables), or None
     for ``<rootdir>/pyproject.toml``'s ``[tool.diffbench.presets.NAME]``. With ``record``
     (``--diffbench-update``), a preset whose version the lock does not have yet is recorded in it
-    when first used."""
+    when first used.
+
+    A preset that is invalid (see :func:`parse_preset`) fails only what uses it: :meth:`presets`
+    (``diffbench presets lock|list``) refuses the file, naming every invalid preset, while
+    :meth:`get` of a valid preset works, and of an unknown one says it is unknown (and which
+    presets of the file are invalid)."""
 
     def __init__(self, presets_file: Path | None, rootdir: Path, *, record: bool = False) -> None:
         self.path = presets_file if presets_file is not None else rootdir / "pyproject.toml"
@@ -183,7 +224,7 @@ class PresetSource:
         self.explicit = presets_file is not None
         self.lock_path = self.path.parent / LOCK_NAME
         self.record = record
-        self._presets: dict[str, Preset] | None = None
+        self._parsed: tuple[dict[str, Preset], dict[str, str]] | None = None
         self._checked: dict[str, Preset] = {}
 
     @property
@@ -192,17 +233,27 @@ class PresetSource:
 
     def presets(self) -> dict[str, Preset]:
         """Every preset by name. Raises PresetError (one line naming the file) when the presets file
-        is missing or not TOML, or a preset is invalid (see :func:`parse_preset`)."""
-        if self._presets is None:
-            self._presets = self._read()
-        return self._presets
+        is missing or not TOML, or a preset is invalid (see :func:`parse_preset`; every invalid
+        preset of the file, with all its bad fields)."""
+        presets, errors = self._read_once()
+        if len(errors) == 1:
+            raise PresetError(next(iter(errors.values())))
+        if errors:
+            raise PresetError(f"{len(errors)} presets of {self.path.name} are invalid: {' | '.join(errors.values())}")
+        return presets
 
-    def _read(self) -> dict[str, Preset]:
+    def _read_once(self) -> tuple[dict[str, Preset], dict[str, str]]:
+        """The valid presets by name, and the error of each invalid one by name."""
+        if self._parsed is None:
+            self._parsed = self._read()
+        return self._parsed
+
+    def _read(self) -> tuple[dict[str, Preset], dict[str, str]]:
         if not self.path.is_file():
             if self.explicit:
                 raise PresetError(f"diffbench_presets_file = {self.path} does not exist; name a TOML file of "
                                   "[presets.NAME] tables, relative to the rootdir")
-            return {}
+            return {}, {}
         try:
             data: Any = tomllib.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -211,18 +262,29 @@ class PresetSource:
             data = data.get(key, {}) if isinstance(data, Mapping) else {}
         if not isinstance(data, Mapping):
             raise PresetError(f"{self.path}: [{self.table_name}] is not a table of presets")
-        return {name: parse_preset(name, table, self.path.name) for name, table in sorted(data.items())}
+        presets: dict[str, Preset] = {}
+        errors: dict[str, str] = {}
+        for name, table in sorted(data.items()):
+            try:
+                presets[name] = parse_preset(name, table, self.path.name)
+            except PresetError as exc:
+                errors[name] = str(exc)
+        return presets, errors
 
     def get(self, name: str) -> Preset:
         """The preset ``name``, checked against the lock (see :func:`lock_problem`; recorded in the
         lock first with ``record``). Raises PresetError naming it and, when unknown, the presets
-        that exist."""
+        that exist (and those of them that are invalid); its own error when it is invalid."""
         if name in self._checked:
             return self._checked[name]
-        presets = self.presets()
+        presets, errors = self._read_once()
+        if name in errors:
+            raise PresetError(errors[name])
         if name not in presets:
-            known = ", ".join(presets) or f"none (add [{self.table_name}.{name}] to {self.path.name})"
-            raise PresetError(f"unknown preset {name!r}; the presets of {self.path.name} are: {known}")
+            known = ", ".join(sorted([*presets, *errors])) or f"none (add [{self.table_name}.{name}] to {self.path.name})"
+            invalid = (f" ({', '.join(map(repr, errors))} {'is' if len(errors) == 1 else 'are'} invalid: see diffbench "
+                       "presets list)" if errors else "")
+            raise PresetError(f"unknown preset {name!r}; the presets of {self.path.name} are: {known}{invalid}")
         preset = presets[name]
         lock = read_lock(self.lock_path)
         problem = lock_problem(preset, lock.get(name))

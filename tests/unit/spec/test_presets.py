@@ -84,7 +84,8 @@ def test_a_bad_preset_is_one_line_naming_preset_and_field(tmp_path: Path, table:
     ('pipeline_kwargs = { num_inference_steps = 3 }', "sweep axis 'num_inference_steps' is reserved"),
 ])
 def test_a_preset_value_the_sweep_refuses_names_the_preset(tmp_path: Path, table: str, shown: str) -> None:
-    source = locked(tmp_path, '[tool.diffbench.presets.p]\nversion = "1"\n' + table + "\n")
+    write(tmp_path, '[tool.diffbench.presets.p]\nversion = "1"\n' + table + "\n")
+    source = PresetSource(None, tmp_path, record=True)
     with pytest.raises(SweepError, match="preset 'p'") as raised:
         expand_sweep(sweep(preset="p").kwargs, max_cases=10, presets=source)
     assert shown in str(raised.value)
