@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from pytest_diffbench.cli.settings import CommandError
 from pytest_diffbench.report.escape import terminal_text
+from pytest_diffbench.spec.preset_checks import sweep_problems
 from pytest_diffbench.spec.presets import (
     LOCK_NAME,
     Preset,
@@ -37,7 +38,7 @@ def command_presets(action: str, presets_file: Path | None, rootdir: Path) -> in
     ``lock`` refused a preset changed without a version bump. Raises CommandError (one line) when
     the presets or the lock cannot be read (a preset is invalid: every bad field of every invalid
     preset, see :func:`~pytest_diffbench.spec.presets.parse_preset`), or the lock cannot be written."""
-    source = PresetSource(presets_file, rootdir)
+    source = PresetSource(presets_file, rootdir, check=sweep_problems)
     try:
         presets = source.presets()
         lock = read_lock(source.lock_path)

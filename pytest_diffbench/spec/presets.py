@@ -35,10 +35,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,14 +126,18 @@ def sweep_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
     return defaults
 
 
-def parse_preset(name: str, table: Any, source: str) -> Preset:
+#: What a sweep refuses of a preset's values (see :func:`~pytest_diffbench.spec.preset_checks.sweep_problems`).
+ValueCheck = Callable[[Mapping[str, Any]], list[str]]
+
+
+def parse_preset(name: str, table: Any, source: str, check: ValueCheck | None = None) -> Preset:
     """The preset ``name`` of the TOML ``table`` read from ``source``. Raises PresetError, one
     line naming the preset and every bad field of it (joined by "; ") with what is valid: a field
     that is not one of :data:`PRESET_FIELDS`, a missing or empty version, a value of the wrong
-    type, both ``sampler`` and ``samplers``, ``size`` with ``width``/``height``, and any value the
-    sweep itself refuses (checked by :func:`~pytest_diffbench.spec.sweep.expand_sweep`, as a sweep
-    of the preset's values: steps, cfg, samplers, sizes, pipeline keywords), so a preset every
-    sweep would refuse is refused when read (and by ``diffbench presets lock|list``)."""
+    type, both ``sampler`` and ``samplers``, ``size`` with ``width``/``height``, and what
+    ``check`` says of the values (the sweep's own checks, see
+    :func:`~pytest_diffbench.spec.preset_checks.sweep_problems`: steps, cfg, samplers, sizes,
+    pipeline keywords), so a preset every sweep would refuse is refused when read."""
     where = f"preset {name!r} ({source})"
     if not isinstance(table, Mapping):
         raise PresetError(f"{where} is not a table; write [..presets.{name}] with fields {', '.join(PRESET_FIELDS)}")
@@ -149,8 +152,8 @@ def parse_preset(name: str, table: Any, source: str) -> Preset:
         except (TypeError, ValueError) as exc:
             problems.append(str(exc))
     size, kwargs = values.get("size", [0, 0]), values.get("pipeline_kwargs", {})
-    if len(problems) == unreadable and isinstance(size, list) and len(size) == 2 and isinstance(kwargs, Mapping):
-        problems += _sweep_problems(values)  # values the sweep can be given: what it refuses of them
+    if check and len(problems) == unreadable and isinstance(size, list) and len(size) == 2 and isinstance(kwargs, Mapping):
+        problems += check(values)  # values a sweep can be given: what it refuses of them
     if problems:
         raise PresetError(f"{where}: {'; '.join(problems)}")
     return Preset(name=name, version=str(table["version"]).strip(), source=source, values=values)
@@ -188,18 +191,6 @@ def _field_problems(table: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _sweep_problems(values: Mapping[str, Any]) -> list[str]:
-    """What a sweep of the preset's ``values`` alone refuses (every bad axis, as the sweep says
-    it); none when it takes them. The case cap is the session's, checked when a sweep uses it."""
-    from pytest_diffbench.spec.sweep import SweepError, expand_sweep  # sweep imports this module
-
-    try:
-        expand_sweep(sweep_defaults(values), max_cases=sys.maxsize)
-    except SweepError as exc:
-        return [str(exc)]
-    return []
-
-
 def _float(value: Any) -> Any:
     """An int (not a bool) as a float; anything else as it is."""
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -211,19 +202,22 @@ class PresetSource:
     ``presets_file``: the ini's ``diffbench_presets_file`` (``[presets.NAME]`` tables), or None
     for ``<rootdir>/pyproject.toml``'s ``[tool.diffbench.presets.NAME]``. With ``record``
     (``--diffbench-update``), a preset whose version the lock does not have yet is recorded in it
-    when first used.
+    when first used. ``check``: what a sweep refuses of a preset's values (see :func:`parse_preset`),
+    given by whoever can import the sweep (this module cannot: the sweep imports it).
 
     A preset that is invalid (see :func:`parse_preset`) fails only what uses it: :meth:`presets`
     (``diffbench presets lock|list``) refuses the file, naming every invalid preset, while
     :meth:`get` of a valid preset works, and of an unknown one says it is unknown (and which
     presets of the file are invalid)."""
 
-    def __init__(self, presets_file: Path | None, rootdir: Path, *, record: bool = False) -> None:
+    def __init__(self, presets_file: Path | None, rootdir: Path, *, record: bool = False,
+                 check: ValueCheck | None = None) -> None:
         self.path = presets_file if presets_file is not None else rootdir / "pyproject.toml"
         self.table: tuple[str, ...] = ("presets",) if presets_file is not None else ("tool", "diffbench", "presets")
         self.explicit = presets_file is not None
         self.lock_path = self.path.parent / LOCK_NAME
         self.record = record
+        self.check = check
         self._parsed: tuple[dict[str, Preset], dict[str, str]] | None = None
         self._checked: dict[str, Preset] = {}
 
@@ -266,7 +260,7 @@ class PresetSource:
         errors: dict[str, str] = {}
         for name, table in sorted(data.items()):
             try:
-                presets[name] = parse_preset(name, table, self.path.name)
+                presets[name] = parse_preset(name, table, self.path.name, self.check)
             except PresetError as exc:
                 errors[name] = str(exc)
         return presets, errors

@@ -11,6 +11,7 @@ import pytest
 
 from pytest_diffbench.cli.presets import command_presets
 from pytest_diffbench.cli.settings import CommandError
+from pytest_diffbench.spec.preset_checks import sweep_problems
 from pytest_diffbench.spec.presets import LOCK_NAME, PresetError, PresetSource
 from pytest_diffbench.spec.sweep import SweepError, expand_sweep, sweep
 
@@ -42,12 +43,13 @@ def write(root: Path, text: str) -> None:
 def test_every_bad_field_of_a_preset_is_named_in_one_line(tmp_path: Path) -> None:
     write(tmp_path, BAD)
     with pytest.raises(PresetError) as raised:
-        PresetSource(None, tmp_path, record=True).get("bad")
+        PresetSource(None, tmp_path, record=True, check=sweep_problems).get("bad")
     message = str(raised.value)
     assert message.startswith("preset 'bad' (pyproject.toml): ") and "\n" not in message
     assert [field for field in BAD_FIELDS if field not in message] == []
     with pytest.raises(SweepError, match="^preset 'bad' .*'many'.*-1.0"):
-        expand_sweep(sweep(preset="bad").kwargs, max_cases=100, presets=PresetSource(None, tmp_path, record=True))
+        expand_sweep(sweep(preset="bad").kwargs, max_cases=100,
+                     presets=PresetSource(None, tmp_path, record=True, check=sweep_problems))
     assert not (tmp_path / LOCK_NAME).exists()
 
 
@@ -69,9 +71,21 @@ def test_two_invalid_presets_are_both_named(tmp_path: Path) -> None:
 
 def test_an_unknown_preset_is_unknown_though_another_is_invalid(tmp_path: Path) -> None:
     write(tmp_path, BAD)
-    source = PresetSource(None, tmp_path, record=True)
+    source = PresetSource(None, tmp_path, record=True, check=sweep_problems)
     with pytest.raises(PresetError, match=r"^unknown preset 'nope'; the presets of pyproject.toml are: bad, good "
                                           r"\('bad' is invalid: see diffbench presets list\)$"):
         source.get("nope")
     (case,) = expand_sweep(sweep(preset="good").kwargs, max_cases=10, presets=source)  # a valid one still works
     assert case.steps == 2
+
+
+def test_bad_field_types_are_one_line_also_without_the_sweep_check(tmp_path: Path) -> None:
+    write(tmp_path, '[tool.diffbench.presets.p]\nversion = "1"\nmodel = 3\nloras = [1]\nsize = [1, 2, 3]\ncolour = 1\n')
+    with pytest.raises(PresetError) as raised:
+        PresetSource(None, tmp_path).get("p")
+    assert str(raised.value) == (
+        "preset 'p' (pyproject.toml): 'colour' is not a preset field; valid fields are version, model, vae, loras, "
+        "sampler, samplers, steps, cfg, width, height, size, negative_prompt, workflow, pipeline_kwargs (pipeline "
+        "keywords go in pipeline_kwargs); model = 3 is not valid; give a model name: a built-in model, a diffusers "
+        "folder or a hub id; loras = [1] is not valid; give a LoRA file or a list of them; size = [1, 2, 3] is not "
+        "valid; give [width, height], e.g. [512, 512]")
