@@ -1,6 +1,8 @@
-"""``diffbench replay BUNDLE_OR_RUN [-k TEXT] [--device D] [--model-root DIR]``.
+"""``diffbench replay BUNDLE_OR_RUN [-k EXPR] [--device D] [--model-root DIR]``.
 
-Regenerates every chosen case of a bundle (``diffbench-<run_id>.zip``) or a run folder from its
+Regenerates every chosen case (``-k``: pytest's keyword expression over the node id, see
+:mod:`pytest_diffbench.cli.keywords`) of a bundle (``diffbench-<run_id>.zip``, or the folder it
+was unzipped into; either is checked against its manifest.json) or a run folder from its
 frozen config alone (``configs/<case>.json``, and the input images in ``inputs/``), through the
 plugin's own generation code (:mod:`pytest_diffbench.run.replay`), and compares each image with
 the one the bundle holds:
@@ -31,19 +33,20 @@ import io
 import json
 import tempfile
 import zipfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from pytest_diffbench.cli.accept import select
+from pytest_diffbench.cli.keywords import keyword_filter
 from pytest_diffbench.cli.runs import load_results, reading, resolve_run, run_file
 from pytest_diffbench.cli.settings import CliSettings, CommandError
 from pytest_diffbench.judge.checks import format_number, metric_check
 from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, score_images, tolerance_name
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.report.bundle import manifest_mismatches
+from pytest_diffbench.report.bundle import MANIFEST, folder_manifest_mismatches, manifest_mismatches
 from pytest_diffbench.spec.sidecar import Sidecar, SidecarError
 from pytest_diffbench.spec.video import config_frames
 from pytest_diffbench.store.files import PathEscapeError, encode_png, inside
@@ -87,12 +90,14 @@ class Replayed:
 
 def command_replay(settings: CliSettings, target: str, *, keywords: Sequence[str], device: str | None,
                    model_root: str | None) -> int:
-    """Replay the cases of ``target`` (a bundle's path, or a run: id, ``latest`` or its folder)
-    chosen by ``keywords`` (node id contains one, case-insensitive; none: all); print one line
-    per case and a tally; the exit status (see the module docstring)."""
+    """Replay the cases of ``target`` (a bundle's path or unzipped folder, or a run: id, ``latest``
+    or its folder) chosen by ``keywords`` (pytest -k expressions over the node id, a case matching
+    any is chosen; none: all); print one line per case and a tally; the exit status (see the
+    module docstring)."""
+    matches = keyword_filter(keywords)  # a bad expression is refused before the bundle is read
     with _opened(settings, target) as folder:
         results = load_results(folder)
-        chosen = select(results, failed_only=False, keywords=keywords)
+        chosen = [result for result in results if matches(result.nodeid)]
         if not chosen:
             raise CommandError(f"no case of {target} matches -k {' / '.join(keywords)} (its {len(results)} cases: "
                                f"{', '.join(r.nodeid for r in results[:3])}{' ...' if len(results) > 3 else ''})")
@@ -122,37 +127,61 @@ def command_replay(settings: CliSettings, target: str, *, keywords: Sequence[str
 
 @contextmanager
 def _opened(settings: CliSettings, target: str) -> Iterator[RunFolder]:
-    """The run folder of ``target``: a run (id, ``latest``, its folder), or a bundle checked against
-    its manifest and unpacked into a temporary folder for the time of the block. Raises
-    CommandError (one line naming the file) for a bundle that is not a zip, lacks its manifest,
-    does not match it, or names a file outside itself."""
+    """The run folder of ``target``: a bundle (a file: the zip; a folder holding manifest.json: the
+    zip unzipped) checked against its manifest and copied into a temporary folder for the time of
+    the block, else a run (id, ``latest``, its folder). Raises CommandError (one line naming the
+    file) for a bundle that is not a zip, lacks its manifest, does not match it, or names a file
+    outside itself; for a missing ``*.zip``; and for a folder that is neither a run nor a bundle."""
     path = Path(target)
-    if not (path.is_file() and (path.suffix == ".zip" or zipfile.is_zipfile(path))):
-        yield resolve_run(settings.output_dir, target)
+    if path.is_file() or (path.is_dir() and (path / MANIFEST).is_file()):
+        with tempfile.TemporaryDirectory(prefix="diffbench-replay-") as temporary:
+            yield _unpacked(path, Path(temporary))
         return
-    with tempfile.TemporaryDirectory(prefix="diffbench-replay-") as temporary:
-        yield _unpacked(path, Path(temporary))
+    if path.suffix.lower() == ".zip":
+        raise CommandError(f"no bundle {target}: {path.absolute()} does not exist")
+    try:
+        folder = resolve_run(settings.output_dir, target)
+    except CommandError as exc:
+        if path.is_dir():
+            raise CommandError(f"{exc}; or pass a bundle: its diffbench-<run_id>.zip, or the folder it was unzipped "
+                               f"into (it holds {MANIFEST}, and {target} does not)") from None
+        raise
+    yield folder
 
 
 def _unpacked(bundle: Path, into: Path) -> RunFolder:
-    """The bundle's files, checked against its manifest, as the run folder ``into/<run_id>``.
-    Raises CommandError (one line naming the bundle) when it cannot be read or is corrupt."""
+    """The bundle's files (``bundle``: the zip, or the folder it was unzipped into), checked against
+    its manifest, as the run folder ``into/<run_id>``. Raises CommandError (one line naming the
+    bundle) when it cannot be read or is corrupt."""
     try:
-        bad = manifest_mismatches(bundle)
-        if bad:
-            raise CommandError(f"{bundle} is corrupt: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} do not "
-                               "match its manifest.json; replay an intact copy of the bundle")
-        with zipfile.ZipFile(bundle) as archive:
-            folder = RunFolder(inside(into, str(json.loads(archive.read("manifest.json"))["run_id"])))
-            for name in archive.namelist():
-                if not name.endswith("/"):
-                    file = inside(folder.path, name)
-                    file.parent.mkdir(parents=True, exist_ok=True)
-                    file.write_bytes(archive.read(name))
+        with ExitStack() as stack:
+            return _copied(bundle, into, stack)
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as exc:  # PathEscapeError is a ValueError
-        reason = "it has no manifest.json" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+        reason = f"it has no {MANIFEST}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
         raise CommandError(f"cannot read the bundle {bundle}: {reason} (a bundle is the diffbench-<run_id>.zip "
-                           "pytest --diffbench writes in the run folder)") from None
+                           "pytest --diffbench writes in the run folder, or the folder it was unzipped into)") from None
+
+
+def _copied(bundle: Path, into: Path, stack: ExitStack) -> RunFolder:
+    """:func:`_unpacked`'s work; the zip stays open on ``stack``. Raises CommandError for a
+    corrupt bundle, and what reading it raises."""
+    if bundle.is_dir():
+        bad = folder_manifest_mismatches(bundle)
+        files = {name: inside(bundle, name).read_bytes
+                 for name in (path.relative_to(bundle).as_posix() for path in bundle.rglob("*") if path.is_file())}
+    else:
+        bad = manifest_mismatches(bundle)
+        archive = stack.enter_context(zipfile.ZipFile(bundle))
+        files = {info.filename: partial(archive.read, info.filename) for info in archive.infolist() if not info.is_dir()}
+    if bad:
+        raise CommandError(f"{bundle} is corrupt: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} "
+                           f"{'does' if len(bad) == 1 else 'do'} not match its {MANIFEST}; replay an intact copy "
+                           "of the bundle")
+    folder = RunFolder(inside(into, str(json.loads(files[MANIFEST]())["run_id"])))
+    for name, read in files.items():
+        file = inside(folder.path, name)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(read())
     return folder
 
 

@@ -24,7 +24,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.html import render_report
@@ -34,6 +34,8 @@ from pytest_diffbench.store.run_folder import CONFIGS_DIR, GRIDS_DIR, IMAGES_DIR
 
 #: Which output images go into the bundle (``--diffbench-bundle-images``).
 BUNDLE_IMAGES = ("failures", "all", "none")
+#: The bundle's file of every other file's SHA-256.
+MANIFEST = "manifest.json"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
 README = """# diffbench run {run_id}
@@ -164,7 +166,7 @@ def build_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str =
         contents[folder.relative(folder.report)] = page.encode("utf-8")
     contents["README.md"] = _readme(folder, results, files, images).encode("utf-8")
     manifest = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())}
-    contents["manifest.json"] = (json.dumps({"run_id": folder.run_id, "files": manifest}, indent=2, sort_keys=True) + "\n").encode()
+    contents[MANIFEST] = (json.dumps({"run_id": folder.run_id, "files": manifest}, indent=2, sort_keys=True) + "\n").encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(contents):
@@ -179,10 +181,34 @@ def write_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str =
 
 
 def manifest_mismatches(bundle: Path) -> list[str]:
-    """Entries whose bytes do not match the bundle's manifest (empty when it is intact)."""
+    """The files of the zip ``bundle`` whose bytes do not match its manifest, and the files one of
+    them lacks (empty when it is intact). Directory entries (``configs/``, as ``zip -r`` stores
+    them) are no files and are not checked; every file is. Raises KeyError without a manifest.json,
+    ValueError or TypeError for one that is not a manifest, zipfile.BadZipFile for no zip."""
     with zipfile.ZipFile(bundle) as archive:
-        manifest = json.loads(archive.read("manifest.json"))["files"]
-        names = set(archive.namelist()) - {"manifest.json"}
-        bad = sorted(names ^ set(manifest))
-        bad += [n for n in sorted(names & set(manifest)) if hashlib.sha256(archive.read(n)).hexdigest() != manifest[n]]
+        return _mismatches([info.filename for info in archive.infolist() if not info.is_dir()], archive.read)
+
+
+def folder_manifest_mismatches(folder: Path) -> list[str]:
+    """:func:`manifest_mismatches` of a bundle unzipped into ``folder``. Raises as it does, and
+    PathEscapeError for a symbolic link in the folder (never followed)."""
+    names = [path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if not path.is_dir() or path.is_symlink()]
+
+    def read(name: str) -> bytes:
+        try:
+            return inside(Path(folder), name).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(name) from None
+
+    return _mismatches(names, read)
+
+
+def _mismatches(names: Sequence[str], read: Callable[[str], bytes]) -> list[str]:
+    """Of the bundle's files ``names`` (``read`` gives one's bytes), those that do not match its manifest."""
+    manifest = json.loads(read(MANIFEST))["files"]
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{MANIFEST}'s files are not a mapping of names to SHA-256 digests")
+    files = set(names) - {MANIFEST}
+    bad = sorted(files ^ set(manifest))
+    bad += [n for n in sorted(files & set(manifest)) if hashlib.sha256(read(n)).hexdigest() != manifest[n]]
     return bad
