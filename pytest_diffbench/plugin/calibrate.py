@@ -16,9 +16,14 @@ A batch of one against the default batch is recorded as not applicable: diffbenc
 image per call. The repeats' images are compared pair by pair and their timings measured
 (:mod:`pytest_diffbench.judge.noise_floor`); the floors go into ``noise-floor.json`` beside the
 baselines (:mod:`pytest_diffbench.store.noise_floor`) when the run ends, merged with what is
-there, and the terminal summary prints the suggested tolerances. Under xdist each worker
+there, and the terminal summary prints the suggested tolerances. A noise-floor.json that is not a
+noise floor is moved aside first (``noise-floor.json.corrupt-<n>``, never overwritten), and the
+summary says so. Under xdist each worker
 measures its cases and the floor rides on the case's test report to the controller, which
 writes the file.
+
+With ``diffbench_tolerance_from = noise-floor`` the terminal summary names the cases that had no
+floor and were gated by the ini tolerances (:class:`UncalibratedGates`).
 
 Other plugins' ``pytest_pyfunc_call`` hooks (async test runners) run every repeat; diffbench's
 judging runs only on the last. Function-scoped fixtures are set up once for all repeats.
@@ -36,12 +41,14 @@ import pytest
 from pytest_diffbench.judge.noise_floor import PLAIN, Floor, Repeat, measure_case, suggest
 from pytest_diffbench.plugin.keys import CASE_KEY, RESULT_KEY
 from pytest_diffbench.plugin.session import DiffbenchSession
-from pytest_diffbench.plugin.tolerance_source import NOISE_FLOOR, shown_path
+from pytest_diffbench.plugin.tolerance_source import NO_FLOOR_SOURCE, NOISE_FLOOR, shown_path
 from pytest_diffbench.store.noise_floor import (
+    BrokenNoiseFloor,
     NoiseFloorError,
     NoiseFloors,
     noise_floor_path,
     read_noise_floors,
+    set_aside,
     write_noise_floors,
 )
 
@@ -80,18 +87,44 @@ MEASURED_KEY = pytest.StashKey[MeasuredCase]()
 
 def register_calibration(config: pytest.Config, session: DiffbenchSession) -> None:
     """At configure time, with ``--diffbench``: check noise-floor.json when a calibration writes it
-    or the gates read it (a file that is not a noise floor is a UsageError, one line naming it),
-    and register :class:`Calibration` for ``--diffbench-calibrate``."""
+    or the gates read it, and register :class:`Calibration` for ``--diffbench-calibrate`` and
+    :class:`UncalibratedGates` for ``diffbench_tolerance_from = noise-floor``. A file that is not a
+    noise floor is a UsageError (one line naming it), except in a calibration, which moves it aside
+    (:func:`~pytest_diffbench.store.noise_floor.set_aside`; the controller, before any worker
+    starts) and measures anew."""
     settings = session.settings
     if not settings.enabled or (settings.calibrate is None and settings.tolerance_from != NOISE_FLOOR):
         return
+    notes = []
     try:
         path = noise_floor_path(settings.baseline_dir)
-        read_noise_floors(path)
+        try:
+            read_noise_floors(path)
+        except BrokenNoiseFloor as exc:
+            if settings.calibrate is None:
+                raise
+            if not session.is_worker:
+                notes.append(_set_aside_note(path, exc))
     except NoiseFloorError as exc:
         raise pytest.UsageError(f"diffbench: {exc}") from None
     if settings.calibrate is not None:
-        config.pluginmanager.register(Calibration(session, path), "diffbench-calibrate")
+        calibration = Calibration(session, path)
+        calibration.warnings += notes
+        config.pluginmanager.register(calibration, "diffbench-calibrate")
+    if settings.tolerance_from == NOISE_FLOOR:
+        config.pluginmanager.register(UncalibratedGates(session), "diffbench-uncalibrated-gates")
+
+
+def _set_aside_note(path: Path, broken: BrokenNoiseFloor) -> str:
+    """Move the broken noise-floor.json ``path`` aside; the warning that says where it went. Raises
+    NoiseFloorError (one line) when it cannot be moved."""
+    try:
+        kept = set_aside(path)
+    except OSError as exc:
+        raise NoiseFloorError(f"{broken.problem}; it could not be moved aside to measure anew ({type(exc).__name__}: "
+                              f"{exc}); move or delete it") from None
+    return (f"WARNING: diffbench calibrate: {broken.problem}; it is kept as {kept.name} beside it, and the floors were "
+            "measured anew")
 
 
 class Calibration:
@@ -238,7 +271,11 @@ class Calibration:
         if self.session.is_worker or not self.measured:
             return
         try:
-            self.floors = write_noise_floors(self.path, self.measured)
+            try:
+                self.floors = write_noise_floors(self.path, self.measured)
+            except BrokenNoiseFloor as exc:  # broken during the run: kept aside, this run's floors written
+                self.warnings.append(_set_aside_note(self.path, exc))
+                self.floors = write_noise_floors(self.path, self.measured)
         except (NoiseFloorError, OSError) as exc:
             self.warnings.append(f"WARNING: diffbench calibrate: the noise floors were not written: "
                                  f"{type(exc).__name__}: {exc}")
@@ -272,6 +309,45 @@ class Calibration:
                      "time_regression = max(0.05, 3 * sqrt(2) * cv)")
         lines.append(f"gate with them: diffbench_tolerance_from = {NOISE_FLOOR} in the ini file")
         return lines
+
+
+class UncalibratedGates:
+    """With ``diffbench_tolerance_from = noise-floor``: the terminal summary names the cases that
+    had no noise floor and were gated by the ini tolerances (their results' ``tolerance_source``),
+    counted per test, the first :data:`SHOWN_TESTS` tests named."""
+
+    #: How many tests the summary names.
+    SHOWN_TESTS = 5
+
+    def __init__(self, session: DiffbenchSession) -> None:
+        self.session = session
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        line = self.summary_line()
+        if line:
+            terminalreporter.section("diffbench noise floor")
+            terminalreporter.write_line(line, yellow=True)
+
+    def summary_line(self) -> str | None:
+        """The warning naming the cases gated without a floor; None when every case had one."""
+        if self.session.is_worker:
+            return None
+        per_test: dict[str, int] = defaultdict(int)
+        for result in self.session.results:
+            if result.tolerance_source.startswith(NO_FLOOR_SOURCE):
+                per_test[result.test] += 1
+        if not per_test:
+            return None
+        cases = sum(per_test.values())
+        tests = [f"{test} ({count} case{'s' if count != 1 else ''})" for test, count in sorted(per_test.items())]
+        more = len(tests) - self.SHOWN_TESTS
+        named = ", ".join(tests[:self.SHOWN_TESTS]) + (f" and {more} more test{'s' if more != 1 else ''}" if more > 0 else "")
+        path = shown_path(noise_floor_path(self.session.settings.baseline_dir), self.session.config.rootpath)
+        advice = ("the floors this calibration measures gate from the next run" if self.session.settings.calibrate
+                  else f"measure {'them' if cases != 1 else 'it'} with --diffbench-calibrate=N")
+        return (f"WARNING: diffbench: {cases} case{'s' if cases != 1 else ''} had no noise floor in {path} and "
+                f"{'were' if cases != 1 else 'was'} gated by the ini tolerances (diffbench_tolerance_from = "
+                f"{NOISE_FLOOR}): {named}; {advice}")
 
 
 def _figure(value: float | None) -> str:

@@ -28,6 +28,8 @@ from pytest_diffbench.store.noise_floor import NoiseFloorError, noise_floor_path
 
 #: ``diffbench_tolerance_from``'s value that takes the gates' tolerances from the noise floor.
 NOISE_FLOOR = "noise-floor"
+#: How the ``tolerance_source`` of a case gated by the ini tolerances for want of a floor begins.
+NO_FLOOR_SOURCE = f"{INI_SOURCE}: no noise floor"
 
 
 class TolerancesOfSession(Protocol):
@@ -65,7 +67,7 @@ def case_tolerances(session: TolerancesOfSession, item: pytest.Item, pin: str, c
         found = floors.lookup(pin, item.nodeid.split("[")[0], case_id)
         if found is None:
             return AppliedTolerances(tolerances, with_explicit(
-                f"{INI_SOURCE}: no noise floor of this case or its test in {shown} (pin {pin}); "
+                f"{NO_FLOOR_SOURCE} of this case or its test in {shown} (pin {pin}); "
                 "measure it with --diffbench-calibrate=N", explicit))
         floor, which = found
         return apply_floor(tolerances, suggest(floor), explicit, f"noise floor of the {which} in {shown} (pin {pin})")

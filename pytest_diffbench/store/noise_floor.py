@@ -10,11 +10,15 @@ where ``<floor>`` is :meth:`~pytest_diffbench.judge.noise_floor.Floor.as_dict`. 
 run merges what it measured into the file (:func:`write_noise_floors`): other pins', other
 tests' and other cases' entries stay; a test's own floor is recomputed over all its stored
 cases. Written atomically with sorted keys, so the same floors give the same bytes.
+
+A file that is not a noise floor is never overwritten: a calibration run moves it aside
+(:func:`set_aside`, ``noise-floor.json.corrupt-<n>``) and measures anew.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,8 +33,23 @@ NOISE_FLOOR_FILE = "noise-floor.json"
 FORMAT = 1
 
 
+#: What a broken file's message advises; a calibration run keeps the file aside (:func:`set_aside`).
+ANEW = (f"; rerun pytest --diffbench --diffbench-calibrate=N to measure it anew (the broken file is kept beside it as "
+        f"{NOISE_FLOOR_FILE}.corrupt-<n>), or delete the file")
+
+
 class NoiseFloorError(ValueError):
     """A noise-floor.json that cannot be read or used; the message (one line) names the file."""
+
+
+class BrokenNoiseFloor(NoiseFloorError):
+    """A noise-floor.json that cannot be read or is not a noise floor of this format. The message
+    (one line) names the file, says what is wrong and advises :data:`ANEW`; ``problem`` is the
+    message without the advice."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem + ANEW)
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -80,16 +99,37 @@ def read_noise_floors(path: Path) -> NoiseFloors:
     except FileNotFoundError:
         return NoiseFloors()
     except (OSError, UnicodeDecodeError) as exc:
-        raise NoiseFloorError(f"{path}: cannot be read ({type(exc).__name__}: {exc}); "
-                              "rerun pytest --diffbench --diffbench-calibrate=N to measure it anew") from None
+        raise BrokenNoiseFloor(f"{path} cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
     try:
         data = json.loads(text)
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("pins"), dict):
             raise ValueError(f"it is not a noise floor of format {FORMAT} (a mapping with 'format' and 'pins')")
         return NoiseFloors({str(pin): _tests(tests) for pin, tests in data["pins"].items()})
     except ValueError as exc:  # json.JSONDecodeError is one
-        raise NoiseFloorError(f"{path} is not a valid noise floor: {' '.join(str(exc).split())}; rerun pytest "
-                              "--diffbench --diffbench-calibrate=N to measure it anew, or delete the file") from None
+        raise BrokenNoiseFloor(f"{path} is not a valid noise floor: {' '.join(str(exc).split())}") from None
+
+
+def set_aside(path: Path) -> Path:
+    """Move the (broken) file ``path`` to ``<path>.corrupt-<n>``, the first such name not taken,
+    and return where it went: nothing is overwritten or lost. Raises OSError when it cannot be moved."""
+    number = 1
+    while True:
+        kept = Path(f"{path}.corrupt-{number}")
+        try:
+            os.link(path, kept, follow_symlinks=False)  # fails when the name is taken: never overwrites
+        except FileExistsError:
+            number += 1
+            continue
+        except FileNotFoundError:
+            raise
+        except OSError:  # a folder, or a file system without hard links: renamed onto the free name
+            if os.path.lexists(kept):
+                number += 1
+                continue
+            os.rename(path, kept)
+            return kept
+        os.unlink(path)
+        return kept
 
 
 def _tests(tests: Any) -> dict[str, TestFloors]:

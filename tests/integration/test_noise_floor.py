@@ -116,13 +116,12 @@ def test_the_tests_own_tolerances_win_and_a_case_without_a_floor_says_what_appli
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"format": 1, "pins": {"cpu-float32": []}}'])
-@pytest.mark.parametrize("flag", ["--diffbench-calibrate=2", "tolerance_from"])
-def test_a_corrupt_noise_floor_is_one_line_naming_the_file(noisy, content, flag) -> None:
+def test_a_corrupt_noise_floor_is_one_line_naming_the_file(noisy, content) -> None:
+    """A gating run refuses it (a calibration keeps it aside: tests/integration/test_noise_floor_gaps.py)."""
     path = noisy.baselines / "noise-floor.json"
     path.write_text(content)
-    if flag == "tolerance_from":
-        noisy.write_ini(tolerance_from="noise-floor")
-    run = noisy.run(*([flag] if flag.startswith("--") else []))
+    noisy.write_ini(tolerance_from="noise-floor")
+    run = noisy.run()
     assert run.outcome.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in run.outcome.errlines if line.strip()]
     assert len(errors) == 1 and str(path) in errors[0] and "not a valid noise floor" in errors[0]
