@@ -56,7 +56,9 @@ makes every case whose output image the bundle holds again, from its frozen conf
 alone (model and weight fingerprint, sampler, steps, cfg, seed, size, dtype, device, pipeline
 keywords, the input images in inputs/, the determinism switch), and says per case `identical`,
 `within tolerance` (the tolerances of results.csv) or `different`; it exits with 1 on any
-difference. `-k TEXT` picks cases by node id, `--device cpu` replays a GPU run on the CPU.
+difference; the folder the bundle was unzipped into replays the same. `-k EXPR` picks cases
+(pytest's -k expression over the node id: `-k "test_x and seed0"`), `--device cpu` replays a GPU
+run on the CPU.
 Cases a config alone cannot rebuild (a refiner, LoRAs, a pipeline of the test's own) are listed
 with why (exit status 3 when nothing differed).
 
