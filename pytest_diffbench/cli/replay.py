@@ -46,7 +46,7 @@ from pytest_diffbench.cli.settings import CliSettings, CommandError
 from pytest_diffbench.judge.checks import format_number, metric_check
 from pytest_diffbench.judge.metrics import REGISTRY, ImageSizeMismatch, score_images, tolerance_name
 from pytest_diffbench.judge.result import CaseResult
-from pytest_diffbench.report.bundle import MANIFEST, folder_manifest_mismatches, manifest_mismatches
+from pytest_diffbench.report.bundle import MANIFEST, folder_manifest_mismatches, manifest_mismatches, zip_names
 from pytest_diffbench.spec.sidecar import Sidecar, SidecarError
 from pytest_diffbench.spec.video import config_frames
 from pytest_diffbench.store.files import PathEscapeError, encode_png, inside
@@ -172,7 +172,7 @@ def _copied(bundle: Path, into: Path, stack: ExitStack) -> RunFolder:
     else:
         bad = manifest_mismatches(bundle)
         archive = stack.enter_context(zipfile.ZipFile(bundle))
-        files = {info.filename: partial(archive.read, info.filename) for info in archive.infolist() if not info.is_dir()}
+        files = {name: partial(archive.read, entry) for name, entry in zip_names(archive).items()}
     if bad:
         raise CommandError(f"{bundle} is corrupt: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} "
                            f"{'does' if len(bad) == 1 else 'do'} not match its {MANIFEST}; replay an intact copy "

@@ -341,7 +341,9 @@ class UncalibratedGates:
         cases = sum(per_test.values())
         tests = [f"{test} ({count} case{'s' if count != 1 else ''})" for test, count in sorted(per_test.items())]
         more = len(tests) - self.SHOWN_TESTS
-        named = ", ".join(tests[:self.SHOWN_TESTS]) + (f" and {more} more test{'s' if more != 1 else ''}" if more > 0 else "")
+        named = ", ".join(tests[:self.SHOWN_TESTS])
+        if more > 0:
+            named += f" and {more} more test{'s' if more != 1 else ''}"
         path = shown_path(noise_floor_path(self.session.settings.baseline_dir), self.session.config.rootpath)
         advice = ("the floors this calibration measures gate from the next run" if self.session.settings.calibrate
                   else f"measure {'them' if cases != 1 else 'it'} with --diffbench-calibrate=N")

@@ -185,16 +185,30 @@ def write_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str =
 def manifest_mismatches(bundle: Path) -> list[str]:
     """The files of the zip ``bundle`` whose bytes do not match its manifest, and the files one of
     them lacks (empty when it is intact). Directory entries (``configs/``, as ``zip -r`` stores
-    them) are no files and are not checked; every file is. Raises KeyError without a manifest.json,
+    them) are no files and are not checked; every file is (:func:`zip_names`). Raises KeyError without a manifest.json,
     ValueError or TypeError for one that is not a manifest, zipfile.BadZipFile for no zip."""
     with zipfile.ZipFile(bundle) as archive:
-        return _mismatches([info.filename for info in archive.infolist() if not info.is_dir()], archive.read)
+        names = zip_names(archive)
+        return _mismatches(list(names), lambda name: archive.read(names[name]))
+
+
+def zip_names(archive: zipfile.ZipFile) -> dict[str, str]:
+    """The bundle's file names (as the manifest names them) and each one's entry in ``archive``:
+    directory entries left out, and the one top folder stripped when the bundle's unzipped folder was
+    zipped again as a folder (``zip -r again.zip unzipped/``: every entry under ``unzipped/``)."""
+    stored = [info.filename for info in archive.infolist() if not info.is_dir()]
+    tops = {name.split("/", 1)[0] for name in stored}
+    if MANIFEST not in stored and len(tops) == 1 and all("/" in name for name in stored):
+        top = f"{tops.pop()}/"
+        return {name.removeprefix(top): name for name in stored}
+    return {name: name for name in stored}
 
 
 def folder_manifest_mismatches(folder: Path) -> list[str]:
     """:func:`manifest_mismatches` of a bundle unzipped into ``folder``. Raises as it does, and
     PathEscapeError for a symbolic link in the folder (never followed)."""
-    names = [path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if not path.is_dir() or path.is_symlink()]
+    names = [path.relative_to(folder).as_posix() for path in Path(folder).rglob("*")
+             if not path.is_dir() or path.is_symlink()]
 
     def read(name: str) -> bytes:
         try:

@@ -77,24 +77,25 @@ def test_replay_refuses_a_bad_expression_in_one_line_and_says_when_one_matches_n
     assert err.startswith(f"diffbench: no case of {bundle} matches -k test_other and seed1 (its 3 cases: ")
 
 
-def rezipped(source, target, *, directories: bool) -> None:
-    """``source``'s files zipped again into ``target``, with directory entries as ``zip -r`` makes them."""
+def rezipped(source, target, *, top: str = "") -> None:
+    """``source``'s files zipped again into ``target`` under the folder ``top``, with directory entries
+    as ``zip -r`` makes them."""
     with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
         names = old.namelist()
-        if directories:
-            for folder in sorted({name.rsplit("/", 1)[0] + "/" for name in names if "/" in name}):
-                new.writestr(folder, b"")
+        for folder in sorted({top + name.rsplit("/", 1)[0] + "/" for name in names if "/" in name}):
+            new.writestr(folder, b"")
         for name in names:
-            new.writestr(name, old.read(name))
+            new.writestr(top + name, old.read(name))
 
 
 def test_a_bundle_zipped_again_with_directory_entries_or_unzipped_is_still_the_bundle(bundle, pytester, capsys) -> None:
-    again = pytester.path / "again.zip"
-    rezipped(bundle, again, directories=True)
+    again, as_folder = pytester.path / "again.zip", pytester.path / "as_folder.zip"
+    rezipped(bundle, again)
+    rezipped(bundle, as_folder, top="unzipped/")  # zip -r as_folder.zip unzipped/
     unzipped = pytester.path / "unzipped"
     with zipfile.ZipFile(bundle) as archive:
         archive.extractall(unzipped)
-    for target in (again, unzipped):
+    for target in (again, as_folder, unzipped):
         # -k matching nothing: the bundle was read and matched its manifest, and nothing is generated
         status, out, err = replay(capsys, str(target), "-k", "nothing")
         assert (status, out) == (2, "")
