@@ -89,3 +89,12 @@ def test_a_calibration_gating_from_a_broken_file_gates_by_the_ini_and_says_so(no
     text = noisy.text(run.outcome)
     assert "2 cases had no noise floor in baselines/noise-floor.json" in text
     assert (noisy.baselines / "noise-floor.json.corrupt-1").read_text() == BROKEN
+
+
+def test_under_xdist_the_controller_names_the_workers_cases_without_a_floor(noisy) -> None:
+    noisy.write_ini(tolerance_from="noise-floor")
+    run = noisy.run("-n", "2")
+    run.outcome.assert_outcomes(passed=2)
+    assert [line for line in run.outcome.outlines if "had no noise floor" in line] == [
+        "WARNING: diffbench: 2 cases had no noise floor in baselines/noise-floor.json and were gated by the ini "
+        f"tolerances (diffbench_tolerance_from = noise-floor): {TEST} (2 cases); measure them with --diffbench-calibrate=N"]
