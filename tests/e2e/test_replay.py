@@ -130,7 +130,7 @@ def test_the_examples_bundle_replays_identically_and_edits_are_found(repo_root: 
             target.writestr(name, data[:-1] + b"x" if name == image_entry(RED) else data)
     done = replay(tmp_path, str(corrupt))
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == f"diffbench: {corrupt} is corrupt: {image_entry(RED)} do not match its manifest.json; " \
+    assert done.stderr == f"diffbench: {corrupt} is corrupt: {image_entry(RED)} does not match its manifest.json; " \
                           "replay an intact copy of the bundle\n"
     bare = edited(bundle, tmp_path / "bare.zip",
                   lambda entries: [entries.pop(name) for name in list(entries) if name.startswith("images/")])
