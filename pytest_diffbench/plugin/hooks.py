@@ -60,7 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 class JobList:
     """Hands the run's diffbench cases to the session once collection ended (after ``-k``, ``-m``
-    and every other deselection), and deselects the cases a resumed run finished before."""
+    and every other deselection), deselects the cases a resumed run finished before, and tells
+    the session when its first test begins."""
 
     def __init__(self, session: DiffbenchSession) -> None:
         self.session = session
@@ -74,6 +75,10 @@ class JobList:
         if finished:
             config.hook.pytest_deselected(items=[item for item in items if item.nodeid in finished])
             items[:] = [item for item in items if item.nodeid not in finished]
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        """A test began (here or on an xdist worker): the run started, so a stop now pauses it."""
+        self.session.tests_began = True
 
 
 def _case_of(item: pytest.Item) -> Case:

@@ -22,7 +22,7 @@ import os
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pytest
 
@@ -70,6 +70,12 @@ class DiffbenchSession:
         self._refused = False
         #: A --diffbench-resume-changed resume's job list, still to be written (see :meth:`settle_jobs`).
         self._jobs_to_write = False
+        #: A test of this session began: a run stopped before that (collection errors, Ctrl-C while
+        #: collecting, a usage error) never started, so it is neither paused nor resumable.
+        self.tests_began = False
+        #: Node ids of the resumed cases refused for another pipeline (see :meth:`_other_pipeline`):
+        #: not finished, so neither kept nor journaled, and the run stays resumable.
+        self._other_pipeline_cases: list[str] = []
         self.folder: RunFolder | None = None
         self._journal: Journal | None = None
         self.warnings: list[str] = []
@@ -188,9 +194,8 @@ class DiffbenchSession:
         if self.settings.resume is not None:
             if self.is_worker:  # the controller read the journal at its start; a worker reads it now
                 journal = self.folder.journal
-                earlier = {result.nodeid for result in read_journal(journal)} if journal.is_file() else set()
-            else:
-                earlier = set(self._earlier)
+                self._earlier = {r.nodeid: r for r in read_journal(journal)} if journal.is_file() else {}
+            earlier = set(self._earlier)
             changed = set(compare_jobs(read_jobs(self.folder.jobs), jobs).changed)
             finished = {job.nodeid for job in jobs if job.nodeid in earlier and job.nodeid not in changed}
         if self.is_worker:
@@ -364,8 +369,11 @@ class DiffbenchSession:
 
         applied = case_tolerances(self, item, pin, dcase.case.id)
         mixed = self._other_pipeline(item.nodeid, config.to_dict())
-        if mixed:
-            return self.error_result(item, dcase.case, mixed)
+        if mixed:  # the other cases would be refused alike: stop (an xdist controller stops when the worker does)
+            item.session.shouldstop = (f"diffbench: a resumed case of run {self.folder.run_id} ran with another "
+                                       "pipeline than its earlier cases")
+            return self.error_result(item, dcase.case, mixed).with_changes(config=config.to_dict(),
+                                                                            config_hash=config.hash)
         store = BaselineStore(settings.baseline_dir, pin)
         case = case_path(item.nodeid)
         image_path, _ = store.paths(case)
@@ -396,7 +404,7 @@ class DiffbenchSession:
                 return judge(inputs, now, None, note=note).result
         return judgement.result
 
-    def _other_pipeline(self, nodeid: str, config: dict[str, Any]) -> str:
+    def _other_pipeline(self, nodeid: str, config: Mapping[str, Any]) -> str:
         """In a resumed run (without ``--diffbench-resume-changed``): why the case cannot join the
         run when the pipeline fields of its config (:data:`~pytest_diffbench.store.jobs.PIPELINE_FIELDS`:
         model, fingerprint, dtype, device, ...) differ from those all the run's earlier cases of its
@@ -452,7 +460,14 @@ class DiffbenchSession:
         number of attempts; with ``same_attempt`` (a teardown error after the call) it replaces the
         result of the attempt it belongs to. A journal that cannot be written any more (a full
         disk) becomes one warning; the run goes on and still writes results.csv at its end.
+
+        A resumed case refused for another pipeline (:meth:`finish_case`, on this process or an
+        xdist worker) did not finish: it is neither kept nor journaled, so the run stays resumable.
         """
+        if self._refused_for_pipeline(result):
+            if result.nodeid not in self._other_pipeline_cases:
+                self._other_pipeline_cases.append(result.nodeid)
+            return
         earlier = self._results.pop(result.nodeid, None)
         if earlier is not None:
             attempts = earlier.attempts if same_attempt else earlier.attempts + 1
@@ -467,6 +482,12 @@ class DiffbenchSession:
             self.warnings.append(f"WARNING: diffbench could not write the journal {self._journal.path} "
                                  f"({type(exc).__name__}: {exc}); a kill now would lose this run's finished cases")
             self._close_journal()
+
+    def _refused_for_pipeline(self, result: CaseResult) -> bool:
+        """Whether ``result`` is :meth:`finish_case`'s refusal of a resumed case made by another
+        pipeline: an error that carries its config (no other error does) that :meth:`_other_pipeline` refuses."""
+        return (result.outcome is Outcome.ERROR and bool(result.config_hash)
+                and bool(self._other_pipeline(result.nodeid, result.config)))
 
     def _display(self, path: Path) -> str:
         """``path`` relative to the rootdir, as results and messages show it."""
@@ -484,7 +505,9 @@ class DiffbenchSession:
         that ends with jobs left (Ctrl-C, ``-x``) gets :attr:`resume_hint`, the command that resumes it.
 
         A session that ran no case (``-k`` selecting nothing) removes its empty run folder, so
-        ``latest`` keeps naming the last real run. A refused resume leaves the run's folder as it was.
+        ``latest`` keeps naming the last real run; so does a new run stopped before its first test
+        (collection errors, Ctrl-C while collecting): its job list goes with it, as the run never
+        began. A refused resume leaves the run's folder as it was.
         """
         self._restore_determinism()
         if self.is_worker or self.folder is None:
@@ -494,6 +517,12 @@ class DiffbenchSession:
             self._close_journal()
             self.folder = None
             return
+        if not self.tests_began:  # nothing ran: a new run never began, a resumed one stays as it was
+            self._jobs_to_write = False
+            if not self._earlier:
+                folder.jobs.unlink(missing_ok=True)
+        if self._other_pipeline_cases:
+            self.warnings.append(self._other_pipeline_note(folder))
         if self._earlier:
             before = sum(1 for nodeid in self._earlier if nodeid not in self._results)
             self.warnings.append(f"diffbench: resumed run {folder.run_id}: {before} case{'' if before == 1 else 's'} "
@@ -523,7 +552,7 @@ class DiffbenchSession:
         """The line naming the jobs left and the exact command that resumes the run (this
         session's arguments, ``--diffbench-resume=<run_id>`` in place of any resume flag); None
         when every job finished."""
-        if self.jobs is None:
+        if self.jobs is None or not self.tests_began:
             return None
         done = {result.nodeid for result in self.results}
         left = sum(1 for job in self.jobs if job.nodeid not in done)
@@ -533,6 +562,15 @@ class DiffbenchSession:
                               f"--diffbench-resume={folder.run_id}"])
         return (f"diffbench: run {folder.run_id} paused with {left} of {len(self.jobs)} cases not run; "
                 f"resume it with: {command}")
+
+    def _other_pipeline_note(self, folder: RunFolder) -> str:
+        """Why the cases :meth:`add_result` refused for another pipeline did not run, and how to go on."""
+        count = len(self._other_pipeline_cases)
+        return (f"diffbench: {count} resumed case{'' if count == 1 else 's'} of run {folder.run_id} ran with another "
+                f"pipeline than its earlier cases (first: {self._other_pipeline_cases[0]}), so "
+                f"{'it was' if count == 1 else 'they were'} refused and the run stopped; "
+                f"{'it stays' if count == 1 else 'they stay'} to run: resume with the run's pipeline, or add "
+                "--diffbench-resume-changed to the resume command to keep both, or start a new run")
 
     def _close_journal(self) -> None:
         """Close the journal, which ends the run's lock (see :mod:`pytest_diffbench.store.journal`)."""

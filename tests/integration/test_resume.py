@@ -30,6 +30,13 @@ def test_case(diffbench, request):
     assert not stop or stop not in request.node.name, "stopped here"
 '''
 CASES = [f"test_gen.py::test_case[seed{seed}-euler-2steps-cfg7.5]" for seed in range(4)]
+#: A second test whose sweep is invalid: a collection error, so pytest runs nothing.
+BROKEN = """
+
+@diffbench.sweep(steps=-1)
+def test_broken(diffbench):
+    diffbench.generate("x")
+"""
 
 
 def write(project, prompt: str = "a red cube", extra: str = "") -> None:
@@ -131,16 +138,68 @@ def test_a_removed_case_is_named_and_resume_changed_goes_on_with_the_cases_colle
     assert [r.config["prompt"] for r in read_results(folder.results)] == ["a blue cube"] * 4
 
 
-def test_a_resumed_case_made_by_another_model_errors_unless_told(project, monkeypatch):
+def test_a_resume_with_another_model_is_refused_at_its_first_case_and_the_run_stays_resumable(project, monkeypatch):
     folder = stopped_run(project, monkeypatch)
     project.fake(weights="fake-weights-2")
-    run = project.run("--diffbench-resume", update="all")
-    run.outcome.assert_outcomes(failed=2, deselected=2)
-    results = {r.nodeid: r for r in read_results(folder.results)}
-    assert [results[n].outcome for n in CASES[2:]] == [Outcome.ERROR] * 2
-    assert "ran with another pipeline than the cases of its test" in results[CASES[2]].message
-    assert "model_fingerprint differ" in results[CASES[2]].message
+    refused = project.run("--diffbench-resume", update="all")
+    refused.outcome.assert_outcomes(failed=1, deselected=2)  # stopped at the first refused case
+    text = project.text(refused.outcome)
+    assert "ran with another pipeline than the cases of its test" in text and "model_fingerprint differ" in text
+    assert "1 resumed case of run" in text and "it stays to run" in text
+    assert [r.nodeid for r in read_journal(folder.journal)] == CASES[:2]  # the refused case did not finish
+    assert [r.nodeid for r in read_results(folder.results)] == CASES[:2]
     assert not (folder.path / "images" / "test_gen" / "test_case" / "seed2-euler-2steps-cfg7.5.png").exists()
+    hint = f"paused with 2 of 4 cases not run; resume it with: pytest"
+    assert hint in text and f"--diffbench-resume={folder.run_id}" in text
+    assert project.run("--diffbench-resume", update="all").outcome.ret == pytest.ExitCode.INTERRUPTED  # refused again
+    # the advice works: --diffbench-resume-changed keeps both pipelines in the run
+    changed = project.run(f"--diffbench-resume={folder.run_id}", "--diffbench-resume-changed", update="all")
+    changed.outcome.assert_outcomes(passed=2, deselected=2)
+    results = {r.nodeid: r for r in read_results(folder.results)}
+    assert list(results) == CASES and results[CASES[2]].passed and results[CASES[3]].passed
+    assert "paused with" not in project.text(changed.outcome)
+
+
+def test_a_resume_refused_for_another_model_completes_with_the_runs_own_model(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch)
+    project.fake(weights="fake-weights-2")
+    project.run("--diffbench-resume", update="all")
+    project.fake()  # the run's own pipeline again
+    run = project.run("--diffbench-resume", update="all")
+    run.outcome.assert_outcomes(passed=2, deselected=2)
+    assert [r.nodeid for r in read_journal(folder.journal)] == CASES
+    assert {r.config_hash for r in read_results(folder.results) if r.passed} == {
+        r.config_hash for r in read_journal(folder.journal) if r.passed}
+
+
+def test_xdist_resume_with_another_model_leaves_the_refused_cases_to_run(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch, "-p", "no:randomly")
+    project.fake(weights="fake-weights-2")
+    refused = project.run("-n", "2", "--diffbench-resume", update="all")
+    assert refused.outcome.ret != 0
+    assert [r.nodeid for r in read_journal(folder.journal)] == CASES[:2]
+    project.fake()
+    project.run("-n", "2", "--diffbench-resume", update="all").outcome.assert_outcomes(passed=2)
+    assert sorted(r.nodeid for r in read_journal(folder.journal)) == CASES
+
+
+def test_a_run_stopped_by_collection_errors_is_not_paused_and_leaves_no_run(project):
+    write(project, extra=BROKEN)
+    run = project.run(update="all")
+    assert run.outcome.ret == pytest.ExitCode.INTERRUPTED
+    text = project.text(run.outcome)
+    assert "paused with" not in text and "--diffbench-resume" not in text
+    assert project.runs() == []  # the run never began: no job list, no folder
+
+
+def test_a_resume_stopped_by_collection_errors_keeps_its_job_list_and_prints_no_command(project, monkeypatch):
+    folder = stopped_run(project, monkeypatch)
+    jobs = folder.jobs.read_bytes()
+    write(project, prompt="a blue cube", extra=BROKEN)  # its cases changed, and one test does not collect
+    run = project.run("--diffbench-resume", "--diffbench-resume-changed", update="all")
+    assert run.outcome.ret == pytest.ExitCode.INTERRUPTED
+    assert "paused with" not in project.text(run.outcome)
+    assert folder.jobs.read_bytes() == jobs  # not the job list without the test that did not collect
 
 
 def test_resume_under_xdist_runs_the_cases_left_once(project, monkeypatch):
