@@ -78,7 +78,8 @@ def summary_lines(session: Summarised) -> list[str]:
             lines.append(f"({left_out} passed case{'s' if left_out > 1 else ''} not listed; see summary.md)")
     if listed:
         lines += terminal_table(listed)
-    lines.append(f"results: {folder.results}")
+    if folder.results.is_file():  # not when it could not be written (its warning says why)
+        lines.append(f"results: {folder.results}")
     if folder.summary.is_file():
         lines.append(f"summary: {folder.summary}")
     if session.bundle is not None:
