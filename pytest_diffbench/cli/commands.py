@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from pytest_diffbench.cli.runs import (baseline_image, is_finished, list_runs, load_environment, load_results, reading,
-                                       resolve_run, run_file)
+from pytest_diffbench.cli.runs import (baseline_image, is_finished, journal_ahead, list_runs, load_environment,
+                                       load_results, reading, resolve_run, run_file)
 from pytest_diffbench.cli.settings import CliSettings, CommandError
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.escape import terminal_text
@@ -82,12 +82,13 @@ def command_list(settings: CliSettings) -> int:
 
 
 def command_show(settings: CliSettings, run: str) -> int:
-    """Print the run's summary.md; rebuild the run's artifacts first when it has none. Control
-    characters in it (an ANSI escape in a summary.md that came with a bundle) are shown escaped
-    by the command's output stream (see :mod:`pytest_diffbench.cli.main`)."""
+    """Print the run's summary.md; rebuild the run's artifacts first when it has none, or when its
+    journal holds more than its results.csv (a paused run whose resume was killed: its summary.md
+    is the pause's). Control characters in it (an ANSI escape in a summary.md that came with a
+    bundle) are shown escaped by the command's output stream (see :mod:`pytest_diffbench.cli.main`)."""
     folder = resolve_run(settings.output_dir, run)
     summary = run_file(folder, folder.summary)
-    if summary.is_file():
+    if summary.is_file() and not journal_ahead(folder):
         text = reading(summary, lambda: summary.read_text(encoding="utf-8"))
         print(text, end="")
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_diffbench.cli.main import main
+from pytest_diffbench.store.journal import Journal, read_journal
 from pytest_diffbench.store.run_folder import RunFolder
 
 TEST = '''
@@ -60,3 +61,18 @@ def test_the_terminal_names_no_results_csv_that_could_not_be_written(project):
     assert "could not write the run's record" in text
     assert "results: " not in text
 
+
+
+def test_show_of_a_paused_run_whose_resume_was_killed_shows_its_journal_not_the_pauses_summary(project, monkeypatch, capsys):
+    project.write_tests(TEST)
+    folder = project.run("-k", "seed0", update="all").folder  # as a pause leaves it: seed1 not run
+    paused = folder.summary.read_text(encoding="utf-8")
+    (earlier,) = read_journal(folder.journal)
+    with Journal(folder.journal) as journal:  # what the killed resume journaled before the kill
+        journal.append(earlier.with_changes(nodeid=earlier.nodeid.replace("seed0", "seed1"),
+                                            case_id=earlier.case_id.replace("seed0", "seed1")))
+    monkeypatch.chdir(project.path)
+    capsys.readouterr()
+    assert main(["show", folder.run_id]) == 0
+    out = capsys.readouterr().out
+    assert "**1** passed" in paused and "**2** passed" in out
