@@ -32,6 +32,7 @@ from pytest_diffbench.plugin.options import Settings
 from pytest_diffbench.plugin.xdist import RUN_DIR_KEY
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.outcomes import Outcome
+from pytest_diffbench.spec.preset_checks import sweep_problems
 from pytest_diffbench.spec.presets import PresetSource
 from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
 from pytest_diffbench.store.jobs import Job, JobChanges, compare_jobs, job_hash, pipeline_fields, read_jobs, write_jobs
@@ -101,7 +102,8 @@ class DiffbenchSession:
     @functools.cached_property
     def presets(self) -> PresetSource:
         """The presets sweeps name (read on first use); --diffbench-update records bumped versions in the lock."""
-        return PresetSource(self.settings.presets_file, self.config.rootpath, record=self.settings.update is not None)
+        return PresetSource(self.settings.presets_file, self.config.rootpath, record=self.settings.update is not None,
+                            check=sweep_problems)
 
     def start(self) -> None:
         """At session start the controller (not for --collect-only) removes the temporary files a
