@@ -156,7 +156,35 @@ def parse_preset(name: str, table: Any, source: str, check: ValueCheck | None = 
         problems += check(values)  # values a sweep can be given: what it refuses of them
     if problems:
         raise PresetError(f"{where}: {'; '.join(problems)}")
-    return Preset(name=name, version=str(table["version"]).strip(), source=source, values=values)
+    return Preset(name=name, version=str(table["version"]).strip(), source=source, values=canonical_values(values))
+
+
+#: Fields whose one value and one-element list make the same cases (a one-value axis).
+_AXIS_FIELDS = ("samplers", "steps", "cfg", "width", "height", "loras")
+
+
+def _single(value: Any) -> Any:
+    """The one element of a one-element list; anything else as it is."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def canonical_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's ``values`` in one spelling of each set of cases they make, so that an edit that
+    changes no case changes no hash: a one-element axis as its value (``steps = [2]`` is
+    ``steps = 2``, in ``pipeline_kwargs`` too), ``samplers`` of one as ``sampler``, and one
+    ``width`` with one ``height`` as ``size``. Also applied to a lock's values before comparing."""
+    out = dict(values)
+    for name in _AXIS_FIELDS:
+        if name in out:
+            out[name] = _single(out[name])
+    if "samplers" in out and not isinstance(out["samplers"], list) and "sampler" not in out:
+        out["sampler"] = out.pop("samplers")
+    if "size" not in out and not isinstance(out.get("width", []), list) and not isinstance(out.get("height", []), list):
+        out["size"] = [out.pop("width"), out.pop("height")]
+    kwargs = out.get("pipeline_kwargs")
+    if isinstance(kwargs, Mapping):
+        out["pipeline_kwargs"] = {key: _single(value) for key, value in kwargs.items()}
+    return out
 
 
 def _field_problems(table: Mapping[str, Any]) -> list[str]:
@@ -303,6 +331,9 @@ def changed_fields(preset: Preset, entry: Mapping[str, Any] | None) -> list[str]
     old = entry.get("values")
     if not isinstance(old, Mapping):
         return ["(the lock's values are unreadable)"]
+    old = canonical_values(old)  # a lock written before a spelling was normalised stays valid
+    if canonical_json(old) == canonical_json(preset.values):
+        return []
     return [f"{path}: {short_repr(before)} -> {short_repr(after)}" for path, before, after in diff_configs(old, preset.values)] \
         or ["(values the lock hashes otherwise)"]
 

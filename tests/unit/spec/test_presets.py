@@ -147,3 +147,30 @@ def test_a_broken_lock_or_presets_file_is_one_line(tmp_path: Path) -> None:
         PresetSource(None, tmp_path).get("portrait")
     with pytest.raises(PresetError, match="diffbench_presets_file = .* does not exist"):
         PresetSource(tmp_path / "missing.toml", tmp_path).get("p")
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("steps = 3", "steps = [3]"),
+    ('samplers = ["Euler", "DDIM"]', 'samplers = ["Euler", "DDIM"]\nloras = ["a.safetensors"]'),
+    ("size = [64, 48]", "width = [64]\nheight = 48"),
+    ("guidance_rescale = 0.5", "guidance_rescale = [0.5]"),
+])
+def test_an_edit_that_changes_no_case_needs_no_version_bump(tmp_path: Path, before: str, after: str) -> None:
+    base = PORTRAIT.replace('samplers = ["Euler", "DDIM"]', 'samplers = ["Euler", "DDIM"]\nloras = "a.safetensors"') \
+        if "loras" in after else PORTRAIT
+    locked(tmp_path, base)
+    lock = (tmp_path / LOCK_NAME).read_bytes()
+    write(tmp_path, base.replace(before.replace('\nloras = ["a.safetensors"]', ""), after) if "loras" not in after
+          else base.replace('loras = "a.safetensors"', 'loras = ["a.safetensors"]'))
+    assert PresetSource(None, tmp_path).get("portrait").version == "1"  # no "changed without a version bump"
+    PresetSource(None, tmp_path, record=True).get("portrait")
+    assert (tmp_path / LOCK_NAME).read_bytes() == lock
+
+
+def test_a_lock_written_with_a_one_element_axis_stays_valid(tmp_path: Path) -> None:
+    locked(tmp_path)
+    data = json.loads((tmp_path / LOCK_NAME).read_text())
+    data["presets" if "presets" in data else next(k for k in data if k != "format")]["portrait"]["values"]["steps"] = [3]
+    data_hashless = json.dumps(data)
+    (tmp_path / LOCK_NAME).write_text(data_hashless.replace('"hash": "', '"hash": "0'))
+    assert PresetSource(None, tmp_path).get("portrait").values["steps"] == 3
