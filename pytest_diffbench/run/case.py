@@ -213,10 +213,15 @@ class DiffbenchCase:
             axis_kwargs[self._attention_keyword(description, accepted)] = {"scale": dict(self.case.extra)[LORA_SCALE_AXIS]}
         clashes = sorted(set(axis_kwargs) & set(pipeline_kwargs))
         if clashes:
-            self._refuse(f"generate() got {', '.join(clashes)}, which the sweep sets for this case; set it in the "
-                         "sweep only")
+            axis_of = {name: LORA_SCALE_AXIS if name in ATTENTION_KEYWORDS else name for name in clashes}
+            self._refuse("; ".join(
+                f"generate() got {name}, which the sweep sets for this case; set it in the sweep only"
+                if self.case.setter(axis_of[name]) == "the sweep" else
+                f"generate() got {name}, which {self.case.setter(axis_of[name])} sets for this case; override it "
+                f"with sweep({axis_of[name]}=...)" for name in clashes))
         if accepted is not None:
-            self._check_accepted({**{name: "sweep axis" for name in axis_kwargs},
+            self._check_accepted({**{name: "sweep axis" if self.case.setter(name) == "the sweep"
+                                     else f"{self.case.setter(name)} keyword" for name in axis_kwargs},
                                   **{name: "generate() keyword" for name in pipeline_kwargs}}, accepted, description)
         core = self._core_keywords(prompt, negative_prompt, accepted, description, {**axis_kwargs, **pipeline_kwargs})
         call_kwargs = {**axis_kwargs, **pipeline_kwargs, **core, "output_type": "pil"}
@@ -377,7 +382,7 @@ class DiffbenchCase:
             return given
         unused = [name for name in given if name not in accepted]
         refused = [f"{CORE_KEYWORDS[name][0].format(value=given[name])} would change nothing but the config: "
-                   f"{description.workflow}.__call__ takes no {name}; {CORE_KEYWORDS[name][1]}"
+                   f"{description.workflow}.__call__ takes no {name}; {self._core_advice(name)}"
                    for name in unused if given[name] != NEUTRAL_VALUES[name]]
         unguided = self._unguided(accepted, kwargs) if negative_prompt is not None and "negative_prompt" not in unused else ""
         if unguided:
@@ -472,6 +477,17 @@ class DiffbenchCase:
                 return name
         self._refuse(f"sweep axis {LORA_SCALE_AXIS!r}: the pipeline's call ({description.workflow}) takes none of "
                      f"{', '.join(ATTENTION_KEYWORDS)}, which carry the LoRA scale")
+
+    def _core_advice(self, name: str) -> str:
+        """What to do instead of the core keyword ``name`` (:data:`CORE_KEYWORDS`), naming the case's
+        preset when it, not the sweep, sets the value."""
+        advice = CORE_KEYWORDS[name][1]
+        axis = {"num_inference_steps": "steps", "guidance_scale": "cfg"}.get(name, "")
+        setter = self.case.setter(axis) if axis else "the sweep"
+        if setter == "the sweep":
+            return advice
+        return advice.replace(f"leave {axis} out of the sweep", f"{setter} sets {axis}; leave {axis} out of it "
+                              f"or override it with sweep({axis}=...)")
 
     def _check_accepted(self, given: Mapping[str, str], accepted: frozenset[str], description: PipelineDescription) -> None:
         """Refuse the keywords the pipeline's call does not name (ones it would swallow or

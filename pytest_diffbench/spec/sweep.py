@@ -96,6 +96,13 @@ class Case:
     preset: Preset | None = None
     #: The workflow version the preset sets (its ``workflow``) when the sweep sets none; "" otherwise.
     workflow_version: str = ""
+    #: The axes (``sampler``, ``steps``, ``cfg``, extra axes) whose value the preset sets and the
+    #: sweep does not override, so that messages name the preset, not the sweep, as their setter.
+    preset_axes: tuple[str, ...] = ()
+
+    def setter(self, axis: str) -> str:
+        """Who sets ``axis`` for this case: ``preset 'NAME'`` or ``the sweep``."""
+        return f"preset {self.preset.name!r}" if self.preset is not None and axis in self.preset_axes else "the sweep"
 
     @property
     def id(self) -> str:
@@ -197,12 +204,18 @@ def expand_sweep(mark_kwargs: Mapping[str, Any], *, max_cases: int, presets: Pre
     for an unknown preset (naming the presets there are), one edited without a version bump or not
     locked (see :func:`~pytest_diffbench.spec.presets.lock_problem`), or without ``presets``.
     """
+    own = mark_kwargs
     preset, mark_kwargs = _with_preset(mark_kwargs, presets, max_cases)
     cases = _expand(mark_kwargs, max_cases)
     if preset is None:
         return cases
     workflow = "" if mark_kwargs.get("workflow_version") is not None else preset.text("workflow")
-    return [dataclasses.replace(case, preset=preset, workflow_version=workflow) for case in cases]
+    defaults = preset.sweep_defaults()
+    core = {"samplers": "sampler", "steps": "steps", "cfg": "cfg"}
+    from_preset = tuple([core[key] for key in core if key in defaults and own.get(key) is None]
+                        + [name for name in defaults.get("axes", {}) if name not in (own.get("axes") or {})])
+    return [dataclasses.replace(case, preset=preset, workflow_version=workflow, preset_axes=from_preset)
+            for case in cases]
 
 
 def _with_preset(mark_kwargs: Mapping[str, Any], presets: PresetSource | None,

@@ -200,3 +200,31 @@ def test_a_self_running_pipeline_can_declare_what_its_call_takes(axes, kwargs, f
 
 def test_a_self_running_pipeline_gets_what_it_declared():
     assert self_running_case(width=[96]).generate("a red cube", height=64).size == (96, 64)
+
+
+def preset_case(tmp_path: Any, runner: StubRunner, **axes: Any) -> DiffbenchCase:
+    from pytest_diffbench.spec.presets import PresetSource
+    (tmp_path / "presets.toml").write_text('[presets.fast]\nversion = "7"\nsteps = 2\nsamplers = "DDIM"\n'
+                                           'pipeline_kwargs = { eta = 0.5 }\n', encoding="utf-8")
+    PresetSource(tmp_path / "presets.toml", tmp_path, record=True).get("fast")
+    (case,) = expand_sweep(sweep(preset="fast", **axes).mark.kwargs, max_cases=512,
+                           presets=PresetSource(tmp_path / "presets.toml", tmp_path))
+    return DiffbenchCase(nodeid="t.py::test[x]", case=case, pipeline=object(), runner=runner, workflow_version="1")
+
+
+def test_a_keyword_the_preset_sets_names_the_preset_and_the_sweep_override(tmp_path):
+    runner = StubRunner()
+    with pytest.raises(pytest.fail.Exception) as excinfo:
+        preset_case(tmp_path, runner).generate("x", eta=0.9)
+    message = str(excinfo.value.msg)
+    assert "generate() got eta, which preset 'fast' sets for this case; override it with sweep(eta=...)" in message
+    assert "the sweep sets" not in message
+    with pytest.raises(pytest.fail.Exception) as excinfo:  # the sweep's own axis is the sweep's
+        preset_case(tmp_path, runner, eta=0.1).generate("x", eta=0.9)
+    assert "which the sweep sets for this case" in str(excinfo.value.msg)
+    with pytest.raises(pytest.fail.Exception) as excinfo:  # an axis the call does not take names the preset too
+        preset_case(tmp_path, StubRunner(keywords=SD_KEYWORDS - {"eta"})).generate("x")
+    assert "preset 'fast' keyword 'eta' is not a keyword" in str(excinfo.value.msg)
+    with pytest.raises(pytest.fail.Exception) as excinfo:  # and steps the call does not take
+        preset_case(tmp_path, StubRunner(keywords=SD_KEYWORDS - {"num_inference_steps"})).generate("x")
+    assert "preset 'fast' sets steps; leave steps out of it or override it with sweep(steps=...)" in str(excinfo.value.msg)
