@@ -95,6 +95,8 @@ def command_replay(settings: CliSettings, target: str, *, keywords: Sequence[str
     any is chosen; none: all); print one line per case and a tally; the exit status (see the
     module docstring)."""
     matches = keyword_filter(keywords)  # a bad expression is refused before the bundle is read
+    if device is not None:
+        device = checked_device(device)
     with _opened(settings, target) as folder:
         results = load_results(folder)
         chosen = [result for result in results if matches(result.nodeid)]
@@ -120,6 +122,26 @@ def command_replay(settings: CliSettings, target: str, *, keywords: Sequence[str
     if counts[ReplayVerdict.DIFFERENT]:
         return 1
     return NOT_ALL_REPLAYED if counts[ReplayVerdict.NOT_REPLAYED] else 0
+
+
+def checked_device(device: str) -> str:
+    """The ``--device`` option, checked before any case: one usage error (CommandError, exit 2)
+    naming ``--device`` and the valid values, or the devices this machine has."""
+    from pytest_diffbench.spec.targets import check_available, check_device
+
+    try:
+        value = check_device(device)
+    except ValueError as exc:
+        raise CommandError(f"--device {device}: {exc}") from None
+    if value in ("auto", "cpu"):
+        return value
+    import torch  # a replay on cuda or mps loads torch anyway
+
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    try:
+        return check_available(value, cuda_count=torch.cuda.device_count(), mps=mps)
+    except ValueError as exc:
+        raise CommandError(f"--device {device}: {exc}") from None
 
 
 # -- the bundle or run --------------------------------------------------------------------------

@@ -172,9 +172,16 @@ class Replayer:
 
         from pytest_diffbench.run.pipelines import load_pipeline
 
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"the case ran on {device}, and this machine has no CUDA device; replay it with "
-                             "--device cpu (its images may then differ within tolerance)")
+        from pytest_diffbench.spec.targets import check_available
+
+        mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+        try:
+            check_available(str(device), cuda_count=torch.cuda.device_count(), mps=mps)
+        except ValueError as exc:  # where it was asked to replay, and where the case ran
+            asked = (f"--device {self._device} asks for {device}" if self._device
+                     else f"the case ran on {device} and is replayed there")
+            raise ValueError(f"{asked}, but {exc}; replay it with --device cpu (its images may then differ "
+                             "within tolerance)") from None
         folder = self._model_root / model
         pipe = load_pipeline(model, device=device, dtype=dtype, folder=folder if folder.is_dir() else None)
         if type(pipe).__name__ != workflow:

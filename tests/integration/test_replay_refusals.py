@@ -70,3 +70,15 @@ def test_a_file_that_is_no_bundle_is_one_line(made, capsys) -> None:
     status, out, err = replay(capsys, str(fake))
     assert (status, out) == (2, "")
     assert err.startswith(f"diffbench: cannot read the bundle {fake}: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("device, shown", [
+    ("bogus", "diffbench: --device bogus: valid devices are auto, cpu, cuda, cuda:N and mps"),
+    ("cuda:99", "diffbench: --device cuda:99: this machine has no such device (torch sees "),
+])
+def test_a_device_this_machine_cannot_use_is_one_usage_error_before_any_case(tmp_path, monkeypatch, capsys, device,
+                                                                             shown) -> None:
+    monkeypatch.chdir(tmp_path)  # not under pytester, whose sys.modules snapshot would drop the torch this imports
+    status, out, err = replay(capsys, "latest", "--device", device)  # no run yet: the option is checked first
+    assert (status, out) == (2, "")
+    assert err.startswith(shown) and err.count("\n") == 1 and "the case ran on" not in err

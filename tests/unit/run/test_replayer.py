@@ -47,3 +47,17 @@ def test_a_deterministic_bundle_turns_the_switch_on_before_any_pipeline() -> Non
         assert current_determinism().deterministic_algorithms is True
     finally:
         restore_determinism(before)
+
+
+@pytest.mark.parametrize("option, shown", [
+    (None, "the case ran on cuda:99 and is replayed there, but this machine has no such device"),
+    ("cuda:99", "--device cuda:99 asks for cuda:99, but this machine has no such device"),
+])
+def test_a_device_this_machine_lacks_says_where_the_case_ran_and_where_it_is_replayed(tmp_path: Path, option, shown) -> None:
+    import torch
+
+    from pytest_diffbench.run.replay import Replayer
+
+    with pytest.raises(ValueError) as raised:
+        Replayer(no_inputs, model_root=tmp_path, device=option)._load("m", "W", torch.device("cuda:99"), torch.float32)
+    assert str(raised.value).startswith(shown)
