@@ -138,8 +138,12 @@ def apply_floor(tolerances: Tolerances, suggested: Mapping[str, float], explicit
     """``tolerances`` (ini and the test's own, merged) with each ``suggested`` tolerance of a noise
     floor in place of the ini's, except those the test sets itself (``explicit``: names from
     ``sweep(tolerance=...)`` and ``@diffbench.tolerance``). ``source`` names the floor; the
-    result's source adds the test's own tolerances, sorted."""
-    applied = {name: value for name, value in suggested.items() if name not in explicit and name in tolerances.limits}
+    result's source adds the test's own tolerances, sorted. A floor only sets the value of a gate
+    that is on: one the ini (or the built-in default, or the test) leaves off stays off, so a
+    calibration never turns on a check (the speed gate, derived from one run's timing spread, would
+    fail unchanged reruns on a busy machine)."""
+    applied = {name: value for name, value in suggested.items()
+               if name not in explicit and tolerances.limits.get(name) is not None}
     return AppliedTolerances(Tolerances({**tolerances.limits, **applied}), with_explicit(source, explicit))
 
 

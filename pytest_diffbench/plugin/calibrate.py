@@ -307,7 +307,8 @@ class Calibration:
         lines.append("margins: twice the measured distance from identical (1 - SSIM, LPIPS, PSNR's squared error: "
                      "-3.01 dB), at least SSIM 0.005, LPIPS 0.01, PSNR one grey level (48.13 dB); "
                      "time_regression = max(0.05, 3 * sqrt(2) * cv)")
-        lines.append(f"gate with them: diffbench_tolerance_from = {NOISE_FLOOR} in the ini file")
+        lines.append(f"gate with them: diffbench_tolerance_from = {NOISE_FLOOR} in the ini file (a floor sets only "
+                     "gates that are on: time_regression stays off unless the ini turns it on)")
         return lines
 
 

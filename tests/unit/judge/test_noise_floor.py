@@ -105,6 +105,17 @@ def test_a_floor_replaces_the_ini_tolerances_but_not_the_tests_own() -> None:
     assert applied.source == "noise floor of the case; the test's own: min_psnr"
 
 
+def test_a_floor_never_turns_on_a_gate_that_is_off_and_sets_those_that_are_on() -> None:
+    off = Tolerances()  # the speed gate is off by default
+    assert off["time_regression"] is None
+    suggested = {"time_regression": 0.32, "min_ssim": 0.99}
+    assert apply_floor(off, suggested, set(), "floor").tolerances["time_regression"] is None
+    metric_off = Tolerances().merged({"min_ssim": "off"}, source="ini")  # a metric gate the ini turns off
+    assert apply_floor(metric_off, suggested, set(), "floor").tolerances["min_ssim"] is None
+    on = Tolerances().merged({"time_regression": 0.15}, source="ini")
+    assert apply_floor(on, suggested, set(), "floor").tolerances["time_regression"] == 0.32
+
+
 def test_the_failure_shows_where_the_tolerances_came_from_when_it_shows_checks(lifecycle) -> None:
     source = "noise floor of the case in baselines/noise-floor.json (pin cpu-float32)"
     inputs = lifecycle.inputs(tolerance_source=source)
