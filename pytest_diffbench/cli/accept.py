@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from pytest_diffbench.cli.collected import FIX, collected_nodeids
+from pytest_diffbench.cli.keywords import keyword_filter
 from pytest_diffbench.cli.runs import baseline_image, load_results, reading, resolve_run, run_file
 from pytest_diffbench.cli.settings import CliSettings, CommandError
 from pytest_diffbench.judge.result import CaseResult
@@ -58,12 +59,11 @@ class Accepted:
 
 
 def select(results: Sequence[CaseResult], *, failed_only: bool, keywords: Sequence[str]) -> list[CaseResult]:
-    """The results to accept: not passed ones with ``failed_only``; with ``keywords``, those whose
-    node id contains one of them (case-insensitive)."""
-    chosen = [result for result in results if not failed_only or not result.passed]
-    if keywords:
-        chosen = [result for result in chosen if any(k.lower() in result.nodeid.lower() for k in keywords)]
-    return chosen
+    """The results to accept: not passed ones with ``failed_only``; with ``keywords`` (pytest ``-k``
+    expressions, see :mod:`pytest_diffbench.cli.keywords`), those whose node id matches one of them.
+    Raises CommandError for an expression pytest cannot parse."""
+    matches = keyword_filter(keywords)
+    return [result for result in results if (not failed_only or not result.passed) and matches(result.nodeid)]
 
 
 def accept_case(folder: RunFolder, baseline_dir: Path, result: CaseResult,

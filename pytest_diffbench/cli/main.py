@@ -4,10 +4,10 @@
     diffbench show [RUN]                    a run's summary (RUN: an id, 'latest' or its folder in <output>/runs)
     diffbench report RUN                    rebuild grids, summary.md, plot.png, report.html and the bundle
                                             (and results.csv from the journal of a run killed before its end)
-    diffbench accept RUN [--failed-only] [-k TEXT] [--allow-uncollected]
+    diffbench accept RUN [--failed-only] [-k EXPR] [--allow-uncollected]
                                             promote a run's output images to baselines (of cases
                                             the current test files still collect)
-    diffbench replay BUNDLE_OR_RUN [-k TEXT] [--device D] [--model-root DIR]
+    diffbench replay BUNDLE_OR_RUN [-k EXPR] [--device D] [--model-root DIR]
                                             regenerate every case of a bundle (or run) from its frozen
                                             config alone and compare each image with the bundle's:
                                             identical, within tolerance or different (exit status 1 on
@@ -46,6 +46,8 @@ from pytest_diffbench.cli.settings import CommandError, load_settings, shared_op
 from pytest_diffbench.report.escape import terminal_text
 
 RUN_HELP = "run id, 'latest' or a run's folder in <output dir>/runs"
+KEYWORD_HELP = ("only cases matching EXPR, pytest's -k expression over the node id (case-insensitive words joined by "
+                "and, or, not and parentheses; repeat to widen)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,15 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  "without generating again")
     accept.add_argument("run", help=RUN_HELP)
     accept.add_argument("--failed-only", action="store_true", help="only cases whose outcome was not passed")
-    accept.add_argument("-k", dest="keywords", action="append", default=[], metavar="TEXT",
-                        help="only cases whose node id contains TEXT (case-insensitive; repeat to widen)")
+    accept.add_argument("-k", dest="keywords", action="append", default=[], metavar="EXPR", help=KEYWORD_HELP)
     accept.add_argument("--allow-uncollected", action="store_true",
                         help="also accept cases the current test files no longer collect (refused by default)")
     replay = commands.add_parser("replay", parents=[shared], help="regenerate every case of a bundle or run from its "
                                  "frozen config and compare each image with the bundle's")
-    replay.add_argument("target", metavar="BUNDLE_OR_RUN", help=f"a bundle (diffbench-<run_id>.zip), or a {RUN_HELP}")
-    replay.add_argument("-k", dest="keywords", action="append", default=[], metavar="TEXT",
-                        help="only cases whose node id contains TEXT (case-insensitive; repeat to widen)")
+    replay.add_argument("target", metavar="BUNDLE_OR_RUN", help=f"a bundle (diffbench-<run_id>.zip, or the folder it was unzipped into), "
+                        f"or a {RUN_HELP}")
+    replay.add_argument("-k", dest="keywords", action="append", default=[], metavar="EXPR", help=KEYWORD_HELP)
     replay.add_argument("--device", default=None, help="generate on this device (cpu, cuda, cuda:N, mps) instead of the "
                         "one each config records")
     replay.add_argument("--model-root", default=None, metavar="DIR", help="the folder a local model recorded by its "

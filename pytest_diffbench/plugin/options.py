@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -229,6 +230,10 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
     model_folder = None
     if enabled:
         model, model_folder = _check(lambda name: resolve_model(name, root, Path.cwd()), model, "diffbench_model")
+    presets_text = None if raw["presets_file"] in (None, "", "off") else str(raw["presets_file"]).strip()
+    presets_file = None if presets_text is None else root / presets_text
+    if enabled and presets_text is not None:
+        _check(lambda text: check_presets_file(root / text), presets_text, "diffbench_presets_file")
     return Settings(
         enabled=enabled,
         update=None if raw["update"] is None else UpdateMode(raw["update"]),
@@ -252,7 +257,7 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
         resume_changed=bool(raw["resume_changed"]),
         calibrate=calibrate,
         tolerance_from=_check(_choice(TOLERANCE_SOURCES), raw["tolerance_from"], "diffbench_tolerance_from"),
-        presets_file=None if raw["presets_file"] in (None, "", "off") else root / str(raw["presets_file"]).strip(),
+        presets_file=presets_file,
     )
 
 
@@ -330,6 +335,19 @@ def _required(what: str) -> Callable[[Any], str]:
             raise ValueError(f"it is empty; {what}")
         return text
     return parse
+
+
+def check_presets_file(path: Path) -> Path:
+    """``path`` when it is a readable TOML file; else ValueError saying what it is and what would be
+    valid. Only the file: each preset in it is checked when a sweep names it (see spec.presets)."""
+    valid = "name a TOML file of [presets.NAME] tables, relative to the rootdir"
+    if not path.is_file():
+        raise ValueError(f"{'it is a folder' if path.is_dir() else 'there is no such file'}; {valid}")
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"it cannot be read as TOML ({' '.join(str(exc).split())}); {valid}") from None
+    return path
 
 
 def _repeats(value: Any) -> int:

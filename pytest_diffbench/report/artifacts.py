@@ -47,8 +47,8 @@ def write_artifacts(folder: RunFolder, results: Sequence[CaseResult], *, rootdir
     results = sorted(results, key=case_order)
     done = Artifacts()
 
-    def summary() -> Path:
-        done.summary_markdown = summary_markdown(results, folder.run_id, folder.bundle.name)
+    def summary(bundle_name: str | None = folder.bundle.name) -> Path:
+        done.summary_markdown = summary_markdown(results, folder.run_id, bundle_name)
         atomic_write_text(folder.summary, done.summary_markdown)
         return folder.summary
 
@@ -70,10 +70,20 @@ def write_artifacts(folder: RunFolder, results: Sequence[CaseResult], *, rootdir
         ("the bundle", lambda: write_bundle(folder, results, bundle_images)),
     ]
     for name, step in steps:
-        try:
-            written = step()
-        except Exception as exc:  # one artifact's failure must not cost the others (see the module docstring)
-            done.warnings.append(f"WARNING: diffbench could not write {name} in {folder.path}: {type(exc).__name__}: {exc}")
-            continue
-        done.written += written if isinstance(written, list) else [written] if written is not None else []
+        _attempt(done, folder, name, step)
+    if folder.summary in done.written and folder.bundle not in done.written:
+        # the bundle (written after summary.md, which it holds) failed: summary.md must not name it
+        done.written.remove(folder.summary)
+        _attempt(done, folder, folder.summary.name, lambda: summary(None))
     return done
+
+
+def _attempt(done: Artifacts, folder: RunFolder, name: str, step: Callable[[], Any]) -> None:
+    """Run one artifact's ``step``, adding what it wrote to ``done``; a failure becomes a warning
+    naming it, since one artifact's failure must not cost the others (see the module docstring)."""
+    try:
+        written = step()
+    except Exception as exc:
+        done.warnings.append(f"WARNING: diffbench could not write {name} in {folder.path}: {type(exc).__name__}: {exc}")
+        return
+    done.written += written if isinstance(written, list) else [written] if written is not None else []

@@ -160,6 +160,18 @@ def test_accept_k_is_repeatable_and_a_selection_of_nothing_changes_nothing(made:
     assert status == 0 and tally(created=2) in out
 
 
+def test_accept_k_takes_pytests_keyword_expression(made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = diffbench(capsys, "accept", "latest", "-k", "seed0 and")
+    assert status == 2 and "seed0 and" in err and len(err.strip().splitlines()) == 1, err
+    assert not (made.path / "baselines").exists()
+    status, out, _ = diffbench(capsys, "accept", "latest", "-k", "test_ and not SEED0")
+    assert status == 0 and tally(created=1) in out
+    accepted = [path.name for path in (made.path / "baselines").rglob("*.png")]
+    assert len(accepted) == 1 and "seed1" in accepted[0], accepted
+    status, out, _ = diffbench(capsys, "accept", "latest", "-k", "(seed0 or seed1) and not no-such-case")
+    assert status == 0 and tally(created=1, unchanged=1) in out
+
+
 def test_accept_refuses_a_case_whose_config_changed_and_changes_nothing(made: pytest.Pytester,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     diffbench(capsys, "accept", "latest")

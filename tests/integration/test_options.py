@@ -310,3 +310,27 @@ def test_bad_ini_value_stops_a_pytest_run(pytester: pytest.Pytester):
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*diffbench_max_cases = '0' is not valid*"])
+
+
+@pytest.mark.parametrize("content, said", [(None, "there is no such file"), ("[presets.a\nversion = 1\n", "it cannot be read as TOML"),
+                                           (b"\xff\xfe\x00", "it cannot be read as TOML"), ("folder", "it is a folder")])
+def test_a_presets_file_that_cannot_be_read_is_a_usage_error_with_diffbench_only(pytester: pytest.Pytester, content, said):
+    pytester.makeini("[pytest]\ndiffbench_presets_file = presets.toml\n")
+    path = pytester.path / "presets.toml"
+    if content == "folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    assert read_settings(pytester.parseconfig()).presets_file == path  # without --diffbench: not read
+    with pytest.raises(pytest.UsageError, match=f"diffbench_presets_file = 'presets.toml' is not valid: {said}.*"
+                                                 r"name a TOML file of \[presets.NAME\] tables"):
+        read_settings(pytester.parseconfig("--diffbench"))
+
+
+def test_a_readable_presets_file_is_taken_whatever_its_presets(pytester: pytest.Pytester):
+    pytester.makeini("[pytest]\ndiffbench_presets_file = presets.toml\n")
+    (pytester.path / "presets.toml").write_text('[presets.bad]\nsteps = "many"\n', encoding="utf-8")
+    # a preset is checked when a sweep names it, so one bad preset fails only the tests that use it
+    assert read_settings(pytester.parseconfig("--diffbench")).presets_file == pytester.path / "presets.toml"

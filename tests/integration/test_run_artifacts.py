@@ -94,6 +94,25 @@ def test_a_failing_artifact_is_one_warning_and_costs_nothing_else(project, monke
     assert "Traceback" not in text and "INTERNALERROR" not in text
 
 
+def test_summary_md_names_no_bundle_that_could_not_be_written(project, monkeypatch):
+    def broken_bundle(folder, results, images="failures"):
+        raise OSError(28, "No space left on device")
+
+    write_bundle = artifacts.write_bundle
+    monkeypatch.setattr(artifacts, "write_bundle", broken_bundle)
+    run = run_diffbench(project, update="all")
+    run.outcome.assert_outcomes(passed=9)
+    folder = run.folder
+    assert not folder.bundle.exists()
+    summary = folder.summary.read_text(encoding="utf-8")
+    assert folder.bundle.name not in summary and "passed" in summary
+    text = run.outcome.stdout.str()
+    assert f"WARNING: diffbench could not write the bundle in {folder.path}" in text
+    monkeypatch.setattr(artifacts, "write_bundle", write_bundle)
+    run = run_diffbench(project)  # with the bundle written, summary.md names it
+    assert f"`{run.folder.bundle.name}`" in run.folder.summary.read_text(encoding="utf-8")
+
+
 def test_an_output_dir_that_cannot_hold_run_folders_is_a_usage_error(project: pytest.Pytester) -> None:
     (project.path / "out").write_text("a file where the folder should be\n", encoding="utf-8")
     project.makeini("[pytest]\ndiffbench_output_dir = out\n")
