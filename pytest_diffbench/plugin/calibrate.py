@@ -15,8 +15,10 @@ with a fresh :class:`~pytest_diffbench.run.case.DiffbenchCase` (the ``diffbench`
 A batch of one against the default batch is recorded as not applicable: diffbench makes one
 image per call. The repeats' images are compared pair by pair and their timings measured
 (:mod:`pytest_diffbench.judge.noise_floor`); the floors go into ``noise-floor.json`` beside the
-baselines (:mod:`pytest_diffbench.store.noise_floor`) when the run ends, merged with what is
-there, and the terminal summary prints the suggested tolerances. A noise-floor.json that is not a
+baselines (:mod:`pytest_diffbench.store.noise_floor`), merged with what is there, when the run ends;
+each case's floor is also journaled as it finishes (``noise-floor.json.pending.jsonl``), so a run
+killed before its end leaves them for the next calibrate run (its resume), which merges them too
+and says how many. The terminal summary prints the suggested tolerances. A noise-floor.json that is not a
 noise floor is moved aside first (``noise-floor.json.corrupt-<n>``, never overwritten), and the
 summary says so. Under xdist each worker
 measures its cases and the floor rides on the case's test report to the controller, which
@@ -31,6 +33,8 @@ judging runs only on the last. Function-scoped fixtures are set up once for all 
 
 from __future__ import annotations
 
+import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +87,8 @@ class MeasuredCase:
 
 
 MEASURED_KEY = pytest.StashKey[MeasuredCase]()
+#: The suffix of the file, beside noise-floor.json, of the floors measured but not merged yet.
+PENDING_SUFFIX = ".pending.jsonl"
 
 
 def register_calibration(config: pytest.Config, session: DiffbenchSession) -> None:
@@ -141,6 +147,11 @@ class Calibration:
         self.kinds: dict[str, set[str]] = defaultdict(set)
         self.floors: NoiseFloors | None = None
         self.warnings: list[str] = []
+        #: Each case's floor as it is measured (one JSON line), beside noise-floor.json until the run's
+        #: end merges them: a run killed before its end leaves them for the next calibrate run (its resume).
+        self.pending = path.with_name(path.name + PENDING_SUFFIX)
+        #: How many cases' floors of an earlier, killed run this run merged (not measured again).
+        self.earlier_cases = 0
 
     # -- running the repeats --------------------------------------------------------------------
 
@@ -263,22 +274,58 @@ class Calibration:
             return
         measured = MeasuredCase.from_transport(data)
         self.measured[measured.pin][measured.test][measured.case_id] = measured.floor
+        if not self.session.is_worker:  # durable as each case finishes: a killed run keeps its cases' floors
+            try:
+                with open(self.pending, "a", encoding="utf-8") as file:
+                    file.write(json.dumps(measured.to_transport(), sort_keys=True, allow_nan=False) + "\n")
+                    file.flush()
+                    os.fsync(file.fileno())
+            except (OSError, ValueError):
+                pass  # the run's end writes this run's floors all the same
         for name, note in measured.floor.perturbations.items():
             self.kinds[name].add(note if note.startswith("not applicable") else "applied")
 
     def pytest_sessionfinish(self) -> None:
         """The controller (or single process) merges the measured floors into noise-floor.json."""
-        if self.session.is_worker or not self.measured:
+        if self.session.is_worker:
             return
+        earlier = self._pending_floors()
+        if not self.measured and not earlier:
+            return
+        floors: dict[str, dict[str, dict[str, Floor]]] = defaultdict(lambda: defaultdict(dict))
+        for pin, tests in [*earlier.items(), *self.measured.items()]:  # this run's own last: they win
+            for test, cases in tests.items():
+                floors[pin][test].update(cases)
         try:
             try:
-                self.floors = write_noise_floors(self.path, self.measured)
+                self.floors = write_noise_floors(self.path, floors)
             except BrokenNoiseFloor as exc:  # broken during the run: kept aside, this run's floors written
                 self.warnings.append(_set_aside_note(self.path, exc))
-                self.floors = write_noise_floors(self.path, self.measured)
+                self.floors = write_noise_floors(self.path, floors)
         except (NoiseFloorError, OSError) as exc:
             self.warnings.append(f"WARNING: diffbench calibrate: the noise floors were not written: "
                                  f"{type(exc).__name__}: {exc}")
+            return
+        self.pending.unlink(missing_ok=True)
+        self.earlier_cases = sum(1 for pin, tests in earlier.items() for test, cases in tests.items()
+                                 for case in cases if case not in self.measured.get(pin, {}).get(test, {}))
+
+    def _pending_floors(self) -> dict[str, dict[str, dict[str, Floor]]]:
+        """The floors an earlier calibrate run measured and journaled in :attr:`pending` but never
+        merged into noise-floor.json (it was killed): pin -> test -> case -> floor. A line that
+        cannot be read (the one a kill cut short) is skipped."""
+        found: dict[str, dict[str, dict[str, Floor]]] = defaultdict(lambda: defaultdict(dict))
+        try:
+            text = self.pending.read_text(encoding="utf-8")
+        except OSError:
+            return found
+        for line in text.splitlines():
+            try:
+                case = MeasuredCase.from_transport(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue
+            found[case.pin][case.test][case.case_id] = case.floor
+        return found
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         lines = self.summary_lines()
@@ -296,6 +343,9 @@ class Calibration:
         kinds = "; ".join(f"{name}: {', '.join(sorted(notes))}" for name, notes in sorted(self.kinds.items()))
         lines.append(f"{self.repeats} repeats of {cases} case(s), with perturbations ({kinds}); "
                      f"written to {shown_path(self.path, self.session.config.rootpath)}")
+        if self.earlier_cases:
+            lines.append(f"and the floors of {self.earlier_cases} case(s) an earlier calibrate run measured before "
+                         "it was killed (finished before this resume)")
         for pin, tests in sorted(self.measured.items()):
             for test in sorted(tests):
                 floor = self.floors.pins[pin][test].test

@@ -153,3 +153,29 @@ def test_a_noise_floor_broken_during_the_run_fails_the_case_in_one_line(noisy) -
     message = run.results[0].message
     assert "baselines/noise-floor.json is not a valid noise floor" in message and "\n" not in message
     assert "Traceback" not in noisy.text(run.outcome)
+
+
+def test_each_case_s_floor_is_journaled_as_it_finishes_and_a_resume_after_a_kill_merges_it(noisy) -> None:
+    # A test after the sweep's cases copies the journal of floors as it is then, before the run's end
+    # (where a kill -9 would stop the run); the end merges it into noise-floor.json and removes it.
+    pending = noisy.baselines / "noise-floor.json.pending.jsonl"
+    seen = noisy.pytester.path / "seen.jsonl"
+    noisy.pytester.makepyfile(test_zz_after=f"""
+import shutil
+
+def test_copy():
+    shutil.copy({str(pending)!r}, {str(seen)!r})
+""")
+    noisy.run("--diffbench-calibrate=2").outcome.assert_outcomes(passed=3)
+    assert not pending.exists()
+    lines = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert sorted(line["case"] for line in lines) == ["seed0-euler-2steps-cfg7.5", "seed1-euler-2steps-cfg7.5"]
+    # As after a kill -9 once seed0 finished: its floor journaled, noise-floor.json never written.
+    (noisy.baselines / "noise-floor.json").unlink()
+    pending.write_text(json.dumps(lines[0]) + "\n" + '{"pin": "cut sho', encoding="utf-8")
+    run = noisy.run("--diffbench-calibrate=2", "-k", f"not {lines[0]['case'][:5]} and test_case")
+    run.outcome.assert_outcomes(passed=1)
+    assert sorted(floors(noisy)["pins"]["cpu-float32"][TEST]["cases"]) == sorted(line["case"] for line in lines)
+    assert floors(noisy)["pins"]["cpu-float32"][TEST]["test"]["cases"] == 2
+    assert "and the floors of 1 case(s) an earlier calibrate run measured before it was killed" in noisy.text(run.outcome)
+    assert not pending.exists()
