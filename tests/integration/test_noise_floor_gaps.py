@@ -7,20 +7,9 @@ import json
 
 import pytest
 
-from pytest_diffbench.testing import use_fake_pipeline
-
-from .test_noise_floor import NOISY_PIPELINE, TEST
+from .test_noise_floor import TEST, noisy  # noqa: F401 (the fixture)
 
 BROKEN = "garbage{"
-
-
-@pytest.fixture
-def noisy(project):
-    """The project with the noisy pipeline, two cases, and their baselines."""
-    use_fake_pipeline(project.pytester, extra=NOISY_PIPELINE)
-    project.write_tests(project.test("test_case", sweep="seeds=[0, 1], steps=2"))
-    project.run(update="all").outcome.assert_outcomes(passed=2)
-    return project
 
 
 def test_the_broken_file_s_advice_works_calibrate_keeps_it_aside_and_measures_anew(noisy) -> None:

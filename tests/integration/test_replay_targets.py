@@ -10,9 +10,10 @@ import zipfile
 import pytest
 
 from pytest_diffbench.cli.keywords import keyword_filter
-from pytest_diffbench.cli.main import main
 from pytest_diffbench.cli.settings import CommandError
 from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
+
+from .test_replay_refusals import replay
 
 TESTS = """
 import pytest_diffbench as diffbench
@@ -29,13 +30,6 @@ def test_other(diffbench):
 """
 NODEIDS = ["test_gen.py::test_case[seed0-euler-2steps-cfg7.5]", "test_gen.py::test_case[seed1-euler-2steps-cfg7.5]",
            "test_gen.py::test_other[seed0-euler-2steps-cfg7.5]"]
-
-
-def replay(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    status = main(["replay", *args])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 @pytest.fixture
