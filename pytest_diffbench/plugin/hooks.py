@@ -15,7 +15,6 @@ import pytest
 
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.plugin import hookspecs
-from pytest_diffbench.plugin.calibrate import register_calibration
 from pytest_diffbench.plugin.keys import CASE_FIXTURE, CASE_KEY, RESULT_KEY, SESSION_KEY
 from pytest_diffbench.plugin.options import OptionDeclarations, read_settings
 from pytest_diffbench.plugin.session import DiffbenchSession
@@ -52,7 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
     session = DiffbenchSession(config, read_settings(config))
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(ResultCollector(session), "diffbench-results")
-    register_calibration(config, session)
+    if session.settings.enabled:  # the noise floor's plugins; imported only for a diffbench run
+        from pytest_diffbench.plugin.calibrate import register_calibration
+
+        register_calibration(config, session)
     config.pluginmanager.register(JobList(session), "diffbench-jobs")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(lambda: session.folder, session.jobs_of_worker), "diffbench-xdist")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pytest_diffbench.judge.noise_floor import Floor, combine
-from pytest_diffbench.store.baselines import BaselineError, pair_lock
 from pytest_diffbench.store.files import PathEscapeError, atomic_write_text, inside
 
 #: The file's name, in the baseline folder.
@@ -174,6 +173,9 @@ def write_noise_floors(path: Path, measured: Mapping[str, Mapping[str, Mapping[s
     :func:`~pytest_diffbench.store.baselines.pair_lock`). Raises NoiseFloorError for an existing
     file that is not a noise floor (it is left as it is) or a lock that cannot be taken, and
     OSError when it cannot be written."""
+    # imported here: the baseline store imports Pillow, which a pytest run without --diffbench never needs
+    from pytest_diffbench.store.baselines import BaselineError, pair_lock
+
     try:
         with pair_lock(Path(path).parent):  # another run merging at the same time waits: neither loses entries
             floors = read_noise_floors(path)
