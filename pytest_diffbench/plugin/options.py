@@ -350,25 +350,22 @@ def check_presets_file(path: Path) -> Path:
     return path
 
 
-def _repeats(value: Any) -> int:
-    """``--diffbench-calibrate``'s N: an integer of at least 2 (one repeat has no spread)."""
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = 0
-    if number < 2:
-        raise ValueError("give how many times each case runs, an integer of at least 2")
-    return number
+def _int_at_least(minimum: int, problem: str) -> Callable[[Any], int]:
+    """A check of an integer setting of at least ``minimum``; ``problem`` is its ValueError's text."""
+    def parse(value: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            number = minimum - 1
+        if number < minimum:
+            raise ValueError(problem)
+        return number
+    return parse
 
 
-def _positive_int(value: Any) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = 0
-    if number <= 0:
-        raise ValueError("it must be a positive integer")
-    return number
+#: ``--diffbench-calibrate``'s N: one repeat has no spread.
+_repeats = _int_at_least(2, "give how many times each case runs, an integer of at least 2")
+_positive_int = _int_at_least(1, "it must be a positive integer")
 
 
 def folders_problem(root: Path, baseline_dir: str, output_dir: str) -> str:

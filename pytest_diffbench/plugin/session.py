@@ -174,10 +174,7 @@ class DiffbenchSession:
         workflow version and the determinism switch. An axis value without a JSON form (an
         object) counts by its case id."""
         function = getattr(item, "function", None)
-        try:
-            source = inspect.getsource(function) if function is not None else item.nodeid
-        except (OSError, TypeError):
-            source = item.nodeid
+        source = (_source_of(function) if function is not None else None) or item.nodeid
         version = self.workflow_version_for(item)
         try:
             digest = job_hash(source, case.axes, version, self.settings.deterministic)
@@ -688,6 +685,16 @@ def _without_resume(args: Sequence[str]) -> list[str]:
 def _changes_note(run_id: str, changes: JobChanges) -> str:
     return (f"diffbench: run {run_id} resumed with --diffbench-resume-changed although its job list changed: "
             f"{changes.describe()}; its job list is now the cases collected now")
+
+
+@functools.lru_cache(maxsize=256)
+def _source_of(function: Any) -> str | None:
+    """The source of a test function, read once for all the cases of its sweep; None when it
+    cannot be read (a function made at run time)."""
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return None
 
 
 def _now() -> str:
