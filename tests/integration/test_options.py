@@ -334,3 +334,19 @@ def test_a_readable_presets_file_is_taken_whatever_its_presets(pytester: pytest.
     (pytester.path / "presets.toml").write_text('[presets.bad]\nsteps = "many"\n', encoding="utf-8")
     # a preset is checked when a sweep names it, so one bad preset fails only the tests that use it
     assert read_settings(pytester.parseconfig("--diffbench")).presets_file == pytester.path / "presets.toml"
+
+
+@pytest.mark.parametrize("value", ["1", "0", "-2", "x", "2.5"])
+def test_calibrate_takes_an_integer_of_at_least_two(pytester: pytest.Pytester, value):
+    pytester.makeini("[pytest]\n")
+    with pytest.raises(pytest.UsageError, match=rf"^diffbench: --diffbench-calibrate = '{value}' is not valid: give how "
+                                                 "many times each case runs, an integer of at least 2$"):
+        read_settings(pytester.parseconfig(f"--diffbench-calibrate={value}"))
+
+
+def test_calibrate_and_resume_imply_diffbench(pytester: pytest.Pytester):
+    pytester.makeini("[pytest]\n")
+    settings = read_settings(pytester.parseconfig("--diffbench-calibrate=3"))
+    assert (settings.enabled, settings.calibrate) == (True, 3)
+    settings = read_settings(pytester.parseconfig("--diffbench-resume"))
+    assert (settings.enabled, settings.resume) == (True, "latest")
