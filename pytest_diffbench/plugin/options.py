@@ -114,6 +114,10 @@ FIXED_OPTIONS: tuple[Option, ...] = (
            default="ini", ini="diffbench_tolerance_from"),
     Option("presets_file", "a TOML file of presets ([presets.NAME] tables), relative to the rootdir; by default "
            "presets are read from pyproject.toml's [tool.diffbench.presets.NAME]", ini="diffbench_presets_file"),
+    Option("batch", "run up to N cases of one test that differ only in their seed as one pipeline call (one CPU "
+           "generator per image); recorded in each case's config, as a batch changes the numerics, so baselines made "
+           "unbatched (the default, 1) are compared with unbatched runs", default="1", flag="--diffbench-batch",
+           ini="diffbench_batch", argparse={"metavar": "N"}),
 )
 
 
@@ -188,6 +192,8 @@ class Settings:
     tolerance_from: str = "ini"
     #: ``diffbench_presets_file``: the TOML file of presets (absolute), None for pyproject.toml's.
     presets_file: Path | None = None
+    #: ``--diffbench-batch=N`` (ini ``diffbench_batch``): how many seeds of one test run as one pipeline call (1: unbatched).
+    batch: int = 1
 
 
 def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | None = None) -> Settings:
@@ -258,6 +264,8 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
         calibrate=calibrate,
         tolerance_from=_check(_choice(TOLERANCE_SOURCES), raw["tolerance_from"], "diffbench_tolerance_from"),
         presets_file=presets_file,
+        batch=_check(_batch_size, raw["batch"],
+                     "diffbench_batch" if config.getoption("diffbench_batch") is None else "--diffbench-batch"),
     )
 
 
@@ -366,6 +374,8 @@ def _int_at_least(minimum: int, problem: str) -> Callable[[Any], int]:
 #: ``--diffbench-calibrate``'s N: one repeat has no spread.
 _repeats = _int_at_least(2, "give how many times each case runs, an integer of at least 2")
 _positive_int = _int_at_least(1, "it must be a positive integer")
+#: ``--diffbench-batch``'s N: 1 runs every case on its own.
+_batch_size = _int_at_least(1, "give how many seeds run as one pipeline call, a positive integer (1: unbatched)")
 
 
 def folders_problem(root: Path, baseline_dir: str, output_dir: str) -> str:
