@@ -75,6 +75,11 @@ class FakePipeline:
     the contrast, and noise that fades with the number of steps is laid over it, so changing any
     of them changes SSIM against a baseline the way it would on a real model.
 
+    It batches seeds (``--diffbench-batch``, :meth:`diffbench_generate_batch`): a batched call draws
+    each seed's picture exactly as an unbatched call would (a real pipeline's batched images differ
+    from its single ones in their last bits: within 1/255 for the built-in model), and reports
+    ``batch_seconds`` (default: ``seconds_per_image`` per image) as the call's seconds.
+
     Its sizes are multiples of 8, so diffbench's checks of sweeps and ``generate()`` keywords
     apply to it as to a real pipeline.
 
@@ -87,7 +92,8 @@ class FakePipeline:
     are its LoRAs) and ``scheduler`` (the scheduler record of every case) go into the config as a
     diffusers pipeline's would, so changing one makes baselines stale too. ``drift`` (0 to 1) blends a stripe pattern into every image *without* changing
     the config: a quality regression. ``seconds_per_image`` and ``peak_vram_mb`` are the
-    measurement every call reports (MiB; None as on the CPU). ``calls`` counts generations.
+    measurement every call reports (MiB; None as on the CPU). ``calls`` counts pipeline calls (a
+    batched call once), ``batch_calls`` the batched ones.
     """
 
     #: Width and height are multiples of 8, as Stable Diffusion's VAE requires.
@@ -105,7 +111,9 @@ class FakePipeline:
     pipeline_config: dict[str, Any] = field(default_factory=dict)
     adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
     scheduler: dict[str, Any] = field(default_factory=dict)
+    batch_seconds: float | None = None
     calls: int = field(default=0, compare=False)
+    batch_calls: int = field(default=0, compare=False)
 
     @property
     def diffbench_call_keywords(self) -> frozenset[str]:
@@ -132,6 +140,16 @@ class FakePipeline:
         self.calls += 1
         image = self.draw(sampler, seed, call_kwargs)
         return image, Measurement(self.seconds_per_image, self.peak_vram_mb, None)
+
+    def diffbench_generate_batch(self, sampler: str, seeds: list[int],
+                                 call_kwargs: Mapping[str, Any]) -> "tuple[list[Image.Image], Measurement]":
+        """One picture per seed, each the one :meth:`diffbench_generate` draws for it, and the call's
+        measurement: ``batch_seconds`` (default ``seconds_per_image`` times the number of seeds) for
+        the whole call, which diffbench divides by the number of seeds."""
+        self.calls += 1
+        self.batch_calls += 1
+        seconds = self.batch_seconds if self.batch_seconds is not None else self.seconds_per_image * len(seeds)
+        return [self.draw(sampler, seed, call_kwargs) for seed in seeds], Measurement(seconds, self.peak_vram_mb, None)
 
     def draw(self, sampler: str, seed: int, call_kwargs: Mapping[str, Any]) -> "Image.Image":
         import numpy as np
@@ -226,7 +244,7 @@ class DiffbenchRun:
 #: Environment variable the conftest of :func:`use_fake_pipeline` reads its FakePipeline's keywords
 #: from: a JSON object of :class:`FakePipeline`'s keywords (``weights``, ``drift``,
 #: ``seconds_per_image``, ``peak_vram_mb``, ``width``, ``height``, ``extra_keywords``,
-#: ``missing_keywords``, ``pipeline_config``, ``adapters``, ``scheduler``), e.g.
+#: ``missing_keywords``, ``pipeline_config``, ``adapters``, ``scheduler``, ``batch_seconds``), e.g.
 #: ``{"weights": "fake-weights-2"}`` (baselines become stale) or ``{"drift": 0.5}`` (quality fails).
 #: Unset or empty: ``FakePipeline()``. Set it with ``monkeypatch.setenv`` between runs; the
 #: fixture is session-scoped, so it is read once per run.

@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import numbers
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Protocol, TypeVar
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Protocol, Sequence, TypeVar, runtime_checkable
 
 import pytest
 
+from pytest_diffbench.run.batching import BATCHES, BatchUnsupported
 from pytest_diffbench.run.inputs import InputError, PreparedInputs, prepare_inputs
 from pytest_diffbench.run.frames import OutputError, video_config
 from pytest_diffbench.run.protocol import DiffbenchPipeline, PipelineCallError, PipelineDescription, inert_adapters
 from pytest_diffbench.run.stages import StageError
-from pytest_diffbench.spec.config import FrozenConfig, normalise
+from pytest_diffbench.spec.batches import Chunk
+from pytest_diffbench.spec.config import FrozenConfig, canonical_json, normalise
 from pytest_diffbench.spec.measurement import Measurement, measurement_problem
 from pytest_diffbench.spec.presets import Preset
 from pytest_diffbench.spec.sweep import (
@@ -65,6 +68,20 @@ class Runner(Protocol):
                  call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]": ...
 
 
+@runtime_checkable
+class BatchRunner(Protocol):
+    """A :class:`Runner` that can also make several seeds' images in one call (``--diffbench-batch``)."""
+
+    def generate_batch(self, pipe: Any, sampler: str, seeds: Sequence[int],
+                       call_kwargs: Mapping[str, Any]) -> "tuple[list[Image.Image], Measurement]":
+        """One image per seed, in the order of ``seeds``, image i from a CPU generator seeded with
+        ``seeds[i]``, and the call's Measurement: its ``seconds_per_image`` holds the seconds of the
+        whole call (diffbench divides by the number of images), its peak VRAM the call's. Raises
+        :class:`~pytest_diffbench.run.batching.BatchUnsupported` (nothing run) when this pipeline
+        or call cannot be batched, and what :meth:`Runner.generate` raises."""
+        ...
+
+
 class SelfRunner:
     """The runner of a :class:`~pytest_diffbench.run.protocol.DiffbenchPipeline`: it runs itself,
     and says what it takes through its optional ``diffbench_call_keywords`` (names; absent: any
@@ -105,6 +122,15 @@ class SelfRunner:
                  call_kwargs: Mapping[str, Any]) -> "tuple[Image.Image, Measurement]":
         return pipe.diffbench_generate(sampler, seed, call_kwargs)
 
+    def generate_batch(self, pipe: DiffbenchPipeline, sampler: str, seeds: Sequence[int],
+                       call_kwargs: Mapping[str, Any]) -> "tuple[list[Image.Image], Measurement]":
+        """``pipe.diffbench_generate_batch(sampler, seeds, call_kwargs)`` (see :meth:`BatchRunner.generate_batch`);
+        raises BatchUnsupported when the pipeline has none."""
+        batched = getattr(pipe, "diffbench_generate_batch", None)
+        if batched is None:
+            raise BatchUnsupported(f"{type(pipe).__name__} has no diffbench_generate_batch")
+        return batched(sampler, list(seeds), call_kwargs)
+
 
 class DiffbenchCase:
     """One case: its axes, its frozen config, and ``generate()``.
@@ -114,7 +140,7 @@ class DiffbenchCase:
     """
 
     def __init__(self, *, nodeid: str, case: Case, pipeline: Any, runner: Runner, workflow_version: str,
-                 deterministic: bool = False) -> None:
+                 deterministic: bool = False, batch: Chunk | None = None) -> None:
         self.nodeid = nodeid
         self.case = case
         self.pipeline = pipeline
@@ -122,6 +148,9 @@ class DiffbenchCase:
         self.workflow_version = case.workflow_version or workflow_version
         #: ``--diffbench-deterministic`` was on (recorded in the config).
         self.deterministic = deterministic
+        #: The chunk of seeds this case's image is made with (``--diffbench-batch``, see spec.batches);
+        #: None: made alone.
+        self.batch = batch
         self._runner = runner
         self.config: FrozenConfig | None = None
         self.image: Image.Image | None = None
@@ -243,7 +272,11 @@ class DiffbenchCase:
                            if k not in SIZE_AXES}
         # refuse what a config cannot hold, before generating
         self._or_refuse(lambda: normalise(recorded_kwargs, where="generate() keyword", finite=True), TypeError, ValueError)
-        output = self._or_refuse(lambda: self._generated(description, call_kwargs), OutputError, PipelineCallError, StageError)
+        keywords = canonical_json({"pipeline": id(self.pipeline), "sampler": self.sampler, "scheduler": scheduler,
+                                   "recorded": recorded_kwargs, "core": core,
+                                   "size": [call_kwargs.get(axis) for axis in SIZE_AXES]})
+        output, batch = self._or_refuse(lambda: self._generated(description, call_kwargs, keywords),
+                                        OutputError, PipelineCallError, StageError)
         image, measurement = self._checked_output(output)
         width, height = self._or_refuse(lambda: frame_size(image.width, image.height, measurement.frames), ValueError)
         for axis, size in (("width", width), ("height", height)):
@@ -279,20 +312,61 @@ class DiffbenchCase:
             video=video_config(self.pipeline, measurement.frames, call_kwargs),
             deterministic=self.deterministic,
             preset={"name": self.preset.name, "version": self.preset.version} if self.preset is not None else {},
+            batch=batch,
         )
         self.image, self.measurement = image, measurement
         return image
 
-    def _generated(self, description: PipelineDescription, call_kwargs: Mapping[str, Any]) -> object:
-        """The runner's output for ``call_kwargs``. With LoRA adapters loaded, their weights are put
-        back after the call (see :func:`pytest_diffbench.run.fingerprint.kept_adapter_weights`):
-        diffusers resets them to 1 after a call at scale 0, which would change the next case."""
+    def _generated(self, description: PipelineDescription, call_kwargs: Mapping[str, Any],
+                   keywords: str) -> tuple[object, int]:
+        """The runner's output for ``call_kwargs`` and the size of the call that made it (the
+        config's ``batch``). A case of a chunk (``--diffbench-batch``) takes its image from the
+        chunk's call with the same ``keywords`` (everything the config records but the seed, see
+        :mod:`pytest_diffbench.run.batching`), making the chunk's images first when no case did;
+        where batching cannot apply (:class:`BatchUnsupported`) it runs alone, batch 1, and a
+        warning says why (pytest's warnings summary shows it once)."""
+        chunk = self.batch
+        if chunk is None or chunk.size < 2 or self.seed not in chunk.seeds:
+            return self._adapters_kept(description, lambda: self._runner.generate(
+                self.pipeline, self.sampler, self.seed, call_kwargs)), 1
+        taken = BATCHES.take(chunk, keywords, self.seed)
+        if taken is not None:
+            return taken, chunk.size
+        try:
+            if not isinstance(self._runner, BatchRunner):
+                raise BatchUnsupported(f"{type(self._runner).__name__} makes one image per call")
+            runner = self._runner
+            images, measurement = self._adapters_kept(description, lambda: runner.generate_batch(
+                self.pipeline, self.sampler, chunk.seeds, call_kwargs))
+        except BatchUnsupported as exc:
+            warnings.warn(pytest.PytestWarning(
+                f"diffbench: --diffbench-batch does not apply to these cases ({exc}); they ran one at a time, "
+                "recorded as batch 1"), stacklevel=2)
+            return self._adapters_kept(description, lambda: self._runner.generate(
+                self.pipeline, self.sampler, self.seed, call_kwargs)), 1
+        if not isinstance(images, list) or len(images) != chunk.size:
+            count = len(images) if isinstance(images, list) else type(images).__name__
+            self._refuse(f"the pipeline's batched call returned {count} images for {chunk.size} seeds; return one "
+                         "image per seed, in the order of the seeds")
+        problem = measurement_problem(measurement)
+        if problem:
+            self._refuse(problem)
+        each = per_image(measurement, chunk.size)
+        later = dataclasses.replace(each, warmup_seconds=None)  # the warm-up was this case's
+        BATCHES.put(chunk, keywords, {seed: (image, later) for seed, image in zip(chunk.seeds, images)
+                                      if seed != self.seed})
+        return (images[chunk.seeds.index(self.seed)], each), chunk.size
+
+    def _adapters_kept(self, description: PipelineDescription, call: Callable[[], T]) -> T:
+        """``call()``; with LoRA adapters loaded in a diffusers pipeline, their weights are put back
+        after it (see :func:`pytest_diffbench.run.fingerprint.kept_adapter_weights`): diffusers
+        resets them to 1 after a call at scale 0, which would change the next case."""
         if not description.adapters or isinstance(self.pipeline, DiffbenchPipeline):
-            return self._runner.generate(self.pipeline, self.sampler, self.seed, call_kwargs)
+            return call()
         from pytest_diffbench.run.fingerprint import kept_adapter_weights
 
         with kept_adapter_weights(self.pipeline):
-            return self._runner.generate(self.pipeline, self.sampler, self.seed, call_kwargs)
+            return call()
 
     def _refuse(self, message: str) -> NoReturn:
         """Fail this case with one line (no traceback): ``message`` says what to change."""
@@ -509,6 +583,16 @@ class DiffbenchCase:
             if multiple is not None and int(value) % multiple:
                 self._refuse(f"{axis}={value} is not a multiple of {multiple}, which this pipeline needs "
                              f"({type(self.pipeline).__name__}); use e.g. {axis}={int(value) // multiple * multiple or multiple}")
+
+
+def per_image(measurement: Measurement, count: int) -> Measurement:
+    """The share of one image of a call that made ``count`` images (``measurement``: the call's):
+    its seconds (and each stage's) divided by ``count``; peak VRAM, warm-up, warnings and frames
+    are the call's."""
+    return dataclasses.replace(
+        measurement, seconds_per_image=measurement.seconds_per_image / count,
+        stages=tuple(dataclasses.replace(stage, seconds_per_image=stage.seconds_per_image / count)
+                     for stage in measurement.stages))
 
 
 #: The keywords diffbench passes in every call: what sets each (its value in ``{value}``) and what

@@ -27,14 +27,15 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Hashable, Iterator, Mapping
+from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 import torch
 from PIL import Image
 
+from pytest_diffbench.run.batching import BatchUnsupported
 from pytest_diffbench.run.determinism import nondeterministic_op
 from pytest_diffbench.run.fingerprint import describe_pipeline
-from pytest_diffbench.run.frames import output_image
+from pytest_diffbench.run.frames import OutputError, output_image
 from pytest_diffbench.run.protocol import PipelineCallError, PipelineDescription
 from pytest_diffbench.run.schedulers import scheduler_for, scheduler_record
 from pytest_diffbench.run.stages import (
@@ -50,6 +51,10 @@ from pytest_diffbench.spec.measurement import Measurement, StageMeasurement
 
 #: The fewest steps a warm-up runs (fewer when the case has fewer).
 WARMUP_STEPS = 2
+#: The call keyword that makes several images in one call (``--diffbench-batch``).
+BATCH_KEYWORD = "num_images_per_prompt"
+#: Call keywords that only a video pipeline's call takes: it makes no batch of stills.
+VIDEO_KEYWORDS = ("num_frames", "num_videos_per_prompt")
 #: The call keywords that say how much of the denoising a call runs (see :func:`denoising_steps`).
 _DENOISING_KEYWORDS = ("strength", "denoising_start", "denoising_end")
 
@@ -76,8 +81,8 @@ class ImageGenerator:
         #: Each pipeline's scheduler as first seen, before any sampler swap.
         self._original_schedulers: dict[int, Any] = {}
         self._pipelines: dict[int, Any] = {}  # keeps the ids below from being reused
-        #: (pipeline id, output size) pairs that ran once (a warm-up or a case).
-        self._warmed: set[tuple[int, tuple[int, int]]] = set()
+        #: (pipeline id, output size, images per call) that ran once (a warm-up or a case).
+        self._warmed: set[tuple[int, tuple[int, int], int]] = set()
         #: The output size each request (:meth:`_request`) made, once a call has run.
         self._sizes: dict[Hashable, tuple[int, int]] = {}
         #: False: calls are timed without a warm-up first, as a cold pipeline's first call
@@ -142,19 +147,60 @@ class ImageGenerator:
         line) when the pipeline's call refuses its inputs (a ValueError or TypeError from inside it)
         or, under ``--diffbench-deterministic``, runs an op that has no deterministic
         implementation (see :func:`~pytest_diffbench.run.determinism.nondeterministic_op`)."""
+        images, measurement = self._swapped(pipe, sampler, [seed], call_kwargs)
+        return images[0], measurement
+
+    def generate_batch(self, pipe: Any, sampler: str, seeds: Sequence[int],
+                       call_kwargs: Mapping[str, Any]) -> tuple[list[Image.Image], Measurement]:
+        """As :meth:`generate`, for several seeds in one call (``--diffbench-batch``): diffusers'
+        ``num_images_per_prompt=len(seeds)`` and one CPU generator per image (image i from
+        ``seeds[i]``: the same starting noise as its unbatched call), warmed up once at this batch's
+        shape. Returns the images in the order of ``seeds`` and the call's Measurement (its
+        ``seconds_per_image`` holds the whole call's seconds; peak VRAM the call's). Raises
+        :class:`~pytest_diffbench.run.batching.BatchUnsupported`, before any call, where one call
+        cannot make these images (:meth:`batch_problem`)."""
+        problem = self.batch_problem(pipe, sampler, seeds, call_kwargs)
+        if problem:
+            raise BatchUnsupported(problem)
+        return self._swapped(pipe, sampler, seeds, call_kwargs)
+
+    def batch_problem(self, pipe: Any, sampler: str, seeds: Sequence[int], call_kwargs: Mapping[str, Any]) -> str:
+        """Why one call cannot make the images of ``seeds`` as their own calls would ("" when it
+        can): a two-stage pipeline (its refiner takes the base's latents one case at a time), a
+        call without ``num_images_per_prompt`` or a video pipeline's, ``latents`` given (one
+        case's starting noise), or a sampler that seeds its own noise from the case's seed."""
+        if isinstance(pipe, TwoStage):
+            return "a two-stage pipeline"
+        accepted = call_keywords(pipe)
+        if accepted is not None and BATCH_KEYWORD not in accepted:
+            return f"{type(pipe).__name__}.__call__ takes no {BATCH_KEYWORD}"
+        if accepted is not None and any(name in accepted for name in VIDEO_KEYWORDS):
+            return f"{type(pipe).__name__} makes videos"
+        if call_kwargs.get("latents") is not None:
+            return "generate() was given latents, one case's starting noise"
+        with _quiet_scheduler_warnings():
+            records = {repr(dict(self.scheduler_record(pipe, sampler, seed))) for seed in seeds}
+        if len(records) > 1:
+            return f"sampler {sampler!r} seeds its own noise from each case's seed"
+        return ""
+
+    def _swapped(self, pipe: Any, sampler: str, seeds: Sequence[int],
+                 call_kwargs: Mapping[str, Any]) -> tuple[list[Image.Image], Measurement]:
+        """:meth:`_generate` with the sampler of ``seeds[0]`` in every stage, each stage's own
+        scheduler put back afterwards."""
         stages = self._stages(pipe, call_kwargs)
         for stage in stages:
             with _quiet_scheduler_warnings():
-                stage.pipe.scheduler = scheduler_for(stage.pipe, self._original_scheduler(stage.pipe), sampler, seed)
+                stage.pipe.scheduler = scheduler_for(stage.pipe, self._original_scheduler(stage.pipe), sampler, seeds[0])
         try:
-            return self._generate(pipe, stages, seed, call_kwargs)
+            return self._generate(pipe, stages, seeds, call_kwargs)
         finally:  # the pipeline is the user's: the next test finds the scheduler its fixture set
             for stage in stages:
                 stage.pipe.scheduler = self._original_scheduler(stage.pipe)
 
-    def _generate(self, pipe: Any, stages: list[_Stage], seed: int,
-                  call_kwargs: Mapping[str, Any]) -> tuple[Image.Image, Measurement]:
-        """:meth:`generate` once the sampler is in every stage."""
+    def _generate(self, pipe: Any, stages: list[_Stage], seeds: Sequence[int],
+                  call_kwargs: Mapping[str, Any]) -> tuple[list[Image.Image], Measurement]:
+        """:meth:`generate` (one seed) or :meth:`generate_batch` once the sampler is in every stage."""
         given = call_kwargs.get("num_inference_steps")  # absent where the call takes no steps: warm up as is
         steps = None if given is None else int(given)
 
@@ -167,24 +213,24 @@ class ImageGenerator:
                 and denoising(steps) < 1:
             raise PipelineCallError(f"{type(pipe).__name__}: {steps} steps leave a stage no denoising step "
                                     f"({_denoising_text(stages)}); use more steps, a higher strength or another handoff")
-        request = self._request(pipe, call_kwargs)
+        request = self._request(pipe, call_kwargs, len(seeds))
         size = self._sizes.get(request)
         warmup_seconds = None
-        if self.warm_up and (size is None or (id(pipe), size) not in self._warmed):
+        if self.warm_up and (size is None or (id(pipe), size, len(seeds)) not in self._warmed):
             count = None if steps is None else warmup_steps(steps, WARMUP_STEPS, denoising)
-            timings, output = self._run(stages, seed, count)
+            timings, output = self._run(stages, seeds, count)
             warmup_seconds = sum(seconds for seconds, _ in timings)
-            self._ran(pipe, request, output_image(output)[0].size)
+            self._ran(pipe, request, _output_images(output, len(seeds))[0][0].size, len(seeds))
         with record_nonfinite() as nonfinite:
-            timings, output = self._run(stages, seed, None)
-        image, frames = output_image(output)
-        self._ran(pipe, request, image.size)
+            timings, output = self._run(stages, seeds, None)
+        images, frames = _output_images(output, len(seeds))
+        self._ran(pipe, request, images[0].size, len(seeds))
         peaks = [peak for _, peak in timings if peak is not None]
         staged = tuple(StageMeasurement(stage.name, seconds, peak) for stage, (seconds, peak) in zip(stages, timings)
                        if stage.name)
-        return image, Measurement(seconds_per_image=sum(seconds for seconds, _ in timings),
-                                  peak_vram_mb=max(peaks) if peaks else None, warmup_seconds=warmup_seconds,
-                                  warnings=tuple(nonfinite), stages=staged, frames=frames)
+        return images, Measurement(seconds_per_image=sum(seconds for seconds, _ in timings),
+                                   peak_vram_mb=max(peaks) if peaks else None, warmup_seconds=warmup_seconds,
+                                   warnings=tuple(nonfinite), stages=staged, frames=frames)
 
     def _stages(self, pipe: Any, call_kwargs: Mapping[str, Any]) -> list[_Stage]:
         """The calls of one case: the pipeline's own, or a two-stage pipeline's base and refiner.
@@ -195,41 +241,49 @@ class ImageGenerator:
         return [_Stage(name, stage, kwargs, takes_latents=name == REFINER)
                 for (name, stage), kwargs in zip(pipe.stages(), (base, refiner))]
 
-    def _run(self, stages: list[_Stage], seed: int, steps: int | None) -> tuple[list[tuple[float, float | None]], Any]:
+    def _run(self, stages: list[_Stage], seeds: Sequence[int],
+             steps: int | None) -> tuple[list[tuple[float, float | None]], Any]:
         """Run the stages one after the other (``steps``: instead of the case's), each timed:
-        its (seconds, peak VRAM MiB or None off CUDA), and the last stage's output."""
+        its (seconds, peak VRAM MiB or None off CUDA), and the last stage's output. Several
+        ``seeds``: one call making an image of each (``num_images_per_prompt``)."""
         timings: list[tuple[float, float | None]] = []
         output: Any = None
         for stage in stages:
             kwargs = dict(stage.kwargs)
             if steps is not None:
                 kwargs["num_inference_steps"] = steps
+            if len(seeds) > 1:
+                kwargs[BATCH_KEYWORD] = len(seeds)
             if stage.takes_latents:
                 kwargs["image"] = output.images
             device = torch.device(getattr(stage.pipe, "device", "cpu"))
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            seconds, output = self._timed_call(stage.pipe, device, kwargs, seed)
+            seconds, output = self._timed_call(stage.pipe, device, kwargs, seeds)
             timings.append((seconds, torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None))
         return timings, output
 
-    def _request(self, pipe: Any, call_kwargs: Mapping[str, Any]) -> Hashable:
+    def _request(self, pipe: Any, call_kwargs: Mapping[str, Any], count: int) -> Hashable:
         """What decides a call's output resolution: the pipeline, its width and height keywords,
-        and the shape of each image input (a PIL image's size and mode, an array's shape)."""
+        and the shape of each image input (a PIL image's size and mode, an array's shape); and
+        ``count``, the images one call makes (a batch warms up at its own shape)."""
         shapes = tuple(sorted((name, shape) for name, value in call_kwargs.items()
                               if (shape := _shape(value)) is not None))
-        return id(pipe), call_kwargs.get("width"), call_kwargs.get("height"), shapes
+        return id(pipe), call_kwargs.get("width"), call_kwargs.get("height"), shapes, count
 
-    def _ran(self, pipe: Any, request: Hashable, size: tuple[int, int]) -> None:
-        """Note that ``request`` made images of ``size``, which ``pipe`` has now run at."""
+    def _ran(self, pipe: Any, request: Hashable, size: tuple[int, int], count: int) -> None:
+        """Note that ``request`` made ``count`` images of ``size`` per call, which ``pipe`` has now run at."""
         self._sizes[request] = size
-        self._warmed.add((id(pipe), size))
+        self._warmed.add((id(pipe), size, count))
         self._pipelines[id(pipe)] = pipe
 
     @staticmethod
-    def _timed_call(pipe: Any, device: torch.device, call_kwargs: Mapping[str, Any], seed: int) -> tuple[float, Any]:
-        # One CPU generator per call: the same starting noise on any device (diffusers' advice).
-        generator = torch.Generator("cpu").manual_seed(seed)
+    def _timed_call(pipe: Any, device: torch.device, call_kwargs: Mapping[str, Any],
+                    seeds: Sequence[int]) -> tuple[float, Any]:
+        # One CPU generator per image: the same starting noise on any device (diffusers' advice),
+        # and in a batch each image's from its own seed.
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        generator: Any = generators[0] if len(generators) == 1 else generators
         _synchronize(device)
         start = time.perf_counter()
         try:
@@ -244,6 +298,21 @@ class ImageGenerator:
             raise PipelineCallError(f"{type(pipe).__name__}'s call: {problem}") from None
         _synchronize(device)
         return time.perf_counter() - start, output
+
+
+def _output_images(output: Any, count: int) -> tuple[list[Image.Image], int]:
+    """The ``count`` images of a call (see :func:`~pytest_diffbench.run.frames.output_image` for one)
+    and how many frames each holds. Raises OutputError when a batched call returned other than
+    ``count`` PIL images."""
+    if count == 1:
+        image, frames = output_image(output)
+        return [image], frames
+    images = getattr(output, "images", None)
+    if not isinstance(images, (list, tuple)) or len(images) != count or \
+            not all(isinstance(image, Image.Image) for image in images):
+        raise OutputError(f"the pipeline's batched call did not return {count} PIL images in output.images; "
+                          "run without --diffbench-batch")
+    return list(images), 1
 
 
 def _denoising(stage: _Stage, steps: int) -> int:

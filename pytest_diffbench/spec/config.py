@@ -59,6 +59,10 @@ class FrozenConfig:
     #: The preset of the case's sweep: ``{"name": ..., "version": ...}`` (see spec.presets); its
     #: version pins the preset's values, so a bumped preset makes its baselines stale.
     preset: Mapping[str, Any] = field(default_factory=dict)
+    #: How many images the pipeline call that made this one made (``--diffbench-batch``: the
+    #: case's chunk of seeds, see spec.batches); batching changes the numerics slightly, so a
+    #: baseline made alone (1, left out of the dict and hash) is stale for a batched case.
+    batch: int = 1
 
     def __post_init__(self) -> None:
         # cfg 5 and 5.0 are one guidance scale: store it as a float so both hash alike.
@@ -67,10 +71,10 @@ class FrozenConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON-ready values (tuples become lists, floats normalised). An
-        :data:`OPTIONAL_KEYS` field that is empty is left out, so configs made before it existed
-        (and pipelines it says nothing about) keep their hash."""
+        :data:`OPTIONAL_KEYS` field that is empty or at its default (``batch`` 1) is left out, so
+        configs made before it existed (and pipelines it says nothing about) keep their hash."""
         return normalise({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                          if f.name not in OPTIONAL_KEYS or getattr(self, f.name)})
+                          if f.name not in OPTIONAL_KEYS or not _at_default(f, getattr(self, f.name))})
 
     def canonical_json(self) -> str:
         return canonical_json(self.to_dict())
@@ -88,11 +92,17 @@ class FrozenConfig:
 
 #: Fields left out of :meth:`FrozenConfig.to_dict` (and its hash) when empty.
 OPTIONAL_KEYS: tuple[str, ...] = ("scheduler", "pipeline_config", "adapters", "refiner", "video", "deterministic",
-                                  "preset")
+                                  "preset", "batch")
 #: Fields every config has.
 REQUIRED_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(FrozenConfig) if f.name not in OPTIONAL_KEYS)
 #: Every field, in order: the config's columns of results.csv.
 CONFIG_KEYS: tuple[str, ...] = REQUIRED_KEYS + OPTIONAL_KEYS
+
+
+def _at_default(spec: "dataclasses.Field[Any]", value: Any) -> bool:
+    """Whether an optional field's ``value`` says nothing: empty (``{}``, False) or its default."""
+    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+    return not value or value == default
 
 
 def normalise(value: Any, *, where: str = "config", finite: bool = False) -> Any:
