@@ -104,9 +104,10 @@ class Case:
         """Who sets ``axis`` for this case: ``preset 'NAME'`` or ``the sweep``."""
         return f"preset {self.preset.name!r}" if self.preset is not None and axis in self.preset_axes else "the sweep"
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
-        """Readable test id, e.g. ``seed0-euler_a-20steps-cfg5.5-width96``."""
+        """Readable test id, e.g. ``seed0-euler_a-20steps-cfg5.5-width96`` (made once per case:
+        collection, the job list and the sweep's checks all ask for it)."""
         parts = [f"seed{self.seed}", sampler_slug(self.sampler), f"{self.steps}steps", f"cfg{_format_number(self.cfg)}"]
         parts += [f"{name}{_slug_value(value)}" for name, value in self.extra]
         return "-".join(parts)
@@ -290,10 +291,12 @@ def _expand(mark_kwargs: Mapping[str, Any], max_cases: int) -> list[Case]:
              seed_plan=origins[i][0], seed_index=origins[i][1])
         for i, sa, st, c, *rest in itertools.product(range(len(seeds)), samplers, steps, cfgs, *extra_values)
     ]
-    ids = [case.id for case in cases]
-    if len(set(ids)) != len(ids):
-        clash = next(i for i in ids if ids.count(i) > 1)
-        raise SweepError(f"two cases of the sweep get the same id {clash!r}; use axis values that differ in letters or digits")
+    seen_ids: set[str] = set()
+    for case_id in (case.id for case in cases):  # one pass: a clash is found as it happens, never by counting
+        if case_id in seen_ids:
+            raise SweepError(f"two cases of the sweep get the same id {case_id!r}; use axis values that differ in "
+                             "letters or digits")
+        seen_ids.add(case_id)
     return cases
 
 
@@ -351,10 +354,12 @@ def _plain(value: Any) -> Any:
 
 def _check_unique(name: str, values: list[Any]) -> None:
     """Refuse two values that make one case: equal once normalised as the config hash does it
-    (floats to 12 significant digits, ``1`` and ``1.0`` alike)."""
-    seen: dict[str, Any] = {}
+    (floats to 12 significant digits, ``1`` and ``1.0`` alike). Linear in the number of values:
+    an integer (every seed) is its own key, anything else its canonical JSON."""
+    seen: dict[int | str, Any] = {}
     for value in values:
-        key = canonical_json({"value": _equality_key(value)})
+        equal = _equality_key(value)
+        key = equal if type(equal) is int else canonical_json({"value": equal})
         if key in seen:
             first = seen[key]
             if repr(first) == repr(value):
