@@ -275,7 +275,7 @@ def _int(row: Mapping[str, Any], column: str) -> int | None:
     return None if number is None or not math.isfinite(number) else int(number)
 
 
-_INT_CONFIG = ("seed", "steps", "width", "height")
+_INT_CONFIG = ("seed", "steps", "width", "height", "batch")
 #: Config cells that hold a flag (written True or False).
 _BOOL_CONFIG = ("deterministic",)
 #: Config cells that hold JSON (lists and objects).
