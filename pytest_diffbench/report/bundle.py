@@ -22,13 +22,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.html import render_report
-from pytest_diffbench.store.files import atomic_write_bytes, inside
+from pytest_diffbench.store.files import FILE_MODE, TMP_SUFFIX, current_umask, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import CONFIGS_DIR, GRIDS_DIR, IMAGES_DIR, INPUTS_DIR, RunFolder
 
@@ -160,26 +163,89 @@ def _environment(folder: RunFolder) -> Any:
 
 
 def build_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str = "failures") -> bytes:
-    """The bundle's bytes (see the module docstring); its report.html shows the run's environment.json."""
-    files = bundle_files(folder, results, images)
-    contents = {name: inside(folder.path, name).read_bytes() for name in files}
-    if folder.relative(folder.report) in contents:
-        page = render_report(folder, results, _environment(folder), bundled=frozenset(files))
-        contents[folder.relative(folder.report)] = page.encode("utf-8")
-    contents["README.md"] = _readme(folder, results, files, images).encode("utf-8")
-    manifest = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())}
-    contents[MANIFEST] = (json.dumps({"run_id": folder.run_id, "files": manifest}, indent=2, sort_keys=True) + "\n").encode()
+    """The bundle's bytes (see the module docstring), in memory; :func:`write_bundle` writes the
+    same bytes to disk as they are made."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name in sorted(contents):
-            archive.writestr(_entry(name), contents[name], compresslevel=6)
+    _write_zip(buffer, folder, results, images)
     return buffer.getvalue()
 
 
 def write_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str = "failures") -> Path:
-    """Write ``diffbench-<run_id>.zip`` into the run folder, atomically."""
-    atomic_write_bytes(folder.bundle, build_bundle(folder, results, images))
+    """Write ``diffbench-<run_id>.zip`` into the run folder as it is built: a temporary file in the
+    run folder, renamed over the bundle once complete (a bundle is never half-written; a failure
+    removes the temporary file). Holds one file's chunk at a time, not the bundle."""
+    with _atomic_file(folder.bundle) as handle:
+        _write_zip(handle, folder, results, images)
     return folder.bundle
+
+
+#: Bytes read from a file at a time while it is hashed or zipped.
+_CHUNK = 1 << 20
+
+
+def _write_zip(handle: BinaryIO, folder: RunFolder, results: Sequence[CaseResult], images: str) -> None:
+    """The bundle into the seekable ``handle``: the run folder's files streamed from disk (hashed
+    first, for the manifest, then zipped chunk by chunk), the bundle's own files (README.md,
+    manifest.json, its report.html) from memory; entries sorted, so the bytes depend only on the content."""
+    files = bundle_files(folder, results, images)
+    generated: dict[str, bytes] = {}
+    if folder.relative(folder.report) in files:
+        page = render_report(folder, results, _environment(folder), bundled=frozenset(files))
+        generated[folder.relative(folder.report)] = page.encode("utf-8")
+    generated["README.md"] = _readme(folder, results, files, images).encode("utf-8")
+    on_disk = {name: inside(folder.path, name) for name in files if name not in generated}
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in generated.items()}
+    digests |= {name: _file_digest(path) for name, path in on_disk.items()}
+    manifest = {"run_id": folder.run_id, "files": dict(sorted(digests.items()))}
+    generated[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    with zipfile.ZipFile(handle, "w") as archive:
+        for name in sorted([*generated, *on_disk]):
+            info = _entry(name)
+            if name in generated:
+                archive.writestr(info, generated[name], compresslevel=_LEVEL)
+                continue
+            path = on_disk[name]
+            info.file_size = path.stat().st_size  # as writestr sets it: the same header (and zip64 choice)
+            _set_level(info)
+            with archive.open(info, "w") as entry, path.open("rb") as source:
+                while chunk := source.read(_CHUNK):
+                    entry.write(chunk)
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+#: zlib level of every entry.
+_LEVEL = 6
+
+
+def _set_level(info: zipfile.ZipInfo) -> None:
+    """Give ``info`` the zlib level :meth:`zipfile.ZipFile.writestr` would (``compresslevel=_LEVEL``);
+    :meth:`zipfile.ZipFile.open` has no argument for it (the attribute is public from Python 3.13)."""
+    setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", _LEVEL)
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file written in place of ``path`` atomically: a temporary sibling (``TMP_SUFFIX``, which
+    a later run's clean-up removes if a kill left it), fsynced and renamed over ``path`` when the
+    block ends, removed when it raises."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, FILE_MODE & ~current_umask())
+        with os.fdopen(fd, "w+b") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def manifest_mismatches(bundle: Path) -> list[str]:

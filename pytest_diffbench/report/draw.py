@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -176,11 +177,15 @@ def _stacked(style: _Style, panels: Sequence[Image.Image], captions: Sequence[st
     return canvas
 
 
-def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str], columns: Sequence[str],
+def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image | Path], rows: Sequence[str], columns: Sequence[str],
                 title: str, row_axis: str, column_axis: str,
                 marks: Mapping[tuple[str, str], str] | None = None) -> Image.Image:
     """A table of images: ``cells[(row, column)]`` at that row and column, a title on top,
     ``column_axis`` over the column values, ``row_axis`` over the row values on the left.
+
+    A cell is an image or the path of its file: a file's size is read from its header first and
+    its pixels one cell at a time as it is pasted, so a sheet holds one cell's image besides its
+    canvas (the same pixels as from the opened image).
 
     Cells are laid out on a regular grid whose pitch is the largest cell (smaller images are
     centred in theirs); a missing cell is a placeholder. ``marks`` maps a cell to a short text
@@ -192,10 +197,10 @@ def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str
     stray = sorted(key for key in [*cells, *marks] if key[0] not in rows or key[1] not in columns)
     if stray:
         raise ValueError(f"cells outside the sheet's rows and columns: {stray}")
-    scale = _scale(image.size for image in cells.values())
-    shown = {key: _upscale(image, scale) for key, image in cells.items()}
-    cell_width = max((image.width for image in shown.values()), default=MIN_PANEL_SIDE)
-    cell_height = max((image.height for image in shown.values()), default=MIN_PANEL_SIDE)
+    sizes = {key: _cell_size(cell) for key, cell in cells.items()}
+    scale = _scale(sizes.values())
+    cell_width = max((width * scale for width, _ in sizes.values()), default=MIN_PANEL_SIDE)
+    cell_height = max((height * scale for _, height in sizes.values()), default=MIN_PANEL_SIDE)
     style = _Style.for_panels([(cell_width, cell_height)])
     pad, line_height = style.pad, style.line_height
 
@@ -235,16 +240,34 @@ def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image], rows: Sequence[str
         style.draw_lines(draw, row_labels[row], pad, y + max(0, (cell_height - label_height) // 2), TEXT)
         for j, column in enumerate(columns):
             x = cells_left + j * (cell_width + pad)
-            image = shown.get((row, column))
-            if image is None:
+            cell = cells.get((row, column))
+            if cell is None:
                 canvas.paste(style.placeholder((cell_width, cell_height), "no image"), (x, y))
             else:
+                image = _upscale(_cell_image(cell), scale)
                 canvas.paste(image, (x + (cell_width - image.width) // 2, y + (cell_height - image.height) // 2))
+                del image  # one cell's pixels at a time
             if (row, column) in mark_lines:  # the frame lies in the gap around the cell, over no pixel of it
                 draw.rectangle((x - frame, y - frame, x + cell_width + frame - 1, y + cell_height + frame - 1),
                                outline=FAILED, width=frame)
                 style.draw_lines(draw, mark_lines[(row, column)], x, y + cell_height + frame, FAILED)
     return canvas
+
+
+def _cell_size(cell: Image.Image | Path) -> tuple[int, int]:
+    """(width, height) of a sheet's cell; a file's from its header, without decoding its pixels."""
+    if isinstance(cell, Image.Image):
+        return cell.size
+    with Image.open(cell) as image:
+        return image.size
+
+
+def _cell_image(cell: Image.Image | Path) -> Image.Image:
+    """A sheet's cell as an RGB image (a file's decoded now)."""
+    if isinstance(cell, Image.Image):
+        return cell
+    with Image.open(cell) as image:
+        return image.convert("RGB")
 
 
 def _scale(sizes: Iterable[tuple[int, int]]) -> int:

@@ -107,7 +107,9 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
     """
     shutil.rmtree(in_run(folder, folder.grids), ignore_errors=True)
     written: list[Path] = []
-    sheets: dict[tuple[str, str], dict[tuple[str, str], Image.Image]] = defaultdict(dict)
+    #: Each sheet's cells as the paths of their output images: a sheet reads its images as it is
+    #: drawn, one at a time, so no output is held from its case until the sheets (memory stays flat).
+    sheets: dict[tuple[str, str], dict[tuple[str, str], Path]] = defaultdict(dict)
     marks: dict[tuple[str, str], dict[tuple[str, str], str]] = defaultdict(dict)
     axes: dict[tuple[str, str], tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     #: The preset of each sheet's cases (its title shows it; a preset is one per test).
@@ -120,11 +122,15 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
     for result in sorted(results, key=case_order):
         try:
             case = case_path(result.nodeid)
-            output = _open(in_run(folder, folder.image(case)))
-            if output is None:  # the case errored before it made an image
+            output_path = in_run(folder, folder.image(case))
+            if not output_path.is_file():  # the case errored before it made an image
                 continue
             wrote = result.baseline_action.wrote
+            with Image.open(output_path):  # not an image: this case's warning, not its sheet's
+                pass
             if not result.passed or wrote:
+                output = _open(output_path)
+                assert output is not None
                 baseline = _open(in_run(folder, folder.replaced(case)))
                 if baseline is None and result.baseline_path and not wrote:
                     baseline = _open(rootdir / result.baseline_path)
@@ -137,7 +143,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
             continue
         sampler, steps = str(result.setting("sampler")), f"{result.setting('steps')}"
         key = case_group(result, "sampler", "steps")  # the sheet holds the cases that differ only there
-        sheets[key][(sampler, steps)] = output
+        sheets[key][(sampler, steps)] = output_path
         presets.setdefault(key, preset_label(result, " · "))
         if not result.passed:
             marks[key][(sampler, steps)] = result.outcome.value
