@@ -4,6 +4,7 @@ plugin stays cheap (no torch, diffusers or image stack until a case runs)."""
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,10 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
+    """Each module's pytest_diffbench imports, parsed once per process for every test here (the
+    sources do not change during a test session)."""
     modules = {_module_name(p): p for p in PACKAGE_DIR.rglob("*.py")}
     return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
 
