@@ -1,5 +1,5 @@
 """What a pipeline is, in portable form: its description for the frozen config and a sampled
-fingerprint of its weights."""
+fingerprint of its weights, cached per pipeline (:func:`describe_pipeline`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import contextlib
 import hashlib
 import math
 import re
-from typing import Any, Iterable, Iterator
+import weakref
+from dataclasses import dataclass
+from typing import Any, Hashable, Iterable, Iterator
 
 import torch
 from diffusers.utils import USE_PEFT_BACKEND
@@ -60,12 +62,9 @@ def _sampled_digest(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
             numel = tensor.numel()
             if numel == 0 or tensor.is_meta:
                 continue
-            count = min(numel, _FINGERPRINT_SAMPLES)
-            # Built on the tensor's device: no host-to-device copy (and sync) per tensor.
-            index = torch.arange(count, device=tensor.device) * (numel - 1) // max(count - 1, 1)
             # MPS has no float64; float32 holds every float16/bfloat16/float32 value exactly.
             wide = torch.float32 if tensor.device.type == "mps" else torch.float64
-            samples.append(tensor.reshape(-1).index_select(0, index).to(wide))
+            samples.append(torch.take(tensor, _sample_indices(tensor)).to(wide))
     digest.update(_to_host(samples).numpy().tobytes())
     return digest.hexdigest()
 
@@ -180,22 +179,30 @@ def lora_adapters(pipe: Any) -> dict[str, dict[str, Any]]:
 
     Empty without peft or without a LoRA.
     """
+    layers = list(_lora_layers(pipe))
+    names = {name for _, _, layer in layers for name in layer.lora_A.keys()}
+    return _adapter_records(layers, {name: _adapter_digest(pipe, name) for name in names})
+
+
+def _adapter_records(layers: list[tuple[str, str, Any]], digests: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """:func:`lora_adapters` from the LoRA layers (component name, module name, layer) and each adapter's
+    digest: every record but the digest is read from the layers now."""
     layers_by_adapter: dict[str, list[tuple[str, str, Any]]] = {}
-    for component_name, module_name, layer in _lora_layers(pipe):
+    for component_name, module_name, layer in layers:
         for name in layer.lora_A.keys():
             layers_by_adapter.setdefault(name, []).append((component_name, module_name, layer))
     adapters: dict[str, dict[str, Any]] = {}
-    for name, layers in sorted(layers_by_adapter.items()):
+    for name, adapter_layers in sorted(layers_by_adapter.items()):
         weights: dict[str, dict[str, float]] = {}
-        for component_name, module_name, layer in layers:
+        for component_name, module_name, layer in adapter_layers:
             weights.setdefault(component_name, {})[module_name] = _adapter_weight(layer, name)
         adapters[name] = {
             "components": sorted(weights),
-            "digest": _adapter_digest(pipe, name),
-            "active": any(name in layer.active_adapters for _, _, layer in layers),
+            "digest": digests[name],
+            "active": any(name in layer.active_adapters for _, _, layer in adapter_layers),
             "weights": {component: _weights_record(by_layer) for component, by_layer in sorted(weights.items())},
-            "enabled": not all(layer.disable_adapters for _, _, layer in layers),
-            "fused": any(name in layer.merged_adapters for _, _, layer in layers),
+            "enabled": not all(layer.disable_adapters for _, _, layer in adapter_layers),
+            "fused": any(name in layer.merged_adapters for _, _, layer in adapter_layers),
         }
     return adapters
 
@@ -252,16 +259,143 @@ def kept_adapter_weights(pipe: Any) -> Iterator[None]:
 def describe_pipeline(pipe: Any) -> PipelineDescription:
     """What a baseline was produced with, in portable form (device type only, no cache paths): the
     model and its sampled fingerprint, the pipeline class (``workflow``), its config flags
-    (:func:`pipeline_config`) and its LoRA adapters (:func:`lora_adapters`)."""
+    (:func:`pipeline_config`) and its LoRA adapters (:func:`lora_adapters`).
+
+    The weight digests (:func:`model_fingerprint` and each adapter's ``digest``) are cached per
+    pipeline (see :class:`_WeightsCache`): a call on unchanged weights costs a walk over the
+    modules and one gather of the sampled elements instead of hashing every tensor again. Everything
+    else, the LoRA layers' weights, active, enabled and fused flags included, is read on every call.
+    """
+    weights = _cached_weights(pipe)
+    layers = weights.lora_layers()
     return PipelineDescription(
         model=_portable_name(pipe.name_or_path or "") or type(pipe).__name__,
-        model_fingerprint=model_fingerprint(pipe),
+        model_fingerprint=weights.fingerprint,
         vae=_model_name(getattr(pipe, "vae", None)),
-        loras=tuple(_active_loras(pipe)),
+        loras=tuple(_active_loras(pipe)) if layers else (),
         controlnets=tuple(_controlnet_names(pipe)),
         workflow=type(pipe).__name__,
         dtype=str(pipe.dtype).removeprefix("torch."),
         device=pipe.device.type,
         pipeline_config=pipeline_config(pipe),
-        adapters=lora_adapters(pipe),
+        adapters=_adapter_records(layers, weights.digests),
     )
+
+
+@dataclass
+class _CachedWeights:
+    """The weight digests of one pipeline, and what tells whether they still hold.
+
+    ``key`` holds each component's name and identity and each parameter's and buffer's
+    identity, data pointer, version counter, shape, dtype and device, in
+    walk order; ``checks`` the sampled elements (the positions
+    :func:`_sampled_digest` hashes) of those tensors, per device and dtype, as positions in that
+    order, their flat indices and the values gathered when the digests were made. ``layers`` are
+    the peft LoRA layers (component name, module name, weak reference: the cache keeps no module
+    alive).
+    """
+
+    key: tuple[Hashable, ...]
+    checks: list[tuple[list[int], list[torch.Tensor], torch.Tensor]]
+    fingerprint: str
+    digests: dict[str, str]
+    layers: list[tuple[str, str, weakref.ReferenceType[Any]]]
+
+    def holds_for(self, key: tuple[Hashable, ...], tensors: list[torch.Tensor]) -> bool:
+        """Whether ``tensors`` (walked in the order that gave ``key``) are still the weights digested:
+        the same key, every LoRA layer alive, and the sampled elements bit for bit the same, which
+        catches in-place edits that leave the version counter alone (``p.data[...] = x``,
+        ``fuse_lora``). One gather per tensor, one comparison per device and dtype."""
+        if key != self.key or any(layer() is None for _, _, layer in self.layers):
+            return False
+        with torch.no_grad():
+            return all(_same_bits(torch.cat([torch.take(tensors[i], index) for i, index in zip(positions, indices)]), values)
+                       for positions, indices, values in self.checks)
+
+    def lora_layers(self) -> list[tuple[str, str, Any]]:
+        """The LoRA layers (component name, module name, layer), as :func:`_lora_layers` yields them."""
+        return [(component, name, layer()) for component, name, layer in self.layers]
+
+
+#: The cached digests by pipeline, dropped with the pipeline.
+_WEIGHTS_CACHE: weakref.WeakKeyDictionary[Any, _CachedWeights] = weakref.WeakKeyDictionary()
+
+
+def _cached_weights(pipe: Any) -> _CachedWeights:
+    """``pipe``'s weight digests: the cached ones while :meth:`_CachedWeights.holds_for` says they hold,
+    else computed again (and cached, when ``pipe`` can be weakly referenced)."""
+    key, tensors = _weights_key(pipe)
+    cached = _WEIGHTS_CACHE.get(pipe) if _weakly_referable(pipe) else None
+    if cached is not None and cached.holds_for(key, tensors):
+        return cached
+    layers = list(_lora_layers(pipe))
+    adapters = sorted({name for _, _, layer in layers for name in layer.lora_A.keys()})
+    fresh = _CachedWeights(
+        key=key,
+        checks=_sample_checks(tensors),
+        fingerprint=model_fingerprint(pipe),
+        digests={name: _adapter_digest(pipe, name) for name in adapters},
+        layers=[(component, name, weakref.ref(layer)) for component, name, layer in layers],
+    )
+    if _weakly_referable(pipe):
+        _WEIGHTS_CACHE[pipe] = fresh
+    return fresh
+
+
+def _weakly_referable(pipe: Any) -> bool:
+    try:
+        weakref.ref(pipe)
+        hash(pipe)
+    except TypeError:
+        return False
+    return True
+
+
+def _weights_key(pipe: Any) -> tuple[tuple[Hashable, ...], list[torch.Tensor]]:
+    """The cache key of ``pipe``'s weights (see :class:`_CachedWeights`) and its tensors in walk order:
+    each module component's parameters and buffers, each submodule visited once, without the
+    names and generators of ``named_parameters`` (this runs on every :func:`describe_pipeline`)."""
+    key: list[Hashable] = []
+    tensors: list[torch.Tensor | None] = []
+    seen: set[int] = set()
+    for component_name, module in module_components(pipe):
+        key.append((component_name, id(module)))
+        stack = [module]
+        while stack:
+            submodule = stack.pop()
+            if submodule is None or id(submodule) in seen:
+                continue
+            seen.add(id(submodule))
+            tensors += submodule._parameters.values()
+            tensors += submodule._buffers.values()
+            stack += submodule._modules.values()
+    present = [tensor for tensor in tensors if tensor is not None]
+    key += [(id(t), t.data_ptr(), t._version, t.shape, t.dtype, t.device) for t in present]
+    return tuple(key), present
+
+
+def _sample_indices(tensor: torch.Tensor) -> torch.Tensor:
+    """The flat positions :func:`_sampled_digest` samples in ``tensor`` (up to 8, evenly spaced, first
+    and last included), on its device."""
+    numel = tensor.numel()
+    count = min(numel, _FINGERPRINT_SAMPLES)
+    return torch.arange(count, device=tensor.device) * (numel - 1) // max(count - 1, 1)
+
+
+def _sample_checks(tensors: list[torch.Tensor]) -> list[tuple[list[int], list[torch.Tensor], torch.Tensor]]:
+    """The sampled elements of ``tensors`` grouped by device and dtype: (positions in ``tensors``,
+    each one's flat indices, the values now). Empty and meta tensors have none."""
+    groups: dict[tuple[torch.device, torch.dtype], tuple[list[int], list[torch.Tensor]]] = {}
+    for i, tensor in enumerate(tensors):
+        if tensor.numel() and not tensor.is_meta:
+            positions, indices = groups.setdefault((tensor.device, tensor.dtype), ([], []))
+            positions.append(i)
+            indices.append(_sample_indices(tensor))
+    with torch.no_grad():
+        return [(positions, indices, torch.cat([torch.take(tensors[i], index) for i, index in zip(positions, indices)]))
+                for positions, indices in groups.values()]
+
+
+def _same_bits(now: torch.Tensor, then: torch.Tensor) -> bool:
+    """Whether two 1-D tensors of one dtype hold the same bytes (a NaN equals itself here)."""
+    return torch.equal(now.view(torch.uint8), then.view(torch.uint8))

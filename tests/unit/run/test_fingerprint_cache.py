@@ -1,0 +1,137 @@
+"""describe_pipeline caches each pipeline's weight digests (issue 13, item 1): unchanged weights are
+not hashed again, and every way of changing them, in place behind the version counter too, gives
+the description an uncached walk gives; the LoRA state that lives outside tensors (set_adapters
+weights, disable_lora, fuse flags) is read on every call."""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import replace
+from typing import Any, Callable
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pytest_diffbench.run import fingerprint  # noqa: E402
+from pytest_diffbench.run.fingerprint import describe_pipeline, lora_adapters, model_fingerprint  # noqa: E402
+from pytest_diffbench.run.protocol import PipelineDescription  # noqa: E402
+
+
+def uncached(pipe: Any) -> PipelineDescription:
+    """describe_pipeline with the digests made from scratch (the walk every call made before the cache)."""
+    return replace(describe_pipeline(pipe), model_fingerprint=model_fingerprint(pipe), adapters=lora_adapters(pipe))
+
+
+@pytest.fixture
+def recomputations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The pipelines whose full fingerprint describe_pipeline computed, one entry per computation."""
+    seen: list[Any] = []
+
+    def counted(pipe: Any) -> str:
+        seen.append(pipe)
+        return model_fingerprint(pipe)
+
+    monkeypatch.setattr(fingerprint, "model_fingerprint", counted)
+    return seen
+
+
+@pytest.fixture
+def sd(builders: Any) -> Any:
+    return builders.build_sd()
+
+
+def sampled_position(tensor: Any) -> int:
+    """The last flat position the fingerprint samples (every tensor's last element is sampled)."""
+    return int(tensor.numel()) - 1
+
+
+def test_unchanged_weights_are_hashed_once(sd: Any, recomputations: list[Any]) -> None:
+    first = describe_pipeline(sd)
+    assert [describe_pipeline(sd) for _ in range(3)] == [first] * 3
+    assert len(recomputations) == 1
+
+
+def test_a_cached_description_equals_an_uncached_one(sd: Any, recomputations: list[Any]) -> None:
+    describe_pipeline(sd)
+    cached = describe_pipeline(sd)
+    assert len(recomputations) == 1
+    assert cached == uncached(sd)
+
+
+def test_an_in_place_data_edit_of_one_sampled_weight_is_seen(sd: Any) -> None:
+    before = describe_pipeline(sd)
+    weight = sd.unet.conv_in.weight
+    version = weight._version
+    weight.data.view(-1)[sampled_position(weight)] += 1.0  # .data has its own version counter
+    assert weight._version == version  # the key alone cannot see this edit
+    after = describe_pipeline(sd)
+    assert after.model_fingerprint != before.model_fingerprint
+    assert after == uncached(sd)
+
+
+@pytest.mark.parametrize("edit", [
+    pytest.param(lambda pipe: pipe.vae.decoder.conv_out.bias.add_(0.5), id="in-place"),
+    pytest.param(lambda pipe: setattr(pipe.unet.conv_in.weight, "data", pipe.unet.conv_in.weight.data * 2), id="data"),
+    pytest.param(lambda pipe: pipe.to(torch.float64), id="dtype"),
+    pytest.param(lambda pipe: pipe.text_encoder.get_input_embeddings().weight.zero_(), id="zeroed"),
+])
+def test_every_way_of_changing_weights_gives_the_uncached_description(
+        sd: Any, edit: Callable[[Any], Any], recomputations: list[Any]) -> None:
+    before = describe_pipeline(sd)
+    with torch.no_grad():
+        edit(sd)
+    after = describe_pipeline(sd)
+    assert after.model_fingerprint != before.model_fingerprint
+    assert after == uncached(sd)
+    assert len(recomputations) == 2
+
+
+def test_a_replaced_component_with_the_same_weights_keeps_the_fingerprint(sd: Any, builders: Any) -> None:
+    before = describe_pipeline(sd)
+    sd.unet = builders.sd_unet()  # the same seeded weights, new tensors
+    assert describe_pipeline(sd) == before
+    with torch.no_grad():
+        sd.unet.conv_out.bias.mul_(3.0)
+    assert describe_pipeline(sd).model_fingerprint != before.model_fingerprint
+
+
+def test_the_cache_keeps_no_pipeline_alive(builders: Any) -> None:
+    pipe = builders.build_sd()
+    describe_pipeline(pipe)
+    assert pipe in fingerprint._WEIGHTS_CACHE
+    cached = len(fingerprint._WEIGHTS_CACHE)
+    del pipe
+    gc.collect()
+    assert len(fingerprint._WEIGHTS_CACHE) == cached - 1
+
+
+@pytest.mark.model
+def test_lora_loading_fusing_weights_and_disabling_each_change_the_description(
+        sd: Any, builders: Any, recomputations: list[Any]) -> None:
+    seen = [describe_pipeline(sd)]
+
+    def changed(step: Callable[[], Any]) -> PipelineDescription:
+        step()
+        description = describe_pipeline(sd)
+        assert description != seen[-1]
+        assert description == uncached(sd)
+        seen.append(description)
+        return description
+
+    loaded = changed(lambda: builders.build_lora(sd, "tiny"))
+    assert loaded.loras == ("tiny",) and loaded.adapters["tiny"]["weights"] == {"unet": 1.0}
+    weighted = changed(lambda: sd.set_adapters(["tiny"], adapter_weights=[0.5]))
+    assert weighted.adapters["tiny"]["weights"] == {"unet": 0.5}
+    assert weighted.model_fingerprint == loaded.model_fingerprint  # no tensor changed: a cache hit
+    disabled = changed(sd.disable_lora)
+    assert disabled.adapters["tiny"]["enabled"] is False
+    enabled = changed(sd.enable_lora)
+    assert enabled == weighted
+    fused = changed(sd.fuse_lora)
+    assert fused.adapters["tiny"]["fused"] is True
+    assert fused.model_fingerprint != weighted.model_fingerprint  # the base weights changed in place
+    unfused = changed(sd.unfuse_lora)
+    assert unfused.adapters["tiny"]["fused"] is False
+    # load, fuse and unfuse change tensors; the weights and the enabled flag only the layers' state
+    assert len(recomputations) == 4
