@@ -56,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         register_calibration(config, session)
     config.pluginmanager.register(JobList(session), "diffbench-jobs")
+    config.pluginmanager.register(BatchPlanner(session), "diffbench-batches")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(lambda: session.folder, session.jobs_of_worker), "diffbench-xdist")
 
@@ -72,15 +73,33 @@ class JobList:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if self.session.folder is None:  # no run: diffbench off, --collect-only
             return
-        jobs = [self.session.job(item, _case_of(item)) for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
+        cases = [(item, _case_of(item)) for item in items if CASE_FIXTURE in getattr(item, "fixturenames", ())]
+        jobs = [self.session.job(item, case) for item, case in cases]
         finished = self.session.collected(jobs)
         if finished:
             config.hook.pytest_deselected(items=[item for item in items if item.nodeid in finished])
             items[:] = [item for item in items if item.nodeid not in finished]
+        for item, case in cases:  # ssim_vs_most_steps is scored as the cases this process runs finish
+            if item.nodeid not in finished:
+                self.session.reference.expect(item.nodeid, case)
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         """A test began (here or on an xdist worker): the run started, so a stop now pauses it."""
         self.session.tests_began = True
+
+
+class BatchPlanner:
+    """Plans seed batches (``--diffbench-batch``) from the whole collection, before ``-k``, ``-m``
+    and a resume deselect anything, so a case's chunk is the same whatever runs."""
+
+    def __init__(self, session: DiffbenchSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if self.session.settings.enabled and self.session.settings.batch > 1:
+            self.session.plan_batches([(item.nodeid, _case_of(item)) for item in items
+                                       if CASE_FIXTURE in getattr(item, "fixturenames", ())])
 
 
 def _case_of(item: pytest.Item) -> Case:
@@ -252,9 +271,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the case's result to its report (it travels to the xdist controller with it) and to
-    the test's JUnit XML properties: every case that has a result, errors included."""
+    the test's JUnit XML properties: every case that has a result, errors included. After the
+    teardown the item lets go of its :class:`~pytest_diffbench.run.case.DiffbenchCase` (and so of
+    its image, inputs and arrays; the background writer holds what it still has to write)."""
     report = yield
     session = item.config.stash[SESSION_KEY]
+    if report.when == "teardown" and CASE_KEY in item.stash:
+        del item.stash[CASE_KEY]  # the case's image and arrays: nothing keeps a finished case's image alive
     result: CaseResult | None = None
     if report.when == "setup" and RESULT_KEY in item.stash:
         del item.stash[RESULT_KEY]  # an earlier attempt's (pytest-rerunfailures)
@@ -277,7 +300,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[SESSION_KEY].finish()
+    """Write the run's files; a case whose files could not be written (in the background, after
+    pytest reported it) fails the run."""
+    diffbench = session.config.stash[SESSION_KEY]
+    diffbench.finish()
+    if diffbench.write_failures and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -15,6 +15,7 @@ all the run's cases (the earlier ones read from its journal).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pytest
 
+from pytest_diffbench.judge.convergence import REFERENCE_KEY, ReferenceScorer
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.judge.tolerances import Tolerances
 from pytest_diffbench.plugin.options import Settings
@@ -34,12 +36,16 @@ from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.spec.preset_checks import sweep_problems
 from pytest_diffbench.spec.presets import PresetSource
+from pytest_diffbench.spec.batches import BatchPlan
 from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
 from pytest_diffbench.store.jobs import Job, JobChanges, compare_jobs, job_hash, pipeline_fields, read_jobs, write_jobs
-from pytest_diffbench.store.journal import Journal, read_journal
+from pytest_diffbench.store.journal import Journal
 from pytest_diffbench.store.run_folder import ResumeError, RunFolder, remove_stale_temp_files, resumable_run
+from pytest_diffbench.store.writer import BackgroundWriter, WriteFailure
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from pytest_diffbench.judge.lifecycle import BaselineState
     from pytest_diffbench.run.case import DiffbenchCase, Runner
     from pytest_diffbench.run.determinism import DeterminismState
@@ -48,6 +54,8 @@ if TYPE_CHECKING:
 
 #: xdist workeroutput key: a worker's sweeps (test folder -> case names), see DiffbenchSession.sweeps.
 SWEEPS_KEY = "diffbench_sweeps"
+#: xdist workeroutput key: a worker's failed background writes (see DiffbenchSession.write_failures).
+WRITE_FAILURES_KEY = "diffbench_write_failures"
 
 
 class DiffbenchSession:
@@ -79,6 +87,20 @@ class DiffbenchSession:
         self._other_pipeline_cases: list[str] = []
         self.folder: RunFolder | None = None
         self._journal: Journal | None = None
+        #: The journal could not be written any more (a full disk): later lines are not tried.
+        self._journal_failed = False
+        #: Writes each case's files and journal line while the next case runs (:mod:`pytest_diffbench.store.writer`).
+        self.writer = BackgroundWriter()
+        #: The background writes that failed (this process's and, on an xdist controller, its
+        #: workers'), one per case: each such case's result is an error naming the file.
+        self.write_failures: list[WriteFailure] = []
+        #: An xdist controller's workers' failed writes, applied at :meth:`finish`.
+        self._worker_failures: list[WriteFailure] = []
+        #: ssim_vs_most_steps of the groups this process runs whole, scored as their cases finish
+        #: (fed by :attr:`writer`, so the scoring overlaps the next case too).
+        self.reference = ReferenceScorer()
+        #: The seed batches of ``--diffbench-batch`` (see :meth:`plan_batches`); empty: every case alone.
+        self.batches = BatchPlan()
         self.warnings: list[str] = []
         self.bundle: Path | None = None
         self._runner: Runner | None = None
@@ -148,7 +170,7 @@ class DiffbenchSession:
         and take its journal's lock; its finished cases become :attr:`_earlier`."""
         try:
             folder = resumable_run(self.settings.output_dir, run)
-            earlier = read_journal(folder.journal) if folder.journal.is_file() else []
+            earlier = folder.finished_results() if folder.journal.is_file() else []
             journal = Journal(folder.journal)
         except ResumeError as exc:
             raise pytest.UsageError(f"diffbench: cannot resume: {exc}") from None
@@ -193,7 +215,7 @@ class DiffbenchSession:
         if self.settings.resume is not None:
             if self.is_worker:  # the controller read the journal at its start; a worker reads it now
                 journal = self.folder.journal
-                self._earlier = {r.nodeid: r for r in read_journal(journal)} if journal.is_file() else {}
+                self._earlier = {r.nodeid: r for r in self.folder.finished_results()} if journal.is_file() else {}
             earlier = set(self._earlier)
             changed = set(compare_jobs(read_jobs(self.folder.jobs), jobs).changed)
             finished = {job.nodeid for job in jobs if job.nodeid in earlier and job.nodeid not in changed}
@@ -297,6 +319,14 @@ class DiffbenchSession:
         version = mark.kwargs.get("workflow_version") if mark else None
         return str(version) if version is not None else self.settings.workflow_version
 
+    def plan_batches(self, cases: "list[tuple[str, Case]]") -> None:
+        """Chunk the cases that differ only in their seed into batches of ``--diffbench-batch``
+        (see :mod:`pytest_diffbench.spec.batches`), from the whole collection, before any
+        deselection: a case's chunk is the same whatever runs."""
+        from pytest_diffbench.spec.batches import plan_batches
+
+        self.batches = plan_batches(cases, self.settings.batch)
+
     # -- running ----------------------------------------------------------------------------
 
     def start_case(self, item: pytest.Item, case: Case, pipeline: Any, runner: "Runner | None" = None) -> "DiffbenchCase":
@@ -306,7 +336,8 @@ class DiffbenchSession:
 
         return DiffbenchCase(nodeid=item.nodeid, case=case, pipeline=pipeline,
                              runner=runner if runner is not None else self._runner_for(pipeline),
-                             workflow_version=self.workflow_version_for(item), deterministic=self.settings.deterministic)
+                             workflow_version=self.workflow_version_for(item), deterministic=self.settings.deterministic,
+                             batch=self.batches.get(item.nodeid))
 
     def _runner_for(self, pipeline: Any) -> "Runner":
         from pytest_diffbench.run.case import SelfRunner
@@ -350,8 +381,30 @@ class DiffbenchSession:
         return self._machines[device]
 
     def finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> CaseResult:
-        """Judge the finished case and write what its verdict asks for; its result."""
-        from pytest_diffbench.judge.lifecycle import BrokenBaseline, CaseInputs, judge
+        """:meth:`_finish_case`; the result and the case's image then feed :attr:`reference` on the writer's thread."""
+        result = self._finish_case(item, dcase)
+        self.writer.submit(item.nodeid, "ssim_vs_most_steps", functools.partial(self._score_reference, result, dcase.image))
+        return result
+
+    def _score_reference(self, result: CaseResult, image: "Image.Image | None") -> None:
+        """Feed :attr:`reference` (on the writer's thread); a failure is a warning, as the score is a derived one."""
+        try:
+            self.reference.finished(result, image)
+        except Exception as exc:
+            self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps of {result.nodeid} as it "
+                                 f"finished ({type(exc).__name__}: {exc}); it is scored from the files at the end")
+
+    def _finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> CaseResult:
+        """Judge the finished case and write what its verdict asks for; its result.
+
+        The verdict (the baseline read and decoded once, the metrics, the gates) is made here, so
+        pytest reports the case right. Without ``--diffbench-update``/``--diffbench-update-timing``
+        the case's run-folder files (its PNG, encoded there, its record, its input images) go to
+        :attr:`writer` and are written while the next case generates. With them every write is
+        made here, in order, as a conflict with another run changes the verdict: the output is
+        encoded once, written to the run folder, then the same bytes (never decoded again) to
+        the baseline."""
+        from pytest_diffbench.judge.lifecycle import BrokenBaseline, CaseInputs, StoredBaseline, judge
         from pytest_diffbench.store.baselines import BaselineError, BaselineStore
         from pytest_diffbench.store.files import encode_png
         from pytest_diffbench.store.paths import case_path, pin_key
@@ -385,23 +438,51 @@ class DiffbenchSession:
             worker=self.worker, workers=self.workers, pin=pin, case=case,
             baseline_path=self._display(image_path), output_path=self._display(self.folder.image(case)),
         )
+        sidecar_json = inputs.sidecar().to_json()
+        if settings.update is None and not settings.update_timing:  # no baseline write: all of it in the background
+            result = judge(inputs, _baseline_state(store, case)[0], None).result
+            self._write_case_later(item.nodeid, case, dcase.image, sidecar_json, dcase.inputs.images)
+            return result
+        # An update writes in the foreground, the run folder's copy first (a conflict changes the
+        # verdict); the output is encoded once, for the run folder and the baseline
         png = encode_png(dcase.image)
-        self.folder.write_case(case, png, inputs.sidecar().to_json())
+        self.folder.write_case(case, png, sidecar_json)
         self.folder.write_inputs(dcase.inputs.images)
         baseline, stored_png, stamp = _baseline_state(store, case)
         judgement = judge(inputs, baseline, settings.update, update_timing=settings.update_timing)
+        result = judgement.result
         if judgement.sidecar is not None:
-            written = stored_png if judgement.keeps_image else png
+            if judgement.keeps_image and isinstance(baseline, StoredBaseline):
+                written, pixels = stored_png, baseline.image
+            else:
+                written, pixels = png, dcase.image
             try:
-                store.write(case, written, judgement.sidecar, keep_replaced_in=self.folder.replaced_dir, expected=stamp)
+                store.write(case, written, judgement.sidecar, keep_replaced_in=self.folder.replaced_dir, expected=stamp,
+                            pixels=pixels)
             except BaselineError as exc:
                 # Another run changed the pair since it was read (or it cannot be written): never
                 # written over; the case is judged as without update against what is there now.
                 now, _, _ = _baseline_state(store, case)
                 said = isinstance(now, BrokenBaseline) and now.message == str(exc)  # a folder or link in the way
                 note = "" if said else f"not {judgement.action.value}: {exc}"
-                return judge(inputs, now, None, note=note).result
-        return judgement.result
+                result = judge(inputs, now, None, note=note).result
+        return result
+
+    def _write_case_later(self, nodeid: str, case: str, image: "Image.Image", sidecar_json: str,
+                          input_images: "Mapping[str, Image.Image]") -> None:
+        """Hand the case's run-folder files to :attr:`writer`: its output image, encoded there,
+        with its record, then its input images. A failure is the case's, named when the writer is drained."""
+        from pytest_diffbench.store.files import encode_png
+
+        folder = self.folder
+        assert folder is not None
+
+        def write_case() -> None:
+            folder.write_case(case, encode_png(image), sidecar_json)
+
+        self.writer.submit(nodeid, self._display(folder.image(case)), write_case)
+        if input_images:
+            self.writer.submit(nodeid, self._display(folder.inputs), functools.partial(folder.write_inputs, input_images))
 
     def _other_pipeline(self, nodeid: str, config: Mapping[str, Any]) -> str:
         """In a resumed run (without ``--diffbench-resume-changed``): why the case cannot join the
@@ -473,14 +554,49 @@ class DiffbenchSession:
             result = result.with_changes(attempts=max(result.attempts, attempts))
         self._results[result.nodeid] = result
         self._write_changed_jobs()
-        if self._journal is None:
+        if self._journal is not None:  # after the case's files, on the writer's thread: see store.writer
+            self.writer.submit(result.nodeid, self._display(self._journal.path),
+                               functools.partial(self._journal_line, self._journal, result))
+
+    def _journal_line(self, journal: Journal, result: CaseResult) -> None:
+        """Journal ``result`` (on the writer's thread, after the case's files): as an error naming
+        the file when a write of the case failed. A journal that cannot be written any more (a
+        full disk) becomes one warning and is closed; the run goes on and still writes
+        results.csv at its end."""
+        if self._journal_failed:
             return
+        failure = self.writer.failure(result.nodeid)
         try:
-            self._journal.append(result)
+            journal.append(_write_failed(result, failure) if failure is not None else result)
         except OSError as exc:
-            self.warnings.append(f"WARNING: diffbench could not write the journal {self._journal.path} "
+            self._journal_failed = True
+            self.warnings.append(f"WARNING: diffbench could not write the journal {journal.path} "
                                  f"({type(exc).__name__}: {exc}); a kill now would lose this run's finished cases")
-            self._close_journal()
+            journal.close()
+
+    def drain_writes(self) -> None:
+        """Wait until the background writer wrote every case's files and journal line (before
+        anything reads the run folder); each failed write makes its case's result an error."""
+        self._take_write_failures(self.writer.drain(), journal=False)
+
+    def _take_write_failures(self, failures: Sequence[WriteFailure], *, journal: bool) -> None:
+        """Keep ``failures`` (the first of each case) and make each case's result an error naming
+        the file; with ``journal`` (a worker's failures, which no journal line said yet) journal it."""
+        failed = {failure.nodeid for failure in self.write_failures}
+        for failure in failures:
+            if failure.nodeid in failed:
+                continue
+            failed.add(failure.nodeid)
+            self.write_failures.append(failure)
+            result = self._results.get(failure.nodeid)
+            if result is None:
+                continue
+            self._results[failure.nodeid] = result = _write_failed(result, failure)
+            if journal and self._journal is not None and not self._journal_failed:
+                try:
+                    self._journal.append(result)
+                except OSError:
+                    pass  # the run's results.csv still says it; the case runs again on resume (no image)
 
     def _refused_for_pipeline(self, result: CaseResult) -> bool:
         """Whether ``result`` is :meth:`finish_case`'s refusal of a resumed case made by another
@@ -509,7 +625,17 @@ class DiffbenchSession:
         began. A refused resume leaves the run's folder as it was.
         """
         self._restore_determinism()
-        if self.is_worker or self.folder is None:
+        failures = self.writer.close()
+        if self.is_worker:
+            workeroutput = getattr(self.config, "workeroutput", None)
+            if workeroutput is not None:  # the controller's results, journal and scores take them
+                workeroutput[REFERENCE_KEY] = self.reference.handover()
+                if failures:
+                    workeroutput[WRITE_FAILURES_KEY] = [dataclasses.asdict(failure) for failure in failures]
+            return
+        self._take_write_failures(failures, journal=False)
+        self._take_write_failures(self._worker_failures, journal=True)
+        if self.folder is None:
             return
         folder = self.folder
         if self._refused:
@@ -578,14 +704,13 @@ class DiffbenchSession:
             self._journal = None
 
     def _write_run_files(self, folder: RunFolder) -> None:
-        from pytest_diffbench.judge.convergence import with_reference_ssim
         from pytest_diffbench.report.artifacts import write_artifacts
         from pytest_diffbench.run.identity import run_environment
         from pytest_diffbench.store.files import atomic_write_text
         from pytest_diffbench.store.results import sorted_results, write_results
 
         try:
-            scored = with_reference_ssim(sorted_results(self.results), self._pixels)
+            scored = self.reference.with_scores(sorted_results(self.results), self._pixels)
             self._results = {result.nodeid: result for result in scored}
         except Exception as exc:  # a derived score; the results are still written without it
             self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps: {type(exc).__name__}: {exc}")
@@ -663,8 +788,10 @@ class _SweepsFromWorkers:
         self.session = session
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        sweeps = getattr(node, "workeroutput", {}).get(SWEEPS_KEY, {})
-        self.session.sweeps.update({folder: frozenset(names) for folder, names in sweeps.items()})
+        output = getattr(node, "workeroutput", {})
+        self.session.sweeps.update({folder: frozenset(names) for folder, names in output.get(SWEEPS_KEY, {}).items()})
+        self.session._worker_failures += [WriteFailure(**failure) for failure in output.get(WRITE_FAILURES_KEY, [])]
+        self.session.reference.take(output.get(REFERENCE_KEY, {}))
 
 
 def _without_resume(args: Sequence[str]) -> list[str]:
@@ -695,6 +822,12 @@ def _source_of(function: Any) -> str | None:
         return inspect.getsource(function)
     except (OSError, TypeError):
         return None
+
+
+def _write_failed(result: CaseResult, failure: WriteFailure) -> CaseResult:
+    """``result`` made an error saying which file of the case could not be written and why."""
+    message = failure.message()
+    return result.with_changes(outcome=Outcome.ERROR, message=message, failure_text=message)
 
 
 def _now() -> str:

@@ -23,6 +23,7 @@ from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.plugin.options import Settings
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome, UpdateMode
 from pytest_diffbench.store.run_folder import RunFolder
+from pytest_diffbench.store.writer import WriteFailure
 
 #: Up to this many cases the terminal summary lists every case; above it only the failing ones.
 TABLE_MAX_ROWS = 30
@@ -45,6 +46,7 @@ class Summarised(Protocol):
     warnings: list[str]
     sweeps: dict[str, frozenset[str]]
     resume_hint: str | None
+    write_failures: "list[WriteFailure]"
 
     @property
     def results(self) -> list[CaseResult]: ...
@@ -70,6 +72,8 @@ def summary_lines(session: Summarised) -> list[str]:
         shown += f", {reruns} rerun"
     total = len(results)
     lines = [f"diffbench: {total} case{'' if total == 1 else 's'}: {shown}"]
+    lines += [f"ERROR: {failure.message()} (pytest reported the case before this write; diffbench counts it an "
+              "error and the run fails)" for failure in session.write_failures]
     listed = sorted(results, key=case_order)
     if total > TABLE_MAX_ROWS:  # a big sweep shows what needs attention; summary.md has all
         listed = [r for r in listed if not r.passed]

@@ -279,8 +279,13 @@ class BaselineStore:
             return found
 
     def write(self, case: str, png: bytes, sidecar: Sidecar, *, keep_replaced_in: Path,
-              expected: str | None = None) -> Baseline:
+              expected: str | None = None, pixels: Image.Image | None = None) -> Baseline:
         """Write the pair: the PNG, then the sidecar that vouches for it (each atomically).
+
+        ``pixels``: the image ``png`` encodes, when the caller has it (the session's own
+        :func:`~pytest_diffbench.store.files.encode_png` of the case's output, or the stored
+        baseline it read): its pixel digest is taken from it and the PNG is not decoded again
+        (its structure is still checked). Without it the PNG is decoded.
 
         Under the lock, what is on disk is compared with ``expected`` (the :attr:`Found.stamp` the
         caller judged against; ``None`` skips the check): when another run changed the pair
@@ -296,7 +301,13 @@ class BaselineStore:
         for, which reads as broken).
         """
         image_path, sidecar_path = self.paths(case)
-        image = _decode(png, image_path, writing=True)
+        problem = _png_structure(png) if pixels is not None else ""
+        if problem:
+            raise BaselineError(f"the image to write to {image_path} {problem}; nothing was written")
+        if pixels is None:
+            image = _decode(png, image_path, writing=True)
+        else:
+            image = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
         record = dataclasses.replace(sidecar, format=SIDECAR_FORMAT, case=case, image_sha256=sha256_bytes(png),
                                      pixels_sha256=pixels_sha256(image))
         text = record.to_json()

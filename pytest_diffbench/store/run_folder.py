@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Mapping
 from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text, encode_png, inside
 from pytest_diffbench.store.jobs import JOBS_FILE, Job, read_jobs, still_to_run
 from pytest_diffbench.store.journal import folder_lock, journal_is_locked, read_journal, remove_temp_files
-from pytest_diffbench.store.paths import path_segment
+from pytest_diffbench.store.paths import case_path, path_segment
 
 RESULTS_FILE = "results.csv"
 JOURNAL_FILE = "journal.jsonl"
@@ -45,6 +45,8 @@ INPUTS_DIR = "inputs"
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from pytest_diffbench.judge.result import CaseResult
 
 
 class LatestError(ValueError):
@@ -121,8 +123,21 @@ class RunFolder:
         Raises FileNotFoundError when the run has no job list, JobsError or JournalError when
         one of them cannot be read."""
         jobs = read_jobs(self.jobs)
-        finished = [result.nodeid for result in read_journal(self.journal)] if self.journal.is_file() else []
+        finished = [result.nodeid for result in self.finished_results()] if self.journal.is_file() else []
         return jobs, still_to_run(jobs, finished)
+
+    def finished_results(self) -> "list[CaseResult]":
+        """The results of the run's finished cases: its journal's (see
+        :func:`~pytest_diffbench.store.journal.read_journal`), less each case journaled with an
+        output image (its ``output_path`` set) whose image is not in ``images/``. Such a case did
+        not finish: under xdist the controller journals a case while its worker's background
+        writer (:mod:`pytest_diffbench.store.writer`) may still hold its image, and a kill then
+        loses the image; ``--diffbench-resume`` runs it again.
+
+        Raises FileNotFoundError when there is no journal, JournalError naming the file and line
+        when a complete line is not a case result."""
+        return [result for result in read_journal(self.journal)
+                if not result.output_path or self.image(case_path(result.nodeid)).is_file()]
 
     @property
     def finished(self) -> bool:
