@@ -9,6 +9,7 @@ session and ``diffbench report`` share this one path.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -31,6 +32,10 @@ class Artifacts:
     summary_markdown: str = ""
     written: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: CPU seconds of this process (``time.process_time``: steady on a busy machine, unlike the
+    #: wall clock) each artifact's step took, by its name, in the order they ran (a summary.md
+    #: written again after a failed bundle adds its time to the first).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def bundle(self) -> Path | None:
@@ -81,9 +86,12 @@ def write_artifacts(folder: RunFolder, results: Sequence[CaseResult], *, rootdir
 def _attempt(done: Artifacts, folder: RunFolder, name: str, step: Callable[[], Any]) -> None:
     """Run one artifact's ``step``, adding what it wrote to ``done``; a failure becomes a warning
     naming it, since one artifact's failure must not cost the others (see the module docstring)."""
+    start = time.process_time()
     try:
         written = step()
     except Exception as exc:
         done.warnings.append(f"WARNING: diffbench could not write {name} in {folder.path}: {type(exc).__name__}: {exc}")
         return
+    finally:
+        done.seconds[name] = done.seconds.get(name, 0.0) + time.process_time() - start
     done.written += written if isinstance(written, list) else [written] if written is not None else []
