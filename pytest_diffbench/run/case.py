@@ -272,8 +272,10 @@ class DiffbenchCase:
                            if k not in SIZE_AXES}
         # refuse what a config cannot hold, before generating
         self._or_refuse(lambda: normalise(recorded_kwargs, where="generate() keyword", finite=True), TypeError, ValueError)
-        keywords = canonical_json({"pipeline": id(self.pipeline), "sampler": self.sampler, "scheduler": scheduler,
-                                   "recorded": recorded_kwargs, "core": core,
+        # what decides the pixels and figures of a batched call but the seed (a cold runner's, calibrate's, apart)
+        keywords = canonical_json({"pipeline": id(self.pipeline), "warm_up": bool(getattr(self._runner, "warm_up", True)),
+                                   "weights": description.model_fingerprint, "adapters": description.adapters,
+                                   "sampler": self.sampler, "scheduler": scheduler, "recorded": recorded_kwargs, "core": core,
                                    "size": [call_kwargs.get(axis) for axis in SIZE_AXES]})
         output, batch = self._or_refuse(lambda: self._generated(description, call_kwargs, keywords),
                                         OutputError, PipelineCallError, StageError)
