@@ -22,6 +22,7 @@ from pytest_diffbench.judge.metrics.base import (
     status_column,
     tolerance_name,
 )
+from pytest_diffbench.judge.metrics.device import DeviceImage, DeviceMetric, runs_on_torch
 from pytest_diffbench.judge.metrics.images import ImageSizeMismatch, check_pair, split_frames, to_rgb_array
 from pytest_diffbench.judge.metrics.lpips import LPIPS
 from pytest_diffbench.judge.metrics.psnr import PSNR
@@ -30,6 +31,7 @@ from pytest_diffbench.judge.metrics.ssim import SSIM
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    import torch
     from PIL import Image
 
 __all__ = ["Direction", "Metric", "MetricInputs", "MetricKind", "MetricRegistry", "MetricUnavailable", "REGISTRY",
@@ -132,12 +134,15 @@ def _worst(values: tuple[float, ...], direction: Direction) -> int:
     return values.index(pick(values))
 
 
-def score_images(output: "Image.Image", baseline: "Image.Image | None", *, prompt: str, device: str,
-                 modes: Mapping[str, str], tolerances: Mapping[str, float | None] | None = None,
-                 metrics: MetricRegistry = REGISTRY, frames: int = 1) -> dict[str, Score]:
+def score_images(output: "Image.Image | npt.NDArray[np.uint8]", baseline: "Image.Image | npt.NDArray[np.uint8] | None",
+                 *, prompt: str, device: str, modes: Mapping[str, str],
+                 tolerances: Mapping[str, float | None] | None = None, metrics: MetricRegistry = REGISTRY,
+                 frames: int = 1) -> dict[str, Score]:
     """Score ``output`` with every registered metric that applies.
 
-    Full-reference metrics run only when ``baseline`` is given; both images are compared at their
+    ``output`` and ``baseline`` are images, or (H, W, 3) uint8 arrays as :func:`to_rgb_array`
+    makes them (then they are not converted again). Full-reference metrics run only when
+    ``baseline`` is given; both images are compared at their
     own size (:class:`ImageSizeMismatch` when they differ). ``modes`` maps a metric name to
     ``auto`` (the default: record why a metric could not run), ``required`` (raise
     :class:`MetricUnavailable`, its ``metric`` naming the metric, instead) or ``off`` (skip it). In ``auto`` a metric whose
@@ -150,13 +155,21 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
     the worst as ``value`` (see :attr:`Score.detail`); a metric that cannot score one frame is
     unavailable for the video. :class:`ImageSizeMismatch` when the images are not strips of
     ``frames`` frames.
+
+    On a ``device`` where metrics run in torch (:func:`~.device.runs_on_torch`: CUDA) the pair
+    is uploaded once (:class:`~.device.DeviceImage`, every frame as one batch), each metric with
+    a ``compute_on_device`` (SSIM, PSNR, LPIPS) scores it there, and all their values come back
+    in one host sync; elsewhere each metric scores the arrays on the host.
     """
-    out = to_rgb_array(output)
-    base = to_rgb_array(baseline) if baseline is not None else None
+    import numpy as np
+
+    out = output if isinstance(output, np.ndarray) else to_rgb_array(output)
+    base = baseline if baseline is None or isinstance(baseline, np.ndarray) else to_rgb_array(baseline)
     if base is not None:
         check_pair(out, base)  # the message names the sizes in this order: output, then baseline
     out_frames = split_frames(out, frames) if frames > 1 else []  # ImageSizeMismatch when no strip of them
     base_frames = split_frames(base, frames) if frames > 1 and base is not None else []
+    on_device = _DevicePair(out, base, device, frames) if base is not None and runs_on_torch(device) else None
     scores: dict[str, Score] = {}
     for metric in metrics:
         if metric.kind is MetricKind.FULL_REFERENCE and base is None:
@@ -170,14 +183,54 @@ def score_images(output: "Image.Image", baseline: "Image.Image | None", *, promp
             continue
         reference = base if metric.kind is MetricKind.FULL_REFERENCE else None
         try:
-            scores[metric.name] = _score(metric, out, reference, prompt, device, out_frames,
-                                         base_frames if reference is not None else [])
+            if on_device is not None and reference is not None and isinstance(metric, DeviceMetric):
+                first = MetricInputs(out_frames[0] if out_frames else out, base_frames[0] if base_frames else reference,
+                                     prompt, device)
+                metric.check_available(first)
+                on_device.add(metric, first)
+                scores[metric.name] = Score(None, "pending")  # keeps the registry's order; set below
+            else:
+                scores[metric.name] = _score(metric, out, reference, prompt, device, out_frames,
+                                             base_frames if reference is not None else [])
         except MetricUnavailable as exc:
             exc.metric = metric.name
             if mode == "required":
                 raise
             scores[metric.name] = Score(None, UNAVAILABLE + exc.reason)
+    if on_device is not None:
+        scores.update(on_device.scores(video=frames > 1))
     return scores
+
+
+class _DevicePair:
+    """An output and its baseline on a torch device (uploaded when the first metric needs them),
+    and the metrics' values there, brought to the host together."""
+
+    def __init__(self, output: "npt.NDArray[np.uint8]", baseline: "npt.NDArray[np.uint8]", device: str,
+                 frames: int) -> None:
+        self._arrays = (output, baseline)
+        self._device, self._frames = device, frames
+        self._images: tuple[DeviceImage, DeviceImage] | None = None
+        self._pending: list[tuple[Metric, "torch.Tensor"]] = []
+
+    def add(self, metric: DeviceMetric, inputs: MetricInputs) -> None:
+        """Score the pair with ``metric`` on the device (no host sync)."""
+        if self._images is None:
+            output, baseline = self._arrays
+            self._images = (DeviceImage.upload(output, self._device, self._frames),
+                            DeviceImage.upload(baseline, self._device, self._frames))
+        assert isinstance(metric, Metric)
+        self._pending.append((metric, metric.compute_on_device(inputs, *self._images)))
+
+    def scores(self, video: bool) -> dict[str, Score]:
+        """Each added metric's :class:`Score` (per frame for a ``video``): one host sync for all."""
+        if not self._pending:
+            return {}
+        import torch
+
+        rows = torch.stack([values.to(torch.float64) for _, values in self._pending]).tolist()
+        return {metric.name: _frame_score(tuple(row), metric.direction) if video else Score(row[0])
+                for (metric, _), row in zip(self._pending, rows)}
 
 
 def _score(metric: Metric, output: "npt.NDArray[np.uint8]", baseline: "npt.NDArray[np.uint8] | None", prompt: str,
@@ -195,8 +248,12 @@ def _score(metric: Metric, output: "npt.NDArray[np.uint8]", baseline: "npt.NDArr
         inputs = MetricInputs(frame, baseline_frames[index] if baseline_frames else None, prompt, device)
         metric.check_available(inputs)
         values.append(metric.compute(inputs))
-    frame_values = tuple(values)
-    return Score(frame_values[_worst(frame_values, metric.direction)], frame_values=frame_values)
+    return _frame_score(tuple(values), metric.direction)
+
+
+def _frame_score(frame_values: tuple[float, ...], direction: Direction) -> Score:
+    """A video's score: each frame's value, the worst as the value."""
+    return Score(frame_values[_worst(frame_values, direction)], frame_values=frame_values)
 
 
 def unavailable_advice(name: str, status: str, metrics: MetricRegistry = REGISTRY) -> str:

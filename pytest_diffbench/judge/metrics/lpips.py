@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_diffbench.judge.metrics.base import Direction, MetricInputs, MetricKind, MetricUnavailable
+from pytest_diffbench.judge.metrics.device import DeviceImage
 from pytest_diffbench.judge.metrics.images import check_pair, size_text
 
 if TYPE_CHECKING:
@@ -89,6 +90,18 @@ class LpipsScorer:
         with torch.no_grad():
             return float(self.model(to_tensor(a), to_tensor(b)).item())
 
+    def on_device(self, a: DeviceImage, b: DeviceImage) -> "torch.Tensor":
+        """The distance of each frame of ``a`` to the same frame of ``b``: float tensor (N,) on
+        the scorer's device, no host sync (the images are moved there if they are elsewhere)."""
+        import torch
+
+        def scaled(image: DeviceImage) -> torch.Tensor:
+            # lpips expects NCHW float32 in [-1, 1].
+            return (image.pixels.to(self.device) / 127.5 - 1.0).to(torch.float32)
+
+        with torch.no_grad():
+            return self.model(scaled(a), scaled(b)).reshape(-1)
+
 
 _SCORERS: dict[str, LpipsScorer] = {}
 
@@ -146,6 +159,9 @@ class LPIPS:
     def compute(self, inputs: MetricInputs) -> float:
         assert inputs.baseline is not None
         return load_lpips(inputs.device)(inputs.baseline, inputs.output)
+
+    def compute_on_device(self, inputs: MetricInputs, output: DeviceImage, baseline: DeviceImage) -> "torch.Tensor":
+        return load_lpips(inputs.device).on_device(baseline, output)
 
     def advice(self, reason: str) -> str:
         """See :func:`lpips_advice`."""

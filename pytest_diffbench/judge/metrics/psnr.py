@@ -1,4 +1,8 @@
-"""PSNR: peak signal-to-noise ratio in dB for 8-bit images, infinite for identical images."""
+"""PSNR: peak signal-to-noise ratio in dB for 8-bit images, infinite for identical images.
+
+numpy defines it (:func:`psnr`); on a CUDA pipeline's device torchmetrics computes the same
+(:func:`psnr_on_device`, float64: the squared differences of 8-bit levels and their sum are exact).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_diffbench.judge.metrics.base import Direction, MetricInputs, MetricKind
+from pytest_diffbench.judge.metrics.device import DeviceImage
 from pytest_diffbench.judge.metrics.images import check_pair
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    import torch
 
 _DATA_RANGE = 255.0
 
@@ -26,6 +32,18 @@ def psnr(a: "npt.NDArray[np.uint8]", b: "npt.NDArray[np.uint8]") -> float:
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(_DATA_RANGE**2 / mse)
+
+
+def psnr_on_device(a: DeviceImage, b: DeviceImage) -> "torch.Tensor":
+    """PSNR of each frame of ``a`` against the same frame of ``b`` in dB: float64 tensor (N,) on
+    their device (inf for an identical frame), no host sync; torchmetrics'
+    ``peak_signal_noise_ratio`` with data range 255 per frame, equal to :func:`psnr` (float64 sums
+    of squared 8-bit differences are exact; the logarithms may differ in the last bit)."""
+    from torchmetrics.functional.image.psnr import peak_signal_noise_ratio
+
+    if a.pixels.shape != b.pixels.shape:
+        raise ValueError(f"PSNR needs images of one size, got {tuple(a.pixels.shape)} and {tuple(b.pixels.shape)}")
+    return peak_signal_noise_ratio(a.pixels, b.pixels, data_range=_DATA_RANGE, dim=(1, 2, 3), reduction="none")
 
 
 @dataclass(frozen=True)
@@ -49,3 +67,6 @@ class PSNR:
     def compute(self, inputs: MetricInputs) -> float:
         assert inputs.baseline is not None
         return psnr(inputs.baseline, inputs.output)
+
+    def compute_on_device(self, inputs: MetricInputs, output: DeviceImage, baseline: DeviceImage) -> "torch.Tensor":
+        return psnr_on_device(baseline, output)
