@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     RGB: TypeAlias = npt.NDArray[np.uint8]
 #: Loads a case's output image as an (H, W, 3) uint8 array; None when the case has none.
 PixelLoader = Callable[[CaseResult], "npt.NDArray[np.uint8] | None"]
-#: Two (H, W, 3) uint8 arrays of one shape -> their SSIM.
-Score = Callable[["npt.NDArray[np.uint8]", "npt.NDArray[np.uint8]"], float]
+#: Two (H, W, 3) uint8 arrays of one shape and the device to score them on -> their SSIM.
+Score = Callable[["npt.NDArray[np.uint8]", "npt.NDArray[np.uint8]", str], float]
 #: (test, the rest of the node id's parameters): a group of :func:`case_group`.
 GroupKey = tuple[str, str]
 
@@ -128,12 +128,13 @@ def _group_scores(members: Sequence[CaseResult], images: Mapping[str, RGB], scor
 
 
 def _score(member: CaseResult, image: RGB, reference: RGB, score: Score) -> float | None:
-    """``member``'s score against ``reference``; None when their shapes differ. A video's is its
-    worst frame's, which the whole strip would average away."""
+    """``member``'s score against ``reference``, on the device its config names (a CUDA
+    pipeline's in torch there, see :func:`~pytest_diffbench.judge.metrics.ssim.ssim`); None when
+    their shapes differ. A video's is its worst frame's, which the whole strip would average away."""
     if image.shape != reference.shape:
         return None
-    frames = config_frames(member.config)
-    return min(score(a, b) for a, b in zip(split_frames(image, frames), split_frames(reference, frames)))
+    frames, device = config_frames(member.config), str(member.setting("device") or "cpu")
+    return min(score(a, b, device) for a, b in zip(split_frames(image, frames), split_frames(reference, frames)))
 
 
 #: xdist workeroutput key: a worker's :meth:`ReferenceScorer.handover`.
@@ -199,7 +200,7 @@ class ReferenceScorer:
     """
 
     def __init__(self, score: Score = ssim, *, held_mib: float = HELD_MIB) -> None:
-        """``score``: two (H, W, 3) uint8 arrays -> SSIM (the file fallback uses the same)."""
+        """``score``: two (H, W, 3) uint8 arrays and a device -> SSIM (the file fallback uses the same)."""
         self._score = score
         self._held_limit = int(held_mib * 2**20)
         self._held = 0

@@ -165,3 +165,20 @@ def test_a_case_run_again_sends_its_group_to_the_files(sweep):
     files = Files(changed)
     assert [r.ssim_vs_most_steps for r in scorer.with_scores(results, files)] == expected(results, changed)
     assert len(files.read) == 3
+
+
+def test_each_case_is_scored_on_the_device_its_config_names_in_the_run_and_from_the_files(sweep):
+    results, images, cases = sweep
+    results = [r.with_changes(config={**r.config, "device": "cuda"}) for r in results]
+    devices: list[str] = []
+
+    def score(a, b, device):
+        devices.append(device)
+        return float(np.mean(a == b))
+
+    scorer = scorer_for(results[3:], cases, score=score)  # the first group is left to the files
+    for result in results[3:]:
+        scorer.finished(result, images[result.nodeid])
+    scored = scorer.with_scores(results, Files(images))
+    assert set(devices) == {"cuda"} and len(devices) == len(results)
+    assert all(r.ssim_vs_most_steps is not None for r in scored)
