@@ -7,8 +7,9 @@ import hashlib
 import io
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -22,18 +23,30 @@ FILE_MODE = 0o666
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename (see
+    :func:`atomic_writer`). Baselines and results are never left half-written."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
-    The rename is atomic on POSIX and Windows when both names are on one file system, which
-    a sibling temporary file guarantees. Baselines and results are never left half-written.
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file (opened ``w+b``, seekable: a zip can be written into it as it is built) that
+    replaces ``path`` when the block ends, and is removed when the block raises.
+
+    It is a temporary file in the same folder (named ``.<name>.<random><TMP_SUFFIX>``, which the
+    start-up clean-up of killed runs recognises), flushed and fsynced, then renamed over ``path``:
+    the rename is atomic on POSIX and Windows when both names are on one file system, which a
+    sibling guarantees, so a reader sees the old file or the new one, never half of either.
+    Raises OSError when the folder cannot be made or the file written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE & ~current_umask())  # mkstemp's 0600 would hide the file from teammates
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "w+b") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
@@ -107,11 +120,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-#: zlib level of every PNG diffbench writes. Level 1 encodes about 3x faster than Pillow's default
-#: 6 for about 9% more bytes on photos (``benchmarks/png_levels.py`` on scikit-image's photos:
-#: at 256x256 px 12 ms against 38 ms per image, 1.09x the size; the figures at 1024 px are alike);
-#: levels above 1 buy at most 9% of size for 1.2x to 7x the time, and level 0 (no compression)
-#: doubles the size. Bytes are identical from run to run at every level (same zlib). Baselines
+#: zlib level of every PNG diffbench writes: for speed. Measured by ``benchmarks/png_levels.py`` on
+#: scikit-image's photos against Pillow's default 6: at 256x256 px 12 ms against 38 ms per image
+#: (0.32x) for 1.09x the bytes, at 1024x1024 px 0.52x the time for 1.16x the bytes; levels 2 to 5
+#: save at most 15% of the bytes for as much time again, 7 to 9 take 1.3x to 6x level 6's time,
+#: and level 0 (no compression) writes 1.9x to 2.9x the bytes. Bytes are identical from run to run at every level (same zlib). Baselines
 #: written at another level still read and pass: a baseline is judged by its pixels, and its
 #: sidecar vouches for its own bytes.
 PNG_COMPRESS_LEVEL = 1

@@ -73,3 +73,20 @@ def test_png_bytes_depend_only_on_the_pixels_at_the_chosen_level(astronaut_photo
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=files.PNG_COMPRESS_LEVEL)
     assert first == buffer.getvalue()
+
+
+def test_atomic_writer_replaces_the_file_when_its_block_ends_and_leaves_it_when_the_block_raises(tmp_path):
+    target = tmp_path / "out" / "bundle.zip"
+    with files.atomic_writer(target) as handle:
+        handle.write(b"first")
+        handle.seek(0)
+        assert handle.read() == b"first"  # seekable, as a zip being built needs
+        assert not target.exists()
+    assert target.read_bytes() == b"first"
+    try:
+        with files.atomic_writer(target) as handle:
+            handle.write(b"half")
+            raise RuntimeError("stopped")
+    except RuntimeError:
+        pass
+    assert target.read_bytes() == b"first" and sorted(p.name for p in target.parent.iterdir()) == ["bundle.zip"]
