@@ -8,6 +8,7 @@ and runs itself, so a conftest can test its diffbench setup without torch or dif
 
 from __future__ import annotations
 
+import inspect
 import reprlib
 from pathlib import PurePath
 from dataclasses import dataclass, field
@@ -100,9 +101,9 @@ def pipeline_problem(pipe: Any) -> str | None:
     if isinstance(pipe, type):
         return (f"diffbench_pipeline returned the class {pipe.__name__}, not a pipeline; return an instance, "
                 f"e.g. {pipe.__name__}(...) (or {pipe.__name__}.from_pretrained(...) for diffusers)")
-    if isinstance(pipe, DiffbenchPipeline):
+    if _self_describing(pipe):
         return None
-    missing = [name for name in DIFFUSERS_ATTRIBUTES if getattr(pipe, name, None) is None]
+    missing = [name for name in DIFFUSERS_ATTRIBUTES if not _has(pipe, name)]
     if not missing:
         return None
     short = reprlib.Repr()
@@ -111,6 +112,22 @@ def pipeline_problem(pipe: Any) -> str | None:
     return (f"diffbench_pipeline returned {type(pipe).__name__} {shown}, which is not a pipeline (it has no "
             f"{', '.join(missing)}); return a diffusers pipeline, or an object with diffbench_describe() and "
             "diffbench_generate() (see pytest_diffbench.testing.FakePipeline)")
+
+
+def _self_describing(pipe: Any) -> bool:
+    """``isinstance(pipe, DiffbenchPipeline)``, asked only of an object with both diffbench methods:
+    the protocol check reads every member, and a diffusers pipeline's ``device`` property walks all
+    its modules (this runs for every case)."""
+    methods = ("diffbench_describe", "diffbench_generate")
+    return all(callable(getattr(pipe, name, None)) for name in methods) and isinstance(pipe, DiffbenchPipeline)
+
+
+def _has(pipe: Any, name: str) -> bool:
+    """Whether ``pipe.name`` is there and not None; a property of its class counts as there without
+    being read (diffusers' ``device`` and ``dtype`` walk the pipeline's modules)."""
+    if isinstance(inspect.getattr_static(type(pipe), name, None), property):
+        return True
+    return getattr(pipe, name, None) is not None
 
 
 class PipelineCallError(ValueError):
