@@ -158,4 +158,7 @@ def test_image_generator_refuses_a_batch_where_one_call_cannot_make_the_cases_im
         def __call__(self, prompt: str, generator: Any = None) -> Any: ...
 
     assert generator.batch_problem(Single(), "Euler", [0, 1], call) == "Single.__call__ takes no num_images_per_prompt"
+    assert generator.batch_problem(pipe, "DPM++ SDE", [0, 1], call) == \
+        "sampler 'DPM++ SDE' seeds its own noise from each case's seed"
+    assert generator.batch_problem(pipe, "DPM++ 2M", [0, 1], call) == ""
     assert pipe.calls == []
