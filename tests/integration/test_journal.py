@@ -19,8 +19,10 @@ from pytest_diffbench.store.run_folder import RunFolder, read_latest
 
 #: A plain test that runs after the diffbench cases of its module and reads the run's journal.
 JOURNAL_PROBE = '''
-def test_zz_probe():
+def test_zz_probe(request):
     import glob, json
+    from pytest_diffbench.plugin.keys import SESSION_KEY
+    request.config.stash[SESSION_KEY].drain_writes()  # the background writer journals the cases before
     (journal,) = glob.glob(".diffbench/runs/*/journal.jsonl")
     lines = open(journal, encoding="ascii").read().splitlines()
     assert sorted(json.loads(line)["case_id"] for line in lines) == ["seed0-euler-2steps-cfg7.5", "seed1-euler-2steps-cfg7.5"]

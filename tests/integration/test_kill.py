@@ -9,7 +9,9 @@ session's end (results.csv, grids, summary, bundle, ``latest``). The FakePipelin
 drift between runs, so every run really replaces every baseline pair.
 
 After each kill: every line of the run's journal is a case result; every case pytest reported
-(``-v``'s PASSED/FAILED line) is in it, with its image in the run folder and its baseline pair
+(``-v``'s PASSED/FAILED line) is in it but for the few the background writer still held (at most
+:data:`~pytest_diffbench.store.writer.QUEUE_DEPTH`), each journaled case with its image in the run
+folder (under xdist: or counted as not finished, so a resume runs it again) and its baseline pair
 whole; no baseline pair is ever used mixed (a PNG its sidecar does not vouch for reads as broken).
 After the next run, which is not killed: no temporary file is left and every pair reads whole.
 """
@@ -31,6 +33,7 @@ from pytest_diffbench.store.files import sha256_bytes
 from pytest_diffbench.store.journal import TEMP_NAME, read_journal
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
+from pytest_diffbench.store.writer import QUEUE_DEPTH
 from pytest_diffbench.testing import FAKE_PIPELINE_ENV, use_fake_pipeline
 
 pytestmark = pytest.mark.subprocess
@@ -151,10 +154,15 @@ def check_killed_run(killed: KilledProject, done, folder: RunFolder | None) -> N
     journaled = {result.nodeid: result for result in read_journal(folder.journal)}  # every complete line parses
     lines = folder.journal.read_bytes().split(b"\n")
     assert len(lines[:-1]) == len(journaled)  # one line per case (no reruns here)
+    # the background writer journals a reported case after its files: a kill costs at most a queue's worth
     missing = sorted(nodeid for nodeid in reported if nodeid not in journaled)
-    assert missing == [], f"reported but not journaled: {missing}"
+    assert len(missing) <= QUEUE_DEPTH, f"reported but not journaled: {missing}"
+    finished = {result.nodeid for result in folder.finished_results()}
     for nodeid, result in journaled.items():
-        assert folder.image(case_path(nodeid)).is_file(), nodeid
+        if "no:xdist" in killed.args:  # one process: the writer journals a case after its files
+            assert folder.image(case_path(nodeid)).is_file(), nodeid
+        elif nodeid not in finished:  # xdist (the controller journals, a worker writes): a resume runs it again
+            continue
         if result.baseline_action.wrote:
             store = BaselineStore(killed.project.baselines, result.pin)
             baseline = store.load(case_path(nodeid))
