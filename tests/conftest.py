@@ -9,6 +9,7 @@ tests work under ``--import-mode=importlib`` as well as the default import mode.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -20,7 +21,7 @@ import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 
@@ -244,15 +245,15 @@ def _empty_torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("empty-torch-home")
 
 
-@pytest.fixture(autouse=True)
-def _child_environment(monkeypatch: pytest.MonkeyPatch, _empty_torch_home: Path) -> None:
+def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path) -> None:
     """What runs started by a test see: no LPIPS weights unless the test provides them (an empty
-    TORCH_HOME), one torch thread (on a shared CPU, OpenMP's spinning threads make each run
-    several times slower; the images are tiny), no bytecode written (a test module rewritten
-    within the same second could otherwise be read back stale), no $GITHUB_STEP_SUMMARY of
-    the CI job running this suite, and no $CI or $BUILD_NUMBER (with either set, pytest prints
-    whole failure messages in its short summary: the runs would print differently on CI)."""
-    monkeypatch.setenv("TORCH_HOME", str(_empty_torch_home))
+    ``torch_home`` as TORCH_HOME), one torch thread (on a shared CPU, OpenMP's spinning threads
+    make each run several times slower; the images are tiny), no bytecode written (a test module
+    rewritten within the same second could otherwise be read back stale), no
+    $GITHUB_STEP_SUMMARY of the CI job running this suite, and no $CI or $BUILD_NUMBER (with
+    either set, pytest prints whole failure messages in its short summary: the runs would print
+    differently on CI)."""
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
@@ -260,6 +261,12 @@ def _child_environment(monkeypatch: pytest.MonkeyPatch, _empty_torch_home: Path)
     for name in ("CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv(FAKE_PIPELINE_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _child_environment(monkeypatch: pytest.MonkeyPatch, _empty_torch_home: Path) -> None:
+    """Every test's runs see :func:`child_environment`."""
+    child_environment(monkeypatch, _empty_torch_home)
 
 
 @pytest.fixture
@@ -271,6 +278,54 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Diffb
     """
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
     return DiffbenchProject(pytester, monkeypatch)
+
+
+class _SharedRequest:
+    """What :class:`pytest.Pytester` needs of its fixture request, for a project shared by a
+    module's tests: the module's node and config, and finalizers that run when the project's
+    ``with`` block ends (pytester's restore of sys.modules and sys.path, its hook recorders)."""
+
+    function = None
+    instance = None
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.node = request.node
+        self.config = request.config
+        self.finalizers: list[Callable[[], object]] = []
+
+    def addfinalizer(self, finalizer: Callable[[], object]) -> None:
+        self.finalizers.append(finalizer)
+
+
+@pytest.fixture(scope="module")
+def shared_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                   _empty_torch_home: Path) -> Callable[[], contextlib.AbstractContextManager[DiffbenchProject]]:
+    """``with shared_project() as project:`` a :class:`DiffbenchProject` for a module-scoped fixture
+    whose runs several tests of the module assert on (each in-process run costs about 0.4 CPU-s,
+    so tests that check different things of the same scenario share it instead of re-running it).
+
+    Inside the block, the project's folder is the working directory and the environment is the
+    one the ``project`` fixture gives (:func:`child_environment`, $PYTEST_XDIST_WORKER=gw9); when
+    it ends, both are restored, as are sys.modules and sys.path, as at the end of a test. What the
+    runs left stays on disk for the module's tests to read: they must not change it (a test that
+    changes the project takes its own ``project``).
+    """
+
+    @contextlib.contextmanager
+    def shared() -> Iterator[DiffbenchProject]:
+        shared_request = _SharedRequest(request)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            child_environment(monkeypatch, _empty_torch_home)
+            monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
+            try:
+                pytester = pytest.Pytester(shared_request, tmp_path_factory, monkeypatch,  # type: ignore[arg-type]
+                                           _ispytest=True)
+                yield DiffbenchProject(pytester, monkeypatch)
+            finally:
+                for finalizer in reversed(shared_request.finalizers):
+                    finalizer()
+
+    return shared
 
 
 @pytest.fixture(scope="session")

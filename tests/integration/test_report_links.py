@@ -59,21 +59,23 @@ def dead_links(page: str, root: Path) -> list[str]:
     return dead
 
 
-@pytest.fixture
-def run(project) -> DiffbenchRun:
+@pytest.fixture(scope="module")
+def run(shared_project) -> DiffbenchRun:
     """A run with two failed-speed cases (5x their baseline's time), a passing case whose baseline
-    was timed on another device and a case that errored before generating."""
-    project.write_tests(
-        project.test("test_speed", sweep="seeds=0, steps=[2, 10]", decorators=[SPEED_TEST]),
-        project.test("test_other_device", decorators=[SPEED_TEST]),
-        project.test("test_broken", body='raise RuntimeError("no pipeline today")'),
-    )
-    project.fake(seconds_per_image=0.01)
-    project.run(update="all")
-    _, sidecar = project.baseline_pair("test_other_device")
-    project.edit_sidecar(sidecar, environment={"device_name": OTHER}, measurement={"device_name": OTHER})
-    project.fake(seconds_per_image=0.05)
-    return project.run()
+    was timed on another device and a case that errored before generating. Made once for the
+    module's tests, which only read what it left."""
+    with shared_project() as project:
+        project.write_tests(
+            project.test("test_speed", sweep="seeds=0, steps=[2, 10]", decorators=[SPEED_TEST]),
+            project.test("test_other_device", decorators=[SPEED_TEST]),
+            project.test("test_broken", body='raise RuntimeError("no pipeline today")'),
+        )
+        project.fake(seconds_per_image=0.01)
+        project.run(update="all")
+        _, sidecar = project.baseline_pair("test_other_device")
+        project.edit_sidecar(sidecar, environment={"device_name": OTHER}, measurement={"device_name": OTHER})
+        project.fake(seconds_per_image=0.05)
+        return project.run()
 
 
 def test_report_shows_what_failed_the_baseline_timing_and_the_change_only_on_the_same_device(run) -> None:
