@@ -40,16 +40,17 @@ def batch_of(result) -> int:
     return batch or 1
 
 
-def test_batched_and_unbatched_cases_each_get_their_own_row_image_config_and_seconds(project) -> None:
+def test_batched_cases_get_their_own_rows_and_an_unbatched_baseline_is_stale_naming_batch(project) -> None:
     project.write_tests(TESTS)
     project.fake(seconds_per_image=0.01, batch_seconds=0.5)
     alone = rows(project.run(update="all"))
-    batched_run = project.run("--diffbench-batch=2", update="all")
-    batched_run.outcome.assert_outcomes(passed=4)
+    batched_run = project.run("--diffbench-batch=2")
     batched = rows(batched_run)
     assert sorted(batched) == sorted(alone) == [("test_many", 0), ("test_many", 1), ("test_many", 2), ("test_one", 5)]
+    assert "batch: <absent> -> 2" in project.text(batched_run.outcome)
     for key, result in batched.items():
         together = key in (("test_many", 0), ("test_many", 1))
+        assert result.outcome is (Outcome.STALE_BASELINE if together else Outcome.PASSED)  # compare like with like
         assert batch_of(result) == (2 if together else 1)
         assert result.measurement.seconds_per_image == pytest.approx(0.25 if together else 0.01)
         assert (result.config_hash == alone[key].config_hash) is not together
@@ -58,16 +59,6 @@ def test_batched_and_unbatched_cases_each_get_their_own_row_image_config_and_sec
         with open(result.output_path, "rb") as mine, open(alone[key].output_path, "rb") as twin:
             assert mine.read() == twin.read()  # FakePipeline's batched images equal its single ones
     assert len({r.output_path for r in batched.values()}) == 4
-
-
-def test_a_baseline_made_unbatched_is_stale_for_a_batched_case_naming_batch(project) -> None:
-    project.write_tests(TESTS)
-    project.run(update="all").outcome.assert_outcomes(passed=4)
-    run = project.run("--diffbench-batch=2")
-    outcomes = {key: r.outcome for key, r in rows(run).items()}
-    assert outcomes == {("test_many", 0): Outcome.STALE_BASELINE, ("test_many", 1): Outcome.STALE_BASELINE,
-                        ("test_many", 2): Outcome.PASSED, ("test_one", 5): Outcome.PASSED}
-    assert "batch: <absent> -> 2" in project.text(run.outcome)
 
 
 def test_a_chunk_split_by_k_makes_its_case_as_the_full_run_does(project) -> None:
@@ -90,3 +81,4 @@ def test_a_resume_runs_the_rest_of_a_chunk_as_the_full_run_would(project, monkey
     left = {key: r for key, r in rows(resumed).items() if key in (("test_many", 2), ("test_one", 5))}
     assert {key: (r.outcome, batch_of(r)) for key, r in left.items()} == {
         ("test_many", 2): (Outcome.PASSED, 3), ("test_one", 5): (Outcome.PASSED, 1)}
+
