@@ -87,7 +87,9 @@ class SelfRunner:
     and says what it takes through its optional ``diffbench_call_keywords`` (names; absent: any
     keyword) and ``diffbench_size_multiple`` (an int; absent: any size), and what scheduler it
     runs through its optional ``diffbench_scheduler_record(sampler, seed)`` (a mapping; absent:
-    nothing recorded)."""
+    nothing recorded). Its optional ``diffbench_generate_batch(sampler, seeds, call_kwargs)`` makes
+    a chunk's images in one call under ``--diffbench-batch`` (see :meth:`BatchRunner.generate_batch`;
+    absent: each case runs alone)."""
 
     def describe(self, pipe: DiffbenchPipeline) -> PipelineDescription:
         return pipe.diffbench_describe()
@@ -222,7 +224,9 @@ class DiffbenchCase:
 
         The frozen config records, besides the case's axes and keywords, the pipeline's
         description (model, fingerprint, class, its config flags, its LoRA adapters, a refiner
-        stage), the scheduler the sampler swap builds, and a video's frame count.
+        stage), the scheduler the sampler swap builds, a video's frame count, and the size of the
+        batched call that made the image (``--diffbench-batch``: the case's chunk, see
+        :meth:`_generated`; 1, left out, when it ran alone).
         """
         if self.image is not None:
             self._refuse("generate() was called twice; diffbench compares one image per case")
