@@ -64,7 +64,7 @@ def _sampled_digest(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
                 continue
             # MPS has no float64; float32 holds every float16/bfloat16/float32 value exactly.
             wide = torch.float32 if tensor.device.type == "mps" else torch.float64
-            samples.append(torch.take(tensor, _sample_indices(tensor)).to(wide))
+            samples.append(tensor.reshape(-1).index_select(0, _sample_indices(tensor)).to(wide))
     digest.update(_to_host(samples).numpy().tobytes())
     return digest.hexdigest()
 
@@ -323,21 +323,28 @@ _WEIGHTS_CACHE: weakref.WeakKeyDictionary[Any, _CachedWeights] = weakref.WeakKey
 
 def _cached_weights(pipe: Any) -> _CachedWeights:
     """``pipe``'s weight digests: the cached ones while :meth:`_CachedWeights.holds_for` says they hold,
-    else computed again (and cached, when ``pipe`` can be weakly referenced)."""
-    key, tensors = _weights_key(pipe)
-    cached = _WEIGHTS_CACHE.get(pipe) if _weakly_referable(pipe) else None
-    if cached is not None and cached.holds_for(key, tensors):
-        return cached
+    else computed again (and cached, when ``pipe`` can be weakly referenced and every tensor has a
+    data pointer and takes ``torch.take``: a wrapper subclass of quantized weights may have neither,
+    and is then hashed on every call, as before the cache)."""
+    cacheable = _weakly_referable(pipe)
+    try:
+        key, tensors = _weights_key(pipe)
+        cached = _WEIGHTS_CACHE.get(pipe) if cacheable else None
+        if cached is not None and cached.holds_for(key, tensors):
+            return cached
+        checks = _sample_checks(tensors)
+    except (RuntimeError, NotImplementedError):
+        key, checks, cacheable = (), [], False
     layers = list(_lora_layers(pipe))
     adapters = sorted({name for _, _, layer in layers for name in layer.lora_A.keys()})
     fresh = _CachedWeights(
         key=key,
-        checks=_sample_checks(tensors),
+        checks=checks,
         fingerprint=model_fingerprint(pipe),
         digests={name: _adapter_digest(pipe, name) for name in adapters},
         layers=[(component, name, weakref.ref(layer)) for component, name, layer in layers],
     )
-    if _weakly_referable(pipe):
+    if cacheable:
         _WEIGHTS_CACHE[pipe] = fresh
     return fresh
 

@@ -135,3 +135,17 @@ def test_lora_loading_fusing_weights_and_disabling_each_change_the_description(
     assert unfused.adapters["tiny"]["fused"] is False
     # load, fuse and unfuse change tensors; the weights and the enabled flag only the layers' state
     assert len(recomputations) == 4
+
+
+def test_weights_without_a_data_pointer_are_hashed_on_every_call(
+        sd: Any, recomputations: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrapper tensor subclass (quantized weights) may have no data pointer: no cache, same description."""
+    expected = uncached(sd)
+    recomputations.clear()
+
+    def no_pointer(pipe: Any) -> Any:
+        raise RuntimeError("Cannot access data pointer of Tensor that doesn't have storage")
+
+    monkeypatch.setattr(fingerprint, "_weights_key", no_pointer)
+    assert [describe_pipeline(sd) for _ in range(2)] == [expected] * 2
+    assert len(recomputations) == 2
