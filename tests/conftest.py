@@ -328,6 +328,12 @@ def shared_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     return shared
 
 
+@pytest.fixture(scope="session", name="stable_row")
+def stable_row_fixture() -> Callable[[Any], dict[str, Any]]:
+    """:func:`stable_row`, for tests whose runs come from a module-scoped fixture, not ``project``."""
+    return stable_row
+
+
 @pytest.fixture(scope="session")
 def checkout_pythonpath() -> str:
     """PYTHONPATH for a child Python: this checkout first (``training`` lives there), then the rest."""

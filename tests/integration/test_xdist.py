@@ -4,12 +4,14 @@
 (``-n 0``) and with two workers (``-n 2``: the controller runs in this process, the workers are
 child processes, which import no torch with the FakePipeline). Each mode's rows are compared
 with another mode's, without the fields that differ between any two runs (run id, timestamps,
-timings, worker).
+timings, worker). Each scenario runs once per mode in a module (``rows_in``): a mode's rows serve
+its own test and the tests that take it as their reference.
 """
 
 from __future__ import annotations
 
 import shutil
+from typing import Any, Callable
 
 import pytest
 
@@ -23,6 +25,24 @@ REFERENCE = {"no-xdist": "n0", "n0": "no-xdist", "n2": "no-xdist"}
 @pytest.fixture(params=list(XDIST_MODES))
 def xdist_mode(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+Scenario = Callable[..., Any]
+
+
+@pytest.fixture(scope="module")
+def rows_in(shared_project) -> Callable[[Scenario, str], Any]:
+    """``rows_in(scenario, mode)``: what ``scenario(project, mode)`` returned, run once per module in
+    a project of its own (its assertions run then)."""
+    made: dict[tuple[Scenario, str], Any] = {}
+
+    def rows(scenario: Scenario, mode: str) -> Any:
+        if (scenario, mode) not in made:
+            with shared_project() as project:
+                made[scenario, mode] = scenario(project, mode)
+        return made[scenario, mode]
+
+    return rows
 
 
 def fresh(project) -> None:
@@ -53,14 +73,19 @@ def update_then_rerun(project, mode: str) -> dict[str, list]:
     return results
 
 
-def test_same_results_without_xdist_with_n0_and_n2(project, xdist_mode: str) -> None:
+def sweep_in(project, mode: str) -> dict[str, list]:
+    """Four cases (two seeds, two samplers): :func:`update_then_rerun` in ``mode``."""
     project.write_tests(project.test(sweep='seeds=[0, 1], samplers=["Euler", "DDIM"], steps=2'))
-    ours = update_then_rerun(project, xdist_mode)
-    reference = update_then_rerun(project, REFERENCE[xdist_mode])
+    return update_then_rerun(project, mode)
+
+
+def test_same_results_without_xdist_with_n0_and_n2(rows_in, stable_row, xdist_mode: str) -> None:
+    ours = rows_in(sweep_in, xdist_mode)
+    reference = rows_in(sweep_in, REFERENCE[xdist_mode])
     for step in ("update", "rerun"):
         assert [row.case_id for row in ours[step]] == sorted(
             f"seed{s}-{sampler}-2steps-cfg7.5" for s in (0, 1) for sampler in ("euler", "ddim"))
-        assert [project.stable_row(row) for row in ours[step]] == [project.stable_row(row) for row in reference[step]], step
+        assert [stable_row(row) for row in ours[step]] == [stable_row(row) for row in reference[step]], step
 
 
 def failures_in(project, mode: str) -> list:
@@ -82,10 +107,10 @@ def failures_in(project, mode: str) -> list:
     return run.results
 
 
-def test_failures_and_errors_reach_the_controller_in_every_mode(project, xdist_mode: str) -> None:
-    ours = failures_in(project, xdist_mode)
+def test_failures_and_errors_reach_the_controller_in_every_mode(rows_in, stable_row, xdist_mode: str) -> None:
+    ours = rows_in(failures_in, xdist_mode)
     assert {row.short_id.split("[")[0]: row.outcome for row in ours} == {
         "test_ok": Outcome.PASSED, "test_stale": Outcome.STALE_BASELINE,
         "test_missing": Outcome.MISSING_BASELINE, "test_error": Outcome.ERROR}
-    reference = failures_in(project, REFERENCE[xdist_mode])
-    assert [project.stable_row(row) for row in ours] == [project.stable_row(row) for row in reference]
+    reference = rows_in(failures_in, REFERENCE[xdist_mode])
+    assert [stable_row(row) for row in ours] == [stable_row(row) for row in reference]
