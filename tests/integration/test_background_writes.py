@@ -120,3 +120,41 @@ def test_each_output_is_encoded_once_and_a_baseline_decoded_once(project, monkey
     assert [c["encode"] for c in counted] == [3, 3, 3]
     assert [c["decode"] for c in counted] == [0, 3, 3]  # a write never decodes the bytes it was handed
 
+
+
+FAILING_WRITE = '''
+from pytest_diffbench.store.run_folder import RunFolder
+
+_real_write_case = RunFolder.write_case
+
+
+def _full_disk(self, case, png, sidecar_json):
+    if "seed1-" in case:
+        raise OSError(28, "No space left on device")
+    return _real_write_case(self, case, png, sidecar_json)
+
+
+def pytest_configure(config):
+    RunFolder.write_case = _full_disk
+'''
+
+
+def test_under_xdist_a_workers_failed_write_errs_its_case_in_the_controllers_results_and_journal(project):
+    from pytest_diffbench.testing import use_fake_pipeline
+
+    project.write_tests(project.test(sweep=SWEEP))
+    project.run(update="all").outcome.assert_outcomes(passed=3)
+    use_fake_pipeline(project.pytester, extra=FAILING_WRITE)
+    run = project.run("-n", "2")
+    assert run.outcome.ret == pytest.ExitCode.TESTS_FAILED
+    folder = run.folder
+    broken = case_path(nodeid(CASES[1]))
+    message = (f"diffbench could not write .diffbench/runs/{folder.run_id}/images/{broken}.png for {nodeid(CASES[1])}: "
+               "OSError: No space left on device")
+    rows = {result.case_id: result for result in run.results}
+    assert [rows[case].outcome for case in CASES] == [Outcome.PASSED, Outcome.ERROR, Outcome.PASSED]
+    assert rows[CASES[1]].message == message
+    journaled = {result.case_id: result for result in read_journal(folder.journal)}  # the last line of a case wins
+    assert journaled[CASES[1]].outcome is Outcome.ERROR and journaled[CASES[1]].message == message
+    assert sorted(r.case_id for r in folder.finished_results()) == [CASES[0], CASES[2]]  # it runs again on resume
+    assert f"ERROR: {message}" in project.text(run.outcome)
