@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from pytest_diffbench.judge.checks import SLOWDOWN, Check, Verdict, format_number, judge_gates, judge_identity
@@ -41,6 +42,8 @@ from pytest_diffbench.spec.video import config_frames
 from pytest_diffbench.spec.sidecar import Sidecar
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     from PIL import Image
 
 #: The outcomes of a case whose image matches its baseline: --diffbench-update-timing may retime it.
@@ -92,6 +95,11 @@ class CaseInputs:
     seed_plan: str = ""
     seed_index: int | None = None
 
+    @cached_property
+    def pixels(self) -> "npt.NDArray[np.uint8]":
+        """:attr:`image` as the (H, W, 3) uint8 array the checks and metrics read, converted once."""
+        return to_rgb_array(self.image)
+
     def sidecar(self) -> Sidecar:
         """The sidecar a baseline made from this case holds (its image SHA-256 is the store's to add)."""
         return Sidecar(case=self.case, config=self.config, config_hash=self.config_hash, environment=self.machine,
@@ -104,6 +112,11 @@ class StoredBaseline:
 
     sidecar: Sidecar
     image: "Image.Image"
+
+    @cached_property
+    def pixels(self) -> "npt.NDArray[np.uint8]":
+        """:attr:`image` as the (H, W, 3) uint8 array the metrics read, converted once."""
+        return to_rgb_array(self.image)
 
 
 @dataclass(frozen=True)
@@ -145,7 +158,7 @@ def judge(inputs: CaseInputs, baseline: BaselineState, update: UpdateMode | None
     not be written) when it judges the case again, without ``update``, against what is there now.
     """
     action = BaselineAction.NONE
-    problem = output_problem(inputs.image, inputs.measurement)
+    problem = output_problem(inputs.image, inputs.measurement, inputs.pixels)
     if problem:
         stored = baseline if isinstance(baseline, StoredBaseline) else None
         return Judgement(_result(inputs, Verdict(Outcome.INVALID_OUTPUT, (problem,)), action, metrics, stored=stored,
@@ -201,13 +214,15 @@ def _timing(inputs: CaseInputs) -> dict[str, Any]:
             "device_name": inputs.machine.device_name, "workers": inputs.workers}
 
 
-def output_problem(image: "Image.Image", measurement: Measurement | None = None) -> str:
+def output_problem(image: "Image.Image", measurement: Measurement | None = None,
+                   pixels: "npt.NDArray[np.uint8] | None" = None) -> str:
     """Why ``image`` cannot be judged or become a baseline, on one line; "" when it can: smaller
     than SSIM scores, non-finite values when made (``measurement.warnings``), fully transparent
-    (alpha 0 everywhere), or flat (at least :data:`FLAT_SHARE` of its pixels one colour)."""
+    (alpha 0 everywhere), or flat (at least :data:`FLAT_SHARE` of its pixels one colour).
+    ``pixels``: ``image`` already converted by :func:`to_rgb_array` (converted here when None)."""
     import numpy
 
-    array = to_rgb_array(image)
+    array = to_rgb_array(image) if pixels is None else pixels
     height, width = array.shape[:2]
     if min(width, height) < MIN_OUTPUT_SIDE:
         return (f"the output is {width}x{height} px, smaller than SSIM can score (at least {MIN_OUTPUT_SIDE}x"
@@ -235,10 +250,10 @@ def output_problem(image: "Image.Image", measurement: Measurement | None = None)
     return ""
 
 
-def output_warning(image: "Image.Image") -> str:
+def output_warning(image: "Image.Image", pixels: "npt.NDArray[np.uint8] | None" = None) -> str:
     """A note when ``image`` is nearly one flat colour (every channel's standard deviation below
-    :data:`NEAR_FLAT_STD` levels) but not exactly; "" otherwise."""
-    array = to_rgb_array(image).reshape(-1, 3).astype("float64")
+    :data:`NEAR_FLAT_STD` levels) but not exactly; "" otherwise. ``pixels`` as for :func:`output_problem`."""
+    array = (to_rgb_array(image) if pixels is None else pixels).reshape(-1, 3).astype("float64")
     spread = float(array.std(axis=0).max())
     if spread == 0.0 or spread >= NEAR_FLAT_STD:
         return ""
@@ -249,18 +264,18 @@ def output_warning(image: "Image.Image") -> str:
 
 def _compare(inputs: CaseInputs, baseline: StoredBaseline, metrics: MetricRegistry) -> Verdict:
     sidecar = baseline.sidecar
-    return _scored(inputs, baseline.image, sidecar.measurement, sidecar.device_name, sidecar.workers, metrics)
+    return _scored(inputs, baseline.pixels, sidecar.measurement, sidecar.device_name, sidecar.workers, metrics)
 
 
 def _compare_with_self(inputs: CaseInputs, metrics: MetricRegistry) -> Verdict:
     """The verdict against a baseline made from this very output (after an update wrote it)."""
-    return _scored(inputs, inputs.image, inputs.measurement, inputs.machine.device_name, inputs.workers, metrics)
+    return _scored(inputs, inputs.pixels, inputs.measurement, inputs.machine.device_name, inputs.workers, metrics)
 
 
-def _scored(inputs: CaseInputs, reference: "Image.Image", measurement: Measurement | None, device_name: str,
+def _scored(inputs: CaseInputs, reference: "npt.NDArray[np.uint8]", measurement: Measurement | None, device_name: str,
             workers: int, metrics: MetricRegistry) -> Verdict:
     try:
-        scores = score_images(inputs.image, reference, prompt=inputs.prompt, device=inputs.device,
+        scores = score_images(inputs.pixels, reference, prompt=inputs.prompt, device=inputs.device,
                               modes=inputs.metric_modes, tolerances=inputs.tolerances, metrics=metrics,
                               frames=config_frames(inputs.config))
     except ImageSizeMismatch as exc:
@@ -310,7 +325,7 @@ def _result(inputs: CaseInputs, verdict: Verdict, action: BaselineAction, metric
         machine=inputs.machine, worker=inputs.worker, workers=inputs.workers, env_diff=env_diff, pin=inputs.pin,
         baseline_action=action, baseline_path=inputs.baseline_path if has_baseline else "",
         output_path=inputs.output_path,
-        output_warning="" if verdict.outcome is Outcome.INVALID_OUTPUT else output_warning(inputs.image),
+        output_warning="" if verdict.outcome is Outcome.INVALID_OUTPUT else output_warning(inputs.image, inputs.pixels),
     )
     return result if verdict.outcome is Outcome.PASSED else result.with_changes(failure_text=failure_text(result, verdict))
 

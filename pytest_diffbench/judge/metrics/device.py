@@ -48,7 +48,8 @@ class DeviceImage:
         import torch
 
         boxes = frame_boxes(array.shape[1], array.shape[0], frames)
-        strip = torch.from_numpy(array).to(device, non_blocking=False).permute(2, 0, 1)
+        # torch refuses to share a read-only array (PIL's); the copy is of uint8, the smallest form.
+        strip = torch.from_numpy(array if array.flags.writeable else array.copy()).to(device).permute(2, 0, 1)
         stacked = torch.stack([strip[:, top:bottom, left:right] for left, top, right, bottom in boxes])
         return cls(stacked.to(torch.float64))
 
