@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import numbers
 import warnings
@@ -189,9 +190,10 @@ class DiffbenchCase:
         """The preset of the case's sweep (``sweep(preset=...)``); None without one."""
         return self.case.preset
 
-    @property
+    @functools.cached_property
     def device(self) -> str:
-        """The pipeline's full device (``cpu``, ``cuda:0``): where network metrics run."""
+        """The pipeline's full device (``cpu``, ``cuda:0``): where network metrics run. Read once
+        per case (diffusers' ``pipe.device`` walks every module)."""
         return str(getattr(self.pipeline, "device", "cpu"))
 
     def generate(self, prompt: str, negative_prompt: str | None = None, **pipeline_kwargs: Any) -> "Image.Image":

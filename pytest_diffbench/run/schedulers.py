@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+import weakref
 from typing import Any, Mapping
 
 from pytest_diffbench.spec.config import normalise
@@ -95,7 +96,17 @@ def passes_mu(pipe: Any, scheduler_config: Mapping[str, Any]) -> bool:
     return bool(scheduler_config.get("use_dynamic_shifting")) or _call_passes_mu(type(pipe))
 
 
+#: :func:`_call_passes_mu` by pipeline class: reading and parsing a ``__call__``'s source costs tens
+#: of ms, asked several times per case, and a class's source does not change during a run.
+_PASSES_MU: "weakref.WeakKeyDictionary[type, bool]" = weakref.WeakKeyDictionary()
+
+
 def _call_passes_mu(pipeline_class: Any) -> bool:
+    """Whether the ``__call__`` of ``pipeline_class`` passes a ``mu=`` keyword in a call it makes
+    (read from its source once per class)."""
+    known = _PASSES_MU.get(pipeline_class)
+    if known is not None:
+        return known
     call = _own_call(pipeline_class)
     if call is None:
         return False
@@ -103,7 +114,9 @@ def _call_passes_mu(pipeline_class: Any) -> bool:
         tree = ast.parse(textwrap.dedent(inspect.getsource(call)))
     except (OSError, TypeError, SyntaxError):  # no source (a compiled or dynamic class): nothing to read
         return False
-    return any(isinstance(node, ast.Call) and any(k.arg == "mu" for k in node.keywords) for node in ast.walk(tree))
+    found = any(isinstance(node, ast.Call) and any(k.arg == "mu" for k in node.keywords) for node in ast.walk(tree))
+    _PASSES_MU[pipeline_class] = found
+    return found
 
 
 def _own_call(pipeline_class: type) -> Any:
