@@ -17,6 +17,7 @@ import json
 import os
 import pkgutil
 import re
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -326,6 +327,22 @@ def shared_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
                     finalizer()
 
     return shared
+
+
+def copy_run(made: DiffbenchRun, to: Path) -> DiffbenchRun:
+    """Copy the whole project folder of ``made`` (test files, ini, conftest, baselines, run
+    folders) into ``to``: the same run, read from there, for a test that changes what the run
+    left. A run's files name each other by paths relative to the project, so the copy reads as
+    the run would have had it been made in ``to`` (with the same ``outcome``)."""
+    shutil.copytree(made.root, to, symlinks=True, dirs_exist_ok=True)
+    return DiffbenchRun(made.outcome, Path(to), Path(to) / made.output_dir.relative_to(made.root), made.run_id)
+
+
+@pytest.fixture(scope="session", name="copy_run")
+def copy_run_fixture() -> Callable[[DiffbenchRun, Path], DiffbenchRun]:
+    """:func:`copy_run`: ``copy_run(shared_run, pytester.path)`` gives a test its own copy of a run
+    made once by a module-scoped fixture (see ``shared_project``)."""
+    return copy_run
 
 
 @pytest.fixture(scope="session", name="stable_row")

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from pytest_diffbench.cli.main import main
-from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
+from pytest_diffbench.testing import DiffbenchRun, run_diffbench, use_fake_pipeline
 
 TWO_SEEDS = """
 import pytest_diffbench as diffbench
@@ -28,13 +28,23 @@ SEED0 = "test_gen.py::test_case[seed0-euler-2steps-cfg7.5]"
 SEED1 = "test_gen.py::test_case[seed1-euler-2steps-cfg7.5]"
 
 
+@pytest.fixture(scope="module")
+def two_seeds_run(shared_project) -> DiffbenchRun:
+    """A run of two cases without baselines, made once for the module."""
+    with shared_project() as project:
+        use_fake_pipeline(project.pytester)
+        project.pytester.makepyfile(test_gen=TWO_SEEDS)
+        run = run_diffbench(project.pytester)
+        run.outcome.assert_outcomes(failed=2)
+        return run
+
+
 @pytest.fixture
-def ran(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """A run of two cases without baselines; the command runs in the project's folder."""
-    use_fake_pipeline(pytester)
-    pytester.makepyfile(test_gen=TWO_SEEDS)
+def ran(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, two_seeds_run: DiffbenchRun,
+        copy_run) -> pytest.Pytester:
+    """The project after :func:`two_seeds_run`, a copy of its own; the command runs in its folder."""
+    copy_run(two_seeds_run, pytester.path)
     monkeypatch.chdir(pytester.path)
-    run_diffbench(pytester).outcome.assert_outcomes(failed=2)
     return pytester
 
 

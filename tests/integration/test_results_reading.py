@@ -10,7 +10,7 @@ import pytest
 
 from pytest_diffbench.cli.main import main
 from pytest_diffbench.store.results import read_results
-from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
+from pytest_diffbench.testing import DiffbenchRun, run_diffbench, use_fake_pipeline
 
 #: Longer than the csv module's default cell limit (131072 characters) many times over.
 LONG = 5_000_000
@@ -33,14 +33,21 @@ def diffbench(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str,
     return status, captured.out, captured.err
 
 
+@pytest.fixture(scope="module")
+def long_run(shared_project) -> DiffbenchRun:
+    """A finished run of two cases whose prompt is :data:`LONG` characters, made once for the module."""
+    with shared_project() as project:
+        use_fake_pipeline(project.pytester)
+        project.pytester.makepyfile(test_long=TESTS.format(length=LONG))
+        run = run_diffbench(project.pytester, update="all")
+        run.outcome.assert_outcomes(passed=2)
+        return run
+
+
 @pytest.fixture
-def run(pytester: pytest.Pytester):
-    """A finished run of two cases whose prompt is :data:`LONG` characters."""
-    use_fake_pipeline(pytester)
-    pytester.makepyfile(test_long=TESTS.format(length=LONG))
-    run = run_diffbench(pytester, update="all")
-    run.outcome.assert_outcomes(passed=2)
-    return run
+def run(pytester: pytest.Pytester, long_run: DiffbenchRun, copy_run) -> DiffbenchRun:
+    """:func:`long_run` copied into this test's project folder (the command's working folder)."""
+    return copy_run(long_run, pytester.path)
 
 
 def test_a_prompt_longer_than_the_csv_cell_limit_is_read_back(run, capsys):
