@@ -11,6 +11,8 @@ suite does not pay; torch float64 convolutions are also slow on the CPU (seconds
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +234,23 @@ def test_lpips_on_the_device_path_equals_the_host(stand_in_torch_home: Path) -> 
     assert result["host"] > 0
     assert result["device"] == pytest.approx(result["host"], rel=1e-5)
     assert result["device_frames"] == pytest.approx(result["host_frames"], rel=1e-5)
+
+
+@pytest.mark.subprocess
+def test_the_metrics_benchmark_prints_a_row_per_path_with_the_same_ssim() -> None:
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "metrics.py"
+    proc = subprocess.run([sys.executable, str(script), "--sizes", "9", "--cpu-runs", "1", "--runs", "1",
+                           "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["9"]]
+    paths = [" ".join(row[1:-4]) for row in rows]
+    assert paths[:2] == ["scikit-image", "torch cpu"]
+    assert rows[0][-2] == "1.000x"
+    assert all(float(row[-1]) < SSIM_TOLERANCE for row in rows)
+
+
+def test_the_metrics_benchmark_refuses_bad_sizes_in_one_line() -> None:
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "metrics.py"
+    proc = subprocess.run([sys.executable, str(script), "--sizes", "2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("--sizes must be >= 3 px, --runs, --cpu-runs and --threads >= 1")
