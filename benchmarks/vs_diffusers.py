@@ -20,7 +20,8 @@ steps timed alone on the same pipeline and images (median of 20 calls each): the
 (``score_images`` with the run's LPIPS mode) and the writes (the PNG and a config-sized JSON,
 each with ``atomic_write_bytes``). Last, the batch ratio: the plugin's seconds per image with
 ``--diffbench-batch=B`` over the unbatched plugin's, on the same B + N seeds (the first B left
-out), and the bare loop's batched per-image time over its single-call one for reference.
+out), and the bare loop's batched per-image time over its single-call one for reference, in the
+same number of rounds.
 
 Configurations (``--configs``, comma-separated):
 
@@ -328,14 +329,18 @@ def breakdown(pipe: Any, device: str, steps: int, lpips: str, folder: Path) -> d
     baseline = bare_call(pipe, device, [2], steps).images[0]
     png = encode_png(output)
     config = json.dumps({"prompt": PROMPT, "fingerprint": "0" * 64, "padding": "x" * 2000}).encode()
+
+    def write_both() -> None:
+        atomic_write_bytes(folder / "out.png", png)
+        atomic_write_bytes(folder / "config.json", config)
+
     return {
         "fingerprint (cached)": median_ms(lambda: describe_pipeline(pipe)),
         "fingerprint (uncached)": median_ms(lambda: model_fingerprint(pipe), repeats=5),
         "encode PNG": median_ms(lambda: encode_png(output)),
         "metrics": median_ms(lambda: score_images(output, baseline, prompt=PROMPT, device=str(pipe.device),
                                                   modes={"lpips": lpips})),
-        "writes (PNG + config)": median_ms(lambda: (atomic_write_bytes(folder / "out.png", png),
-                                                    atomic_write_bytes(folder / "config.json", config))),
+        "writes (PNG + config)": median_ms(write_both),
     }
 
 
@@ -364,23 +369,24 @@ def measure(config: Config, cases: int, steps: int, rounds: int, batch: int, lpi
                     figures.sessions.append(wall - sum(durations.values()))
         figures.breakdown = breakdown(pipe, config.device, steps, lpips, root)
         if batch > 1:
-            figures.batch = batch_ratio(pipe, config, root / "batch", cases, steps, batch, lpips, threads)
+            figures.batch = batch_ratio(pipe, config, root / "batch", cases, steps, rounds, batch, lpips, threads)
     del sys.modules[HANDOFF]
     return figures
 
 
-def batch_ratio(pipe: Any, config: Config, root: Path, cases: int, steps: int, batch: int, lpips: str,
+def batch_ratio(pipe: Any, config: Config, root: Path, cases: int, steps: int, rounds: int, batch: int, lpips: str,
                 threads: int) -> dict[str, float]:
     """Per-image seconds of the plugin with ``--diffbench-batch=batch`` and without, and of the bare
-    loop batched and not, on seeds ``0 .. batch + cases`` (the first ``batch`` left out), two rounds."""
+    loop batched and not, on seeds ``0 .. batch + cases`` (the first ``batch`` left out), medians
+    over ``rounds`` rounds (batched first in odd ones)."""
     root.mkdir()
     seeds = list(range(batch + -(-cases // batch) * batch))
     project = PluginProject(root, pipe, config.device, seeds, steps, lpips)
     sums: dict[str, list[float]] = {"plugin 1": [], f"plugin {batch}": [], "bare 1": [], f"bare {batch}": []}
     for size in (1, batch):
         project.run(batch=size, update=True)
-    for round_ in range(2):
-        for size in ((1, batch) if round_ == 0 else (batch, 1)):
+    for round_ in range(rounds):
+        for size in ((1, batch) if round_ % 2 == 0 else (batch, 1)):
             durations, _ = project.run(batch=size)
             torch.set_num_threads(threads)
             sums[f"plugin {size}"].append(sum(durations[seed] for seed in seeds[batch:]) / len(seeds[batch:]))
