@@ -22,16 +22,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.html import render_report
-from pytest_diffbench.store.files import FILE_MODE, TMP_SUFFIX, current_umask, inside
+from pytest_diffbench.store.files import atomic_writer, inside
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import CONFIGS_DIR, GRIDS_DIR, IMAGES_DIR, INPUTS_DIR, RunFolder
 
@@ -174,7 +171,7 @@ def write_bundle(folder: RunFolder, results: Sequence[CaseResult], images: str =
     """Write ``diffbench-<run_id>.zip`` into the run folder as it is built: a temporary file in the
     run folder, renamed over the bundle once complete (a bundle is never half-written; a failure
     removes the temporary file). Holds one file's chunk at a time, not the bundle."""
-    with _atomic_file(folder.bundle) as handle:
+    with atomic_writer(folder.bundle) as handle:
         _write_zip(handle, folder, results, images)
     return folder.bundle
 
@@ -228,24 +225,6 @@ def _set_level(info: zipfile.ZipInfo) -> None:
     """Give ``info`` the zlib level :meth:`zipfile.ZipFile.writestr` would (``compresslevel=_LEVEL``);
     :meth:`zipfile.ZipFile.open` has no argument for it (the attribute is public from Python 3.13)."""
     setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", _LEVEL)
-
-
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A file written in place of ``path`` atomically: a temporary sibling (``TMP_SUFFIX``, which
-    a later run's clean-up removes if a kill left it), fsynced and renamed over ``path`` when the
-    block ends, removed when it raises."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE & ~current_umask())
-        with os.fdopen(fd, "w+b") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def manifest_mismatches(bundle: Path) -> list[str]:
