@@ -26,7 +26,7 @@ def case_of(pipe: Any, seed: int, chunk: Chunk | None) -> DiffbenchCase:
 
 
 def test_a_chunk_runs_once_and_each_case_gets_its_own_image_config_and_seconds() -> None:
-    pipe = FakePipeline(batch_seconds=0.9)
+    pipe = FakePipeline(batch_seconds=0.9, peak_vram_mb=512.0)
     chunk = Chunk("t.py::test_a[seed*-euler-2steps-cfg7.5]", 0, (5, 2, 8))
     cases = [case_of(pipe, seed, chunk) for seed in (2, 8, 5)]  # any order: the first to run makes the chunk
     for case in cases:
@@ -39,7 +39,8 @@ def test_a_chunk_runs_once_and_each_case_gets_its_own_image_config_and_seconds()
         assert case.image.tobytes() == twin.image.tobytes()  # FakePipeline's batched images equal its single ones
         assert case.config.seed == case.seed and case.config.batch == 3
         assert case.config.to_dict() == {**twin.config.to_dict(), "batch": 3}
-        assert case.measurement.seconds_per_image == pytest.approx(0.3)
+        assert case.measurement.seconds_per_image == pytest.approx(0.3)  # the call's seconds / its size
+        assert case.measurement.peak_vram_mb == 512.0  # the call's
     assert len({case.config.hash for case in cases}) == 3
 
 
