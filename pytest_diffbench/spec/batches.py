@@ -40,11 +40,6 @@ class Chunk:
         """How many images the chunk's call makes: the ``batch`` its cases' configs record."""
         return len(self.seeds)
 
-    @property
-    def name(self) -> str:
-        """``<group>#<index>``: one name per chunk of a session, e.g. for an xdist group."""
-        return f"{self.group}#{self.index}"
-
 
 class BatchPlan:
     """Each batched case's chunk, by node id. Empty (``BatchPlan()``): every case runs alone."""
