@@ -1,11 +1,13 @@
 """The diffbench session: what the pytest hooks hand off to.
 
 It owns the settings, the run folder and the results of finished cases, expands sweeps,
-assembles each finished case's inputs for :func:`pytest_diffbench.judge.lifecycle.judge`, writes
-what the verdict asks for (the run folder's copy of the case, the baseline pair), keeps each
-finished case in the run's journal before the next one runs (the controller does, under xdist)
-and, at the end, writes the run's files: the record of truth first, then every derived artifact
-on its own.
+assembles each finished case's inputs for :func:`pytest_diffbench.judge.lifecycle.judge` and
+judges the case in the foreground, writes what the verdict asks for (the run folder's copy of
+the case, the baseline pair), keeps each finished case in the run's journal (the controller does,
+under xdist) and, at the end, writes the run's files: the record of truth first, then every
+derived artifact on its own. A case's run-folder files, its ``ssim_vs_most_steps`` scoring and
+its journal line, in that order, go to a background writer (:mod:`pytest_diffbench.store.writer`)
+while the next case generates; it is drained before anything reads the run folder.
 
 When collection ends the run's job list is written (:mod:`pytest_diffbench.store.jobs`). With
 ``--diffbench-resume`` the session reopens a stopped run instead of claiming a new folder: it runs
@@ -534,7 +536,8 @@ class DiffbenchSession:
         return result
 
     def add_result(self, result: CaseResult, *, same_attempt: bool = False) -> None:
-        """Keep a finished case's result, and journal it before the next case runs.
+        """Keep a finished case's result, and journal it: on the background writer's thread, after
+        the case's files (see :mod:`pytest_diffbench.store.writer`).
 
         A case run again (pytest-rerunfailures) keeps one result, its last attempt's, with the
         number of attempts; with ``same_attempt`` (a teardown error after the call) it replaces the

@@ -1,9 +1,12 @@
 """The journal of a run (``<run>/journal.jsonl``): every finished case's result, kept as it finishes.
 
 Each line is one :meth:`~pytest_diffbench.judge.result.CaseResult.to_transport` object as ASCII
-JSON, appended, flushed and fsynced before the next case runs, so a run killed at any moment keeps
-every case that finished. A case run again (pytest-rerunfailures) has a line per attempt; the last
-one is its result. A last line without its newline was cut by a kill and is ignored.
+JSON, appended, flushed and fsynced, so a run killed at any moment keeps every case that
+finished. The session appends a case's line on its background writer's thread after the case's
+files (:mod:`pytest_diffbench.store.writer`), so a journaled case's image is on disk; a kill can
+cost the last cases pytest reported whose lines still waited, which a resume runs again. A case
+run again (pytest-rerunfailures) has a line per attempt; the last one is its result. A last line
+without its newline was cut by a kill and is ignored.
 
 While its run is going, the process writing the journal holds an exclusive lock on it
 (``flock``, where the platform has it): :func:`journal_is_locked` tells a running run from a
