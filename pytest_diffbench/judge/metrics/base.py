@@ -60,7 +60,9 @@ class MetricInputs:
 
     ``output`` and ``baseline`` are RGB uint8 arrays of shape (H, W, 3); ``baseline`` is None for
     metrics that are not full-reference. ``device`` is the pipeline's device (``"cpu"``,
-    ``"cuda:0"``), for metrics that run a network.
+    ``"cuda:0"``), for metrics that run a network; on a CUDA device ``score_images`` gives the
+    metrics that have ``compute_on_device`` the pair on the device instead (see
+    :mod:`~pytest_diffbench.judge.metrics.device`).
     """
 
     output: "npt.NDArray[np.uint8]"

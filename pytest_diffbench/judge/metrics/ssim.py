@@ -1,8 +1,8 @@
 """SSIM: structural similarity on RGB, 1.0 for identical images.
 
 scikit-image defines it here (:func:`ssim` on the host); on a CUDA pipeline's device the same
-definition runs in torchmetrics (:func:`ssim_on_device`), equal to scikit-image within 1e-5 SSIM
-on real photos (tests/unit/judge/test_metrics_on_device.py).
+definition runs in torchmetrics (:func:`ssim_on_device`, float64), equal to scikit-image within
+1e-6 SSIM on real photos (tests/unit/judge/test_metrics_on_device.py; measured: 1e-14).
 """
 
 from __future__ import annotations
@@ -48,11 +48,14 @@ def ssim(a: "npt.NDArray[np.uint8] | DeviceImage", b: "npt.NDArray[np.uint8] | D
     channels, the window shrunk from 7 to the largest odd size that fits (thumbnails down to 3x3).
     Raises ValueError for smaller images or shapes that differ.
 
-    scikit-image stays on the CPU because torch was slower there at every size. Median ms per
-    SSIM of a 2-core shared Xeon (benchmarks/metrics.py, 1 torch thread), scikit-image /
-    torchmetrics float32 / torchmetrics float64: 64 px 3.9 / 8.1 / 33; 256 px 39 / 58 / 855;
-    512 px 200 / 109 / 3626; 1024 px 945 / 1635 / 18979. float32 would be faster at 512 px only, and
-    it is not exact enough (up to 8e-4 off on bright flat images), so no size switches.
+    scikit-image stays on the CPU because torch was 15-30x slower there at every size and thread
+    count. ``python benchmarks/metrics.py --sizes 1024 512 256 64 --cpu-runs 5`` on the project's
+    shared 2-core Xeon (load about 9; median ms of 5 interleaved rounds, SSIM + PSNR through
+    ``score_images``), scikit-image / torch float64 with 1 thread / with 2 threads: 64 px
+    1.4 / 44 / 326; 256 px 151 / 2440 / 3384; 512 px 579 / 9619 / 9025; 1024 px 2222 / 34353 /
+    32864. torch float32 (SSIM alone, 1 thread: 64 px 8.1 ms against scikit-image's 3.9, 512 px 109
+    against 200, 1024 px 1635 against 945) would win at 512 px only and is up to 8e-4 off on
+    bright flat images, so no size switches to torch.
     """
     if isinstance(a, DeviceImage) or isinstance(b, DeviceImage) or runs_on_torch(device):
         first = a if isinstance(a, DeviceImage) else DeviceImage.upload(_checked(a, b), device)
