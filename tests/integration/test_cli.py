@@ -30,7 +30,7 @@ from pytest_diffbench.store.files import sha256_bytes
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.results import read_results
 from pytest_diffbench.store.run_folder import RunFolder, read_latest
-from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
+from pytest_diffbench.testing import DiffbenchRun, run_diffbench, use_fake_pipeline
 
 TEST_MODULE = """
 import pytest_diffbench as diffbench
@@ -98,10 +98,22 @@ def fake_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
     return pytester
 
 
+@pytest.fixture(scope="module")
+def made_once(shared_project) -> DiffbenchRun:
+    """One run without baselines of :func:`write_project`'s two cases (both missing-baseline), made
+    once for the module."""
+    with shared_project() as project:
+        write_project(project.pytester)
+        run = run_diffbench(project.pytester)
+        run.outcome.assert_outcomes(failed=2)
+        return run
+
+
 @pytest.fixture
-def made(fake_project: pytest.Pytester) -> pytest.Pytester:
-    """The project after one run without baselines (both cases missing-baseline)."""
-    run_diffbench(fake_project).outcome.assert_outcomes(failed=2)
+def made(fake_project: pytest.Pytester, made_once: DiffbenchRun, copy_run) -> pytest.Pytester:
+    """The project after one run without baselines (both cases missing-baseline): a copy of
+    :func:`made_once` of its own."""
+    copy_run(made_once, fake_project.path)
     return fake_project
 
 
