@@ -157,17 +157,22 @@ def vae(toy: bool, scaling_factor: float) -> Any:
                          scaling_factor=scaling_factor, force_upcast=False)
 
 
-def built(device: str, dtype: torch.dtype, factory: Callable[[], Any]) -> Any:
-    """``factory()`` with its weights made on ``device`` in ``dtype`` (a real-size SDXL's 2.6B
-    parameters take minutes to initialise on a CPU, a second on a GPU), seeded, progress bar off."""
+def built(device: str, dtype: torch.dtype, models: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``models()`` with their weights made on ``device`` in ``dtype`` (a real-size SDXL's 2.6B
+    parameters take minutes to initialise on a CPU, a second on a GPU; ``meta`` makes none), seeded.
+    Only the models: a scheduler made under the default dtype float16 would hold its sigmas in it."""
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            pipe = factory()
+            return models()
     finally:
         torch.set_default_dtype(previous)
+
+
+def named(pipe: Any, name: str) -> Any:
+    pipe.register_to_config(_name_or_path=name)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -178,20 +183,18 @@ def build_sd15(device: str, dtype: torch.dtype, toy: bool) -> Any:
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel
 
-    def factory() -> Any:
+    def models() -> dict[str, Any]:
         unet = UNet2DConditionModel(
             sample_size=8 if toy else 64, in_channels=4, out_channels=4, layers_per_block=1 if toy else 2,
             block_out_channels=(32, 64, 64, 64) if toy else (320, 640, 1280, 1280),
             down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
             up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
             cross_attention_dim=32 if toy else 768, attention_head_dim=8)
-        return StableDiffusionPipeline(
-            vae=vae(toy, 0.18215), text_encoder=CLIPTextModel(clip_config(toy)), tokenizer=tokenizer(), unet=unet,
-            scheduler=euler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        return {"unet": unet, "vae": vae(toy, 0.18215), "text_encoder": CLIPTextModel(clip_config(toy))}
 
-    pipe = built(device, dtype, factory)
-    pipe.register_to_config(_name_or_path="random/sd15-size" + ("-toy" if toy else ""))
-    return pipe
+    pipe = StableDiffusionPipeline(**built(device, dtype, models), tokenizer=tokenizer(), scheduler=euler(),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return named(pipe, "random/sd15-size" + ("-toy" if toy else ""))
 
 
 def build_sdxl(device: str, dtype: torch.dtype, toy: bool) -> Any:
@@ -200,7 +203,7 @@ def build_sdxl(device: str, dtype: torch.dtype, toy: bool) -> Any:
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    def factory() -> Any:
+    def models() -> dict[str, Any]:
         small, big = clip_config(toy), clip_config(toy, big=True)
         time_embed = 8 if toy else 256
         unet = UNet2DConditionModel(
@@ -213,13 +216,12 @@ def build_sdxl(device: str, dtype: torch.dtype, toy: bool) -> Any:
             cross_attention_dim=small.hidden_size + big.hidden_size, use_linear_projection=True,
             addition_embed_type="text_time", addition_time_embed_dim=time_embed,
             projection_class_embeddings_input_dim=6 * time_embed + big.projection_dim)
-        return StableDiffusionXLPipeline(
-            vae=vae(toy, 0.13025), text_encoder=CLIPTextModel(small), text_encoder_2=CLIPTextModelWithProjection(big),
-            tokenizer=tokenizer(), tokenizer_2=tokenizer(), unet=unet, scheduler=euler())
+        return {"unet": unet, "vae": vae(toy, 0.13025), "text_encoder": CLIPTextModel(small),
+                "text_encoder_2": CLIPTextModelWithProjection(big)}
 
-    pipe = built(device, dtype, factory)
-    pipe.register_to_config(_name_or_path="random/sdxl-size" + ("-toy" if toy else ""))
-    return pipe
+    pipe = StableDiffusionXLPipeline(**built(device, dtype, models), tokenizer=tokenizer(), tokenizer_2=tokenizer(),
+                                     scheduler=euler())
+    return named(pipe, "random/sdxl-size" + ("-toy" if toy else ""))
 
 
 def configs() -> dict[str, Config]:
