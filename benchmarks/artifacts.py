@@ -1,5 +1,5 @@
-"""Time every stage of a run's session end for N cases: ssim_vs_most_steps, results.csv, grids,
-summary.md, plot.png, report.html and the bundle.
+"""Time every stage of a run's session end for N cases: ssim_vs_most_steps, results.csv,
+environment.json and ``latest``, grids, summary.md, plot.png, report.html and the bundle.
 
 Synthesises a run folder of N cases (64x64 or --size images from scikit-image's astronaut, a
 tenth of them failing; a sweep of 5 samplers x 4 step counts per seed, so every case has a
@@ -17,6 +17,7 @@ Usage: python benchmarks/artifacts.py [--cases 200] [--size 64] [--images failur
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +29,13 @@ from pytest_diffbench.judge.convergence import ReferenceScorer, with_reference_s
 from pytest_diffbench.judge.metrics.images import to_rgb_array
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.artifacts import write_artifacts
+from pytest_diffbench.run.identity import run_environment
+from pytest_diffbench.run.threads import machine_threads
 from pytest_diffbench.spec.machine import MachineInfo
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.spec.sweep import Case
-from pytest_diffbench.store.files import atomic_write_bytes, encode_png
+from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text, encode_png
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.results import write_results
 from pytest_diffbench.store.run_folder import RunFolder
@@ -100,7 +103,13 @@ def main() -> None:
         start = time.process_time()
         write_results(folder.results, [result.to_row() for result in scored])
         stages["results.csv"] = time.process_time() - start
-        artifacts = write_artifacts(folder, scored, rootdir=rootdir, bundle_images=args.images, environment={})
+        start = time.process_time()
+        environment = run_environment(run_id=folder.run_id, args=["--diffbench"], rootdir=rootdir,
+                                      machines=[r.machine for r in scored], threads=machine_threads(1))
+        atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")
+        folder.mark_latest()
+        stages["environment.json + latest"] = time.process_time() - start
+        artifacts = write_artifacts(folder, scored, rootdir=rootdir, bundle_images=args.images, environment=environment)
         stages.update(artifacts.seconds)
         for warning in artifacts.warnings:
             print(warning)
