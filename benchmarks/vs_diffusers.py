@@ -154,7 +154,7 @@ def vae(toy: bool, scaling_factor: float) -> Any:
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=widths,
                          down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
                          layers_per_block=1 if toy else 2, sample_size=64 if toy else 512,
-                         scaling_factor=scaling_factor, force_upcast=False)
+                         scaling_factor=scaling_factor)  # force_upcast: decoded in float32, as diffusers does
 
 
 def built(device: str, dtype: torch.dtype, models: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -296,7 +296,9 @@ class PluginProject:
                      f"--diffbench-output-dir={root / 'out'}"]
 
     def run(self, batch: int, update: bool = False) -> tuple[dict[int, float], float]:
-        """Each case's seconds by seed, and the session's wall seconds; exits on a failed run."""
+        """Each case's seconds by seed, and the session's wall seconds. Exits when pytest could not run
+        the cases (exit status 2 or more); failed cases (a random-weight float16 network can make
+        non-finite images) are noted on stderr and still timed."""
         durations = Durations()
         args = [*self.args, f"--diffbench-baseline-dir={self.root / f'baselines-{batch}'}", f"--diffbench-batch={batch}"]
         output = io.StringIO()
@@ -304,8 +306,11 @@ class PluginProject:
         with contextlib.redirect_stdout(output):
             code = pytest.main([*args, "--diffbench-update"] if update else args, plugins=[durations])
         wall = time.perf_counter() - start
-        if code != 0:
+        if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             sys.exit(f"{output.getvalue()}\npytest --diffbench exited with {code} (batch {batch}, update {update})")
+        if code == pytest.ExitCode.TESTS_FAILED:
+            summary = (output.getvalue().strip().splitlines() or [""])[-1]
+            print(f"note: some cases failed (batch {batch}, update {update}), still timed: {summary}", file=sys.stderr)
         return durations.seconds, wall
 
 
