@@ -41,7 +41,7 @@ for name in ['examples-cuda', 'examples-cuda-n2']:
   python3 -m pytest --diffbench examples/ -q --diffbench-device=cpu --diffbench-output-dir=$D
 
   echo "== metrics on the device (SSIM/PSNR in torch against scikit-image)"
-  if [ -f benchmarks/metrics.py ]; then python3 benchmarks/metrics.py 2>&1 | tee "$OUT/metrics.log"; fi
+  python3 benchmarks/metrics.py --no-cpu-torch 2>&1 | tee "$OUT/metrics.log"
 
   echo "== plugin vs bare diffusers: cpu-tiny, SD1.5-size 512x512, SDXL-size 1024x1024 (fp16, 30 steps), batch of 4"
   python3 benchmarks/vs_diffusers.py --configs sd15,sdxl,cpu-tiny --cases 8 --rounds 2 --batch 4 2>&1 | tee "$OUT/vs_diffusers.log"
