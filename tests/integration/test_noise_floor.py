@@ -35,12 +35,21 @@ TEST = "test_gen.py::test_case"
 FLOOR_SOURCE = "noise floor of the case in baselines/noise-floor.json (pin cpu-float32)"
 
 
+@pytest.fixture(scope="module")
+def noisy_run(shared_project):
+    """The noisy pipeline, two cases, and the run that made their baselines, made once for the module."""
+    with shared_project() as project:
+        use_fake_pipeline(project.pytester, extra=NOISY_PIPELINE)
+        project.write_tests(project.test("test_case", sweep="seeds=[0, 1], steps=2"))
+        run = project.run(update="all")
+        run.outcome.assert_outcomes(passed=2)
+        return run
+
+
 @pytest.fixture
-def noisy(project):
-    """The project with the noisy pipeline, two cases, and their baselines."""
-    use_fake_pipeline(project.pytester, extra=NOISY_PIPELINE)
-    project.write_tests(project.test("test_case", sweep="seeds=[0, 1], steps=2"))
-    project.run(update="all").outcome.assert_outcomes(passed=2)
+def noisy(project, noisy_run, copy_run):
+    """The project with the noisy pipeline, two cases, and their baselines (a copy of :func:`noisy_run`)."""
+    copy_run(noisy_run, project.path)
     return project
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_diffbench.cli.keywords import keyword_filter
 from pytest_diffbench.cli.settings import CommandError
-from pytest_diffbench.testing import run_diffbench, use_fake_pipeline
+from pytest_diffbench.testing import DiffbenchRun, run_diffbench, use_fake_pipeline
 
 from .test_replay_refusals import replay
 
@@ -32,13 +32,21 @@ NODEIDS = ["test_gen.py::test_case[seed0-euler-2steps-cfg7.5]", "test_gen.py::te
            "test_gen.py::test_other[seed0-euler-2steps-cfg7.5]"]
 
 
+@pytest.fixture(scope="module")
+def bundled_run(shared_project) -> DiffbenchRun:
+    """A run of :data:`TESTS` bundling every image, made once for the module."""
+    with shared_project() as project:
+        use_fake_pipeline(project.pytester)
+        project.pytester.makepyfile(test_gen=TESTS)
+        run = run_diffbench(project.pytester, "--diffbench-bundle-images=all", update="all")
+        run.outcome.assert_outcomes(passed=3)
+        return run
+
+
 @pytest.fixture
-def bundle(pytester: pytest.Pytester):
-    use_fake_pipeline(pytester)
-    pytester.makepyfile(test_gen=TESTS)
-    run = run_diffbench(pytester, "--diffbench-bundle-images=all", update="all")
-    run.outcome.assert_outcomes(passed=3)
-    return run.folder.bundle
+def bundle(pytester: pytest.Pytester, bundled_run: DiffbenchRun, copy_run):
+    """The bundle of :func:`bundled_run`, in this test's copy of its project."""
+    return copy_run(bundled_run, pytester.path).folder.bundle
 
 
 @pytest.mark.parametrize(("expressions", "chosen"), [

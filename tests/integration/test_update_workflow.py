@@ -99,13 +99,24 @@ def test_a_run_without_update_lists_no_baselines(project) -> None:
 # -- timing is not ratcheted ---------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def timed_run(shared_project):
+    """The run that timed :func:`timed`'s baseline, made once for the module."""
+    with shared_project() as project:
+        project.write_ini(time_regression=0.5)
+        project.write_tests(project.test("test_a"))
+        project.fake(seconds_per_image=0.01)
+        run = project.run(update="all")
+        run.outcome.assert_outcomes(passed=1)
+        return run
+
+
 @pytest.fixture
-def timed(project):
-    """A project of one case whose baseline was timed at 0.01 s per image, gated at 50% slowdown."""
-    project.write_ini(time_regression=0.5)
-    project.write_tests(project.test("test_a"))
+def timed(project, timed_run, copy_run):
+    """A project of one case whose baseline was timed at 0.01 s per image, gated at 50% slowdown
+    (a copy of :func:`timed_run`; its FakePipeline still takes 0.01 s per image)."""
+    copy_run(timed_run, project.path)
     project.fake(seconds_per_image=0.01)
-    project.run(update="all").outcome.assert_outcomes(passed=1)
     return project
 
 
