@@ -123,8 +123,7 @@ def _group_scores(members: Sequence[CaseResult], images: Mapping[str, RGB], scor
     if len({_steps(m) for m in members}) < 2:
         return {}
     reference = images[max(members, key=_steps).nodeid]
-    scores = {m.nodeid: value for m in members if (value := _score(m, images[m.nodeid], reference, score)) is not None}
-    return scores
+    return {m.nodeid: value for m in members if (value := _score(m, images[m.nodeid], reference, score)) is not None}
 
 
 def _score(member: CaseResult, image: RGB, reference: RGB, score: Score) -> float | None:
