@@ -388,6 +388,13 @@ class DiffbenchSession:
         self.writer.submit(item.nodeid, "ssim_vs_most_steps", functools.partial(self._score_reference, result, dcase.image))
         return result
 
+    def from_worker(self, output: Mapping[str, Any]) -> None:
+        """On an xdist controller: what a worker handed over when it ended (its ``workeroutput``):
+        its sweeps, its ssim_vs_most_steps scores and its failed background writes (applied at :meth:`finish`)."""
+        self.sweeps.update({folder: frozenset(names) for folder, names in output.get(SWEEPS_KEY, {}).items()})
+        self.reference.take(output.get(REFERENCE_KEY, {}))
+        self._worker_failures += [WriteFailure(**failure) for failure in output.get(WRITE_FAILURES_KEY, [])]
+
     def _score_reference(self, result: CaseResult, image: "Image.Image | None") -> None:
         """Feed :attr:`reference` (on the writer's thread); a failure is a warning, as the score is a derived one."""
         try:
@@ -791,10 +798,7 @@ class _SweepsFromWorkers:
         self.session = session
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        output = getattr(node, "workeroutput", {})
-        self.session.sweeps.update({folder: frozenset(names) for folder, names in output.get(SWEEPS_KEY, {}).items()})
-        self.session._worker_failures += [WriteFailure(**failure) for failure in output.get(WRITE_FAILURES_KEY, [])]
-        self.session.reference.take(output.get(REFERENCE_KEY, {}))
+        self.session.from_worker(getattr(node, "workeroutput", {}))
 
 
 def _without_resume(args: Sequence[str]) -> list[str]:
