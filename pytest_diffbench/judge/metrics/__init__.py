@@ -22,7 +22,7 @@ from pytest_diffbench.judge.metrics.base import (
     status_column,
     tolerance_name,
 )
-from pytest_diffbench.judge.metrics.device import DeviceImage, DeviceMetric, runs_on_torch
+from pytest_diffbench.judge.metrics.device import DeviceImage, DeviceMetric, metric_stream, runs_on_torch
 from pytest_diffbench.judge.metrics.images import ImageSizeMismatch, check_pair, split_frames, to_rgb_array
 from pytest_diffbench.judge.metrics.lpips import LPIPS
 from pytest_diffbench.judge.metrics.psnr import PSNR
@@ -204,7 +204,8 @@ def score_images(output: "Image.Image | npt.NDArray[np.uint8]", baseline: "Image
 
 class _DevicePair:
     """An output and its baseline on a torch device (uploaded when the first metric needs them),
-    and the metrics' values there, brought to the host together."""
+    and the metrics' values there, brought to the host together; all of it on the metrics' own
+    stream (:func:`~.device.metric_stream`)."""
 
     def __init__(self, output: "npt.NDArray[np.uint8]", baseline: "npt.NDArray[np.uint8]", device: str,
                  frames: int) -> None:
@@ -215,12 +216,13 @@ class _DevicePair:
 
     def add(self, metric: DeviceMetric, inputs: MetricInputs) -> None:
         """Score the pair with ``metric`` on the device (no host sync)."""
-        if self._images is None:
-            output, baseline = self._arrays
-            self._images = (DeviceImage.upload(output, self._device, self._frames),
-                            DeviceImage.upload(baseline, self._device, self._frames))
         assert isinstance(metric, Metric)
-        self._pending.append((metric, metric.compute_on_device(inputs, *self._images)))
+        with metric_stream(self._device):
+            if self._images is None:
+                output, baseline = self._arrays
+                self._images = (DeviceImage.upload(output, self._device, self._frames),
+                                DeviceImage.upload(baseline, self._device, self._frames))
+            self._pending.append((metric, metric.compute_on_device(inputs, *self._images)))
 
     def scores(self, video: bool) -> dict[str, Score]:
         """Each added metric's :class:`Score` (per frame for a ``video``): one host sync for all."""
@@ -228,7 +230,8 @@ class _DevicePair:
             return {}
         import torch
 
-        rows = torch.stack([values.to(torch.float64) for _, values in self._pending]).tolist()
+        with metric_stream(self._device):
+            rows = torch.stack([values.to(torch.float64) for _, values in self._pending]).tolist()
         return {metric.name: _frame_score(tuple(row), metric.direction) if video else Score(row[0])
                 for (metric, _), row in zip(self._pending, rows)}
 

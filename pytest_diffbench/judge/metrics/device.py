@@ -12,8 +12,10 @@ torch is imported only inside functions: without ``--diffbench`` nothing here lo
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Iterator, Protocol, runtime_checkable
 
 from pytest_diffbench.judge.metrics.base import MetricInputs
 from pytest_diffbench.spec.video import frame_boxes
@@ -30,6 +32,30 @@ TORCH_DEVICE_TYPES: tuple[str, ...] = ("cuda",)
 def runs_on_torch(device: str) -> bool:
     """Whether metrics for a pipeline on ``device`` (``"cpu"``, ``"cuda:0"``) run in torch there."""
     return device.partition(":")[0] in TORCH_DEVICE_TYPES
+
+
+_STREAMS: dict[str, "torch.cuda.Stream"] = {}
+_STREAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def metric_stream(device: str) -> Iterator[None]:
+    """The block's CUDA work runs on the metrics' own stream of ``device`` (one per device), so
+    metrics scored from another thread (a background writer) do not queue behind the pipeline's
+    next generation on the default stream; a no-op off CUDA. Tensors made in the block are ready
+    only on that stream: bring their values to the host inside the block."""
+    if device.partition(":")[0] != "cuda":
+        yield
+        return
+    import torch
+
+    key = str(torch.device(device))
+    with _STREAMS_LOCK:
+        if key not in _STREAMS:
+            _STREAMS[key] = torch.cuda.Stream(device=key)
+        stream = _STREAMS[key]
+    with torch.cuda.stream(stream):
+        yield
 
 
 @dataclass(frozen=True)

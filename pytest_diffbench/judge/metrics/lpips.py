@@ -127,6 +127,10 @@ def load_lpips(device: str) -> LpipsScorer:
         raise LpipsUnavailable(f"{lpips_advice(UNREADABLE_WEIGHTS)} ({type(exc).__name__}: {exc})",
                                UNREADABLE_WEIGHTS) from exc
     scorer = LpipsScorer(model.to(device).eval(), device)
+    if device.partition(":")[0] == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)  # the weights are copied before the metrics' own stream reads them
     _SCORERS[device] = scorer
     return scorer
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_diffbench.judge.metrics.base import Direction, MetricInputs, MetricKind
-from pytest_diffbench.judge.metrics.device import DeviceImage, runs_on_torch
+from pytest_diffbench.judge.metrics.device import DeviceImage, metric_stream, runs_on_torch
 from pytest_diffbench.judge.metrics.images import check_pair
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ def ssim(a: "npt.NDArray[np.uint8] | DeviceImage", b: "npt.NDArray[np.uint8] | D
     :class:`DeviceImage` stills already on a device.
 
     Arrays on a ``device`` of :func:`~pytest_diffbench.judge.metrics.device.runs_on_torch`
-    (``cuda:0``) are uploaded there and scored by :func:`ssim_on_device`, one host sync; on any
+    (``cuda:0``) are uploaded there and scored by :func:`ssim_on_device` on the metrics' own
+    stream (:func:`~pytest_diffbench.judge.metrics.device.metric_stream`: from a background
+    thread it does not wait for the pipeline's next generation), one host sync; on any
     other device by ``skimage.metrics.structural_similarity`` with data range 255, averaged over
     channels, the window shrunk from 7 to the largest odd size that fits (thumbnails down to 3x3).
     Raises ValueError for smaller images or shapes that differ.
@@ -57,10 +59,13 @@ def ssim(a: "npt.NDArray[np.uint8] | DeviceImage", b: "npt.NDArray[np.uint8] | D
     against 200, 1024 px 1635 against 945) would win at 512 px only and is up to 8e-4 off on
     bright flat images, so no size switches to torch.
     """
-    if isinstance(a, DeviceImage) or isinstance(b, DeviceImage) or runs_on_torch(device):
+    if isinstance(a, DeviceImage) or isinstance(b, DeviceImage):
         first = a if isinstance(a, DeviceImage) else DeviceImage.upload(_checked(a, b), device)
         second = b if isinstance(b, DeviceImage) else DeviceImage.upload(_checked(b, a), first.device)
         return float(ssim_on_device(first, second)[0])
+    if runs_on_torch(device):
+        with metric_stream(device):  # everything made here is synced here: safe from any thread
+            return float(ssim_on_device(DeviceImage.upload(_checked(a, b), device), DeviceImage.upload(b, device))[0])
     from skimage.metrics import structural_similarity
 
     check_pair(a, b)

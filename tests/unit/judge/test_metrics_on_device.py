@@ -254,3 +254,34 @@ def test_the_metrics_benchmark_refuses_bad_sizes_in_one_line() -> None:
     proc = subprocess.run([sys.executable, str(script), "--sizes", "2"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("--sizes must be >= 3 px, --runs, --cpu-runs and --threads >= 1")
+
+
+def test_cuda_metrics_run_on_one_stream_of_their_own_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scored from the background writer's thread, the metrics must not queue behind the next
+    generation on the default stream: each CUDA device gets one stream, made once, entered for
+    the block; the CPU gets none. (torch.cuda's stream API is faked: no GPU here.)"""
+    made: list[str] = []
+    entered: list[object] = []
+
+    class FakeStream:
+        def __init__(self, device: str) -> None:
+            made.append(device)
+
+    class Enter:
+        def __init__(self, stream: object) -> None:
+            self.stream = stream
+
+        def __enter__(self) -> None:
+            entered.append(self.stream)
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "stream", Enter)
+    monkeypatch.setattr(device_module, "_STREAMS", {})
+    for device in ("cuda:1", "cuda:1", "cpu", "cuda:2"):
+        with device_module.metric_stream(device):
+            pass
+    assert made == ["cuda:1", "cuda:2"]
+    assert len(entered) == 3 and entered[0] is entered[1] is not entered[2]
