@@ -8,6 +8,7 @@ definition runs in torchmetrics (:func:`ssim_on_device`, float64), equal to scik
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,10 @@ _DATA_RANGE = 255.0
 MIN_SIDE = 3
 _DEFAULT_WINDOW = 7
 _K1, _K2 = 0.01, 0.03
+#: One scikit-image SSIM at a time in this process: each allocates about 150 MiB at 1024x1024 px,
+#: so two at once (the verdict's and the background writer's ssim_vs_most_steps) would double the
+#: peak memory (benchmarks/memory.py). numpy and scipy hold the GIL for most of it anyway.
+_CPU_SSIM = threading.Lock()
 
 
 def window_size(height: int, width: int) -> int:
@@ -48,7 +53,8 @@ def ssim(a: "npt.NDArray[np.uint8] | DeviceImage", b: "npt.NDArray[np.uint8] | D
     thread it does not wait for the pipeline's next generation), one host sync; on any
     other device by ``skimage.metrics.structural_similarity`` with data range 255, averaged over
     channels, the window shrunk from 7 to the largest odd size that fits (thumbnails down to 3x3).
-    Raises ValueError for smaller images or shapes that differ.
+    Raises ValueError for smaller images or shapes that differ. One scikit-image SSIM runs at a
+    time per process (about 150 MiB each at 1024x1024 px).
 
     scikit-image stays on the CPU because torch was 15-30x slower there at every size and thread
     count. ``python benchmarks/metrics.py --sizes 1024 512 256 64 --cpu-runs 5`` on the project's
@@ -70,7 +76,8 @@ def ssim(a: "npt.NDArray[np.uint8] | DeviceImage", b: "npt.NDArray[np.uint8] | D
 
     check_pair(a, b)
     win_size = window_size(a.shape[0], a.shape[1])
-    return float(structural_similarity(a, b, channel_axis=-1, data_range=_DATA_RANGE, win_size=win_size))
+    with _CPU_SSIM:
+        return float(structural_similarity(a, b, channel_axis=-1, data_range=_DATA_RANGE, win_size=win_size))
 
 
 def _checked(array: "npt.NDArray[np.uint8]", other: "npt.NDArray[np.uint8] | DeviceImage") -> "npt.NDArray[np.uint8]":
