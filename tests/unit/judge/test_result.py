@@ -24,7 +24,7 @@ CONFIG = FrozenConfig(
     scheduler={"class": "EulerDiscreteScheduler", "timestep_spacing": "trailing"},
     pipeline_config={"force_zeros_for_empty_prompt": False}, adapters={"active": {"style": 0.6}, "fused": False},
     refiner={"model": "refiner", "handoff": 0.8}, video={"frames": 8}, deterministic=True,
-    preset={"name": "sd15-fast", "version": 2},
+    preset={"name": "sd15-fast", "version": 2}, batch=4,
 )
 
 
