@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import math
 import re
 import weakref
@@ -262,9 +263,10 @@ def describe_pipeline(pipe: Any) -> PipelineDescription:
     (:func:`pipeline_config`) and its LoRA adapters (:func:`lora_adapters`).
 
     The weight digests (:func:`model_fingerprint` and each adapter's ``digest``) are cached per
-    pipeline (see :class:`_WeightsCache`): a call on unchanged weights costs a walk over the
-    modules and one gather of the sampled elements instead of hashing every tensor again. Everything
-    else, the LoRA layers' weights, active, enabled and fused flags included, is read on every call.
+    pipeline (see :class:`_CachedWeights`): a call on unchanged weights costs a walk over the
+    modules and one gather of the sampled elements instead of hashing every tensor again; so is the
+    device type while no group-offload hook can change it. Everything else, the LoRA layers'
+    weights, active, enabled and fused flags included, is read on every call.
     """
     weights = _cached_weights(pipe)
     layers = weights.lora_layers()
@@ -276,7 +278,7 @@ def describe_pipeline(pipe: Any) -> PipelineDescription:
         controlnets=tuple(_controlnet_names(pipe)),
         workflow=type(pipe).__name__,
         dtype=str(pipe.dtype).removeprefix("torch."),
-        device=pipe.device.type,
+        device=weights.device or pipe.device.type,
         pipeline_config=pipeline_config(pipe),
         adapters=_adapter_records(layers, weights.digests),
     )
@@ -292,7 +294,11 @@ class _CachedWeights:
     :func:`_sampled_digest` hashes) of those tensors, per device and dtype, as positions in that
     order, their flat indices and the values gathered when the digests were made. ``layers`` are
     the peft LoRA layers (component name, module name, weak reference: the cache keeps no module
-    alive).
+    alive). ``device`` is the type of ``pipe.device`` when they were made, None where it is read on
+    every call: diffusers' property walks every module (for group-offload hooks) and otherwise
+    gives a component's first tensor's device, which the key holds, so it is kept only for a
+    pipeline without such hooks (the key records whether there are any) and without a ``device``
+    of its own class.
     """
 
     key: tuple[Hashable, ...]
@@ -300,6 +306,7 @@ class _CachedWeights:
     fingerprint: str
     digests: dict[str, str]
     layers: list[tuple[str, str, weakref.ReferenceType[Any]]]
+    device: str | None
 
     def holds_for(self, key: tuple[Hashable, ...], tensors: list[torch.Tensor]) -> bool:
         """Whether ``tensors`` (walked in the order that gave ``key``) are still the weights digested:
@@ -327,8 +334,9 @@ def _cached_weights(pipe: Any) -> _CachedWeights:
     data pointer and takes ``torch.take``: a wrapper subclass of quantized weights may have neither,
     and is then hashed on every call, as before the cache)."""
     cacheable = _weakly_referable(pipe)
+    hooked = True
     try:
-        key, tensors = _weights_key(pipe)
+        key, tensors, hooked = _weights_key(pipe)
         cached = _WEIGHTS_CACHE.get(pipe) if cacheable else None
         if cached is not None and cached.holds_for(key, tensors):
             return cached
@@ -343,6 +351,7 @@ def _cached_weights(pipe: Any) -> _CachedWeights:
         fingerprint=model_fingerprint(pipe),
         digests={name: _adapter_digest(pipe, name) for name in adapters},
         layers=[(component, name, weakref.ref(layer)) for component, name, layer in layers],
+        device=None if hooked or not _diffusers_device(pipe) else pipe.device.type,
     )
     if cacheable:
         _WEIGHTS_CACHE[pipe] = fresh
@@ -358,13 +367,15 @@ def _weakly_referable(pipe: Any) -> bool:
     return True
 
 
-def _weights_key(pipe: Any) -> tuple[tuple[Hashable, ...], list[torch.Tensor]]:
-    """The cache key of ``pipe``'s weights (see :class:`_CachedWeights`) and its tensors in walk order:
-    each module component's parameters and buffers, each submodule visited once, without the
-    names and generators of ``named_parameters`` (this runs on every :func:`describe_pipeline`)."""
+def _weights_key(pipe: Any) -> tuple[tuple[Hashable, ...], list[torch.Tensor], bool]:
+    """The cache key of ``pipe``'s weights (see :class:`_CachedWeights`), its tensors in walk order
+    (each module component's parameters and buffers, each submodule visited once, without the
+    names and generators of ``named_parameters``: this runs on every :func:`describe_pipeline`) and
+    whether any submodule holds a diffusers hook (group offloading keeps its onload device there)."""
     key: list[Hashable] = []
     tensors: list[torch.Tensor | None] = []
     seen: set[int] = set()
+    hooked = False
     for component_name, module in module_components(pipe):
         key.append((component_name, id(module)))
         stack = [module]
@@ -373,12 +384,25 @@ def _weights_key(pipe: Any) -> tuple[tuple[Hashable, ...], list[torch.Tensor]]:
             if submodule is None or id(submodule) in seen:
                 continue
             seen.add(id(submodule))
+            hooked = hooked or _DIFFUSERS_HOOK in submodule.__dict__
             tensors += submodule._parameters.values()
             tensors += submodule._buffers.values()
             stack += submodule._modules.values()
     present = [tensor for tensor in tensors if tensor is not None]
     key += [(id(t), t.data_ptr(), t._version, t.shape, t.dtype, t.device) for t in present]
-    return tuple(key), present
+    key.append(("diffusers hooks", hooked))
+    return tuple(key), present, hooked
+
+
+#: The attribute in which diffusers keeps a module's hooks (``HookRegistry``), group offloading's included.
+_DIFFUSERS_HOOK = "_diffusers_hook"
+
+
+def _diffusers_device(pipe: Any) -> bool:
+    """Whether ``pipe.device`` is diffusers' ``DiffusionPipeline.device`` (not a class's own)."""
+    from diffusers import DiffusionPipeline
+
+    return inspect.getattr_static(type(pipe), "device", None) is inspect.getattr_static(DiffusionPipeline, "device")
 
 
 def _sample_indices(tensor: torch.Tensor) -> torch.Tensor:

@@ -149,3 +149,24 @@ def test_weights_without_a_data_pointer_are_hashed_on_every_call(
     monkeypatch.setattr(fingerprint, "_weights_key", no_pointer)
     assert [describe_pipeline(sd) for _ in range(2)] == [expected] * 2
     assert len(recomputations) == 2
+
+
+def test_the_device_follows_the_weights(sd: Any, recomputations: list[Any]) -> None:
+    assert describe_pipeline(sd).device == "cpu"
+    sd.to("meta")
+    moved = describe_pipeline(sd)
+    assert moved.device == "meta" and moved == uncached(sd)
+
+
+@pytest.mark.parametrize("offloaded", [True, False], ids=["group-offloaded", "plain"])
+def test_only_a_group_offloaded_pipeline_reads_its_device_on_every_call(
+        sd: Any, offloaded: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group offloading keeps the onload device in a hook, which no tensor shows: never cached. Without
+    it the device is a tensor's, which the key holds: read once (diffusers' property walks every module)."""
+    from diffusers import DiffusionPipeline
+
+    if offloaded:
+        sd.unet.enable_group_offload(onload_device=torch.device("cpu"), offload_type="leaf_level")
+    assert describe_pipeline(sd).device == "cpu"
+    monkeypatch.setattr(DiffusionPipeline, "device", property(lambda pipe: torch.device("meta")))
+    assert describe_pipeline(sd).device == ("meta" if offloaded else "cpu")
