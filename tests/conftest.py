@@ -10,9 +10,11 @@ tests work under ``--import-mode=importlib`` as well as the default import mode.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
+import io
 import json
 import os
 import pkgutil
@@ -262,6 +264,46 @@ def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path) -> None
     for name in ("CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv(FAKE_PIPELINE_ENV, raising=False)
+
+
+#: Test modules whose in-process runs draw the real plot.png (they look at it), as if each of their
+#: tests were marked ``real_plot``; the plot's own tests (tests/unit/report/test_plot*.py) call
+#: report/plot.py directly and always draw it.
+REAL_PLOT_MODULES = frozenset({"tests/integration/test_metric_registry.py", "tests/integration/test_run_outputs.py",
+                               "tests/integration/test_named_artifacts.py", "tests/integration/test_run_artifacts.py"})
+
+
+@functools.cache
+def plot_stand_in() -> bytes:
+    """A 1x1 white PNG: plot.png of the in-process runs of tests that do not look at it."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _plot_built_not_drawn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs (and in-process ``diffbench`` commands) of a test build plot.png's figure
+    but do not lay it out and draw it: they write :func:`plot_stand_in` instead, unless the test
+    is marked ``real_plot`` or lies in :data:`REAL_PLOT_MODULES`.
+
+    Laying out and drawing the figure is more than half of a FakePipeline run's CPU time (about
+    0.2 of 0.4 CPU-s for two cases), in the suite's ~900 such runs. Building it
+    (:func:`~pytest_diffbench.report.plot.speed_quality_figure`: the panels, limits, gates and the
+    legend fitted with its text measured) still runs on every run's results, so a result the
+    figure cannot take still fails as it would; runs in child processes draw the real plot.
+    """
+    if request.node.get_closest_marker("real_plot") or request.node.path.relative_to(REPO_ROOT).as_posix() in REAL_PLOT_MODULES:
+        return
+    from pytest_diffbench.report import artifacts, plot
+
+    def built_not_drawn(results: Any, title: str) -> bytes:
+        plot.speed_quality_figure(results, title)
+        return plot_stand_in()
+
+    monkeypatch.setattr(artifacts, "speed_quality_png", built_not_drawn)
 
 
 @pytest.fixture(autouse=True)
