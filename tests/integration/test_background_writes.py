@@ -135,7 +135,8 @@ def _full_disk(self, case, png, sidecar_json):
 
 
 def pytest_configure(config):
-    RunFolder.write_case = _full_disk
+    if hasattr(config, "workerinput"):  # a worker process of its own (the controller runs in the test's process)
+        RunFolder.write_case = _full_disk
 '''
 
 
