@@ -15,6 +15,7 @@ from pytest_diffbench.cli.main import main
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.store.jobs import read_jobs
 from pytest_diffbench.store.journal import Journal, read_journal
+from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.results import read_results
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -258,7 +259,9 @@ def test_a_run_killed_while_resuming_after_a_pause_is_read_from_its_journal(proj
     commands read the journal, not the stale results.csv, and ``diffbench report`` rewrites it."""
     folder = stopped_run(project, monkeypatch)
     (earlier,) = [r for r in read_journal(folder.journal) if r.nodeid == CASES[0]]
-    with Journal(folder.journal) as journal:  # what the killed resume journaled before the kill
+    # what the killed resume wrote before the kill: the case's image, then its journal line
+    folder.image(case_path(CASES[2])).write_bytes(folder.image(case_path(CASES[0])).read_bytes())
+    with Journal(folder.journal) as journal:
         journal.append(earlier.with_changes(nodeid=CASES[2], case_id="seed2-euler-2steps-cfg7.5",
                                             baseline_path=earlier.baseline_path.replace("seed0", "seed2")))
     monkeypatch.chdir(project.path)
