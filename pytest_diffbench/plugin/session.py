@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pytest
 
-from pytest_diffbench.judge.convergence import REFERENCE_KEY, ReferenceScorer
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.judge.tolerances import Tolerances
 from pytest_diffbench.plugin.options import Settings
@@ -48,6 +47,7 @@ from pytest_diffbench.store.writer import BackgroundWriter, WriteFailure
 if TYPE_CHECKING:
     from PIL import Image
 
+    from pytest_diffbench.judge.convergence import ReferenceScorer
     from pytest_diffbench.judge.lifecycle import BaselineState
     from pytest_diffbench.run.case import DiffbenchCase, Runner
     from pytest_diffbench.run.determinism import DeterminismState
@@ -98,9 +98,6 @@ class DiffbenchSession:
         self.write_failures: list[WriteFailure] = []
         #: An xdist controller's workers' failed writes, applied at :meth:`finish`.
         self._worker_failures: list[WriteFailure] = []
-        #: ssim_vs_most_steps of the groups this process runs whole, scored as their cases finish
-        #: (fed by :attr:`writer`, so the scoring overlaps the next case too).
-        self.reference = ReferenceScorer()
         #: The seed batches of ``--diffbench-batch`` (see :meth:`plan_batches`); empty: every case alone.
         self.batches = BatchPlan()
         self.warnings: list[str] = []
@@ -122,6 +119,15 @@ class DiffbenchSession:
         self.workers: int = int(workerinput.get("workercount", 1)) if workerinput is not None else 1
         if workerinput is not None and RUN_DIR_KEY in workerinput:
             self.folder = RunFolder(Path(workerinput[RUN_DIR_KEY]))
+
+    @functools.cached_property
+    def reference(self) -> "ReferenceScorer":
+        """ssim_vs_most_steps of the groups this process runs whole, scored as their cases finish
+        (fed by :attr:`writer`, so the scoring overlaps the next case too); made on first use
+        (collection), so pytest without ``--diffbench`` does not import it."""
+        from pytest_diffbench.judge.convergence import ReferenceScorer
+
+        return ReferenceScorer()
 
     @functools.cached_property
     def presets(self) -> PresetSource:
@@ -385,20 +391,24 @@ class DiffbenchSession:
     def finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> CaseResult:
         """:meth:`_finish_case`; the result and the case's image then feed :attr:`reference` on the writer's thread."""
         result = self._finish_case(item, dcase)
-        self.writer.submit(item.nodeid, "ssim_vs_most_steps", functools.partial(self._score_reference, result, dcase.image))
+        reference = self.reference  # made here, not on the writer's thread
+        self.writer.submit(item.nodeid, "ssim_vs_most_steps", functools.partial(self._score_reference, reference, result, dcase.image))
         return result
 
     def from_worker(self, output: Mapping[str, Any]) -> None:
         """On an xdist controller: what a worker handed over when it ended (its ``workeroutput``):
         its sweeps, its ssim_vs_most_steps scores and its failed background writes (applied at :meth:`finish`)."""
+        from pytest_diffbench.judge.convergence import REFERENCE_KEY
+
         self.sweeps.update({folder: frozenset(names) for folder, names in output.get(SWEEPS_KEY, {}).items()})
         self.reference.take(output.get(REFERENCE_KEY, {}))
         self._worker_failures += [WriteFailure(**failure) for failure in output.get(WRITE_FAILURES_KEY, [])]
 
-    def _score_reference(self, result: CaseResult, image: "Image.Image | None") -> None:
-        """Feed :attr:`reference` (on the writer's thread); a failure is a warning, as the score is a derived one."""
+    def _score_reference(self, reference: "ReferenceScorer", result: CaseResult, image: "Image.Image | None") -> None:
+        """Feed ``reference`` (:attr:`reference`, on the writer's thread); a failure is a warning,
+        as the score is a derived one."""
         try:
-            self.reference.finished(result, image)
+            reference.finished(result, image)
         except Exception as exc:
             self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps of {result.nodeid} as it "
                                  f"finished ({type(exc).__name__}: {exc}); it is scored from the files at the end")
@@ -639,6 +649,8 @@ class DiffbenchSession:
         if self.is_worker:
             workeroutput = getattr(self.config, "workeroutput", None)
             if workeroutput is not None:  # the controller's results, journal and scores take them
+                from pytest_diffbench.judge.convergence import REFERENCE_KEY
+
                 workeroutput[REFERENCE_KEY] = self.reference.handover()
                 if failures:
                     workeroutput[WRITE_FAILURES_KEY] = [dataclasses.asdict(failure) for failure in failures]
