@@ -137,6 +137,10 @@ def _full_disk(self, case, png, sidecar_json):
 def pytest_configure(config):
     if hasattr(config, "workerinput"):  # a worker process of its own (the controller runs in the test's process)
         RunFolder.write_case = _full_disk
+
+
+def pytest_unconfigure(config):
+    RunFolder.write_case = _real_write_case  # never leak into the process that ran this pytest in-process
 '''
 
 
