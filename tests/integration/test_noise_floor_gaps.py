@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .test_noise_floor import TEST, noisy  # noqa: F401 (the fixture)
+from .test_noise_floor import TEST, noisy, noisy_run  # noqa: F401 (the fixtures)
 
 BROKEN = "garbage{"
 
