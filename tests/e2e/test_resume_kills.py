@@ -57,9 +57,11 @@ class Child:
 
     def __init__(self, root: Path, *args: str) -> None:
         self.args = ["-p", "no:cacheprovider", "-p", "no:xdist", "--diffbench", "--diffbench-lpips=off", *args]
+        # SIGINT as a terminal's: Python makes it KeyboardInterrupt only where the child does not inherit it ignored
         self.process = subprocess.Popen([sys.executable, "-m", "pytest", *self.args], cwd=root, env=child_env(),
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        start_new_session=True)
+                                        start_new_session=True,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def wait(self) -> tuple[int, str]:
         out, _ = self.process.communicate(timeout=CHILD_LIMIT)
