@@ -825,7 +825,10 @@ def test_case(diffbench):
     diffbench.generate("a red cube")
 
 
-def test_zz_killed():
+def test_zz_killed(request):
+    from pytest_diffbench.plugin.keys import SESSION_KEY
+
+    request.config.stash[SESSION_KEY].drain_writes()  # the background writer journals the cases first
     os.kill(os.getpid(), signal.SIGKILL)
 """
 
