@@ -30,7 +30,10 @@ def distribution_version(distribution: str) -> str:
     return _metadata_version(distribution)
 
 
+@functools.lru_cache(maxsize=None)
 def _metadata_version(distribution: str) -> str:
+    """The version in ``distribution``'s installed metadata, "" when it is not installed. Read once
+    per process (each read scans sys.path and parses a METADATA file; a run asks for about ten)."""
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
