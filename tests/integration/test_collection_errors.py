@@ -4,6 +4,8 @@ invalid sweeps, markers and settings as collection or usage errors naming what i
 from __future__ import annotations
 
 import itertools
+import re
+from typing import Any, Callable, Iterable
 
 import pytest
 
@@ -52,22 +54,65 @@ BAD_SWEEPS = {
 }
 
 
-@pytest.mark.parametrize("source, fragments", list(BAD_SWEEPS.values()), ids=list(BAD_SWEEPS))
-def test_invalid_sweep_is_a_collection_error_naming_the_field(project, source: str, fragments: list[str]) -> None:
-    project.write_ini(max_cases=3)
-    project.write_tests(project.test("test_bad", sweep=source), "def test_other():\n    pass\n")
-    result = project.run_plain()
+def module_of(kind: str, name: str) -> str:
+    """The test module that holds the invalid ``kind`` of :func:`collected`'s run named ``name``."""
+    return f"test_{kind}_{name.replace('-', '_')}"
+
+
+def collection_error(text: str, module: str) -> str:
+    """The text pytest shows under ``ERROR collecting <module>.py`` (up to the next section's rule);
+    an AssertionError if there is no such section, or more than one."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.fullmatch(rf"_+ ERROR collecting {re.escape(module)}\.py _+", line)]
+    assert len(starts) == 1, (module, text)
+    end = next((i for i in range(starts[0] + 1, len(lines)) if re.match(r"^(_{3,}|={3,}) ", lines[i])), len(lines))
+    return "\n".join(lines[starts[0] + 1:end])
+
+
+def summary_lines(result: pytest.RunResult, module: str) -> list[str]:
+    """The short test summary's ERROR lines of ``module``, without their message."""
+    return [line.split(" - ")[0] for line in result.stdout.lines if line.startswith(f"ERROR {module}.py")]
+
+
+def collect_each(shared_project, kind: str, tests: Callable[[Any, str], tuple[str, ...]], names: Iterable[str],
+                 **ini: object) -> pytest.RunResult:
+    """One collection of a module per name, made of ``tests(project, name)``: each module's error
+    is its own section of the run's text, so one run serves a test per module."""
+    with shared_project() as project:
+        if ini:
+            project.write_ini(**ini)
+        for name in names:
+            project.write_tests(*tests(project, name), module=module_of(kind, name))
+        return project.run_plain()
+
+
+@pytest.fixture(scope="module")
+def swept(shared_project) -> pytest.RunResult:
+    """Every invalid sweep of :data:`BAD_SWEEPS`, each in its own module beside a valid test,
+    collected once for the module (instead of a run per invalid sweep)."""
+    return collect_each(shared_project, "sweep",
+                        lambda project, name: (project.test("test_bad", sweep=BAD_SWEEPS[name][0]), "def test_other():\n    pass\n"),
+                        BAD_SWEEPS, max_cases=3)
+
+
+@pytest.mark.parametrize("name", list(BAD_SWEEPS))
+def test_invalid_sweep_is_a_collection_error_naming_the_field(swept, name: str) -> None:
+    """Each module with an invalid sweep is one collection error (the run is interrupted), whose
+    text names the test, the axis and what is wrong with it."""
+    source, fragments = BAD_SWEEPS[name]
+    result, module = swept, module_of("sweep", name)
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.assert_outcomes(errors=1)
-    text = project.text(result)
-    assert "test_gen.py::test_bad: invalid diffbench sweep: " in text
+    text = result.stdout.str() + "\n" + result.stderr.str()
+    assert summary_lines(result, module) == [f"ERROR {module}.py::test_bad"], text  # one error, this module's
+    error = collection_error(text, module)
+    assert f"{module}.py::test_bad: invalid diffbench sweep: " in error
     for fragment in fragments:
-        assert fragment in text, fragment
+        assert fragment in error, (source, fragment)
 
 
 BAD_DECORATIONS = {
     "sweep-without-fixture": ("@diffbench.sweep(seeds=[0])\ndef test_bad():\n    pass\n",
-                              ["test_gen.py::test_bad: @diffbench.sweep needs the test to take the 'diffbench' fixture"]),
+                              ["{module}.py::test_bad: @diffbench.sweep needs the test to take the 'diffbench' fixture"]),
     "tolerance-name": ("@diffbench.tolerance(min_ssm=0.5)\ndef test_bad(diffbench):\n    pass\n",
                        ["@diffbench.tolerance: unknown tolerance 'min_ssm'; valid names are min_ssim, min_psnr, max_lpips"]),
     "tolerance-value": ("@diffbench.tolerance(min_ssim=2)\ndef test_bad(diffbench):\n    pass\n",
@@ -78,15 +123,22 @@ BAD_DECORATIONS = {
 }
 
 
-@pytest.mark.parametrize("source, fragments", list(BAD_DECORATIONS.values()), ids=list(BAD_DECORATIONS))
-def test_invalid_marker_is_a_collection_error(project, source: str, fragments: list[str]) -> None:
-    project.write_tests(source)
-    result = project.run_plain()
+@pytest.fixture(scope="module")
+def marked(shared_project) -> pytest.RunResult:
+    """Every invalid marker of :data:`BAD_DECORATIONS`, each in its own module, collected once."""
+    return collect_each(shared_project, "marker", lambda project, name: (BAD_DECORATIONS[name][0],), BAD_DECORATIONS)
+
+
+@pytest.mark.parametrize("name", list(BAD_DECORATIONS))
+def test_invalid_marker_is_a_collection_error(marked, name: str) -> None:
+    source, fragments = BAD_DECORATIONS[name]
+    result, module = marked, module_of("marker", name)
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.assert_outcomes(errors=1)
-    text = project.text(result)
+    text = result.stdout.str() + "\n" + result.stderr.str()
+    assert summary_lines(result, module) == [f"ERROR {module}.py::test_bad"], text
+    error = collection_error(text, module)
     for fragment in fragments:
-        assert fragment in text, fragment
+        assert fragment.format(module=module) in error, (source, fragment)
 
 
 BAD_SETTINGS = {
