@@ -8,6 +8,7 @@ console script.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,15 @@ def diffbench(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str,
     status = main(list(args))
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+def diffbench_here(*args: str) -> tuple[int, str, str]:
+    """:func:`diffbench` for a module-scoped fixture, which has no ``capsys``: the command's own
+    output, captured."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = main(list(args))
+    return status, out.getvalue(), err.getvalue()
 
 
 def latest_folder(pytester: pytest.Pytester, output_dir: str = ".diffbench") -> RunFolder:
@@ -117,50 +128,90 @@ def made(fake_project: pytest.Pytester, made_once: DiffbenchRun, copy_run) -> py
     return fake_project
 
 
+@pytest.fixture(scope="module")
+def accepted_once(shared_project, made_once: DiffbenchRun, copy_run) -> tuple[DiffbenchRun, str]:
+    """:func:`made_once`, then ``diffbench accept latest`` (both cases' baselines created), made
+    once for the module: the run, in the folder the accept wrote to, and what accept printed.
+
+    Many tests start from accepted baselines; accept collects the test files with pytest, which
+    costs about as much as a run."""
+    with shared_project() as project:  # the command runs in the project's folder
+        run = copy_run(made_once, project.path)
+        status, out, err = diffbench_here("accept", "latest")
+        assert status == 0 and tally(created=2) in out, out + err
+        return run, out
+
+
+@pytest.fixture
+def accepted(fake_project: pytest.Pytester, accepted_once: tuple[DiffbenchRun, str], copy_run) -> pytest.Pytester:
+    """The project after :func:`made` and ``diffbench accept latest``: a copy of :func:`accepted_once`
+    of its own."""
+    copy_run(accepted_once[0], fake_project.path)
+    return fake_project
+
+
+@pytest.fixture(scope="module")
+def failing_once(shared_project, accepted_once: tuple[DiffbenchRun, str], copy_run) -> DiffbenchRun:
+    """:func:`accepted_once`'s baselines spoiled (red), then a run that fails both cases against
+    them, made once for the module."""
+    with shared_project() as project:
+        copy_run(accepted_once[0], project.path)
+        for result in read_results(latest_folder(project.pytester).results):
+            spoil(*baseline(project.pytester, result))
+        failing = run_diffbench(project.pytester)
+        failing.outcome.assert_outcomes(failed=2)
+        return failing
+
+
+@pytest.fixture
+def failing(fake_project: pytest.Pytester, failing_once: DiffbenchRun, copy_run) -> DiffbenchRun:
+    """The project after :func:`failing_once` (accepted baselines spoiled, then a run failing both
+    cases): a copy of its own, in ``fake_project``'s folder."""
+    return copy_run(failing_once, fake_project.path)
+
+
 # -- accept -----------------------------------------------------------------------------------
 
 
-def test_accept_promotes_a_runs_outputs_without_generating(made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
-    folder = latest_folder(made)
+def test_accept_promotes_a_runs_outputs_without_generating(accepted: pytest.Pytester, accepted_once: tuple[DiffbenchRun, str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The accept is :func:`accepted_once`'s (its status is asserted there); this checks what it
+    printed and wrote."""
+    folder = latest_folder(accepted)
     results = read_results(folder.results)
-    status, out, err = diffbench(capsys, "accept", "latest")
-    assert status == 0, out + err
+    out = accepted_once[1]
     assert tally(created=2) in out
     for result in results:
-        png, sidecar = baseline(made, result)
+        png, sidecar = baseline(accepted, result)
         case = case_path(result.nodeid)
         assert png.read_bytes() == folder.image(case).read_bytes()
         assert read_json(sidecar)["config_hash"] == read_json(folder.config(case))["config_hash"] == result.config_hash
-    run_diffbench(made).outcome.assert_outcomes(passed=2)  # the promoted baselines are what the pipeline makes
+    run_diffbench(accepted).outcome.assert_outcomes(passed=2)  # the promoted baselines are what the pipeline makes
 
     status, out, _ = diffbench(capsys, "accept", folder.run_id)
     assert status == 0 and tally(unchanged=2) in out
 
 
-def test_accept_failed_only_and_k_replace_exactly_the_named_baselines(made: pytest.Pytester,
+def test_accept_failed_only_and_k_replace_exactly_the_named_baselines(fake_project: pytest.Pytester, failing: DiffbenchRun,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    diffbench(capsys, "accept", "latest")
-    for result in read_results(latest_folder(made).results):
-        spoil(*baseline(made, result))
-    failing = run_diffbench(made)
-    failing.outcome.assert_outcomes(failed=2)
-    spoiled = snapshot(made.path / "baselines")
+    """After :func:`failing`: accepted baselines spoiled, then a run failing both cases."""
+    spoiled = snapshot(fake_project.path / "baselines")
 
     status, out, err = diffbench(capsys, "accept", "latest", "--failed-only", "-k", "SEED1")
     assert status == 0, out + err
     assert tally(refreshed=1) in out
     seed1 = failing.result("seed1")
-    after = snapshot(made.path / "baselines")
+    after = snapshot(fake_project.path / "baselines")
     changed = sorted(name for name in after if after[name] != spoiled[name])
-    png, sidecar = baseline(made, seed1)
-    assert changed == sorted(p.relative_to(made.path / "baselines").as_posix() for p in (png, sidecar))
+    png, sidecar = baseline(fake_project, seed1)
+    assert changed == sorted(p.relative_to(fake_project.path / "baselines").as_posix() for p in (png, sidecar))
     folder = failing.folder
     kept = folder.replaced(case_path(seed1.nodeid))
-    assert kept.read_bytes() == spoiled[png.relative_to(made.path / "baselines").as_posix()]
+    assert kept.read_bytes() == spoiled[png.relative_to(fake_project.path / "baselines").as_posix()]
     # the run itself is history: its results still say what the run found
     assert {r.case_id: r.outcome for r in read_results(folder.results)} == {
         r.case_id: Outcome.FAILED_QUALITY for r in failing.results}
-    run_diffbench(made).outcome.assert_outcomes(passed=1, failed=1)
+    run_diffbench(fake_project).outcome.assert_outcomes(passed=1, failed=1)
 
 
 def test_accept_k_is_repeatable_and_a_selection_of_nothing_changes_nothing(made: pytest.Pytester,
@@ -184,17 +235,16 @@ def test_accept_k_takes_pytests_keyword_expression(made: pytest.Pytester, capsys
     assert status == 0 and tally(created=1, unchanged=1) in out
 
 
-def test_accept_refuses_a_case_whose_config_changed_and_changes_nothing(made: pytest.Pytester,
+def test_accept_refuses_a_case_whose_config_changed_and_changes_nothing(accepted: pytest.Pytester,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    diffbench(capsys, "accept", "latest")
-    write_project(made, prompt="a blue cube")
-    run_diffbench(made).outcome.assert_outcomes(failed=2)
-    before = snapshot(made.path / "baselines")
+    write_project(accepted, prompt="a blue cube")
+    run_diffbench(accepted).outcome.assert_outcomes(failed=2)
+    before = snapshot(accepted.path / "baselines")
     status, out, _ = diffbench(capsys, "accept", "latest")
     assert status == 1
     assert out.count("refused") == 3 and tally(refused=2) in out
     assert "regenerate it with pytest --diffbench --diffbench-update" in out
-    assert snapshot(made.path / "baselines") == before
+    assert snapshot(accepted.path / "baselines") == before
 
 
 def test_accept_refuses_a_case_whose_image_or_config_is_missing(made: pytest.Pytester,
@@ -214,11 +264,10 @@ def test_accept_refuses_a_case_whose_image_or_config_is_missing(made: pytest.Pyt
     assert status == 1 and tally(refused=1) in out and str(folder.config(case_path(seed1.nodeid))) in out
 
 
-def test_accept_rewrites_a_broken_baseline(made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
-    diffbench(capsys, "accept", "latest")
-    folder = latest_folder(made)
+def test_accept_rewrites_a_broken_baseline(accepted: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = latest_folder(accepted)
     seed0 = read_results(folder.results)[0]
-    png, _ = baseline(made, seed0)
+    png, _ = baseline(accepted, seed0)
     broken = png.read_bytes() + b"edited"  # the sidecar's SHA-256 no longer vouches for it
     png.write_bytes(broken)
     status, out, err = diffbench(capsys, "accept", "latest")
@@ -226,7 +275,7 @@ def test_accept_rewrites_a_broken_baseline(made: pytest.Pytester, capsys: pytest
     assert tally(rewritten=1, unchanged=1) in out
     rewritten = next(line for line in out.splitlines() if line.startswith("rewritten"))
     assert seed0.nodeid in rewritten and "unreadable" in rewritten
-    stored = BaselineStore(made.path / "baselines", seed0.pin).load(case_path(seed0.nodeid))
+    stored = BaselineStore(accepted.path / "baselines", seed0.pin).load(case_path(seed0.nodeid))
     assert stored is not None and png.read_bytes() == folder.image(case_path(seed0.nodeid)).read_bytes()
     assert folder.replaced(case_path(seed0.nodeid)).read_bytes() == broken
 
@@ -441,15 +490,6 @@ def one_line(err: str) -> str:
     return err
 
 
-def accepted_then_failing(project: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> RunFolder:
-    """Baselines accepted, then spoiled (red): the next run fails both cases against them."""
-    diffbench(capsys, "accept", "latest")
-    for result in read_results(latest_folder(project).results):
-        spoil(*baseline(project, result))
-    run_diffbench(project).outcome.assert_outcomes(failed=2)
-    return latest_folder(project)
-
-
 @pytest.mark.parametrize("pin", ["../../escaped-by-pin", "cpu/../../../escaped-by-pin", "nested/pin", "/abs/pin",
                                  "-rf", "--help", "NUL", "aux.txt", "com1"])
 def test_accept_refuses_a_pin_that_is_not_one_folder_name(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
@@ -467,36 +507,35 @@ def test_accept_refuses_a_pin_that_is_not_one_folder_name(made: pytest.Pytester,
 
 @pytest.mark.parametrize("pin", ["CPU-FLOAT32", "Cpu-Float32"])
 def test_accept_refuses_a_pin_that_differs_from_a_pin_folder_only_in_letter_case(
-        made: pytest.Pytester, capsys: pytest.CaptureFixture[str], pin: str) -> None:
-    status, out, _ = diffbench(capsys, "accept", "latest")
-    assert status == 0 and tally(created=2) in out
-    folder = latest_folder(made)
+        accepted: pytest.Pytester, capsys: pytest.CaptureFixture[str], pin: str) -> None:
+    """After :func:`accepted` (both cases' baselines created)."""
+    folder = latest_folder(accepted)
     existing = read_results(folder.results)[0].pin
     set_cells(folder.results, pin=pin)
-    before = snapshot(made.path / "baselines")
+    before = snapshot(accepted.path / "baselines")
     status, out, _ = diffbench(capsys, "accept", "latest")
     assert status == 1 and tally(refused=2) in out
     refusals = [line for line in out.splitlines() if line.startswith("refused")]
     assert len(refusals) == 2 and all(repr(pin) in line and f"{existing!r}" in line and "letter case" in line
                                       for line in refusals)
-    assert snapshot(made.path / "baselines") == before and sorted(os.listdir(made.path / "baselines")) == [existing]
+    assert snapshot(accepted.path / "baselines") == before and sorted(os.listdir(accepted.path / "baselines")) == [existing]
 
 
 def test_accept_refuses_a_case_path_that_differs_from_a_baseline_only_in_letter_case(
-        made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
-    """A crafted results.csv (and run folder) naming test_GEN.py while baselines/<pin>/test_gen exists."""
-    assert diffbench(capsys, "accept", "latest")[0] == 0
-    folder = latest_folder(made)
+        accepted: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    """A crafted results.csv (and run folder) naming test_GEN.py while baselines/<pin>/test_gen exists
+    (:func:`accepted`)."""
+    folder = latest_folder(accepted)
     for kind in ("images", "configs"):
         (folder.path / kind / "test_gen").rename(folder.path / kind / "test_GEN")
     rows = read_results(folder.results)
     text = folder.results.read_text(encoding="utf-8")
     folder.results.write_text(text.replace("test_gen.py::", "test_GEN.py::"), encoding="utf-8")
-    before = snapshot(made.path / "baselines")
+    before = snapshot(accepted.path / "baselines")
     status, out, _ = diffbench(capsys, "accept", "latest")
     assert status == 1 and tally(refused=len(rows)) in out
     assert all("'test_GEN'" in line and "letter case" in line for line in out.splitlines() if line.startswith("refused"))
-    assert snapshot(made.path / "baselines") == before
+    assert snapshot(accepted.path / "baselines") == before
 
 
 def test_report_does_not_follow_a_linked_grids_folder(made: pytest.Pytester, capsys: pytest.CaptureFixture[str],
@@ -525,9 +564,10 @@ def colour_count(path: Path, colour: tuple[int, int, int]) -> int:
 
 
 def test_report_draws_the_baseline_under_the_baseline_folder_not_a_path_results_csv_names(
-        made: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
-    folder = accepted_then_failing(made, capsys)
-    elsewhere = made.path / "elsewhere.png"
+        fake_project: pytest.Pytester, failing: DiffbenchRun, capsys: pytest.CaptureFixture[str]) -> None:
+    """After :func:`failing`: accepted baselines spoiled (red), then a run failing both cases."""
+    folder = failing.folder
+    elsewhere = fake_project.path / "elsewhere.png"
     Image.new("RGB", (64, 64), RARE).save(elsewhere)
     set_cells(folder.results, baseline_path=str(elsewhere))
     status, out, err = diffbench(capsys, "report", "latest")
@@ -540,9 +580,10 @@ def test_report_draws_the_baseline_under_the_baseline_folder_not_a_path_results_
 
 
 def test_a_linked_folder_inside_the_baselines_is_neither_read_nor_written(
-        made: pytest.Pytester, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    folder = accepted_then_failing(made, capsys)
-    pin_dir = made.path / "baselines" / read_results(folder.results)[0].pin
+        fake_project: pytest.Pytester, failing: DiffbenchRun, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """After :func:`failing`: accepted baselines spoiled (red), then a run failing both cases."""
+    folder = failing.folder
+    pin_dir = fake_project.path / "baselines" / read_results(folder.results)[0].pin
     planted = tmp_path / "planted"
     shutil.copytree(pin_dir / "test_gen", planted)
     for png in planted.rglob("*.png"):
