@@ -340,9 +340,19 @@ def test_workflow_version_mismatch_from_ini_and_sweep(project) -> None:
 # -- environment drift -------------------------------------------------------------------------------
 
 
-def test_environment_drift_is_reported_and_fails_with_strict_env(project) -> None:
-    project.write_tests(project.test(sweep="seeds=[0, 1], steps=2"))
-    project.run(update="all").outcome.assert_outcomes(passed=2)
+@pytest.fixture(scope="module")
+def two_seeds_created(shared_project):
+    """A run that created the baselines of two cases (seeds 0 and 1), made once for the module;
+    the tests that change its baselines take a copy (``copy_run``)."""
+    with shared_project() as project:
+        project.write_tests(project.test(sweep="seeds=[0, 1], steps=2"))
+        run = project.run(update="all")
+        run.outcome.assert_outcomes(passed=2)
+        return run
+
+
+def test_environment_drift_is_reported_and_fails_with_strict_env(project, two_seeds_created, copy_run) -> None:
+    copy_run(two_seeds_created, project.path)
     _, sidecar = project.baseline_pair("test_case")
     project.edit_sidecar(sidecar, environment={"diffusers": "0.0.1"})
     diffusers = metadata.version("diffusers")
@@ -367,22 +377,32 @@ def test_environment_drift_is_reported_and_fails_with_strict_env(project) -> Non
 # -- broken baselines ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("update", ["all", "missing"])
-def test_corrupt_baselines_are_errors_and_update_rewrites_them(project, update: str) -> None:
+@pytest.fixture(scope="module")
+def corrupt_run(shared_project):
+    """The run without update over four corrupt baseline pairs (a sidecar that is no JSON, an
+    edited PNG, a PNG without its sidecar, a sidecar without its PNG), made once for the module:
+    both update modes' tests read it, and each rewrites the pairs in its own copy."""
     from PIL import Image
 
-    project.write_tests(project.test(sweep="seeds=[0, 1, 2, 3], steps=2"))
-    project.run(update="all").outcome.assert_outcomes(passed=4)
-    pairs = {seed: project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5") for seed in range(4)}
-    pairs[0][1].write_text("{not json", encoding="utf-8")
-    with Image.open(pairs[1][0]) as image:
-        edited = image.convert("RGB")
-    edited.putpixel((0, 0), tuple(255 - v for v in edited.getpixel((0, 0))))
-    edited.save(pairs[1][0])
-    pairs[2][1].unlink()
-    pairs[3][0].unlink()
+    with shared_project() as project:
+        project.write_tests(project.test(sweep="seeds=[0, 1, 2, 3], steps=2"))
+        project.run(update="all").outcome.assert_outcomes(passed=4)
+        pairs = {seed: project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5") for seed in range(4)}
+        pairs[0][1].write_text("{not json", encoding="utf-8")
+        with Image.open(pairs[1][0]) as image:
+            edited = image.convert("RGB")
+        edited.putpixel((0, 0), tuple(255 - v for v in edited.getpixel((0, 0))))
+        edited.save(pairs[1][0])
+        pairs[2][1].unlink()
+        pairs[3][0].unlink()
+        return project.run()
 
-    run = project.run()
+
+@pytest.mark.parametrize("update", ["all", "missing"])
+def test_corrupt_baselines_are_errors_and_update_rewrites_them(project, corrupt_run, copy_run, update: str) -> None:
+    run = corrupt_run  # the run without update, made once for both update modes
+    copy_run(run, project.path)  # this test's own copy, which its update rewrites
+    pairs = {seed: project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5") for seed in range(4)}
     run.outcome.assert_outcomes(failed=4)
     rows = {row.setting("seed"): row for row in run.results}
     assert {row.outcome for row in rows.values()} == {Outcome.ERROR}
@@ -443,17 +463,27 @@ def _other_png(png) -> bytes:
         return encode_png(image.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT))
 
 
-@pytest.mark.parametrize("update", ["all", "missing"])
-def test_damaged_baselines_are_one_error_line_each_and_both_update_modes_rewrite_them(project, update: str) -> None:
-    seeds = range(len(DAMAGES))
-    project.write_tests(project.test(sweep=f"seeds={list(seeds)}, steps=2"))
-    project.run(update="all").outcome.assert_outcomes(passed=len(DAMAGES))
-    pairs = {seed: project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5") for seed in seeds}
-    for seed, (damage, _) in zip(seeds, DAMAGES.values()):
-        damage(*pairs[seed])
-    damaged = project.snapshot(project.baselines)
+@pytest.fixture(scope="module")
+def damaged_run(shared_project):
+    """(the baselines' files after each pair got one of :data:`DAMAGES`, the run without update
+    over them), made once for the module: both update modes' tests read the run, and each
+    rewrites the pairs in its own copy."""
+    with shared_project() as project:
+        seeds = range(len(DAMAGES))
+        project.write_tests(project.test(sweep=f"seeds={list(seeds)}, steps=2"))
+        project.run(update="all").outcome.assert_outcomes(passed=len(DAMAGES))
+        for seed, (damage, _) in zip(seeds, DAMAGES.values()):
+            damage(*project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5"))
+        return project.snapshot(project.baselines), project.run()
 
-    run = project.run()
+
+@pytest.mark.parametrize("update", ["all", "missing"])
+def test_damaged_baselines_are_one_error_line_each_and_both_update_modes_rewrite_them(project, damaged_run, copy_run,
+                                                                                      update: str) -> None:
+    seeds = range(len(DAMAGES))
+    damaged, run = damaged_run  # the run without update, made once for both update modes
+    copy_run(run, project.path)  # this test's own copy, which its update rewrites
+    pairs = {seed: project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5") for seed in seeds}
     run.outcome.assert_outcomes(failed=len(DAMAGES))
     text = project.text(run.outcome)
     assert "Traceback" not in text and "INTERNALERROR" not in text
@@ -464,10 +494,10 @@ def test_damaged_baselines_are_one_error_line_each_and_both_update_modes_rewrite
         assert fault in row.message and "\n" not in row.message, (name, row.message)
         assert "--diffbench-update=missing" in row.message
         png, sidecar = pairs[seed]
-        named = png if "png" in name else sidecar
-        assert str(named.relative_to(project.path)) in row.message or str(named) in row.message, (name, row.message)
+        named = (png if "png" in name else sidecar).relative_to(project.path)  # as the run named it in its own folder
+        assert str(named) in row.message or str(run.root / named) in row.message, (name, row.message)
         assert f"diffbench error: test_gen.py::test_case[seed{seed}-" in text
-    assert project.snapshot(project.baselines) == damaged  # a run without update writes nothing
+    assert project.snapshot(project.baselines) == damaged  # a run without update writes nothing (copied after it)
 
     run = project.run(update=update)
     run.outcome.assert_outcomes(passed=len(DAMAGES))
@@ -477,11 +507,10 @@ def test_damaged_baselines_are_one_error_line_each_and_both_update_modes_rewrite
     project.run().outcome.assert_outcomes(passed=len(DAMAGES))
 
 
-def test_a_losslessly_reencoded_baseline_still_passes(project) -> None:
+def test_a_losslessly_reencoded_baseline_still_passes(project, two_seeds_created, copy_run) -> None:
     from PIL import Image
 
-    project.write_tests(project.test(sweep="seeds=[0, 1], steps=2"))
-    project.run(update="all").outcome.assert_outcomes(passed=2)
+    copy_run(two_seeds_created, project.path)  # the baselines of seeds 0 and 1, as an update created them
     for seed, (mode, level) in ((0, ("RGBA", 9)), (1, ("RGB", 0))):  # as image optimisers may save them
         png, _ = project.baseline_pair("test_case", f"seed{seed}-euler-2steps-cfg7.5")
         before = png.read_bytes()
@@ -552,16 +581,26 @@ def _obstruct(project, outside) -> dict[str, tuple[object, str]]:
             "test_gen/test_linked": ("test_linked", "is a symbolic link")}
 
 
+@pytest.fixture(scope="module")
+def seven_created(shared_project):
+    """A run that created seven baselines (test_case's seeds 0 to 4, test_filed, test_linked),
+    made once for the module; each test obstructs them in its own copy."""
+    with shared_project() as project:
+        project.write_tests(project.test(sweep="seeds=list(range(5)), steps=2"), project.test("test_filed"),
+                            project.test("test_linked"))
+        run = project.run(update="all")
+        run.outcome.assert_outcomes(passed=7)
+        return run
+
+
 @pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="FIFOs are POSIX")
 @pytest.mark.parametrize("update", ["all", "missing"])
 def test_what_stands_where_a_baseline_goes_is_one_error_and_both_update_modes_move_it_aside_and_repair(
-        project, tmp_path, update: str) -> None:
+        project, tmp_path, seven_created, copy_run, update: str) -> None:
     """A folder, FIFO or link where a baseline file goes, a file or link where its folder goes:
     without update one line naming it and the repair; an update moves it (a folder whole, a link as
     a link, nothing opened or followed) into replaced-baselines/ and writes the pair."""
-    project.write_tests(project.test(sweep="seeds=list(range(5)), steps=2"), project.test("test_filed"),
-                        project.test("test_linked"))
-    project.run(update="all").outcome.assert_outcomes(passed=7)
+    copy_run(seven_created, project.path)
     outside = tmp_path / "outside"
     places = _obstruct(project, outside)
     pin_folder = project.baselines / PIN
