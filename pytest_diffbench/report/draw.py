@@ -30,10 +30,12 @@ Sizing, the same for both figures:
 from __future__ import annotations
 
 import math
+import threading
 import unicodedata
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -332,10 +334,14 @@ def _has_glyph(char: str) -> bool:
     return char != _NO_GLYPH and (drawn.size != missing.size or bytes(drawn) != bytes(missing))
 
 
+@lru_cache(maxsize=4096)
 def drawable_text(text: str) -> str:
     """``text`` as the figures draw it: in Unicode NFC, each character the grid font lacks replaced
     by its escape, ``\\u00e8`` (4 hex digits) or ``\\U0001f600`` (8, beyond the BMP), as in Python.
-    Plain ASCII text is returned as it is."""
+    Plain ASCII text is returned as it is. Drawable text is its own drawable text.
+
+    Cached: a figure's labels are measured and drawn several times, and a run's figures share
+    most of them."""
     if text.isascii() and text.isprintable():
         return text
     return "".join(char if char.isprintable() and _has_glyph(char)
@@ -343,10 +349,53 @@ def drawable_text(text: str) -> str:
                    for char in unicodedata.normalize("NFC", text))
 
 
+@lru_cache(maxsize=16384)
+def _drawn_width(font_size: int, drawn: str) -> int:
+    """The width in pixels of ``drawn`` (drawable text, see :func:`drawable_text`) at ``font_size``:
+    one FreeType layout per distinct text and size, however often a wrap or a centring asks."""
+    return math.ceil(_font(font_size).getlength(drawn))
+
+
+#: Glyph masks of drawn lines kept for the next figure, at most this many mask pixels (bytes) in all.
+_MASK_BUDGET = 1 << 22
+_masks: OrderedDict[tuple[int, str, str, int], tuple[Any, tuple[int, int]]] = OrderedDict()
+_mask_pixels = 0
+_masks_lock = threading.Lock()
+
+
+def _draw_line(draw: ImageDraw.ImageDraw, xy: tuple[int, int], line: str, font_size: int, fill: Color) -> None:
+    """``draw.text(xy, line, font=_font(font_size), fill=fill)`` with the line's glyph mask
+    rendered once: the same FreeType call and the same blending (``draw_bitmap``) as
+    ``ImageDraw.text`` for one line of drawable text at whole-pixel coordinates, so the same
+    pixels. A run's figures draw the same captions, axis names and outcomes many times, and
+    FreeType rendering is most of what drawing a line costs. The least recently drawn masks
+    are dropped beyond :data:`_MASK_BUDGET`."""
+    global _mask_pixels
+    ink = draw.draw.draw_ink(fill)
+    key = (font_size, draw.fontmode, line, ink)
+    with _masks_lock:
+        found = _masks.get(key)
+        if found is not None:
+            _masks.move_to_end(key)
+    if found is None:
+        found = _font(font_size).getmask2(line, draw.fontmode, None, None, None, 0, "la", ink, (0.0, 0.0))
+        pixels = found[0].size[0] * found[0].size[1]
+        with _masks_lock:
+            if pixels <= _MASK_BUDGET and key not in _masks:
+                _masks[key] = found
+                _mask_pixels += pixels
+                while _mask_pixels > _MASK_BUDGET:
+                    _, (old, _) = _masks.popitem(last=False)
+                    _mask_pixels -= old.size[0] * old.size[1]
+    mask, (dx, dy) = found
+    draw.draw.draw_bitmap((xy[0] + dx, xy[1] + dy), mask, ink)
+
+
 class _Style:
     """Text size, spacing and text drawing for one figure."""
 
     def __init__(self, font_size: int) -> None:
+        self.font_size = font_size
         self.font = _font(font_size)
         self.pad = font_size // 2
         ascent, descent = self.font.getmetrics()
@@ -358,34 +407,74 @@ class _Style:
         return cls(max(MIN_FONT_SIZE, round(panel_side / 18)))
 
     def text_width(self, text: str) -> int:
-        return math.ceil(self.font.getlength(drawable_text(text)))
+        return _drawn_width(self.font_size, drawable_text(text))
+
+    def _fits(self, drawn: str, width: int) -> bool:
+        return _drawn_width(self.font_size, drawn) <= width
 
     def wrap(self, text: str, width: int) -> list[str]:
         """Greedy word wrap to ``width`` pixels; a word longer than a line is split. The lines are
-        :func:`drawable_text` (what :meth:`draw_lines` and :meth:`draw_centred` take)."""
+        :func:`drawable_text` (what :meth:`draw_lines` and :meth:`draw_centred` take).
+
+        Greedy: a line takes words while the next one still fits, a word that fits no line is cut
+        after its longest first part that fits (at least one character). A text is never wider
+        for having more characters, so the longest run of words that fits, and the longest part
+        of a word, are found by bisection: a few measurements per line, not one per word or
+        character (the lines are the same)."""
         lines: list[str] = []
         for paragraph in [drawable_text(line) for line in text.splitlines()] or [""]:
-            line = ""
-            for word in paragraph.split(" "):
-                candidate = f"{line} {word}" if line else word
-                if self.text_width(candidate) <= width:
-                    line = candidate
-                    continue
+            words = paragraph.split(" ")
+            line, i = "", 0
+            while i < len(words):
                 if line:
+                    taken = self._words_that_fit(line, words, i, width)
+                    if taken > i:
+                        line = " ".join([line, *words[i:taken]])
+                    if taken == len(words):
+                        break
                     lines.append(line)
-                line = word
-                while len(line) > 1 and self.text_width(line) > width:
-                    cut = 1
-                    while cut < len(line) - 1 and self.text_width(line[:cut + 1]) <= width:
-                        cut += 1
-                    lines.append(line[:cut])
-                    line = line[cut:]
+                    i = taken
+                line = self._split_long(words[i], width, lines)
+                i += 1
             lines.append(line)
         return lines
 
+    def _words_that_fit(self, line: str, words: Sequence[str], start: int, width: int) -> int:
+        """The end of the longest run ``words[start:end]`` that still fits ``width`` after ``line``
+        (``start`` when not even the first does)."""
+        def fits(end: int) -> bool:
+            return self._fits(" ".join([line, *words[start:end]]), width)
+
+        if fits(len(words)):  # the common case: the rest of the paragraph fits
+            return len(words)
+        low, high = start, len(words)  # fits(low) or low == start; not fits(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if fits(middle):
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def _split_long(self, word: str, width: int, lines: list[str]) -> str:
+        """``word`` cut into lines of ``width`` (appended to ``lines``), each its longest first part
+        that fits, or its first character when none does; returns the last part, which fits or is
+        one character."""
+        while len(word) > 1 and not self._fits(word, width):
+            low, high = 1, len(word)  # cut after `low` characters, at least one; word[:high] does not fit
+            while high - low > 1:
+                middle = (low + high) // 2
+                if self._fits(word[:middle], width):
+                    low = middle
+                else:
+                    high = middle
+            lines.append(word[:low])
+            word = word[low:]
+        return word
+
     def draw_lines(self, draw: ImageDraw.ImageDraw, lines: Sequence[str], x: int, y: int, fill: Color) -> None:
         for i, line in enumerate(lines):
-            draw.text((x, y + i * self.line_height), line, font=self.font, fill=fill)
+            _draw_line(draw, (x, y + i * self.line_height), line, self.font_size, fill)
 
     def draw_centred(self, draw: ImageDraw.ImageDraw, lines: Sequence[str], box: tuple[int, int, int, int],
                      fill: Color) -> None:
@@ -393,8 +482,8 @@ class _Style:
         x, y, width, height = box
         top = y + (height - len(lines) * self.line_height) // 2
         for i, line in enumerate(lines):
-            draw.text((x + (width - self.text_width(line)) // 2, top + i * self.line_height), line,
-                      font=self.font, fill=fill)
+            _draw_line(draw, (x + (width - _drawn_width(self.font_size, line)) // 2, top + i * self.line_height), line,
+                       self.font_size, fill)
 
     def placeholder(self, size: tuple[int, int], message: str) -> Image.Image:
         """A grey panel with a border and ``message`` in the middle, standing in for an image."""
