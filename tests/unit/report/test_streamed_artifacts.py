@@ -105,3 +105,15 @@ def test_write_grids_draws_the_sheet_of_the_in_memory_images(run, tmp_path):
     expected = sweep_sheet(images, ["DDIM", "Euler"], ["10", "20"], title, "sampler", "steps", marks)  # rows by node id
     assert np.array_equal(np.asarray(Image.open(sheets[0])), np.asarray(expected))
     assert sheets[0].read_bytes() == encode_png(expected)
+
+
+def test_the_bundle_stores_images_as_they_are_and_deflates_the_other_files(run):
+    """PNG data is deflated already: deflating it again would cost the bundle most of its time
+    for a few percent of its size. The images come out byte for byte."""
+    folder, results, _ = run
+    with zipfile.ZipFile(io.BytesIO(bundle_module.build_bundle(folder, results, "all"))) as archive:
+        kinds = {info.filename: info.compress_type for info in archive.infolist()}
+        assert all(archive.read(name) == (folder.path / name).read_bytes() for name in kinds if name.endswith(".png"))
+    assert {kinds[name] for name in kinds if name.endswith(".png")} == {zipfile.ZIP_STORED}
+    assert {kinds[name] for name in kinds if not name.endswith(".png")} == {zipfile.ZIP_DEFLATED}
+    assert "results.csv" in kinds and any(name.startswith("images/") for name in kinds)
