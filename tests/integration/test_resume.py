@@ -8,6 +8,7 @@ of those are in tests/e2e/test_resume_kills.py).
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,6 +19,7 @@ from pytest_diffbench.store.journal import Journal, read_journal
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.results import read_results
 from pytest_diffbench.store.run_folder import RunFolder
+from pytest_diffbench.testing import DiffbenchRun
 
 #: A sweep of 4 cases; the case whose id contains $STOP_AT fails (after generating), so ``-x`` stops there.
 STOPPABLE = '''
@@ -44,14 +46,29 @@ def write(project, prompt: str = "a red cube", extra: str = "") -> None:
     project.write_tests(STOPPABLE.replace("{prompt}", prompt) + extra)
 
 
-def stopped_run(project, monkeypatch, *args: str) -> RunFolder:
-    """A run stopped by ``-x`` at seed 1 (seeds 2 and 3 never ran); its folder."""
+def stop(project, *args: str) -> DiffbenchRun:
+    """A run stopped by ``-x`` at seed 1 (seeds 2 and 3 never ran)."""
     write(project)
-    monkeypatch.setenv("STOP_AT", "seed1")
+    project.monkeypatch.setenv("STOP_AT", "seed1")
     run = project.run("-x", *args, update="all")
-    monkeypatch.delenv("STOP_AT")
+    project.monkeypatch.delenv("STOP_AT")
     assert run.outcome.ret == 1
-    return run.folder
+    return run
+
+
+@pytest.fixture(scope="module")
+def stopped_once(shared_project) -> DiffbenchRun:
+    """:func:`stop`'s run, made once for the module: tests that resume it take their own copy
+    (``stopped``); the test of its resume command reads its output."""
+    with shared_project() as project:
+        return stop(project)
+
+
+@pytest.fixture
+def stopped(project, stopped_once: DiffbenchRun, copy_run) -> RunFolder:
+    """The project with a copy of :func:`stopped_once` (its test module, baselines and run folder):
+    the stopped run's folder, for a test to resume or change."""
+    return copy_run(stopped_once, project.path).folder
 
 
 def test_the_job_list_names_every_selected_case_in_order_with_stable_bytes(project):
@@ -64,8 +81,8 @@ def test_the_job_list_names_every_selected_case_in_order_with_stable_bytes(proje
     assert len(hashes) == 3 and all(len(h) == 64 for h in hashes)
 
 
-def test_a_stopped_run_prints_its_resume_command_and_resume_runs_only_what_is_left(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch)
+def test_a_stopped_run_prints_its_resume_command_and_resume_runs_only_what_is_left(project, stopped):
+    folder = stopped
     assert folder.finished  # the artifacts of what finished are written
     assert [r.nodeid for r in read_results(folder.results)] == CASES[:2]
     outcome = project.run("--diffbench-resume", update="all").outcome
@@ -79,11 +96,9 @@ def test_a_stopped_run_prints_its_resume_command_and_resume_runs_only_what_is_le
     assert f"summary: {folder.summary}" in project.text(outcome) and "paused" not in project.text(outcome)
 
 
-def test_the_resume_command_is_printed_exactly(project, monkeypatch):
-    write(project)
-    monkeypatch.setenv("STOP_AT", "seed1")
-    run = project.run("-x", update="all")
-    text = project.text(run.outcome)
+def test_the_resume_command_is_printed_exactly(stopped_once):
+    run = stopped_once
+    text = run.outcome.stdout.str() + "\n" + run.outcome.stderr.str()
     expected = (f"diffbench: run {run.folder.run_id} paused with 2 of 4 cases not run; resume it with: pytest "
                 f"-p no:cacheprovider --diffbench -p no:cacheprovider -rA --diffbench-lpips=off --diffbench-update=all -x "
                 f"--diffbench-resume={run.folder.run_id}")
@@ -114,8 +129,8 @@ def test_resume_refuses_a_complete_an_unknown_and_a_running_run(project):
     (lambda project: write(project, extra="\n\n" + project.test("test_other")), "1 added (test_gen.py::test_other"),
     (lambda project: write(project, prompt="a blue cube"), "4 changed (test_gen.py::test_case[seed0"),
 ])
-def test_a_resume_whose_cases_changed_says_which_and_refuses(project, monkeypatch, edit, said):
-    folder = stopped_run(project, monkeypatch)
+def test_a_resume_whose_cases_changed_says_which_and_refuses(project, stopped, edit, said):
+    folder = stopped
     jobs, journal = folder.jobs.read_bytes(), folder.journal.read_bytes()
     edit(project)
     refused = project.run("--diffbench-resume", update="all")
@@ -127,8 +142,8 @@ def test_a_resume_whose_cases_changed_says_which_and_refuses(project, monkeypatc
     assert [r.nodeid for r in read_results(folder.results)] == CASES[:2]
 
 
-def test_a_removed_case_is_named_and_resume_changed_goes_on_with_the_cases_collected_now(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch)
+def test_a_removed_case_is_named_and_resume_changed_goes_on_with_the_cases_collected_now(project, stopped):
+    folder = stopped
     refused = project.run("--diffbench-resume", "-k", "not seed3", update="all")
     assert refused.outcome.ret == pytest.ExitCode.USAGE_ERROR
     assert f"1 removed ({CASES[3]})" in project.text(refused.outcome)
@@ -139,8 +154,8 @@ def test_a_removed_case_is_named_and_resume_changed_goes_on_with_the_cases_colle
     assert [r.config["prompt"] for r in read_results(folder.results)] == ["a blue cube"] * 4
 
 
-def test_a_resume_with_another_model_is_refused_at_its_first_case_and_the_run_stays_resumable(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch)
+def test_a_resume_with_another_model_is_refused_at_its_first_case_and_the_run_stays_resumable(project, stopped):
+    folder = stopped
     project.fake(weights="fake-weights-2")
     refused = project.run("--diffbench-resume", update="all")
     refused.outcome.assert_outcomes(failed=1, deselected=2)  # stopped at the first refused case
@@ -161,8 +176,8 @@ def test_a_resume_with_another_model_is_refused_at_its_first_case_and_the_run_st
     assert "paused with" not in project.text(changed.outcome)
 
 
-def test_a_resume_refused_for_another_model_completes_with_the_runs_own_model(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch)
+def test_a_resume_refused_for_another_model_completes_with_the_runs_own_model(project, stopped):
+    folder = stopped
     project.fake(weights="fake-weights-2")
     project.run("--diffbench-resume", update="all")
     project.fake()  # the run's own pipeline again
@@ -173,15 +188,31 @@ def test_a_resume_refused_for_another_model_completes_with_the_runs_own_model(pr
         r.config_hash for r in read_journal(folder.journal) if r.passed}
 
 
-def test_xdist_resume_with_another_model_leaves_the_refused_cases_to_run(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch, "-p", "no:randomly")
-    project.fake(weights="fake-weights-2")
-    refused = project.run("-n", "2", "--diffbench-resume", update="all")
-    assert refused.outcome.ret != 0
-    assert [r.nodeid for r in read_journal(folder.journal)] == CASES[:2]
-    project.fake()
-    project.run("-n", "2", "--diffbench-resume", update="all").outcome.assert_outcomes(passed=2)
-    assert sorted(r.nodeid for r in read_journal(folder.journal)) == CASES
+@pytest.fixture(scope="module")
+def xdist_resumes(shared_project) -> SimpleNamespace:
+    """A stopped run resumed under xdist with another model (refused), then under xdist with its
+    own, made once for the module: ``folder``, ``refused`` (that resume's outcome),
+    ``journal_after_refusal`` (the journal's node ids right after it) and ``resumed``.
+
+    The refused resume leaves the run as it was (its cases stay to run), so the resume after it is
+    the one a stopped run gets under xdist: the test of the refusal and the test of a resume under
+    xdist read the same two runs instead of each making its own."""
+    with shared_project() as project:
+        folder = stop(project, "-p", "no:randomly").folder
+        project.fake(weights="fake-weights-2")
+        refused = project.run("-n", "2", "--diffbench-resume", update="all").outcome
+        journal_after_refusal = [r.nodeid for r in read_journal(folder.journal)]
+        project.fake()
+        resumed = project.run("-n", "2", "--diffbench-resume", update="all").outcome
+        return SimpleNamespace(folder=folder, refused=refused, journal_after_refusal=journal_after_refusal,
+                               resumed=resumed)
+
+
+def test_xdist_resume_with_another_model_leaves_the_refused_cases_to_run(xdist_resumes):
+    assert xdist_resumes.refused.ret != 0
+    assert xdist_resumes.journal_after_refusal == CASES[:2]
+    xdist_resumes.resumed.assert_outcomes(passed=2)
+    assert sorted(r.nodeid for r in read_journal(xdist_resumes.folder.journal)) == CASES
 
 
 def test_a_run_stopped_by_collection_errors_is_not_paused_and_leaves_no_run(project):
@@ -193,8 +224,8 @@ def test_a_run_stopped_by_collection_errors_is_not_paused_and_leaves_no_run(proj
     assert project.runs() == []  # the run never began: no job list, no folder
 
 
-def test_a_resume_stopped_by_collection_errors_keeps_its_job_list_and_prints_no_command(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch)
+def test_a_resume_stopped_by_collection_errors_keeps_its_job_list_and_prints_no_command(project, stopped):
+    folder = stopped
     jobs = folder.jobs.read_bytes()
     write(project, prompt="a blue cube", extra=BROKEN)  # its cases changed, and one test does not collect
     run = project.run("--diffbench-resume", "--diffbench-resume-changed", update="all")
@@ -203,11 +234,11 @@ def test_a_resume_stopped_by_collection_errors_keeps_its_job_list_and_prints_no_
     assert folder.jobs.read_bytes() == jobs  # not the job list without the test that did not collect
 
 
-def test_resume_under_xdist_runs_the_cases_left_once(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch, "-p", "no:randomly")
-    run = project.run("-n", "2", "--diffbench-resume", update="all")
-    run.outcome.assert_outcomes(passed=2)
-    assert f"diffbench: resumed run {folder.run_id}: 2 cases finished before, 2 ran now" in project.text(run.outcome)
+def test_resume_under_xdist_runs_the_cases_left_once(xdist_resumes):
+    folder, run = xdist_resumes.folder, xdist_resumes.resumed
+    run.assert_outcomes(passed=2)
+    text = run.stdout.str() + "\n" + run.stderr.str()
+    assert f"diffbench: resumed run {folder.run_id}: 2 cases finished before, 2 ran now" in text
     assert sorted(r.nodeid for r in read_journal(folder.journal)) == CASES  # the workers finish in any order
     lines = folder.journal.read_text(encoding="ascii").splitlines()
     assert sorted(json.loads(line)["worker"] for line in lines[-2:]) != ["main", "main"]
@@ -215,28 +246,43 @@ def test_resume_under_xdist_runs_the_cases_left_once(project, monkeypatch):
     assert sorted(p.name for p in folder.path.glob("jobs*.json")) == ["jobs.json"]
 
 
-def test_xdist_resume_changed_runs_the_changed_cases_again_and_keeps_the_new_job_list(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch)
-    before = read_jobs(folder.jobs)
-    write(project, prompt="a blue cube")
-    run = project.run("-n", "2", "--diffbench-resume", "--diffbench-resume-changed", update="all")
-    run.outcome.assert_outcomes(passed=4)
-    after = read_jobs(folder.jobs)
-    assert [job.nodeid for job in after] == CASES and all(a.hash != b.hash for a, b in zip(after, before))
-    assert [r.config["prompt"] for r in read_results(folder.results)] == ["a blue cube"] * 4
+@pytest.fixture(scope="module")
+def xdist_changed(shared_project, stopped_once: DiffbenchRun, copy_run) -> SimpleNamespace:
+    """A copy of the stopped run whose cases all changed (another prompt), resumed under xdist
+    without ``--diffbench-resume-changed`` (refused: exit 4), then with it; made once for the
+    module: ``folder``, ``jobs_before`` (its job list when it stopped), ``refused`` (that resume's
+    outcome), ``journal_after_refusal``, ``changed`` (the second resume's outcome).
+
+    The refusal leaves the run as it was, so the second resume is the one a stopped run whose
+    cases changed gets. The refusal happens on the controller when the first worker has collected
+    (plugin/session.py ``jobs_of_worker``): one worker process checks it (``-n 1``)."""
+    with shared_project() as project:
+        folder = copy_run(stopped_once, project.path).folder
+        jobs_before = read_jobs(folder.jobs)
+        write(project, prompt="a blue cube")
+        refused = project.run("-n", "1", "--diffbench-resume", update="all").outcome
+        journal_after_refusal = [r.nodeid for r in read_journal(folder.journal)]
+        changed = project.run("-n", "2", "--diffbench-resume", "--diffbench-resume-changed", update="all").outcome
+        return SimpleNamespace(folder=folder, jobs_before=jobs_before, refused=refused,
+                               journal_after_refusal=journal_after_refusal, changed=changed)
 
 
-def test_xdist_refuses_a_changed_job_list_with_exit_4(project, monkeypatch):
-    folder = stopped_run(project, monkeypatch)
-    write(project, prompt="a blue cube")
-    refused = project.run("-n", "2", "--diffbench-resume", update="all")
-    assert refused.outcome.ret == pytest.ExitCode.USAGE_ERROR
-    assert "4 changed" in project.text(refused.outcome)
-    assert [r.nodeid for r in read_journal(folder.journal)] == CASES[:2]
+def test_xdist_resume_changed_runs_the_changed_cases_again_and_keeps_the_new_job_list(xdist_changed):
+    xdist_changed.changed.assert_outcomes(passed=4)
+    after = read_jobs(xdist_changed.folder.jobs)
+    assert [job.nodeid for job in after] == CASES and all(a.hash != b.hash for a, b in zip(after, xdist_changed.jobs_before))
+    assert [r.config["prompt"] for r in read_results(xdist_changed.folder.results)] == ["a blue cube"] * 4
 
 
-def test_diffbench_list_shows_a_stopped_run_as_resumable(project, monkeypatch, capsys):
-    folder = stopped_run(project, monkeypatch)
+def test_xdist_refuses_a_changed_job_list_with_exit_4(xdist_changed):
+    refused = xdist_changed.refused
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    assert "4 changed" in refused.stdout.str() + "\n" + refused.stderr.str()
+    assert xdist_changed.journal_after_refusal == CASES[:2]
+
+
+def test_diffbench_list_shows_a_stopped_run_as_resumable(project, stopped, monkeypatch, capsys):
+    folder = stopped
     monkeypatch.chdir(project.path)
     capsys.readouterr()
     assert main(["list"]) == 0
@@ -254,10 +300,10 @@ def test_diffbench_list_shows_a_stopped_run_as_resumable(project, monkeypatch, c
     assert out == f"{folder.run_id}  (latest)  3 passed, 1 error\n"  # seed 1 finished (failed) before: not run again
 
 
-def test_a_run_killed_while_resuming_after_a_pause_is_read_from_its_journal(project, monkeypatch, capsys):
+def test_a_run_killed_while_resuming_after_a_pause_is_read_from_its_journal(project, stopped, monkeypatch, capsys):
     """A paused run has a results.csv; when its resume is then killed, the journal holds more: the
     commands read the journal, not the stale results.csv, and ``diffbench report`` rewrites it."""
-    folder = stopped_run(project, monkeypatch)
+    folder = stopped
     (earlier,) = [r for r in read_journal(folder.journal) if r.nodeid == CASES[0]]
     # what the killed resume wrote before the kill: the case's image, then its journal line
     folder.image(case_path(CASES[2])).write_bytes(folder.image(case_path(CASES[0])).read_bytes())
