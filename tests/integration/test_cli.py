@@ -353,13 +353,15 @@ def test_list_names_an_unreadable_run_and_lists_the_others(made: pytest.Pytester
     assert lines[new.run_id] == f"{new.run_id}  (latest)  2 missing-baseline"
 
 
-def test_errors_the_user_can_fix_are_one_line_and_exit_2(fake_project: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_the_user_can_fix_are_one_line_and_exit_2(fake_project: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                                                         made_once: DiffbenchRun, copy_run) -> None:
+    """The project before any run, then after one (:func:`made_once`'s run, copied in)."""
     status, out, err = diffbench(capsys, "show")
     assert (status, out) == (2, "") and err.startswith("diffbench: no run yet") and err.count("\n") == 1
     status, out, _ = diffbench(capsys, "list")
     assert status == 0 and "no runs in" in out
 
-    run_diffbench(fake_project).outcome.assert_outcomes(failed=2)
+    copy_run(made_once, fake_project.path)  # the run made_once asserts failed both cases
     status, out, err = diffbench(capsys, "show", "20000101T000000Z-000000")
     assert status == 2 and "no run folder '20000101T000000Z-000000'" in err and err.count("\n") == 1
 
