@@ -16,6 +16,7 @@ from pytest_diffbench.store import run_folder
 from pytest_diffbench.store.baselines import lock_path
 from pytest_diffbench.store.journal import Journal, read_journal
 from pytest_diffbench.store.run_folder import RunFolder, read_latest
+from pytest_diffbench.testing import DiffbenchRun
 
 #: A plain test that runs after the diffbench cases of its module and reads the run's journal.
 JOURNAL_PROBE = '''
@@ -108,9 +109,25 @@ def test_a_journal_that_cannot_be_written_is_one_warning_and_the_run_still_write
 # -- temporary files of killed writes ---------------------------------------------------------
 
 
-def test_temporary_files_of_killed_writes_are_removed_at_start_but_not_through_links(project, tmp_path_factory):
-    project.write_tests(project.test())
-    project.run(update="all").outcome.assert_outcomes(passed=1)
+@pytest.fixture(scope="module")
+def one_case_once(shared_project) -> DiffbenchRun:
+    """One case and the run that made its baseline, made once for the module."""
+    with shared_project() as project:
+        project.write_tests(project.test())
+        run = project.run(update="all")
+        run.outcome.assert_outcomes(passed=1)
+        return run
+
+
+@pytest.fixture
+def one_case(project, one_case_once: DiffbenchRun, copy_run):
+    """The project with a copy of :func:`one_case_once` (its test, baseline and run folder)."""
+    copy_run(one_case_once, project.path)
+    return project
+
+
+def test_temporary_files_of_killed_writes_are_removed_at_start_but_not_through_links(one_case, tmp_path_factory):
+    project = one_case
     png, sidecar = project.baseline_pair("test_case")
     stale = [png.with_name(f".{png.name}.ab12cd_3.diffbench-tmp"), sidecar.with_name(f".{sidecar.name}.zz99zz99.diffbench-tmp"),
              project.output_dir / ".latest.q1w2e3r4.diffbench-tmp", project.runs()[0] / "images" / ".x.png.abcdefgh.diffbench-tmp"]
@@ -128,12 +145,11 @@ def test_temporary_files_of_killed_writes_are_removed_at_start_but_not_through_l
     assert elsewhere.exists() and all(path.exists() for path in user_files)
 
 
-def test_only_diffbenchs_own_temporary_files_in_its_own_folders_are_removed(project):
+def test_only_diffbenchs_own_temporary_files_in_its_own_folders_are_removed(one_case):
     """Other programs' mkstemp-like files (``.x.<8 characters>.tmp``) survive anywhere; diffbench's
     own names survive outside the baseline dir's pin folders and the output dir's runs/ (a
     baseline dir that also holds a docs folder or ``.git``)."""
-    project.write_tests(project.test())
-    project.run(update="all").outcome.assert_outcomes(passed=1)
+    project = one_case
     png, _ = project.baseline_pair("test_case")
     ours = [png.with_name(f".{png.name}.abcdefgh.diffbench-tmp"),
             project.runs()[0] / "images" / ".x.png.abcdefgh.diffbench-tmp"]
@@ -151,11 +167,10 @@ def test_only_diffbenchs_own_temporary_files_in_its_own_folders_are_removed(proj
     assert [path for path in theirs if not path.exists()] == []
 
 
-def test_a_running_runs_temporary_files_are_left_alone(project):
+def test_a_running_runs_temporary_files_are_left_alone(one_case):
     """Another run still going (its journal held) may be writing its folder: it is not cleaned
     until that run is over."""
-    project.write_tests(project.test())
-    project.run(update="all").outcome.assert_outcomes(passed=1)
+    project = one_case
     live = RunFolder.create(project.output_dir)
     in_flight = live.path / ".results.csv.abcdefgh.diffbench-tmp"
     with Journal(live.journal):
@@ -166,11 +181,10 @@ def test_a_running_runs_temporary_files_are_left_alone(project):
     assert not in_flight.exists()
 
 
-def test_baseline_temporary_files_are_left_while_another_run_writes_baselines(project, monkeypatch):
+def test_baseline_temporary_files_are_left_while_another_run_writes_baselines(one_case, monkeypatch):
     """A baseline write in progress holds the baselines' lock: its temporary file is not taken
     from under it; the next run cleans it."""
-    project.write_tests(project.test())
-    project.run(update="all").outcome.assert_outcomes(passed=1)
+    project = one_case
     monkeypatch.setattr(run_folder, "BASELINE_LOCK_WAIT", 0.05)
     png, _ = project.baseline_pair("test_case")
     in_flight = png.with_name(f".{png.name}.abcdefgh.diffbench-tmp")
@@ -253,8 +267,10 @@ def test_a_case_failing_every_attempt_is_one_row_with_its_attempts(project):
 
 
 def test_reruns_under_xdist_are_one_row_per_case(project):
+    """A case's attempts all run on the worker that took it, which reports each to the controller:
+    one worker process (``-n 1``) shows whether the controller makes them one row."""
     project.write_tests(FLAKY, project.test(name="test_steady", sweep="seeds=[0, 1], steps=2"))
-    run = project.run("-n", "2", "-p", "rerunfailures", "--reruns", "1", update="all")
+    run = project.run("-n", "1", "-p", "rerunfailures", "--reruns", "1", update="all")
     assert_counts(run.outcome, passed=3, rerun=1)
     assert sorted((r.short_id.split("[")[0], r.attempts) for r in run.results) == [
         ("test_flaky", 2), ("test_steady", 1), ("test_steady", 1)]
@@ -305,10 +321,13 @@ def test_a_rerun_case_has_one_set_of_junit_properties_its_last_attempts(project)
 
 
 def test_junit_properties_under_xdist_include_setup_errors(project):
+    """The controller writes the JUnit XML from the reports its workers send, each case's from the
+    worker that ran it: one worker process (``-n 1``) shows whether a setup error's properties
+    reach it."""
     project.write_tests(project.test(name="test_ok", sweep="seeds=[0, 1], steps=2"),
                        "import pytest\n\n@pytest.fixture\ndef broken():\n    raise OSError('no disk')\n\n\n"
                        + project.test(name="test_setup").replace("(diffbench)", "(diffbench, broken)"))
-    run = project.run("-n", "2", "--junitxml=junit.xml", update="all")
+    run = project.run("-n", "1", "--junitxml=junit.xml", update="all")
     run.outcome.assert_outcomes(passed=2, errors=1)
     properties = junit_properties(project.path / "junit.xml")
     assert {name: p["diffbench_outcome"] for name, p in properties.items()} == {
