@@ -66,9 +66,19 @@ def test_an_update_lists_what_it_created_refreshed_left_unchanged_and_did_not_wr
     ]
 
 
-def test_update_missing_says_which_failing_cases_it_did_not_write_and_why(project) -> None:
-    project.write_tests(project.test("test_a"), project.test("test_b"))
-    project.run(update="all")
+@pytest.fixture(scope="module")
+def two_tests_created(shared_project):
+    """A run that created the baselines of test_a and test_b (one case each), made once for the
+    module; each test changes its own copy (``copy_run``)."""
+    with shared_project() as project:
+        project.write_tests(project.test("test_a"), project.test("test_b"))
+        run = project.run(update="all")
+        run.outcome.assert_outcomes(passed=2)
+        return run
+
+
+def test_update_missing_says_which_failing_cases_it_did_not_write_and_why(project, two_tests_created, copy_run) -> None:
+    copy_run(two_tests_created, project.path)
     project.write_tests(project.test("test_a", body='diffbench.generate("a blue cube")'), project.test("test_b"))
     run = project.run(update="missing")
     run.outcome.assert_outcomes(passed=1, failed=1)
@@ -90,12 +100,6 @@ def test_many_cases_of_one_kind_are_counted_not_named(project) -> None:
     ]
 
 
-def test_a_run_without_update_lists_no_baselines(project) -> None:
-    project.write_tests(project.test("test_a"))
-    project.run(update="all")
-    assert "diffbench: baselines:" not in project.text(project.run().outcome)
-
-
 # -- timing is not ratcheted ---------------------------------------------------------------------------
 
 
@@ -114,10 +118,15 @@ def timed_run(shared_project):
 @pytest.fixture
 def timed(project, timed_run, copy_run):
     """A project of one case whose baseline was timed at 0.01 s per image, gated at 50% slowdown
-    (a copy of :func:`timed_run`; its FakePipeline still takes 0.01 s per image)."""
+    (a copy of :func:`timed_run`; its FakePipeline still takes 0.01 s per image). Also the project
+    with one baseline for the tests of other steps."""
     copy_run(timed_run, project.path)
     project.fake(seconds_per_image=0.01)
     return project
+
+
+def test_a_run_without_update_lists_no_baselines(timed) -> None:
+    assert "diffbench: baselines:" not in timed.text(timed.run().outcome)
 
 
 def test_an_update_that_changes_nothing_writes_no_byte(timed) -> None:
@@ -269,14 +278,23 @@ def git(cwd: Path, *args: str) -> str:
                           capture_output=True, text=True).stdout
 
 
+@pytest.fixture(scope="module")
+def git_project_created(shared_project):
+    """A git work tree whose test module lies in sub/ (the rootdir above it), after the run that
+    created its STEPS4 baselines, made once for the module; each test changes its own copy."""
+    with shared_project() as project:
+        (project.path / "sub").mkdir()
+        project.write_ini()  # the rootdir is the project, above the folder pytest runs in
+        project.write_tests(project.test("test_steps", sweep=STEPS4), module="sub/test_gen")
+        git(project.path, "init", "-q")
+        return project.run(update="all")
+
+
 @pytest.mark.parametrize("committed", [True, False], ids=["committed", "untracked"])
-def test_the_removal_advice_works_from_a_subfolder_in_a_git_project(project, monkeypatch, committed) -> None:
+def test_the_removal_advice_works_from_a_subfolder_in_a_git_project(project, monkeypatch, git_project_created, copy_run,
+                                                                    committed) -> None:
+    copy_run(git_project_created, project.path)
     sub = project.path / "sub"
-    sub.mkdir()
-    project.write_ini()  # the rootdir is the project, above the folder pytest runs in
-    project.write_tests(project.test("test_steps", sweep=STEPS4), module="sub/test_gen")
-    git(project.path, "init", "-q")
-    project.run(update="all")
     if committed:
         git(project.path, "add", "baselines")
         git(project.path, "commit", "-q", "-m", "baselines")
@@ -293,9 +311,19 @@ def test_the_removal_advice_works_from_a_subfolder_in_a_git_project(project, mon
             f"baselines/{project.PIN}/sub/test_gen/test_steps/{name}{suffix}" for name in OLD for suffix in (".png", ".json"))
 
 
-def test_new_cases_without_baselines_name_the_baselines_of_the_test_no_case_uses(project) -> None:
-    project.write_tests(project.test("test_steps", sweep=STEPS4), project.test("test_other"))
-    project.run(update="all")
+@pytest.fixture(scope="module")
+def steps4_created(shared_project):
+    """A run that created the baselines of test_steps's STEPS4 sweep and of test_other, made once
+    for the module; each test changes the sweep in its own copy (``copy_run``)."""
+    with shared_project() as project:
+        project.write_tests(project.test("test_steps", sweep=STEPS4), project.test("test_other"))
+        run = project.run(update="all")
+        run.outcome.assert_outcomes(passed=4)
+        return run
+
+
+def test_new_cases_without_baselines_name_the_baselines_of_the_test_no_case_uses(project, steps4_created, copy_run) -> None:
+    copy_run(steps4_created, project.path)
     project.write_tests(project.test("test_steps", sweep=STEPS8), project.test("test_other"))
     run = project.run()
     run.outcome.assert_outcomes(passed=1, failed=3)
@@ -323,14 +351,13 @@ def test_new_cases_without_baselines_name_the_baselines_of_the_test_no_case_uses
     assert all((project.baselines / project.PIN / "test_gen" / "test_steps" / f"{name}.png").is_file() for name in OLD)
 
 
-def test_a_stray_file_without_its_pair_is_no_unused_baseline_and_is_named_apart(project) -> None:
-    project.write_tests(project.test("test_steps", sweep=STEPS4))
-    project.run(update="all")
+def test_a_stray_file_without_its_pair_is_no_unused_baseline_and_is_named_apart(project, steps4_created, copy_run) -> None:
+    copy_run(steps4_created, project.path)
     folder = project.baselines / project.PIN / "test_gen" / "test_steps"
     (folder / "extra.png").write_bytes((folder / f"{OLD[0]}.png").read_bytes())
     (folder / "notes.json").write_text("{}", encoding="utf-8")
     (folder / "NOTES.txt").write_text("mine", encoding="utf-8")
-    project.write_tests(project.test("test_steps", sweep=STEPS8))
+    project.write_tests(project.test("test_steps", sweep=STEPS8), project.test("test_other"))
     text = project.text(project.run().outcome)
     assert hint_lines(text) == [
         f"diffbench: test_gen.py::test_steps: 3 new cases without baselines; 3 baselines of this test were not used "
@@ -357,10 +384,9 @@ def test_many_unused_baselines_are_counted_with_the_tool_that_removes_them(proje
 
 @pytest.mark.parametrize("args", [("-k", "seed0"), ("test_gen.py::test_steps[seed3-euler-4steps-cfg7.5]",), ()],
                          ids=["k", "nodeid", "all"])
-def test_no_hint_when_every_stored_baseline_belongs_to_the_sweep(project, args) -> None:
-    project.write_tests(project.test("test_steps", sweep=STEPS4))
-    project.run(update="all")
-    project.write_tests(project.test("test_steps", sweep="seeds=[0, 1, 2, 3], steps=4"))  # one new seed
+def test_no_hint_when_every_stored_baseline_belongs_to_the_sweep(project, steps4_created, copy_run, args) -> None:
+    copy_run(steps4_created, project.path)
+    project.write_tests(project.test("test_steps", sweep="seeds=[0, 1, 2, 3], steps=4"), project.test("test_other"))  # one new seed
     run = project.run(*args)
     assert hint_lines(project.text(run.outcome)) == []
 
@@ -386,10 +412,9 @@ def test_no_hint_when_another_parametrization_names_the_cases(project) -> None:
     assert hint_lines(project.text(run.outcome)) == []
 
 
-def test_the_hint_under_xdist_comes_from_the_workers_sweeps(project) -> None:
-    project.write_tests(project.test("test_steps", sweep=STEPS4))
-    project.run(update="all")
-    project.write_tests(project.test("test_steps", sweep=STEPS8))
+def test_the_hint_under_xdist_comes_from_the_workers_sweeps(project, steps4_created, copy_run) -> None:
+    copy_run(steps4_created, project.path)
+    project.write_tests(project.test("test_steps", sweep=STEPS8), project.test("test_other"))
     run = project.run("-n", "2", "-k", "seed1")
     assert hint_lines(project.text(run.outcome)) == [
         f"diffbench: test_gen.py::test_steps: 1 new case without baselines; 3 baselines of this test were not used "
@@ -399,27 +424,22 @@ def test_the_hint_under_xdist_comes_from_the_workers_sweeps(project) -> None:
 # -- other steps that were silent -------------------------------------------------------------------------
 
 
-def test_a_run_without_cases_says_it_wrote_no_run_folder(project) -> None:
-    project.write_tests(project.test())
-    project.run(update="all")
-    text = project.text(project.run("-k", "no_such_test").outcome)
+def test_a_run_without_cases_says_it_wrote_no_run_folder(timed) -> None:
+    text = timed.text(timed.run("-k", "no_such_test").outcome)
     assert "diffbench: no diffbench case ran, so no run folder was written (latest still names the last run that " \
            "had cases)" in text
 
 
-def test_update_timing_implies_diffbench_and_is_no_ini_key(project) -> None:
-    project.write_tests(project.test())
-    project.run(update="all")
-    outcome = project.run_plain("--diffbench-update-timing", "--diffbench-lpips=off")
+def test_update_timing_implies_diffbench_and_is_no_ini_key(timed) -> None:
+    outcome = timed.run_plain("--diffbench-update-timing", "--diffbench-lpips=off")
     outcome.assert_outcomes(passed=1)
-    assert "diffbench: baselines: 1 unchanged" in project.text(outcome)
-    help_text = project.text(project.run_plain("--help"))
+    assert "diffbench: baselines: 1 unchanged" in timed.text(outcome)
+    help_text = timed.text(timed.run_plain("--help"))
     assert "--diffbench-update-timing" in help_text and "diffbench_update_timing" not in help_text
 
 
-def test_cases_missing_under_this_pin_name_the_pin_that_has_their_baselines(project) -> None:
-    project.write_tests(project.test("test_a"), project.test("test_b"))
-    project.run(update="all")
+def test_cases_missing_under_this_pin_name_the_pin_that_has_their_baselines(project, two_tests_created, copy_run) -> None:
+    copy_run(two_tests_created, project.path)
     project.write_ini(pin="gpu-{dtype}")
     run = project.run()
     run.outcome.assert_outcomes(failed=2)
