@@ -18,6 +18,7 @@ import io
 import json
 import os
 import pkgutil
+import py_compile
 import re
 import shutil
 import sys
@@ -34,6 +35,24 @@ from pytest_diffbench.testing import FAKE_PIPELINE_ENV, DiffbenchRun, use_fake_p
 pytest_plugins = ["pytester"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The folder of the suite's plugin for the runs its tests start (tests/suite_plugin/diffbench_suite.py).
+SUITE_PLUGIN_DIR = REPO_ROOT / "tests" / "suite_plugin"
+SUITE_PLUGIN = "diffbench_suite"
+
+
+def _import_suite_plugin() -> ModuleType:
+    """The suite plugin, imported by path once per process: in sys.modules before any pytester
+    snapshot, so the in-process runs that load it ($PYTEST_PLUGINS) find it there, imported once."""
+    if SUITE_PLUGIN not in sys.modules:
+        spec = importlib.util.spec_from_file_location(SUITE_PLUGIN, SUITE_PLUGIN_DIR / f"{SUITE_PLUGIN}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[SUITE_PLUGIN] = module
+        spec.loader.exec_module(module)
+    return sys.modules[SUITE_PLUGIN]
+
+
+suite_plugin = _import_suite_plugin()
 #: The pin of a case on the CPU in float32 (the default ``{device}-{dtype}``).
 PIN = "cpu-float32"
 #: The id of ``@diffbench.sweep(seeds=0, steps=2)``'s one case.
@@ -226,6 +245,37 @@ def _preloaded_modules() -> None:
             continue
 
 
+def precompile(*folders: Path) -> None:
+    """Write a hash-checked .pyc for each module under ``folders`` whose .pyc is missing or was made
+    from other source (a module already up to date is only hashed).
+
+    The runs the suite starts in child processes never write bytecode (:func:`child_environment`),
+    so each would compile pytest_diffbench's ~90 modules from source (about 0.3 CPU-s of every
+    child). A hash-checked .pyc is read even then, and only while its source hashes the same: an
+    edited module is never read stale, whatever its timestamp. py_compile writes each .pyc
+    atomically, so two suites compiling at once do not spoil one. A module that does not compile
+    is left to the tests that import it."""
+    for folder in folders:
+        for source in sorted(folder.rglob("*.py")):
+            cached = Path(importlib.util.cache_from_source(str(source)))
+            try:
+                header = importlib.util.MAGIC_NUMBER + (0b11).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
+                with contextlib.suppress(OSError), open(cached, "rb") as handle:
+                    if handle.read(16) == header:
+                        continue
+                py_compile.compile(str(source), str(cached), doraise=True,
+                                   invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+            except (OSError, py_compile.PyCompileError):
+                continue
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or the one process) of a suite run precompiles pytest_diffbench and the
+    suite plugin for the child processes (:func:`precompile`), before xdist starts its workers."""
+    if not hasattr(config, "workerinput"):
+        precompile(Path(pytest_diffbench.__file__).parent, SUITE_PLUGIN_DIR)
+
+
 #: Tiny offline builders of every diffusers pipeline family (imports torch: only tests that use them pay).
 FAMILY_BUILDERS = REPO_ROOT / "tests" / "families" / "builders.py"
 
@@ -248,14 +298,20 @@ def _empty_torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("empty-torch-home")
 
 
-def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path) -> None:
+def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path, *, real_plot: bool = False) -> None:
     """What runs started by a test see: no LPIPS weights unless the test provides them (an empty
     ``torch_home`` as TORCH_HOME), one torch thread (on a shared CPU, OpenMP's spinning threads
     make each run several times slower; the images are tiny), no bytecode written (a test module
     rewritten within the same second could otherwise be read back stale), no
     $GITHUB_STEP_SUMMARY of the CI job running this suite, and no $CI or $BUILD_NUMBER (with
     either set, pytest prints whole failure messages in its short summary: the runs would print
-    differently on CI)."""
+    differently on CI).
+
+    Atomic writes and journal lines skip ``os.fsync`` (it guards against power loss, which no test
+    causes; a killed process's writes stay in the page cache; the tests of fsync itself patch it
+    again): in this process, and in every pytest it starts, which loads the suite plugin
+    (tests/suite_plugin/diffbench_suite.py, named in $PYTEST_PLUGINS, its folder on $PYTHONPATH).
+    There, unless ``real_plot``, diffbench runs also write a 1x1 plot.png without matplotlib."""
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
@@ -264,9 +320,16 @@ def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path) -> None
     for name in ("CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv(FAKE_PIPELINE_ENV, raising=False)
+    plugins = [name for name in os.environ.get("PYTEST_PLUGINS", "").split(",") if name.strip() and name != SUITE_PLUGIN]
+    monkeypatch.setenv("PYTEST_PLUGINS", ",".join([*plugins, SUITE_PLUGIN]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(SUITE_PLUGIN_DIR)])))
+    monkeypatch.setenv(suite_plugin.PROCESS_ENV, str(os.getpid()))
+    monkeypatch.setenv(suite_plugin.FSYNC_ENV, "skip")
+    monkeypatch.setenv(suite_plugin.PLOT_ENV, "real" if real_plot else "stand-in")
+    monkeypatch.setattr(os, "fsync", suite_plugin.skipped_fsync)
 
 
-#: Test modules whose in-process runs draw the real plot.png (they look at it), as if each of their
+#: Test modules whose runs (in-process and child) draw the real plot.png (they look at it), as if each of their
 #: tests were marked ``real_plot``; the plot's own tests (tests/unit/report/test_plot*.py) call
 #: report/plot.py directly and always draw it.
 REAL_PLOT_MODULES = frozenset({"tests/integration/test_metric_registry.py", "tests/integration/test_run_outputs.py",
@@ -283,20 +346,16 @@ def plot_stand_in() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(autouse=True)
-def _plot_built_not_drawn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process runs (and in-process ``diffbench`` commands) of a test build plot.png's figure
-    but do not lay it out and draw it: they write :func:`plot_stand_in` instead, unless the test
-    is marked ``real_plot`` or lies in :data:`REAL_PLOT_MODULES`.
+def draws_real_plot(node: pytest.Item | pytest.Module) -> bool:
+    """Whether the runs of ``node``'s tests draw the real plot.png: it is marked ``real_plot`` or
+    lies in :data:`REAL_PLOT_MODULES`."""
+    return node.get_closest_marker("real_plot") is not None or \
+        node.path.relative_to(REPO_ROOT).as_posix() in REAL_PLOT_MODULES
 
-    Laying out and drawing the figure is more than half of a FakePipeline run's CPU time (about
-    0.2 of 0.4 CPU-s for two cases), in the suite's ~900 such runs. Building it
-    (:func:`~pytest_diffbench.report.plot.speed_quality_figure`: the panels, limits, gates and the
-    legend fitted with its text measured) still runs on every run's results, so a result the
-    figure cannot take still fails as it would; runs in child processes draw the real plot.
-    """
-    if request.node.get_closest_marker("real_plot") or request.node.path.relative_to(REPO_ROOT).as_posix() in REAL_PLOT_MODULES:
-        return
+
+def build_plot_not_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs (and in-process ``diffbench`` commands) build plot.png's figure but write
+    :func:`plot_stand_in` instead of laying it out and drawing it."""
     from pytest_diffbench.report import artifacts, plot
 
     def built_not_drawn(results: Any, title: str) -> bytes:
@@ -307,9 +366,31 @@ def _plot_built_not_drawn(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
 
 
 @pytest.fixture(autouse=True)
-def _child_environment(monkeypatch: pytest.MonkeyPatch, _empty_torch_home: Path) -> None:
-    """Every test's runs see :func:`child_environment`."""
-    child_environment(monkeypatch, _empty_torch_home)
+def _plot_built_not_drawn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs (and in-process ``diffbench`` commands) of a test build plot.png's figure
+    but do not lay it out and draw it: they write :func:`plot_stand_in` instead, unless
+    :func:`draws_real_plot` (the test is marked ``real_plot`` or lies in :data:`REAL_PLOT_MODULES`).
+
+    Laying out and drawing the figure is more than half of a FakePipeline run's CPU time (about
+    0.2 of 0.4 CPU-s for two cases), in the suite's ~900 such runs. Building it
+    (:func:`~pytest_diffbench.report.plot.speed_quality_figure`: the panels, limits, gates and the
+    legend fitted with its text measured) still runs on every run's results, so a result the
+    figure cannot take still fails as it would. Runs in child processes write the stand-in without
+    building the figure (importing matplotlib would cost them more than the drawing; see
+    :func:`_child_environment`).
+    """
+    if not draws_real_plot(request.node):
+        build_plot_not_draw(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _child_environment(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, _empty_torch_home: Path) -> None:
+    """Every test's runs see :func:`child_environment`. Its child processes draw the real plot.png
+    when :func:`draws_real_plot`, and in the end-to-end tests of real models (marked ``model``
+    under tests/e2e), which run diffbench as a user does; elsewhere they write the stand-in."""
+    end_to_end = request.node.path.relative_to(REPO_ROOT).parts[:2] == ("tests", "e2e")
+    real_plot = draws_real_plot(request.node) or (end_to_end and request.node.get_closest_marker("model") is not None)
+    child_environment(monkeypatch, _empty_torch_home, real_plot=real_plot)
 
 
 @pytest.fixture
@@ -348,7 +429,8 @@ def shared_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     so tests that check different things of the same scenario share it instead of re-running it).
 
     Inside the block, the project's folder is the working directory and the environment is the
-    one the ``project`` fixture gives (:func:`child_environment`, $PYTEST_XDIST_WORKER=gw9); when
+    one the ``project`` fixture gives (:func:`child_environment`, $PYTEST_XDIST_WORKER=gw9, and
+    plot.png's stand-in unless the module :func:`draws_real_plot`); when
     it ends, both are restored, as are sys.modules and sys.path, as at the end of a test. What the
     runs left stays on disk for the module's tests to read: they must not change it (a test that
     changes the project takes its own ``project``).
@@ -358,7 +440,10 @@ def shared_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     def shared() -> Iterator[DiffbenchProject]:
         shared_request = _SharedRequest(request)
         with pytest.MonkeyPatch.context() as monkeypatch:
-            child_environment(monkeypatch, _empty_torch_home)
+            real_plot = draws_real_plot(request.node)
+            child_environment(monkeypatch, _empty_torch_home, real_plot=real_plot)
+            if not real_plot:
+                build_plot_not_draw(monkeypatch)
             monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
             try:
                 pytester = pytest.Pytester(shared_request, tmp_path_factory, monkeypatch,  # type: ignore[arg-type]

@@ -5,11 +5,21 @@ record them in their config; a LoRA that cannot load fails its cases in one line
 from __future__ import annotations
 
 import textwrap
+from types import ModuleType
 
 import pytest
-import torch  # imported before any in-process run (a run's sys.modules snapshot must not drop it)
 
-from pytest_diffbench.run.pipelines import load_tiny_pipeline
+
+@pytest.fixture(scope="module", autouse=True)
+def pipelines() -> ModuleType:
+    """pytest_diffbench.run.pipelines, with torch and diffusers, imported before any test's
+    ``project`` (a module-scoped fixture is set up before it): pytester's sys.modules snapshot would
+    drop what a test imports when it ends, and torch cannot be imported twice in one process.
+    Imported here, not at the module's top, so collecting the module (also for a ``-m "not model"``
+    run, which deselects its tests) imports neither."""
+    from pytest_diffbench.run import pipelines
+
+    return pipelines
 
 
 def write_presets(project, text: str) -> None:
@@ -32,8 +42,10 @@ def test_a_preset_model_replaces_the_builtin_pipeline(project) -> None:
 
 @pytest.mark.model
 @pytest.mark.subprocess
-def test_a_preset_vae_and_lora_go_into_the_builtin_pipeline(project, builders) -> None:
-    pipe = load_tiny_pipeline()
+def test_a_preset_vae_and_lora_go_into_the_builtin_pipeline(pipelines, project, builders) -> None:
+    import torch  # imported with the pipelines
+
+    pipe = pipelines.load_tiny_pipeline()
     with torch.no_grad():  # another VAE than the model's own: its decoder's last bias moved
         pipe.vae.decoder.conv_out.bias.add_(0.25)
     pipe.vae.save_pretrained(project.path / "vae")

@@ -6,7 +6,9 @@ SIGKILL right before the N-th one; N is drawn with a fixed seed from the commits
 makes, so the kills fall at the same places every time: between a temporary file's write and its
 rename, between a baseline's PNG and its sidecar, between a case and its journal line, during the
 session's end (results.csv, grids, summary, bundle, ``latest``). The FakePipeline alternates its
-drift between runs, so every run really replaces every baseline pair.
+drift between runs, so every run really replaces every baseline pair. The children's fsyncs sync
+(the suite plugin skips them elsewhere) and their plot.png is the suite's stand-in, written as
+plot.png is: the same commits.
 
 After each kill: every line of the run's journal is a case result; every case pytest reported
 (``-v``'s PASSED/FAILED line) is in it but for the few the background writer still held (at most
@@ -42,6 +44,9 @@ pytestmark = pytest.mark.subprocess
 #: how many commits the run made.
 KILL_AT_ENV = "DIFFBENCH_TEST_KILL_AT"
 COMMITS_ENV = "DIFFBENCH_TEST_COMMITS"
+#: The suite plugin's switch (tests/suite_plugin/diffbench_suite.py): these children's fsyncs sync,
+#: as the commits they count.
+REAL_FSYNC = {"DIFFBENCH_SUITE_FSYNC": "real"}
 
 KILLER = f'''
 import os
@@ -90,13 +95,19 @@ VERDICT = re.compile(r"(test_gen\.py::\S+) (?:PASSED|FAILED|ERROR)|(?:PASSED|FAI
 class KilledProject:
     """The project and its child runs."""
 
-    def __init__(self, project, *args: str) -> None:
+    def __init__(self, project, *args: str, baselines: bool = False) -> None:
+        """``baselines``: first create the baselines with a run in this process (cheaper than a
+        child; before the killer is in the conftest, which would wrap this process's ``os.replace``
+        for good), counted as the first run of the drift's alternation."""
         self.project = project
         self.args = args
         self.runs = 0
-        use_fake_pipeline(project.pytester, extra=KILLER)
         project.write_ini()
         project.write_tests(SWEEP)
+        if baselines:
+            project.run(update="all").outcome.assert_outcomes(passed=CASES)
+            self.runs += 1
+        use_fake_pipeline(project.pytester, extra=KILLER)
 
     def run(self, kill_at: int = 0) -> tuple[subprocess.CompletedProcess[str], RunFolder | None, int]:
         """One child run (its own process group, all of which a kill ends); its process, the run
@@ -105,7 +116,7 @@ class KilledProject:
         commits = self.project.path / "commits.txt"
         commits.unlink(missing_ok=True)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", KILL_AT_ENV: str(kill_at),
-               COMMITS_ENV: str(commits), FAKE_PIPELINE_ENV: json.dumps({"drift": 0.3 * (self.runs % 2)})}
+               COMMITS_ENV: str(commits), FAKE_PIPELINE_ENV: json.dumps({"drift": 0.3 * (self.runs % 2)}), **REAL_FSYNC}
         env.pop("PYTEST_XDIST_WORKER", None)
         env.pop("PYTEST_ADDOPTS", None)
         self.runs += 1
@@ -191,10 +202,9 @@ def kill_runs(killed: KilledProject, total: int, kills: int, seed: int) -> list[
 
 
 def test_sigkill_at_many_points_loses_no_finished_case(project):
-    killed = KilledProject(project, "-p", "no:xdist")
-    for _ in range(2):  # create, then refresh: a refresh makes the most commits
-        done, folder, total = killed.run()
-        assert done.returncode == 0, done.stdout[-3000:]
+    killed = KilledProject(project, "-p", "no:xdist", baselines=True)
+    done, folder, total = killed.run()  # a refresh of every pair: a refresh makes the most commits
+    assert done.returncode == 0, done.stdout[-3000:]
     assert folder is not None and len(read_journal(folder.journal)) == CASES
     points = kill_runs(killed, total, 10, seed=20261129)
     assert max(points) > total - 40  # one kill, at least, during the session's end

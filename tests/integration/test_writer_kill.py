@@ -103,10 +103,9 @@ def unreadable_files(root) -> list[str]:
 
 
 def test_sigkill_while_the_writer_holds_finished_cases_loses_none_and_resume_completes_the_run(project):
-    use_fake_pipeline(project.pytester, extra=KILLER)
     project.write_tests(SWEEP)
-    made = child(project, "--diffbench-update=all")
-    assert made.returncode == 0, made.stdout[-3000:]
+    project.run(update="all").outcome.assert_outcomes(passed=CASES)  # the baselines, in this process (no killer yet)
+    use_fake_pipeline(project.pytester, extra=KILLER)
     killed = child(project, kill_at=3)  # the writer's 3rd rename: the second case's image
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:]
     folder = RunFolder(project.runs()[-1])
