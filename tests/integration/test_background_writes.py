@@ -13,6 +13,7 @@ from pytest_diffbench.store import files as files_module
 from pytest_diffbench.store.journal import read_journal
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
+from pytest_diffbench.testing import DiffbenchRun
 
 SWEEP = "seeds=[0, 1, 2], steps=2"
 CASES = [f"seed{seed}-euler-2steps-cfg7.5" for seed in range(3)]
@@ -22,9 +23,23 @@ def nodeid(case_id: str) -> str:
     return f"test_gen.py::test_case[{case_id}]"
 
 
-def test_a_failed_background_write_errs_its_own_case_only_names_the_file_and_fails_the_run(project, monkeypatch):
-    project.write_tests(project.test(sweep=SWEEP))
-    project.run(update="all").outcome.assert_outcomes(passed=3)
+@pytest.fixture(scope="module")
+def made_once(shared_project) -> DiffbenchRun:
+    """SWEEP's three cases and the run that made their baselines, made once for the module."""
+    with shared_project() as project:
+        project.write_tests(project.test(sweep=SWEEP))
+        run = project.run(update="all")
+        run.outcome.assert_outcomes(passed=3)
+        return run
+
+
+@pytest.fixture
+def made(project, made_once: DiffbenchRun, copy_run) -> DiffbenchRun:
+    """The project with a copy of :func:`made_once` (its test, baselines and run folder); the copied run."""
+    return copy_run(made_once, project.path)
+
+
+def test_a_failed_background_write_errs_its_own_case_only_names_the_file_and_fails_the_run(project, made, monkeypatch):
     real_write_case = RunFolder.write_case
     broken = case_path(nodeid(CASES[1]))
 
@@ -49,13 +64,10 @@ def test_a_failed_background_write_errs_its_own_case_only_names_the_file_and_fai
     assert f"ERROR: {message}" in project.text(run.outcome)
 
 
-def test_a_journaled_case_whose_image_is_missing_did_not_finish_and_runs_again_on_resume(project):
+def test_a_journaled_case_whose_image_is_missing_did_not_finish_and_runs_again_on_resume(project, made):
     """Under xdist the controller journals a case while its worker may still write its image: a
     kill then leaves the line without the image, and the case counts as not finished."""
-    project.write_tests(project.test(sweep=SWEEP))
-    first = project.run(update="all")
-    first.outcome.assert_outcomes(passed=3)
-    folder = first.folder
+    folder = made.folder
     lost = folder.image(case_path(nodeid(CASES[2])))
     lost.unlink()
     assert [r.case_id for r in folder.finished_results()] == CASES[:2]
@@ -144,13 +156,13 @@ def pytest_unconfigure(config):
 '''
 
 
-def test_under_xdist_a_workers_failed_write_errs_its_case_in_the_controllers_results_and_journal(project):
+def test_under_xdist_a_workers_failed_write_errs_its_case_in_the_controllers_results_and_journal(project, made):
+    """The write fails on the worker that ran the case, which sends the error to the controller:
+    one worker process (``-n 1``) shows whether it reaches the controller's results and journal."""
     from pytest_diffbench.testing import use_fake_pipeline
 
-    project.write_tests(project.test(sweep=SWEEP))
-    project.run(update="all").outcome.assert_outcomes(passed=3)
     use_fake_pipeline(project.pytester, extra=FAILING_WRITE)
-    run = project.run("-n", "2")
+    run = project.run("-n", "1")
     assert run.outcome.ret == pytest.ExitCode.TESTS_FAILED
     folder = run.folder
     broken = case_path(nodeid(CASES[1]))
