@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pytest_diffbench.spec.outcomes import Outcome
@@ -92,9 +93,17 @@ def picture(changed_pixel: bool = False) -> np.ndarray:
 PIL_BODY = 'diffbench.generate("a red cube", image=Image.fromarray(picture()), mask_image=Image.fromarray(mask()), strength=0.6)'
 
 
-def test_a_pil_input_is_accepted_and_recorded_as_a_small_digest(project) -> None:
-    setup(project, PIL_BODY)
-    run = project.run(update="all")
+@pytest.fixture(scope="module")
+def pil_created(shared_project):
+    """The run that created the baselines of two cases given PIL inputs (:data:`PIL_BODY`), made
+    once for the module; the tests that run again take a copy (``copy_run``)."""
+    with shared_project() as project:
+        setup(project, PIL_BODY)
+        return project.run(update="all")
+
+
+def test_a_pil_input_is_accepted_and_recorded_as_a_small_digest(project, pil_created, copy_run) -> None:
+    run = copy_run(pil_created, project.path)
     run.outcome.assert_outcomes(passed=2)
     png, sidecar = project.baseline_pair("test_img2img", "seed0-euler-2steps-cfg7.5")
     assert sidecar.stat().st_size < SMALL, sidecar.read_text()
@@ -109,9 +118,8 @@ def test_a_pil_input_is_accepted_and_recorded_as_a_small_digest(project) -> None
     project.run().outcome.assert_outcomes(passed=2)
 
 
-def test_a_pil_input_is_saved_once_and_shown_in_the_grid(project) -> None:
-    setup(project, PIL_BODY)
-    run = project.run(update="all")
+def test_a_pil_input_is_saved_once_and_shown_in_the_grid(pil_created) -> None:
+    run = pil_created
     run.outcome.assert_outcomes(passed=2)
     saved = sorted(path.name for path in run.folder.inputs.iterdir())
     record = run.results[0].config["pipeline_kwargs"]
@@ -135,9 +143,8 @@ def test_a_png_and_arrays_of_the_same_pixels_share_one_baseline(project) -> None
         assert run.results[0].outcome is Outcome.PASSED, value
 
 
-def test_one_changed_input_pixel_makes_the_baseline_stale_naming_the_keyword(project) -> None:
-    setup(project, PIL_BODY)
-    project.run(update="all").outcome.assert_outcomes(passed=2)
+def test_one_changed_input_pixel_makes_the_baseline_stale_naming_the_keyword(project, pil_created, copy_run) -> None:
+    copy_run(pil_created, project.path).outcome.assert_outcomes(passed=2)
     setup(project, PIL_BODY.replace("picture()", "picture(changed_pixel=True)"))
     run = project.run()
     run.outcome.assert_outcomes(failed=2)
