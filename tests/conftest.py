@@ -136,6 +136,7 @@ class DiffbenchProject:
         self.path = pytester.path
         self.output_dir = pytester.path / ".diffbench"
         self.baselines = pytester.path / "baselines"
+        monkeypatch.setenv("PYTEST_ADDOPTS", SUITE_ADDOPTS)  # pytester removed child_environment's
         use_fake_pipeline(pytester)
 
     # -- writing the project ------------------------------------------------------------------
@@ -298,6 +299,11 @@ def _empty_torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("empty-torch-home")
 
 
+#: $PYTEST_ADDOPTS of the runs tests start: without anyio's pytest plugin, which an installed
+#: library brings and no test uses (importing it is about 0.4 of a child pytest's 1.1 CPU-s start).
+SUITE_ADDOPTS = "-p no:anyio"
+
+
 def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path, *, real_plot: bool = False) -> None:
     """What runs started by a test see: no LPIPS weights unless the test provides them (an empty
     ``torch_home`` as TORCH_HOME), one torch thread (on a shared CPU, OpenMP's spinning threads
@@ -311,7 +317,10 @@ def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path, *, real
     causes; a killed process's writes stay in the page cache; the tests of fsync itself patch it
     again): in this process, and in every pytest it starts, which loads the suite plugin
     (tests/suite_plugin/diffbench_suite.py, named in $PYTEST_PLUGINS, its folder on $PYTHONPATH).
-    There, unless ``real_plot``, diffbench runs also write a 1x1 plot.png without matplotlib."""
+    There, unless ``real_plot``, diffbench runs also write a 1x1 plot.png without matplotlib.
+
+    $PYTEST_ADDOPTS is :data:`SUITE_ADDOPTS`, not this pytest's (pytester removes it when it starts
+    a project: :class:`DiffbenchProject` sets it again)."""
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
@@ -320,6 +329,7 @@ def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path, *, real
     for name in ("CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv(FAKE_PIPELINE_ENV, raising=False)
+    monkeypatch.setenv("PYTEST_ADDOPTS", SUITE_ADDOPTS)
     plugins = [name for name in os.environ.get("PYTEST_PLUGINS", "").split(",") if name.strip() and name != SUITE_PLUGIN]
     monkeypatch.setenv("PYTEST_PLUGINS", ",".join([*plugins, SUITE_PLUGIN]))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(SUITE_PLUGIN_DIR)])))

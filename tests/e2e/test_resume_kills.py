@@ -89,9 +89,10 @@ class Child:
 
 
 def child_env() -> dict[str, str]:
-    """The environment of a child run: one torch thread, nothing of this pytest's xdist or options."""
+    """The environment of a child run: one torch thread, nothing of this pytest's xdist or options
+    ($PYTEST_ADDOPTS is the suite's: tests/conftest.py's child_environment)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS", FAKE_PIPELINE_ENV):
+    for name in ("PYTEST_XDIST_WORKER", FAKE_PIPELINE_ENV):
         env.pop(name, None)
     return env
 

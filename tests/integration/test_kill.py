@@ -117,8 +117,7 @@ class KilledProject:
         commits.unlink(missing_ok=True)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", KILL_AT_ENV: str(kill_at),
                COMMITS_ENV: str(commits), FAKE_PIPELINE_ENV: json.dumps({"drift": 0.3 * (self.runs % 2)}), **REAL_FSYNC}
-        env.pop("PYTEST_XDIST_WORKER", None)
-        env.pop("PYTEST_ADDOPTS", None)
+        env.pop("PYTEST_XDIST_WORKER", None)  # $PYTEST_ADDOPTS is the suite's (tests/conftest.py), not this pytest's
         self.runs += 1
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--diffbench",
                    "--diffbench-update=all", "--diffbench-lpips=off", *self.args]

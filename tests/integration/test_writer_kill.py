@@ -81,7 +81,7 @@ REPORTED = re.compile(r"(test_gen\.py::\S+) (?:PASSED|FAILED|ERROR)")
 
 def child(project, *args: str, kill_at: int = 0) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", KILL_AT_ENV: str(kill_at)}
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS", FAKE_PIPELINE_ENV):
+    for name in ("PYTEST_XDIST_WORKER", FAKE_PIPELINE_ENV):  # $PYTEST_ADDOPTS: the suite's (tests/conftest.py)
         env.pop(name, None)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-v", "--diffbench",
                "--diffbench-lpips=off", *args]
