@@ -270,11 +270,44 @@ def precompile(*folders: Path) -> None:
                 continue
 
 
+def prerewrite(config: pytest.Config, folder: Path) -> None:
+    """Write pytest's cached, assertion-rewritten code of each test module and conftest.py under
+    ``folder`` whose cache is missing or was made from other source.
+
+    pytest reads that cache even when it writes no bytecode, but then never writes it: each xdist
+    worker rewrote the suite's ~190 test modules again (about 5 CPU-s each). pytest checks the
+    cache by its source's hash, and writes it atomically, as here with pytest's own functions
+    (a pytest without them, or a module that does not compile, is left to pytest)."""
+    try:
+        from _pytest.assertion import rewrite
+
+        state = config.stash[rewrite.assertstate_key]
+        patterns = config.getini("python_files")
+    except (ImportError, AttributeError, KeyError, ValueError):  # another pytest, or --assert=plain
+        return
+    for source in sorted(folder.rglob("*.py")):
+        if source.name != "conftest.py" and not any(source.match(pattern) for pattern in patterns):
+            continue
+        cached = rewrite.get_cache_dir(source) / (source.name[:-3] + rewrite.PYC_TAIL)
+        try:
+            header = importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
+            with contextlib.suppress(OSError), open(cached, "rb") as handle:
+                if handle.read(16) == header:
+                    continue
+            source_hash, code = rewrite._rewrite_test(source, config)
+            cached.parent.mkdir(exist_ok=True)
+            rewrite._write_pyc(state, code, source_hash, cached)
+        except (OSError, SyntaxError, ValueError, AttributeError):
+            continue
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """The controller (or the one process) of a suite run precompiles pytest_diffbench and the
-    suite plugin for the child processes (:func:`precompile`), before xdist starts its workers."""
+    suite plugin for the child processes (:func:`precompile`), and the suite's test modules for
+    its xdist workers (:func:`prerewrite`), before xdist starts them."""
     if not hasattr(config, "workerinput"):
         precompile(Path(pytest_diffbench.__file__).parent, SUITE_PLUGIN_DIR)
+        prerewrite(config, REPO_ROOT / "tests")
 
 
 #: Tiny offline builders of every diffusers pipeline family (imports torch: only tests that use them pay).
