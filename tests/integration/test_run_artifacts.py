@@ -49,15 +49,25 @@ def test_no_run_folder_without_cases_running(project, args):
         assert "test_gen[seed1-ddim-3steps-cfg7.5]" in outcome.stdout.str()
 
 
-def test_a_real_run_creates_one_run_folder_and_names_it_latest(project):
-    run = run_diffbench(project, update="all")
+@pytest.fixture(scope="module")
+def created(shared_project):
+    """The first run of :data:`TESTS` (--diffbench-update=all creates every baseline), made once for
+    the module; a test that runs again takes a copy (``copy_run``)."""
+    with shared_project() as shared:
+        use_fake_pipeline(shared.pytester)
+        shared.pytester.makepyfile(test_gen=TESTS)
+        return run_diffbench(shared.pytester, update="all")
+
+
+def test_a_real_run_creates_one_run_folder_and_names_it_latest(created):
+    run, project = created, created.root
     run.outcome.assert_outcomes(passed=9)
-    assert sorted(p.name for p in (project.path / ".diffbench").iterdir()) == ["latest", "runs"]
-    assert [p.name for p in (project.path / ".diffbench" / "runs").iterdir()] == [run.folder.run_id]
+    assert sorted(p.name for p in (project / ".diffbench").iterdir()) == ["latest", "runs"]
+    assert [p.name for p in (project / ".diffbench" / "runs").iterdir()] == [run.folder.run_id]
 
 
-def test_every_file_of_a_finished_run_folder_is_one_runfolder_names(project, monkeypatch):
-    run_diffbench(project, update="all").outcome.assert_outcomes(passed=9)
+def test_every_file_of_a_finished_run_folder_is_one_runfolder_names(project, monkeypatch, created, copy_run):
+    copy_run(created, project.path).outcome.assert_outcomes(passed=9)
     monkeypatch.setenv(FAKE_PIPELINE_ENV, DRIFT)
     run = run_diffbench(project, update="all")  # every case fails quality and is refreshed
     run.outcome.assert_outcomes(passed=9)
