@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 from typing import Any, Collection, Mapping, Sequence
 
 from pytest_diffbench.judge.checks import format_number
@@ -123,35 +124,63 @@ def _text(key: str, value: Any) -> str:
     return str(value)
 
 
-def _target(folder: RunFolder, path: Path, bundled: Collection[str] | None) -> tuple[str, str]:
+def _run_files(folder: RunFolder) -> frozenset[str]:
+    """The run folder's regular files that lie there with no symbolic link on the way, as POSIX
+    paths relative to it: the files :func:`~pytest_diffbench.report.bundle.in_run` accepts and
+    finds, found in one walk of the folder instead of a check of every part of every path."""
+    found: list[str] = []
+    folders = [""]
+    while folders:
+        relative = folders.pop()
+        try:
+            with os.scandir(folder.path / relative if relative else folder.path) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        continue
+                    name = f"{relative}/{entry.name}" if relative else entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(name)
+                    elif entry.is_file(follow_symlinks=False):
+                        found.append(name)
+        except OSError:  # not there, or not readable: as a file there that cannot be read, no link
+            continue
+    return frozenset(found)
+
+
+def _target(folder: RunFolder, path: Path, bundled: Collection[str] | None,
+            present: Collection[str] | None = None) -> tuple[str, str]:
     """How the page points at ``path``, a file of the run: (link, note).
 
     The link is ``path`` relative to the run folder when the page's folder holds it: with
     ``bundled`` None (the run folder's page), a file there with no symbolic link on the way (as
-    :func:`~pytest_diffbench.report.bundle.in_run` checks); otherwise (the bundle's page) one of
+    :func:`~pytest_diffbench.report.bundle.in_run` checks; ``present``, the files of
+    :func:`_run_files`, when the caller has them); otherwise (the bundle's page) one of
     ``bundled``'s paths. The note says where a file the bundle leaves out lies; both are "" for a
     file the run folder does not hold.
     """
     try:
         relative = folder.relative(path)
-        present = inside(folder.path, relative).is_file()
+        if present is None:
+            is_present = inside(folder.path, relative).is_file()
+        else:
+            is_present = PurePosixPath(relative).as_posix() in present
     except PathEscapeError:
         return "", ""
-    if not present:
+    if not is_present:
         return "", ""
     if bundled is None or relative in bundled:
         return relative, ""
     return "", f"not in the bundle: {relative} in the run folder {folder.run_id}"
 
 
-def _row(result: CaseResult, folder: RunFolder, bundled: Collection[str] | None) -> dict[str, Any]:
+def _row(result: CaseResult, folder: RunFolder, bundled: Collection[str] | None, present: Collection[str]) -> dict[str, Any]:
     case = case_path(result.nodeid)
     values = result.to_row()
     row = {key: _text(key, values.get(key)) for key, _ in table_columns()}
     params = result.nodeid[len(result.test):]  # "[...]": the sweep's case id and any other parameter
-    config, _ = _target(folder, folder.config(case), bundled)
-    grid, grid_absent = _target(folder, folder.case_grid(case), bundled)
-    image, image_absent = _target(folder, folder.image(case), bundled)
+    config, _ = _target(folder, folder.config(case), bundled, present)
+    grid, grid_absent = _target(folder, folder.case_grid(case), bundled, present)
+    image, image_absent = _target(folder, folder.image(case), bundled, present)
     row.update(case=params[1:-1] or result.case_id or result.nodeid, config=config, grid=grid, grid_absent=grid_absent,
                image=image, image_absent=image_absent, badge=" | ".join(badges(result)), stages=stages_text(result),
                test=result.test,
@@ -176,7 +205,8 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
     bundle's files, POSIX paths relative to the run folder) the bundle's page."""
     esc = html.escape
     run_id = folder.run_id
-    rows = [_row(result, folder, bundled) for result in sorted(results, key=case_order)]
+    present = _run_files(folder)
+    rows = [_row(result, folder, bundled, present) for result in sorted(results, key=case_order)]
     counts = "".join(f'<span class="{"passed" if outcome == "passed" else "failed"}">{count} {esc(outcome)}</span>'
                      for outcome, count in outcome_counts(results))
     filters = []
@@ -189,9 +219,10 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
     grids = "".join(_figure(row["grid"], row["grid_absent"], f'grid of {row["case"]}',
                             f'{row["outcome"]}: {row["test"]}[{row["case"]}] · ' + " · ".join(filter(None, (row["what_failed"], row["badge"]))))
                     for row in failing)
-    sheets = "".join(_figure(*_target(folder, path, bundled), "sweep sheet") for path in sorted(folder.sheets.rglob("*.png")))
+    sheets = "".join(_figure(*_target(folder, path, bundled, present), "sweep sheet")
+                     for path in sorted(folder.sheets.rglob("*.png")))
     data = json.dumps(rows, sort_keys=True, ensure_ascii=True).replace("<", "\\u003c")
-    plot = _figure(*_target(folder, folder.plot, bundled), "seconds per image vs SSIM")
+    plot = _figure(*_target(folder, folder.plot, bundled, present), "seconds per image vs SSIM")
     plot = f"<h2>Speed vs quality</h2>{plot}" if plot else ""
     footnote = change_footnote(results)
     return f"""<!DOCTYPE html>
