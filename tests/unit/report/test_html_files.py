@@ -1,13 +1,18 @@
-"""report.html finds the run folder's files in one walk of it: each link it makes or leaves out
-is the one the check of every part of the path (:func:`~pytest_diffbench.report.bundle.in_run`)
-gives, links and all."""
+"""report.html and the bundle find the run folder's files in one walk of it: each link the page
+makes or leaves out, and each file the bundle takes, is the one the check of every part of the
+path (:func:`~pytest_diffbench.report.bundle.in_run`) gives, links and all."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pytest
+
+from pytest_diffbench.report import bundle
+from pytest_diffbench.report.bundle import in_run
 from pytest_diffbench.report.html import _run_files, _target
+from pytest_diffbench.store.files import PathEscapeError
 from pytest_diffbench.store.run_folder import RunFolder
 
 
@@ -34,3 +39,29 @@ def test_the_walk_of_the_run_folder_links_what_the_path_check_links(tmp_path: Pa
             path = folder.path / name
             assert _target(folder, path, bundled, present) == _target(folder, path, bundled), name
     assert _run_files(RunFolder(tmp_path / "absent")) == frozenset()
+
+
+def test_the_bundle_lists_by_one_walk_the_files_the_path_checks_list(tmp_path: Path) -> None:
+    """Without a link, one walk of each folder; with a link anywhere in it, the path-by-path check
+    that names the link (:func:`~pytest_diffbench.report.bundle.in_run`)."""
+    folder = RunFolder(tmp_path / "run")
+    for name in ("configs/t/a.json", "configs/.hidden", "images/t/a.png", "images/t/a.PNG", "images/t/notes.txt",
+                 "grids/cases/t/a.png", "inputs/0123.png"):
+        (folder.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder.path / name).write_bytes(b"-")
+    (folder.path / "images" / "t" / "dir.png").mkdir()
+    os.mkfifo(folder.path / "images" / "t" / "fifo.png")
+
+    def path_by_path(tree: Path, pattern: str) -> set[str]:
+        return {folder.relative(in_run(folder, p)) for p in tree.rglob(pattern) if p.is_file() or p.is_symlink()}
+
+    for tree, pattern in [("configs", "*"), ("images", "*.png"), ("grids", "*"), ("inputs", "*"), ("absent", "*")]:
+        assert bundle._walk(folder.path / tree, pattern) is not None  # no link: the one walk
+        assert bundle._files(folder, folder.path / tree, pattern) == path_by_path(folder.path / tree, pattern), tree
+    assert bundle._files(folder, folder.path / "images", "*.png") == {"images/t/a.png"}
+
+    (tmp_path / "elsewhere").mkdir()
+    (folder.path / "configs" / "t" / "b.json").symlink_to(tmp_path / "elsewhere")
+    assert bundle._walk(folder.path / "configs", "*") is None
+    with pytest.raises(PathEscapeError, match="b.json is a symbolic link"):
+        bundle._files(folder, folder.path / "configs", "*")
