@@ -53,6 +53,28 @@ def _import_suite_plugin() -> ModuleType:
 
 
 suite_plugin = _import_suite_plugin()
+
+
+def _suite_plugin_on_workers_path() -> None:
+    """Put the suite plugin's folder on the sys.path of the xdist workers of in-process ``-n`` runs.
+
+    xdist hands its workers the sys.path this process started with (``xdist.plugin._sys_path``,
+    frozen when xdist was imported), not $PYTHONPATH: without its folder there, a worker could not
+    import the plugin that $PYTEST_PLUGINS names. It goes onto this process's sys.path too, in
+    case a run imports xdist again (freezing sys.path anew)."""
+    folder = str(SUITE_PLUGIN_DIR)
+    if folder not in sys.path:
+        sys.path.append(folder)
+    try:
+        from xdist import plugin as xdist_plugin
+    except ImportError:  # no xdist: no workers
+        return
+    frozen = getattr(xdist_plugin, "_sys_path", None)
+    if isinstance(frozen, list) and folder not in frozen:
+        frozen.append(folder)
+
+
+_suite_plugin_on_workers_path()
 #: The pin of a case on the CPU in float32 (the default ``{device}-{dtype}``).
 PIN = "cpu-float32"
 #: The id of ``@diffbench.sweep(seeds=0, steps=2)``'s one case.
