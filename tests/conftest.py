@@ -298,29 +298,31 @@ def prerewrite(config: pytest.Config, folder: Path) -> None:
 
     pytest reads that cache even when it writes no bytecode, but then never writes it: each xdist
     worker rewrote the suite's ~190 test modules again (about 5 CPU-s each). pytest checks the
-    cache by its source's hash, and writes it atomically, as here with pytest's own functions
-    (a pytest without them, or a module that does not compile, is left to pytest)."""
+    cache by its source's hash (checked-hash pycs, as pytest 9.2 writes them: flags 3 after the
+    magic number), and writes it atomically, as here with pytest's own, private, functions. A module
+    that does not read or compile is left to pytest; a pytest whose functions differ (any other
+    error) gets no cache from here and rewrites as before."""
     try:
         from _pytest.assertion import rewrite
 
         state = config.stash[rewrite.assertstate_key]
         patterns = config.getini("python_files")
-    except (ImportError, AttributeError, KeyError, ValueError):  # another pytest, or --assert=plain
+        for source in sorted(folder.rglob("*.py")):
+            if source.name != "conftest.py" and not any(source.match(pattern) for pattern in patterns):
+                continue
+            cached = rewrite.get_cache_dir(source) / (source.name[:-3] + rewrite.PYC_TAIL)
+            try:
+                header = importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
+                with contextlib.suppress(OSError), open(cached, "rb") as handle:
+                    if handle.read(16) == header:
+                        continue
+                source_hash, code = rewrite._rewrite_test(source, config)
+                cached.parent.mkdir(exist_ok=True)
+                rewrite._write_pyc(state, code, source_hash, cached)
+            except (OSError, SyntaxError):
+                continue
+    except Exception:  # another pytest's private functions, or --assert=plain: a cache is only a saving
         return
-    for source in sorted(folder.rglob("*.py")):
-        if source.name != "conftest.py" and not any(source.match(pattern) for pattern in patterns):
-            continue
-        cached = rewrite.get_cache_dir(source) / (source.name[:-3] + rewrite.PYC_TAIL)
-        try:
-            header = importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
-            with contextlib.suppress(OSError), open(cached, "rb") as handle:
-                if handle.read(16) == header:
-                    continue
-            source_hash, code = rewrite._rewrite_test(source, config)
-            cached.parent.mkdir(exist_ok=True)
-            rewrite._write_pyc(state, code, source_hash, cached)
-        except (OSError, SyntaxError, ValueError, AttributeError):
-            continue
 
 
 def pytest_configure(config: pytest.Config) -> None:
