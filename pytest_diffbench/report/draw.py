@@ -3,9 +3,8 @@ input images), and one test's sweep sheet.
 
 The figures describe themselves: captions, the case's settings and the axis labels are drawn
 into the pixels, so a PNG copied out of a run folder still says what it shows. The same inputs
-give the same pixels, and so the same bytes through :func:`figure_png` (how the run folder's
-grids and sheets are written) or :func:`pytest_diffbench.store.files.encode_png` (for one Pillow
-version: glyph rendering belongs to Pillow's FreeType build).
+give the same pixels, and so the same bytes through :func:`pytest_diffbench.files.encode_png`
+(for one Pillow version: glyph rendering belongs to Pillow's FreeType build).
 
 Text uses Pillow's own font (``ImageFont.load_default(size=...)``, Pillow >= 10.1), so no
 system fonts are needed. It covers ASCII and a few Latin-1 signs (the middle dot "·", "°",
@@ -31,10 +30,8 @@ Sizing, the same for both figures:
 from __future__ import annotations
 
 import math
-import struct
 import threading
 import unicodedata
-import zlib
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
@@ -257,41 +254,6 @@ def sweep_sheet(cells: Mapping[tuple[str, str], Image.Image | Path], rows: Seque
                                outline=FAILED, width=frame)
                 style.draw_lines(draw, mark_lines[(row, column)], x, y + cell_height + frame, FAILED)
     return canvas
-
-
-#: zlib level of a figure's PNG data (:func:`figure_png`): the level of the run's case images
-#: (:data:`pytest_diffbench.store.files.PNG_COMPRESS_LEVEL`).
-FIGURE_PNG_LEVEL = 1
-#: Largest IDAT chunk :func:`figure_png` writes.
-_IDAT_CHUNK = 1 << 20
-
-
-def figure_png(image: Image.Image) -> bytes:
-    """A figure as PNG bytes that depend only on its pixels (and the zlib build): RGB, 8 bits, no
-    ancillary chunk, every row with PNG's "Up" filter (the row minus the row above) and the rows
-    deflated at :data:`FIGURE_PNG_LEVEL`.
-
-    Pillow's encoder picks a filter per row by trying all five, which is most of what encoding
-    a figure costs; a figure's white margins and upscaled panels (each source row repeated) are
-    runs of identical rows, which "Up" turns into zeros. About as small as Pillow's files at the
-    same level, in about 60-80% of the time."""
-    rows = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
-    height, width = rows.shape[:2]
-    rows = rows.reshape(height, width * 3)
-    filtered = np.empty((height, width * 3 + 1), dtype=np.uint8)
-    filtered[:, 0] = 2  # "Up"
-    filtered[:1, 1:] = rows[:1]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-    compressor = zlib.compressobj(FIGURE_PNG_LEVEL)
-    data = compressor.compress(filtered.data) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, filtered, not interlaced
-    chunks = [_png_chunk(b"IHDR", header)]
-    chunks += [_png_chunk(b"IDAT", data[i:i + _IDAT_CHUNK]) for i in range(0, len(data), _IDAT_CHUNK)]
-    return b"".join([b"\x89PNG\r\n\x1a\n", *chunks, _png_chunk(b"IEND", b"")])
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def _cell_size(cell: Image.Image | Path) -> tuple[int, int]:

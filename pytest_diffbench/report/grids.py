@@ -22,10 +22,10 @@ from pytest_diffbench.judge.checks import Check, budget_checks, quality_checks
 from pytest_diffbench.judge.convergence import case_group
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.bundle import in_run
-from pytest_diffbench.report.draw import comparison_grid, figure_png, sweep_sheet
+from pytest_diffbench.report.draw import comparison_grid, sweep_sheet
 from pytest_diffbench.report.summary import badges, case_order
 from pytest_diffbench.spec.config import input_images
-from pytest_diffbench.store.files import PathEscapeError, atomic_write_bytes
+from pytest_diffbench.store.files import PathEscapeError, atomic_write_bytes, encode_png
 from pytest_diffbench.store.paths import case_path, case_folder
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -136,7 +136,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
                     baseline = _open(rootdir / result.baseline_path)
                 path = in_run(folder, folder.case_grid(case))
                 grid = comparison_grid(output, baseline, grid_labels(result), _inputs(folder, result))
-                atomic_write_bytes(path, figure_png(grid))
+                atomic_write_bytes(path, encode_png(grid))
                 written.append(path)
         except Exception as exc:  # one case's grid; the others are still drawn
             skipped(f"grid of {result.nodeid}", exc)
@@ -159,7 +159,7 @@ def write_grids(folder: RunFolder, rootdir: Path, results: Sequence[CaseResult],
             sheet = sweep_sheet(cells, row_values, columns, f"{test.split('::')[-1]} · {rest}{presets[(test, rest)]}", "sampler", "steps",
                                 marks[(test, rest)])
             path = in_run(folder, folder.sheet(case_folder(test), rest.replace(" · ", "-")))
-            atomic_write_bytes(path, figure_png(sheet))
+            atomic_write_bytes(path, encode_png(sheet))
         except Exception as exc:  # one sheet; the others are still drawn
             skipped(f"sweep sheet of {test} ({rest or 'all cases'})", exc)
             continue

@@ -1,12 +1,10 @@
 """The figures' word wrap finds its lines by bisection over cached widths, and draws them from
 cached glyph masks: the lines and the pixels are those of the plain algorithm it replaced
 (measure every candidate line, cut a long word one character at a time, draw with
-``ImageDraw.text``), which this module keeps as the reference. And the figures' own PNG
-encoder keeps every pixel."""
+``ImageDraw.text``), which this module keeps as the reference."""
 
 from __future__ import annotations
 
-import io
 import math
 import random
 
@@ -14,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from pytest_diffbench.report.draw import _font, _Style, drawable_text, figure_png
+from pytest_diffbench.report.draw import _font, _Style, drawable_text
 
 
 def reference_wrap(style: _Style, text: str, width: int, widths: dict[str, int]) -> list[str]:
@@ -100,30 +98,3 @@ def test_drawn_lines_have_the_pixels_of_image_draw_text(font_size: int) -> None:
             for i, line in enumerate(lines):
                 draw.text((3, 2 + i * style.line_height), line, font=_font(font_size), fill=fill)
         assert np.array_equal(np.asarray(ours), np.asarray(theirs))
-
-
-def test_a_figure_png_holds_the_figure_s_pixels_and_nothing_else() -> None:
-    """The run's grids and sheets are written by :func:`figure_png` (one filter for every row,
-    zlib level 1): Pillow reads back the same RGB pixels, with no metadata, and the same figure
-    gives the same bytes; a figure whose data takes more than one IDAT chunk reads back whole too."""
-    rng = np.random.default_rng(3)
-    white = Image.new("RGB", (300, 40), (255, 255, 255))
-    noise = Image.fromarray(rng.integers(0, 256, (700, 640, 3), dtype=np.uint8))  # > 1 MiB deflated
-    upscaled = Image.fromarray(rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)).resize((96, 64), Image.Resampling.NEAREST)
-    for image in (white, noise, upscaled, Image.new("RGB", (1, 1), (3, 2, 1)), noise.convert("L")):
-        data = figure_png(image)
-        assert data == figure_png(image)
-        with Image.open(io.BytesIO(data)) as back:
-            assert back.format == "PNG" and back.mode == "RGB" and back.size == image.size and back.info == {}
-            assert np.array_equal(np.asarray(back), np.asarray(image.convert("RGB")))
-    assert chunk_kinds(figure_png(white)) == [b"IHDR", b"IDAT", b"IEND"]
-    assert chunk_kinds(figure_png(noise)) == [b"IHDR", b"IDAT", b"IDAT", b"IEND"]
-
-
-def chunk_kinds(data: bytes) -> list[bytes]:
-    kinds, at = [], 8
-    while at < len(data):
-        length = int.from_bytes(data[at:at + 4], "big")
-        kinds.append(data[at + 4:at + 8])
-        at += 12 + length
-    return kinds

@@ -15,7 +15,7 @@ from PIL import Image
 
 from pytest_diffbench.report import bundle as bundle_module
 from pytest_diffbench.report.bundle import MANIFEST, _entry, _readme, bundle_files, write_bundle
-from pytest_diffbench.report.draw import figure_png, sweep_sheet
+from pytest_diffbench.report.draw import sweep_sheet
 from pytest_diffbench.report.grids import write_grids
 from pytest_diffbench.report.html import render_report
 from pytest_diffbench.store.files import TMP_SUFFIX, encode_png
@@ -104,7 +104,7 @@ def test_write_grids_draws_the_sheet_of_the_in_memory_images(run, tmp_path):
     title = "test_a · seed0 · cfg7.5"
     expected = sweep_sheet(images, ["DDIM", "Euler"], ["10", "20"], title, "sampler", "steps", marks)  # rows by node id
     assert np.array_equal(np.asarray(Image.open(sheets[0])), np.asarray(expected))
-    assert sheets[0].read_bytes() == figure_png(expected)  # the grids are written by the figures' own encoder
+    assert sheets[0].read_bytes() == encode_png(expected)
 
 
 def test_the_bundle_stores_images_as_they_are_and_deflates_the_other_files(run):
