@@ -30,12 +30,10 @@ Sizing, the same for both figures:
 from __future__ import annotations
 
 import math
-import threading
 import unicodedata
-from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -356,41 +354,6 @@ def _drawn_width(font_size: int, drawn: str) -> int:
     return math.ceil(_font(font_size).getlength(drawn))
 
 
-#: Glyph masks of drawn lines kept for the next figure, at most this many mask pixels (bytes) in all.
-_MASK_BUDGET = 1 << 22
-_masks: OrderedDict[tuple[int, str, str, int], tuple[Any, tuple[int, int]]] = OrderedDict()
-_mask_pixels = 0
-_masks_lock = threading.Lock()
-
-
-def _draw_line(draw: ImageDraw.ImageDraw, xy: tuple[int, int], line: str, font_size: int, fill: Color) -> None:
-    """``draw.text(xy, line, font=_font(font_size), fill=fill)`` with the line's glyph mask
-    rendered once: the same FreeType call and the same blending (``draw_bitmap``) as
-    ``ImageDraw.text`` for one line of drawable text at whole-pixel coordinates, so the same
-    pixels. A run's figures draw the same captions, axis names and outcomes many times, and
-    FreeType rendering is most of what drawing a line costs. The least recently drawn masks
-    are dropped beyond :data:`_MASK_BUDGET`."""
-    global _mask_pixels
-    ink = draw.draw.draw_ink(fill)
-    key = (font_size, draw.fontmode, line, ink)
-    with _masks_lock:
-        found = _masks.get(key)
-        if found is not None:
-            _masks.move_to_end(key)
-    if found is None:
-        found = _font(font_size).getmask2(line, draw.fontmode, None, None, None, 0, "la", ink, (0.0, 0.0))
-        pixels = found[0].size[0] * found[0].size[1]
-        with _masks_lock:
-            if pixels <= _MASK_BUDGET and key not in _masks:
-                _masks[key] = found
-                _mask_pixels += pixels
-                while _mask_pixels > _MASK_BUDGET:
-                    _, (old, _) = _masks.popitem(last=False)
-                    _mask_pixels -= old.size[0] * old.size[1]
-    mask, (dx, dy) = found
-    draw.draw.draw_bitmap((xy[0] + dx, xy[1] + dy), mask, ink)
-
-
 class _Style:
     """Text size, spacing and text drawing for one figure."""
 
@@ -474,7 +437,7 @@ class _Style:
 
     def draw_lines(self, draw: ImageDraw.ImageDraw, lines: Sequence[str], x: int, y: int, fill: Color) -> None:
         for i, line in enumerate(lines):
-            _draw_line(draw, (x, y + i * self.line_height), line, self.font_size, fill)
+            draw.text((x, y + i * self.line_height), line, font=self.font, fill=fill)
 
     def draw_centred(self, draw: ImageDraw.ImageDraw, lines: Sequence[str], box: tuple[int, int, int, int],
                      fill: Color) -> None:
@@ -482,8 +445,8 @@ class _Style:
         x, y, width, height = box
         top = y + (height - len(lines) * self.line_height) // 2
         for i, line in enumerate(lines):
-            _draw_line(draw, (x + (width - _drawn_width(self.font_size, line)) // 2, top + i * self.line_height), line,
-                       self.font_size, fill)
+            draw.text((x + (width - _drawn_width(self.font_size, line)) // 2, top + i * self.line_height), line,
+                      font=self.font, fill=fill)
 
     def placeholder(self, size: tuple[int, int], message: str) -> Image.Image:
         """A grey panel with a border and ``message`` in the middle, standing in for an image."""
