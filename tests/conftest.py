@@ -334,6 +334,16 @@ def pytest_configure(config: pytest.Config) -> None:
         prerewrite(config, REPO_ROOT / "tests")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a test that starts child processes (marked ``subprocess``) run first, each
+    module's tests together and in their order. They hold the suite's longest tests (the kill
+    tests take tens of seconds each); under xdist's worksteal a worker that runs out of tests
+    takes the end of the other's queue, which is then short in-process tests, instead of one long
+    test keeping a core busy while the other has nothing left. Every xdist worker sorts the same."""
+    starts_children = {item.path for item in items if item.get_closest_marker("subprocess")}
+    items.sort(key=lambda item: item.path not in starts_children)
+
+
 #: Tiny offline builders of every diffusers pipeline family (imports torch: only tests that use them pay).
 FAMILY_BUILDERS = REPO_ROOT / "tests" / "families" / "builders.py"
 

@@ -1,7 +1,7 @@
 """A 20-case sweep killed again and again, each time resumed with ``--diffbench-resume``; and Ctrl-C.
 
 Child pytest processes run a FakePipeline sweep whose cases take a moment each (the test body
-waits 0.15 s after generating, so a kill can land inside a case). The parent watches the run's
+waits :data:`CASE_PAUSE` after generating, so a kill can land inside a case). The parent watches the run's
 journal and, at points drawn with a fixed seed (a line count to reach, then a delay within the
 next case), kills the whole process group with SIGKILL; the next child resumes the run. After the
 last kill a resume completes the run, and its results.csv must equal an uninterrupted run's apart
@@ -36,7 +36,9 @@ from pytest_diffbench.testing import FAKE_PIPELINE_ENV
 
 pytestmark = pytest.mark.subprocess
 
-SWEEP = '''import time
+#: Seconds each case of the child's sweep waits after generating: room for a kill inside a case.
+CASE_PAUSE = 0.05
+SWEEP = f'''import time
 
 import pytest_diffbench as diffbench
 
@@ -44,7 +46,7 @@ import pytest_diffbench as diffbench
 @diffbench.sweep(seeds=list(range(10)), steps=[2, 3])
 def test_case(diffbench):
     diffbench.generate("a red cube")
-    time.sleep(0.15)  # room for a kill inside the case
+    time.sleep({CASE_PAUSE})  # room for a kill inside the case
 '''
 CASES = 20
 KILLS = 10
@@ -168,7 +170,7 @@ def test_sigkill_at_ten_random_points_then_resume_loses_no_finished_case(sweep_p
     while kills < KILLS:
         now = journal_lines(journal)  # a line or two more, leaving room for the kills still to come
         target = max(now + 1, min(now + draw.randint(1, 2), CASES - (KILLS - kills)))
-        killed = child.signal_when(journal, target, draw.uniform(0.0, 0.15), signal.SIGKILL)
+        killed = child.signal_when(journal, target, draw.uniform(0.0, CASE_PAUSE), signal.SIGKILL)
         code, out = child.wait()
         assert killed and code == -signal.SIGKILL, f"the child ended before kill {kills + 1}: {out[-3000:]}"
         kills += 1
@@ -198,7 +200,7 @@ def test_sigkill_at_ten_random_points_then_resume_loses_no_finished_case(sweep_p
 def test_ctrl_c_writes_what_finished_and_prints_the_resume_command_that_completes_the_run(sweep_project):
     root = sweep_project.path
     child = Child(root, "-rA")
-    assert child.signal_when(run_journal(root, child), 5, 0.05, signal.SIGINT)
+    assert child.signal_when(run_journal(root, child), 5, CASE_PAUSE / 2, signal.SIGINT)
     code, out = child.wait()
     assert code == pytest.ExitCode.INTERRUPTED, out[-3000:]
     folder = only_run(root)
