@@ -430,34 +430,35 @@ def draws_real_plot(node: pytest.Item | pytest.Module) -> bool:
         node.path.relative_to(REPO_ROOT).as_posix() in REAL_PLOT_MODULES
 
 
-def build_plot_not_draw(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process runs (and in-process ``diffbench`` commands) build plot.png's figure but write
-    :func:`plot_stand_in` instead of laying it out and drawing it."""
+def plan_plot_not_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs (and in-process ``diffbench`` commands) work out plot.png's panels
+    (:func:`~pytest_diffbench.report.plot.plan`) but write :func:`plot_stand_in` instead of
+    building and drawing the figure."""
     from pytest_diffbench.report import artifacts, plot
 
-    def built_not_drawn(results: Any, title: str) -> bytes:
-        plot.speed_quality_figure(results, title)
+    def planned_not_drawn(results: Any, title: str) -> bytes:
+        plot.plan(results)
         return plot_stand_in()
 
-    monkeypatch.setattr(artifacts, "speed_quality_png", built_not_drawn)
+    monkeypatch.setattr(artifacts, "speed_quality_png", planned_not_drawn)
 
 
 @pytest.fixture(autouse=True)
-def _plot_built_not_drawn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process runs (and in-process ``diffbench`` commands) of a test build plot.png's figure
-    but do not lay it out and draw it: they write :func:`plot_stand_in` instead, unless
+def _plot_planned_not_drawn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs (and in-process ``diffbench`` commands) of a test work out plot.png's
+    panels but do not draw it: they write :func:`plot_stand_in` instead, unless
     :func:`draws_real_plot` (the test is marked ``real_plot`` or lies in :data:`REAL_PLOT_MODULES`).
 
-    Laying out and drawing the figure is more than half of a FakePipeline run's CPU time (about
-    0.2 of 0.4 CPU-s for two cases), in the suite's ~900 such runs. Building it
-    (:func:`~pytest_diffbench.report.plot.speed_quality_figure`: the panels, limits, gates and the
-    legend fitted with its text measured) still runs on every run's results, so a result the
-    figure cannot take still fails as it would. Runs in child processes write the stand-in without
-    building the figure (importing matplotlib would cost them more than the drawing; see
-    :func:`_child_environment`).
+    Building, laying out and drawing the figure with matplotlib is most of a FakePipeline run's
+    CPU time (about 0.25 of 0.4 CPU-s for two cases), in the suite's ~800 such runs. The plan
+    (:func:`~pytest_diffbench.report.plot.plan`: each panel's points, gates and axis ranges, all
+    that depends on the results) still runs on every run's results, so a result the figure
+    cannot take still fails as it would; what matplotlib does with a plan is the plot tests'
+    (tests/unit/report/test_plot*.py). Runs in child processes write the stand-in without the plan
+    (see :func:`_child_environment`).
     """
     if not draws_real_plot(request.node):
-        build_plot_not_draw(monkeypatch)
+        plan_plot_not_draw(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -520,7 +521,7 @@ def shared_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
             real_plot = draws_real_plot(request.node)
             child_environment(monkeypatch, _empty_torch_home, real_plot=real_plot)
             if not real_plot:
-                build_plot_not_draw(monkeypatch)
+                plan_plot_not_draw(monkeypatch)
             monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw9")
             try:
                 pytester = pytest.Pytester(shared_request, tmp_path_factory, monkeypatch,  # type: ignore[arg-type]

@@ -182,9 +182,40 @@ def _xy(results: Sequence[CaseResult], value: Callable[[CaseResult], "float | No
     return [_seconds(r) or 0.0 for r in results], [_finite(value(r)) or 0.0 for r in results]
 
 
+class PanelPlan(NamedTuple):
+    """What one panel shows, worked out from the results without matplotlib (see :func:`plan`)."""
+
+    panel: Panel
+    #: The cases with both numbers (seconds per image and the panel's value), in results order.
+    measured: list[CaseResult]
+    #: The measured cases that did not pass (ringed).
+    failed: list[CaseResult]
+    #: The panel metric's tolerances applied to its cases (dashed horizontal lines).
+    limits: list[float]
+    #: The ``max_seconds`` budgets applied to its cases, in seconds per image (dashed vertical lines).
+    budgets: list[float]
+    #: (bottom, top) of the y-axis (:func:`y_limits`).
+    y_range: tuple[float, float]
+    #: (left, right) of the x-axis in seconds per image (:func:`x_limits`).
+    x_range: tuple[float, float]
+
+
+def plan(results: Sequence[CaseResult]) -> list[PanelPlan]:
+    """Each panel of the figure (:func:`panels` order) with its points, gates and axis ranges:
+    everything the figure shows that depends on the results, without importing matplotlib."""
+    plans = []
+    for panel in panels(results):
+        measured = plottable(results, panel.value)
+        limits, budgets = gates(panel.name, measured), seconds_gates(measured)
+        seconds, values = _xy(measured, panel.value)
+        plans.append(PanelPlan(panel, measured, [r for r in measured if not r.passed], limits, budgets,
+                               y_limits(panel.name, values, limits), x_limits(max([*seconds, *budgets]))))
+    return plans
+
+
 def speed_quality_figure(results: Sequence[CaseResult], title: str) -> "Figure":
-    """The figure, drawn on an Agg canvas: one panel (Axes, in :func:`panels` order) per entry of
-    :func:`panels` (call it only when there is one), and one legend under them."""
+    """The figure, drawn on an Agg canvas: one panel (Axes) per entry of :func:`plan` (call it only
+    when :func:`panels` has one), and one legend under them."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -192,40 +223,35 @@ def speed_quality_figure(results: Sequence[CaseResult], title: str) -> "Figure":
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    chosen = panels(results)
+    chosen = plan(results)
     samplers = sorted({_sampler(r) for r in results})
     colours = {s: SAMPLER_COLOURS[i % len(SAMPLER_COLOURS)] for i, s in enumerate(samplers)}
     step_values = sorted({_steps(r) for r in results}, key=_steps_key)
     markers = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(step_values)}
     figure = Figure(figsize=(6.4 * len(chosen), 5.6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    any_failed = any_gate = False
-    for index, panel in enumerate(chosen, start=1):
+    for index, shown in enumerate(chosen, start=1):
         axes = figure.add_subplot(1, len(chosen), index)
-        measured = plottable(results, panel.value)
         for sampler in samplers:
             for steps in step_values:
-                points = [r for r in measured if _sampler(r) == sampler and _steps(r) == steps]
+                points = [r for r in shown.measured if _sampler(r) == sampler and _steps(r) == steps]
                 if points:
-                    axes.scatter(*_xy(points, panel.value), color=colours[sampler], marker=markers[steps], s=36, zorder=2)
-        failed = [r for r in measured if not r.passed]
-        if failed:
-            any_failed = True
-            axes.scatter(*_xy(failed, panel.value), s=170, facecolors="none", edgecolors="black", linewidths=1.5, zorder=3)
-        limits, budgets = gates(panel.name, measured), seconds_gates(measured)
-        for limit in limits:
+                    axes.scatter(*_xy(points, shown.panel.value), color=colours[sampler], marker=markers[steps], s=36,
+                                 zorder=2)
+        if shown.failed:
+            axes.scatter(*_xy(shown.failed, shown.panel.value), s=170, facecolors="none", edgecolors="black",
+                         linewidths=1.5, zorder=3)
+        for limit in shown.limits:
             axes.axhline(limit, color="0.35", linestyle="--", linewidth=1, zorder=1)
-        for budget in budgets:
+        for budget in shown.budgets:
             axes.axvline(budget, color="0.35", linestyle="--", linewidth=1, zorder=1)
-        any_gate = any_gate or bool(limits or budgets)
-        seconds, values = _xy(measured, panel.value)
-        _style_axes(axes, panel, values, limits, max([*seconds, *budgets]))
+        _style_axes(axes, shown)
     handles = [Line2D([], [], color=colours[s], marker="o", linestyle="", label=s) for s in samplers]
     handles += [Line2D([], [], color="0.4", marker=markers[s], linestyle="", label=f"{s} steps") for s in step_values]
-    if any_failed:
+    if any(shown.failed for shown in chosen):
         handles.append(Line2D([], [], marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
                               markeredgewidth=1.5, linestyle="", label=FAILED_LABEL))
-    if any_gate:
+    if any(shown.limits or shown.budgets for shown in chosen):
         handles.append(Line2D([], [], color="0.35", linestyle="--", linewidth=1, label=TOLERANCE_LABEL))
     figure.suptitle(title)
     _legend(figure, handles, min(len(handles), 4 * len(chosen)))
@@ -244,19 +270,19 @@ def _legend(figure: "Figure", handles: Sequence["Artist"], columns: int) -> None
         columns -= 1
 
 
-def _style_axes(axes: "Axes", panel: Panel, values: Sequence[float], limits: Sequence[float], slowest: float) -> None:
-    """Plain tick labels, y-limits of :func:`y_limits`, x-limits of :func:`x_limits`, short labels."""
+def _style_axes(axes: "Axes", shown: PanelPlan) -> None:
+    """Plain tick labels, the plan's axis ranges, short labels."""
     from matplotlib.ticker import ScalarFormatter
 
     for axis in (axes.xaxis, axes.yaxis):
         formatter = ScalarFormatter(useOffset=False)
         formatter.set_scientific(False)
         axis.set_major_formatter(formatter)
-    axes.set_ylim(*y_limits(panel.name, values, limits))
-    axes.set_xlim(*x_limits(slowest))
+    axes.set_ylim(*shown.y_range)
+    axes.set_xlim(*shown.x_range)
     axes.set_xlabel("seconds per image")
-    axes.set_ylabel(axis_label(panel.name))
-    axes.set_title(panel.title, fontsize=10)
+    axes.set_ylabel(axis_label(shown.panel.name))
+    axes.set_title(shown.panel.title, fontsize=10)
     axes.grid(True, alpha=0.3)
 
 
