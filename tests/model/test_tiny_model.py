@@ -12,73 +12,96 @@ with the same torch build:
 
 import dataclasses
 import json
+from types import ModuleType
 
 import pytest
-import torch
-from diffusers import StableDiffusionPipeline
 from safetensors import safe_open
-
-from pytest_diffbench.run.fingerprint import describe_pipeline
-from pytest_diffbench.run.pipelines import TINY_MODEL_DIR, TINY_MODEL_ID, load_tiny_pipeline
-from training import evaluate  # the checkout is on sys.path (tests/model/conftest.py)
 
 pytestmark = pytest.mark.model
 
 MAX_BYTES = 20 * 1024 * 1024
 
 
+# torch, diffusers and the modules that import them are imported by the fixtures below, when a
+# test of this module runs: collecting it (also for `-m "not model"`, which deselects it) imports
+# none of them.
+
+
 @pytest.fixture(scope="module")
-def pipe():
+def pipelines() -> ModuleType:
+    """pytest_diffbench.run.pipelines (the model's folder and id, its loader)."""
+    from pytest_diffbench.run import pipelines
+
+    return pipelines
+
+
+@pytest.fixture(scope="module")
+def evaluate() -> ModuleType:
+    """training.evaluate, the code of the model card's figures."""
+    from training import evaluate  # the checkout is on sys.path (tests/model/conftest.py)
+
+    return evaluate
+
+
+@pytest.fixture(scope="module")
+def pipe(pipelines: ModuleType):
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield load_tiny_pipeline()
+    yield pipelines.load_tiny_pipeline()
     torch.set_num_threads(before)
 
 
-def test_folder_is_a_small_safetensors_diffusers_model():
-    files = sorted(p.relative_to(TINY_MODEL_DIR).as_posix() for p in TINY_MODEL_DIR.rglob("*") if p.is_file())
+def test_folder_is_a_small_safetensors_diffusers_model(pipelines):
+    folder = pipelines.TINY_MODEL_DIR
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert {"model_index.json", "README.md", "training_log.json", "scheduler/scheduler_config.json",
             "tokenizer/vocab.json", "tokenizer/merges.txt", "text_encoder/model.safetensors",
             "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= set(files)
     assert not [f for f in files if f.endswith((".bin", ".pt", ".ckpt"))]
-    assert sum(p.stat().st_size for p in TINY_MODEL_DIR.rglob("*") if p.is_file()) <= MAX_BYTES
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= MAX_BYTES
 
 
-def test_text_encoder_is_stored_in_the_layout_both_transformers_versions_read():
-    with safe_open(TINY_MODEL_DIR / "text_encoder" / "model.safetensors", "pt") as weights:
+def test_text_encoder_is_stored_in_the_layout_both_transformers_versions_read(pipelines):
+    with safe_open(pipelines.TINY_MODEL_DIR / "text_encoder" / "model.safetensors", "pt") as weights:
         keys = list(weights.keys())
     assert keys and all(key.startswith("text_model.") for key in keys)
 
 
-def test_model_card_says_how_to_reproduce_it():
-    card = (TINY_MODEL_DIR / "README.md").read_text(encoding="utf-8")
-    log = json.loads((TINY_MODEL_DIR / "training_log.json").read_text(encoding="utf-8"))
+def test_model_card_says_how_to_reproduce_it(pipelines):
+    card = (pipelines.TINY_MODEL_DIR / "README.md").read_text(encoding="utf-8")
+    log = json.loads((pipelines.TINY_MODEL_DIR / "training_log.json").read_text(encoding="utf-8"))
     assert log["command"].startswith("python -m training.train_tiny")
     assert log["command"].split("--out")[0] in card
     for heading in ("## Data", "## Training", "## What it can draw", "## What it cannot draw"):
         assert heading in card
 
 
-def test_loads_with_diffusers_own_from_pretrained():
-    loaded = StableDiffusionPipeline.from_pretrained(TINY_MODEL_DIR, local_files_only=True)
+def test_loads_with_diffusers_own_from_pretrained(pipelines):
+    from diffusers import StableDiffusionPipeline
+
+    loaded = StableDiffusionPipeline.from_pretrained(pipelines.TINY_MODEL_DIR, local_files_only=True)
     assert loaded.vae.config.sample_size == 64
     assert loaded.tokenizer.tokenize("a red circle") == ["a</w>", "red</w>", "circle</w>"]
 
 
-def test_is_named_by_its_model_id_not_its_path(pipe):
+def test_is_named_by_its_model_id_not_its_path(pipelines, pipe):
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     description = describe_pipeline(pipe)
-    assert description.model == description.vae == TINY_MODEL_ID
-    assert str(TINY_MODEL_DIR) not in json.dumps(dataclasses.asdict(description))
+    assert description.model == description.vae == pipelines.TINY_MODEL_ID
+    assert str(pipelines.TINY_MODEL_DIR) not in json.dumps(dataclasses.asdict(description))
 
 
-def test_colour_and_shape_follow_the_prompt(pipe):
+def test_colour_and_shape_follow_the_prompt(evaluate, pipe):
     adherence, _ = evaluate.prompt_adherence(pipe, seeds=8, guidance=evaluate.GUIDANCE)
     assert adherence["images"] == len(evaluate.PROMPTS) * 8 >= 12 * 8
     assert adherence["colour_match"] >= 0.90, adherence["per_prompt"]
     assert adherence["shape_match"] >= 0.75, adherence["per_prompt"]
 
 
-def test_more_steps_come_closer_to_the_50_step_image(pipe):
+def test_more_steps_come_closer_to_the_50_step_image(evaluate, pipe):
     table = evaluate.ssim_table(pipe, n_prompts=6, n_seeds=2, guidance=evaluate.GUIDANCE)
     assert set(table) == {"Euler", "DPM++ 2M", "DDIM"}
     for sampler, by_steps in table.items():
@@ -87,7 +110,7 @@ def test_more_steps_come_closer_to_the_50_step_image(pipe):
 
 
 @pytest.mark.parametrize("change", [("Euler a", 20), ("Euler", 10)], ids=["sampler-euler-a", "steps-10"])
-def test_sampler_and_step_changes_fall_below_the_default_min_ssim(pipe, change):
+def test_sampler_and_step_changes_fall_below_the_default_min_ssim(evaluate, pipe, change):
     """A silent sampler or step change is a quality failure at the default tolerance.
 
     The random-weight pipeline cannot show a step change: its 10-step Euler images score

@@ -4,13 +4,11 @@ import json
 import os
 import subprocess
 import sys
+from types import ModuleType
 
 import numpy as np
 import pytest
-import torch
 from safetensors import safe_open
-
-from training.train_tiny import MAX_TOKENS, Config, train_unet, train_vae  # the checkout is on sys.path (conftest.py)
 
 pytestmark = pytest.mark.model
 
@@ -19,8 +17,27 @@ TINY = ["--vae-steps", "2", "--unet-steps", "2", "--batch-size", "2", "--vae-bat
         "--vae-channels", "16", "32", "--unet-channels", "16", "32", "--text-width", "32"]
 
 
+# torch and training.train_tiny (which imports it) are imported by the fixtures below, when a test
+# of this module runs: collecting it (also for `-m "not model"`, which deselects it) imports neither.
+
+
+@pytest.fixture(scope="module")
+def torch() -> ModuleType:
+    import torch
+
+    return torch
+
+
+@pytest.fixture(scope="module")
+def train_tiny() -> ModuleType:
+    """training.train_tiny, the training script's functions."""
+    from training import train_tiny  # the checkout is on sys.path (conftest.py)
+
+    return train_tiny
+
+
 @pytest.fixture
-def one_thread():
+def one_thread(torch):
     """Train as the script does (one thread), and leave the session's thread count as it was."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -65,13 +82,13 @@ def test_script_writes_a_diffusers_folder(trained):
 
 
 @pytest.mark.subprocess
-def test_folder_loads_and_generates_a_64px_image(trained, one_thread):
+def test_folder_loads_and_generates_a_64px_image(torch, train_tiny, trained, one_thread):
     from diffusers import StableDiffusionPipeline
 
     out, _ = trained
     pipe = StableDiffusionPipeline.from_pretrained(out, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
-    assert pipe.tokenizer.model_max_length == MAX_TOKENS
+    assert pipe.tokenizer.model_max_length == train_tiny.MAX_TOKENS
     assert pipe.vae.config.scaling_factor != 0.18215  # set from the latents, not the SD default
     image = pipe("a red circle on a blue background", num_inference_steps=2, height=64, width=64,
                  generator=torch.Generator().manual_seed(0), output_type="np").images[0]
@@ -79,23 +96,23 @@ def test_folder_loads_and_generates_a_64px_image(trained, one_thread):
     assert np.isfinite(image).all()
 
 
-def _small(**overrides):
+def _small(train_tiny, **overrides):
     values = dict(seed=3, vae_steps=2, unet_steps=2, batch_size=2, vae_batch_size=2, warmup=1,
                   log_every=1, heldout_batches=1, vae_channels=(16, 32), unet_channels=(16, 32), text_width=32)
-    return Config(**{**values, **overrides})
+    return train_tiny.Config(**{**values, **overrides})
 
 
 def _state(*modules):
     return [t.clone() for m in modules for t in m.state_dict().values()]
 
 
-def test_training_is_deterministic_for_a_seed(one_thread, capsys):
+def test_training_is_deterministic_for_a_seed(torch, train_tiny, one_thread, capsys):
     far = float("inf")
     runs = []
     for seed in (3, 3, 4):
-        cfg = _small(seed=seed)
-        vae, vae_log = train_vae(cfg, far, 0.0)
-        unet, text_encoder, _, _ = train_unet(cfg, vae, far, 0.0)
+        cfg = _small(train_tiny, seed=seed)
+        vae, vae_log = train_tiny.train_vae(cfg, far, 0.0)
+        unet, text_encoder, _, _ = train_tiny.train_unet(cfg, vae, far, 0.0)
         runs.append((_state(vae, unet, text_encoder), vae_log["scaling_factor"]))
     (first, scale1), (second, scale2), (third, _) = runs
     assert scale1 == scale2
@@ -103,11 +120,11 @@ def test_training_is_deterministic_for_a_seed(one_thread, capsys):
     assert not all(torch.equal(a, b) for a, b in zip(first, third))
 
 
-def test_tokenizer_reads_every_caption_word_as_one_token(tmp_path):
+def test_tokenizer_reads_every_caption_word_as_one_token(train_tiny, tmp_path):
     from training.shapes import caption_for
     from training.tokenizer import WORDS, write_tokenizer
 
-    tokenizer = write_tokenizer(tmp_path, MAX_TOKENS)
+    tokenizer = write_tokenizer(tmp_path, train_tiny.MAX_TOKENS)
     caption = caption_for("triangle", "yellow", ("blue", "white"))
     assert tokenizer.tokenize(caption) == [word + "</w>" for word in caption.split()]
     assert {"circle", "square", "triangle", "red", "background"} <= set(WORDS)
@@ -118,11 +135,11 @@ def test_tokenizer_reads_every_caption_word_as_one_token(tmp_path):
     assert len(set(tokenizer.get_vocab().values())) == len(tokenizer)
 
 
-def test_tokenizer_files_are_deterministic(tmp_path):
+def test_tokenizer_files_are_deterministic(train_tiny, tmp_path):
     from training.tokenizer import write_tokenizer
 
     for folder in ("first", "second"):
-        write_tokenizer(tmp_path / folder, MAX_TOKENS)
+        write_tokenizer(tmp_path / folder, train_tiny.MAX_TOKENS)
     for name in ("vocab.json", "merges.txt"):
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
 
