@@ -14,10 +14,10 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageFilter
 from skimage import data
 
@@ -36,6 +36,15 @@ pytestmark = pytest.mark.model
 SSIM_TOLERANCE = 1e-6
 PHOTOS = ("astronaut", "coffee", "chelsea")
 PERTURBATIONS = ("identical", "noise", "blur", "shift")
+
+
+@pytest.fixture(scope="module")
+def torch() -> ModuleType:
+    """torch, for the tests that name it; imported when they run, so collecting the module (also
+    for `-m "not model"`, which deselects it) does not import it."""
+    import torch
+
+    return torch
 
 
 def photo(name: str, height: int, width: int) -> np.ndarray:
@@ -100,7 +109,7 @@ def test_identical_images_score_one_and_infinite_psnr_in_torch() -> None:
     assert float(psnr_on_device(a, a)[0]) == math.inf
 
 
-def test_device_images_hold_every_frame_of_a_strip_as_one_batch() -> None:
+def test_device_images_hold_every_frame_of_a_strip_as_one_batch(torch: ModuleType) -> None:
     strip = photo("astronaut", 32, 128)
     other = perturbed(strip, "noise")
     a, b = DeviceImage.upload(strip, "cpu", frames=4), DeviceImage.upload(other, "cpu", frames=4)
@@ -133,7 +142,7 @@ def test_only_cuda_runs_metrics_in_torch() -> None:
 
 
 @pytest.fixture
-def cpu_as_device(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+def cpu_as_device(monkeypatch: pytest.MonkeyPatch, torch: ModuleType) -> dict[str, int]:
     """``score_images`` on ``cpu`` takes the device path; counts uploads and host syncs."""
     monkeypatch.setattr(device_module, "TORCH_DEVICE_TYPES", ("cpu",))
     counts = {"uploads": 0, "syncs": 0}
@@ -256,7 +265,7 @@ def test_the_metrics_benchmark_refuses_bad_sizes_in_one_line() -> None:
     assert proc.stderr.strip().splitlines()[-1].endswith("--sizes must be >= 3 px, --runs, --cpu-runs and --threads >= 1")
 
 
-def test_cuda_metrics_run_on_one_stream_of_their_own_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_metrics_run_on_one_stream_of_their_own_per_device(monkeypatch: pytest.MonkeyPatch, torch: ModuleType) -> None:
     """Scored from the background writer's thread, the metrics must not queue behind the next
     generation on the default stream: each CUDA device gets one stream, made once, entered for
     the block; the CPU gets none. (torch.cuda's stream API is faked: no GPU here.)"""
