@@ -7,17 +7,20 @@ that leaves the next case's adapter weights alone, LCM's missing negative_prompt
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 import pytest
 
 from pytest_diffbench.run.case import DiffbenchCase
-from pytest_diffbench.run.fingerprint import describe_pipeline, lora_adapters, model_fingerprint, pipeline_config
-from pytest_diffbench.run.generation import ImageGenerator
-from pytest_diffbench.run.pipelines import build_random_pipeline
 from pytest_diffbench.spec.sweep import expand_sweep, sweep
+
+if TYPE_CHECKING:
+    from pytest_diffbench.run.generation import ImageGenerator
+
+# pytest_diffbench.run.fingerprint, .generation and .pipelines import torch and diffusers: the tests
+# import them, so collecting this module (also for `-m "not model"`, which deselects it) does not.
 
 pytestmark = pytest.mark.model
 
@@ -42,6 +45,8 @@ def run_case(pipe: Any, runner: ImageGenerator, prompt: str = "a red cube", **ax
 
 
 def refusal(pipe: Any, **kwargs: Any) -> str:
+    from pytest_diffbench.run.generation import ImageGenerator
+
     (case,) = expand_sweep(sweep(seeds=0, steps=2, width=64, height=64, **kwargs.pop("axes", {})).mark.kwargs,
                            max_cases=8)
     with pytest.raises(pytest.fail.Exception) as excinfo:
@@ -56,6 +61,9 @@ def pixels(case: DiffbenchCase) -> np.ndarray:
 
 
 def test_pipeline_config_holds_the_flags_not_the_components(builders) -> None:
+    from pytest_diffbench.run.fingerprint import describe_pipeline, pipeline_config
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     sd = build_random_pipeline()
     assert pipeline_config(sd) == {"requires_safety_checker": False}
     sdxl = builders.build_sdxl()
@@ -68,6 +76,9 @@ def test_pipeline_config_holds_the_flags_not_the_components(builders) -> None:
 
 @pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute:UserWarning")  # two adapters, on purpose
 def test_adapters_record_what_the_fingerprint_does_not_tell() -> None:
+    from pytest_diffbench.run.fingerprint import describe_pipeline, lora_adapters, model_fingerprint
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     pipe = add_lora(add_lora(build_random_pipeline(), "style", seed=1), "detail", seed=2)
     assert describe_pipeline(pipe).loras == ("detail",)  # peft activates the adapter added last
     style = lora_adapters(pipe)["style"]
@@ -94,6 +105,9 @@ def test_adapters_record_what_the_fingerprint_does_not_tell() -> None:
 
 
 def test_the_adapter_digest_follows_the_lora_weights() -> None:
+    from pytest_diffbench.run.fingerprint import lora_adapters
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     first = lora_adapters(add_lora(build_random_pipeline(), "style", seed=1))["style"]["digest"]
     same = lora_adapters(add_lora(build_random_pipeline(), "style", seed=1))["style"]["digest"]
     other = lora_adapters(add_lora(build_random_pipeline(), "style", seed=2))["style"]["digest"]
@@ -101,6 +115,9 @@ def test_the_adapter_digest_follows_the_lora_weights() -> None:
 
 
 def test_a_scale_zero_case_leaves_the_next_case_its_adapter_weights() -> None:
+    from pytest_diffbench.run.generation import ImageGenerator
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     pipe = add_lora(build_random_pipeline(), "style", seed=1)
     pipe.set_adapters(["style"], adapter_weights=[0.5])
     runner = ImageGenerator()
@@ -114,6 +131,8 @@ def test_a_scale_zero_case_leaves_the_next_case_its_adapter_weights() -> None:
 
 @pytest.mark.parametrize("family", ["sd3", "flux"])
 def test_lora_scale_reaches_the_joint_attention_of_sd3_and_flux(builders, family) -> None:
+    from pytest_diffbench.run.generation import ImageGenerator
+
     pipe = builders.build_lora(getattr(builders, f"build_{family}")())
     runner = ImageGenerator()
     assert "joint_attention_kwargs" in (runner.call_keywords(pipe) or ())
@@ -126,6 +145,8 @@ def test_lora_scale_reaches_the_joint_attention_of_sd3_and_flux(builders, family
 
 
 def test_lcm_gets_no_negative_prompt_and_refuses_one(builders) -> None:
+    from pytest_diffbench.run.generation import ImageGenerator
+
     pipe = builders.build_lcm()
     case = run_case(pipe, ImageGenerator(), samplers="LCM")
     assert case.config is not None and case.config.negative_prompt is None
@@ -140,12 +161,16 @@ def test_lcm_gets_no_negative_prompt_and_refuses_one(builders) -> None:
     ("guidance_scale", 3.0, "use cfg instead"), ("generator", None, "use seeds instead"),
 ])
 def test_a_keyword_the_sweep_sets_is_refused_on_a_real_pipeline(name, value, instead) -> None:
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     message = refusal(build_random_pipeline(), **{name: value})
     assert f"generate() got {name}, which diffbench sets for each case; {instead}" in message
 
 
 @pytest.mark.parametrize("cfg", [1.0, 0.5])
 def test_a_negative_prompt_without_classifier_free_guidance_is_refused(cfg) -> None:
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     pipe = build_random_pipeline()
     message = refusal(pipe, axes={"cfg": cfg}, negative_prompt="blurry")
     assert (f"generate(negative_prompt='blurry') would change nothing but the config: StableDiffusionPipeline runs "
@@ -154,6 +179,9 @@ def test_a_negative_prompt_without_classifier_free_guidance_is_refused(cfg) -> N
 
 
 def test_a_negative_prompt_with_classifier_free_guidance_is_used() -> None:
+    from pytest_diffbench.run.generation import ImageGenerator
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     pipe = build_random_pipeline()
     (case,) = expand_sweep(sweep(seeds=0, steps=2, cfg=1.5).mark.kwargs, max_cases=8)
     diffbench = DiffbenchCase(nodeid="t.py::test[x]", case=case, pipeline=pipe, runner=ImageGenerator(),
@@ -165,6 +193,8 @@ def test_a_negative_prompt_with_classifier_free_guidance_is_used() -> None:
 def test_a_flag_a_config_cannot_hold_is_recorded_the_same_in_every_run() -> None:
     import torch
 
+    from pytest_diffbench.run.fingerprint import pipeline_config
+
     pipe = SimpleNamespace(config={"upcast_dtype": torch.float16, "hook": object(), "unet": ["diffusers", "UNet"]},
                            components={"unet": None})
     flags = pipeline_config(pipe)
@@ -172,6 +202,8 @@ def test_a_flag_a_config_cannot_hold_is_recorded_the_same_in_every_run() -> None
 
 
 def test_flux_reads_a_negative_prompt_only_above_true_cfg_scale_1(builders) -> None:
+    from pytest_diffbench.run.generation import ImageGenerator
+
     pipe = builders.build_flux()
     assert "runs no classifier-free guidance at true_cfg_scale=1" in refusal(pipe, negative_prompt="blurry")
     (case,) = expand_sweep(sweep(seeds=0, steps=2, width=64, height=64).mark.kwargs, max_cases=8)
