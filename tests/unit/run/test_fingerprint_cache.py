@@ -12,21 +12,45 @@ from typing import Any, Callable
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from pytest_diffbench.run.protocol import PipelineDescription
 
-from pytest_diffbench.run import fingerprint  # noqa: E402
-from pytest_diffbench.run.fingerprint import describe_pipeline, lora_adapters, model_fingerprint  # noqa: E402
-from pytest_diffbench.run.protocol import PipelineDescription  # noqa: E402
+Uncached = Callable[[Any], PipelineDescription]
+
+# torch and pytest_diffbench.run.fingerprint (which imports it) are imported by the tests and
+# fixtures that use them, so collecting this module does not import torch.
 
 
-def uncached(pipe: Any) -> PipelineDescription:
-    """describe_pipeline with the digests made from scratch (the walk every call made before the cache)."""
-    return replace(describe_pipeline(pipe), model_fingerprint=model_fingerprint(pipe), adapters=lora_adapters(pipe))
+@pytest.fixture(scope="module", autouse=True)
+def _needs_torch() -> None:
+    """Every test here describes a real pipeline: skipped where torch is not installed."""
+    pytest.importorskip("torch")
+
+
+def to_float64(pipe: Any) -> Any:
+    """The edit that casts every weight to float64."""
+    import torch
+
+    return pipe.to(torch.float64)
+
+
+@pytest.fixture(scope="module")
+def uncached() -> Uncached:
+    """describe_pipeline with the digests made from scratch (the walk every call made before the cache),
+    with the module's own model_fingerprint, taken before ``recomputations`` counts its calls."""
+    from pytest_diffbench.run.fingerprint import describe_pipeline, lora_adapters, model_fingerprint
+
+    def uncached(pipe: Any) -> PipelineDescription:
+        return replace(describe_pipeline(pipe), model_fingerprint=model_fingerprint(pipe), adapters=lora_adapters(pipe))
+
+    return uncached
 
 
 @pytest.fixture
 def recomputations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The pipelines whose full fingerprint describe_pipeline computed, one entry per computation."""
+    from pytest_diffbench.run import fingerprint
+    from pytest_diffbench.run.fingerprint import model_fingerprint
+
     seen: list[Any] = []
 
     def counted(pipe: Any) -> str:
@@ -48,19 +72,25 @@ def sampled_position(tensor: Any) -> int:
 
 
 def test_unchanged_weights_are_hashed_once(sd: Any, recomputations: list[Any]) -> None:
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     first = describe_pipeline(sd)
     assert [describe_pipeline(sd) for _ in range(3)] == [first] * 3
     assert len(recomputations) == 1
 
 
-def test_a_cached_description_equals_an_uncached_one(sd: Any, recomputations: list[Any]) -> None:
+def test_a_cached_description_equals_an_uncached_one(sd: Any, uncached: Uncached, recomputations: list[Any]) -> None:
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     describe_pipeline(sd)
     cached = describe_pipeline(sd)
     assert len(recomputations) == 1
     assert cached == uncached(sd)
 
 
-def test_an_in_place_data_edit_of_one_sampled_weight_is_seen(sd: Any) -> None:
+def test_an_in_place_data_edit_of_one_sampled_weight_is_seen(sd: Any, uncached: Uncached) -> None:
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     before = describe_pipeline(sd)
     weight = sd.unet.conv_in.weight
     version = weight._version
@@ -74,11 +104,15 @@ def test_an_in_place_data_edit_of_one_sampled_weight_is_seen(sd: Any) -> None:
 @pytest.mark.parametrize("edit", [
     pytest.param(lambda pipe: pipe.vae.decoder.conv_out.bias.add_(0.5), id="in-place"),
     pytest.param(lambda pipe: setattr(pipe.unet.conv_in.weight, "data", pipe.unet.conv_in.weight.data * 2), id="data"),
-    pytest.param(lambda pipe: pipe.to(torch.float64), id="dtype"),
+    pytest.param(to_float64, id="dtype"),
     pytest.param(lambda pipe: pipe.text_encoder.get_input_embeddings().weight.zero_(), id="zeroed"),
 ])
 def test_every_way_of_changing_weights_gives_the_uncached_description(
-        sd: Any, edit: Callable[[Any], Any], recomputations: list[Any]) -> None:
+        sd: Any, uncached: Uncached, edit: Callable[[Any], Any], recomputations: list[Any]) -> None:
+    import torch
+
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     before = describe_pipeline(sd)
     with torch.no_grad():
         edit(sd)
@@ -89,6 +123,10 @@ def test_every_way_of_changing_weights_gives_the_uncached_description(
 
 
 def test_a_replaced_component_with_the_same_weights_keeps_the_fingerprint(sd: Any, builders: Any) -> None:
+    import torch
+
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     before = describe_pipeline(sd)
     sd.unet = builders.sd_unet()  # the same seeded weights, new tensors
     assert describe_pipeline(sd) == before
@@ -98,6 +136,9 @@ def test_a_replaced_component_with_the_same_weights_keeps_the_fingerprint(sd: An
 
 
 def test_the_cache_keeps_no_pipeline_alive(builders: Any) -> None:
+    from pytest_diffbench.run import fingerprint
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     pipe = builders.build_sd()
     describe_pipeline(pipe)
     assert pipe in fingerprint._WEIGHTS_CACHE
@@ -109,7 +150,9 @@ def test_the_cache_keeps_no_pipeline_alive(builders: Any) -> None:
 
 @pytest.mark.model
 def test_lora_loading_fusing_weights_and_disabling_each_change_the_description(
-        sd: Any, builders: Any, recomputations: list[Any]) -> None:
+        sd: Any, uncached: Uncached, builders: Any, recomputations: list[Any]) -> None:
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     seen = [describe_pipeline(sd)]
 
     def changed(step: Callable[[], Any]) -> PipelineDescription:
@@ -139,8 +182,11 @@ def test_lora_loading_fusing_weights_and_disabling_each_change_the_description(
 
 
 def test_weights_without_a_data_pointer_are_hashed_on_every_call(
-        sd: Any, recomputations: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        sd: Any, uncached: Uncached, recomputations: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """A wrapper tensor subclass (quantized weights) may have no data pointer: no cache, same description."""
+    from pytest_diffbench.run import fingerprint
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     expected = uncached(sd)
     recomputations.clear()
 
@@ -152,7 +198,9 @@ def test_weights_without_a_data_pointer_are_hashed_on_every_call(
     assert len(recomputations) == 2
 
 
-def test_the_device_follows_the_weights(sd: Any, recomputations: list[Any]) -> None:
+def test_the_device_follows_the_weights(sd: Any, uncached: Uncached, recomputations: list[Any]) -> None:
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+
     assert describe_pipeline(sd).device == "cpu"
     sd.to("meta")
     moved = describe_pipeline(sd)
@@ -164,7 +212,10 @@ def test_only_a_group_offloaded_pipeline_reads_its_device_on_every_call(
         sd: Any, offloaded: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Group offloading keeps the onload device in a hook, which no tensor shows: never cached. Without
     it the device is a tensor's, which the key holds: read once (diffusers' property walks every module)."""
+    import torch
     from diffusers import DiffusionPipeline
+
+    from pytest_diffbench.run.fingerprint import describe_pipeline
 
     if offloaded:
         sd.unet.enable_group_offload(onload_device=torch.device("cpu"), offload_type="leaf_level")
