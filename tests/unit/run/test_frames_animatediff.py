@@ -9,14 +9,16 @@ from typing import Any
 import pytest
 
 from pytest_diffbench.run.case import DiffbenchCase
-from pytest_diffbench.run.generation import ImageGenerator
 from pytest_diffbench.spec.sweep import expand_sweep, sweep
 
+# pytest_diffbench.run.generation imports torch: imported where it runs, so collecting this module does not.
 
 pytestmark = pytest.mark.model
 
 
 def video_case(pipe: Any) -> DiffbenchCase:
+    from pytest_diffbench.run.generation import ImageGenerator
+
     (case,) = expand_sweep(sweep(steps=2).mark.kwargs, max_cases=8)
     return DiffbenchCase(nodeid="t.py::test[x]", case=case, pipeline=pipe, runner=ImageGenerator(), workflow_version="1")
 

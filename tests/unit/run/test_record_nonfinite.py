@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from pytest_diffbench.run.generation import record_nonfinite
+# pytest_diffbench.run.generation imports torch: the tests import it, so collecting this module does not.
 
 
 def numpy_to_pil_cast(values: list[float]) -> np.ndarray:
@@ -19,6 +19,8 @@ def numpy_to_pil_cast(values: list[float]) -> np.ndarray:
 
 @pytest.mark.parametrize("values", [[np.nan, 0.5], [np.inf], [-np.inf, np.nan]], ids=["nan", "inf", "-inf-and-nan"])
 def test_a_nonfinite_cast_is_recorded_once(values):
+    from pytest_diffbench.run.generation import record_nonfinite
+
     with record_nonfinite() as found:
         numpy_to_pil_cast(values)
         numpy_to_pil_cast(values)
@@ -26,12 +28,16 @@ def test_a_nonfinite_cast_is_recorded_once(values):
 
 
 def test_finite_values_record_nothing():
+    from pytest_diffbench.run.generation import record_nonfinite
+
     with record_nonfinite() as found:
         numpy_to_pil_cast([0.0, 0.5, 1.0])
     assert found == []
 
 
 def test_other_warnings_are_passed_on():
+    from pytest_diffbench.run.generation import record_nonfinite
+
     with pytest.warns(DeprecationWarning, match="old argument"):
         with record_nonfinite() as found:
             warnings.warn("old argument", DeprecationWarning)
@@ -42,6 +48,8 @@ def test_other_warnings_are_passed_on():
 
 
 def test_the_cast_is_recorded_even_where_runtime_warnings_are_errors():
+    from pytest_diffbench.run.generation import record_nonfinite
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         with record_nonfinite() as found:
