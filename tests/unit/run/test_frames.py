@@ -10,12 +10,10 @@ from typing import Any, Mapping
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pytest_diffbench.run.case import DiffbenchCase, SelfRunner
 from pytest_diffbench.run.frames import OutputError, frame_strip, output_image, video_config
-from pytest_diffbench.run.generation import record_nonfinite
 from pytest_diffbench.spec.measurement import Measurement
 from pytest_diffbench.spec.sweep import expand_sweep, sweep
 from pytest_diffbench.spec.video import config_frames, count_problem, frame_boxes, frame_size
@@ -83,6 +81,8 @@ def test_a_videos_frames_lie_left_to_right_in_one_strip_and_cut_back_into_the_sa
 
 
 def test_numpy_torch_and_pil_frames_make_the_same_strip():
+    import torch
+
     frames = frames_of(3)
     levels = as_levels(frames)
     pil, _ = output_image(FramesOutput([frames]))
@@ -96,6 +96,8 @@ def test_numpy_torch_and_pil_frames_make_the_same_strip():
 
 
 def test_nan_in_array_frames_is_noted_like_a_nan_image_from_diffusers():
+    from pytest_diffbench.run.generation import record_nonfinite
+
     levels = as_levels(frames_of(2))
     levels[1, 0, 0, 0] = np.nan
     with warnings.catch_warnings():
@@ -119,14 +121,23 @@ def test_a_video_that_cannot_be_one_strip_is_refused_in_one_line(output, message
     assert str(excinfo.value).startswith(message) and "\n" not in str(excinfo.value)
 
 
-@pytest.mark.parametrize("frames, message", [
-    ([["a frame"]], "the pipeline's video frames are str, not PIL images; diffbench calls it with output_type='pil'"),
-    (np.zeros((1, 3, 8, 8), dtype=np.float32), "the pipeline's video frames have shape (3, 8, 8), not (frames, H, W, C)"),
-    (torch.zeros((1, 3, 5, 8, 8)), "the pipeline's video frames have shape (3, 5, 8, 8), not (frames, C, H, W)"),
+def torch_zeros(*shape: int) -> Any:
+    import torch
+
+    return torch.zeros(shape)
+
+
+# The frames are made in the test: a torch tensor made here would import torch at collection.
+@pytest.mark.parametrize("make_frames, message", [
+    (lambda: [["a frame"]],
+     "the pipeline's video frames are str, not PIL images; diffbench calls it with output_type='pil'"),
+    (lambda: np.zeros((1, 3, 8, 8), dtype=np.float32),
+     "the pipeline's video frames have shape (3, 8, 8), not (frames, H, W, C)"),
+    (lambda: torch_zeros(1, 3, 5, 8, 8), "the pipeline's video frames have shape (3, 5, 8, 8), not (frames, C, H, W)"),
 ])
-def test_frames_that_are_no_pictures_are_refused_in_one_line(frames, message):
+def test_frames_that_are_no_pictures_are_refused_in_one_line(make_frames, message):
     with pytest.raises(OutputError) as excinfo:
-        output_image(FramesOutput(frames))
+        output_image(FramesOutput(make_frames()))
     assert str(excinfo.value).startswith(message)
 
 
