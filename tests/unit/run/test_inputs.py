@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pytest_diffbench.run.inputs import InputError, prepare_inputs
@@ -31,13 +31,20 @@ def pixels_digest(mode: str, image: Image.Image) -> str:
 # -- one picture in every form ---------------------------------------------------------------------
 
 
+def tensor_of(array: np.ndarray) -> Any:
+    """``torch.from_numpy(array)``; torch is imported by the tests that make tensors, not at collection."""
+    import torch
+
+    return torch.from_numpy(array)
+
+
 FORMS = {
     "pil": lambda: Image.fromarray(PIXELS),
     "uint8": lambda: PIXELS,
     "float32": lambda: FLOATS,
     "float64": lambda: FLOATS.astype(np.float64),
-    "torch-chw": lambda: torch.from_numpy(FLOATS).permute(2, 0, 1),
-    "torch-uint8": lambda: torch.from_numpy(PIXELS).permute(2, 0, 1),
+    "torch-chw": lambda: tensor_of(FLOATS).permute(2, 0, 1),
+    "torch-uint8": lambda: tensor_of(PIXELS).permute(2, 0, 1),
     "rgba-pil": lambda: Image.fromarray(np.dstack([PIXELS, np.full((16, 24), 7, np.uint8)]), "RGBA"),
 }
 
@@ -133,6 +140,8 @@ def test_round_off_just_outside_0_1_is_clipped_not_refused():
 
 
 def test_latents_go_to_the_pipeline_unchanged_and_are_recorded_as_a_small_summary():
+    import torch
+
     tensor = torch.from_numpy(LATENTS)
     prepared = prepare_inputs({"latents": tensor, "image": tensor, "prompt_embeds": torch.zeros(1, 77, 32)})
     assert prepared.call_kwargs["latents"] is tensor and prepared.call_kwargs["image"] is tensor  # 4 channels: latents
@@ -144,10 +153,13 @@ def test_latents_go_to_the_pipeline_unchanged_and_are_recorded_as_a_small_summar
     assert len(canonical_json(prepared.records)) < 1500
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_a_latents_tensor_records_its_own_dtype(dtype):
+@pytest.mark.parametrize("dtype_name", ["float32", "float16", "bfloat16"])  # named: torch is imported in the test, not at collection
+def test_a_latents_tensor_records_its_own_dtype(dtype_name):
+    import torch
+
+    dtype = getattr(torch, dtype_name)
     record = prepare_inputs({"latents": torch.from_numpy(LATENTS).to(dtype)}).records["latents"]
-    assert record["dtype"] == str(dtype).removeprefix("torch.")
+    assert record["dtype"] == str(dtype).removeprefix("torch.") == dtype_name
 
 
 def perturbed(relative: float) -> np.ndarray:
@@ -190,6 +202,8 @@ def test_integer_data_is_recorded_exactly():
 
 
 def test_arrays_nested_in_a_mapping_are_recorded_and_the_rest_of_it_kept():
+    import torch
+
     embeds = torch.from_numpy(LATENTS).reshape(1, 256)
     kwargs = {"added_cond_kwargs": {"image_embeds": embeds, "text_ids": [1, 2]},
               "ip_adapter_image": [[PIXELS, None]], "cross_attention_kwargs": {"scale": 0.5}}
@@ -206,5 +220,7 @@ def test_arrays_nested_in_a_mapping_are_recorded_and_the_rest_of_it_kept():
 
 
 def test_a_bad_nested_input_is_named_by_its_path():
+    import torch
+
     with pytest.raises(InputError, match=r"^generate\(added_cond_kwargs.image_embeds=\.\.\.\): the tensor holds NaN"):
         prepare_inputs({"added_cond_kwargs": {"image_embeds": torch.tensor([float("nan")])}})
