@@ -10,34 +10,33 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from diffusers import StableDiffusionPipeline
 
-from pytest_diffbench.run.fingerprint import describe_pipeline, model_fingerprint
-from pytest_diffbench.run.pipelines import (
-    RANDOM_MODEL_ID,
-    RANDOM_SD_DIR,
-    build_random_pipeline,
-    default_dtype,
-    load_pipeline,
-    parse_dtype,
-    resolve_device,
-)
 from pytest_diffbench.run.protocol import PipelineDescription
 from pytest_diffbench.spec.targets import BUILTIN_MODELS
+
+# torch, diffusers and pytest_diffbench.run.pipelines and .fingerprint (which import them) are
+# imported in the tests that use them, so collecting this module does not import them.
 
 
 @pytest.fixture(scope="module")
 def pipe():
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     return build_random_pipeline()
 
 
 def _image(pipe, seed):
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     return pipe("a red cube", num_inference_steps=2, generator=generator, output_type="np").images[0]
 
 
 def test_builds_a_random_tiny_sd_pipeline(pipe):
+    from diffusers import StableDiffusionPipeline
+
+    from pytest_diffbench.run.pipelines import RANDOM_MODEL_ID
+
     assert isinstance(pipe, StableDiffusionPipeline)
     assert pipe.name_or_path == RANDOM_MODEL_ID
     assert pipe.config._name_or_path == RANDOM_MODEL_ID
@@ -51,6 +50,8 @@ def test_builds_a_random_tiny_sd_pipeline(pipe):
 
 
 def test_shipped_configs_are_canonical_json():
+    from pytest_diffbench.run.pipelines import RANDOM_SD_DIR
+
     files = sorted(RANDOM_SD_DIR.rglob("*.json"))
     assert {f.relative_to(RANDOM_SD_DIR).as_posix() for f in files} >= {
         "tokenizer/vocab.json",
@@ -81,6 +82,10 @@ def test_same_seed_same_pixels_other_seed_differs(pipe):
 
 
 def test_build_is_deterministic(pipe):
+    import torch
+
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     other = build_random_pipeline()
     for name in ("unet", "vae", "text_encoder"):
         ours, theirs = getattr(pipe, name).state_dict(), getattr(other, name).state_dict()
@@ -89,6 +94,11 @@ def test_build_is_deterministic(pipe):
 
 
 def test_build_with_dtype():
+    import torch
+
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     half = build_random_pipeline(dtype=torch.bfloat16)
     assert {half.unet.dtype, half.vae.dtype, half.text_encoder.dtype} == {torch.bfloat16}
     assert describe_pipeline(half).dtype == "bfloat16"
@@ -97,6 +107,8 @@ def test_build_with_dtype():
 @pytest.mark.subprocess
 @pytest.mark.model
 def test_fingerprint_is_stable_across_processes(pipe, repo_root, checkout_pythonpath):
+    from pytest_diffbench.run.fingerprint import model_fingerprint
+
     code = (
         "from pytest_diffbench.run.fingerprint import model_fingerprint\n"
         "from pytest_diffbench.run.pipelines import build_random_pipeline\n"
@@ -116,6 +128,11 @@ def test_fingerprint_is_stable_across_processes(pipe, repo_root, checkout_python
 
 
 def test_fingerprint_changes_when_a_weight_changes():
+    import torch
+
+    from pytest_diffbench.run.fingerprint import model_fingerprint
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     pipe = build_random_pipeline()
     before = model_fingerprint(pipe)
     with torch.no_grad():
@@ -124,6 +141,11 @@ def test_fingerprint_changes_when_a_weight_changes():
 
 
 def test_fingerprint_depends_on_dtype_not_memory_layout(pipe):
+    import torch
+
+    from pytest_diffbench.run.fingerprint import model_fingerprint
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     reference = model_fingerprint(pipe)
     assert model_fingerprint(build_random_pipeline(dtype=torch.float16)) != reference
     channels_last = build_random_pipeline()
@@ -134,6 +156,10 @@ def test_fingerprint_depends_on_dtype_not_memory_layout(pipe):
 def test_fingerprint_is_the_same_for_both_layouts_of_a_clip_text_encoder():
     """transformers 4 nests CLIP's text encoder under ``text_model``, transformers 5 does not."""
     from types import SimpleNamespace
+
+    import torch
+
+    from pytest_diffbench.run.fingerprint import model_fingerprint
 
     torch.manual_seed(0)
     flat = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
@@ -150,6 +176,9 @@ def test_fingerprint_is_the_same_for_both_layouts_of_a_clip_text_encoder():
 
 
 def test_describe_pipeline(pipe):
+    from pytest_diffbench.run.fingerprint import describe_pipeline, model_fingerprint
+    from pytest_diffbench.run.pipelines import RANDOM_MODEL_ID
+
     description = describe_pipeline(pipe)
     assert description == PipelineDescription(
         model=RANDOM_MODEL_ID,
@@ -166,6 +195,9 @@ def test_describe_pipeline(pipe):
 
 
 def test_describe_pipeline_uses_portable_names():
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+    from pytest_diffbench.run.pipelines import build_random_pipeline
+
     pipe = build_random_pipeline()
     pipe.register_to_config(_name_or_path="")
     cache_path = "/home/me/.cache/huggingface/hub/models--madebyollin--sdxl-vae-fp16-fix/snapshots/0123abc"
@@ -176,12 +208,20 @@ def test_describe_pipeline_uses_portable_names():
 
 
 def test_load_pipeline_knows_the_random_builtin(pipe):
+    from pytest_diffbench.run.fingerprint import model_fingerprint
+    from pytest_diffbench.run.pipelines import RANDOM_MODEL_ID, load_pipeline
+
     loaded = load_pipeline("diffbench-tiny-random")
     assert loaded.name_or_path == RANDOM_MODEL_ID
     assert model_fingerprint(loaded) == model_fingerprint(pipe)
 
 
 def test_load_pipeline_from_a_folder_records_the_name_it_is_given(pipe, tmp_path, monkeypatch):
+    import torch
+
+    from pytest_diffbench.run.fingerprint import describe_pipeline
+    from pytest_diffbench.run.pipelines import load_pipeline
+
     pipe.save_pretrained(tmp_path / "models" / "my-sd", safe_serialization=True)
     monkeypatch.chdir(tmp_path / "models")  # the folder is loaded from ``folder``, not the working directory
     loaded = load_pipeline("models/my-sd", dtype=torch.bfloat16, folder=tmp_path / "models" / "my-sd")
@@ -193,6 +233,8 @@ def test_load_pipeline_from_a_folder_records_the_name_it_is_given(pipe, tmp_path
 
 
 def test_load_pipeline_names_the_builtins_when_nothing_loads(tmp_path):
+    from pytest_diffbench.run.pipelines import load_pipeline
+
     missing = str(tmp_path / "no-such-model")
     with pytest.raises(ValueError) as excinfo:
         load_pipeline(missing)
@@ -203,6 +245,8 @@ def test_load_pipeline_names_the_builtins_when_nothing_loads(tmp_path):
 
 @pytest.mark.parametrize("index", ["{not json", '{"_class_name": "NoSuchPipeline"}', '{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}'])
 def test_load_pipeline_turns_any_loading_error_into_one_line(tmp_path, index):
+    from pytest_diffbench.run.pipelines import load_pipeline
+
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "model_index.json").write_text(index, encoding="utf-8")
@@ -217,15 +261,25 @@ def test_load_pipeline_turns_any_loading_error_into_one_line(tmp_path, index):
     [("cpu", "cpu"), ("CUDA", "cuda"), ("cuda:1", "cuda:1"), ("mps", "mps")],
 )
 def test_resolve_device(spec, expected):
+    import torch
+
+    from pytest_diffbench.run.pipelines import resolve_device
+
     assert resolve_device(spec) == torch.device(expected)
 
 
 def test_resolve_device_auto_follows_cuda_availability():
+    import torch
+
+    from pytest_diffbench.run.pipelines import resolve_device
+
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @pytest.mark.parametrize("spec", ["gpu", "cuda:x", "cpu:0:1", ""])
 def test_resolve_device_rejects_invalid(spec):
+    from pytest_diffbench.run.pipelines import resolve_device
+
     with pytest.raises(ValueError) as excinfo:
         resolve_device(spec)
     message = str(excinfo.value)
@@ -235,6 +289,10 @@ def test_resolve_device_rejects_invalid(spec):
 
 
 def test_default_dtype():
+    import torch
+
+    from pytest_diffbench.run.pipelines import default_dtype
+
     assert default_dtype("cuda") == torch.float16
     assert default_dtype(torch.device("cuda:1")) == torch.float16
     assert default_dtype("cpu") == torch.float32
@@ -244,20 +302,26 @@ def test_default_dtype():
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("float16", torch.float16),
-        ("fp16", torch.float16),
-        ("BF16", torch.bfloat16),
-        ("bfloat16", torch.bfloat16),
-        ("float32", torch.float32),
-        ("fp32", torch.float32),
+        ("float16", "float16"),
+        ("fp16", "float16"),
+        ("BF16", "bfloat16"),
+        ("bfloat16", "bfloat16"),
+        ("float32", "float32"),
+        ("fp32", "float32"),
     ],
-)
+)  # torch's dtypes by name: torch is imported in the test, not at collection
 def test_parse_dtype(name, expected):
-    assert parse_dtype(name) is expected
+    import torch
+
+    from pytest_diffbench.run.pipelines import parse_dtype
+
+    assert parse_dtype(name) is getattr(torch, expected)
 
 
 @pytest.mark.parametrize("name", ["auto", "half", "int8", ""])
 def test_parse_dtype_rejects_invalid(name):
+    from pytest_diffbench.run.pipelines import parse_dtype
+
     with pytest.raises(ValueError) as excinfo:
         parse_dtype(name)
     message = str(excinfo.value)
