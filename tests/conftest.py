@@ -268,6 +268,17 @@ def _preloaded_modules() -> None:
             continue
 
 
+@pytest.fixture(autouse=True)
+def _torch_before_in_process_model_runs(request: pytest.FixtureRequest) -> None:
+    """A ``model`` test that runs pytest in this process (it uses ``pytester``) gets torch imported
+    before its runs. Test modules import torch only in the tests that use it (not at collection),
+    and pytester drops every module first imported during an in-process run when the run ends;
+    torch cannot be imported twice in one process, so a later test of the same process would
+    crash importing it again. FakePipeline runs (the tests not marked ``model``) import no torch."""
+    if request.node.get_closest_marker("model") and "pytester" in request.fixturenames:
+        importlib.import_module("torch")
+
+
 def precompile(*folders: Path) -> None:
     """Write a hash-checked .pyc for each module under ``folders`` whose .pyc is missing or was made
     from other source (a module already up to date is only hashed).

@@ -53,10 +53,15 @@ def test_one_process_scores_every_group_as_it_runs_and_reads_no_file_for_it(proj
 
 
 def test_two_xdist_workers_give_the_scores_of_the_files(project, file_groups):
-    project.write_tests(project.test("test_case", sweep=SWEEP))
-    run = project.run("-n", "2", "-p", "xdist", update="all")
+    """Two modules of two groups each, one module per worker (``--dist loadfile``): every group is
+    run whole by one worker, scored there, and none is read from the files at the end."""
+    for seed in (0, 1):
+        project.write_tests(project.test("test_case", sweep=f"seeds=[{seed}], steps=[1, 2, 4], cfg=[5.0, 7.5]"),
+                            module=f"test_gen_seed{seed}")
+    run = project.run("-n", "2", "-p", "xdist", "--dist", "loadfile", update="all")
     run.outcome.assert_outcomes(passed=12)
-    assert len(file_groups) < 4  # the groups one worker ran whole came scored from it
+    assert {r.worker for r in run.results} == {"gw0", "gw1"}
+    assert file_groups == []
     scores = [r.ssim_vs_most_steps for r in run.results]
     assert scores == from_the_files(run) and all(score is not None for score in scores)
 
