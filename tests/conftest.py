@@ -268,6 +268,15 @@ def _preloaded_modules() -> None:
             continue
 
 
+@pytest.fixture(scope="session")
+def torch() -> ModuleType:
+    """torch, imported when a test asks for it: test modules do not import it at their top, so
+    collecting the suite (also for ``-m "not model"``) imports nothing heavy. Session-scoped, it is
+    set up before any ``pytester``/``project``: pytester's sys.modules snapshot drops what a test
+    imports during its runs, and a process cannot import torch twice."""
+    return importlib.import_module("torch")
+
+
 @pytest.fixture(autouse=True)
 def _torch_before_in_process_model_runs(request: pytest.FixtureRequest) -> None:
     """A ``model`` test that runs pytest in this process (it uses ``pytester``) gets torch imported
@@ -276,7 +285,7 @@ def _torch_before_in_process_model_runs(request: pytest.FixtureRequest) -> None:
     torch cannot be imported twice in one process, so a later test of the same process would
     crash importing it again. FakePipeline runs (the tests not marked ``model``) import no torch."""
     if request.node.get_closest_marker("model") and "pytester" in request.fixturenames:
-        importlib.import_module("torch")
+        request.getfixturevalue("torch")
 
 
 def precompile(*folders: Path) -> None:

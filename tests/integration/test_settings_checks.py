@@ -16,17 +16,6 @@ import pytest
 from pytest_diffbench.plugin.options import read_settings
 
 
-@pytest.fixture(scope="module")
-def torch() -> ModuleType:
-    """torch, imported by the device tests only (collecting the module imports nothing heavy), and
-    before their ``pytester``/``project`` (a module-scoped fixture is set up first): pytester's
-    sys.modules snapshot drops what a test imports when it ends, and the runs below import torch in
-    this process, which cannot import it twice."""
-    import torch
-
-    return torch
-
-
 @pytest.fixture
 def machine(monkeypatch: pytest.MonkeyPatch, torch: ModuleType):
     """Set what torch sees: ``machine(cuda=N, mps=bool)``."""

@@ -17,15 +17,9 @@ TINY = ["--vae-steps", "2", "--unet-steps", "2", "--batch-size", "2", "--vae-bat
         "--vae-channels", "16", "32", "--unet-channels", "16", "32", "--text-width", "32"]
 
 
-# torch and training.train_tiny (which imports it) are imported by the fixtures below, when a test
-# of this module runs: collecting it (also for `-m "not model"`, which deselects it) imports neither.
-
-
-@pytest.fixture(scope="module")
-def torch() -> ModuleType:
-    import torch
-
-    return torch
+# torch (the suite's `torch` fixture, tests/conftest.py) and training.train_tiny (which imports it)
+# are imported by fixtures, when a test of this module runs: collecting it (also for
+# `-m "not model"`, which deselects it) imports neither.
 
 
 @pytest.fixture(scope="module")

@@ -38,15 +38,6 @@ PHOTOS = ("astronaut", "coffee", "chelsea")
 PERTURBATIONS = ("identical", "noise", "blur", "shift")
 
 
-@pytest.fixture(scope="module")
-def torch() -> ModuleType:
-    """torch, for the tests that name it; imported when they run, so collecting the module (also
-    for `-m "not model"`, which deselects it) does not import it."""
-    import torch
-
-    return torch
-
-
 def photo(name: str, height: int, width: int) -> np.ndarray:
     image = Image.fromarray(getattr(data, name)()).resize((width, height), Image.LANCZOS)
     return to_rgb_array(image)
