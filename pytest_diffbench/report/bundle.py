@@ -23,14 +23,13 @@ import fnmatch
 import hashlib
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
 
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.html import render_report
-from pytest_diffbench.store.files import atomic_writer, inside
+from pytest_diffbench.store.files import atomic_writer, inside, regular_files
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import CONFIGS_DIR, GRIDS_DIR, IMAGES_DIR, INPUTS_DIR, RunFolder
 
@@ -117,39 +116,11 @@ def _files(folder: RunFolder, tree: Path, pattern: str) -> set[str]:
 
     One walk of ``tree`` when it holds no symbolic link at all (the usual run folder); otherwise
     each path found is checked part by part, and the first link found is the one named."""
-    walked = _walk(tree, pattern)
-    if walked is not None:
+    walked, complete = regular_files(tree)
+    if complete:
         top = folder.relative(tree)
-        return {f"{top}/{name}" for name in walked}
+        return {f"{top}/{name}" for name in walked if fnmatch.fnmatch(name.rsplit("/", 1)[-1], pattern)}
     return {folder.relative(in_run(folder, path)) for path in tree.rglob(pattern) if path.is_file() or path.is_symlink()}
-
-
-def _walk(tree: Path, pattern: str) -> list[str] | None:
-    """The regular files under ``tree`` whose names match ``pattern``, as POSIX paths relative to
-    it; None when ``tree`` is, or holds, a symbolic link (anywhere, matching or not), or cannot be
-    read: the caller then checks path by path. [] when ``tree`` is not there."""
-    if tree.is_symlink():
-        return None
-    found: list[str] = []
-    folders = [""]
-    while folders:
-        relative = folders.pop()
-        try:
-            with os.scandir(tree / relative if relative else tree) as entries:
-                for entry in entries:
-                    if entry.is_symlink():
-                        return None
-                    name = f"{relative}/{entry.name}" if relative else entry.name
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(name)
-                    elif entry.is_file(follow_symlinks=False) and fnmatch.fnmatch(entry.name, pattern):
-                        found.append(name)
-        except FileNotFoundError:
-            if relative:
-                return None
-        except OSError:
-            return None
-    return found
 
 
 def bundle_files(folder: RunFolder, results: Sequence[CaseResult], images: str = "failures") -> list[str]:

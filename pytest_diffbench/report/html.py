@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Collection, Mapping, Sequence
 
@@ -25,7 +24,7 @@ from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.summary import (badges, case_order, change_footnote, outcome_counts, speed_change, stages_text,
                                              timing_mismatch_of, what_failed)
-from pytest_diffbench.store.files import PathEscapeError, inside
+from pytest_diffbench.store.files import PathEscapeError, regular_files
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -124,46 +123,20 @@ def _text(key: str, value: Any) -> str:
     return str(value)
 
 
-def _run_files(folder: RunFolder) -> frozenset[str]:
-    """The run folder's regular files that lie there with no symbolic link on the way, as POSIX
-    paths relative to it: the files :func:`~pytest_diffbench.report.bundle.in_run` accepts and
-    finds, found in one walk of the folder instead of a check of every part of every path."""
-    found: list[str] = []
-    folders = [""]
-    while folders:
-        relative = folders.pop()
-        try:
-            with os.scandir(folder.path / relative if relative else folder.path) as entries:
-                for entry in entries:
-                    if entry.is_symlink():
-                        continue
-                    name = f"{relative}/{entry.name}" if relative else entry.name
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(name)
-                    elif entry.is_file(follow_symlinks=False):
-                        found.append(name)
-        except OSError:  # not there, or not readable: as a file there that cannot be read, no link
-            continue
-    return frozenset(found)
-
-
 def _target(folder: RunFolder, path: Path, bundled: Collection[str] | None,
-            present: Collection[str] | None = None) -> tuple[str, str]:
+            present: Collection[str]) -> tuple[str, str]:
     """How the page points at ``path``, a file of the run: (link, note).
 
     The link is ``path`` relative to the run folder when the page's folder holds it: with
     ``bundled`` None (the run folder's page), a file there with no symbolic link on the way (as
-    :func:`~pytest_diffbench.report.bundle.in_run` checks; ``present``, the files of
-    :func:`_run_files`, when the caller has them); otherwise (the bundle's page) one of
+    :func:`~pytest_diffbench.report.bundle.in_run` checks: one of ``present``, the run folder's
+    files of :func:`~pytest_diffbench.store.files.regular_files`); otherwise (the bundle's page) one of
     ``bundled``'s paths. The note says where a file the bundle leaves out lies; both are "" for a
     file the run folder does not hold.
     """
     try:
         relative = folder.relative(path)
-        if present is None:
-            is_present = inside(folder.path, relative).is_file()
-        else:
-            is_present = PurePosixPath(relative).as_posix() in present
+        is_present = PurePosixPath(relative).as_posix() in present
     except PathEscapeError:
         return "", ""
     if not is_present:
@@ -205,7 +178,7 @@ def render_report(folder: RunFolder, results: Sequence[CaseResult], environment:
     bundle's files, POSIX paths relative to the run folder) the bundle's page."""
     esc = html.escape
     run_id = folder.run_id
-    present = _run_files(folder)
+    present = frozenset(regular_files(folder.path)[0])
     rows = [_row(result, folder, bundled, present) for result in sorted(results, key=case_order)]
     counts = "".join(f'<span class="{"passed" if outcome == "passed" else "failed"}">{count} {esc(outcome)}</span>'
                      for outcome, count in outcome_counts(results))

@@ -55,6 +55,35 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
+def regular_files(tree: Path) -> tuple[list[str], bool]:
+    """The regular files under ``tree`` reached without following a symbolic link, as POSIX paths
+    relative to it, in one walk; and whether that is all of them: False when the walk met a
+    symbolic link (``tree`` itself included) or a folder it could not read. ([], True) when
+    ``tree`` is not there."""
+    if tree.is_symlink():
+        return [], False
+    found: list[str] = []
+    complete = True
+    folders = [""]
+    while folders:
+        relative = folders.pop()
+        try:
+            with os.scandir(tree / relative if relative else tree) as entries:
+                for entry in entries:
+                    name = f"{relative}/{entry.name}" if relative else entry.name
+                    if entry.is_symlink():
+                        complete = False
+                    elif entry.is_dir(follow_symlinks=False):
+                        folders.append(name)
+                    elif entry.is_file(follow_symlinks=False):
+                        found.append(name)
+        except FileNotFoundError:
+            complete = complete and not relative  # ``tree`` not there: no file; a folder gone: unknown
+        except OSError:
+            complete = False
+    return found, complete
+
+
 def current_umask() -> int:
     """The process's umask, read without changing it (``/proc/self/status`` on Linux, where
     setting and restoring it would race with other threads), else set and restored."""

@@ -11,9 +11,18 @@ import pytest
 
 from pytest_diffbench.report import bundle
 from pytest_diffbench.report.bundle import in_run
-from pytest_diffbench.report.html import _run_files, _target
-from pytest_diffbench.store.files import PathEscapeError
+from pytest_diffbench.report.html import _target
+from pytest_diffbench.store.files import PathEscapeError, inside, regular_files
 from pytest_diffbench.store.run_folder import RunFolder
+
+
+def passes_the_path_check(folder: RunFolder, name: str) -> bool:
+    """Whether ``name`` is a file of the run folder with no symbolic link on the way, checked part
+    by part (as :func:`~pytest_diffbench.report.bundle.in_run` checks)."""
+    try:
+        return inside(folder.path, name).is_file()
+    except PathEscapeError:
+        return False
 
 
 def test_the_walk_of_the_run_folder_links_what_the_path_check_links(tmp_path: Path) -> None:
@@ -30,15 +39,22 @@ def test_the_walk_of_the_run_folder_links_what_the_path_check_links(tmp_path: Pa
     (folder.path / "images" / "t" / "folder.png").mkdir()  # not a file
     os.mkfifo(folder.path / "images" / "t" / "fifo.png")  # not a regular file
 
-    present = _run_files(folder)
-    assert present == {"results.csv", "images/t/a.png", "grids/cases/t/a.png", "configs/t/a.json"}
+    walked, complete = regular_files(folder.path)
+    present = frozenset(walked)
+    assert present == {"results.csv", "images/t/a.png", "grids/cases/t/a.png", "configs/t/a.json"} and not complete
     names = ["results.csv", "images/t/a.png", "grids/cases/t/a.png", "grids/cases/t/linked.png", "grids/sheets/y.png",
              "grids/sheets/deep/x.png", "images/t/folder.png", "images/t/fifo.png", "images/t/missing.png", "nothing/a.png"]
+    assert {name for name in names if name in present} == {name for name in names if passes_the_path_check(folder, name)}
     for bundled in (None, frozenset({"results.csv", "grids/cases/t/a.png"})):
         for name in names:
-            path = folder.path / name
-            assert _target(folder, path, bundled, present) == _target(folder, path, bundled), name
-    assert _run_files(RunFolder(tmp_path / "absent")) == frozenset()
+            link, note = _target(folder, folder.path / name, bundled, present)
+            if not passes_the_path_check(folder, name):
+                assert (link, note) == ("", ""), name
+            elif bundled is None or name in bundled:
+                assert (link, note) == (name, ""), name
+            else:
+                assert link == "" and note == f"not in the bundle: {name} in the run folder {folder.run_id}", name
+    assert regular_files(tmp_path / "absent") == ([], True)
 
 
 def test_the_bundle_lists_by_one_walk_the_files_the_path_checks_list(tmp_path: Path) -> None:
@@ -56,12 +72,12 @@ def test_the_bundle_lists_by_one_walk_the_files_the_path_checks_list(tmp_path: P
         return {folder.relative(in_run(folder, p)) for p in tree.rglob(pattern) if p.is_file() or p.is_symlink()}
 
     for tree, pattern in [("configs", "*"), ("images", "*.png"), ("grids", "*"), ("inputs", "*"), ("absent", "*")]:
-        assert bundle._walk(folder.path / tree, pattern) is not None  # no link: the one walk
+        assert regular_files(folder.path / tree)[1]  # no link: the one walk is complete
         assert bundle._files(folder, folder.path / tree, pattern) == path_by_path(folder.path / tree, pattern), tree
     assert bundle._files(folder, folder.path / "images", "*.png") == {"images/t/a.png"}
 
     (tmp_path / "elsewhere").mkdir()
     (folder.path / "configs" / "t" / "b.json").symlink_to(tmp_path / "elsewhere")
-    assert bundle._walk(folder.path / "configs", "*") is None
+    assert not regular_files(folder.path / "configs")[1]
     with pytest.raises(PathEscapeError, match="b.json is a symbolic link"):
         bundle._files(folder, folder.path / "configs", "*")
