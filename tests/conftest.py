@@ -10,11 +10,9 @@ tests work under ``--import-mode=importlib`` as well as the default import mode.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import importlib
 import importlib.util
-import io
 import json
 import os
 import pkgutil
@@ -433,16 +431,6 @@ REAL_PLOT_MODULES = frozenset({"tests/integration/test_metric_registry.py", "tes
                                "tests/integration/test_named_artifacts.py", "tests/integration/test_run_artifacts.py"})
 
 
-@functools.cache
-def plot_stand_in() -> bytes:
-    """A 1x1 white PNG: plot.png of the in-process runs of tests that do not look at it."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (1, 1), "white").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def draws_real_plot(node: pytest.Item | pytest.Module) -> bool:
     """Whether the runs of ``node``'s tests draw the real plot.png: it is marked ``real_plot`` or
     lies in :data:`REAL_PLOT_MODULES`."""
@@ -452,13 +440,13 @@ def draws_real_plot(node: pytest.Item | pytest.Module) -> bool:
 
 def plan_plot_not_draw(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process runs (and in-process ``diffbench`` commands) work out plot.png's panels
-    (:func:`~pytest_diffbench.report.plot.plan`) but write :func:`plot_stand_in` instead of
-    building and drawing the figure."""
+    (:func:`~pytest_diffbench.report.plot.plan`) but write a 1x1 stand-in (the suite plugin's
+    ``PLOT_STAND_IN``) instead of building and drawing the figure."""
     from pytest_diffbench.report import artifacts, plot
 
     def planned_not_drawn(results: Any, title: str) -> bytes:
         plot.plan(results)
-        return plot_stand_in()
+        return suite_plugin.PLOT_STAND_IN
 
     monkeypatch.setattr(artifacts, "speed_quality_png", planned_not_drawn)
 
@@ -466,8 +454,8 @@ def plan_plot_not_draw(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _plot_planned_not_drawn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process runs (and in-process ``diffbench`` commands) of a test work out plot.png's
-    panels but do not draw it: they write :func:`plot_stand_in` instead, unless
-    :func:`draws_real_plot` (the test is marked ``real_plot`` or lies in :data:`REAL_PLOT_MODULES`).
+    panels but do not draw it: they write the 1x1 stand-in (the suite plugin's ``PLOT_STAND_IN``)
+    instead, unless :func:`draws_real_plot` (the test is marked ``real_plot`` or lies in :data:`REAL_PLOT_MODULES`).
 
     Building, laying out and drawing the figure with matplotlib is most of a FakePipeline run's
     CPU time (about 0.25 of 0.4 CPU-s for two cases), in the suite's ~800 such runs. The plan
