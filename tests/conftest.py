@@ -286,6 +286,18 @@ def _torch_before_in_process_model_runs(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("torch")
 
 
+def checked_hash_cache_is_current(source: Path, cached: Path) -> bool:
+    """Whether ``cached`` is a checked-hash .pyc (PEP 552: flags 3 after the magic number, then
+    the source's hash) made from ``source`` as it is now. Raises OSError when ``source`` cannot be
+    read; a missing or unreadable ``cached`` is not current."""
+    header = importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
+    try:
+        with open(cached, "rb") as handle:
+            return handle.read(16) == header
+    except OSError:
+        return False
+
+
 def precompile(*folders: Path) -> None:
     """Write a hash-checked .pyc for each module under ``folders`` whose .pyc is missing or was made
     from other source (a module already up to date is only hashed).
@@ -300,10 +312,8 @@ def precompile(*folders: Path) -> None:
         for source in sorted(folder.rglob("*.py")):
             cached = Path(importlib.util.cache_from_source(str(source)))
             try:
-                header = importlib.util.MAGIC_NUMBER + (0b11).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
-                with contextlib.suppress(OSError), open(cached, "rb") as handle:
-                    if handle.read(16) == header:
-                        continue
+                if checked_hash_cache_is_current(source, cached):
+                    continue
                 py_compile.compile(str(source), str(cached), doraise=True,
                                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
             except (OSError, py_compile.PyCompileError):
@@ -330,10 +340,8 @@ def prerewrite(config: pytest.Config, folder: Path) -> None:
                 continue
             cached = rewrite.get_cache_dir(source) / (source.name[:-3] + rewrite.PYC_TAIL)
             try:
-                header = importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little") + importlib.util.source_hash(source.read_bytes())
-                with contextlib.suppress(OSError), open(cached, "rb") as handle:
-                    if handle.read(16) == header:
-                        continue
+                if checked_hash_cache_is_current(source, cached):
+                    continue
                 source_hash, code = rewrite._rewrite_test(source, config)
                 cached.parent.mkdir(exist_ok=True)
                 rewrite._write_pyc(state, code, source_hash, cached)
