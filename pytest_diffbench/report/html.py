@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
 from pytest_diffbench.judge.checks import format_number
@@ -24,7 +24,7 @@ from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.report.summary import (badges, case_order, change_footnote, outcome_counts, speed_change, stages_text,
                                              timing_mismatch_of, what_failed)
-from pytest_diffbench.store.files import PathEscapeError, regular_files
+from pytest_diffbench.store.files import regular_files
 from pytest_diffbench.store.paths import case_path
 from pytest_diffbench.store.run_folder import RunFolder
 
@@ -134,12 +134,8 @@ def _target(folder: RunFolder, path: Path, bundled: Collection[str] | None,
     ``bundled``'s paths. The note says where a file the bundle leaves out lies; both are "" for a
     file the run folder does not hold.
     """
-    try:
-        relative = folder.relative(path)
-        is_present = PurePosixPath(relative).as_posix() in present
-    except PathEscapeError:
-        return "", ""
-    if not is_present:
+    relative = folder.relative(path)
+    if relative not in present:
         return "", ""
     if bundled is None or relative in bundled:
         return relative, ""
