@@ -55,8 +55,10 @@ def collected_nodeids(rootdir: Path, inipath: Path | None, files: Iterable[str])
     paths = sorted({str(rootdir / name) for name in files if (rootdir / name).is_file()})
     if not paths:
         return frozenset()
-    args = ["--collect-only", "-q", "-p", PLUGIN_NAME, "-p", "no:cacheprovider", "--capture=no", "--assert=plain",
-            f"--rootdir={rootdir}"]
+    # A collection, not a test run: no cache, no capturing, no assertion rewriting, and no hunt for
+    # unraisable or thread exceptions (a full garbage collection of this process at its end).
+    args = ["--collect-only", "-q", "-p", PLUGIN_NAME, "-p", "no:cacheprovider", "-p", "no:unraisableexception",
+            "-p", "no:threadexception", "--capture=no", "--assert=plain", f"--rootdir={rootdir}"]
     if inipath is not None:
         args += ["-c", str(inipath)]
     collector = _Collector()
