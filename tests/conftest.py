@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -19,8 +20,10 @@ import pkgutil
 import py_compile
 import re
 import shutil
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable, Iterator
@@ -73,6 +76,8 @@ def _suite_plugin_on_workers_path() -> None:
 
 
 _suite_plugin_on_workers_path()
+
+import forked_pytest  # noqa: E402 (tests/suite_plugin/forked_pytest.py: on sys.path from here on)
 #: The pin of a case on the CPU in float32 (the default ``{device}-{dtype}``).
 PIN = "cpu-float32"
 #: The id of ``@diffbench.sweep(seeds=0, steps=2)``'s one case.
@@ -130,6 +135,47 @@ def stable_row(result: Any) -> dict[str, Any]:
 
 def text_of(outcome: pytest.RunResult) -> str:
     return outcome.stdout.str() + "\n" + outcome.stderr.str()
+
+
+#: What the fork servers of the running test's children import (:func:`run_forked`): torch and
+#: diffusers for a test marked ``model`` (set before its fixtures, module-scoped ones included).
+_preload: list[tuple[str, ...]] = [forked_pytest.LIGHT]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Which fork server the test's children come from (:data:`_preload`)."""
+    _preload[0] = forked_pytest.MODEL if item.get_closest_marker("model") is not None else forked_pytest.LIGHT
+
+
+def run_forked(pytester: pytest.Pytester, *args: str, timeout: float | None = None) -> pytest.RunResult:
+    """:meth:`pytest.Pytester.runpytest_subprocess`, with the child forked from a warm server
+    (tests/suite_plugin/forked_pytest.py) that has imported what the running test's children
+    import (torch and diffusers for a test marked ``model``): the same arguments
+    (``--basetemp`` in a new ``runpytest-N`` folder), environment ($PYTHONPATH led by the
+    project's folder), output files and result, without the child's start-up imports (about
+    0.6 CPU-s; 12 with torch and diffusers). A child whose environment differs from the server's
+    in what modules read at import starts from scratch instead."""
+    from _pytest.pathlib import make_numbered_dir
+
+    basetemp = make_numbered_dir(root=pytester.path, prefix="runpytest-", mode=0o700)
+    plugins = [arg for plugin in pytester.plugins for arg in ("-p", str(plugin))]
+    args = (*plugins, f"--basetemp={basetemp}", *args)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    out_path, err_path = pytester.path / "stdout", pytester.path / "stderr"
+    print("running: python -m pytest", *args)
+    print("     in:", Path.cwd())
+    start = time.monotonic()
+    with out_path.open("w", encoding="utf8") as out, err_path.open("w", encoding="utf8") as err:
+        child = forked_pytest.start_pytest(args, cwd=Path.cwd(), env=env, preload=_preload[0], stdout=out, stderr=err)
+        try:
+            code = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            raise pytest.Pytester.TimeoutExpired(f"{timeout} second timeout expired running: {args}") from None
+    outlines = out_path.read_text(encoding="utf8").splitlines()
+    errlines = err_path.read_text(encoding="utf8").splitlines()
+    return pytest.RunResult(code, outlines, errlines, time.monotonic() - start)
 
 
 class DiffbenchProject:
@@ -195,10 +241,14 @@ class DiffbenchProject:
         outcome = self.run_plain(*flags, *args, subprocess=subprocess)
         return DiffbenchRun.after(outcome, self.path, self.output_dir)
 
-    def run_plain(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
-        """pytest on the project with ``args`` only (no ``--diffbench`` unless given)."""
-        if subprocess:
+    def run_plain(self, *args: str, subprocess: bool = False, fresh: bool = False) -> pytest.RunResult:
+        """pytest on the project with ``args`` only (no ``--diffbench`` unless given): in this
+        process, or with ``subprocess`` in a child forked from a warm server (:func:`run_forked`),
+        or with ``fresh`` too in a child started from scratch (a test of what the child imports)."""
+        if subprocess and fresh:
             return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+        if subprocess:
+            return run_forked(self.pytester, "-p", "no:cacheprovider", *args)
         return self.pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
 
     # -- reading what runs left -----------------------------------------------------------------
@@ -320,13 +370,28 @@ def precompile(*folders: Path) -> None:
                 continue
 
 
-def prerewrite(config: pytest.Config, folder: Path) -> None:
-    """Write pytest's cached, assertion-rewritten code of each test module and conftest.py under
-    ``folder`` whose cache is missing or was made from other source.
+def rewritten_modules(config: pytest.Config, folder: Path) -> list[Path]:
+    """The modules pytest rewrites the asserts of in a run of the suite and in the runs it starts:
+    each test module and conftest.py under ``folder``, and each module of an installed pytest
+    plugin's distribution (one with a ``pytest11`` entry point, such as pytest-xdist's: pytest
+    rewrites those when it loads the plugin, in every child pytest and xdist worker)."""
+    patterns = config.getini("python_files")
+    tests = [source for source in sorted(folder.rglob("*.py"))
+             if source.name == "conftest.py" or any(source.match(pattern) for pattern in patterns)]
+    plugins = {Path(str(dist.locate_file(file))) for dist in importlib.metadata.distributions()
+               if any(entry.group == "pytest11" for entry in dist.entry_points)
+               for file in dist.files or () if file.suffix == ".py"}
+    return tests + sorted(plugins)
+
+
+def prerewrite(config: pytest.Config, sources: Iterable[Path]) -> None:
+    """Write pytest's cached, assertion-rewritten code of each of ``sources`` whose cache is
+    missing or was made from other source.
 
     pytest reads that cache even when it writes no bytecode, but then never writes it: each xdist
-    worker rewrote the suite's ~190 test modules again (about 5 CPU-s each). pytest checks the
-    cache by its source's hash (checked-hash pycs, as pytest 9.2 writes them: flags 3 after the
+    worker rewrote the suite's ~190 test modules again (about 5 CPU-s each), and each child pytest
+    and worker the runs start rewrote pytest-xdist's modules (about 0.3 CPU-s each). pytest checks
+    the cache by its source's hash (checked-hash pycs, as pytest 9.2 writes them: flags 3 after the
     magic number), and writes it atomically, as here with pytest's own, private, functions. A module
     that does not read or compile is left to pytest; a pytest whose functions differ (any other
     error) gets no cache from here and rewrites as before."""
@@ -334,10 +399,7 @@ def prerewrite(config: pytest.Config, folder: Path) -> None:
         from _pytest.assertion import rewrite
 
         state = config.stash[rewrite.assertstate_key]
-        patterns = config.getini("python_files")
-        for source in sorted(folder.rglob("*.py")):
-            if source.name != "conftest.py" and not any(source.match(pattern) for pattern in patterns):
-                continue
+        for source in sources:
             cached = rewrite.get_cache_dir(source) / (source.name[:-3] + rewrite.PYC_TAIL)
             try:
                 if checked_hash_cache_is_current(source, cached):
@@ -357,7 +419,7 @@ def pytest_configure(config: pytest.Config) -> None:
     its xdist workers (:func:`prerewrite`), before xdist starts them."""
     if not hasattr(config, "workerinput"):
         precompile(Path(pytest_diffbench.__file__).parent, SUITE_PLUGIN_DIR)
-        prerewrite(config, REPO_ROOT / "tests")
+        prerewrite(config, rewritten_modules(config, REPO_ROOT / "tests"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -5,11 +5,11 @@ to how it is hashed, makes every committed baseline stale)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import pytest
+from forked_pytest import MODEL, run_python
 
 from pytest_diffbench.spec.outcomes import BaselineAction, Outcome
 from pytest_diffbench.store.results import read_results
@@ -23,11 +23,10 @@ def test_examples_pass_against_the_committed_baselines(repo_root: Path, tmp_path
     before = {path: path.read_bytes() for path in sorted((repo_root / "baselines").rglob("*")) if path.is_file()}
     # -P: as the pytest command, without the working directory on sys.path (where a stale
     # *.egg-info of an old install would name another entry point).
-    proc = subprocess.run(
-        [sys.executable, "-P", "-m", "pytest", "--diffbench", "examples/", "-p", "no:cacheprovider", "-q",
-         f"--diffbench-output-dir={output_dir}", "--diffbench-lpips=off"],
-        cwd=repo_root, capture_output=True, text=True, timeout=600,
-    )
+    # Forked from a server that has imported torch and diffusers (tests/suite_plugin/forked_pytest.py).
+    proc = run_python(["-P", "-m", "pytest", "--diffbench", "examples/", "-p", "no:cacheprovider", "-q", f"--diffbench-output-dir={output_dir}",
+                                 "--diffbench-lpips=off"], cwd=repo_root, env=dict(os.environ), preload=MODEL,
+                      timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     run_id = read_latest(output_dir)
     assert run_id is not None

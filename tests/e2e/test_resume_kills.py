@@ -22,11 +22,11 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from forked_pytest import start_pytest  # tests/suite_plugin: a child pytest forked from a warm server
 from PIL import Image
 
 from pytest_diffbench.store.journal import TEMP_NAME, read_journal
@@ -59,11 +59,8 @@ class Child:
 
     def __init__(self, root: Path, *args: str) -> None:
         self.args = ["-p", "no:cacheprovider", "-p", "no:xdist", "--diffbench", "--diffbench-lpips=off", *args]
-        # SIGINT as a terminal's: Python makes it KeyboardInterrupt only where the child does not inherit it ignored
-        self.process = subprocess.Popen([sys.executable, "-m", "pytest", *self.args], cwd=root, env=child_env(),
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        start_new_session=True,
-                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # SIGINT as a terminal's: a KeyboardInterrupt in the child (start_pytest's children do not inherit it ignored)
+        self.process = start_pytest(self.args, cwd=root, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def wait(self) -> tuple[int, str]:
         out, _ = self.process.communicate(timeout=CHILD_LIMIT)
@@ -212,10 +209,10 @@ def test_ctrl_c_writes_what_finished_and_prints_the_resume_command_that_complete
     assert int(found.group(1)) == CASES - len(paused)
     command = shlex.split(found.group(2))
     assert command == ["pytest", *child.args, f"--diffbench-resume={folder.run_id}"]
-    resumed = subprocess.run([sys.executable, "-m", *command], cwd=root, capture_output=True, text=True,
-                             timeout=CHILD_LIMIT, env=child_env())
-    assert resumed.returncode == 1, resumed.stdout[-3000:]  # no baselines: every case is missing-baseline
-    assert f"{len(paused)} deselected" in resumed.stdout
+    resumed = start_pytest(command[1:], cwd=root, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    printed, _ = resumed.communicate(timeout=CHILD_LIMIT)
+    assert resumed.returncode == 1, printed[-3000:]  # no baselines: every case is missing-baseline
+    assert f"{len(paused)} deselected" in printed
     results = read_results(folder.results)
     assert len(results) == CASES and only_run(root) == folder
     assert corrupt_files(root / ".diffbench") == []

@@ -26,9 +26,9 @@ import random
 import re
 import signal
 import subprocess
-import sys
 
 import pytest
+from forked_pytest import start_pytest  # tests/suite_plugin: a child pytest forked from a warm server
 
 from pytest_diffbench.store.baselines import BaselineError, BaselineStore
 from pytest_diffbench.store.files import sha256_bytes
@@ -119,16 +119,14 @@ class KilledProject:
                COMMITS_ENV: str(commits), FAKE_PIPELINE_ENV: json.dumps({"drift": 0.3 * (self.runs % 2)}), **REAL_FSYNC}
         env.pop("PYTEST_XDIST_WORKER", None)  # $PYTEST_ADDOPTS is the suite's (tests/conftest.py), not this pytest's
         self.runs += 1
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--diffbench",
-                   "--diffbench-update=all", "--diffbench-lpips=off", *self.args]
-        child = subprocess.Popen(command, cwd=self.project.path, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        args = ["-p", "no:cacheprovider", "-v", "--diffbench", "--diffbench-update=all", "--diffbench-lpips=off", *self.args]
+        child = start_pytest(args, cwd=self.project.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         out, _ = child.communicate(timeout=120)
         try:
             os.killpg(child.pid, signal.SIGKILL)  # xdist workers of a killed controller
         except ProcessLookupError:
             pass
-        done = subprocess.CompletedProcess(command, child.returncode, out)
+        done = subprocess.CompletedProcess(child.args, child.returncode, out)
         new = sorted(set(self.project.runs()) - before)
         assert len(new) <= 1, new
         return done, (RunFolder(new[0]) if new else None), int(commits.read_text()) if commits.exists() else 0

@@ -115,7 +115,7 @@ def test_without_flag_tests_skip_and_nothing_heavy_is_imported(project) -> None:
             loaded = [name for name in ("torch", "diffusers", "transformers", "lpips", "pandas", "numpy") if name in sys.modules]
             assert loaded == []
     ''')
-    result = project.run_plain("-rA", subprocess=True)
+    result = project.run_plain("-rA", subprocess=True, fresh=True)
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(["SKIPPED [[]2[]] test_gen.py:*: diffbench tests run only with --diffbench"])
     assert not project.output_dir.exists()

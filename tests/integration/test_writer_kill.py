@@ -15,9 +15,9 @@ import os
 import re
 import signal
 import subprocess
-import sys
 
 import pytest
+from forked_pytest import run_python  # tests/suite_plugin: a child pytest forked from a warm server
 from PIL import Image
 
 from pytest_diffbench.store.journal import TEMP_NAME, read_journal
@@ -83,9 +83,8 @@ def child(project, *args: str, kill_at: int = 0) -> subprocess.CompletedProcess[
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", KILL_AT_ENV: str(kill_at)}
     for name in ("PYTEST_XDIST_WORKER", FAKE_PIPELINE_ENV):  # $PYTEST_ADDOPTS: the suite's (tests/conftest.py)
         env.pop(name, None)
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-v", "--diffbench",
-               "--diffbench-lpips=off", *args]
-    return subprocess.run(command, cwd=project.path, env=env, capture_output=True, text=True, timeout=180)
+    return run_python(["-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-v", "--diffbench", "--diffbench-lpips=off", *args],
+                      cwd=project.path, env=env, timeout=180)
 
 
 def unreadable_files(root) -> list[str]:

@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 from types import ModuleType
 
 import numpy as np
 import pytest
+from forked_pytest import MODEL, run_python  # tests/suite_plugin: forked from a warm server
 from safetensors import safe_open
 
 pytestmark = pytest.mark.model
@@ -44,8 +43,7 @@ def trained(tmp_path_factory, repo_root, checkout_pythonpath):
     """The training script run in a child process with the smallest settings."""
     out = tmp_path_factory.mktemp("tiny") / "model"
     env = {**os.environ, "PYTHONPATH": checkout_pythonpath}
-    proc = subprocess.run([sys.executable, "-m", "training.train_tiny", "--out", str(out), *TINY],
-                          cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_python(["-m", "training.train_tiny", "--out", str(out), *TINY], cwd=repo_root, env=env, preload=MODEL, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, proc.stdout
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 import textwrap
 import warnings
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from forked_pytest import LIGHT, MODEL, run_python  # tests/suite_plugin: a child forked from a warm server
 from PIL import Image, ImageFilter
 from skimage import data
 
@@ -235,9 +235,13 @@ noised = Image.fromarray(np.clip(
 
 
 def run_snippet(
-    code: str, torch_home: Path, *, with_images: bool = False, guard_hub: bool = True
+    code: str, torch_home: Path, *, with_images: bool = False, guard_hub: bool = True, preload: tuple[str, ...] = MODEL
 ) -> dict:
-    """Run ``code`` in a fresh interpreter with $TORCH_HOME set; return its ``result`` dict.
+    """Run ``code`` in a child with $TORCH_HOME set; return its ``result`` dict.
+
+    The child is forked from a server that has imported ``preload`` (torch and diffusers by
+    default; :data:`~forked_pytest.LIGHT` for a snippet that checks what gets imported:
+    tests/suite_plugin/forked_pytest.py).
 
     The snippet fills the dict ``result``; with ``with_images`` it can use the
     photos defined in ``_IMAGES``. The prelude makes every network path raise
@@ -257,13 +261,7 @@ def run_snippet(
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_python(["-c", script], cwd=Path.cwd(), env=env, preload=preload, timeout=600)
     assert proc.returncode == 0, f"snippet failed:\n{proc.stdout}\n{proc.stderr}"
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result.pop("network_calls") == []
@@ -459,6 +457,7 @@ def test_lpips_off_imports_neither_lpips_nor_torch(tmp_path: Path) -> None:
         """,
         tmp_path,
         guard_hub=False,
+        preload=LIGHT,  # torch not imported before the snippet
     )
     assert result == {
         "status": "off",

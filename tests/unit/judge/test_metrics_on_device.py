@@ -11,13 +11,13 @@ suite does not pay; torch float64 convolutions are also slow on the CPU (seconds
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
+import os
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from forked_pytest import MODEL, run_python  # tests/suite_plugin: forked from a warm server
 from PIL import Image, ImageFilter
 from skimage import data
 
@@ -239,8 +239,8 @@ def test_lpips_on_the_device_path_equals_the_host(stand_in_torch_home: Path) -> 
 @pytest.mark.subprocess
 def test_the_metrics_benchmark_prints_a_row_per_path_with_the_same_ssim() -> None:
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "metrics.py"
-    proc = subprocess.run([sys.executable, str(script), "--sizes", "9", "--cpu-runs", "1", "--runs", "1",
-                           "--threads", "1"], capture_output=True, text=True, timeout=600)
+    proc = run_python([str(script), "--sizes", "9", "--cpu-runs", "1", "--runs", "1", "--threads", "1"], cwd=Path.cwd(),
+                      env=dict(os.environ), preload=MODEL, timeout=600)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["9"]]
     paths = [" ".join(row[1:-4]) for row in rows]
@@ -251,7 +251,7 @@ def test_the_metrics_benchmark_prints_a_row_per_path_with_the_same_ssim() -> Non
 
 def test_the_metrics_benchmark_refuses_bad_sizes_in_one_line() -> None:
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "metrics.py"
-    proc = subprocess.run([sys.executable, str(script), "--sizes", "2"], capture_output=True, text=True, timeout=600)
+    proc = run_python([str(script), "--sizes", "2"], cwd=Path.cwd(), env=dict(os.environ), preload=MODEL, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("--sizes must be >= 3 px, --runs, --cpu-runs and --threads >= 1")
 

@@ -1,0 +1,335 @@
+"""Child processes (``python -m pytest``, ``python -m MODULE``, ``python SCRIPT``) forked from a
+warm server, not started from scratch.
+
+A child ``python -m pytest --diffbench`` spends most of its CPU time before its first test:
+starting Python and importing pytest, its plugins and pytest_diffbench (about 0.6 CPU-s), and, on
+the built-in models or the family builders, torch, diffusers and transformers (about 12 CPU-s).
+The suite starts about a hundred such children. A fork server is a Python process that has
+imported those modules once (:data:`LIGHT` or :data:`MODEL`); each child is a ``fork()`` of it
+that runs the module's ``__main__`` (``runpy``) as ``python -m`` does: in its own session
+(``setsid``, as ``start_new_session=True``: killing its process group ends it and its xdist
+workers), in the given folder, with the given environment, arguments and output files, stdin
+``/dev/null``, and ``sys.path`` built as a new interpreter builds it (the folder, or the script's,
+unless ``-P``; then $PYTHONPATH; then the interpreter's own). It ends as the interpreter ends
+(``SystemExit``: atexit handlers run, threads joined, streams flushed); a signal shows as a
+negative return code, as in :mod:`subprocess`.
+
+What a forked child shares with its siblings, where a process started from scratch would not:
+
+- the modules the server imported (never state left by using them: the server only imports);
+- the environment those modules read when imported. So a child is forked only when its
+  environment equals the server's in the variables read then (:data:`IMPORT_PREFIXES`:
+  ``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``, ``HF_*``, ...); a difference there starts the
+  child from scratch. $HOME is the server's own empty folder while it imports (what the libraries
+  derive from it then, huggingface's default cache folder, lies there), the child's after;
+- str hashing's seed: siblings hash strings alike (config hashes are guarded across interpreters
+  by the golden-hash tests, tests/unit/spec/test_config.py, not by comparing children);
+- NumPy's legacy global random state, which each child re-seeds from ``os.urandom`` as a new
+  process does (Python's ``random`` re-seeds itself after a fork).
+
+A server runs one child at a time; a child asked for meanwhile starts from scratch. Linux only
+(children reach the test's pipes through /proc); elsewhere every child starts from scratch.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import importlib
+import io
+import json
+import os
+import runpy
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Mapping, Sequence, Union
+
+#: What a child ``pytest --diffbench`` on a FakePipeline imports.
+#: Not the modules of pytest plugins' distributions (xdist's): pytest rewrites their asserts at import
+#: and warns when one is imported already.
+LIGHT = ("pytest", "execnet", "numpy", "PIL.Image", "PIL.PngImagePlugin", "pytest_diffbench.plugin.hooks",
+         "pytest_diffbench.plugin.session", "pytest_diffbench.testing")
+#: What a child on the built-in models or the family builders imports besides.
+MODEL = (*LIGHT, "torch", "diffusers", "transformers", "pytest_diffbench.run.pipelines",
+         "pytest_diffbench.run.generation")
+
+#: Variables that the interpreter or the preloaded libraries read when they start or are imported
+#: (threads, devices, caches, encodings, allocators): a child differing from its server in one
+#: of these starts from scratch. Every other variable (pytest's, diffbench's, a test's own) is
+#: read at run time; so are the ones the server applies to each child (:data:`APPLIED`).
+IMPORT_PREFIXES = ("PYTHON", "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMEXPR_", "CUDA_", "NVIDIA_", "TORCH",
+                   "PYTORCH_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_", "TOKENIZERS_", "NUMPY_", "LD_",
+                   "MALLOC_", "LC_", "LANG")
+APPLIED = frozenset({"PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "TORCH_HOME"})
+
+Child = Union[subprocess.Popen, "ForkedChild"]
+Output = Union[int, IO[str], IO[bytes], None]
+
+
+def read_at_run_time(name: str) -> bool:
+    """Whether the environment variable ``name`` may differ between a server and its child."""
+    return name in APPLIED or not name.startswith(IMPORT_PREFIXES)
+
+
+class ForkedChild:
+    """A forked child, used as :class:`subprocess.Popen` is: ``pid``, ``returncode``,
+    ``stdout`` (with ``stdout=PIPE``), :meth:`poll`, :meth:`wait`, :meth:`communicate`."""
+
+    def __init__(self, server: ForkServer, pid: int, args: list[str], stdout: IO[str] | None) -> None:
+        self.server = server
+        self.pid = pid
+        self.args = args
+        self.stdout = stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The return code, or None while the child runs."""
+        if self.returncode is None and self.server.ended(0):
+            self.returncode = self.server.exit_code()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The return code (negative: the signal that ended it). Raises
+        :class:`subprocess.TimeoutExpired` after ``timeout`` seconds; the child keeps running."""
+        if self.returncode is None:
+            if not self.server.ended(timeout):
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            self.returncode = self.server.exit_code()
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, None]:
+        """Read the piped output to its end (every writer, xdist workers included, gone), then
+        :meth:`wait`."""
+        out = None
+        if self.stdout is not None:
+            readable, _, _ = select.select([self.stdout], [], [], timeout)
+            if not readable:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            out = self.stdout.read()
+            self.stdout.close()
+        self.wait(timeout)
+        return out, None
+
+    def kill(self) -> None:
+        """SIGKILL the child's process group (it and the processes it started)."""
+        if self.returncode is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class ForkServer:
+    """A process that has imported ``preload`` with the environment ``env``, and forks children."""
+
+    def __init__(self, preload: Sequence[str], env: Mapping[str, str]) -> None:
+        self.preload = tuple(preload)
+        self.env = dict(env)
+        self.home = tempfile.mkdtemp(prefix="fork-server-")
+        # its sys.path is the interpreter's; what the libraries derive from $HOME when imported (huggingface's
+        # cache folder) is a folder of its own, not the folder of the test that happened to start it
+        own = {**{name: value for name, value in env.items() if name != "PYTHONPATH"}, "HOME": self.home}
+        # unbuffered: a reply already read into a buffer would hide from select()
+        self.process = subprocess.Popen([sys.executable, __file__, *self.preload], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, env=own, cwd="/", bufsize=0)
+        self.child: ForkedChild | None = None
+        if self._reply() != "ready":
+            raise RuntimeError(f"the fork server for {self.preload} did not start")
+
+    def _reply(self) -> object:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the fork server for {self.preload} ended (exit status {self.process.wait()})")
+        return json.loads(line)
+
+    def ended(self, timeout: float | None) -> bool:
+        """Whether the running child's exit status arrives within ``timeout`` seconds."""
+        assert self.process.stdout is not None
+        return bool(select.select([self.process.stdout], [], [], timeout)[0])
+
+    def exit_code(self) -> int:
+        """The running child's return code, once :meth:`ended`."""
+        code = self._reply()
+        assert isinstance(code, int)
+        self.child = None
+        return code
+
+    def can_fork(self, env: Mapping[str, str]) -> bool:
+        """Whether a child with ``env`` may be forked from this server now."""
+        if self.process.poll() is not None or (self.child is not None and self.child.poll() is None):
+            return False
+        names = set(self.env) | set(env)
+        return all(read_at_run_time(name) or self.env.get(name) == env.get(name) for name in names)
+
+    def start(self, argv: list[str], cwd: Path, env: Mapping[str, str], stdout: Output, stderr: Output) -> ForkedChild:
+        """Fork ``python *argv`` (see :func:`start_python`)."""
+        assert self.process.stdin is not None
+        opened: list[int] = []
+
+        def path_of(target: Output, default: int) -> str:
+            if target is None:
+                return f"/proc/{os.getpid()}/fd/{default}"
+            if isinstance(target, int):
+                read, write = os.pipe()
+                opened.extend((read, write))
+                return f"/proc/{os.getpid()}/fd/{write}"
+            return f"/proc/{os.getpid()}/fd/{target.fileno()}"
+
+        out = path_of(stdout, 1)
+        err = out if stderr == subprocess.STDOUT else path_of(stderr, 2)
+        request = {"argv": argv, "cwd": str(cwd), "env": dict(env), "stdout": out, "stderr": err}
+        self.process.stdin.write(json.dumps(request).encode() + b"\n")
+        pid = self._reply()  # the server has opened the outputs, forked, and closed its copies
+        assert isinstance(pid, int)
+        piped = None
+        if opened:
+            os.close(opened[1])
+            piped = io.open(opened[0], "r", encoding="utf-8", errors="replace")
+        self.child = ForkedChild(self, pid, [sys.executable, *argv], piped)
+        return self.child
+
+    def close(self) -> None:
+        """End the running child, if any, and the server."""
+        if self.child is not None:
+            self.child.kill()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+_servers: dict[tuple[str, ...], ForkServer] = {}
+
+
+def _server(preload: Sequence[str], env: Mapping[str, str]) -> ForkServer | None:
+    """This process's server for ``preload`` that may fork a child with ``env``, started on first
+    use with ``env``; None when the child must start from scratch."""
+    if not sys.platform.startswith("linux"):
+        return None
+    key = tuple(preload)
+    server = _servers.get(key)
+    if server is None:
+        if not _servers:
+            atexit.register(lambda: [each.close() for each in _servers.values()])
+        server = _servers[key] = ForkServer(preload, env)
+    return server if server.can_fork(env) else None
+
+
+def start_python(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], preload: Sequence[str] = LIGHT,
+                 stdout: Output = None, stderr: Output = None) -> Child:
+    """``python *argv`` (``[-P] -m MODULE ARGS``, ``[-P] -c CODE ARGS`` or ``[-P] SCRIPT ARGS``) in
+    ``cwd`` with ``env``, in its own session: forked from this process's ``preload`` server when it
+    may be (see the module docstring), else started from scratch (:class:`subprocess.Popen`,
+    ``text=True`` for pipes). ``stdout`` and ``stderr`` as :class:`subprocess.Popen` takes them."""
+    server = _server(preload, env)
+    if server is not None:
+        return server.start(list(argv), cwd, env, stdout, stderr)
+    return subprocess.Popen([sys.executable, *argv], cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+
+
+def start_pytest(args: Sequence[str], **options: object) -> Child:
+    """``python -m pytest *args``: :func:`start_python`."""
+    return start_python(["-m", "pytest", *args], **options)  # type: ignore[arg-type]
+
+
+def run_python(argv: Sequence[str], *, timeout: float, **options: object) -> subprocess.CompletedProcess[str]:
+    """:func:`start_python` to its end, as :func:`subprocess.run` with ``capture_output=True``:
+    the return code, stdout and stderr. Raises :class:`subprocess.TimeoutExpired` (the child
+    killed) after ``timeout`` seconds."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out, tempfile.TemporaryFile("w+", encoding="utf-8") as err:
+        child = start_python(argv, stdout=out, stderr=err, **options)  # type: ignore[arg-type]
+        try:
+            code = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+            raise
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess([sys.executable, *argv], code, out.read(), err.read())
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+def _run_child(request: dict, base_path: list[str], encoding: str) -> None:
+    """In the forked child: become ``python *argv`` as the request describes, then run it; its
+    SystemExit (or its end) ends the process as an interpreter's end does."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+    argv = list(request["argv"])
+    safe_path = argv[0] == "-P"
+    if safe_path:
+        argv.pop(0)
+    if argv[0] == "-m":
+        first, run = os.getcwd(), lambda: runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        sys.argv = argv[1:]  # runpy puts the module's path first
+    elif argv[0] == "-c":
+        first, run = "", lambda: exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+        sys.argv = ["-c", *argv[2:]]
+    else:
+        first, run = os.path.dirname(os.path.abspath(argv[0])), lambda: runpy.run_path(argv[0], run_name="__main__")
+        sys.argv = argv
+    extra = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    sys.path[:] = [*([] if safe_path else [first]), *extra, *base_path]
+    importlib.invalidate_caches()
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.open(0, "rb", closefd=False), encoding=encoding)
+    for fd, name in ((1, "stdout"), (2, "stderr")):  # as the interpreter makes them (-u: unbuffered)
+        raw = io.FileIO(fd, "wb", closefd=False)
+        stream = io.TextIOWrapper(raw if unbuffered else io.BufferedWriter(raw), encoding=encoding,
+                                  errors="backslashreplace" if fd == 2 else "strict",
+                                  line_buffering=fd == 2, write_through=unbuffered)
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(int.from_bytes(os.urandom(4), "little"))
+    run()
+    raise SystemExit(0)
+
+
+def serve(preload: Sequence[str]) -> None:
+    """The server's loop: import ``preload``, answer ``"ready"``, then for each request (a JSON
+    line on stdin) fork a child, answer its pid, wait for it, answer its return code."""
+    replies = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # what an import prints must not reach the replies
+    base_path = [entry for entry in sys.path if entry != os.path.dirname(os.path.abspath(__file__))]
+    for name in preload:
+        importlib.import_module(name)
+    gc.freeze()  # the children's collections skip what the server imported (and copy none of its pages)
+    encoding = sys.stdout.encoding
+    replies.write(b'"ready"\n')
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        out = os.open(request["stdout"], os.O_WRONLY | os.O_APPEND)
+        err = out if request["stderr"] == request["stdout"] else os.open(request["stderr"], os.O_WRONLY | os.O_APPEND)
+        pid = os.fork()
+        if pid == 0:
+            replies.close()
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(err, 2)
+            for fd in {null, out, err}:
+                os.close(fd)
+            _run_child(request, base_path, encoding)  # raises SystemExit
+        for fd in {out, err}:
+            os.close(fd)
+        replies.write(f"{pid}\n".encode())
+        _, status = os.waitpid(pid, 0)
+        replies.write(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])
