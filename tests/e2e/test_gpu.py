@@ -23,9 +23,18 @@ def test_gpu(diffbench):
 CUDA = ("--diffbench-device=cuda",)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _needs_cuda():
-    """Skip without a CUDA device; torch is imported only when a GPU test is selected."""
+    """Skip without an NVIDIA CUDA device. NVML is asked first: where its library or driver is
+    missing (CI, any machine without an NVIDIA GPU) the tests skip without importing torch,
+    which would cost this test process seconds of CPU for nothing. Session-scoped, so that it
+    runs before the session fixtures the tests ask for (the stand-in AlexNet weights)."""
+    pynvml = pytest.importorskip("pynvml")
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        pytest.skip(f"needs an NVIDIA CUDA device (NVML: {exc})")
+    pynvml.nvmlShutdown()
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
