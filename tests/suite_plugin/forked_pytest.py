@@ -10,13 +10,18 @@ that runs the module's ``__main__`` (``runpy``) as ``python -m`` does: in its ow
 (``setsid``, as ``start_new_session=True``: killing its process group ends it and its xdist
 workers), in the given folder, with the given environment, arguments and output files, stdin
 ``/dev/null``, and ``sys.path`` built as a new interpreter builds it (the folder, or the script's,
-unless ``-P``; then $PYTHONPATH; then the interpreter's own). It ends as the interpreter ends
-(``SystemExit``: atexit handlers run, threads joined, streams flushed); a signal shows as a
-negative return code, as in :mod:`subprocess`.
+unless ``-P``; then $PYTHONPATH; then the interpreter's own), and a new ``__main__`` module
+(functions defined there pickle by reference, as multiprocessing's pool needs). It ends as the
+interpreter ends (``SystemExit``: atexit handlers run, threads joined, streams flushed); a signal
+shows as a negative return code, as in :mod:`subprocess`. Other interpreter options (``-u``,
+``-X``, ``-W``, ...) start the child from scratch.
 
 What a forked child shares with its siblings, where a process started from scratch would not:
 
 - the modules the server imported (never state left by using them: the server only imports);
+- the modules' import-time side effects: their warnings filters (numpy's), their loggers (PIL's),
+  and no import-time warning of theirs in the child's run;
+- the parent process (``os.getppid()`` is the server's pid, not the test process's);
 - the environment those modules read when imported. So a child is forked only when its
   environment equals the server's in the variables read then (:data:`IMPORT_PREFIXES`:
   ``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``, ``HF_*``, ...); a difference there starts the
@@ -34,8 +39,11 @@ A server runs one child at a time; a child asked for meanwhile starts from scrat
 from __future__ import annotations
 
 import atexit
+import builtins
+import functools
 import gc
 import importlib
+import importlib.machinery
 import io
 import json
 import os
@@ -46,8 +54,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import types
 from pathlib import Path
-from typing import IO, Mapping, Sequence, Union
+from types import TracebackType
+from typing import IO, Callable, Mapping, Sequence, Union
 
 #: What a child ``pytest --diffbench`` on a FakePipeline imports.
 #: Not the modules of pytest plugins' distributions (xdist's): pytest rewrites their asserts at import
@@ -78,14 +89,19 @@ def read_at_run_time(name: str) -> bool:
 
 class ForkedChild:
     """A forked child, used as :class:`subprocess.Popen` is: ``pid``, ``returncode``,
-    ``stdout`` (with ``stdout=PIPE``), :meth:`poll`, :meth:`wait`, :meth:`communicate`."""
+    ``stdout`` and ``stderr`` (text files with ``PIPE``), :meth:`poll`, :meth:`wait`,
+    :meth:`communicate`."""
 
-    def __init__(self, server: ForkServer, pid: int, args: list[str], stdout: IO[str] | None) -> None:
+    def __init__(self, server: ForkServer, pid: int, args: list[str], stdout: IO[str] | None,
+                 stderr: IO[str] | None) -> None:
         self.server = server
         self.pid = pid
         self.args = args
         self.stdout = stdout
+        self.stderr = stderr
         self.returncode: int | None = None
+        #: What :meth:`communicate` has read from each pipe so far (kept across its timeouts, as Popen keeps it).
+        self._read: dict[IO[str], list[bytes]] = {pipe: [] for pipe in (stdout, stderr) if pipe is not None}
 
     def poll(self) -> int | None:
         """The return code, or None while the child runs."""
@@ -102,18 +118,33 @@ class ForkedChild:
             self.returncode = self.server.exit_code()
         return self.returncode
 
-    def communicate(self, timeout: float | None = None) -> tuple[str | None, None]:
-        """Read the piped output to its end (every writer, xdist workers included, gone), then
-        :meth:`wait`."""
-        out = None
-        if self.stdout is not None:
-            readable, _, _ = select.select([self.stdout], [], [], timeout)
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
+        """Read the pipes to their ends (every writer, xdist workers included, gone), then
+        :meth:`wait`; all within ``timeout`` seconds, else :class:`subprocess.TimeoutExpired` (the
+        child keeps running; a later call returns all the output). As Popen's with a timeout, it
+        reads the pipes' descriptors: what the caller already read through ``stdout`` is not in it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = {pipe.fileno(): pipe for pipe in self._read if not pipe.closed}
+        while left:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select(list(left), [], [], wait)
             if not readable:
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
-            out = self.stdout.read()
-            self.stdout.close()
-        self.wait(timeout)
-        return out, None
+            for fd in readable:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    self._read[left[fd]].append(chunk)
+                else:
+                    left.pop(fd).close()
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return self._text(self.stdout), self._text(self.stderr)
+
+    def _text(self, pipe: IO[str] | None) -> str | None:
+        """A pipe's output as Popen's ``text=True`` decodes it (universal newlines)."""
+        if pipe is None:
+            return None
+        text = b"".join(self._read[pipe]).decode(pipe.encoding, pipe.errors)  # type: ignore[attr-defined]
+        return text.replace("\r\n", "\n").replace("\r", "\n")
 
     def kill(self) -> None:
         """SIGKILL the child's process group (it and the processes it started)."""
@@ -170,28 +201,29 @@ class ForkServer:
     def start(self, argv: list[str], cwd: Path, env: Mapping[str, str], stdout: Output, stderr: Output) -> ForkedChild:
         """Fork ``python *argv`` (see :func:`start_python`)."""
         assert self.process.stdin is not None
-        opened: list[int] = []
+        pipes: dict[int, tuple[int, int]] = {}  # the child's fd: the pipe's read and write ends here
 
-        def path_of(target: Output, default: int) -> str:
+        def path_of(target: Output, fd: int) -> str:
             if target is None:
-                return f"/proc/{os.getpid()}/fd/{default}"
-            if isinstance(target, int):
-                read, write = os.pipe()
-                opened.extend((read, write))
-                return f"/proc/{os.getpid()}/fd/{write}"
-            return f"/proc/{os.getpid()}/fd/{target.fileno()}"
+                return f"/proc/{os.getpid()}/fd/{fd}"
+            if target == subprocess.DEVNULL:
+                return os.devnull
+            if target == subprocess.PIPE:
+                pipes[fd] = os.pipe()
+                return f"/proc/{os.getpid()}/fd/{pipes[fd][1]}"
+            return f"/proc/{os.getpid()}/fd/{target if isinstance(target, int) else target.fileno()}"
 
         out = path_of(stdout, 1)
         err = out if stderr == subprocess.STDOUT else path_of(stderr, 2)
         request = {"argv": argv, "cwd": str(cwd), "env": dict(env), "stdout": out, "stderr": err}
         self.process.stdin.write(json.dumps(request).encode() + b"\n")
-        pid = self._reply()  # the server has opened the outputs, forked, and closed its copies
+        pid = self._reply()  # the server has opened the outputs, forked, seen the child's setsid(), closed its copies
         assert isinstance(pid, int)
-        piped = None
-        if opened:
-            os.close(opened[1])
-            piped = io.open(opened[0], "r", encoding="utf-8", errors="replace")
-        self.child = ForkedChild(self, pid, [sys.executable, *argv], piped)
+        piped: dict[int, IO[str]] = {}
+        for fd, (read, write) in pipes.items():  # as Popen's text=True pipes
+            os.close(write)
+            piped[fd] = io.TextIOWrapper(io.open(read, "rb"))
+        self.child = ForkedChild(self, pid, [sys.executable, *argv], piped.get(1), piped.get(2))
         return self.child
 
     def close(self) -> None:
@@ -205,6 +237,15 @@ class ForkServer:
 
 
 _servers: dict[tuple[str, ...], ForkServer] = {}
+
+
+def forkable(argv: Sequence[str], cwd: Path) -> bool:
+    """Whether the server can run ``python *argv``: ``[-P] -m MODULE``, ``[-P] -c CODE`` or
+    ``[-P] SCRIPT`` (a file); any other option changes the interpreter itself."""
+    rest = list(argv[1:] if argv[:1] == ["-P"] else argv)
+    if rest[:1] in (["-m"], ["-c"]):
+        return len(rest) > 1
+    return bool(rest) and not rest[0].startswith("-") and os.path.isfile(os.path.join(cwd, rest[0]))
 
 
 def _server(preload: Sequence[str], env: Mapping[str, str]) -> ForkServer | None:
@@ -227,7 +268,7 @@ def start_python(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], prel
     ``cwd`` with ``env``, in its own session: forked from this process's ``preload`` server when it
     may be (see the module docstring), else started from scratch (:class:`subprocess.Popen`,
     ``text=True`` for pipes). ``stdout`` and ``stderr`` as :class:`subprocess.Popen` takes them."""
-    server = _server(preload, env)
+    server = _server(preload, env) if forkable(argv, cwd) else None
     if server is not None:
         return server.start(list(argv), cwd, env, stdout, stderr)
     return subprocess.Popen([sys.executable, *argv], cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr,
@@ -259,73 +300,116 @@ def run_python(argv: Sequence[str], *, timeout: float, **options: object) -> sub
 # -- the server ---------------------------------------------------------------------------------
 
 
-def _run_child(request: dict, base_path: list[str], encoding: str) -> None:
-    """In the forked child: become ``python *argv`` as the request describes, then run it; its
-    SystemExit (or its end) ends the process as an interpreter's end does."""
-    os.setsid()
+def _main_module(**attributes: object) -> dict:
+    """A new ``__main__`` module, as the interpreter makes it, with ``attributes``; its namespace."""
+    module = types.ModuleType("__main__")
+    module.__dict__.update({"__builtins__": builtins, "__loader__": importlib.machinery.BuiltinImporter, **attributes})
+    sys.modules["__main__"] = module
+    return module.__dict__
+
+
+def _stdio(fd: int, template: io.TextIOWrapper, unbuffered: bool) -> io.TextIOWrapper:
+    """The standard stream on ``fd`` as the interpreter makes it (``create_stdio``): the
+    server's own stream's encoding and errors; unbuffered writes with -u; line-buffered on a
+    terminal and for stderr; named ``<stdout>``."""
+    write = fd != 0
+    buffered = not (unbuffered and write)
+    raw = io.FileIO(fd, "wb" if write else "rb", closefd=False)
+    raw.name = template.name  # type: ignore[misc]
+    binary = (io.BufferedWriter(raw) if write else io.BufferedReader(raw)) if buffered else raw
+    stream = io.TextIOWrapper(binary, encoding=template.encoding, errors=template.errors, newline="\n",
+                              line_buffering=buffered and (os.isatty(fd) or fd == 2), write_through=unbuffered)
+    stream.mode = "w" if write else "r"  # type: ignore[misc]
+    return stream
+
+
+def _run_child(request: dict, base_path: list[str], stdio: list[io.TextIOWrapper]) -> None:
+    """In the forked child (in its own session already): become ``python *argv`` as the request
+    describes, then run it; its SystemExit (or its end) ends the process as an interpreter's end does."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
     sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+    sys.orig_argv = [sys.executable, *request["argv"]]
     argv = list(request["argv"])
     safe_path = argv[0] == "-P"
     if safe_path:
         argv.pop(0)
-    if argv[0] == "-m":
-        first, run = os.getcwd(), lambda: runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-        sys.argv = argv[1:]  # runpy puts the module's path first
+    if argv[0] == "-m":  # as the interpreter runs it: its __main__, its traceback frames, its "No module named"
+        first, run = os.getcwd(), lambda: runpy._run_module_as_main(argv[1], alter_argv=True)  # type: ignore[attr-defined]
+        sys.argv = ["-m", *argv[2:]]
+        _main_module(__spec__=None, __package__=None)
     elif argv[0] == "-c":
-        first, run = "", lambda: exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+        namespace = _main_module(__spec__=None, __package__=None)
+        first, run = "", lambda: exec(compile(argv[1], "<string>", "exec"), namespace)
         sys.argv = ["-c", *argv[2:]]
     else:
-        first, run = os.path.dirname(os.path.abspath(argv[0])), lambda: runpy.run_path(argv[0], run_name="__main__")
+        namespace = _main_module(__spec__=None, __package__=None, __file__=argv[0], __cached__=None,
+                                 __loader__=importlib.machinery.SourceFileLoader("__main__", argv[0]))
+        first, run = os.path.dirname(os.path.abspath(argv[0])), lambda: exec(
+            compile(Path(argv[0]).read_bytes(), argv[0], "exec"), namespace)
         sys.argv = argv
     extra = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
     sys.path[:] = [*([] if safe_path else [first]), *extra, *base_path]
     importlib.invalidate_caches()
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.open(0, "rb", closefd=False), encoding=encoding)
-    for fd, name in ((1, "stdout"), (2, "stderr")):  # as the interpreter makes them (-u: unbuffered)
-        raw = io.FileIO(fd, "wb", closefd=False)
-        stream = io.TextIOWrapper(raw if unbuffered else io.BufferedWriter(raw), encoding=encoding,
-                                  errors="backslashreplace" if fd == 2 else "strict",
-                                  line_buffering=fd == 2, write_through=unbuffered)
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        stream = _stdio(fd, stdio[fd], unbuffered)
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed(int.from_bytes(os.urandom(4), "little"))
-    run()
+    try:
+        run()
+    except BaseException as error:
+        if not isinstance(error, SystemExit):  # the interpreter prints it (KeyboardInterrupt: then ends by SIGINT)
+            sys.excepthook = functools.partial(_from_the_childs_code, sys.excepthook)
+        raise
     raise SystemExit(0)
+
+
+def _from_the_childs_code(hook: Callable[[type[BaseException], BaseException, TracebackType | None], object],
+                          kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    """``hook``, on a child's uncaught exception's traceback without the server's frames: as a new
+    interpreter prints it, from the code's first frame (``-m``: runpy's)."""
+    while trace is not None and trace.tb_frame.f_code.co_filename == _run_child.__code__.co_filename:
+        trace = trace.tb_next
+    hook(kind, error.with_traceback(trace), trace)  # the interpreter's hook prints the exception's own traceback
 
 
 def serve(preload: Sequence[str]) -> None:
     """The server's loop: import ``preload``, answer ``"ready"``, then for each request (a JSON
-    line on stdin) fork a child, answer its pid, wait for it, answer its return code."""
+    line on stdin) fork a child, answer its pid once it has its own session (a kill of its
+    process group reaches it from then on), wait for it, answer its return code."""
     replies = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # what an import prints must not reach the replies
+    stdio = [sys.__stdin__, sys.__stdout__, sys.__stderr__]  # the children's streams are made as these were
     base_path = [entry for entry in sys.path if entry != os.path.dirname(os.path.abspath(__file__))]
     for name in preload:
         importlib.import_module(name)
     gc.freeze()  # the children's collections skip what the server imported (and copy none of its pages)
-    encoding = sys.stdout.encoding
     replies.write(b'"ready"\n')
     for line in sys.stdin.buffer:
         request = json.loads(line)
         out = os.open(request["stdout"], os.O_WRONLY | os.O_APPEND)
         err = out if request["stderr"] == request["stdout"] else os.open(request["stderr"], os.O_WRONLY | os.O_APPEND)
+        session, in_session = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.setsid()
             replies.close()
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(out, 1)
             os.dup2(err, 2)
-            for fd in {null, out, err}:
+            for fd in {null, out, err, session, in_session}:
                 os.close(fd)
-            _run_child(request, base_path, encoding)  # raises SystemExit
-        for fd in {out, err}:
+            _run_child(request, base_path, stdio)  # raises SystemExit
+        for fd in {out, err, in_session}:
             os.close(fd)
+        os.read(session, 1)  # the end of file: the child is in its session (or has ended)
+        os.close(session)
         replies.write(f"{pid}\n".encode())
         _, status = os.waitpid(pid, 0)
         replies.write(f"{os.waitstatus_to_exitcode(status)}\n".encode())

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from forked_pytest import ForkedChild, run_python, start_pytest
+from forked_pytest import ForkedChild, run_python, start_pytest, start_python
 
 pytestmark = pytest.mark.subprocess
 
@@ -85,25 +85,96 @@ def test_a_killed_child_reports_the_signal_and_its_output_ends(folder):
 
 
 SCRIPT = '''
-import json, os, sys
+import json, os, pickle, sys
 
+
+def probe():
+    """A function of __main__: pickled by reference, as a multiprocessing pool sends it."""
+
+
+streams = {name: [getattr(stream, attribute, None) for attribute in ("name", "mode", "encoding", "errors", "line_buffering")]
+           for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr))}
 print(json.dumps({"path0": sys.path[0] if sys.path else None, "argv": sys.argv, "name": __name__, "cwd": os.getcwd(),
-                  "stdout": [sys.stdout.encoding, sys.stdout.line_buffering], "stderr": sys.stderr.errors}))
+                  "streams": streams, "orig_argv": sys.orig_argv[1:], "main": sys.modules["__main__"].__dict__ is globals(),
+                  "file": globals().get("__file__"), "pickles": pickle.loads(pickle.dumps(probe)) is probe}))
 '''
 
 
-@pytest.mark.parametrize("form", ["-c", "-P -c", "script", "-m"])
+@pytest.mark.parametrize("form", ["-c", "-P -c", "script", "-m", "-c unbuffered"])
 def test_python_argv_forms_see_what_a_new_interpreter_sees(tmp_path, form):
     """``-c CODE``, ``-P``, ``SCRIPT`` and ``-m MODULE``: the same sys.path[0], sys.argv,
-    ``__name__``, folder and standard streams as ``python`` started from scratch."""
+    sys.orig_argv, ``__name__``, ``__main__`` module (its functions pickle), folder and standard
+    streams as ``python`` started from scratch."""
     (tmp_path / "probe_module.py").write_text(SCRIPT)
     scripts = tmp_path / "scripts"
     scripts.mkdir()
     (scripts / "probe.py").write_text(SCRIPT)
     argv = {"-c": ["-c", SCRIPT, "one"], "-P -c": ["-P", "-c", SCRIPT, "one"], "script": [str(scripts / "probe.py"), "one"],
-            "-m": ["-m", "probe_module", "one"]}[form]
+            "-m": ["-m", "probe_module", "one"], "-c unbuffered": ["-c", SCRIPT, "one"]}[form]
+    env = {**os.environ, **({"PYTHONUNBUFFERED": "1"} if form.endswith("unbuffered") else {})}
+    forked = run_python(argv, cwd=tmp_path, env=env, timeout=120)
+    fresh = subprocess.run([sys.executable, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert forked.returncode == fresh.returncode == 0, forked.stderr + fresh.stderr
+    assert json.loads(forked.stdout) == json.loads(fresh.stdout)
+
+
+def test_a_pool_of_a_forked_child_runs_functions_of_its_main():
+    """multiprocessing pickles a ``-c`` child's function by reference to ``__main__``."""
+    code = "import multiprocessing\n\ndef square(x):\n    return x * x\n\nwith multiprocessing.Pool(1) as pool:\n" \
+           "    print(pool.map(square, [1, 2, 3]))\n"
+    forked = run_python(["-c", code], cwd=Path.cwd(), env=dict(os.environ), timeout=120)
+    assert (forked.returncode, forked.stdout) == (0, "[1, 4, 9]\n"), forked.stderr
+
+
+def test_a_process_group_kill_right_after_the_start_reaches_the_child(tmp_path):
+    """The pid comes back once the child has its own session: ``killpg`` at once does not miss it."""
+    for _ in range(5):
+        child = start_python(["-c", "import signal; signal.pause()"], cwd=tmp_path, env=dict(os.environ))
+        assert isinstance(child, ForkedChild)
+        os.killpg(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=60) == -signal.SIGKILL
+
+
+def test_communicate_keeps_its_timeout_after_output_and_returns_all_output_later(tmp_path):
+    child = start_python(["-c", "import signal; print('first', flush=True); signal.pause()"], cwd=tmp_path,
+                         env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert isinstance(child, ForkedChild)
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.communicate(timeout=1)
+    child.kill()
+    assert child.communicate(timeout=60) == ("first\n", "")
+    assert child.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("stdout, stderr", [(subprocess.PIPE, subprocess.PIPE), (None, subprocess.PIPE),
+                                            (subprocess.DEVNULL, subprocess.PIPE), (subprocess.PIPE, subprocess.DEVNULL)])
+def test_pipes_and_devnull_as_popen_takes_them(tmp_path, stdout, stderr):
+    """More than a pipe's capacity to each output: the child neither blocks nor loses any of it."""
+    code = "import sys\nsys.stdout.write('out\\r\\n' * 50000)\nsys.stderr.write('err\\n' * 50000)\n"
+    forked = start_python(["-c", code], cwd=tmp_path, env=dict(os.environ), stdout=stdout, stderr=stderr)
+    assert isinstance(forked, ForkedChild)
+    fresh = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=stdout, stderr=stderr, text=True)
+    assert forked.communicate(timeout=120) == fresh.communicate(timeout=120)
+    assert forked.returncode == fresh.returncode == 0
+
+
+def test_other_interpreter_options_start_from_scratch(tmp_path):
+    argv = ["-X", "utf8", "-c", "import sys; print(sys.flags.utf8_mode)"]
+    child = start_python(argv, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE)
+    assert isinstance(child, subprocess.Popen)
+    assert child.communicate(timeout=120)[0] == "1\n"
+
+
+
+@pytest.mark.parametrize("form", ["-c", "script", "-m"])
+@pytest.mark.parametrize("error", ["ValueError('lost')", "KeyboardInterrupt"])
+def test_an_uncaught_exception_reads_and_ends_as_in_a_new_interpreter(tmp_path, form, error):
+    """The same traceback (no server frames), then the same return code: 1, or SIGINT's."""
+    code = f"import atexit\natexit.register(print, 'at exit')\n\ndef fail():\n    raise {error}\n\nfail()\n"
+    (tmp_path / "failing.py").write_text(code)
+    argv = {"-c": ["-c", code], "script": [str(tmp_path / "failing.py")], "-m": ["-m", "failing"]}[form]
     forked = run_python(argv, cwd=tmp_path, env=dict(os.environ), timeout=120)
     fresh = subprocess.run([sys.executable, *argv], cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True,
                            timeout=120)
-    assert forked.returncode == fresh.returncode == 0, forked.stderr + fresh.stderr
-    assert json.loads(forked.stdout) == json.loads(fresh.stdout)
+    assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+    assert fresh.returncode == (1 if error.startswith("ValueError") else -signal.SIGINT)
