@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -78,6 +79,7 @@ def _suite_plugin_on_workers_path() -> None:
 _suite_plugin_on_workers_path()
 
 import forked_pytest  # noqa: E402 (tests/suite_plugin/forked_pytest.py: on sys.path from here on)
+
 #: The pin of a case on the CPU in float32 (the default ``{device}-{dtype}``).
 PIN = "cpu-float32"
 #: The id of ``@diffbench.sweep(seeds=0, steps=2)``'s one case.
@@ -151,13 +153,11 @@ def run_forked(pytester: pytest.Pytester, *args: str, timeout: float | None = No
     """:meth:`pytest.Pytester.runpytest_subprocess`, with the child forked from a warm server
     (tests/suite_plugin/forked_pytest.py) that has imported what the running test's children
     import (torch and diffusers for a test marked ``model``): the same arguments
-    (``--basetemp`` in a new ``runpytest-N`` folder), environment ($PYTHONPATH led by the
+    (``--basetemp`` in a new ``runpytest-*`` folder), environment ($PYTHONPATH led by the
     project's folder), output files and result, without the child's start-up imports (about
     0.6 CPU-s; 12 with torch and diffusers). A child whose environment differs from the server's
     in what modules read at import starts from scratch instead."""
-    from _pytest.pathlib import make_numbered_dir
-
-    basetemp = make_numbered_dir(root=pytester.path, prefix="runpytest-", mode=0o700)
+    basetemp = tempfile.mkdtemp(prefix="runpytest-", dir=pytester.path)
     plugins = [arg for plugin in pytester.plugins for arg in ("-p", str(plugin))]
     args = (*plugins, f"--basetemp={basetemp}", *args)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
