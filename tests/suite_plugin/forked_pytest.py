@@ -22,10 +22,10 @@ What a forked child shares with its siblings, where a process started from scrat
 - the modules' import-time side effects: their warnings filters (numpy's), their loggers (PIL's),
   and no import-time warning of theirs in the child's run;
 - the parent process (``os.getppid()`` is the server's pid, not the test process's);
-- the environment those modules read when imported. So a child is forked only when its
-  environment equals the server's in the variables read then (:data:`IMPORT_PREFIXES`:
-  ``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``, ``HF_*``, ...); a difference there starts the
-  child from scratch. $HOME is the server's own empty folder while it imports (what the libraries
+- the environment those modules read when imported. So a child is forked from a server that
+  imported them with the child's own values of the variables read then (:data:`IMPORT_PREFIXES`:
+  ``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``, ``HF_*``, ...): each such environment gets a
+  server of its own (at most :data:`MAX_SERVERS`; beyond, children start from scratch). $HOME is the server's own empty folder while it imports (what the libraries
   derive from it then, huggingface's default cache folder, lies there), the child's after;
 - str hashing's seed: siblings hash strings alike (config hashes are guarded across interpreters
   by the golden-hash tests, tests/unit/spec/test_config.py, not by comparing children);
@@ -70,8 +70,8 @@ MODEL = (*LIGHT, "torch", "diffusers", "transformers", "pytest_diffbench.run.pip
          "pytest_diffbench.run.generation")
 
 #: Variables that the interpreter or the preloaded libraries read when they start or are imported
-#: (threads, devices, caches, encodings, allocators): a child differing from its server in one
-#: of these starts from scratch. Every other variable (pytest's, diffbench's, a test's own) is
+#: (threads, devices, caches, encodings, allocators): a child is forked from a server that has the
+#: child's values of these. Every other variable (pytest's, diffbench's, a test's own) is
 #: read at run time; so are the ones the server applies to each child (:data:`APPLIED`).
 IMPORT_PREFIXES = ("PYTHON", "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUMEXPR_", "CUDA_", "NVIDIA_", "TORCH",
                    "PYTORCH_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_", "TOKENIZERS_", "NUMPY_", "LD_",
@@ -191,12 +191,9 @@ class ForkServer:
         self.child = None
         return code
 
-    def can_fork(self, env: Mapping[str, str]) -> bool:
-        """Whether a child with ``env`` may be forked from this server now."""
-        if self.process.poll() is not None or (self.child is not None and self.child.poll() is None):
-            return False
-        names = set(self.env) | set(env)
-        return all(read_at_run_time(name) or self.env.get(name) == env.get(name) for name in names)
+    def can_fork(self) -> bool:
+        """Whether the server is up and has no child running."""
+        return self.process.poll() is None and (self.child is None or self.child.poll() is not None)
 
     def start(self, argv: list[str], cwd: Path, env: Mapping[str, str], stdout: Output, stderr: Output) -> ForkedChild:
         """Fork ``python *argv`` (see :func:`start_python`)."""
@@ -236,7 +233,16 @@ class ForkServer:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-_servers: dict[tuple[str, ...], ForkServer] = {}
+#: This process's servers, by what they imported and the environment they imported it with.
+_servers: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ForkServer] = {}
+#: At most this many servers per process (a MODEL server holds torch and diffusers in memory);
+#: a child that would need another starts from scratch.
+MAX_SERVERS = 8
+
+
+def import_environment(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The variables of ``env`` read at import (not :func:`read_at_run_time`), sorted."""
+    return tuple(sorted((name, value) for name, value in env.items() if not read_at_run_time(name)))
 
 
 def forkable(argv: Sequence[str], cwd: Path) -> bool:
@@ -249,17 +255,20 @@ def forkable(argv: Sequence[str], cwd: Path) -> bool:
 
 
 def _server(preload: Sequence[str], env: Mapping[str, str]) -> ForkServer | None:
-    """This process's server for ``preload`` that may fork a child with ``env``, started on first
-    use with ``env``; None when the child must start from scratch."""
+    """This process's server that has imported ``preload`` with the variables of ``env`` read at
+    import, started on first use (one per such environment, at most :data:`MAX_SERVERS`); None
+    when the child must start from scratch (not Linux, too many servers, or the server busy)."""
     if not sys.platform.startswith("linux"):
         return None
-    key = tuple(preload)
+    key = (tuple(preload), import_environment(env))
     server = _servers.get(key)
     if server is None:
+        if len(_servers) >= MAX_SERVERS:
+            return None
         if not _servers:
             atexit.register(lambda: [each.close() for each in _servers.values()])
         server = _servers[key] = ForkServer(preload, env)
-    return server if server.can_fork(env) else None
+    return server if server.can_fork() else None
 
 
 def start_python(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], preload: Sequence[str] = LIGHT,

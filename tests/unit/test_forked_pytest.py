@@ -63,11 +63,20 @@ def test_a_forked_child_runs_as_python_m_pytest_in_its_folder_with_its_environme
     assert again.returncode == pytest.ExitCode.OK and probe(out)["marker"] == "two"
 
 
-def test_a_child_whose_import_time_environment_differs_starts_from_scratch(folder):
-    run(folder, "-k", "probe")  # the server exists
-    child, out = run(folder, "-k", "probe", OMP_NUM_THREADS="3")
-    assert isinstance(child, subprocess.Popen)
-    assert child.returncode == pytest.ExitCode.OK and probe(out)["path0"] == str(folder)
+def test_a_child_whose_import_time_environment_differs_forks_from_a_server_of_that_environment(tmp_path):
+    """Children that differ in a variable read at import (OMP_NUM_THREADS) come from different
+    servers, each started with that value; children that differ only in others share one."""
+    code = "import json, os; print(json.dumps([os.getppid(), os.environ.get('OMP_NUM_THREADS'), os.environ.get('MARK')]))"
+
+    def child(**env: str) -> list:
+        done = run_python(["-c", code], cwd=tmp_path, env={**os.environ, **env}, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    one, other = child(OMP_NUM_THREADS="1", MARK="a"), child(OMP_NUM_THREADS="1", MARK="b")
+    three = child(OMP_NUM_THREADS="3", MARK="c")
+    assert one[0] == other[0] != three[0] != os.getpid()  # a server's children: its pid is their parent's
+    assert [one[1:], other[1:], three[1:]] == [["1", "a"], ["1", "b"], ["3", "c"]]
 
 
 def test_a_killed_child_reports_the_signal_and_its_output_ends(folder):
