@@ -20,7 +20,6 @@ import pkgutil
 import py_compile
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -149,33 +148,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     _preload[0] = forked_pytest.MODEL if item.get_closest_marker("model") is not None else forked_pytest.LIGHT
 
 
-def run_forked(pytester: pytest.Pytester, *args: str, timeout: float | None = None) -> pytest.RunResult:
+def run_forked(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     """:meth:`pytest.Pytester.runpytest_subprocess`, with the child forked from a warm server
     (tests/suite_plugin/forked_pytest.py) that has imported what the running test's children
     import (torch and diffusers for a test marked ``model``): the same arguments
     (``--basetemp`` in a new ``runpytest-*`` folder), environment ($PYTHONPATH led by the
-    project's folder), output files and result, without the child's start-up imports (about
-    0.6 CPU-s; 12 with torch and diffusers). A child whose environment differs from the server's
-    in what modules read at import starts from scratch instead."""
+    project's folder) and result, without the child's start-up imports (about 0.6 CPU-s; 12 with
+    torch and diffusers). A child whose environment differs from the server's in what modules
+    read at import starts from scratch instead."""
     basetemp = tempfile.mkdtemp(prefix="runpytest-", dir=pytester.path)
     plugins = [arg for plugin in pytester.plugins for arg in ("-p", str(plugin))]
     args = (*plugins, f"--basetemp={basetemp}", *args)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
-    out_path, err_path = pytester.path / "stdout", pytester.path / "stderr"
     print("running: python -m pytest", *args)
     print("     in:", Path.cwd())
     start = time.monotonic()
-    with out_path.open("w", encoding="utf8") as out, err_path.open("w", encoding="utf8") as err:
-        child = forked_pytest.start_pytest(args, cwd=Path.cwd(), env=env, preload=_preload[0], stdout=out, stderr=err)
-        try:
-            code = child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-            raise pytest.Pytester.TimeoutExpired(f"{timeout} second timeout expired running: {args}") from None
-    outlines = out_path.read_text(encoding="utf8").splitlines()
-    errlines = err_path.read_text(encoding="utf8").splitlines()
-    return pytest.RunResult(code, outlines, errlines, time.monotonic() - start)
+    done = forked_pytest.run_python(["-m", "pytest", *args], cwd=Path.cwd(), env=env, preload=_preload[0], timeout=None)
+    return pytest.RunResult(done.returncode, done.stdout.splitlines(), done.stderr.splitlines(), time.monotonic() - start)
 
 
 class DiffbenchProject:
@@ -326,14 +315,19 @@ def torch() -> ModuleType:
 
 
 @pytest.fixture(autouse=True)
-def _torch_before_in_process_model_runs(request: pytest.FixtureRequest) -> None:
-    """A ``model`` test that runs pytest in this process (it uses ``pytester``) gets torch imported
-    before its runs. Test modules import torch only in the tests that use it (not at collection),
-    and pytester drops every module first imported during an in-process run when the run ends;
-    torch cannot be imported twice in one process, so a later test of the same process would
-    crash importing it again. FakePipeline runs (the tests not marked ``model``) import no torch."""
+def _model_stack_before_in_process_model_runs(request: pytest.FixtureRequest) -> None:
+    """A ``model`` test that runs pytest in this process (it uses ``pytester``) gets torch,
+    diffusers, transformers and the diffbench modules that import them (``forked_pytest.MODEL``,
+    what its child runs' server imports too) imported before its runs. Test modules import them
+    only in the tests that use them (not at collection), and pytester drops every module first
+    imported during an in-process run when the run ends; these register operators with torch
+    when imported (torch itself, and ``torch._inductor.test_operators``, which diffusers' pipelines
+    bring), so importing one again in a later test of the same process crashes. FakePipeline runs
+    (the tests not marked ``model``) import none of them."""
     if request.node.get_closest_marker("model") and "pytester" in request.fixturenames:
         request.getfixturevalue("torch")
+        for name in forked_pytest.MODEL:
+            importlib.import_module(name)
 
 
 def checked_hash_cache_is_current(source: Path, cached: Path) -> bool:

@@ -160,7 +160,6 @@ class ForkServer:
 
     def __init__(self, preload: Sequence[str], env: Mapping[str, str]) -> None:
         self.preload = tuple(preload)
-        self.env = dict(env)
         self.home = tempfile.mkdtemp(prefix="fork-server-")
         # its sys.path is the interpreter's; what the libraries derive from $HOME when imported (huggingface's
         # cache folder) is a folder of its own, not the folder of the test that happened to start it
@@ -289,10 +288,10 @@ def start_pytest(args: Sequence[str], **options: object) -> Child:
     return start_python(["-m", "pytest", *args], **options)  # type: ignore[arg-type]
 
 
-def run_python(argv: Sequence[str], *, timeout: float, **options: object) -> subprocess.CompletedProcess[str]:
+def run_python(argv: Sequence[str], *, timeout: float | None, **options: object) -> subprocess.CompletedProcess[str]:
     """:func:`start_python` to its end, as :func:`subprocess.run` with ``capture_output=True``:
     the return code, stdout and stderr. Raises :class:`subprocess.TimeoutExpired` (the child
-    killed) after ``timeout`` seconds."""
+    killed) after ``timeout`` seconds (None: no limit)."""
     with tempfile.TemporaryFile("w+", encoding="utf-8") as out, tempfile.TemporaryFile("w+", encoding="utf-8") as err:
         child = start_python(argv, stdout=out, stderr=err, **options)  # type: ignore[arg-type]
         try:
