@@ -10,6 +10,8 @@ tests work under ``--import-mode=importlib`` as well as the default import mode.
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import hashlib
 import importlib
 import importlib.metadata
@@ -143,9 +145,44 @@ def text_of(outcome: pytest.RunResult) -> str:
 _preload: list[tuple[str, ...]] = [forked_pytest.LIGHT]
 
 
+#: How many modules were imported when :func:`freeze_imported` last froze the heap.
+_modules_when_frozen = [0]
+#: Modules imported since the last freeze that make the next test's setup freeze again (torch
+#: and diffusers bring about 2,000; a FakePipeline run's modules are dropped after it).
+FREEZE_AFTER_MODULES = 200
+
+
+def freeze_imported() -> None:
+    """Collect the garbage, then move every object left into the garbage collector's permanent
+    generation (:func:`gc.freeze`), when at least :data:`FREEZE_AFTER_MODULES` modules were
+    imported since the last time: before the first test, and after the test that imported torch.
+
+    Each in-process pytest run ends with two full collections (pytest's unraisable- and
+    thread-exception plugins), and each traverses every object of this process that is not
+    frozen: with torch and diffusers imported, that made a FakePipeline run's CPU time about twice
+    as long. Frozen objects are never freed; those alive at a test's setup are the modules' and
+    the session's and modules' fixtures'."""
+    if len(sys.modules) >= _modules_when_frozen[0] + FREEZE_AFTER_MODULES:
+        gc.collect()
+        gc.freeze()
+        _modules_when_frozen[0] = len(sys.modules)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Which fork server the test's children come from (:data:`_preload`)."""
+    """Which fork server the test's children come from (:data:`_preload`); the heap frozen after
+    many imports (:func:`freeze_imported`)."""
     _preload[0] = forked_pytest.MODEL if item.get_closest_marker("model") is not None else forked_pytest.LIGHT
+    freeze_imported()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _xdist_workers_forked() -> Iterator[None]:
+    """The xdist workers of the tests' in-process ``pytest -n`` runs are forked from a warm server
+    too (``forked_pytest.forked_execnet_workers``; of :data:`_preload`'s imports), not started
+    from scratch: each saves about half its 1 CPU-s start. Session-scoped and autouse, it covers
+    only the processes that run tests, never the controller of this suite's own workers."""
+    with forked_pytest.forked_execnet_workers(lambda: _preload[0]):
+        yield
 
 
 def run_forked(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -267,25 +304,39 @@ LAZY_LIBRARY_MODULES = ("pandas.io.formats.csvs", "skimage.metrics._structural_s
 #: A statement at the top of a module that imports a library which loads torch, or another module.
 _TOP_IMPORT = re.compile(r"^(?:import|from)[ \t]+([\w.]+)(?:[ \t]+import[ \t]+(?:\(([^)]*)\)|([\w \t,]+)))?", re.MULTILINE)
 _TORCH_LIBRARIES = ("torch", "diffusers", "transformers", "lpips", "accelerate", "peft")
+#: An import statement anywhere in a module, indented too (:data:`_TOP_IMPORT`'s groups).
+_ANY_IMPORT = re.compile(r"^[ \t]*" + _TOP_IMPORT.pattern[1:], re.MULTILINE)
+
+
+def imported_by(source: str, *, anywhere: bool = False) -> set[str]:
+    """What the import statements at the top of ``source`` (with ``anywhere``, indented ones too)
+    name: each module, and ``module.name`` for each name of a ``from module import``."""
+    pattern = _ANY_IMPORT if anywhere else _TOP_IMPORT
+    return {target for module, grouped, names in pattern.findall(source)
+            for target in [module, *(f"{module}.{n.split()[0]}" for n in (grouped or names).split(",") if n.strip())]}
+
+
+@functools.lru_cache(maxsize=None)
+def module_imports(package: ModuleType = pytest_diffbench, *, anywhere: bool = False) -> dict[str, set[str]]:
+    """:func:`imported_by` of each module of ``package``, by module name. Read from the sources."""
+    imports = {}
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        spec = importlib.util.find_spec(info.name)
+        if spec is not None and spec.origin is not None and spec.origin.endswith(".py"):
+            imports[info.name] = imported_by(Path(spec.origin).read_text(encoding="utf-8"), anywhere=anywhere)
+    return imports
 
 
 def modules_without_torch(package: ModuleType = pytest_diffbench) -> list[str]:
     """The modules of ``package`` whose import does not load torch: none of the statements at
     their top (not indented) imports a library of :data:`_TORCH_LIBRARIES`, or a module of the
     package that does. Read from the sources, nothing is imported."""
-    sources = {}
-    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        spec = importlib.util.find_spec(info.name)
-        if spec is not None and spec.origin is not None and spec.origin.endswith(".py"):
-            sources[info.name] = Path(spec.origin).read_text(encoding="utf-8")
-    imports = {name: {target for module, grouped, names in _TOP_IMPORT.findall(source)
-                      for target in [module, *(f"{module}.{n.split()[0]}" for n in (grouped or names).split(",") if n.strip())]}
-               for name, source in sources.items()}
+    imports = module_imports(package)
     heavy = {name for name, targets in imports.items() if any(t.split(".")[0] in _TORCH_LIBRARIES for t in targets)}
     while True:
         more = {name for name, targets in imports.items() if name not in heavy and targets & heavy}
         if not more:
-            return sorted(set(sources) - heavy)
+            return sorted(set(imports) - heavy)
         heavy |= more
 
 
@@ -417,13 +468,42 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with a test that starts child processes (marked ``subprocess``) run first, each
-    module's tests together and in their order. They hold the suite's longest tests (the kill
-    tests take tens of seconds each); under xdist's worksteal a worker that runs out of tests
-    takes the end of the other's queue, which is then short in-process tests, instead of one long
-    test keeping a core busy while the other has nothing left. Every xdist worker sorts the same."""
+    """The modules that may import torch (:func:`imports_torch`) run first, then the modules with a
+    test that starts child processes (marked ``subprocess``), each module's tests together and in
+    their order. Every xdist worker sorts the same.
+
+    xdist's worksteal gives each worker an equal run of the sorted tests; a worker that runs out
+    takes the end of the other's queue. The first, at the head of the first worker's run, are
+    done before the other runs out (as measured): they run in that worker only, and the other never pays
+    torch's and diffusers' import (about 5 CPU-s). The second hold the suite's longest tests (the
+    kill tests take tens of seconds each): early in a queue, the end that a worker takes is short
+    in-process tests, instead of one long test keeping a core busy while the other has nothing left."""
     starts_children = {item.path for item in items if item.get_closest_marker("subprocess")}
-    items.sort(key=lambda item: item.path not in starts_children)
+    items.sort(key=lambda item: (not imports_torch(item.path), item.path not in starts_children))
+
+
+@functools.lru_cache(maxsize=None)
+def _modules_with_torch(package: ModuleType = pytest_diffbench) -> frozenset[str]:
+    """The modules of ``package`` that load torch when imported (not :func:`modules_without_torch`),
+    and those with an import statement of such a module or of a library of :data:`_TORCH_LIBRARIES`
+    in a function (one step: not the modules whose functions import those)."""
+    loading = set(module_imports(package)) - set(modules_without_torch(package))
+    return frozenset(loading | {name for name, targets in module_imports(package, anywhere=True).items()
+                                if any(t in loading or t.split(".")[0] in _TORCH_LIBRARIES for t in targets)})
+
+
+@functools.lru_cache(maxsize=None)
+def imports_torch(path: Path) -> bool:
+    """Whether the test module at ``path`` may import torch, at its top or within a test: an
+    import statement of a library of :data:`_TORCH_LIBRARIES` or of a pytest_diffbench module
+    that may load one (:func:`_modules_with_torch`). Read from the source; an unreadable
+    module counts as not importing it."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    heavy = _modules_with_torch()
+    return any(target in heavy or target.split(".")[0] in _TORCH_LIBRARIES for target in imported_by(source, anywhere=True))
 
 
 #: Tiny offline builders of every diffusers pipeline family (imports torch: only tests that use them pay).
@@ -488,18 +568,11 @@ def child_environment(monkeypatch: pytest.MonkeyPatch, torch_home: Path, *, real
     monkeypatch.setattr(os, "fsync", suite_plugin.skipped_fsync)
 
 
-#: Test modules whose runs (in-process and child) draw the real plot.png (they look at it), as if each of their
-#: tests were marked ``real_plot``; the plot's own tests (tests/unit/report/test_plot*.py) call
-#: report/plot.py directly and always draw it.
-REAL_PLOT_MODULES = frozenset({"tests/integration/test_metric_registry.py", "tests/integration/test_run_outputs.py",
-                               "tests/integration/test_named_artifacts.py", "tests/integration/test_run_artifacts.py"})
-
-
 def draws_real_plot(node: pytest.Item | pytest.Module) -> bool:
-    """Whether the runs of ``node``'s tests draw the real plot.png: it is marked ``real_plot`` or
-    lies in :data:`REAL_PLOT_MODULES`."""
-    return node.get_closest_marker("real_plot") is not None or \
-        node.path.relative_to(REPO_ROOT).as_posix() in REAL_PLOT_MODULES
+    """Whether the runs of ``node``'s tests draw the real plot.png: it is marked ``real_plot`` (a
+    test, or a module through ``pytestmark``). The plot's own tests (tests/unit/report/test_plot*.py)
+    call report/plot.py directly and always draw it."""
+    return node.get_closest_marker("real_plot") is not None
 
 
 def plan_plot_not_draw(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -519,7 +592,7 @@ def plan_plot_not_draw(monkeypatch: pytest.MonkeyPatch) -> None:
 def _plot_planned_not_drawn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process runs (and in-process ``diffbench`` commands) of a test work out plot.png's
     panels but do not draw it: they write the 1x1 stand-in (the suite plugin's ``PLOT_STAND_IN``)
-    instead, unless :func:`draws_real_plot` (the test is marked ``real_plot`` or lies in :data:`REAL_PLOT_MODULES`).
+    instead, unless :func:`draws_real_plot` (the test is marked ``real_plot``).
 
     Building, laying out and drawing the figure with matplotlib is most of a FakePipeline run's
     CPU time (about 0.25 of 0.4 CPU-s for two cases), in the suite's ~800 such runs. The plan

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
+from forked_pytest import start_pytest  # tests/suite_plugin: each child forked from a warm server of its own
 
 from pytest_diffbench.spec.outcomes import BaselineAction
 from pytest_diffbench.store.baselines import BaselineStore
@@ -56,10 +56,9 @@ def test_two_runs_updating_the_same_baselines_leave_whole_pairs_and_lose_no_clai
     for name, drift in RUNS.items():
         env = {**os.environ, FAKE_PIPELINE_ENV: json.dumps({"drift": drift}), "OMP_NUM_THREADS": "1",
                "DIFFBENCH_TEST_BARRIER": str(barrier)}
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--diffbench", "--diffbench-update=all",
-                   "--diffbench-lpips=off", f"--diffbench-output-dir=out-{name}", "-q"]
-        children[name] = subprocess.Popen(command, cwd=project.path, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True)
+        args = ["-p", "no:cacheprovider", "--diffbench", "--diffbench-update=all", "--diffbench-lpips=off",
+                f"--diffbench-output-dir=out-{name}", "-q"]
+        children[name] = start_pytest(args, cwd=project.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     outputs = {name: child.communicate(timeout=600)[0] for name, child in children.items()}
     for name, output in outputs.items():
         assert "Traceback" not in output and "INTERNALERROR" not in output, output

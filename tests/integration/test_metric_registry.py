@@ -82,6 +82,7 @@ def header(path) -> list[str]:
         return next(csv.reader(handle))
 
 
+@pytest.mark.real_plot  # its plot.png has one panel per plotted score
 def test_one_registration_gives_columns_gate_report_junit_labels_and_plot(project, metric, monkeypatch):
     # Only the test metric gates: the built-in quality checks are switched off in the ini file.
     project.makeini("[pytest]\ndiffbench_min_ssim = off\ndiffbench_min_psnr = off\n")

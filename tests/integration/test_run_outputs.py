@@ -14,6 +14,7 @@ from pytest_diffbench.report.bundle import build_bundle
 from pytest_diffbench.spec.outcomes import BaselineAction
 
 
+@pytest.mark.real_plot  # the whole run folder as a user gets it
 def test_run_folder_has_environment_summary_and_junit_properties(project, monkeypatch: pytest.MonkeyPatch) -> None:
     step_summary = project.path / "step-summary.md"
     step_summary.write_text("earlier step\n")

@@ -8,13 +8,18 @@ The suite starts about a hundred such children. A fork server is a Python proces
 imported those modules once (:data:`LIGHT` or :data:`MODEL`); each child is a ``fork()`` of it
 that runs the module's ``__main__`` (``runpy``) as ``python -m`` does: in its own session
 (``setsid``, as ``start_new_session=True``: killing its process group ends it and its xdist
-workers), in the given folder, with the given environment, arguments and output files, stdin
-``/dev/null``, and ``sys.path`` built as a new interpreter builds it (the folder, or the script's,
-unless ``-P``; then $PYTHONPATH; then the interpreter's own), and a new ``__main__`` module
-(functions defined there pickle by reference, as multiprocessing's pool needs). It ends as the
-interpreter ends (``SystemExit``: atexit handlers run, threads joined, streams flushed); a signal
-shows as a negative return code, as in :mod:`subprocess`. Other interpreter options (``-u``,
-``-X``, ``-W``, ...) start the child from scratch.
+workers), in the given folder, with the given environment, arguments, input and output files
+(stdin ``/dev/null`` unless given), and ``sys.path`` built as a new interpreter builds it (the
+folder, or the script's, unless ``-P``; then $PYTHONPATH; then the interpreter's own), and a new
+``__main__`` module (functions defined there pickle by reference, as multiprocessing's pool
+needs). It ends as the interpreter ends (``SystemExit``: atexit handlers run, threads joined,
+streams flushed); a signal shows as a negative return code, as in :mod:`subprocess`. Of the
+interpreter's options, ``-P``, ``-u`` (unbuffered stdout and stderr) and ``-B`` (no bytecode
+written) are applied in the child, though ``sys.flags`` stays the server's; any other (``-X``,
+``-W``, ...) starts the child from scratch.
+
+The xdist workers of the suite's in-process ``pytest -n`` runs are such children too
+(:func:`forked_execnet_workers`): execnet's ``python -u -c BOOTSTRAP`` with piped stdin and stdout.
 
 What a forked child shares with its siblings, where a process started from scratch would not:
 
@@ -32,14 +37,17 @@ What a forked child shares with its siblings, where a process started from scrat
 - NumPy's legacy global random state, which each child re-seeds from ``os.urandom`` as a new
   process does (Python's ``random`` re-seeds itself after a fork).
 
-A server runs one child at a time; a child asked for meanwhile starts from scratch. Linux only
-(children reach the test's pipes through /proc); elsewhere every child starts from scratch.
+A server runs one child at a time; a child asked for meanwhile comes from another server of the
+same imports and environment (two xdist workers at once: two servers), started then, within
+:data:`MAX_SERVERS`. Linux only (children reach the test's pipes through /proc); elsewhere every
+child starts from scratch.
 """
 
 from __future__ import annotations
 
 import atexit
 import builtins
+import contextlib
 import functools
 import gc
 import importlib
@@ -54,11 +62,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Callable, Mapping, Sequence, Union
+from typing import IO, Callable, Iterator, Mapping, Sequence, Union
 
 #: What a child ``pytest --diffbench`` on a FakePipeline imports.
 #: Not the modules of pytest plugins' distributions (xdist's): pytest rewrites their asserts at import
@@ -78,8 +87,12 @@ IMPORT_PREFIXES = ("PYTHON", "OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "NUME
                    "MALLOC_", "LC_", "LANG")
 APPLIED = frozenset({"PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "TORCH_HOME"})
 
+#: The interpreter options a forked child takes (see the module docstring), before ``-m``, ``-c`` or a script.
+FORKABLE_OPTIONS = frozenset({"-P", "-u", "-B"})
+
 Child = Union[subprocess.Popen, "ForkedChild"]
-Output = Union[int, IO[str], IO[bytes], None]
+#: A child's stdin, stdout or stderr, as :class:`subprocess.Popen` takes it (``PIPE``, ``DEVNULL``, a file, a descriptor).
+Stream = Union[int, IO[str], IO[bytes], None]
 
 
 def read_at_run_time(name: str) -> bool:
@@ -88,42 +101,49 @@ def read_at_run_time(name: str) -> bool:
 
 
 class ForkedChild:
-    """A forked child, used as :class:`subprocess.Popen` is: ``pid``, ``returncode``,
-    ``stdout`` and ``stderr`` (text files with ``PIPE``), :meth:`poll`, :meth:`wait`,
-    :meth:`communicate`."""
+    """A forked child, used as :class:`subprocess.Popen` is: ``pid``, ``returncode``, ``stdin``,
+    ``stdout`` and ``stderr`` (files with ``PIPE``: text, or binary as Popen's ``text=False``),
+    :meth:`poll`, :meth:`wait`, :meth:`communicate`, :meth:`kill`. Threads may wait on it at once."""
 
-    def __init__(self, server: ForkServer, pid: int, args: list[str], stdout: IO[str] | None,
-                 stderr: IO[str] | None) -> None:
+    def __init__(self, server: ForkServer, pid: int, args: list[str], pipes: Mapping[int, IO]) -> None:
         self.server = server
         self.pid = pid
         self.args = args
-        self.stdout = stdout
-        self.stderr = stderr
+        self.stdin: IO | None = pipes.get(0)
+        self.stdout: IO | None = pipes.get(1)
+        self.stderr: IO | None = pipes.get(2)
         self.returncode: int | None = None
         #: What :meth:`communicate` has read from each pipe so far (kept across its timeouts, as Popen keeps it).
-        self._read: dict[IO[str], list[bytes]] = {pipe: [] for pipe in (stdout, stderr) if pipe is not None}
+        self._read: dict[IO, list[bytes]] = {pipe: [] for pipe in (self.stdout, self.stderr) if pipe is not None}
+        #: Held while reading the exit status from the server (execnet waits on its workers from other threads).
+        self._status = threading.Lock()
 
     def poll(self) -> int | None:
         """The return code, or None while the child runs."""
-        if self.returncode is None and self.server.ended(0):
-            self.returncode = self.server.exit_code()
-        return self.returncode
+        return self._returncode(0)
 
     def wait(self, timeout: float | None = None) -> int:
         """The return code (negative: the signal that ended it). Raises
         :class:`subprocess.TimeoutExpired` after ``timeout`` seconds; the child keeps running."""
-        if self.returncode is None:
-            if not self.server.ended(timeout):
-                raise subprocess.TimeoutExpired(self.args, timeout or 0)
-            self.returncode = self.server.exit_code()
-        return self.returncode
+        code = self._returncode(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return code
 
-    def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
-        """Read the pipes to their ends (every writer, xdist workers included, gone), then
+    def _returncode(self, timeout: float | None) -> int | None:
+        with self._status:
+            if self.returncode is None and self.server.ended(timeout):
+                self.returncode = self.server.exit_code()
+            return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str | bytes | None, str | bytes | None]:
+        """Close stdin, read the pipes to their ends (every writer, xdist workers included, gone), then
         :meth:`wait`; all within ``timeout`` seconds, else :class:`subprocess.TimeoutExpired` (the
         child keeps running; a later call returns all the output). As Popen's with a timeout, it
         reads the pipes' descriptors: what the caller already read through ``stdout`` is not in it."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self.stdin is not None and not self.stdin.closed:
+            self.stdin.close()
         left = {pipe.fileno(): pipe for pipe in self._read if not pipe.closed}
         while left:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -139,11 +159,14 @@ class ForkedChild:
         self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return self._text(self.stdout), self._text(self.stderr)
 
-    def _text(self, pipe: IO[str] | None) -> str | None:
-        """A pipe's output as Popen's ``text=True`` decodes it (universal newlines)."""
+    def _text(self, pipe: IO | None) -> str | bytes | None:
+        """A pipe's output as Popen gives it: bytes, or with ``text=True`` decoded (universal newlines)."""
         if pipe is None:
             return None
-        text = b"".join(self._read[pipe]).decode(pipe.encoding, pipe.errors)  # type: ignore[attr-defined]
+        data = b"".join(self._read[pipe])
+        if not isinstance(pipe, io.TextIOBase):
+            return data
+        text = data.decode(pipe.encoding, pipe.errors)  # type: ignore[arg-type]
         return text.replace("\r\n", "\n").replace("\r", "\n")
 
     def kill(self) -> None:
@@ -194,32 +217,34 @@ class ForkServer:
         """Whether the server is up and has no child running."""
         return self.process.poll() is None and (self.child is None or self.child.poll() is not None)
 
-    def start(self, argv: list[str], cwd: Path, env: Mapping[str, str], stdout: Output, stderr: Output) -> ForkedChild:
+    def start(self, argv: list[str], cwd: Path, env: Mapping[str, str], stdin: Stream, stdout: Stream, stderr: Stream,
+              text: bool) -> ForkedChild:
         """Fork ``python *argv`` (see :func:`start_python`)."""
         assert self.process.stdin is not None
         pipes: dict[int, tuple[int, int]] = {}  # the child's fd: the pipe's read and write ends here
 
-        def path_of(target: Output, fd: int) -> str:
+        def path_of(target: Stream, fd: int) -> str:
             if target is None:
-                return f"/proc/{os.getpid()}/fd/{fd}"
+                return os.devnull if fd == 0 else f"/proc/{os.getpid()}/fd/{fd}"
             if target == subprocess.DEVNULL:
                 return os.devnull
             if target == subprocess.PIPE:
                 pipes[fd] = os.pipe()
-                return f"/proc/{os.getpid()}/fd/{pipes[fd][1]}"
+                return f"/proc/{os.getpid()}/fd/{pipes[fd][0 if fd == 0 else 1]}"
             return f"/proc/{os.getpid()}/fd/{target if isinstance(target, int) else target.fileno()}"
 
         out = path_of(stdout, 1)
         err = out if stderr == subprocess.STDOUT else path_of(stderr, 2)
-        request = {"argv": argv, "cwd": str(cwd), "env": dict(env), "stdout": out, "stderr": err}
+        request = {"argv": argv, "cwd": str(cwd), "env": dict(env), "stdin": path_of(stdin, 0), "stdout": out, "stderr": err}
         self.process.stdin.write(json.dumps(request).encode() + b"\n")
-        pid = self._reply()  # the server has opened the outputs, forked, seen the child's setsid(), closed its copies
+        pid = self._reply()  # the server has opened the files, forked, seen the child's setsid(), closed its copies
         assert isinstance(pid, int)
-        piped: dict[int, IO[str]] = {}
-        for fd, (read, write) in pipes.items():  # as Popen's text=True pipes
-            os.close(write)
-            piped[fd] = io.TextIOWrapper(io.open(read, "rb"))
-        self.child = ForkedChild(self, pid, [sys.executable, *argv], piped.get(1), piped.get(2))
+        piped: dict[int, IO] = {}
+        for fd, (read, write) in pipes.items():  # this side's ends, as Popen's pipes (buffered; text=True: text)
+            os.close(read if fd == 0 else write)
+            binary = io.open(write, "wb") if fd == 0 else io.open(read, "rb")
+            piped[fd] = io.TextIOWrapper(binary, write_through=fd == 0) if text else binary
+        self.child = ForkedChild(self, pid, [sys.executable, *argv], piped)
         return self.child
 
     def close(self) -> None:
@@ -233,7 +258,7 @@ class ForkServer:
 
 
 #: This process's servers, by what they imported and the environment they imported it with.
-_servers: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ForkServer] = {}
+_servers: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], list[ForkServer]] = {}
 #: At most this many servers per process (a MODEL server holds torch and diffusers in memory);
 #: a child that would need another starts from scratch.
 MAX_SERVERS = 8
@@ -244,43 +269,82 @@ def import_environment(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((name, value) for name, value in env.items() if not read_at_run_time(name)))
 
 
+def split_options(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv``'s leading :data:`FORKABLE_OPTIONS`, and the rest."""
+    count = next((i for i, arg in enumerate(argv) if arg not in FORKABLE_OPTIONS), len(argv))
+    return list(argv[:count]), list(argv[count:])
+
+
 def forkable(argv: Sequence[str], cwd: Path) -> bool:
-    """Whether the server can run ``python *argv``: ``[-P] -m MODULE``, ``[-P] -c CODE`` or
-    ``[-P] SCRIPT`` (a file); any other option changes the interpreter itself."""
-    rest = list(argv[1:] if argv[:1] == ["-P"] else argv)
+    """Whether the server can run ``python *argv``: ``[OPTIONS] -m MODULE``, ``[OPTIONS] -c CODE`` or
+    ``[OPTIONS] SCRIPT`` (a file), the options among :data:`FORKABLE_OPTIONS`; any other option
+    changes the interpreter itself."""
+    rest = split_options(argv)[1]
     if rest[:1] in (["-m"], ["-c"]):
         return len(rest) > 1
     return bool(rest) and not rest[0].startswith("-") and os.path.isfile(os.path.join(cwd, rest[0]))
 
 
 def _server(preload: Sequence[str], env: Mapping[str, str]) -> ForkServer | None:
-    """This process's server that has imported ``preload`` with the variables of ``env`` read at
-    import, started on first use (one per such environment, at most :data:`MAX_SERVERS`); None
-    when the child must start from scratch (not Linux, too many servers, or the server busy)."""
+    """A free server of this process that has imported ``preload`` with the variables of ``env``
+    read at import; started when each such server has a child running (at most
+    :data:`MAX_SERVERS` in all); None when the child must start from scratch (not Linux, or no
+    server free and no more may start)."""
     if not sys.platform.startswith("linux"):
         return None
-    key = (tuple(preload), import_environment(env))
-    server = _servers.get(key)
-    if server is None:
-        if len(_servers) >= MAX_SERVERS:
-            return None
-        if not _servers:
-            atexit.register(lambda: [each.close() for each in _servers.values()])
-        server = _servers[key] = ForkServer(preload, env)
-    return server if server.can_fork() else None
+    same = _servers.setdefault((tuple(preload), import_environment(env)), [])
+    free = next((server for server in same if server.can_fork()), None)
+    if free is None and sum(map(len, _servers.values())) < MAX_SERVERS:
+        if not any(_servers.values()):
+            atexit.register(lambda: [server.close() for servers in _servers.values() for server in servers])
+        free = ForkServer(preload, env)
+        same.append(free)
+    return free
 
 
 def start_python(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], preload: Sequence[str] = LIGHT,
-                 stdout: Output = None, stderr: Output = None) -> Child:
-    """``python *argv`` (``[-P] -m MODULE ARGS``, ``[-P] -c CODE ARGS`` or ``[-P] SCRIPT ARGS``) in
-    ``cwd`` with ``env``, in its own session: forked from this process's ``preload`` server when it
-    may be (see the module docstring), else started from scratch (:class:`subprocess.Popen`,
-    ``text=True`` for pipes). ``stdout`` and ``stderr`` as :class:`subprocess.Popen` takes them."""
+                 stdin: Stream = subprocess.DEVNULL, stdout: Stream = None, stderr: Stream = None,
+                 text: bool = True) -> Child:
+    """``python *argv`` (``[OPTIONS] -m MODULE ARGS``, ``[OPTIONS] -c CODE ARGS`` or ``[OPTIONS]
+    SCRIPT ARGS``) in ``cwd`` with ``env``, in its own session: forked from a server of this
+    process that imported ``preload`` when it may be (see the module docstring), else started from
+    scratch (:class:`subprocess.Popen`). ``stdin``, ``stdout``, ``stderr`` and ``text`` (the
+    pipes' kind) as :class:`subprocess.Popen` takes them, but stdin is ``/dev/null`` unless given."""
     server = _server(preload, env) if forkable(argv, cwd) else None
     if server is not None:
-        return server.start(list(argv), cwd, env, stdout, stderr)
-    return subprocess.Popen([sys.executable, *argv], cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr,
-                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        return server.start(list(argv), cwd, env, stdin, stdout, stderr, text)
+    return subprocess.Popen([sys.executable, *argv], cwd=cwd, env=dict(env), stdin=stdin, stdout=stdout, stderr=stderr,
+                            text=text, start_new_session=True)
+
+
+@contextlib.contextmanager
+def forked_execnet_workers(preload: Callable[[], Sequence[str]]) -> Iterator[None]:
+    """Within the block, the xdist workers of this process's ``pytest -n`` runs (execnet's popen
+    gateways: ``python -u -c BOOTSTRAP`` talking over piped stdin and stdout) are forked from a
+    server that imported ``preload()`` (:func:`start_python`), in the folder and with the
+    environment this process has when they start, as execnet's :class:`subprocess.Popen` would
+    run them. A gateway of another interpreter (``--tx popen//python=...``) starts as execnet
+    starts it. Without execnet, nothing changes."""
+    try:
+        from execnet import gateway_io
+    except ImportError:
+        yield
+        return
+    original = gateway_io.Popen2IOMaster.__init__
+
+    def forked(io_master: gateway_io.Popen2IOMaster, args: list[str], execmodel: object) -> None:
+        if args[:1] != [sys.executable]:
+            original(io_master, args, execmodel)  # type: ignore[arg-type]
+            return
+        io_master.popen = child = start_python(args[1:], cwd=Path.cwd(), env=os.environ, preload=preload(),
+                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=False)
+        gateway_io.Popen2IO.__init__(io_master, child.stdin, child.stdout, execmodel=execmodel)  # type: ignore[arg-type]
+
+    gateway_io.Popen2IOMaster.__init__ = forked  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        gateway_io.Popen2IOMaster.__init__ = original  # type: ignore[method-assign]
 
 
 def start_pytest(args: Sequence[str], **options: object) -> Child:
@@ -340,10 +404,10 @@ def _run_child(request: dict, base_path: list[str], stdio: list[io.TextIOWrapper
     os.environ.update(request["env"])
     sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
     sys.orig_argv = [sys.executable, *request["argv"]]
-    argv = list(request["argv"])
-    safe_path = argv[0] == "-P"
-    if safe_path:
-        argv.pop(0)
+    options, argv = split_options(request["argv"])
+    safe_path = "-P" in options
+    if "-B" in options:
+        sys.dont_write_bytecode = True
     if argv[0] == "-m":  # as the interpreter runs it: its __main__, its traceback frames, its "No module named"
         first, run = os.getcwd(), lambda: runpy._run_module_as_main(argv[1], alter_argv=True)  # type: ignore[attr-defined]
         sys.argv = ["-m", *argv[2:]]
@@ -361,7 +425,7 @@ def _run_child(request: dict, base_path: list[str], stdio: list[io.TextIOWrapper
     extra = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry]
     sys.path[:] = [*([] if safe_path else [first]), *extra, *base_path]
     importlib.invalidate_caches()
-    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    unbuffered = "-u" in options or bool(os.environ.get("PYTHONUNBUFFERED"))
     for fd, name in enumerate(("stdin", "stdout", "stderr")):
         stream = _stdio(fd, stdio[fd], unbuffered)
         setattr(sys, name, stream)
@@ -400,6 +464,7 @@ def serve(preload: Sequence[str]) -> None:
     replies.write(b'"ready"\n')
     for line in sys.stdin.buffer:
         request = json.loads(line)
+        into = os.open(request["stdin"], os.O_RDONLY)
         out = os.open(request["stdout"], os.O_WRONLY | os.O_APPEND)
         err = out if request["stderr"] == request["stdout"] else os.open(request["stderr"], os.O_WRONLY | os.O_APPEND)
         session, in_session = os.pipe()
@@ -407,14 +472,13 @@ def serve(preload: Sequence[str]) -> None:
         if pid == 0:
             os.setsid()
             replies.close()
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
+            os.dup2(into, 0)
             os.dup2(out, 1)
             os.dup2(err, 2)
-            for fd in {null, out, err, session, in_session}:
+            for fd in {into, out, err, session, in_session}:
                 os.close(fd)
             _run_child(request, base_path, stdio)  # raises SystemExit
-        for fd in {out, err, in_session}:
+        for fd in {into, out, err, in_session}:
             os.close(fd)
         os.read(session, 1)  # the end of file: the child is in its session (or has ended)
         os.close(session)

@@ -187,3 +187,55 @@ def test_an_uncaught_exception_reads_and_ends_as_in_a_new_interpreter(tmp_path, 
                            timeout=120)
     assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
     assert fresh.returncode == (1 if error.startswith("ValueError") else -signal.SIGINT)
+
+
+ECHO = "import sys\ndata = sys.stdin.buffer.read()\nsys.stdout.buffer.write(data[::-1])\nprint(len(data), sys.dont_write_bytecode)\n"
+
+
+@pytest.mark.parametrize("options", [["-u"], ["-u", "-B"], ["-P", "-u"]])
+def test_piped_stdin_binary_pipes_and_interpreter_options_as_popen_gives_them(tmp_path, options):
+    """``-u``, ``-B`` and ``-P`` before ``-c``: forked, with bytes written to a piped stdin read
+    back from a binary stdout, as from a child started from scratch."""
+    argv = [*options, "-c", ECHO]
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+    forked = start_python(argv, cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=False)
+    assert isinstance(forked, ForkedChild)
+    fresh = subprocess.Popen([sys.executable, *argv], cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    data = bytes(range(256)) * 1000
+    for child in (forked, fresh):
+        assert child.stdin is not None
+        child.stdin.write(data)
+    assert forked.communicate(timeout=120) == fresh.communicate(timeout=120)
+    assert forked.returncode == fresh.returncode == 0
+
+
+def test_children_at_once_fork_from_servers_of_their_own(tmp_path):
+    """A second child while the first runs comes from a second server of the same imports and
+    environment, not from scratch; once both ended, the next reuses a server."""
+    code = "import os, sys; print(os.getppid(), flush=True); sys.stdin.read()"
+    first, second = (start_python(["-c", code], cwd=tmp_path, env=dict(os.environ), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE) for _ in range(2))
+    assert isinstance(first, ForkedChild) and isinstance(second, ForkedChild)
+    (one, _), (two, _) = first.communicate(timeout=120), second.communicate(timeout=120)
+    assert int(one) != int(two) and os.getpid() not in (int(one), int(two))
+    done = run_python(["-c", "import os; print(os.getppid())"], cwd=tmp_path, env=dict(os.environ), timeout=120)
+    assert int(done.stdout) in (int(one), int(two))
+
+
+def test_the_xdist_workers_of_an_in_process_run_are_forked_and_run_the_tests(pytester):
+    """``pytest -n 2`` in this process: execnet's workers are forked children of a server (their
+    parent is not this process) and run every test."""
+    pytester.makepyfile(test_workers='''
+        import os
+        import pytest
+
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_parent(n, worker_id):
+            with open(f"parent-of-{worker_id}", "w") as handle:
+                handle.write(str(os.getppid()))
+    ''')
+    result = pytester.runpytest_inprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    parents = {path.name: int(path.read_text()) for path in pytester.path.glob("parent-of-*")}
+    assert sorted(parents) == ["parent-of-gw0", "parent-of-gw1"] and os.getpid() not in parents.values(), parents
