@@ -80,6 +80,7 @@ def _suite_plugin_on_workers_path() -> None:
 _suite_plugin_on_workers_path()
 
 import forked_pytest  # noqa: E402 (tests/suite_plugin/forked_pytest.py: on sys.path from here on)
+import module_stealing  # noqa: E402 (tests/suite_plugin/module_stealing.py)
 
 #: The pin of a case on the CPU in float32 (the default ``{device}-{dtype}``).
 PIN = "cpu-float32"
@@ -480,6 +481,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     in-process tests, instead of one long test keeping a core busy while the other has nothing left."""
     starts_children = {item.path for item in items if item.get_closest_marker("subprocess")}
     items.sort(key=lambda item: (not imports_torch(item.path), item.path not in starts_children))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist worksteal`` whose steals take whole modules (tests/suite_plugin/module_stealing.py):
+    a module split between the workers sets its module-scoped fixtures up in each, and the suite
+    shares runs that cost seconds that way (``shared_project``). Other modes are xdist's own."""
+    return module_stealing.scheduler(config, log)
 
 
 @functools.lru_cache(maxsize=None)

@@ -117,6 +117,8 @@ class ForkedChild:
         self._read: dict[IO, list[bytes]] = {pipe: [] for pipe in (self.stdout, self.stderr) if pipe is not None}
         #: Held while reading the exit status from the server (execnet waits on its workers from other threads).
         self._status = threading.Lock()
+        #: What :meth:`communicate` has yet to write to stdin (kept across its timeouts, as Popen keeps it).
+        self._input: memoryview | None = None
 
     def poll(self) -> int | None:
         """The return code, or None while the child runs."""
@@ -131,25 +133,52 @@ class ForkedChild:
         return code
 
     def _returncode(self, timeout: float | None) -> int | None:
-        with self._status:
-            if self.returncode is None and self.server.ended(timeout):
-                self.returncode = self.server.exit_code()
+        # another thread's wait holds the lock: this one's timeout still counts (as Popen's)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._status.acquire(timeout=-1 if timeout is None else timeout):
             return self.returncode
+        try:
+            if self.returncode is None:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if self.server.ended(left):
+                    self.returncode = self.server.exit_code()
+            return self.returncode
+        finally:
+            self._status.release()
 
-    def communicate(self, timeout: float | None = None) -> tuple[str | bytes | None, str | bytes | None]:
-        """Close stdin, read the pipes to their ends (every writer, xdist workers included, gone), then
+    def communicate(self, input: str | bytes | None = None,  # noqa: A002 (Popen's name)
+                    timeout: float | None = None) -> tuple[str | bytes | None, str | bytes | None]:
+        """Write ``input`` to stdin, close it (a child gone already: no :class:`BrokenPipeError`,
+        as Popen's), read the pipes to their ends (every writer, xdist workers included, gone), then
         :meth:`wait`; all within ``timeout`` seconds, else :class:`subprocess.TimeoutExpired` (the
         child keeps running; a later call returns all the output). As Popen's with a timeout, it
         reads the pipes' descriptors: what the caller already read through ``stdout`` is not in it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.stdin is not None and not self.stdin.closed:
-            self.stdin.close()
+            with contextlib.suppress(BrokenPipeError):
+                self.stdin.flush()
+            if input and self._input is None:
+                encoded = input.encode(self.stdin.encoding, self.stdin.errors) if isinstance(input, str) else input
+                self._input = memoryview(encoded)  # type: ignore[union-attr,arg-type]
+            if not self._input:
+                with contextlib.suppress(BrokenPipeError):
+                    self.stdin.close()
         left = {pipe.fileno(): pipe for pipe in self._read if not pipe.closed}
-        while left:
+        while left or (self.stdin is not None and not self.stdin.closed):
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            readable, _, _ = select.select(list(left), [], [], wait)
-            if not readable:
+            writing = [self.stdin.fileno()] if self.stdin is not None and not self.stdin.closed else []
+            readable, writable, _ = select.select(list(left), writing, [], wait)
+            if not readable and not writable:
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            if writable:
+                assert self.stdin is not None and self._input is not None
+                try:
+                    self._input = self._input[os.write(writable[0], self._input[:select.PIPE_BUF]):]
+                except BrokenPipeError:
+                    self._input = self._input[:0]
+                if not self._input:
+                    with contextlib.suppress(BrokenPipeError):
+                        self.stdin.close()
             for fd in readable:
                 chunk = os.read(fd, 65536)
                 if chunk:
@@ -262,6 +291,8 @@ _servers: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], list[ForkSer
 #: At most this many servers per process (a MODEL server holds torch and diffusers in memory);
 #: a child that would need another starts from scratch.
 MAX_SERVERS = 8
+#: Held while a thread picks (or starts) a free server and forks its child.
+_starting = threading.Lock()
 
 
 def import_environment(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -310,9 +341,11 @@ def start_python(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], prel
     process that imported ``preload`` when it may be (see the module docstring), else started from
     scratch (:class:`subprocess.Popen`). ``stdin``, ``stdout``, ``stderr`` and ``text`` (the
     pipes' kind) as :class:`subprocess.Popen` takes them, but stdin is ``/dev/null`` unless given."""
-    server = _server(preload, env) if forkable(argv, cwd) else None
-    if server is not None:
-        return server.start(list(argv), cwd, env, stdin, stdout, stderr, text)
+    if forkable(argv, cwd):
+        with _starting:  # threads starting children at once: each its own free server, its own replies
+            server = _server(preload, env)
+            if server is not None:
+                return server.start(list(argv), cwd, env, stdin, stdout, stderr, text)
     return subprocess.Popen([sys.executable, *argv], cwd=cwd, env=dict(env), stdin=stdin, stdout=stdout, stderr=stderr,
                             text=text, start_new_session=True)
 

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,65 @@ def test_the_xdist_workers_of_an_in_process_run_are_forked_and_run_the_tests(pyt
     result.assert_outcomes(passed=4)
     parents = {path.name: int(path.read_text()) for path in pytester.path.glob("parent-of-*")}
     assert sorted(parents) == ["parent-of-gw0", "parent-of-gw1"] and os.getpid() not in parents.values(), parents
+
+
+def test_communicate_writes_its_input_and_a_child_gone_before_reading_is_no_error(tmp_path):
+    """``communicate(input)`` as Popen's: the input written (more than a pipe holds) while the
+    output is read; and a write buffered for a child that ended without reading raises no
+    :class:`BrokenPipeError`."""
+    code = "import sys\ndata = sys.stdin.read()\nprint(len(data), data[-3:])\n"
+    text = "abc" * 100000
+    results = []
+    for argv, data, late in ((["-c", code], text, None), (["-c", "pass"], None, "unread")):
+        forked = start_python(argv, cwd=tmp_path, env=dict(os.environ), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert isinstance(forked, ForkedChild)
+        fresh = subprocess.Popen([sys.executable, *argv], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True)
+        for child in (forked, fresh):
+            if late is not None:
+                assert child.stdin is not None
+                child.wait(timeout=120)
+                child.stdin.write(late)
+            results.append((child.communicate(data, timeout=120), child.returncode))
+    assert results == [(("300000 abc\n", None), 0)] * 2 + [(("", None), 0)] * 2
+
+
+def test_a_wait_with_a_timeout_times_out_while_another_thread_waits(tmp_path):
+    """As Popen's: one thread's ``wait()`` does not make another's ``wait(timeout)`` block past it."""
+    argv = ["-c", "import sys; sys.stdin.read()"]
+    forked = start_python(argv, cwd=tmp_path, env=dict(os.environ), stdin=subprocess.PIPE)
+    assert isinstance(forked, ForkedChild)
+    fresh = subprocess.Popen([sys.executable, *argv], cwd=tmp_path, stdin=subprocess.PIPE)
+    for child in (forked, fresh):
+        waiting = threading.Thread(target=child.wait)
+        waiting.start()
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=1)
+        assert child.stdin is not None
+        child.stdin.close()
+        waiting.join(timeout=120)
+        assert not waiting.is_alive() and child.returncode == 0
+
+
+def test_threads_starting_children_at_once_each_get_a_server_of_their_own(tmp_path):
+    """Children started from several threads at once, with free servers already up: each is
+    forked (no two requests on one server) and gets its own input and return code back."""
+    code = "import sys; print(sys.stdin.read()); sys.exit(len(sys.argv))"
+    for _ in range(3):  # servers started and free
+        start_python(["-c", "pass"], cwd=tmp_path, env=dict(os.environ))
+    starts = threading.Barrier(3)
+    seen: dict[int, object] = {}
+
+    def child(number: int) -> None:
+        starts.wait(timeout=120)
+        forked = start_python(["-c", code, *["x"] * number], cwd=tmp_path, env=dict(os.environ), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+        seen[number] = (type(forked), forked.communicate(f"from {number}", timeout=120), forked.returncode)
+
+    threads = [threading.Thread(target=child, args=(number,)) for number in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert seen == {number: (ForkedChild, (f"from {number}\n", None), number + 1) for number in range(3)}
