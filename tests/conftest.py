@@ -201,7 +201,7 @@ def run_forked(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     print("running: python -m pytest", *args)
     print("     in:", Path.cwd())
     start = time.monotonic()
-    done = forked_pytest.run_python(["-m", "pytest", *args], cwd=Path.cwd(), env=env, preload=_preload[0], timeout=None)
+    done = forked_pytest.run_python(["-m", "pytest", *args], env=env, preload=_preload[0], timeout=None)
     return pytest.RunResult(done.returncode, done.stdout.splitlines(), done.stderr.splitlines(), time.monotonic() - start)
 
 
@@ -474,11 +474,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     their order. Every xdist worker sorts the same.
 
     xdist's worksteal gives each worker an equal run of the sorted tests; a worker that runs out
-    takes the end of the other's queue. The first, at the head of the first worker's run, are
-    done before the other runs out (as measured): they run in that worker only, and the other never pays
-    torch's and diffusers' import (about 5 CPU-s). The second hold the suite's longest tests (the
-    kill tests take tens of seconds each): early in a queue, the end that a worker takes is short
-    in-process tests, instead of one long test keeping a core busy while the other has nothing left."""
+    takes the end of the other's queue. The first, at the head of the first worker's run, are done
+    before the other runs out (as measured): they run in that worker only, and the other never
+    pays torch's and diffusers' import (about 5 CPU-s). The second hold the suite's longest tests
+    (the kill tests take tens of seconds each): early in a queue, the end that a worker takes is
+    short in-process tests, instead of one long test keeping a core busy while the other has
+    nothing left."""
     starts_children = {item.path for item in items if item.get_closest_marker("subprocess")}
     items.sort(key=lambda item: (not imports_torch(item.path), item.path not in starts_children))
 

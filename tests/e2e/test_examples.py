@@ -5,7 +5,6 @@ to how it is hashed, makes every committed baseline stale)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,8 @@ def test_examples_pass_against_the_committed_baselines(repo_root: Path, tmp_path
     # -P: as the pytest command, without the working directory on sys.path (where a stale
     # *.egg-info of an old install would name another entry point).
     # Forked from a server that has imported torch and diffusers (tests/suite_plugin/forked_pytest.py).
-    proc = run_python(["-P", "-m", "pytest", "--diffbench", "examples/", "-p", "no:cacheprovider", "-q", f"--diffbench-output-dir={output_dir}",
-                                 "--diffbench-lpips=off"], cwd=repo_root, env=dict(os.environ), preload=MODEL,
+    proc = run_python(["-P", "-m", "pytest", "--diffbench", "examples/", "-p", "no:cacheprovider", "-q",
+                       f"--diffbench-output-dir={output_dir}", "--diffbench-lpips=off"], cwd=repo_root, preload=MODEL,
                       timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     run_id = read_latest(output_dir)

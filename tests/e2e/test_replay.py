@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import subprocess
 import zipfile
@@ -34,8 +33,7 @@ SIZES = "examples/test_shapes.py::test_sizes[seed0-ddim-10steps-cfg7.5-width96-h
 def replay(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``diffbench replay ARGS`` in a child (``-P``: the package as installed, not from ``cwd``),
     forked from a server that has imported torch and diffusers (tests/suite_plugin/forked_pytest.py)."""
-    return run_python(["-P", "-m", "pytest_diffbench.cli.main", "replay", *args], cwd=cwd, env=dict(os.environ), preload=MODEL,
-                      timeout=600)
+    return run_python(["-P", "-m", "pytest_diffbench.cli.main", "replay", *args], cwd=cwd, preload=MODEL, timeout=600)
 
 
 def edited(bundle: Path, to: Path, edit: Callable[[dict[str, bytes]], None]) -> Path:
@@ -71,9 +69,9 @@ def image_entry(nodeid: str) -> str:
 def test_the_examples_bundle_replays_identically_and_edits_are_found(repo_root: Path, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     output_dir = tmp_path / "runs"
-    made = run_python(["-P", "-m", "pytest", "--diffbench", "examples/", "-p", "no:cacheprovider", "-q", f"--diffbench-output-dir={output_dir}",
-                                 "--diffbench-lpips=off", "--diffbench-bundle-images=all"],
-                      cwd=repo_root, env=dict(os.environ), preload=MODEL, timeout=600)
+    made = run_python(["-P", "-m", "pytest", "--diffbench", "examples/", "-p", "no:cacheprovider", "-q",
+                       f"--diffbench-output-dir={output_dir}", "--diffbench-lpips=off", "--diffbench-bundle-images=all"],
+                      cwd=repo_root, preload=MODEL, timeout=600)
     run_id = read_latest(output_dir)
     assert run_id is not None, made.stdout[-4000:] + made.stderr[-4000:]
     # The images match the committed baselines; only the speed gate may fail (on a busy CPU).

@@ -5,8 +5,6 @@ configs tests/unit/run/test_replay.py)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from forked_pytest import MODEL, run_python  # tests/suite_plugin: a child forked from a warm server
 
@@ -41,8 +39,8 @@ def made(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_a_run_of_a_pipeline_of_the_test_s_own_is_not_replayed_case_by_case(made) -> None:
     run_diffbench(made, "--diffbench-bundle-images=all", update="all").outcome.assert_outcomes(passed=2)
     # In a child: the replay imports diffusers, which must not be imported inside pytester's in-process runs.
-    done = run_python(["-P", "-m", "pytest_diffbench.cli.main", "replay", "latest"], cwd=made.path, env=dict(os.environ),
-                      preload=MODEL, timeout=300)
+    done = run_python(["-P", "-m", "pytest_diffbench.cli.main", "replay", "latest"], cwd=made.path, preload=MODEL,
+                      timeout=300)
     assert (done.returncode, done.stderr) == (3, "")
     lines = done.stdout.splitlines()
     assert lines[:2] == [f"not replayed      test_gen.py::test_case[{case}]: its pipeline FakePipeline is not a diffusers "

@@ -333,14 +333,17 @@ def _server(preload: Sequence[str], env: Mapping[str, str]) -> ForkServer | None
     return free
 
 
-def start_python(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], preload: Sequence[str] = LIGHT,
-                 stdin: Stream = subprocess.DEVNULL, stdout: Stream = None, stderr: Stream = None,
-                 text: bool = True) -> Child:
+def start_python(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+                 preload: Sequence[str] = LIGHT, stdin: Stream = subprocess.DEVNULL, stdout: Stream = None,
+                 stderr: Stream = None, text: bool = True) -> Child:
     """``python *argv`` (``[OPTIONS] -m MODULE ARGS``, ``[OPTIONS] -c CODE ARGS`` or ``[OPTIONS]
-    SCRIPT ARGS``) in ``cwd`` with ``env``, in its own session: forked from a server of this
-    process that imported ``preload`` when it may be (see the module docstring), else started from
-    scratch (:class:`subprocess.Popen`). ``stdin``, ``stdout``, ``stderr`` and ``text`` (the
-    pipes' kind) as :class:`subprocess.Popen` takes them, but stdin is ``/dev/null`` unless given."""
+    SCRIPT ARGS``) in ``cwd`` with ``env`` (as :class:`subprocess.Popen`'s, this process's folder
+    and environment when None), in its own session: forked from a server of this process that
+    imported ``preload`` when it may be (see the module docstring), else started from scratch
+    (:class:`subprocess.Popen`). ``stdin``, ``stdout``, ``stderr`` and ``text`` (the pipes' kind)
+    as :class:`subprocess.Popen` takes them, but stdin is ``/dev/null`` unless given."""
+    cwd = Path.cwd() if cwd is None else cwd
+    env = dict(os.environ) if env is None else env
     if forkable(argv, cwd):
         with _starting:  # threads starting children at once: each its own free server, its own replies
             server = _server(preload, env)
@@ -369,8 +372,8 @@ def forked_execnet_workers(preload: Callable[[], Sequence[str]]) -> Iterator[Non
         if args[:1] != [sys.executable]:
             original(io_master, args, execmodel)  # type: ignore[arg-type]
             return
-        io_master.popen = child = start_python(args[1:], cwd=Path.cwd(), env=os.environ, preload=preload(),
-                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=False)
+        io_master.popen = child = start_python(args[1:], preload=preload(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                               text=False)
         gateway_io.Popen2IO.__init__(io_master, child.stdin, child.stdout, execmodel=execmodel)  # type: ignore[arg-type]
 
     gateway_io.Popen2IOMaster.__init__ = forked  # type: ignore[method-assign]

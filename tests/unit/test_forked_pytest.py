@@ -302,3 +302,13 @@ def test_threads_starting_children_at_once_each_get_a_server_of_their_own(tmp_pa
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads)
     assert seen == {number: (ForkedChild, (f"from {number}\n", None), number + 1) for number in range(3)}
+
+
+def test_without_cwd_and_env_a_child_has_this_process_s_folder_and_environment(tmp_path, monkeypatch):
+    """As :class:`subprocess.Popen`'s defaults."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROBE_MARKER", "inherited")
+    code = "import json, os; print(json.dumps([os.getcwd(), os.environ.get('PROBE_MARKER')]))"
+    forked = run_python(["-c", code], timeout=120)
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert json.loads(forked.stdout) == json.loads(fresh.stdout) == [str(tmp_path), "inherited"], forked.stderr

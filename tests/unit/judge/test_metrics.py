@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -261,7 +260,7 @@ def run_snippet(
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
     )
-    proc = run_python(["-c", script], cwd=Path.cwd(), env=env, preload=preload, timeout=600)
+    proc = run_python(["-c", script], env=env, preload=preload, timeout=600)
     assert proc.returncode == 0, f"snippet failed:\n{proc.stdout}\n{proc.stderr}"
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result.pop("network_calls") == []

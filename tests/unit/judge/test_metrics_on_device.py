@@ -11,7 +11,6 @@ suite does not pay; torch float64 convolutions are also slow on the CPU (seconds
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from types import ModuleType
 
@@ -239,8 +238,8 @@ def test_lpips_on_the_device_path_equals_the_host(stand_in_torch_home: Path) -> 
 @pytest.mark.subprocess
 def test_the_metrics_benchmark_prints_a_row_per_path_with_the_same_ssim() -> None:
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "metrics.py"
-    proc = run_python([str(script), "--sizes", "9", "--cpu-runs", "1", "--runs", "1", "--threads", "1"], cwd=Path.cwd(),
-                      env=dict(os.environ), preload=MODEL, timeout=600)
+    proc = run_python([str(script), "--sizes", "9", "--cpu-runs", "1", "--runs", "1", "--threads", "1"], preload=MODEL,
+                      timeout=600)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] == ["9"]]
     paths = [" ".join(row[1:-4]) for row in rows]
@@ -251,7 +250,7 @@ def test_the_metrics_benchmark_prints_a_row_per_path_with_the_same_ssim() -> Non
 
 def test_the_metrics_benchmark_refuses_bad_sizes_in_one_line() -> None:
     script = Path(__file__).resolve().parents[3] / "benchmarks" / "metrics.py"
-    proc = run_python([str(script), "--sizes", "2"], cwd=Path.cwd(), env=dict(os.environ), preload=MODEL, timeout=600)
+    proc = run_python([str(script), "--sizes", "2"], preload=MODEL, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("--sizes must be >= 3 px, --runs, --cpu-runs and --threads >= 1")
 

@@ -5,7 +5,6 @@ through both loops, and its last line is ``ratio: <median plugin/bare>`` for scr
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import sys
 from pathlib import Path
@@ -61,7 +60,7 @@ def test_the_sdxl_build_at_toy_widths_draws_on_the_cpu(bench: ModuleType) -> Non
 @pytest.mark.subprocess
 def test_a_toy_run_prints_the_table_and_ends_with_the_ratio(tmp_path: Path) -> None:
     proc = run_python([str(SCRIPT), "--configs", "sd15-toy", "--cases", "1", "--steps", "1", "--rounds", "1", "--batch", "2",
-                                    "--threads", "1"], cwd=tmp_path, env=dict(os.environ), preload=MODEL, timeout=900)
+                       "--threads", "1"], cwd=tmp_path, preload=MODEL, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ") and "-toy" in line}
@@ -74,8 +73,7 @@ def test_a_toy_run_prints_the_table_and_ends_with_the_ratio(tmp_path: Path) -> N
 @pytest.mark.model  # the script imports torch and diffusers first: seconds
 @pytest.mark.subprocess
 def test_an_unknown_configuration_is_refused_in_one_line() -> None:
-    proc = run_python([str(SCRIPT), "--configs", "cpu-tiny,sd14"], cwd=Path.cwd(), env=dict(os.environ), preload=MODEL,
-                      timeout=300)
+    proc = run_python([str(SCRIPT), "--configs", "cpu-tiny,sd14"], preload=MODEL, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith(
         "--configs: unknown sd14; valid: cpu-tiny, sd15, sdxl, sd15-toy, sdxl-toy")
