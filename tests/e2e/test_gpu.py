@@ -1,4 +1,4 @@
-"""GPU paths: CUDA timing, peak VRAM, NVML device name and driver, LPIPS on the GPU, xdist.
+"""GPU paths: CUDA timing, peak VRAM, NVML device name and driver, LPIPS on the GPU, xdist, batches.
 
 Skipped without CUDA (CI has none); run on a GPU machine by benchmarks/gpu_check.sh.
 """
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_diffbench.spec.outcomes import Outcome
+
+from .test_seed_batches_builtin import MAX_ABS_DIFF, MIN_SSIM, batched_against_unbatched
 
 pytestmark = [pytest.mark.gpu, pytest.mark.subprocess]
 
@@ -83,3 +85,8 @@ def test_xdist_on_one_gpu(project) -> None:
     rows = run.results
     assert {row.worker for row in rows} == {"gw0", "gw1"}
     assert all(row.scores["ssim"] == 1.0 for row in rows)
+
+
+def test_a_batch_on_cuda_is_within_a_grey_level_of_its_unbatched_twin(project, record_property) -> None:
+    max_diff, min_ssim = batched_against_unbatched(project, record_property, *CUDA)
+    assert max_diff <= MAX_ABS_DIFF and min_ssim >= MIN_SSIM

@@ -25,13 +25,14 @@ MAX_ABS_DIFF = 2
 MIN_SSIM = 0.9999
 
 
-@pytest.mark.subprocess
-@pytest.mark.model
-def test_a_batched_image_is_within_a_grey_level_of_its_unbatched_twin(project, record_property) -> None:
+def batched_against_unbatched(project, record_property, *options: str) -> tuple[int, float]:
+    """Two built-in cases baselined unbatched, then run with ``--diffbench-batch=2`` and ``options``;
+    the largest pixel difference (0-255) and the lowest SSIM of a batched image against its twin,
+    printed and recorded in the test's user_properties."""
     project.use_builtin_pipeline()
     project.write_tests(project.test("test_pair", sweep="seeds=[0, 1], steps=2"))
-    project.run(update="all", subprocess=True).outcome.assert_outcomes(passed=2)
-    batched = project.run("--diffbench-batch=2", subprocess=True)
+    project.run(*options, update="all", subprocess=True).outcome.assert_outcomes(passed=2)
+    batched = project.run(*options, "--diffbench-batch=2", subprocess=True)
     differences, ssims = [], []
     for result in batched.results:
         assert result.outcome is Outcome.STALE_BASELINE and result.setting("batch") == 2  # compare like with like
@@ -39,8 +40,16 @@ def test_a_batched_image_is_within_a_grey_level_of_its_unbatched_twin(project, r
         mine = np.asarray(Image.open(result.output_path).convert("RGB"))
         differences.append(int(np.abs(mine.astype(int) - twin.astype(int)).max()))
         ssims.append(float(structural_similarity(mine, twin, channel_axis=2, data_range=255)))
+    assert len(differences) == 2
     record_property("batch_max_abs_diff", max(differences))
     record_property("batch_min_ssim", min(ssims))
-    print(f"batched vs unbatched (built-in model, CPU): max abs diff {max(differences)}/255, min SSIM {min(ssims):.6f}")
-    assert len(differences) == 2
-    assert max(differences) <= MAX_ABS_DIFF and min(ssims) >= MIN_SSIM
+    print(f"batched vs unbatched ({' '.join(options) or 'CPU'}): max abs diff {max(differences)}/255, "
+          f"min SSIM {min(ssims):.6f}")
+    return max(differences), min(ssims)
+
+
+@pytest.mark.subprocess
+@pytest.mark.model
+def test_a_batched_image_is_within_a_grey_level_of_its_unbatched_twin(project, record_property) -> None:
+    max_diff, min_ssim = batched_against_unbatched(project, record_property)
+    assert max_diff <= MAX_ABS_DIFF and min_ssim >= MIN_SSIM

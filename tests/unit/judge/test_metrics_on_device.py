@@ -171,13 +171,28 @@ def test_score_images_on_the_device_equals_the_host(mode: str, how: str, monkeyp
     baseline = Image.fromarray(base).convert(mode)
     expected = host_scores(output, baseline)
     monkeypatch.setattr(device_module, "TORCH_DEVICE_TYPES", ("cpu",))
-    got = scores(output, baseline)
+    assert_same_scores(scores(output, baseline), expected, how)
+
+
+def assert_same_scores(got: dict[str, Score], expected: dict[str, Score], how: str) -> None:
     assert list(got) == list(expected) == ["ssim", "psnr", "lpips"]
     assert got["ssim"].value == pytest.approx(expected["ssim"].value, abs=SSIM_TOLERANCE)
     assert got["psnr"].value == pytest.approx(expected["psnr"].value, rel=1e-12)
     assert got["lpips"] == expected["lpips"] == Score(None, "off")
     if how == "identical":
         assert got["psnr"].value == math.inf
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("how", PERTURBATIONS)
+def test_score_images_on_cuda_equals_the_host(how: str, torch: ModuleType) -> None:
+    """The real CUDA path, where the CPU stands in for it above (skipped without CUDA)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    base = photo("astronaut", 512, 512)
+    output = perturbed(base, how)
+    assert runs_on_torch("cuda")
+    assert_same_scores(scores(output, base, device="cuda"), host_scores(output, base), how)
 
 
 def test_score_images_uploads_each_image_once_and_syncs_once(cpu_as_device: dict[str, int]) -> None:
