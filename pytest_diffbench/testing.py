@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from pytest_diffbench.judge.result import CaseResult
     from pytest_diffbench.store.run_folder import RunFolder
 
-__all__ = ["FakePipeline", "DiffbenchRun", "run_diffbench", "FAKE_PIPELINE_ENV", "FAKE_PIPELINE_CONFTEST",
+__all__ = ["FakePipeline", "DiffbenchRun", "run_diffbench", "run_in_process", "FAKE_PIPELINE_ENV", "FAKE_PIPELINE_CONFTEST",
            "use_fake_pipeline"]
 
 
@@ -288,13 +288,41 @@ def use_fake_pipeline(pytester: "pytest.Pytester", extra: str = "") -> Path:
     return Path(pytester.makeconftest(source))
 
 
+class _RunFolders:
+    """A plugin of one in-process run that notes where the run keeps its run folders: its rootdir
+    and its ``diffbench_output_dir`` (the flag over the ini key of whichever ini file pytest read:
+    pytest.ini, pyproject.toml, tox.ini, setup.cfg), as the diffbench plugin reads them."""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.output_dir: Path | None = None
+
+    def pytest_configure(self, config: "pytest.Config") -> None:
+        self.root = config.rootpath
+        try:
+            folder = config.getoption("diffbench_output_dir") or config.getini("diffbench_output_dir")
+        except ValueError:  # the diffbench plugin is not loaded (-p no:diffbench): no run folder
+            return
+        self.output_dir = config.rootpath / str(folder).strip()
+
+
+def run_in_process(pytester: "pytest.Pytester", *args: str) -> DiffbenchRun:
+    """``pytest ARGS`` in this process on ``pytester``'s folder, and what it left in the run folder
+    it used: its rootdir's ``diffbench_output_dir`` (ini key or flag; ``.diffbench`` when the run
+    did not get as far as reading it)."""
+    where = _RunFolders()
+    outcome = pytester.runpytest_inprocess(*args, plugins=[where])
+    root = where.root or pytester.path
+    return DiffbenchRun.after(outcome, root, where.output_dir or root / ".diffbench")
+
+
 def run_diffbench(pytester: "pytest.Pytester", *args: str, update: str | None = None, lpips: str = "off") -> DiffbenchRun:
-    """``pytest --diffbench [--diffbench-update=UPDATE] ARGS`` in this process, on ``pytester``'s folder.
+    """``pytest --diffbench [--diffbench-update=UPDATE] ARGS`` in this process, on ``pytester``'s folder
+    (see :func:`run_in_process`: its results are read from the run folder the run used).
 
     LPIPS is off unless ``lpips`` says otherwise (its weights are rarely present in tests).
     """
     flags = ["--diffbench", f"--diffbench-lpips={lpips}", "-p", "no:cacheprovider"]
     if update is not None:
         flags.append(f"--diffbench-update={update}")
-    outcome = pytester.runpytest_inprocess(*flags, *args)
-    return DiffbenchRun.after(outcome, pytester.path, pytester.path / ".diffbench")
+    return run_in_process(pytester, *flags, *args)

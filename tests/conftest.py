@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pytest
 
 import pytest_diffbench
-from pytest_diffbench.testing import FAKE_PIPELINE_ENV, DiffbenchRun, use_fake_pipeline
+from pytest_diffbench.testing import FAKE_PIPELINE_ENV, DiffbenchRun, run_in_process, use_fake_pipeline
 
 pytest_plugins = ["pytester"]
 
@@ -265,8 +265,9 @@ class DiffbenchProject:
             flags.append(f"--diffbench-lpips={lpips}")
         if update is not None:
             flags.append(f"--diffbench-update={update}")
-        outcome = self.run_plain(*flags, *args, subprocess=subprocess)
-        return DiffbenchRun.after(outcome, self.path, self.output_dir)
+        if not subprocess:  # reads the run folder the run used (its diffbench_output_dir)
+            return run_in_process(self.pytester, "-p", "no:cacheprovider", *flags, *args)  # as run_plain's
+        return DiffbenchRun.after(self.run_plain(*flags, *args, subprocess=True), self.path, self.output_dir)
 
     def run_plain(self, *args: str, subprocess: bool = False, fresh: bool = False) -> pytest.RunResult:
         """pytest on the project with ``args`` only (no ``--diffbench`` unless given): in this

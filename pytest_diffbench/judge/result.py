@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, status_column, tolerance_name
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry, reserve, status_column, tolerance_name
 from pytest_diffbench.judge.tolerances import BUDGETS
 from pytest_diffbench.spec.config import CONFIG_KEYS, OPTIONAL_KEYS
 from pytest_diffbench.spec.machine import RESULT_FIELDS, MachineInfo
@@ -298,3 +298,7 @@ def _config_value(key: str, value: Any) -> Any:
     if key in _JSON_CONFIG and value[:1] in "[{":
         return json.loads(value)
     return value
+
+
+# No metric may take a built-in column's name (results.csv could not be read back).
+reserve(columns(MetricRegistry(())), "a results.csv column")

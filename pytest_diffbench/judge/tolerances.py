@@ -57,6 +57,14 @@ def _ranges(metrics: MetricRegistry) -> dict[str, tuple[Callable[[float], bool],
     return ranges
 
 
+def tolerance_help(metrics: MetricRegistry = REGISTRY) -> dict[str, str]:
+    """What each tolerance checks and its valid values in its unit (dB, MiB, seconds), by name:
+    the help of its ini key ``diffbench_<name>``."""
+    described = {tolerance_name(m): f"{m.label} {m.direction.value} the tolerance" for m in metrics}
+    described.update({b.name: b.help for b in BUDGETS})
+    return {name: f"{described[name]}: {valid}, or 'off'" for name, (_, valid) in _ranges(metrics).items()}
+
+
 @dataclass(frozen=True)
 class Tolerances(Mapping[str, "float | None"]):
     """The applied tolerances of one case, by name (see :func:`tolerance_names`); ``None`` is off.

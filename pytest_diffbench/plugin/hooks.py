@@ -35,6 +35,8 @@ IN_PROCESS_PRELOAD = ("numpy", "numpy.fft", "PIL.Image", "pandas", "pandas.io.fo
                       "pytest_diffbench.run.case", "pytest_diffbench.store.results")
 #: The attribute of a TestReport that carries a case's result to the xdist controller.
 REPORT_ATTRIBUTE = "diffbench"
+#: The attribute of a TestReport of a diffbench case pytest skipped: why (see DiffbenchSession.add_skip).
+SKIP_ATTRIBUTE = "diffbench_skipped"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -123,6 +125,9 @@ class ResultCollector:
         data = getattr(report, REPORT_ATTRIBUTE, None)
         if data is not None:
             self.session.add_result(CaseResult.from_transport(data), same_attempt=report.when == "teardown")
+        skipped = getattr(report, SKIP_ATTRIBUTE, None)
+        if skipped is not None:
+            self.session.add_skip(report.nodeid, skipped)
         if report.outcome == "rerun":
             self._rerun.add(report.nodeid)
         if report.when == "teardown" and report.nodeid in self._rerun:
@@ -289,14 +294,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     elif report.when == "setup" and report.failed and CASE_FIXTURE in getattr(item, "fixturenames", ()):
         message = str(call.excinfo.value) if call.excinfo else "setup failed"
         result = session.error_result(item, _case_of(item), f"setup failed: {message}")
+    elif report.skipped and report.when in ("setup", "call") and CASE_FIXTURE in getattr(item, "fixturenames", ()):
+        setattr(report, SKIP_ATTRIBUTE, _skip_reason(report))  # finished without a result: not left to run
     if result is not None:
         result = result.with_changes(attempts=max(1, getattr(item, "execution_count", 1)))  # pytest-rerunfailures' count
+        result = session.with_added_columns(item, result)  # the result_row hooks that apply to this test
         item.stash[RESULT_KEY] = result
         setattr(report, REPORT_ATTRIBUTE, result.to_transport())
         set_junit_properties(item.user_properties, result)  # pytest's junitxml reads them from the teardown report
         if report.when == "teardown":
             set_junit_properties(report.user_properties, result)
     return report
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    """Why pytest skipped a case: ``skipped: <reason>`` or, for an xfail that did not run or was
+    raised, ``xfailed: <reason>``."""
+    wasxfail = getattr(report, "wasxfail", None)
+    if wasxfail is not None:
+        how, reason = "xfailed", str(wasxfail)
+    else:
+        longrepr = report.longrepr
+        how, reason = "skipped", longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+        reason = reason.removeprefix("Skipped: ")
+    return f"{how}: {reason}" if reason else how
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -13,12 +13,13 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Generator, Literal
 
 import pytest
 
 from pytest_diffbench.judge.metrics import METRIC_MODES as LPIPS_MODES
-from pytest_diffbench.judge.tolerances import Tolerances, default_tolerances, tolerance_names
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistrationError, reserve
+from pytest_diffbench.judge.tolerances import Tolerances, default_tolerances, tolerance_help, tolerance_names
 from pytest_diffbench.report.bundle import BUNDLE_IMAGES
 from pytest_diffbench.spec.outcomes import UpdateMode
 from pytest_diffbench.spec.targets import BUILTIN_MODELS, DTYPE_NAMES, check_available, check_device
@@ -120,13 +121,16 @@ FIXED_OPTIONS: tuple[Option, ...] = (
            ini="diffbench_batch", argparse={"metavar": "N"}),
 )
 
+# No metric's tolerance may take one of these ini keys (diffbench_max_cases: a metric "cases").
+reserve((option.ini for option in FIXED_OPTIONS if option.ini), "an ini key")
+
 
 def options() -> tuple[Option, ...]:
     """Every option: the fixed ones, then one ini key ``diffbench_<tolerance>`` per tolerance of the
     metrics registered now and of the budgets."""
-    defaults = default_tolerances()
+    defaults, helps = default_tolerances(), tolerance_help()
     return FIXED_OPTIONS + tuple(
-        Option(name, f"default tolerance {name} (a number, or 'off')", default=defaults[name], ini=f"diffbench_{name}")
+        Option(name, f"default tolerance {name}: {helps[name]}", default=defaults[name], ini=f"diffbench_{name}")
         for name in tolerance_names()
     )
 
@@ -139,6 +143,9 @@ class OptionDeclarations:
     def __init__(self, parser: pytest.Parser) -> None:
         self.parser = parser
         self.declared: set[str] = set()
+        self.config: pytest.Config | None = None
+        #: The token of this run's REGISTRY.lock (None before pytest_configure).
+        self.lock: object = None
         self.declare()
 
     def declare(self) -> None:
@@ -156,6 +163,48 @@ class OptionDeclarations:
 
     def pytest_plugin_registered(self) -> None:
         self.declare()
+
+    # -- metrics registered too late for this run (see MetricRegistry.lock) --------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        """From here on the run's tolerances, ini keys and columns are fixed: refuse new metrics
+        until the collection ended (a run without cases) or the run ended (one with cases, whose
+        judging reads every registered metric's tolerance)."""
+        self.config = config
+        self.lock = REGISTRY.lock("a conftest.py below the rootdir is imported at collection, after that")
+
+    def pytest_collection_finish(self) -> None:
+        if self.config is not None and not runs_cases(self.config):
+            REGISTRY.unlock(self.lock)
+
+    def pytest_unconfigure(self) -> None:
+        REGISTRY.unlock(self.lock)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_load_initial_conftests(self, early_config: pytest.Config) -> Generator[None, None, None]:
+        """The rootdir's conftest.py registered a metric diffbench refuses: one line, not its
+        import's traceback (``--help`` and ``--version`` go on with a warning, as pytest does)."""
+        try:
+            return (yield)
+        except Exception as exc:
+            error = getattr(exc, "cause", exc)
+            shown = early_config.known_args_namespace
+            if isinstance(error, MetricRegistrationError) and not (shown.help or shown.version):
+                raise pytest.UsageError(f"diffbench: {error}") from None
+            raise
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        """A conftest.py imported at collection that registered a metric diffbench refuses (too
+        late, or a name it cannot take): its collection error is the one line, not its import's
+        traceback (under xdist too, where a worker collects)."""
+        report = yield
+        excinfo = getattr(getattr(report, "call", None), "excinfo", None)
+        error = getattr(excinfo.value, "cause", excinfo.value) if excinfo is not None else None
+        if isinstance(error, MetricRegistrationError):
+            report.longrepr = f"diffbench: {error}"
+        return report
 
 
 @dataclass(frozen=True)
@@ -196,6 +245,15 @@ class Settings:
     batch: int = 1
 
 
+class SettingError(Exception):
+    """A setting's value is not valid; ``key`` names it (its ini key, or its flag when it has none).
+    :func:`read_settings` raises it as the :class:`pytest.UsageError` of its message."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | None = None) -> Settings:
     """Resolve every option; a bad value is a :class:`pytest.UsageError` naming the option.
 
@@ -205,21 +263,53 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
     (or not exist yet), and writable with ``--diffbench-update``. ``baseline_dir_check`` overrides
     the baseline folder's check (the ``diffbench`` command, which runs without ``--diffbench``,
     passes what it needs).
+
+    A run without ``--diffbench`` refuses a bad value too (sweeps expand at its collection, under
+    ``diffbench_max_cases``). ``pytest --help`` alone does not: it shows help with a warning
+    naming each bad value (its default applies) and checks nothing against the machine, so the
+    valid values can always be looked up.
     """
-    raw = {option.dest: _raw_value(config, option) for option in options()}
+    showing_help = bool(config.getoption("help", False))
+    ignored: set[str] = set()
+    while True:
+        try:
+            return _resolve(config, baseline_dir_check, frozenset(ignored), machine=not showing_help)
+        except SettingError as exc:
+            if not showing_help or exc.key in ignored:
+                raise pytest.UsageError(str(exc)) from None
+            ignored.add(exc.key)
+            config.issue_config_time_warning(pytest.PytestConfigWarning(f"{exc} (its default applies to this help)"),
+                                             stacklevel=2)
+
+
+#: The flags that make a pytest run make diffbench cases (each implies ``--diffbench``).
+RUN_FLAGS = ("enabled", "update", "update_timing", "resume", "calibrate")
+
+
+def runs_cases(config: pytest.Config) -> bool:
+    """Whether this pytest run makes diffbench cases: ``--diffbench`` or a flag implying it."""
+    return any(config.getoption(f"diffbench_{dest}") not in (None, False) for dest in RUN_FLAGS)
+
+
+def _resolve(config: pytest.Config, baseline_dir_check: FolderCheck | None, ignored: frozenset[str], *,
+             machine: bool) -> Settings:
+    """:func:`read_settings`'s settings with the options whose ini key or flag is in ``ignored`` at
+    their defaults; ``machine``: check them against this machine when the run makes cases."""
+    raw = {option.dest: option.default if ignored & {option.ini, option.flag} else _raw_value(config, option)
+           for option in options()}
     root = config.rootpath
     tolerances = Tolerances()
     for name in tolerance_names():
         try:
             tolerances = tolerances.merged({name: raw[name]}, source=f"ini diffbench_{name}", text=True)
         except ValueError as exc:
-            raise pytest.UsageError(f"diffbench: {exc}") from None
+            raise SettingError(f"diffbench: {exc}", f"diffbench_{name}") from None
     writes = raw["update"] is not None or bool(raw["update_timing"])
     calibrate = None if raw["calibrate"] is None else _check(_repeats, raw["calibrate"], "--diffbench-calibrate")
     resume = None if raw["resume"] is None else _check(_required("name a run id, or give the flag alone for the latest run"),
                                                        raw["resume"], "--diffbench-resume")
     # --diffbench-update(-timing), --diffbench-resume and --diffbench-calibrate imply --diffbench
-    enabled = bool(raw["enabled"]) or writes or resume is not None or calibrate is not None
+    enabled = (bool(raw["enabled"]) or writes or resume is not None or calibrate is not None) and machine
     if baseline_dir_check is None:
         baseline_dir_check = "writable" if writes else "exists" if enabled else "off"
     baseline_dir = _check(_required("name a folder, relative to the rootdir"), raw["baseline_dir"], "diffbench_baseline_dir")
@@ -315,7 +405,7 @@ def _raw_value(config: pytest.Config, option: Option) -> Any:
             return config.getini(option.ini)
         except (ValueError, pytest.UsageError) as exc:  # pytest's own conversion (ini_type "bool"): name the key
             hint = "; use true or false" if option.ini_type == "bool" else ""
-            raise pytest.UsageError(f"diffbench: {option.ini} is not valid: {exc}{hint}") from None
+            raise SettingError(f"diffbench: {option.ini} is not valid: {exc}{hint}", option.ini) from None
     return option.default
 
 
@@ -323,7 +413,7 @@ def _check(parse: Callable[[Any], Any], value: Any, name: str) -> Any:
     try:
         return parse(value)
     except ValueError as exc:
-        raise pytest.UsageError(f"diffbench: {name} = {value!r} is not valid: {exc}") from None
+        raise SettingError(f"diffbench: {name} = {value!r} is not valid: {exc}", name) from None
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:

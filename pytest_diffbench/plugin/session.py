@@ -25,7 +25,7 @@ import os
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import pytest
 
@@ -40,7 +40,7 @@ from pytest_diffbench.spec.presets import PresetSource
 from pytest_diffbench.spec.batches import BatchPlan
 from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError, expand_sweep
 from pytest_diffbench.store.jobs import Job, JobChanges, compare_jobs, job_hash, pipeline_fields, read_jobs, write_jobs
-from pytest_diffbench.store.journal import Journal
+from pytest_diffbench.store.journal import Journal, JournalEntries
 from pytest_diffbench.store.run_folder import ResumeError, RunFolder, remove_stale_temp_files, resumable_run
 from pytest_diffbench.store.writer import BackgroundWriter, WriteFailure
 
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 SWEEPS_KEY = "diffbench_sweeps"
 #: xdist workeroutput key: a worker's failed background writes (see DiffbenchSession.write_failures).
 WRITE_FAILURES_KEY = "diffbench_write_failures"
+#: xdist workeroutput key: a worker's warnings (a failing hook, a score left to the end), said by the controller.
+WARNINGS_KEY = "diffbench_warnings"
 
 
 class DiffbenchSession:
@@ -73,6 +75,9 @@ class DiffbenchSession:
         self._results: dict[str, CaseResult] = {}
         #: A resumed run's results from before this session (its journal's), by node id.
         self._earlier: dict[str, CaseResult] = {}
+        #: The cases pytest skipped (a skip mark, pytest.skip(), xfail(run=False)), this session's
+        #: and a resumed run's earlier ones, by node id: their reasons. Finished without a result.
+        self.skipped: dict[str, str] = {}
         #: The run's job list once collection ended (the controller's or single process's).
         self.jobs: list[Job] | None = None
         #: The line that tells how to resume this run, when it ended with jobs left (see :meth:`finish`).
@@ -136,7 +141,7 @@ class DiffbenchSession:
                             check=sweep_problems)
 
     def start(self) -> None:
-        """At session start the controller (not for --collect-only) removes the temporary files a
+        """At session start the controller (not in a mode that runs no test, see :func:`runs_tests`) removes the temporary files a
         killed run left, claims the run folder (or with ``--diffbench-resume`` reopens the run's,
         reading what finished from its journal) and opens its journal.
 
@@ -150,7 +155,7 @@ class DiffbenchSession:
 
             self._before_determinism = current_determinism()
             self.determinism = enable_determinism()
-        if self.settings.enabled and not self.is_worker and not self.config.option.collectonly:
+        if self.settings.enabled and not self.is_worker and runs_tests(self.config):
             try:
                 remove_stale_temp_files(self.settings.output_dir, self.settings.baseline_dir)
             except OSError as exc:  # left-overs only; the run goes on
@@ -178,7 +183,7 @@ class DiffbenchSession:
         and take its journal's lock; its finished cases become :attr:`_earlier`."""
         try:
             folder = resumable_run(self.settings.output_dir, run)
-            earlier = folder.finished_results() if folder.journal.is_file() else []
+            earlier = folder.finished_entries() if folder.journal.is_file() else JournalEntries()
             journal = Journal(folder.journal)
         except ResumeError as exc:
             raise pytest.UsageError(f"diffbench: cannot resume: {exc}") from None
@@ -188,7 +193,8 @@ class DiffbenchSession:
         except (OSError, ValueError) as exc:  # JournalError names the file and line
             raise pytest.UsageError(f"diffbench: cannot resume run {folder.run_id}: {exc}") from None
         self.folder, self._journal = folder, journal
-        self._earlier = {result.nodeid: result for result in earlier}
+        self._earlier = {result.nodeid: result for result in earlier.results}
+        self.skipped = dict(earlier.skipped)
 
     @property
     def results(self) -> list[CaseResult]:
@@ -217,14 +223,14 @@ class DiffbenchSession:
         order: the node ids this session deselects (with ``--diffbench-resume``: the jobs that
         finished before and did not change). The controller settles the job list
         (:meth:`settle_jobs`); a worker leaves its jobs in the run folder for its controller."""
-        if self.folder is None or not self.settings.enabled or self.config.option.collectonly:
+        if self.folder is None or not self.settings.enabled or not runs_tests(self.config):
             return set()
         finished: set[str] = set()
         if self.settings.resume is not None:
-            if self.is_worker:  # the controller read the journal at its start; a worker reads it now
-                journal = self.folder.journal
-                self._earlier = {r.nodeid: r for r in self.folder.finished_results()} if journal.is_file() else {}
-            earlier = set(self._earlier)
+            if self.is_worker and self.folder.journal.is_file():  # the controller read the journal at its start
+                entries = self.folder.finished_entries()
+                self._earlier, self.skipped = {r.nodeid: r for r in entries.results}, dict(entries.skipped)
+            earlier = {*self._earlier, *self.skipped}
             changed = set(compare_jobs(read_jobs(self.folder.jobs), jobs).changed)
             finished = {job.nodeid for job in jobs if job.nodeid in earlier and job.nodeid not in changed}
         if self.is_worker:
@@ -379,14 +385,50 @@ class DiffbenchSession:
         return self.thread_policy
 
     def machine_info(self, device: str) -> MachineInfo:
-        """The machine of ``device``, with what ``pytest_diffbench_machine_info`` hooks add (once per device)."""
+        """The machine of ``device``, with what ``pytest_diffbench_machine_info`` hooks add (once per device).
+
+        Raises :class:`MachineInfoError` naming the hook when one raises: the machine record goes
+        into the case's baseline sidecar and its environment check, so a case cannot be recorded
+        without it (it fails with that one line; the hook is tried again for the next case)."""
         if device not in self._machines:
+            from pytest_diffbench.plugin.user_hooks import call_each
             from pytest_diffbench.run.machine import collect_machine_info
 
             fields: dict[str, Any] = collect_machine_info(device).as_dict()
-            self.config.hook.pytest_diffbench_machine_info(config=self.config, machine_info=fields)
+            failures = call_each(self.config.hook.pytest_diffbench_machine_info, self.config.rootpath, "machine_info",
+                                 config=self.config, machine_info=fields)
+            if failures:
+                raise MachineInfoError(f"diffbench cannot record the machine of this case: {failures[0].describe()}")
             self._machines[device] = MachineInfo.from_mapping(fields)
         return self._machines[device]
+
+    def with_added_columns(self, item: pytest.Item, result: CaseResult) -> CaseResult:
+        """``result`` with the columns the ``pytest_diffbench_result_row`` hooks that apply to
+        ``item`` (its conftest.py files' and the plugins', as pytest's own hooks through
+        ``item.ihook``) add to its row, kept in :attr:`CaseResult.extra`: they ride with the result
+        to the xdist controller, the journal and results.csv. A hook that changes one of
+        diffbench's own columns has the change dropped; one that raises adds no column; each is
+        one warning."""
+        from pytest_diffbench.plugin.user_hooks import call_each, cell_text
+
+        result = result.with_changes(extra={})
+        row = result.to_row()
+        added = dict(row)
+        failures = call_each(item.ihook.pytest_diffbench_result_row, self.config.rootpath, "row",
+                             config=self.config, result=result, row=added)
+        for failure in failures:
+            self._warn(f"WARNING: {failure.describe()}; results.csv has no columns from it for the cases where it raised")
+        changed = sorted(key for key in row if added.get(key) != row[key])
+        if changed:
+            self._warn(f"WARNING: a pytest_diffbench_result_row hook changed diffbench's column(s) {', '.join(changed)}; "
+                       "hooks may only add columns, so the change was dropped")
+        return result.with_changes(extra={key: cell_text(value) for key, value in added.items()
+                                          if key not in row and value is not None})
+
+    def _warn(self, warning: str) -> None:
+        """Add ``warning`` to the run's warnings once."""
+        if warning not in self.warnings:
+            self.warnings.append(warning)
 
     def finish_case(self, item: pytest.Item, dcase: "DiffbenchCase") -> CaseResult:
         """:meth:`_finish_case`; the result and the case's image then feed :attr:`reference` on the writer's thread."""
@@ -397,12 +439,15 @@ class DiffbenchSession:
 
     def from_worker(self, output: Mapping[str, Any]) -> None:
         """On an xdist controller: what a worker handed over when it ended (its ``workeroutput``):
-        its sweeps, its ssim_vs_most_steps scores and its failed background writes (applied at :meth:`finish`)."""
+        its sweeps, its ssim_vs_most_steps scores, its failed background writes (applied at :meth:`finish`)
+        and its warnings (each said once)."""
         from pytest_diffbench.judge.convergence import REFERENCE_KEY
 
         self.sweeps.update({folder: frozenset(names) for folder, names in output.get(SWEEPS_KEY, {}).items()})
         self.reference.take(output.get(REFERENCE_KEY, {}))
         self._worker_failures += [WriteFailure(**failure) for failure in output.get(WRITE_FAILURES_KEY, [])]
+        for warning in output.get(WARNINGS_KEY, []):
+            self._warn(warning)
 
     def _score_reference(self, reference: "ReferenceScorer", result: CaseResult, image: "Image.Image | None") -> None:
         """Feed ``reference`` (:attr:`reference`, on the writer's thread); a failure is a warning,
@@ -578,16 +623,31 @@ class DiffbenchSession:
             self.writer.submit(result.nodeid, self._display(self._journal.path),
                                functools.partial(self._journal_line, self._journal, result))
 
+    def add_skip(self, nodeid: str, reason: str) -> None:
+        """Keep that pytest skipped the diffbench case ``nodeid`` (see :attr:`skipped`), and journal
+        it (on the writer's thread, in order with the other cases' lines): the case is finished, so
+        the run is not left paused for it, and a resume does not run it again."""
+        self.skipped[nodeid] = reason
+        self._results.pop(nodeid, None)
+        if self._journal is not None:
+            self.writer.submit(nodeid, self._display(self._journal.path),
+                               functools.partial(self._journal_write, self._journal, lambda j: j.append_skip(nodeid, reason)))
+
     def _journal_line(self, journal: Journal, result: CaseResult) -> None:
         """Journal ``result`` (on the writer's thread, after the case's files): as an error naming
         the file when a write of the case failed. A journal that cannot be written any more (a
         full disk) becomes one warning and is closed; the run goes on and still writes
         results.csv at its end."""
+        failure = self.writer.failure(result.nodeid)
+        self._journal_write(journal, lambda j: j.append(_write_failed(result, failure) if failure is not None else result))
+
+    def _journal_write(self, journal: Journal, write: Callable[[Journal], None]) -> None:
+        """Run ``write`` on ``journal`` unless it failed before; a failure becomes the one warning
+        of :meth:`_journal_line` and closes the journal."""
         if self._journal_failed:
             return
-        failure = self.writer.failure(result.nodeid)
         try:
-            journal.append(_write_failed(result, failure) if failure is not None else result)
+            write(journal)
         except OSError as exc:
             self._journal_failed = True
             self.warnings.append(f"WARNING: diffbench could not write the journal {journal.path} "
@@ -652,6 +712,7 @@ class DiffbenchSession:
                 from pytest_diffbench.judge.convergence import REFERENCE_KEY
 
                 workeroutput[REFERENCE_KEY] = self.reference.handover()
+                workeroutput[WARNINGS_KEY] = list(self.warnings)
                 if failures:
                     workeroutput[WRITE_FAILURES_KEY] = [dataclasses.asdict(failure) for failure in failures]
             return
@@ -701,7 +762,7 @@ class DiffbenchSession:
         when every job finished."""
         if self.jobs is None or not self.tests_began:
             return None
-        done = {result.nodeid for result in self.results}
+        done = {*(result.nodeid for result in self.results), *self.skipped}
         left = sum(1 for job in self.jobs if job.nodeid not in done)
         if not left:
             return None
@@ -736,18 +797,23 @@ class DiffbenchSession:
             self._results = {result.nodeid: result for result in scored}
         except Exception as exc:  # a derived score; the results are still written without it
             self.warnings.append(f"WARNING: diffbench could not score ssim_vs_most_steps: {type(exc).__name__}: {exc}")
-        environment = run_environment(run_id=folder.run_id, args=self.config.invocation_params.args,
-                                      rootdir=self.config.rootpath, machines=[r.machine for r in self.results],
-                                      threads=self._share_cpu_between_workers(),
-                                      determinism=self.determinism.as_dict() if self.determinism else None)
         try:
-            write_results(folder.results, [self._row(result) for result in self.results])
-            atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")
+            write_results(folder.results, [result.to_row() for result in self.results])
         except OSError as exc:  # a full disk: the journal still holds every finished case
             self.warnings.append(f"WARNING: diffbench could not write the run's record in {folder.path}: "
                                  f"{type(exc).__name__}: {exc.strerror or exc}; its journal keeps every finished case "
                                  f"(diffbench report {folder.run_id} writes the rest once there is room)")
             return
+        environment: dict[str, Any] = {}
+        try:  # the run's environment (git, versions, hooks' machine fields): its failure costs only environment.json
+            environment = run_environment(run_id=folder.run_id, args=self.config.invocation_params.args,
+                                          rootdir=self.config.rootpath, machines=[r.machine for r in self.results],
+                                          threads=self._share_cpu_between_workers(),
+                                          determinism=self.determinism.as_dict() if self.determinism else None)
+            atomic_write_text(folder.environment, json.dumps(environment, indent=2, sort_keys=True) + "\n")
+        except Exception as exc:
+            self.warnings.append(f"WARNING: diffbench could not write {folder.environment.name} in {folder.path}: "
+                                 f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}")
         try:
             folder.mark_latest()
         except OSError as exc:  # the run's record is written; only the pointer to it is missing
@@ -771,18 +837,6 @@ class DiffbenchSession:
             self.warnings.append(f"WARNING: diffbench could not append summary.md to $GITHUB_STEP_SUMMARY "
                                  f"({step_summary}): {type(exc).__name__}: {exc.strerror or exc}")
 
-    def _row(self, result: CaseResult) -> dict[str, Any]:
-        """The results row, with the columns ``pytest_diffbench_result_row`` hooks add."""
-        row = result.to_row()
-        added = dict(row)
-        self.config.hook.pytest_diffbench_result_row(config=self.config, result=result, row=added)
-        changed = sorted(key for key in row if added.get(key) != row[key])
-        warning = (f"WARNING: a pytest_diffbench_result_row hook changed diffbench's column(s) {', '.join(changed)}; "
-                   "hooks may only add columns, so the change was dropped")
-        if changed and warning not in self.warnings:
-            self.warnings.append(warning)
-        return {**added, **row}
-
     def _pixels(self, result: CaseResult) -> Any:
         from pytest_diffbench.judge.metrics.images import to_rgb_array
         from pytest_diffbench.store.paths import case_path
@@ -800,6 +854,23 @@ class DiffbenchSession:
         from pytest_diffbench.plugin.terminal import summary_lines
 
         return summary_lines(self)
+
+
+#: pytest's options (``config.option`` names) of the modes that run no test: they list, plan or
+#: show something (``--collect-only``, ``--setup-plan``, ``--setup-only``, which sets up fixtures
+#: but calls no test, ``--fixtures``, ``--fixtures-per-test``, ``--markers``, ``--version``,
+#: ``--help``), so a diffbench run claims no run folder for them.
+NO_TEST_MODES = ("collectonly", "setupplan", "setuponly", "showfixtures", "show_fixtures_per_test", "markers",
+                 "version", "help")
+
+
+def runs_tests(config: pytest.Config) -> bool:
+    """Whether this pytest session may call a test (no mode of :data:`NO_TEST_MODES` is on)."""
+    return not any(getattr(config.option, mode, False) for mode in NO_TEST_MODES)
+
+
+class MachineInfoError(Exception):
+    """A ``pytest_diffbench_machine_info`` hook raised; the message names it (see :meth:`DiffbenchSession.machine_info`)."""
 
 
 class _SweepsFromWorkers:

@@ -8,6 +8,11 @@ cost the last cases pytest reported whose lines still waited, which a resume run
 run again (pytest-rerunfailures) has a line per attempt; the last one is its result. A last line
 without its newline was cut by a kill and is ignored.
 
+A case pytest skipped (a skip mark, ``pytest.skip()`` in the test or a fixture, an
+``xfail(run=False)``) finished without a result: its line is ``{"skipped": {"nodeid": ..., "reason":
+...}}`` (:meth:`Journal.append_skip`), so the run's job list counts it done, and it has no
+results.csv row. A node id's last line, of either kind, says how it ended.
+
 While its run is going, the process writing the journal holds an exclusive lock on it
 (``flock``, where the platform has it): :func:`journal_is_locked` tells a running run from a
 killed one, whose journal no process holds. :func:`folder_lock` serialises short updates of a
@@ -25,9 +30,10 @@ import os
 import re
 import stat
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.store.files import TMP_SUFFIX
@@ -40,6 +46,8 @@ except ImportError:  # Windows: no flock; a run there is never told from a kille
 #: The name of :func:`~pytest_diffbench.store.files.atomic_write_bytes`' temporary files:
 #: ``.<file name>.<8 random characters of tempfile.mkstemp><TMP_SUFFIX>``.
 TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX))
+#: The key of a skipped case's journal line (see the module docstring).
+SKIPPED_KEY = "skipped"
 
 
 class JournalError(ValueError):
@@ -61,9 +69,16 @@ class Journal:
 
     def append(self, result: CaseResult) -> None:
         """Add ``result`` as one line and make it durable (flush and fsync) before returning."""
+        self._append_line(result.to_transport())
+
+    def append_skip(self, nodeid: str, reason: str) -> None:
+        """Add the line of a case pytest skipped (see the module docstring), durable as :meth:`append`'s."""
+        self._append_line({SKIPPED_KEY: {"nodeid": nodeid, "reason": reason}})
+
+    def _append_line(self, data: dict[str, Any]) -> None:
         if self._handle is None:
             raise ValueError(f"the journal {self.path} is closed")
-        line = json.dumps(result.to_transport(), sort_keys=True, ensure_ascii=True, separators=(",", ":")) + "\n"
+        line = json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":")) + "\n"
         self._handle.write(line.encode("ascii"))
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -81,26 +96,48 @@ class Journal:
         self.close()
 
 
+@dataclass(frozen=True)
+class JournalEntries:
+    """What a journal holds: each node id's result, and the reason of each case pytest skipped."""
+
+    results: list[CaseResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
 def read_journal(path: Path) -> list[CaseResult]:
     """The results a journal holds: one per node id (its last line wins), in the order each node id
-    first appears. A last line cut short by a kill is ignored.
+    first appears. A last line cut short by a kill is ignored; so are skipped cases' lines.
 
     Raises FileNotFoundError when there is no journal, :class:`JournalError` naming the file and
     line when a complete line is not a case result.
     """
+    return read_journal_entries(path).results
+
+
+def read_journal_entries(path: Path) -> JournalEntries:
+    """The results and skipped cases a journal holds (see :func:`read_journal`): a node id's last
+    line wins, a skip after a result too. Raises as :func:`read_journal`."""
     path = Path(path)
     data = path.read_bytes()
     lines = data.split(b"\n")
     lines.pop()  # the text after the last newline: empty, or a line a kill cut short
     results: dict[str, CaseResult] = {}
+    skipped: dict[str, str] = {}
     for number, line in enumerate(lines, start=1):
         try:
-            result = CaseResult.from_transport(json.loads(line))
+            entry = json.loads(line)
+            if isinstance(entry, dict) and SKIPPED_KEY in entry:
+                nodeid, reason = str(entry[SKIPPED_KEY]["nodeid"]), str(entry[SKIPPED_KEY].get("reason") or "")
+                results.pop(nodeid, None)
+                skipped[nodeid] = reason
+                continue
+            result = CaseResult.from_transport(entry)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise JournalError(f"{path} line {number} is not a diffbench case result "
                                f"({' '.join(str(exc).split())[:200]})") from None
+        skipped.pop(result.nodeid, None)
         results[result.nodeid] = result
-    return list(results.values())
+    return JournalEntries(list(results.values()), skipped)
 
 
 def journal_is_locked(path: Path) -> bool:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from pytest_diffbench.store.files import atomic_write_bytes, atomic_write_text, encode_png, inside
 from pytest_diffbench.store.jobs import JOBS_FILE, Job, read_jobs, still_to_run
-from pytest_diffbench.store.journal import folder_lock, journal_is_locked, read_journal, remove_temp_files
+from pytest_diffbench.store.journal import JournalEntries, folder_lock, journal_is_locked, read_journal_entries, remove_temp_files
 from pytest_diffbench.store.paths import case_path, path_segment
 
 RESULTS_FILE = "results.csv"
@@ -71,19 +71,24 @@ class RunFolder:
     """The folder of one run, ``<output_dir>/runs/<run_id>``, and the names of its files."""
 
     path: Path
+    #: The folders above :attr:`path` that :meth:`create` made (``runs/``, the output folder),
+    #: innermost first: :meth:`remove_empty` removes those left empty, so a run that leaves no
+    #: folder leaves nothing.
+    made: tuple[Path, ...] = field(default=(), compare=False)
 
     @classmethod
     def create(cls, output_dir: Path) -> "RunFolder":
         """Claim a new run folder; the exclusive mkdir makes concurrent runs pick distinct ids."""
         runs = Path(output_dir) / RUNS_DIR
-        runs.mkdir(parents=True, exist_ok=True)
+        made = tuple(folder for folder in (runs, *runs.parents) if not folder.exists())
         while True:
+            runs.mkdir(parents=True, exist_ok=True)  # again after another run removed it empty
             path = runs / new_run_id()
             try:
                 path.mkdir()
-            except FileExistsError:
+            except (FileExistsError, FileNotFoundError):
                 continue
-            return cls(path)
+            return cls(path, made)
 
     @classmethod
     def of(cls, output_dir: Path, run_id: str) -> "RunFolder":
@@ -123,10 +128,16 @@ class RunFolder:
         Raises FileNotFoundError when the run has no job list, JobsError or JournalError when
         one of them cannot be read."""
         jobs = read_jobs(self.jobs)
-        finished = [result.nodeid for result in self.finished_results()] if self.journal.is_file() else []
-        return jobs, still_to_run(jobs, finished)
+        if not self.journal.is_file():
+            return jobs, list(jobs)
+        finished = self.finished_entries()
+        return jobs, still_to_run(jobs, [*(result.nodeid for result in finished.results), *finished.skipped])
 
     def finished_results(self) -> "list[CaseResult]":
+        """:meth:`finished_entries`' results."""
+        return self.finished_entries().results
+
+    def finished_entries(self) -> JournalEntries:
         """The results of the run's finished cases: its journal's (see
         :func:`~pytest_diffbench.store.journal.read_journal`), less each case journaled with an
         output image (its ``output_path`` set) whose image is not in ``images/``. Such a case did
@@ -134,10 +145,14 @@ class RunFolder:
         writer (:mod:`pytest_diffbench.store.writer`) may still hold its image, and a kill then
         loses the image; ``--diffbench-resume`` runs it again.
 
+        The cases pytest skipped are finished too (see :mod:`pytest_diffbench.store.journal`).
+
         Raises FileNotFoundError when there is no journal, JournalError naming the file and line
         when a complete line is not a case result."""
-        return [result for result in read_journal(self.journal)
-                if not result.output_path or self.image(case_path(result.nodeid)).is_file()]
+        entries = read_journal_entries(self.journal)
+        return JournalEntries([result for result in entries.results
+                               if not result.output_path or self.image(case_path(result.nodeid)).is_file()],
+                              entries.skipped)
 
     @property
     def finished(self) -> bool:
@@ -269,9 +284,15 @@ class RunFolder:
 
     def remove_empty(self) -> None:
         """Remove the folder of a run that left nothing (see :meth:`is_empty`), so ``latest`` and
-        ``diffbench list`` keep to real runs. Raises OSError when it is not empty."""
+        ``diffbench list`` keep to real runs, then each folder above it that :meth:`create` made
+        and that is empty (another run's folder keeps it). Raises OSError when the run's folder is not empty."""
         self.journal.unlink(missing_ok=True)
         self.path.rmdir()
+        for folder in self.made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another run uses it
+                return
 
 
 def remove_stale_temp_files(output_dir: Path, baseline_dir: Path) -> list[Path]:

@@ -178,8 +178,7 @@ class MaxAbsDiff:
         return float(np.max(np.abs(inputs.output.astype(int) - inputs.baseline.astype(int))))
 
 
-if REGISTRY.get("max_abs_diff") is None:
-    REGISTRY.register(MaxAbsDiff())
+REGISTRY.register(MaxAbsDiff())  # each run imports this file again: registering it again changes nothing
 '''
 
 
@@ -210,3 +209,79 @@ def test_a_metric_registered_in_conftest_gates_and_gets_its_ini_key(conftest_met
     outcome = run_diffbench(conftest_metric).outcome
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     assert "diffbench_max_max_abs_diff" in outcome.stderr.str() and "Traceback" not in outcome.stderr.str()
+
+
+def test_a_conftest_metric_survives_the_conftest_s_second_import_by_diffbench_accept(
+        conftest_metric: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``diffbench accept`` imports conftest.py for its settings and again to collect the tests."""
+    from pytest_diffbench.cli.main import main
+
+    run_diffbench(conftest_metric).outcome.assert_outcomes(failed=2)  # no baselines yet
+    monkeypatch.chdir(conftest_metric.path)
+    assert main(["accept", "latest"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.splitlines()[-1] == "2 created"
+    run_diffbench(conftest_metric).outcome.assert_outcomes(passed=2)
+
+
+def test_another_metric_under_a_conftest_metric_s_name_is_one_line(conftest_metric: pytest.Pytester) -> None:
+    other = CONFTEST_METRIC.replace('label: str = "max |diff|"', 'label: str = "other"')
+    run_diffbench(conftest_metric, update="all").outcome.assert_outcomes(passed=2)
+    use_fake_pipeline(conftest_metric, extra=other)  # the same name, another declaration
+    outcome = run_diffbench(conftest_metric).outcome
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    (line,) = [line for line in outcome.stderr.str().splitlines() if line.strip()]
+    assert line.startswith("ERROR: diffbench: metric 'max_abs_diff' (conftest.MaxAbsDiff) cannot be registered: ")
+    assert "another metric of that name, 'max_abs_diff' (conftest.MaxAbsDiff), is already registered" in line
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("steps", "its value column 'steps' is a results.csv column of diffbench"),
+    ("outcome", "its value column 'outcome' is a results.csv column of diffbench"),
+    ("cases", "its ini key 'diffbench_max_cases' is an ini key of diffbench"),
+    ("max-diff", "must be lowercase letters, digits and underscores, starting with a letter"),
+])
+def test_a_conftest_metric_whose_name_diffbench_cannot_use_is_one_line(project: pytest.Pytester, name: str,
+                                                                        says: str) -> None:
+    """Before, ``steps`` wrote a results.csv diffbench could not read back and ``outcome`` ended
+    in an INTERNALERROR."""
+    use_fake_pipeline(project, extra=CONFTEST_METRIC.replace('"max_abs_diff"', repr(name)))
+    outcome = run_diffbench(project, update="all").outcome
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    (line,) = [line for line in outcome.stderr.str().splitlines() if line.strip()]
+    assert line.startswith("ERROR: diffbench: metric ") and says in line
+    assert REGISTRY.get(name) is None and not (project.path / ".diffbench").exists()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+def test_a_metric_registered_by_a_nested_conftest_is_refused_saying_where_to_register(
+        pytester: pytest.Pytester, workers: list[str]) -> None:
+    """sub/conftest.py is imported at collection, after the run read its tolerances (and under
+    xdist only by the workers): before, every case errored with a KeyError of its tolerance."""
+    use_fake_pipeline(pytester)
+    pytester.makepyfile(**{"sub/test_gen": TESTS, "sub/conftest": CONFTEST_METRIC})
+    run = run_diffbench(pytester, "-p", "xdist", *workers, update="all")
+    assert run.outcome.ret == (pytest.ExitCode.TESTS_FAILED if workers else pytest.ExitCode.INTERRUPTED)
+    text = run.outcome.stdout.str()
+    assert "KeyError" not in text and "Traceback" not in text and "passed" not in text
+    (line,) = [line for line in text.splitlines() if line.startswith("diffbench: metric 'max_abs_diff'")]
+    assert "was registered after pytest read diffbench's settings" in line
+    assert line.endswith("register it in the rootdir's conftest.py or in a plugin, which pytest loads before it configures")
+    assert REGISTRY.get("max_abs_diff") is None
+
+
+def test_a_metric_registered_while_cases_run_is_refused(project: pytest.Pytester) -> None:
+    """A test of a ``--diffbench`` run that registers a metric: the run's tolerances lack it."""
+    # The metric's class is defined in the test module itself: no module imports a test module by name.
+    project.makepyfile(test_late=CONFTEST_METRIC.replace("REGISTRY.register(MaxAbsDiff())",
+                                                         "def test_registers():\n    REGISTRY.register(MaxAbsDiff())"))
+    run = run_diffbench(project, update="all")
+    run.outcome.assert_outcomes(passed=2, failed=1)
+    run.outcome.stdout.fnmatch_lines(["E   *LateRegistration: metric 'max_abs_diff' (test_late.MaxAbsDiff) was registered "
+                                      "after pytest read diffbench's settings*"])
+    assert REGISTRY.get("max_abs_diff") is None
+    # Without --diffbench nothing reads the tolerances once the collection ended: allowed (as this suite does).
+    try:
+        project.runpytest_inprocess("-p", "no:cacheprovider", "test_late.py").assert_outcomes(passed=1)
+        assert REGISTRY.get("max_abs_diff") is not None
+    finally:
+        REGISTRY.unregister("max_abs_diff")

@@ -84,3 +84,43 @@ def test_drives_diffbench(pytester, seed):
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
     result.assert_outcomes(passed=3)
+
+
+#: The ini files pytest reads, each naming ``out`` as the folder of the run folders.
+OUTPUT_DIR_INIS = {
+    "pytest.ini": ("pytest.ini", "[pytest]\ndiffbench_output_dir = out\n"),
+    "pyproject": ("pyproject.toml", '[tool.pytest.ini_options]\ndiffbench_output_dir = "out"\n'),
+    "tox.ini": ("tox.ini", "[pytest]\ndiffbench_output_dir = out\n"),
+    "setup.cfg": ("setup.cfg", "[tool:pytest]\ndiffbench_output_dir = out\n"),
+}
+
+
+@pytest.mark.parametrize(("ini", "text"), list(OUTPUT_DIR_INIS.values()), ids=list(OUTPUT_DIR_INIS))
+def test_results_are_read_from_the_output_dir_the_ini_file_names(pytester: pytest.Pytester, ini: str, text: str) -> None:
+    use_fake_pipeline(pytester)
+    pytester.makepyfile(test_gen=TESTS)
+    (pytester.path / ini).write_text(text, encoding="utf-8")
+    run = run_diffbench(pytester, update="all")
+    assert run.output_dir == pytester.path / "out" and run.folder.results.parent.parent.parent == pytester.path / "out"
+    assert [r.outcome for r in run.results] == [Outcome.PASSED] * 2
+    assert not (pytester.path / ".diffbench").exists()
+
+
+def test_results_are_read_from_the_output_dir_the_flag_names(pytester: pytest.Pytester) -> None:
+    """The flag wins over the ini file, as for the run itself; each run's results stay its own."""
+    use_fake_pipeline(pytester)
+    pytester.makepyfile(test_gen=TESTS)
+    pytester.makeini("[pytest]\ndiffbench_output_dir = out\n")
+    first = run_diffbench(pytester, update="all")
+    flagged = run_diffbench(pytester, "--diffbench-output-dir=out2")
+    assert (first.output_dir, flagged.output_dir) == (pytester.path / "out", pytester.path / "out2")
+    assert [r.baseline_action for r in first.results] == [BaselineAction.CREATED] * 2
+    assert [r.baseline_action for r in flagged.results] == [BaselineAction.NONE] * 2
+
+
+def test_the_suite_s_project_runs_read_the_output_dir_too(project) -> None:
+    """The same fault in this suite's own DiffbenchProject.run (tests/conftest.py)."""
+    project.write_tests(project.test())
+    project.write_ini(output_dir="runs-here")
+    run = project.run(update="all")
+    assert run.output_dir == project.path / "runs-here" and len(run.results) == 1

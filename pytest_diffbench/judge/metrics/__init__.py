@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from pytest_diffbench.judge.metrics.base import (
     Direction,
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-__all__ = ["Direction", "Metric", "MetricInputs", "MetricKind", "MetricRegistry", "MetricUnavailable", "REGISTRY",
-           "Score", "score_images", "status_column", "tolerance_name", "unavailable_advice"]
+__all__ = ["Direction", "LateRegistration", "Metric", "MetricInputs", "MetricKind",
+           "MetricRegistrationError", "MetricRegistry", "MetricUnavailable", "REGISTRY", "Score",
+           "claimed_names", "reserve", "score_images", "status_column", "tolerance_name",
+           "unavailable_advice"]
 
 #: How a metric's status starts when it could not run (then the short reason).
 UNAVAILABLE = "unavailable: "
@@ -44,11 +47,71 @@ UNAVAILABLE = "unavailable: "
 METRIC_MODES = ("auto", "required", "off")
 
 
+#: What a metric's name may be: it becomes results.csv columns (``<name>``, ``<name>_status``, its
+#: tolerance ``min_``/``max_<name>``), a JUnit property and an ini key (``diffbench_<tolerance>``).
+NAME_RULE = "lowercase letters, digits and underscores, starting with a letter, e.g. mean_abs_diff"
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+#: Names no metric may claim (a built-in results.csv column, an ini key), each with what it is;
+#: filled by the modules that own those names (see :func:`reserve`).
+_RESERVED: dict[str, str] = {}
+
+
+class MetricRegistrationError(ValueError):
+    """:meth:`MetricRegistry.register` refused a metric: the message is one line saying why and
+    what would be valid (the pytest plugin prints it alone, not the traceback of the conftest.py
+    or plugin that registered it)."""
+
+
+class LateRegistration(MetricRegistrationError):
+    """A metric was registered after a pytest run read diffbench's settings (a conftest.py below the
+    rootdir, imported at collection, or a test of a ``--diffbench`` run): its tolerance, ini key and
+    columns would be missing from that run."""
+
+
+def claimed_names(metric: Metric) -> dict[str, str]:
+    """Every name ``metric`` takes, each with what it is: its results.csv columns (value, status,
+    tolerance) and its tolerance's ini key."""
+    tolerance = tolerance_name(metric)
+    return {metric.name: "its value column", status_column(metric): "its status column",
+            tolerance: "its tolerance column", f"diffbench_{tolerance}": "its ini key"}
+
+
+def describe(metric: Metric) -> str:
+    """``'meandiff' (conftest.MeanDiff)``: a metric by name and qualified class name, for errors."""
+    kind = type(metric)
+    return f"{metric.name!r} ({kind.__module__}.{kind.__qualname__})"
+
+
+def same_metric(one: Metric, other: Metric) -> bool:
+    """Whether ``other`` is ``one`` registered again: equal, or of the same qualified class name
+    with the same declaration (a conftest.py imported twice defines its class twice)."""
+    if one == other:
+        return True
+    declared = ("name", "label", "kind", "direction", "unit", "default_tolerance", "valid_tolerance",
+                "reports_status", "plotted")
+    return ((type(one).__module__, type(one).__qualname__) == (type(other).__module__, type(other).__qualname__)
+            and all(getattr(one, field) == getattr(other, field) for field in declared))
+
+
+def reserve(names: Iterable[str], what: str) -> None:
+    """Keep ``names`` (``what`` they are: "a results.csv column", "an ini key") from every metric.
+    :class:`MetricRegistrationError` when a metric registered before already claims one."""
+    for name in names:
+        _RESERVED[name] = what
+        for metric in REGISTRY:
+            if name in claimed_names(metric):
+                raise MetricRegistrationError(f"metric {describe(metric)} cannot be registered: {name!r}, "
+                                              f"{claimed_names(metric)[name]}, is {what} of diffbench; "
+                                              "give the metric another name")
+
+
 class MetricRegistry:
     """An ordered set of metrics, keyed by name."""
 
     def __init__(self, metrics: tuple[Metric, ...]) -> None:
         self._metrics: dict[str, Metric] = {}
+        self._locks: dict[object, str] = {}
         for metric in metrics:
             self.register(metric)
 
@@ -62,25 +125,69 @@ class MetricRegistry:
         return self._metrics.get(name)
 
     def register(self, metric: Metric) -> None:
-        """Add ``metric``; ValueError when one of that name (or tolerance) is registered."""
+        """Add ``metric``. Registering it again (the same metric, see :func:`same_metric`: a
+        conftest.py imported twice) changes nothing but the instance kept.
+
+        :class:`MetricRegistrationError`, one line saying what would be valid, when its name is not valid
+        (:data:`NAME_RULE`), when one of its names (:func:`claimed_names`) is a built-in column or
+        ini key or is taken by another registered metric; :class:`LateRegistration` while the
+        registry is locked (see :meth:`lock`).
+        """
         if not isinstance(metric, Metric):
             raise TypeError(f"{metric!r} does not follow the Metric protocol (see pytest_diffbench.judge.metrics.base)")
-        taken = {tolerance_name(m) for m in self._metrics.values()} | set(self._metrics)
-        if metric.name in taken or tolerance_name(metric) in taken:
-            raise ValueError(f"a metric named {metric.name!r} is already registered")
+        existing = self._metrics.get(metric.name)
+        if existing is not None and same_metric(existing, metric):
+            self._metrics[metric.name] = metric  # the same place in the column order
+            return
+        if not isinstance(metric.name, str) or not _NAME.match(metric.name):
+            raise MetricRegistrationError(f"metric name {metric.name!r} is not valid: it becomes results.csv columns "
+                                          f"and an ini key, so it must be {NAME_RULE}")
+        if existing is not None:
+            raise MetricRegistrationError(f"metric {describe(metric)} cannot be registered: another metric of that name, "
+                                          f"{describe(existing)}, is already registered; give it another name")
+        if self._locks:
+            raise LateRegistration(
+                f"metric {describe(metric)} was registered after pytest read diffbench's settings "
+                f"({next(iter(self._locks.values()))}), so this run would lack its tolerance, ini key and columns; "
+                "register it in the rootdir's conftest.py or in a plugin, which pytest loads before it configures")
+        for name, role in claimed_names(metric).items():
+            if name in _RESERVED:
+                raise MetricRegistrationError(f"metric {describe(metric)} cannot be registered: {role} {name!r} is "
+                                              f"{_RESERVED[name]} of diffbench; give the metric another name")
+            owner = next((m for m in self._metrics.values() if name in claimed_names(m)), None)
+            if owner is not None:
+                raise MetricRegistrationError(f"metric {describe(metric)} cannot be registered: {role} {name!r} is "
+                                              f"taken by metric {describe(owner)}; give it another name")
         self._metrics[metric.name] = metric
 
     def unregister(self, name: str) -> None:
         self._metrics.pop(name, None)
 
+    def lock(self, why: str) -> object:
+        """Refuse new metrics (:class:`LateRegistration`, naming ``why``) until :meth:`unlock` with
+        the returned token: a pytest run holds it from the moment it read its settings. Registering
+        a metric that is already registered stays allowed."""
+        token = object()
+        self._locks[token] = why
+        return token
+
+    def unlock(self, token: object) -> None:
+        """Undo one :meth:`lock` (again: nothing)."""
+        self._locks.pop(token, None)
+
     @contextlib.contextmanager
     def registered(self, metric: Metric) -> Iterator[Metric]:
-        """``metric`` registered for the ``with`` block (tests, temporary plugins)."""
+        """``metric`` registered for the ``with`` block (tests, temporary plugins); afterwards the
+        registry holds what it held before (the metric it replaced, or none of that name)."""
+        previous = self._metrics.get(metric.name)
         self.register(metric)
         try:
             yield metric
         finally:
-            self.unregister(metric.name)
+            if previous is None:
+                self.unregister(metric.name)
+            else:
+                self._metrics[metric.name] = previous
 
 
 #: The metrics every run scores, in results.csv's column order.

@@ -8,6 +8,7 @@ without any download; the subprocess records any attempt to reach the network.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -183,8 +184,10 @@ def test_required_metric_that_cannot_run_raises() -> None:
 
 def test_the_registry_scores_in_column_order() -> None:
     assert [metric.name for metric in REGISTRY] == ["ssim", "psnr", "lpips"]
-    with pytest.raises(ValueError, match="'ssim' is already registered"):
-        REGISTRY.register(next(iter(REGISTRY)))
+    REGISTRY.register(next(iter(REGISTRY)))  # the same metric again: nothing changes
+    with pytest.raises(ValueError, match=r"another metric of that name, 'ssim' \(.*SSIM\), is already registered"):
+        REGISTRY.register(dataclasses.replace(next(iter(REGISTRY)), label="other"))
+    assert [metric.name for metric in REGISTRY] == ["ssim", "psnr", "lpips"]
 
 
 # --- LPIPS, each in a fresh interpreter -----------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +12,7 @@ from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.spec.outcomes import Outcome
 from pytest_diffbench.store import journal as journal_module
 from pytest_diffbench.store.files import atomic_write_bytes
-from pytest_diffbench.store.journal import TEMP_NAME, Journal, JournalError, read_journal, remove_temp_files
+from pytest_diffbench.store.journal import TEMP_NAME, Journal, JournalError, read_journal, read_journal_entries, remove_temp_files
 
 
 def result(nodeid: str, outcome: Outcome = Outcome.PASSED, **changes: object) -> CaseResult:
@@ -136,3 +138,17 @@ def test_remove_temp_files_skips_the_folders_it_is_told_to(tmp_path):
     dead = _temp_file(tmp_path / "runs" / "dead")
     assert remove_temp_files([tmp_path], skip=[tmp_path / "runs" / "live"]) == [dead]
     assert live.exists()
+
+
+def test_a_skip_after_a_result_in_the_journal_wins(tmp_path: Path) -> None:
+    """A node id's last journal line, of either kind, says how it ended (and the other way round)."""
+    result = CaseResult(run_id="r", timestamp="t", nodeid="t.py::a", case_id="a", outcome=Outcome.PASSED)
+    with Journal(tmp_path / "journal.jsonl") as journal:
+        journal.append(result)
+        journal.append_skip("t.py::a", "skipped: later")
+        journal.append_skip("t.py::b", "skipped: b")
+        journal.append(result.with_changes(nodeid="t.py::b"))
+    entries = read_journal_entries(tmp_path / "journal.jsonl")
+    assert [r.nodeid for r in entries.results] == ["t.py::b"] and entries.skipped == {"t.py::a": "skipped: later"}
+    line = json.loads((tmp_path / "journal.jsonl").read_text().splitlines()[1])
+    assert line == {"skipped": {"nodeid": "t.py::a", "reason": "skipped: later"}}

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 from pathlib import Path
 
 import pytest
+from forked_pytest import start_python  # tests/suite_plugin: each child forked from a warm server
 
 from pytest_diffbench.judge.noise_floor import Floor
 from pytest_diffbench.store.noise_floor import (
@@ -85,20 +85,27 @@ def test_a_link_in_place_of_the_file_is_refused(tmp_path) -> None:
         noise_floor_path(tmp_path / "baselines")
 
 
-def _write_many(path: str, test: str) -> None:
-    for number in range(15):
-        write_noise_floors(Path(path), {"cpu-float32": {test: {f"case{number}": A}}})
+#: A child that merges 15 cases of test ``argv[2]`` into noise-floor.json ``argv[1]``. It is code of
+#: its own, not a function of this module: a spawned child imports its target's module by name,
+#: which --import-mode=importlib does not make importable ("No module named 'unit'").
+WRITER = f"""
+import sys
+from math import inf
+from pathlib import Path
+
+from pytest_diffbench.judge.noise_floor import Floor
+from pytest_diffbench.store.noise_floor import write_noise_floors
+
+for number in range(15):
+    write_noise_floors(Path(sys.argv[1]), {{"cpu-float32": {{sys.argv[2]: {{f"case{{number}}": {A!r}}}}}}})
+"""
 
 
 @pytest.mark.subprocess
 def test_two_processes_merging_at_once_lose_no_entry(tmp_path) -> None:
     path = tmp_path / "noise-floor.json"
-    context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_write_many, args=(str(path), test)) for test in ("t::a", "t::b")]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(120)
-    assert [writer.exitcode for writer in writers] == [0, 0]
+    writers = [start_python(["-c", WRITER, str(path), test]) for test in ("t::a", "t::b")]  # both at once
+    assert [writer.wait(120) for writer in writers] == [0, 0]  # a child's traceback is in the captured stderr
     tests = read_noise_floors(path).pins["cpu-float32"]
     assert {test: len(entry.cases) for test, entry in tests.items()} == {"t::a": 15, "t::b": 15}
+    assert tests["t::a"].cases["case0"] == A

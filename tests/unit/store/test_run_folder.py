@@ -223,3 +223,34 @@ def test_stale_temp_files_go_except_a_running_runs_and_baselines_being_written(t
         assert run_folder.remove_stale_temp_files(output_dir, baselines) == sorted(stale)
     assert all(path.exists() for path in kept)
     assert run_folder.remove_stale_temp_files(output_dir, baselines) == sorted(kept)
+
+
+def test_remove_empty_removes_the_folders_create_made(tmp_path):
+    """A run that leaves nothing leaves no ``runs/`` or output folder it made either."""
+    folder = RunFolder.create(tmp_path / "out" / "diffbench")
+    folder.remove_empty()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_empty_keeps_a_folder_another_run_uses_or_that_was_there(tmp_path):
+    (tmp_path / "out").mkdir()
+    first, second = RunFolder.create(tmp_path / "out"), RunFolder.create(tmp_path / "out")
+    first.remove_empty()  # it made runs/, which the second run's folder still uses
+    assert [path.name for path in (tmp_path / "out" / "runs").iterdir()] == [second.run_id]
+    second.remove_empty()
+    assert (tmp_path / "out").is_dir()  # out/ was there before
+
+
+def test_create_makes_runs_again_when_another_run_removed_it(tmp_path, monkeypatch):
+    """Between the check and the claim another run may remove an empty ``runs/``: the claim still succeeds."""
+    ids = iter(["20261130T000000Z-000000", "20261130T000000Z-000001"])
+
+    def next_id() -> str:
+        run_id = next(ids)
+        if run_id.endswith("0"):
+            (tmp_path / "runs").rmdir()  # another run's remove_empty, just now
+        return run_id
+
+    monkeypatch.setattr(run_folder, "new_run_id", next_id)
+    folder = RunFolder.create(tmp_path)
+    assert folder.path.is_dir() and folder.run_id == "20261130T000000Z-000001"
