@@ -17,7 +17,7 @@ from pytest_diffbench.judge.result import CaseResult
 from pytest_diffbench.plugin import hookspecs
 from pytest_diffbench.plugin.keys import CASE_FIXTURE, CASE_KEY, RESULT_KEY, SESSION_KEY
 from pytest_diffbench.plugin.options import OptionDeclarations, read_settings
-from pytest_diffbench.plugin.session import DiffbenchSession
+from pytest_diffbench.plugin.session import DiffbenchSession, MachineInfoError
 from pytest_diffbench.plugin.xdist import XdistHooks
 from pytest_diffbench.report.junit import set_junit_properties
 from pytest_diffbench.spec.sweep import SWEEP_MARK, TOLERANCE_MARK, Case, SweepError
@@ -264,6 +264,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]
         result = session.finish_case(pyfuncitem, dcase)
     except (pytest.skip.Exception, pytest.xfail.Exception, KeyboardInterrupt):
         raise
+    except MachineInfoError as exc:  # a user's machine-info hook raised: one line naming it, not our traceback
+        result = session.error_result(pyfuncitem, dcase.case, str(exc))
     except BaseException as exc:  # the test body raised, or judging the case broke
         pyfuncitem.stash[RESULT_KEY] = session.error_result(pyfuncitem, dcase.case, f"{type(exc).__name__}: {exc}")
         raise

@@ -18,7 +18,7 @@ from typing import Any, Callable, Generator, Literal
 import pytest
 
 from pytest_diffbench.judge.metrics import METRIC_MODES as LPIPS_MODES
-from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistrationError, reserve
+from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistrationError, refused_metrics, reserve
 from pytest_diffbench.judge.tolerances import Tolerances, default_tolerances, tolerance_help, tolerance_names
 from pytest_diffbench.report.bundle import BUNDLE_IMAGES
 from pytest_diffbench.spec.outcomes import UpdateMode
@@ -143,8 +143,7 @@ class OptionDeclarations:
     def __init__(self, parser: pytest.Parser) -> None:
         self.parser = parser
         self.declared: set[str] = set()
-        self.config: pytest.Config | None = None
-        #: The token of this run's REGISTRY.lock (None before pytest_configure).
+        #: The token of this run's REGISTRY.lock (None unless the run makes cases).
         self.lock: object = None
         self.declare()
 
@@ -164,19 +163,18 @@ class OptionDeclarations:
     def pytest_plugin_registered(self) -> None:
         self.declare()
 
-    # -- metrics registered too late for this run (see MetricRegistry.lock) --------------------
+    # -- the metrics of this run (see MetricRegistry.lock) ------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
-        """From here on the run's tolerances, ini keys and columns are fixed: refuse new metrics
-        until the collection ended (a run without cases) or the run ended (one with cases, whose
-        judging reads every registered metric's tolerance)."""
-        self.config = config
-        self.lock = REGISTRY.lock("a conftest.py below the rootdir is imported at collection, after that")
-
-    def pytest_collection_finish(self) -> None:
-        if self.config is not None and not runs_cases(self.config):
-            REGISTRY.unlock(self.lock)
+        """A metric refused while diffbench's modules loaded is a usage error. In a run that makes
+        cases the tolerances, ini keys and columns are fixed from here on: new metrics are refused
+        until the run ends (a run without ``--diffbench`` judges nothing, so it takes them)."""
+        refused = refused_metrics()
+        if refused:
+            raise pytest.UsageError(f"diffbench: {refused[0]}")
+        if runs_cases(config):
+            self.lock = REGISTRY.lock("a conftest.py below the rootdir is imported at collection, after that")
 
     def pytest_unconfigure(self) -> None:
         REGISTRY.unlock(self.lock)
@@ -316,8 +314,9 @@ def _resolve(config: pytest.Config, baseline_dir_check: FolderCheck | None, igno
     _check(lambda path: check_folder(root / path, root, baseline_dir_check), baseline_dir, "diffbench_baseline_dir")
     output_dir = _check(_required("name a folder, relative to the rootdir"), raw["output_dir"], "diffbench_output_dir")
     problem = folders_problem(root, baseline_dir, output_dir)
-    if problem:
-        raise pytest.UsageError(f"diffbench: {problem}")
+    if problem:  # with --help, the output folder's default is tried first, then the baseline folder's
+        raise SettingError(f"diffbench: {problem}",
+                           "diffbench_baseline_dir" if "diffbench_output_dir" in ignored else "diffbench_output_dir")
     device = _check(check_device, raw["device"], "diffbench_device")
     if enabled and device not in ("auto", "cpu"):
         device = _check(_available_device, device, "diffbench_device")

@@ -45,6 +45,21 @@ def test_help_with_diffbench_flags_neither_checks_them_nor_the_machine(bad_setti
     assert "--diffbench-calibrate = '1' is not valid" in text
 
 
+@pytest.mark.parametrize("folders", ["diffbench_baseline_dir = .", "diffbench_output_dir = baselines/runs",
+                                     "diffbench_baseline_dir = same\ndiffbench_output_dir = same"],
+                         ids=["baselines-at-rootdir", "output-in-baselines", "one-folder"])
+def test_help_shows_when_the_folders_clash(pytester: pytest.Pytester, folders: str) -> None:
+    """Folders that no run accepts (each refused in one line by a run): help shows, with a warning."""
+    pytester.makeini(f"[pytest]\n{folders}\n")
+    result = pytester.runpytest_inprocess("--help", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK
+    text = result.stdout.str()
+    assert "diffbench_output_dir (string):" in text
+    warnings = [line for line in text.splitlines() if "PytestConfigWarning: diffbench:" in line]
+    assert warnings and all(line.endswith("(its default applies to this help)") for line in warnings)
+    assert pytester.runpytest_inprocess("--diffbench", "-p", "no:cacheprovider").ret == pytest.ExitCode.USAGE_ERROR
+
+
 def test_version_shows(bad_settings: pytest.Pytester) -> None:
     result = bad_settings.runpytest_inprocess("--version", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK

@@ -224,13 +224,12 @@ def test_a_conftest_metric_survives_the_conftest_s_second_import_by_diffbench_ac
 
 
 def test_another_metric_under_a_conftest_metric_s_name_is_one_line(conftest_metric: pytest.Pytester) -> None:
-    other = CONFTEST_METRIC.replace('label: str = "max |diff|"', 'label: str = "other"')
-    run_diffbench(conftest_metric, update="all").outcome.assert_outcomes(passed=2)
-    use_fake_pipeline(conftest_metric, extra=other)  # the same name, another declaration
+    other = CONFTEST_METRIC.replace("MaxAbsDiff", "Other").replace('label: str = "max |diff|"', 'label: str = "other"')
+    use_fake_pipeline(conftest_metric, extra=CONFTEST_METRIC + other)  # one run, two declarations of one name
     outcome = run_diffbench(conftest_metric).outcome
     assert outcome.ret == pytest.ExitCode.USAGE_ERROR
     (line,) = [line for line in outcome.stderr.str().splitlines() if line.strip()]
-    assert line.startswith("ERROR: diffbench: metric 'max_abs_diff' (conftest.MaxAbsDiff) cannot be registered: ")
+    assert line.startswith("ERROR: diffbench: metric 'max_abs_diff' (conftest.Other) cannot be registered: ")
     assert "another metric of that name, 'max_abs_diff' (conftest.MaxAbsDiff), is already registered" in line
 
 
@@ -250,6 +249,18 @@ def test_a_conftest_metric_whose_name_diffbench_cannot_use_is_one_line(project: 
     (line,) = [line for line in outcome.stderr.str().splitlines() if line.strip()]
     assert line.startswith("ERROR: diffbench: metric ") and says in line
     assert REGISTRY.get(name) is None and not (project.path / ".diffbench").exists()
+
+
+@pytest.mark.subprocess
+def test_a_plugin_metric_that_diffbench_refuses_after_it_loaded_is_one_line(project: pytest.Pytester) -> None:
+    """A ``-p`` plugin is imported before diffbench's own modules, which reserve their names as
+    they load (a child started from scratch): before, diffbench's plugin failed to load with a traceback."""
+    project.makepyfile(early_metric=CONFTEST_METRIC.replace('"max_abs_diff"', '"outcome"'))
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-p", "early_metric", "--diffbench")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.str().splitlines() if line.strip()] == [
+        "ERROR: diffbench: metric 'outcome' (early_metric.MaxAbsDiff) cannot be registered: 'outcome', its value "
+        "column, is a results.csv column of diffbench; give the metric another name"]
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "xdist"])
@@ -279,9 +290,19 @@ def test_a_metric_registered_while_cases_run_is_refused(project: pytest.Pytester
     run.outcome.stdout.fnmatch_lines(["E   *LateRegistration: metric 'max_abs_diff' (test_late.MaxAbsDiff) was registered "
                                       "after pytest read diffbench's settings*"])
     assert REGISTRY.get("max_abs_diff") is None
-    # Without --diffbench nothing reads the tolerances once the collection ended: allowed (as this suite does).
+    # Without --diffbench nothing reads the tolerances: allowed (as this suite does).
     try:
         project.runpytest_inprocess("-p", "no:cacheprovider", "test_late.py").assert_outcomes(passed=1)
         assert REGISTRY.get("max_abs_diff") is not None
+    finally:
+        REGISTRY.unregister("max_abs_diff")
+
+
+def test_a_run_without_diffbench_takes_a_nested_conftest_metric(pytester: pytest.Pytester) -> None:
+    """A plain run judges nothing: a sub-folder's conftest.py that registers a metric blocks none of its tests."""
+    use_fake_pipeline(pytester)
+    pytester.makepyfile(**{"sub/test_gen": TESTS, "sub/conftest": CONFTEST_METRIC, "sub/test_plain": "def test_plain(): pass\n"})
+    try:
+        pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=2)
     finally:
         REGISTRY.unregister("max_abs_diff")

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Direction", "LateRegistration", "Metric", "MetricInputs", "MetricKind",
            "MetricRegistrationError", "MetricRegistry", "MetricUnavailable", "REGISTRY", "Score",
-           "claimed_names", "reserve", "score_images", "status_column", "tolerance_name",
+           "claimed_names", "refused_metrics", "reserve", "score_images", "status_column", "tolerance_name",
            "unavailable_advice"]
 
 #: How a metric's status starts when it could not run (then the short reason).
@@ -55,6 +55,8 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 #: Names no metric may claim (a built-in results.csv column, an ini key), each with what it is;
 #: filled by the modules that own those names (see :func:`reserve`).
 _RESERVED: dict[str, str] = {}
+#: Metrics registered before diffbench reserved a name they claim (see :func:`reserve`).
+_REFUSED: list[str] = []
 
 
 class MetricRegistrationError(ValueError):
@@ -96,14 +98,23 @@ def same_metric(one: Metric, other: Metric) -> bool:
 
 def reserve(names: Iterable[str], what: str) -> None:
     """Keep ``names`` (``what`` they are: "a results.csv column", "an ini key") from every metric.
-    :class:`MetricRegistrationError` when a metric registered before already claims one."""
+
+    A metric registered before (a ``-p`` plugin imported ahead of diffbench's modules) that claims
+    one is unregistered, and the refusal kept for :func:`refused_metrics`: raising here would break
+    the import of diffbench's own plugin with a traceback."""
     for name in names:
         _RESERVED[name] = what
         for metric in REGISTRY:
             if name in claimed_names(metric):
-                raise MetricRegistrationError(f"metric {describe(metric)} cannot be registered: {name!r}, "
-                                              f"{claimed_names(metric)[name]}, is {what} of diffbench; "
-                                              "give the metric another name")
+                REGISTRY.unregister(metric.name)
+                _REFUSED.append(f"metric {describe(metric)} cannot be registered: {name!r}, "
+                                f"{claimed_names(metric)[name]}, is {what} of diffbench; give the metric another name")
+
+
+def refused_metrics() -> list[str]:
+    """The refusals :func:`reserve` kept (one line each): the pytest plugin reports the first as a
+    usage error when it configures."""
+    return list(_REFUSED)
 
 
 class MetricRegistry:
