@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from pytest_diffbench.plugin.options import Option, options
+
+if TYPE_CHECKING:
+    import pytest
 
 #: The name of the plugin's ``pytest11`` entry point (pyproject.toml); ``-p`` loads it by that name,
 #: also when ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` is set.
@@ -80,7 +83,8 @@ def load_settings(flags: Mapping[str, str | None]) -> CliSettings:
     """Resolve the settings from the current folder as pytest would.
 
     Raises :class:`CommandError` with one line (naming the ini key and what would be valid) for
-    a bad value, an unusable ini file or a conftest.py that fails to import.
+    a bad value, an unusable ini file, a conftest.py that fails to import, or an ini key no plugin
+    registers when pytest's ``strict_config`` is on (as pytest itself refuses it).
     """
     from _pytest.config import ConftestImportFailure, _prepareconfig
 
@@ -97,6 +101,7 @@ def load_settings(flags: Mapping[str, str | None]) -> CliSettings:
     except ConftestImportFailure as exc:
         raise CommandError(f"cannot import {exc.path}: {type(exc.cause).__name__}: {_one_line(exc.cause)}") from None
     try:
+        _refuse_unknown_ini_keys(config)
         settings = read_settings(config)
     except (pytest.UsageError, ValueError) as exc:
         raise CommandError(_one_line(exc)) from None
@@ -105,6 +110,41 @@ def load_settings(flags: Mapping[str, str | None]) -> CliSettings:
     return CliSettings(rootdir=config.rootpath, inipath=config.inipath, output_dir=settings.output_dir,
                        baseline_dir=settings.baseline_dir, bundle_images=settings.bundle_images, pin=settings.pin,
                        presets_file=settings.presets_file)
+
+
+def _refuse_unknown_ini_keys(config: "pytest.Config") -> None:
+    """Raise :class:`CommandError` naming the ini keys of ``config`` that no plugin registers
+    (a misspelt ``diffbench_ouput_dir``), with the known key each is closest to, when
+    ``strict_config`` (``--strict-config``, pytest 9's ``strict``) is on, as pytest would refuse
+    them. Like pytest's check before collection, it knows the keys of the initial conftest.py files."""
+    import difflib
+
+    unknown_keys = getattr(config, "_get_unknown_ini_keys", None)  # pytest's own check (private: absent, no check)
+    unknown = sorted(unknown_keys()) if callable(unknown_keys) else []
+    if not unknown or not _strict_config(config):
+        return
+    known = sorted(config._parser._inidict)
+    named = ", ".join(f"{key} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(key, known, n=1))
+                      else key for key in unknown)
+    raise CommandError(f"{config.inipath}: unknown config option{'s' if len(unknown) > 1 else ''} {named}: "
+                       "strict_config is on, so pytest and the diffbench command accept only the keys pytest "
+                       "and its plugins register (see pytest --help)")
+
+
+def _strict_config(config: "pytest.Config") -> bool:
+    """Whether pytest refuses unknown ini keys in ``config``: its ``strict_config`` ini key or
+    ``--strict-config`` flag (in ``addopts`` too), or, where ``strict_config`` is unset, pytest 9's
+    ``strict``. pytest 8 has the flag and the key as an option, not an ini key."""
+    if getattr(config.option, "strict_config", False):
+        return True
+    for name in ("strict_config", "strict"):
+        try:
+            value = config.getini(name)
+        except ValueError:  # not an ini key of this pytest
+            continue
+        if value is not None:
+            return bool(value)
+    return False
 
 
 def _unreadable_ini(start: Path) -> Path | None:

@@ -60,6 +60,8 @@ SWEEPS_KEY = "diffbench_sweeps"
 WRITE_FAILURES_KEY = "diffbench_write_failures"
 #: xdist workeroutput key: a worker's warnings (a failing hook, a score left to the end), said by the controller.
 WARNINGS_KEY = "diffbench_warnings"
+#: xdist workeroutput key: the messages of a worker's unavailable metrics (see judge.metrics.unavailable_messages).
+UNAVAILABLE_KEY = "diffbench_unavailable"
 
 
 class DiffbenchSession:
@@ -439,10 +441,12 @@ class DiffbenchSession:
 
     def from_worker(self, output: Mapping[str, Any]) -> None:
         """On an xdist controller: what a worker handed over when it ended (its ``workeroutput``):
-        its sweeps, its ssim_vs_most_steps scores, its failed background writes (applied at :meth:`finish`)
-        and its warnings (each said once)."""
+        its sweeps, its ssim_vs_most_steps scores, its failed background writes (applied at :meth:`finish`),
+        its warnings (each said once) and the messages of its unavailable metrics."""
         from pytest_diffbench.judge.convergence import REFERENCE_KEY
+        from pytest_diffbench.judge.metrics import take_unavailable_messages
 
+        take_unavailable_messages(output.get(UNAVAILABLE_KEY, []))
         self.sweeps.update({folder: frozenset(names) for folder, names in output.get(SWEEPS_KEY, {}).items()})
         self.reference.take(output.get(REFERENCE_KEY, {}))
         self._worker_failures += [WriteFailure(**failure) for failure in output.get(WRITE_FAILURES_KEY, [])]
@@ -710,9 +714,11 @@ class DiffbenchSession:
             workeroutput = getattr(self.config, "workeroutput", None)
             if workeroutput is not None:  # the controller's results, journal and scores take them
                 from pytest_diffbench.judge.convergence import REFERENCE_KEY
+                from pytest_diffbench.judge.metrics import unavailable_messages
 
                 workeroutput[REFERENCE_KEY] = self.reference.handover()
                 workeroutput[WARNINGS_KEY] = list(self.warnings)
+                workeroutput[UNAVAILABLE_KEY] = unavailable_messages()
                 if failures:
                     workeroutput[WRITE_FAILURES_KEY] = [dataclasses.asdict(failure) for failure in failures]
             return

@@ -81,7 +81,7 @@ def summary_lines(session: Summarised) -> list[str]:
         if left_out:  # all failing: every case is listed, nothing to point at
             lines.append(f"({left_out} passed case{'s' if left_out > 1 else ''} not listed; see summary.md)")
     if listed:
-        lines += terminal_table(listed)
+        lines += terminal_table(listed, among=results)
     if folder.results.is_file():  # not when it could not be written (its warning says why)
         lines.append(f"results: {folder.results}")
     if folder.summary.is_file():
@@ -253,7 +253,8 @@ def _named(names: list[str]) -> str:
 
 def unavailable_lines(results: Iterable[CaseResult]) -> list[str]:
     """One WARNING per metric that was not computed for some case, with its whole advice (LPIPS:
-    which file is missing and where it goes), once per run, whatever the number of cases."""
+    which file is missing and where it goes) or its exception's message (see
+    :func:`~pytest_diffbench.judge.metrics.unavailable_advice`), once per run, whatever the number of cases."""
     from pytest_diffbench.judge.metrics import unavailable_advice
 
     first: dict[str, str] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from pytest_diffbench.judge.checks import failed_checks, format_number, timing_mismatch
 from pytest_diffbench.judge.metrics import REGISTRY, MetricRegistry
@@ -32,6 +32,29 @@ def case_order(result: CaseResult) -> tuple[str, tuple[tuple[int, str | int], ..
     """The order every listing of cases shares: by test, then by case with numbers by value
     (``seed2`` before ``seed10``, ``2steps`` before ``10steps``)."""
     return result.test, natural_key(result.nodeid)
+
+
+def case_labels(results: Iterable[CaseResult]) -> dict[str, str]:
+    """The case column's label of each node id of ``results``: its :attr:`~CaseResult.short_id`
+    (``test_c[seed0]``) when no other case of ``results`` has the same one, else the shortest
+    suffix of its node id, in whole path parts, that tells it from those (``a/test_x.py::test_c[seed0]``
+    beside ``b/test_x.py::test_c[seed0]``; ``test_x.py::test_c[seed0]`` beside ``x/test_y.py::...``)."""
+    by_short: dict[str, set[str]] = {}
+    for result in results:
+        by_short.setdefault(result.short_id, set()).add(result.nodeid)
+    labels: dict[str, str] = {}
+    for short, nodeids in by_short.items():
+        if len(nodeids) == 1:
+            labels.update(dict.fromkeys(nodeids, short))
+            continue
+        parts = {nodeid: nodeid.split("::", 1)[0].split("/") for nodeid in nodeids}
+        for nodeid, path in parts.items():
+            for count in range(1, len(path) + 1):
+                label = "/".join(path[-count:])
+                if not any(other != nodeid and "/".join(other_path[-count:]) == label for other, other_path in parts.items()):
+                    break
+            labels[nodeid] = f"{label}::{short}"
+    return labels
 
 
 def memory_text(mib: float) -> str:
@@ -181,8 +204,10 @@ def speed_columns(results: Sequence[CaseResult]) -> tuple[str, ...]:
     return SPEED_COLUMNS + (("stages",) if any(stages_text(r) for r in results) else ())
 
 
-def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
-    """One row per case for the speed table, in the results' order, a cell per :func:`speed_columns`."""
+def speed_rows(results: Sequence[CaseResult], labels: Mapping[str, str] | None = None) -> list[tuple[str, ...]]:
+    """One row per case for the speed table, in the results' order, a cell per :func:`speed_columns`;
+    the case cell is the case's label in ``labels`` (by node id), by default :func:`case_labels` of ``results``."""
+    labels = case_labels(results) if labels is None else labels
     staged = len(speed_columns(results)) > len(SPEED_COLUMNS)
     rows: list[tuple[str, ...]] = []
     for result in results:
@@ -191,7 +216,7 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
         reference = result.baseline_seconds_per_image
         vram = m.peak_vram_mb if m else None
         rows.append((
-            result.short_id,
+            labels.get(result.nodeid, result.short_id),
             result.outcome.value,
             "" if seconds is None else f"{seconds:.3g}",
             "" if reference is None else f"{reference:.3g}",
@@ -203,11 +228,14 @@ def speed_rows(results: Sequence[CaseResult]) -> list[tuple[str, ...]]:
     return rows
 
 
-def terminal_table(results: Sequence[CaseResult]) -> list[str]:
+def terminal_table(results: Sequence[CaseResult], among: Iterable[CaseResult] | None = None) -> list[str]:
     """Fixed-width lines of the speed table, for pytest's terminal summary (control characters
-    in ids and device names shown escaped), and the :func:`change_footnote` when there is one."""
+    in ids and device names shown escaped), and the :func:`change_footnote` when there is one.
+    Case labels (:func:`case_labels`) tell apart the cases of ``among`` (the whole run, when
+    ``results`` lists only some of it), by default of ``results``."""
     header = speed_columns(results)
-    rows = [header, *(tuple(terminal_text(cell) for cell in row) for row in speed_rows(results))]
+    labels = case_labels(results if among is None else among)
+    rows = [header, *(tuple(terminal_text(cell) for cell in row) for row in speed_rows(results, labels))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     footnote = change_footnote(results)
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
@@ -222,15 +250,16 @@ def summary_markdown(results: Sequence[CaseResult], run_id: str, bundle_name: st
     lines = [f"## diffbench run {markdown_code(run_id)}", ""]
     counts = outcome_counts(results)
     lines.append(" · ".join(f"**{count}** {outcome}" for outcome, count in counts) if counts else "No cases ran.")
+    labels = case_labels(results)
     failing = [r for r in results if not r.passed]
     if failing:
         lines += ["", "### Failing cases", "", "| case | outcome | what failed |", "|---|---|---|"]
-        lines += [f"| {markdown_code(r.short_id, table=True)} | {markdown_text(r.outcome.value, table=True)} | "
+        lines += [f"| {markdown_code(labels[r.nodeid], table=True)} | {markdown_text(r.outcome.value, table=True)} | "
                   f"{markdown_text(what_failed(r), table=True)} |" for r in failing]
     if results:
         header = speed_columns(results)
         lines += ["", "### Speed", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(markdown_text(cell, table=True) for cell in row) + " |" for row in speed_rows(results)]
+        lines += ["| " + " | ".join(markdown_text(cell, table=True) for cell in row) + " |" for row in speed_rows(results, labels)]
         footnote = change_footnote(results)
         lines += ["", markdown_text(footnote)] if footnote else []
     if bundle_name:

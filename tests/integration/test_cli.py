@@ -434,6 +434,26 @@ def test_addopts_count_as_they_do_for_pytest(fake_project: pytest.Pytester, caps
     assert (status, out) == (2, "") and "unrecognized arguments: --no-such-flag" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("strict", ["strict_config = true", "addopts = --strict-config", "strict = true"])
+def test_strict_config_refuses_an_unknown_ini_key_as_pytest_does(fake_project: pytest.Pytester,
+                                                                 capsys: pytest.CaptureFixture[str], strict: str) -> None:
+    fake_project.makefile(".ini", pytest=f"[pytest]\n{strict}\ndiffbench_ouput_dir = out\n")
+    assert fake_project.runpytest_inprocess("-p", "no:cacheprovider", "--collect-only").ret == pytest.ExitCode.USAGE_ERROR
+    status, out, err = diffbench(capsys, "list")
+    assert (status, out) == (2, "") and err.count("\n") == 1 and "Traceback" not in err
+    assert "unknown config option diffbench_ouput_dir (did you mean diffbench_output_dir?)" in err
+    assert not (fake_project.path / ".diffbench").exists()
+
+
+@pytest.mark.parametrize("ini", ["diffbench_ouput_dir = out", "strict_markers = true\ndiffbench_ouput_dir = out",
+                                 "strict = true\nstrict_config = false\ndiffbench_ouput_dir = out"])
+def test_an_unknown_ini_key_without_strict_config_is_ignored_as_pytest_ignores_it(
+        fake_project: pytest.Pytester, capsys: pytest.CaptureFixture[str], ini: str) -> None:
+    fake_project.makefile(".ini", pytest=f"[pytest]\n{ini}\n")
+    status, out, err = diffbench(capsys, "list")
+    assert status == 0 and f"no runs in {fake_project.path / '.diffbench'}" in out and err == ""
+
+
 @pytest.mark.parametrize(("line", "valid"), [
     ("diffbench_bundle_images = sometimes", "failures, all, none"),
     ("diffbench_max_cases = -1", "positive integer"),

@@ -306,3 +306,43 @@ def test_a_run_without_diffbench_takes_a_nested_conftest_metric(pytester: pytest
         pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=2)
     finally:
         REGISTRY.unregister("max_abs_diff")
+
+
+#: conftest.py source: a metric that cannot run, whose MetricUnavailable gives a short reason and a
+#: longer message but has no ``advice`` method (LPIPS has one) to rebuild the message from the reason.
+CONFTEST_UNAVAILABLE = CONFTEST_METRIC.replace("REGISTRY.register(MaxAbsDiff())", '''
+from pytest_diffbench.judge.metrics import MetricUnavailable
+
+
+@dataclass(frozen=True)
+class Weightless(MaxAbsDiff):
+    name: str = "weightless"
+    label: str = "Weightless"
+    reports_status: bool = True
+
+    def check_available(self, inputs):
+        raise MetricUnavailable("Weightless needs /opt/weightless.bin: download it there, or set diffbench_weightless = off",
+                                "no weights")
+
+
+REGISTRY.register(Weightless())
+''')
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_an_unavailable_metric_without_advice_warns_its_message_and_records_its_short_reason(
+        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: tuple[str, ...]) -> None:
+    from pytest_diffbench.judge import metrics
+
+    monkeypatch.setattr(metrics, "_UNAVAILABLE_MESSAGES", {})  # none kept by an earlier run of this process
+    use_fake_pipeline(project, extra=CONFTEST_UNAVAILABLE)
+    try:
+        run = run_diffbench(project, *workers, update="all")
+    finally:
+        REGISTRY.unregister("weightless")
+    run.outcome.assert_outcomes(passed=2)
+    warnings = [line for line in run.outcome.outlines if line.startswith("WARNING: Weightless")]
+    assert warnings == ["WARNING: Weightless was not computed: Weightless needs /opt/weightless.bin: download it "
+                        "there, or set diffbench_weightless = off"]
+    with open(run.folder.results, newline="", encoding="utf-8") as handle:
+        assert {row["weightless_status"] for row in csv.DictReader(handle)} == {"unavailable: no weights"}

@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+import forked_pytest
 import pytest
 from forked_pytest import ForkedChild, run_python, start_pytest, start_python
 
@@ -280,9 +281,12 @@ def test_a_wait_with_a_timeout_times_out_while_another_thread_waits(tmp_path):
         assert not waiting.is_alive() and child.returncode == 0
 
 
-def test_threads_starting_children_at_once_each_get_a_server_of_their_own(tmp_path):
+def test_threads_starting_children_at_once_each_get_a_server_of_their_own(tmp_path, monkeypatch):
     """Children started from several threads at once, with free servers already up: each is
-    forked (no two requests on one server) and gets its own input and return code back."""
+    forked (no two requests on one server) and gets its own input and return code back. Room for
+    three more servers whatever this process's earlier tests started (beyond MAX_SERVERS a child
+    starts from scratch, which is not what this test is about)."""
+    monkeypatch.setattr(forked_pytest, "MAX_SERVERS", sum(map(len, forked_pytest._servers.values())) + 3)
     code = "import sys; print(sys.stdin.read()); sys.exit(len(sys.argv))"
     for _ in range(3):  # servers started and free
         start_python(["-c", "pass"], cwd=tmp_path, env=dict(os.environ))

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["Direction", "LateRegistration", "Metric", "MetricInputs", "MetricKind",
            "MetricRegistrationError", "MetricRegistry", "MetricUnavailable", "REGISTRY", "Score",
            "claimed_names", "refused_metrics", "reserve", "score_images", "status_column", "tolerance_name",
-           "unavailable_advice"]
+           "take_unavailable_messages", "unavailable_advice", "unavailable_messages"]
 
 #: How a metric's status starts when it could not run (then the short reason).
 UNAVAILABLE = "unavailable: "
@@ -314,6 +314,8 @@ def score_images(output: "Image.Image | npt.NDArray[np.uint8]", baseline: "Image
             exc.metric = metric.name
             if mode == "required":
                 raise
+            if str(exc) != exc.reason:  # the warning says the message; the results cell only the reason
+                _UNAVAILABLE_MESSAGES.setdefault((metric.name, exc.reason), str(exc))
             scores[metric.name] = Score(None, UNAVAILABLE + exc.reason)
     if on_device is not None:
         scores.update(on_device.scores(video=frames > 1))
@@ -377,10 +379,31 @@ def _frame_score(frame_values: tuple[float, ...], direction: Direction) -> Score
     return Score(frame_values[_worst(frame_values, direction)], frame_values=frame_values)
 
 
+#: The message of each :class:`MetricUnavailable` that this process (or an xdist worker that
+#: handed it over, see :func:`take_unavailable_messages`) caught with a shorter ``reason``, by
+#: (metric name, reason): the warning of a metric without an ``advice`` method says it.
+_UNAVAILABLE_MESSAGES: dict[tuple[str, str], str] = {}
+
+
+def unavailable_messages() -> list[list[str]]:
+    """The messages :func:`score_images` kept (metric name, reason, message), as an xdist worker
+    hands them to the controller (lists of strings, which execnet carries)."""
+    return [[name, reason, message] for (name, reason), message in _UNAVAILABLE_MESSAGES.items()]
+
+
+def take_unavailable_messages(messages: Iterable[Iterable[str]]) -> None:
+    """Keep the (metric name, reason, message) triples of :func:`unavailable_messages` (an xdist
+    worker's), so this process's warning says them."""
+    for name, reason, message in messages:
+        _UNAVAILABLE_MESSAGES.setdefault((name, reason), message)
+
+
 def unavailable_advice(name: str, status: str, metrics: MetricRegistry = REGISTRY) -> str:
     """What to print once per run for metric ``name``'s status ``unavailable: <reason>`` (as
     results.csv's ``<name>_status`` holds it): the metric's whole advice (LPIPS: which file is
-    missing and where to put it) when it has one (an ``advice(reason)`` method), else the reason."""
+    missing and where to put it) when it has one (an ``advice(reason)`` method), else the message
+    of the :class:`MetricUnavailable` that gave the reason (when this process or a worker of it
+    caught it), else the reason."""
     reason = status.removeprefix(UNAVAILABLE)
     advice = getattr(metrics.get(name), "advice", None)
-    return str(advice(reason)) if callable(advice) else reason
+    return str(advice(reason)) if callable(advice) else _UNAVAILABLE_MESSAGES.get((name, reason), reason)

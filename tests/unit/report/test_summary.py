@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_diffbench.report.junit import junit_properties
-from pytest_diffbench.report.summary import SPEED_COLUMNS, badge, outcome_counts, summary_markdown, terminal_table
+from pytest_diffbench.report.summary import (SPEED_COLUMNS, badge, case_labels, outcome_counts, summary_markdown,
+                                             terminal_table)
 
 
 @pytest.fixture
@@ -15,6 +16,17 @@ def result(make_result):
                         device_name=changes.pop("device_name", "NVIDIA H200"), baseline_seconds_per_image=1.0, **changes)
         return r.with_changes(nodeid=nodeid_case) if nodeid_case else r
     return build
+
+
+def test_case_labels_are_the_short_id_unless_another_file_has_it_then_the_shortest_telling_path(result):
+    nodeids = ["t.py::test_u[s0]", "x/a/t.py::test_c[s0]", "y/a/t.py::test_c[s0]", "t.py::test_d[s0]",
+               "a/t.py::test_d[s0]", "p/T.py::K::test_e[s0]", "q/T.py::K::test_e[s0]", "q/T.py::K::test_e[s1]"]
+    assert case_labels([result(nodeid) for nodeid in nodeids]) == dict(zip(nodeids, [
+        "test_u[s0]", "x/a/t.py::test_c[s0]", "y/a/t.py::test_c[s0]", "t.py::test_d[s0]", "a/t.py::test_d[s0]",
+        "p/T.py::K::test_e[s0]", "q/T.py::K::test_e[s0]", "K::test_e[s1]"]))
+    ambiguous = [result("a/t.py::test_c[s0]"), result("b/t.py::test_c[s0]")]
+    assert terminal_table(ambiguous[:1])[1].startswith("test_c[s0] ")
+    assert terminal_table(ambiguous[:1], among=ambiguous)[1].startswith("a/t.py::test_c[s0] ")
 
 
 def test_badge_shows_seconds_memory_and_device(result):
