@@ -280,7 +280,8 @@ def read_settings(config: pytest.Config, *, baseline_dir_check: FolderCheck | No
                                              stacklevel=2)
 
 
-#: The flags that make a pytest run make diffbench cases (each implies ``--diffbench``).
+#: The flags that make a pytest run make diffbench cases: ``--diffbench``, and ``--diffbench-update(-timing)``,
+#: ``--diffbench-resume`` and ``--diffbench-calibrate``, which imply it.
 RUN_FLAGS = ("enabled", "update", "update_timing", "resume", "calibrate")
 
 
@@ -306,8 +307,7 @@ def _resolve(config: pytest.Config, baseline_dir_check: FolderCheck | None, igno
     calibrate = None if raw["calibrate"] is None else _check(_repeats, raw["calibrate"], "--diffbench-calibrate")
     resume = None if raw["resume"] is None else _check(_required("name a run id, or give the flag alone for the latest run"),
                                                        raw["resume"], "--diffbench-resume")
-    # --diffbench-update(-timing), --diffbench-resume and --diffbench-calibrate imply --diffbench
-    enabled = (bool(raw["enabled"]) or writes or resume is not None or calibrate is not None) and machine
+    enabled = machine and runs_cases(config)  # the flags are checked above; none has an ini key
     if baseline_dir_check is None:
         baseline_dir_check = "writable" if writes else "exists" if enabled else "off"
     baseline_dir = _check(_required("name a folder, relative to the rootdir"), raw["baseline_dir"], "diffbench_baseline_dir")
